@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+// Thin launcher: the CLI is compiled to dist/ by `npm run build`.
+import("../dist/coordinator/cli/main.js").catch((err) => {
+  if (err && err.code === "ERR_MODULE_NOT_FOUND" && String(err.message).includes("dist/coordinator")) {
+    console.error("mergeloom: not built yet; run `npm run build` in the repository first");
+    process.exit(2);
+  }
+  throw err;
+});

@@ -1,0 +1,77 @@
+/**
+ * The unit of work: a group of output tensors with references to their inputs. It is plain data
+ * (no functions, no tensor bytes), so the same task runs in-process, in a worker thread, or in a
+ * worker process on another machine after a trip through the codec.
+ */
+import type { DType } from "./dtype.js";
+
+export type ParamValue = number | boolean | string;
+
+/** Where the bytes of one input tensor live. */
+export interface TensorSource {
+  /** Storage URI: an absolute file path, `http(s)://…`, or `synthetic://…`. */
+  uri: string;
+  /** Absolute byte offset of the tensor's data in that object. */
+  offset: number;
+  byteLength: number;
+  dtype: DType;
+  /** The stored shape; may be larger than the output shape (embeddings: top-left crop). */
+  shape: number[];
+  /** Name of the tensor in its checkpoint (error messages, tracing). */
+  tensor: string;
+}
+
+export interface TensorInputSpec {
+  /** Model reference as written in the config. */
+  model: string;
+  source: TensorSource;
+  /** Resolved per-model parameters; a parameter that is unset and has no default is absent. */
+  params: Record<string, ParamValue>;
+  /** Added to the input after loading (task-vector transplant: model + scale·vector). */
+  addVectors?: Array<{ source: TensorSource; scale: number }>;
+}
+
+/** Where an output tensor's bytes go. */
+export interface TensorDestination {
+  /** Output shard file URI (inside the job's temporary output directory), or `discard://`. */
+  uri: string;
+  /** Absolute byte offset inside that shard. */
+  offset: number;
+  byteLength: number;
+}
+
+export interface TensorTask {
+  name: string;
+  shape: number[];
+  outDtype: DType;
+  method: string;
+  params: Record<string, ParamValue>;
+  inputs: TensorInputSpec[];
+  /** Index of the base model in `inputs`, -1 when none. */
+  baseIndex: number;
+  dest: TensorDestination;
+}
+
+export interface MergeTask {
+  jobId: string;
+  taskId: string;
+  /** Seed for the random methods; each tensor derives its own stream from (seed, name). */
+  seed: number;
+  tensors: TensorTask[];
+}
+
+export interface TensorResult {
+  name: string;
+  byteLength: number;
+  /** Hex SHA-256 of the output bytes when the sink checksums (discard://, object store). */
+  sha256?: string;
+}
+
+export interface MergeTaskResult {
+  taskId: string;
+  tensors: TensorResult[];
+  bytesRead: number;
+  bytesWritten: number;
+  durationMs: number;
+  worker?: string;
+}

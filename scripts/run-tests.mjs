@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+// Runs every compiled *.test.js under dist/ with node's test runner. Node 20 has no glob support
+// in `node --test`, so the file list is collected here. Integration tests (dist/test/) run with
+// concurrency 1: they start servers and processes and share the machine's two cores.
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+
+function collect(dir, out = []) {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) collect(p, out);
+    else if (name.endsWith(".test.js")) out.push(p);
+  }
+  return out;
+}
+const filter = process.argv.slice(2);
+let files = collect("dist").sort();
+if (filter.length) files = files.filter((f) => filter.some((s) => f.includes(s)));
+const unit = files.filter((f) => !f.startsWith(join("dist", "test")));
+const integration = files.filter((f) => f.startsWith(join("dist", "test")));
+let failed = false;
+for (const [label, group, conc] of [["unit", unit, 2], ["integration", integration, 1]]) {
+  if (!group.length) continue;
+  console.log(`\n# ${label} tests (${group.length} files)`);
+  const r = spawnSync(process.execPath, ["--test", `--test-concurrency=${conc}`, ...group], { stdio: "inherit" });
+  if (r.status !== 0) failed = true;
+}
+process.exit(failed ? 1 : 0);
