@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+/**
+ * The mergeloom command line. Every command fails with a one-line error and a non-zero exit code;
+ * it is the only place (with the worker entry) that reads the environment.
+ */
+import { Command, Option } from "commander";
+import { MergeloomError, errorMessage } from "../../proto/errors.js";
+import { parseIntFlag, parseSize } from "./parse-size.js";
+import { registerMergeCommands } from "./merge-commands.js";
+import { registerEvalCommand } from "./eval-command.js";
+
+export function buildProgram(): Command {
+  const program = new Command("mergeloom")
+    .description("Merge LLM checkpoints with mergekit's configs and numerics — locally or across a NATS cluster")
+    .version("0.1.0")
+    .showHelpAfterError("(run with --help for usage)");
+  registerMergeCommands(program);
+  registerEvalCommand(program);
+  return program;
+}
+
+export { parseIntFlag, parseSize, Option };
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number };
+    if (typeof e.code === "string" && e.code.startsWith("commander.")) {
+      process.exit(e.exitCode ?? 2);
+    }
+    const msg = errorMessage(err).split("\n")[0];
+    process.stderr.write(`mergeloom: ${msg}\n`);
+    if (process.env.MERGELOOM_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.exit(err instanceof MergeloomError && err.code === "USAGE" ? 2 : 1);
+  }
+}
+
+await main(process.argv);

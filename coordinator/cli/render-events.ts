@@ -1,0 +1,65 @@
+/** Renders merge events: a progress bar (tensors, bytes, rate, ETA) on a TTY, JSON lines with --json. */
+import cliProgress from "cli-progress";
+import type { MergeEvent, MergeEventSink } from "../merge/merge-events.js";
+
+export function formatBytes(n: number): string {
+  const u = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1000 && i < u.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${n.toFixed(i ? 2 : 0)} ${u[i]}`;
+}
+
+export function createEventRenderer(opts: { json: boolean; stream?: NodeJS.WriteStream }): { sink: MergeEventSink; stop(): void } {
+  const stream = opts.stream ?? process.stderr;
+  if (opts.json) {
+    return { sink: (e: MergeEvent) => process.stdout.write(JSON.stringify({ ts: new Date().toISOString(), ...e }) + "\n"), stop() {} };
+  }
+  let bar: cliProgress.SingleBar | undefined;
+  let bytesTotal = 0;
+  let bytesDone = 0;
+  let started = 0;
+  const sink = (e: MergeEvent) => {
+    switch (e.type) {
+      case "plan":
+        stream.write(
+          `plan: ${e.tensors} tensors in ${e.tasks} tasks → ${e.shards} shard(s); read ${formatBytes(e.bytesToRead)}, write ${formatBytes(e.bytesToWrite)}, peak memory ≈ ${formatBytes(e.peakMemoryBytes)}\n`,
+        );
+        bytesTotal = e.bytesToWrite;
+        started = performance.now();
+        if (stream.isTTY) {
+          bar = new cliProgress.SingleBar(
+            { format: " {bar} {percentage}% | tasks {value}/{total} | {bytes} | {rate} | ETA {eta_formatted}", stream, hideCursor: true },
+            cliProgress.Presets.shades_classic,
+          );
+          bar.start(e.tasks, 0, { bytes: "0 B", rate: "-" });
+        }
+        break;
+      case "task": {
+        if (bar) {
+          const secs = (performance.now() - started) / 1000;
+          bytesDone = (bytesTotal * e.done) / e.total;
+          bar.update(e.done, { bytes: `${formatBytes(bytesDone)}/${formatBytes(bytesTotal)}`, rate: `${formatBytes(bytesDone / Math.max(secs, 1e-3))}/s` });
+        }
+        break;
+      }
+      case "assemble":
+        bar?.stop();
+        bar = undefined;
+        break;
+      case "done":
+        bar?.stop();
+        bar = undefined;
+        stream.write(`merged ${e.tensors} tensors in ${e.seconds.toFixed(2)} s (read ${formatBytes(e.bytesRead)}, wrote ${formatBytes(e.bytesWritten)})\n`);
+        break;
+      case "warning":
+        stream.write(`warning: ${e.message}\n`);
+        break;
+      default:
+        break;
+    }
+  };
+  return { sink, stop: () => bar?.stop() };
+}

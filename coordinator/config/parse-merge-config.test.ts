@@ -1,0 +1,333 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { ConfigError, UnknownMethodError } from "../../proto/errors.js";
+import { defineMergeMethod } from "../../worker/merge/define-merge-method.js";
+import { MergeMethodRegistry } from "../../worker/merge/merge-method-registry.js";
+import { bool, num, optionalNum, str } from "../../worker/merge/params.js";
+import { parseMergeConfig } from "./parse-merge-config.js";
+
+// A small registry shaped like mergekit's methods; the real implementations live elsewhere.
+const noMerge = () => new Float32Array(0);
+const gta = (name: string) =>
+  defineMergeMethod({
+    name, reference: "test", base: "required", merge: noMerge,
+    params: { normalize: bool(true), rescale: bool(false), lambda: num(1), int8_mask: bool(false) },
+    modelParams: { weight: num(), density: num(1) },
+  });
+const registry = new MergeMethodRegistry([
+  defineMergeMethod({ name: "linear", reference: "test", base: "none", merge: noMerge, params: { normalize: bool(true) }, modelParams: { weight: num() } }),
+  defineMergeMethod({ name: "slerp", reference: "test", base: "required", merge: noMerge, params: { t: num() }, modelParams: {} }),
+  defineMergeMethod({ name: "passthrough", reference: "test", base: "none", merge: noMerge, params: {}, modelParams: { scale: optionalNum() } }),
+  defineMergeMethod({ name: "toy", reference: "test", base: "optional", merge: noMerge, params: { mode: str("alpha", ["alpha", "beta"]) }, modelParams: {} }),
+  gta("ties"),
+  gta("dare_ties"),
+]);
+
+const parse = (text: string) => parseMergeConfig(text, "merge.yml", registry);
+
+/** Asserts a ConfigError at `path` whose message contains every fragment. */
+function rejects(text: string, path: string, ...fragments: string[]): void {
+  assert.throws(() => parse(text), (e: unknown) => {
+    assert.ok(e instanceof ConfigError, `expected ConfigError, got ${String(e)}`);
+    assert.equal(e.path, path, e.message);
+    for (const f of fragments) assert.ok(e.message.includes(f), `'${f}' not in: ${e.message}`);
+    return true;
+  });
+}
+
+const LINEAR = `models:\n  - model: ./a\n    parameters: {weight: 1}\n  - model: ./b\n    parameters: {weight: 2}\nmerge_method: linear\n`;
+
+describe("parseMergeConfig: mergekit example configs", () => {
+  test("a ties config in the models form becomes one slice of whole-model sources with gradients and filters", () => {
+    const cfg = parse(`models:
+  - model: ./orca
+    parameters:
+      density: [1, 0.7, 0.1] # density gradient
+      weight: 1.0
+  - model: ./platypus
+    parameters:
+      density: 0.5
+      weight: [0, 0.3, 0.7, 1]
+  - model: ./wizardmath
+    parameters:
+      density: 0.33
+      weight:
+        - filter: mlp
+          value: 0.5
+        - value: 0
+merge_method: ties
+base_model: ./llama-base
+parameters:
+  normalize: true
+  int8_mask: true
+dtype: float16
+`);
+    assert.equal(cfg.mergeMethod, "ties");
+    assert.equal(cfg.baseModel, "./llama-base");
+    assert.equal(cfg.fromModels, true);
+    assert.equal(cfg.dtype, "F16");
+    assert.equal(cfg.outDtype, undefined);
+    assert.deepEqual(cfg.parameters, { normalize: true, int8_mask: true });
+    assert.deepEqual(cfg.slices, [{
+      sources: [
+        { model: "./orca", parameters: { density: [1, 0.7, 0.1], weight: 1 } },
+        { model: "./platypus", parameters: { density: 0.5, weight: [0, 0.3, 0.7, 1] } },
+        { model: "./wizardmath", parameters: { density: 0.33, weight: [{ filter: "mlp", value: 0.5 }, { value: 0 }] } },
+      ],
+    }]);
+    assert.equal(cfg.file, "merge.yml");
+    assert.ok(cfg.sourceText.includes("wizardmath"));
+  });
+
+  test("a dare_ties config with top-level defaults, lambda and out_dtype parses", () => {
+    const cfg = parse(`merge_method: dare_ties
+base_model: base
+models:
+  - model: base
+  - model: m1
+    parameters: {density: 0.53, weight: 0.4}
+  - model: m2
+    parameters: {density: 0.53, weight: 0.6}
+parameters:
+  int8_mask: true
+  lambda: 1.1
+  density: 0.9
+dtype: float32
+out_dtype: bfloat16
+tokenizer_source: base
+chat_template: chatml
+`);
+    assert.equal(cfg.slices[0].sources.length, 3);
+    assert.deepEqual(cfg.slices[0].sources[0], { model: "base" });
+    assert.deepEqual(cfg.parameters, { int8_mask: true, lambda: 1.1, density: 0.9 });
+    assert.equal(cfg.dtype, "F32");
+    assert.equal(cfg.outDtype, "BF16");
+    assert.equal(cfg.tokenizerSource, "base");
+    assert.equal(cfg.chatTemplate, "chatml");
+  });
+
+  test("the gradient-slerp example keeps layer ranges and filter/value t gradients", () => {
+    const cfg = parse(`slices:
+  - sources:
+      - model: psmathur/orca_mini_v3_13b
+        layer_range: [0, 40]
+      - model: garage-bAInd/Platypus2-13B
+        layer_range: [0, 40]
+merge_method: slerp
+base_model: psmathur/orca_mini_v3_13b
+parameters:
+  t:
+    - filter: self_attn
+      value: [0, 0.5, 0.3, 0.7, 1]
+    - filter: mlp
+      value: [1, 0.5, 0.7, 0.3, 0]
+    - value: 0.5 # fallback for rest of tensors
+dtype: float16
+`);
+    assert.equal(cfg.fromModels, false);
+    assert.deepEqual(cfg.slices, [{
+      sources: [
+        { model: "psmathur/orca_mini_v3_13b", layerRange: [0, 40] },
+        { model: "garage-bAInd/Platypus2-13B", layerRange: [0, 40] },
+      ],
+    }]);
+    assert.deepEqual(cfg.parameters, {
+      t: [
+        { filter: "self_attn", value: [0, 0.5, 0.3, 0.7, 1] },
+        { filter: "mlp", value: [1, 0.5, 0.7, 0.3, 0] },
+        { value: 0.5 },
+      ],
+    });
+  });
+
+  test("a passthrough frankenmerge keeps one slice per range in order", () => {
+    const cfg = parse(`slices:
+  - sources:
+    - model: ./orca
+      layer_range: [0, 24]
+  - sources:
+    - model: ./platypus
+      layer_range: [20, 40]
+      parameters: {scale: 0.5}
+merge_method: passthrough
+dtype: float16
+`);
+    assert.deepEqual(cfg.slices, [
+      { sources: [{ model: "./orca", layerRange: [0, 24] }] },
+      { sources: [{ model: "./platypus", layerRange: [20, 40], parameters: { scale: 0.5 } }] },
+    ]);
+  });
+
+  test("mergekit's long model reference form {model: {path}} is accepted", () => {
+    const cfg = parse(`models:
+  - model: {model: {path: ./a}}
+    parameters: {weight: 1}
+  - model:
+      model: ./b
+    parameters: {weight: 1}
+merge_method: linear
+base_model: {model: {path: ./a}}
+`);
+    assert.deepEqual(cfg.slices[0].sources.map((s) => s.model), ["./a", "./b"]);
+    assert.equal(cfg.baseModel, "./a");
+  });
+
+  test("the vectors extension parses path and scale, scale defaulting to 1", () => {
+    const cfg = parse(`models:
+  - model: ./a
+    parameters: {weight: 1}
+    vectors:
+      - {path: ./reasoning-vector, scale: 0.5}
+      - {path: ./toxic-vector, scale: -1}
+      - path: ./plain
+merge_method: linear
+`);
+    assert.deepEqual(cfg.slices[0].sources[0].vectors, [
+      { path: "./reasoning-vector", scale: 0.5 },
+      { path: "./toxic-vector", scale: -1 },
+      { path: "./plain", scale: 1 },
+    ]);
+  });
+
+  test("keys mergekit ignores (top-level name, slice residual_weight) are accepted", () => {
+    const cfg = parse(`name: stage1\n${LINEAR}`);
+    assert.equal(cfg.mergeMethod, "linear");
+    const s = parse(`slices:\n  - sources: [{model: ./a, layer_range: [0, 2]}]\n    residual_weight: 0.1\nmerge_method: passthrough\n`);
+    assert.deepEqual(s.slices, [{ sources: [{ model: "./a", layerRange: [0, 2] }] }]);
+  });
+
+  test("tokenizer.source maps to tokenizerSource and defaults to union", () => {
+    assert.equal(parse(`${LINEAR}tokenizer:\n  source: ./a\n`).tokenizerSource, "./a");
+    assert.equal(parse(`${LINEAR}tokenizer: {}\n`).tokenizerSource, "union");
+  });
+
+  test("dtype accepts torch-prefixed names and YAML 1.1 booleans like PyYAML", () => {
+    const cfg = parse(`${LINEAR}dtype: torch.bfloat16\nparameters: {normalize: no}\n`);
+    assert.equal(cfg.dtype, "BF16");
+    assert.deepEqual(cfg.parameters, { normalize: false });
+  });
+});
+
+describe("parseMergeConfig: rules", () => {
+  test("malformed YAML is reported with file, line and column", () => {
+    rejects(`models:\n  - model: ./a\n    parameters: {weight: [1, 2}\nmerge_method: linear\n`, "", "merge.yml:3:", "invalid YAML");
+  });
+
+  test("a missing merge_method is an error listing the known methods", () => {
+    rejects(`models:\n  - model: ./a\n`, "merge_method", "merge_method is missing", "linear, passthrough");
+  });
+
+  test("an unknown merge_method lists the known ones", () => {
+    assert.throws(() => parse(LINEAR.replace("merge_method: linear", "merge_method: tie")), (e: unknown) => {
+      assert.ok(e instanceof UnknownMethodError);
+      assert.match(e.message, /unknown merge method 'tie' \(known: dare_ties, linear, passthrough, slerp, ties, toy\)/);
+      return true;
+    });
+  });
+
+  test("an unknown top-level key is an error that suggests the closest key", () => {
+    rejects(`${LINEAR}base_modle: ./a\n`, "base_modle", "unknown key 'base_modle'", "did you mean 'base_model'?", "merge.yml:7:");
+  });
+
+  test("modules is rejected as not supported yet", () => {
+    rejects(`${LINEAR}modules:\n  text: {models: [{model: ./a}]}\n`, "modules", "not supported yet");
+  });
+
+  test("unknown keys in slices and sources are errors too", () => {
+    rejects(`slices:\n  - sources: [{model: ./a, layers_range: [0, 2]}]\nmerge_method: passthrough\n`, "slices[0].sources[0].layers_range", "did you mean 'layer_range'?");
+  });
+
+  test("setting both models and slices is an error", () => {
+    rejects(`${LINEAR}slices:\n  - sources: [{model: ./a, layer_range: [0, 2]}]\n`, "slices", "both `models:` and `slices:`");
+  });
+
+  test("setting neither models nor slices (or only empty lists) is an error", () => {
+    rejects(`merge_method: linear\n`, "", "neither `models:` nor `slices:`");
+    rejects(`merge_method: linear\nmodels: []\n`, "", "neither");
+  });
+
+  test("a misspelled parameter name suggests the closest valid one and lists them", () => {
+    rejects(LINEAR.replace("{weight: 2}", "{wieght: 2}"), "models[1].parameters.wieght", "did you mean 'weight'?", "(valid per model: weight)");
+    rejects(`${LINEAR.replace("linear", "ties")}base_model: ./a\nparameters: {normalise: true}\n`, "parameters.normalise", "did you mean 'normalize'?", "density, int8_mask, lambda, normalize, rescale, weight");
+  });
+
+  test("a global parameter set on a model is an error that says where it belongs", () => {
+    rejects(LINEAR.replace("{weight: 2}", "{weight: 2, normalize: false}"), "models[1].parameters.normalize", "global parameter", "top-level");
+  });
+
+  test("a value of the wrong type is an error", () => {
+    rejects(LINEAR.replace("{weight: 2}", `{weight: "abc"}`), "models[1].parameters.weight", "must be a number", 'string "abc"');
+    rejects(LINEAR.replace("{weight: 2}", "{weight: [0, abc]}"), "models[1].parameters.weight[1]", "must be a number");
+    rejects(`${LINEAR}parameters: {normalize: maybe}\n`, "parameters.normalize", "true or false");
+    rejects(LINEAR.replace("{weight: 2}", "{weight: []}"), "models[1].parameters.weight", "empty list");
+    rejects(LINEAR.replace("{weight: 2}", "{weight: [{filter: mlp, value: x}]}"), "models[1].parameters.weight[0].value", "must be a number");
+    rejects(LINEAR.replace("{weight: 2}", "{weight: [{filter: mlp, valeu: 1}]}"), "models[1].parameters.weight[0].valeu", "did you mean 'value'?");
+  });
+
+  test("a string parameter outside its choices lists the valid ones", () => {
+    rejects(`${LINEAR.replace("linear", "toy").replace(/ +parameters: \{weight: \d\}\n/g, "")}parameters: {mode: alpah}\n`, "parameters.mode", "did you mean 'alpha'?", "alpha, beta");
+  });
+
+  test("layer_range must be two integers with start < end", () => {
+    const mk = (lr: string) => `slices:\n  - sources: [{model: ./a, layer_range: ${lr}}]\nmerge_method: passthrough\n`;
+    rejects(mk("[4, 2]"), "slices[0].sources[0].layer_range", "[start, end]");
+    rejects(mk("[2, 2]"), "slices[0].sources[0].layer_range", "start < end");
+    rejects(mk("[0, 2.5]"), "slices[0].sources[0].layer_range", "two integers");
+    rejects(mk("[0, 1, 2]"), "slices[0].sources[0].layer_range", "two integers");
+    rejects(`slices:\n  - sources: [{model: ./a}]\nmerge_method: passthrough\n`, "slices[0].sources[0].layer_range", "missing");
+  });
+
+  test("layer_range in the models form is rejected", () => {
+    rejects(LINEAR.replace("  - model: ./b\n", "  - model: ./b\n    layer_range: [0, 2]\n"), "models[1].layer_range", "only valid in `slices:`");
+  });
+
+  test("sources of one slice must span the same number of layers", () => {
+    rejects(`slices:\n  - sources:\n    - {model: ./a, layer_range: [0, 4]}\n    - {model: ./b, layer_range: [0, 3]}\nmerge_method: slerp\nbase_model: ./a\nparameters: {t: 0.5}\n`,
+      "slices[0].sources[1].layer_range", "same number of layers");
+  });
+
+  test("dtype and out_dtype must be known names, listed in the error", () => {
+    rejects(`${LINEAR}dtype: float8\n`, "dtype", "unknown dtype", "bfloat16");
+    rejects(`${LINEAR}out_dtype: int4\n`, "out_dtype", "float16");
+  });
+
+  test("a method that requires a base fails without base_model", () => {
+    rejects(LINEAR.replace("linear", "ties"), "base_model", "'ties' needs a base model");
+  });
+
+  test("in the slices form a required base must be among each slice's sources", () => {
+    rejects(`slices:\n  - sources:\n    - {model: ./a, layer_range: [0, 4]}\n    - {model: ./b, layer_range: [0, 4]}\nmerge_method: slerp\nbase_model: ./c\nparameters: {t: 0.5}\n`,
+      "slices[0].sources", "among each slice's sources");
+  });
+
+  test("LoRA syntax a+b is rejected as not supported yet, in short and long form", () => {
+    rejects(LINEAR.replace("./b", "./b+./lora"), "models[1].model", "LoRA adapters are not supported yet");
+    rejects(LINEAR.replace("./b", "{model: {path: ./b}, lora: {path: ./l}}"), "models[1].model.lora", "LoRA adapters are not supported yet");
+  });
+
+  test("hub revisions (path@rev) are rejected with a local-path fix", () => {
+    rejects(LINEAR.replace("./b", "org/b@main"), "models[1].model", "local checkpoint directory");
+  });
+
+  test("tokenizer_source and tokenizer together are an error, and tokenizer.tokens is unsupported", () => {
+    rejects(`${LINEAR}tokenizer_source: union\ntokenizer: {source: union}\n`, "tokenizer", "keep one");
+    rejects(`${LINEAR}tokenizer: {tokens: {x: {source: ./a}}}\n`, "tokenizer.tokens", "not supported yet");
+  });
+
+  test("a slice base_model different from the top-level one is rejected", () => {
+    rejects(`slices:\n  - sources: [{model: ./a, layer_range: [0, 2]}]\n    base_model: ./z\nmerge_method: passthrough\n`, "slices[0].base_model", "not supported yet");
+  });
+
+  test("vectors entries need a path and a numeric scale", () => {
+    rejects(LINEAR.replace("  - model: ./b\n", "  - model: ./b\n    vectors: [{scale: 1}]\n"), "models[1].vectors[0].path", "non-empty string");
+    rejects(LINEAR.replace("  - model: ./b\n", "  - model: ./b\n    vectors: [{path: ./v, scale: big}]\n"), "models[1].vectors[0].scale", "must be a number");
+  });
+
+  test("the top level must be a mapping", () => {
+    rejects(`- a\n- b\n`, "", "must be a YAML mapping");
+  });
+
+  test("duplicate keys are reported as invalid YAML with their line", () => {
+    rejects(`${LINEAR}merge_method: ties\n`, "", "merge.yml:7:");
+  });
+});

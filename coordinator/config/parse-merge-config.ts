@@ -1,0 +1,372 @@
+/**
+ * mergekit YAML → validated MergeConfig. Accepts mergekit's format unchanged (mergekit/config.py:
+ * MergeConfiguration and friends; ModelReference from mergekit/common.py) and rejects, with the
+ * field path, its location and the fix, what mergekit would silently ignore or fail on much later
+ * (misspelled keys and parameter names, global parameters set per model, wrong value types).
+ * Checks are written by hand rather than with a schema library: almost every rule needs its own
+ * message (closest name, valid choices, location), which is clearer inline.
+ */
+import { isMap, isNode, LineCounter, parseDocument, type Document } from "yaml";
+import { CONFIG_DTYPE_NAMES, parseConfigDType, type FloatDType } from "../../proto/dtype.js";
+import { ConfigError, UnknownMethodError } from "../../proto/errors.js";
+import type { MergeMethod } from "../../worker/merge/define-merge-method.js";
+import type { MergeMethodRegistry } from "../../worker/merge/merge-method-registry.js";
+import type { ParamSpec, ParamValue } from "../../worker/merge/params.js";
+import { closestName } from "./closest-name.js";
+import type {
+  ConditionalParam, MergeConfig, ParamExpr, ParamScope, SliceConfig, SourceConfig, TaskVectorRef,
+} from "./merge-config.js";
+
+type Seg = string | number;
+type Obj = Record<string, unknown>;
+
+const TOP_KEYS = [
+  "merge_method", "slices", "models", "parameters", "base_model", "dtype", "out_dtype",
+  "tokenizer_source", "tokenizer", "chat_template", "modules",
+] as const;
+/** Keys mergekit reads and then ignores: `name` names a stage for mergekit-multi. */
+const IGNORED_TOP_KEYS = ["name"];
+/** `residual_weight` is declared on mergekit's OutputSliceDefinition but never used. */
+const SLICE_KEYS = ["sources", "parameters", "base_model", "residual_weight"];
+const SOURCE_KEYS = ["model", "layer_range", "parameters", "vectors"];
+const MODEL_KEYS = ["model", "parameters", "vectors"];
+const MODEL_REF_KEYS = ["model", "lora", "override_architecture"];
+const MODEL_PATH_KEYS = ["path", "revision"];
+const TOKENIZER_KEYS = ["source", "tokens", "pad_to_multiple_of"];
+const VECTOR_KEYS = ["path", "scale"];
+const CONDITIONAL_KEYS = ["filter", "value"];
+
+function formatPath(segs: readonly Seg[]): string {
+  let out = "";
+  for (const s of segs) out += typeof s === "number" ? `[${s}]` : out === "" ? s : `.${s}`;
+  return out;
+}
+
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return "nothing";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+class Reader {
+  constructor(
+    private readonly doc: Document,
+    private readonly lines: LineCounter,
+    readonly file: string,
+  ) {}
+
+  /** The nearest position in the file of `segs` (or of its closest existing parent). */
+  private where(segs: readonly Seg[]): string {
+    for (let n = segs.length; n >= 0; n--) {
+      const node: unknown = n === 0 ? this.doc.contents : this.doc.getIn(segs.slice(0, n), true);
+      if (isNode(node) && node.range) {
+        const { line, col } = this.lines.linePos(node.range[0]);
+        return `${this.file}:${line}:${col}`;
+      }
+    }
+    return this.file;
+  }
+
+  fail(segs: readonly Seg[], message: string): never {
+    throw new ConfigError(formatPath(segs), `${message} (at ${this.where(segs)})`);
+  }
+
+  /** Rejects keys outside `allowed` (suggesting the closest), skipping `ignored`. */
+  checkKeys(obj: Obj, segs: readonly Seg[], allowed: readonly string[], what: string, ignored: readonly string[] = []): void {
+    for (const key of Object.keys(obj)) {
+      if (allowed.includes(key) || ignored.includes(key)) continue;
+      const near = closestName(key, allowed);
+      this.fail([...segs, key], `unknown key '${key}' in ${what}${near ? `; did you mean '${near}'?` : ""} (valid: ${allowed.join(", ")})`);
+    }
+  }
+
+  mapping(v: unknown, segs: readonly Seg[], what: string): Obj {
+    if (!isObj(v)) this.fail(segs, `${what} must be a mapping, got ${describe(v)}`);
+    return v;
+  }
+
+  string(v: unknown, segs: readonly Seg[], what: string): string {
+    if (typeof v !== "string" || v === "") this.fail(segs, `${what} must be a non-empty string, got ${describe(v)}`);
+    return v;
+  }
+
+  list(v: unknown, segs: readonly Seg[], what: string): unknown[] {
+    if (!Array.isArray(v) || v.length === 0) this.fail(segs, `${what} must be a non-empty list, got ${describe(v)}`);
+    return v;
+  }
+}
+
+/** Parses and validates a mergekit merge config; throws ConfigError / UnknownMethodError. */
+export function parseMergeConfig(text: string, file: string, registry: MergeMethodRegistry): MergeConfig {
+  const lines = new LineCounter();
+  // YAML 1.1 like mergekit's PyYAML (`yes`/`on` are booleans); `1e-3` is still read as a number.
+  const doc = parseDocument(text, { version: "1.1", lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const { line, col } = lines.linePos(e.pos[0]);
+    const at = `${file}:${line}:${col}`;
+    throw new ConfigError("", `parse ${at}: invalid YAML: ${e.message.split("\n")[0]}`, { cause: e });
+  }
+  const r: Reader = new Reader(doc, lines, file);
+  const root: unknown = doc.toJS({ maxAliasCount: 1000 });
+  if (!isMap(doc.contents) || !isObj(root)) r.fail([], `the file must be a YAML mapping with merge_method and models or slices, got ${describe(root)}`);
+
+  r.checkKeys(root, [], TOP_KEYS, "the merge config", IGNORED_TOP_KEYS);
+  if (root.modules !== undefined && root.modules !== null) {
+    r.fail(["modules"], "multi-module configs (`modules:`) are not supported yet; use `models:` or `slices:`");
+  }
+
+  if (root.merge_method === undefined || root.merge_method === null) {
+    r.fail(["merge_method"], `merge_method is missing; add e.g. \`merge_method: linear\` (known: ${registry.names().join(", ")})`);
+  }
+  const methodName = r.string(root.merge_method, ["merge_method"], "merge_method");
+  if (!registry.has(methodName)) throw new UnknownMethodError(methodName, registry.names());
+  const method = registry.get(methodName);
+
+  const baseModel = present(root.base_model) ? parseModelRef(r, root.base_model, ["base_model"]) : undefined;
+
+  // mergekit: exactly one of models/slices, where an empty list counts as absent.
+  const hasModels = Array.isArray(root.models) ? root.models.length > 0 : present(root.models);
+  const hasSlices = Array.isArray(root.slices) ? root.slices.length > 0 : present(root.slices);
+  if (hasModels && hasSlices) r.fail(["slices"], "both `models:` and `slices:` are set; keep exactly one");
+  if (!hasModels && !hasSlices) r.fail([], "neither `models:` nor `slices:` lists any model; add one of them");
+
+  const slices = hasModels
+    ? [{ sources: r.list(root.models, ["models"], "models").map((m, i) => parseSource(r, method, m, ["models", i], false)) }]
+    : r.list(root.slices, ["slices"], "slices").map((s, i) => parseSlice(r, method, s, ["slices", i], baseModel));
+
+  const cfg: MergeConfig = { mergeMethod: methodName, fromModels: hasModels, slices, sourceText: text, file };
+  if (baseModel !== undefined) cfg.baseModel = baseModel;
+  if (present(root.parameters)) cfg.parameters = parseScope(r, method, root.parameters, ["parameters"], "global");
+  if (present(root.dtype)) cfg.dtype = parseDType(r, root.dtype, ["dtype"]);
+  if (present(root.out_dtype)) cfg.outDtype = parseDType(r, root.out_dtype, ["out_dtype"]);
+  const tokenizerSource = parseTokenizer(r, root);
+  if (tokenizerSource !== undefined) cfg.tokenizerSource = tokenizerSource;
+  if (present(root.chat_template)) cfg.chatTemplate = r.string(root.chat_template, ["chat_template"], "chat_template");
+
+  checkBase(r, method, cfg);
+  return cfg;
+}
+
+function present(v: unknown): boolean {
+  return v !== undefined && v !== null;
+}
+
+function checkBase(r: Reader, method: MergeMethod, cfg: MergeConfig): void {
+  if (method.base !== "required") return;
+  if (cfg.baseModel === undefined) {
+    r.fail(["base_model"], `merge method '${method.name}' needs a base model; add \`base_model: <path>\``);
+  }
+  // In the slices form the base is not appended: each slice must list it, or its tensors are missing.
+  if (!cfg.fromModels) {
+    cfg.slices.forEach((s, i) => {
+      if (!s.sources.some((src) => src.model === cfg.baseModel)) {
+        r.fail(["slices", i, "sources"], `merge method '${method.name}' needs the base model '${cfg.baseModel}' among each slice's sources; add it with the same layer_range`);
+      }
+    });
+  }
+}
+
+function parseSlice(r: Reader, method: MergeMethod, v: unknown, segs: Seg[], baseModel: string | undefined): SliceConfig {
+  const obj = r.mapping(v, segs, "a slice");
+  r.checkKeys(obj, segs, SLICE_KEYS, "a slice");
+  if (present(obj.base_model)) {
+    const sliceBase = parseModelRef(r, obj.base_model, [...segs, "base_model"]);
+    if (sliceBase !== baseModel) {
+      r.fail([...segs, "base_model"], `a per-slice base_model different from the top-level base_model is not supported yet; set the top-level base_model to '${sliceBase}' or remove this one`);
+    }
+  }
+  if (present(obj.residual_weight) && typeof obj.residual_weight !== "number") {
+    r.fail([...segs, "residual_weight"], `residual_weight must be a number, got ${describe(obj.residual_weight)}`);
+  }
+  const sources = r.list(obj.sources, [...segs, "sources"], "sources").map((s, i) => parseSource(r, method, s, [...segs, "sources", i], true));
+  const lengths = sources.map((s) => (s.layerRange ? s.layerRange[1] - s.layerRange[0] : 0));
+  const bad = lengths.findIndex((n) => n !== lengths[0]);
+  if (bad > 0) {
+    r.fail([...segs, "sources", bad, "layer_range"], `all sources of a slice must span the same number of layers (source 0 has ${lengths[0]}, source ${bad} has ${lengths[bad]})`);
+  }
+  const slice: SliceConfig = { sources };
+  if (present(obj.parameters)) slice.parameters = parseScope(r, method, obj.parameters, [...segs, "parameters"], "global");
+  return slice;
+}
+
+function parseSource(r: Reader, method: MergeMethod, v: unknown, segs: Seg[], inSlice: boolean): SourceConfig {
+  const what = inSlice ? "a slice source" : "a models entry";
+  const obj = r.mapping(v, segs, what);
+  if (!inSlice && "layer_range" in obj) {
+    r.fail([...segs, "layer_range"], "layer_range is only valid in `slices:` sources; `models:` always merges whole models (use `slices:` to pick layers)");
+  }
+  r.checkKeys(obj, segs, inSlice ? SOURCE_KEYS : MODEL_KEYS, what);
+  if (!present(obj.model)) r.fail([...segs, "model"], `${what} needs \`model: <path>\``);
+  const src: SourceConfig = { model: parseModelRef(r, obj.model, [...segs, "model"]) };
+  if (inSlice) src.layerRange = parseLayerRange(r, obj.layer_range, [...segs, "layer_range"]);
+  if (present(obj.parameters)) src.parameters = parseScope(r, method, obj.parameters, [...segs, "parameters"], "model");
+  if (present(obj.vectors)) src.vectors = parseVectors(r, obj.vectors, [...segs, "vectors"]);
+  return src;
+}
+
+function parseLayerRange(r: Reader, v: unknown, segs: Seg[]): [number, number] {
+  const fix = "write it as [start, end] with integers 0 ≤ start < end (end exclusive)";
+  if (!present(v)) r.fail(segs, `layer_range is missing; ${fix}`);
+  if (!Array.isArray(v) || v.length !== 2 || !v.every((x) => Number.isInteger(x))) {
+    r.fail(segs, `layer_range must be two integers, got ${JSON.stringify(v)}; ${fix}`);
+  }
+  const [start, end] = v as [number, number];
+  if (start < 0 || start >= end) r.fail(segs, `layer_range [${start}, ${end}] is empty or negative; ${fix}`);
+  return [start, end];
+}
+
+/** mergekit's ModelReference: `path`, `path@revision`, `path+lora`, or the long form. */
+function parseModelRef(r: Reader, v: unknown, segs: Seg[]): string {
+  if (typeof v === "string") return checkModelPath(r, v, segs, true);
+  if (!isObj(v)) r.fail(segs, `a model reference must be a path string or {model: {path: ...}}, got ${describe(v)}`);
+  r.checkKeys(v, segs, MODEL_REF_KEYS, "a model reference");
+  if (present(v.lora)) r.fail([...segs, "lora"], "LoRA adapters are not supported yet; merge the adapter into its model first and reference the result");
+  if (present(v.override_architecture)) r.fail([...segs, "override_architecture"], "override_architecture is not supported yet; remove it");
+  const inner = v.model;
+  const innerSegs = [...segs, "model"];
+  if (typeof inner === "string") return checkModelPath(r, inner, innerSegs, false);
+  if (!isObj(inner)) r.fail(innerSegs, `model must be a path string or {path: ...}, got ${describe(inner)}`);
+  r.checkKeys(inner, innerSegs, MODEL_PATH_KEYS, "a model path");
+  if (present(inner.revision)) r.fail([...innerSegs, "revision"], "model revisions select a Hugging Face Hub version, which mergeloom does not download; point `path` at a local checkpoint directory");
+  return checkModelPath(r, r.string(inner.path, [...innerSegs, "path"], "path"), [...innerSegs, "path"], false);
+}
+
+function checkModelPath(r: Reader, s: string, segs: Seg[], short: boolean): string {
+  if (s === "") r.fail(segs, "the model path is empty; write the checkpoint directory");
+  if (short && s.includes("+")) {
+    r.fail(segs, `'${s}' is mergekit's model+LoRA syntax; LoRA adapters are not supported yet (merge the adapter into its model first)`);
+  }
+  if (s.includes("@")) {
+    r.fail(segs, `'${s}' names a Hugging Face Hub revision (path@revision), which mergeloom does not download; use a local checkpoint directory`);
+  }
+  return s;
+}
+
+function parseVectors(r: Reader, v: unknown, segs: Seg[]): TaskVectorRef[] {
+  return r.list(v, segs, "vectors").map((e, i) => {
+    const es = [...segs, i];
+    const obj = r.mapping(e, es, "a vectors entry ({path, scale})");
+    r.checkKeys(obj, es, VECTOR_KEYS, "a vectors entry");
+    const path = r.string(obj.path, [...es, "path"], "path");
+    let scale = 1;
+    if (present(obj.scale)) {
+      if (typeof obj.scale !== "number" || !Number.isFinite(obj.scale)) r.fail([...es, "scale"], `scale must be a number, got ${describe(obj.scale)}`);
+      scale = obj.scale;
+    }
+    return { path, scale };
+  });
+}
+
+function parseDType(r: Reader, v: unknown, segs: Seg[]): FloatDType {
+  const name = typeof v === "string" ? v.replace(/^torch\./, "") : undefined;
+  const d = name === undefined ? undefined : parseConfigDType(name);
+  if (d === undefined) r.fail(segs, `unknown dtype ${JSON.stringify(v)} (valid: ${CONFIG_DTYPE_NAMES.join(", ")})`);
+  return d;
+}
+
+function parseTokenizer(r: Reader, root: Obj): string | undefined {
+  const parseSource = (v: unknown, segs: Seg[]): string => (v === "base" || v === "union" ? v : parseModelRef(r, v, segs));
+  if (present(root.tokenizer_source) && present(root.tokenizer)) {
+    r.fail(["tokenizer"], "both tokenizer_source and tokenizer are set; keep one");
+  }
+  if (present(root.tokenizer_source)) return parseSource(root.tokenizer_source, ["tokenizer_source"]);
+  if (!present(root.tokenizer)) return undefined;
+  const tok = r.mapping(root.tokenizer, ["tokenizer"], "tokenizer");
+  r.checkKeys(tok, ["tokenizer"], TOKENIZER_KEYS, "tokenizer");
+  for (const key of ["tokens", "pad_to_multiple_of"]) {
+    if (present(tok[key])) r.fail(["tokenizer", key], `tokenizer.${key} is not supported yet; remove it or use tokenizer_source`);
+  }
+  // mergekit's TokenizerConfig.source defaults to "union".
+  return present(tok.source) ? parseSource(tok.source, ["tokenizer", "source"]) : "union";
+}
+
+/**
+ * A `parameters:` mapping. At top level and slice level ("global") both the method's global and
+ * per-model parameters may be set (the latter as defaults for every model); on a model only the
+ * per-model ones may, since mergekit never reads a global parameter there.
+ */
+function parseScope(r: Reader, method: MergeMethod, v: unknown, segs: Seg[], level: "global" | "model"): ParamScope {
+  const obj = r.mapping(v, segs, "parameters");
+  const allowed = level === "model" ? method.modelParams : { ...method.params, ...method.modelParams };
+  const valid = Object.keys(allowed).sort();
+  const scope: ParamScope = {};
+  for (const [name, value] of Object.entries(obj)) {
+    const ps = [...segs, name];
+    const spec = Object.prototype.hasOwnProperty.call(allowed, name) ? allowed[name] : undefined;
+    if (spec === undefined) {
+      if (level === "model" && Object.prototype.hasOwnProperty.call(method.params, name)) {
+        r.fail(ps, `'${name}' is a global parameter of '${method.name}' and cannot be set per model; move it to the top-level (or slice) parameters`);
+      }
+      const near = closestName(name, valid);
+      const list = valid.length > 0 ? valid.join(", ") : "none";
+      r.fail(ps, `unknown parameter '${name}' for merge method '${method.name}'${near ? `; did you mean '${near}'?` : ""} (valid${level === "model" ? " per model" : ""}: ${list})`);
+    }
+    scope[name] = parseParamExpr(r, value, ps, name, spec);
+  }
+  return scope;
+}
+
+function parseParamExpr(r: Reader, v: unknown, segs: Seg[], name: string, spec: ParamSpec): ParamExpr {
+  if (isObj(v)) return [parseConditional(r, v, segs, name, spec)]; // a lone {filter, value}
+  if (!Array.isArray(v)) return parseScalar(r, v, segs, name, spec);
+  if (v.length === 0) r.fail(segs, `'${name}' is an empty list; give a value, a gradient [v0, v1, ...] or [{filter, value}, ...]`);
+  if (v.some(isObj)) {
+    return v.map((c, i): ConditionalParam => {
+      if (!isObj(c)) r.fail([...segs, i], `mix of {filter, value} entries and plain values in '${name}'; make every entry {filter, value} (omit filter for a fallback)`);
+      return parseConditional(r, c, [...segs, i], name, spec);
+    });
+  }
+  return parseGradient(r, v, segs, name, spec);
+}
+
+function parseConditional(r: Reader, c: Obj, segs: Seg[], name: string, spec: ParamSpec): ConditionalParam {
+  r.checkKeys(c, segs, CONDITIONAL_KEYS, `a conditional value of '${name}'`);
+  if (!present(c.value)) r.fail([...segs, "value"], `a {filter, value} entry of '${name}' has no value`);
+  const cond: ConditionalParam = {
+    value: Array.isArray(c.value)
+      ? parseGradient(r, c.value, [...segs, "value"], name, spec)
+      : parseScalar(r, c.value, [...segs, "value"], name, spec),
+  };
+  if (present(c.filter)) {
+    if (typeof c.filter !== "string") r.fail([...segs, "filter"], `filter must be a tensor-name substring, got ${describe(c.filter)}`);
+    cond.filter = c.filter;
+  }
+  return cond;
+}
+
+function parseGradient(r: Reader, v: unknown[], segs: Seg[], name: string, spec: ParamSpec): ParamValue[] {
+  if (v.length === 0) r.fail(segs, `'${name}' is an empty list; give at least one value`);
+  if (spec.kind === "bool") {
+    // Lists of booleans interpolate as 0/1 (pydantic coerces them to floats); numbers are not accepted.
+    v.forEach((e, i) => {
+      if (typeof e !== "boolean") r.fail([...segs, i], `'${name}' is a boolean; a list must hold only true/false, got ${describe(e)}`);
+    });
+    return v as boolean[];
+  }
+  return v.map((e, i) => parseScalar(r, e, [...segs, i], name, spec));
+}
+
+function parseScalar(r: Reader, v: unknown, segs: Seg[], name: string, spec: ParamSpec): ParamValue {
+  if (spec.kind === "number") {
+    if (typeof v !== "number" || !Number.isFinite(v)) r.fail(segs, `'${name}' must be a number, a gradient [v0, v1, ...] or [{filter, value}, ...], got ${describe(v)}`);
+    return v;
+  }
+  if (spec.kind === "bool") {
+    if (typeof v === "boolean") return v;
+    // mergekit keeps numbers and uses their truthiness.
+    if (typeof v === "number" && Number.isFinite(v)) return v !== 0;
+    r.fail(segs, `'${name}' must be true or false, got ${describe(v)}`);
+  }
+  if (typeof v !== "string") r.fail(segs, `'${name}' must be a string${spec.choices ? ` (one of ${spec.choices.join(", ")})` : ""}, got ${describe(v)}`);
+  if (spec.choices && !spec.choices.includes(v)) {
+    const near = closestName(v, spec.choices);
+    r.fail(segs, `'${name}' is ${JSON.stringify(v)}${near ? `; did you mean '${near}'?` : ""} (valid: ${spec.choices.join(", ")})`);
+  }
+  return v;
+}

@@ -1,0 +1,273 @@
+/**
+ * mergekit-evolve's genome: how a flat genotype vector (what CMA-ES searches over) becomes a
+ * mergekit merge config. Mirrors mergekit/evo/genome.py (ModelGenome) so a genotype found here
+ * means the same merge as it would under mergekit-evolve:
+ *
+ * - the genotype is a row-major [layerGroups][models][paramSets][params] array, where
+ *   layerGroups = numLayers / layer_granularity (1 when the granularity is 0), paramSets =
+ *   filters.length + 1 (one gene set per filter plus a catch-all), and params come from
+ *   METHOD_PARAMS (weight first);
+ * - weight (and t) go through abs() unless allow_negative_weights; density goes through abs()
+ *   and is clamped to [0, 1];
+ * - `smooth` emits one `models:` entry per model whose parameters are gradients over the layer
+ *   groups (mergekit interpolates them across layers); otherwise one slice per layer group;
+ * - slerp picks, per layer group, the two models with the largest raw weight genes; t is the
+ *   softmax share of the runner-up and the winner is the slice's base model;
+ * - `normalize` defaults to true for linear, ties and dare_ties; the config always carries
+ *   `int8_mask: true` and `dtype: bfloat16`, as mergekit-evolve's does.
+ *
+ * The config object has the shape of mergekit's `MergeConfiguration.to_yaml()` output (unset
+ * fields left out, including a catch-all filter), and `mergeConfigToYaml` writes it with sorted
+ * keys and flow-style number lists, as mergekit's dumper does.
+ */
+import { Document, isSeq, visit } from "yaml";
+import { ConfigError } from "../../proto/errors.js";
+import type { Rng } from "./rng.js";
+
+/** Per-model parameters each method's genes encode, in gene order (weight is always first). */
+export const METHOD_PARAMS = {
+  linear: ["weight"],
+  task_arithmetic: ["weight"],
+  ties: ["weight", "density"],
+  dare_ties: ["weight", "density"],
+  slerp: ["t"],
+} as const;
+
+export type GenomeMergeMethod = keyof typeof METHOD_PARAMS;
+
+/** mergekit-evolve's default initial step size (its --sigma0). */
+export const DEFAULT_SIGMA0 = 1 / 6;
+
+/** The `genome:` section of a mergekit-evolve config; field names as in its YAML. */
+export interface GenomeDefinition {
+  models: string[];
+  merge_method: GenomeMergeMethod;
+  base_model?: string | null;
+  tokenizer_source?: string | null;
+  /** Layers per group; 0 = one group spanning every layer. */
+  layer_granularity?: number;
+  /** null/undefined = the method's default (true for linear, ties, dare_ties). */
+  normalize?: boolean | null;
+  allow_negative_weights?: boolean;
+  /** Tensor-name substrings that get their own genes (e.g. ["self_attn", "mlp"]). */
+  filters?: string[] | null;
+  smooth?: boolean;
+}
+
+/** A mergekit parameter value: scalar, gradient, or filter-conditioned list. */
+export type ParameterSetting = number | number[] | { filter?: string; value: number | number[] }[];
+
+export interface MergeConfigSource {
+  model: string;
+  layer_range: [number, number];
+  parameters?: Record<string, ParameterSetting>;
+}
+
+export interface MergeConfigSlice {
+  sources: MergeConfigSource[];
+  base_model?: string;
+  parameters?: Record<string, ParameterSetting>;
+}
+
+export interface MergeConfigModel {
+  model: string;
+  parameters?: Record<string, ParameterSetting>;
+}
+
+/** A mergekit merge config as a plain object (the subset mergekit-evolve emits). */
+export interface MergeConfig {
+  merge_method: GenomeMergeMethod;
+  slices?: MergeConfigSlice[];
+  models?: MergeConfigModel[];
+  parameters: { normalize: boolean; int8_mask: true };
+  dtype: "bfloat16";
+  base_model?: string;
+  tokenizer_source?: string;
+}
+
+interface Shape {
+  groups: number;
+  step: number;
+  models: number;
+  sets: number;
+  params: readonly string[];
+}
+
+/** Checks a definition against mergekit-evolve's rules; throws ConfigError naming the field. */
+export function validateGenomeDefinition(def: GenomeDefinition, numLayers: number): void {
+  const known = Object.keys(METHOD_PARAMS);
+  if (!Object.hasOwn(METHOD_PARAMS, def.merge_method)) {
+    throw new ConfigError(
+      "genome.merge_method",
+      `unknown merge method '${String(def.merge_method)}' for evolution (known: ${known.join(", ")})`,
+    );
+  }
+  if (!Array.isArray(def.models) || def.models.length === 0 || !def.models.every((m) => typeof m === "string" && m)) {
+    throw new ConfigError("genome.models", "expected a non-empty list of model names");
+  }
+  if (["ties", "dare_ties", "task_arithmetic"].includes(def.merge_method) && !def.base_model) {
+    throw new ConfigError("genome.base_model", `required for merge method '${def.merge_method}'; set base_model`);
+  }
+  if (def.merge_method === "slerp") {
+    if (def.smooth) throw new ConfigError("genome.smooth", "not supported for slerp; set smooth: false or pick another method");
+    if (def.filters && def.filters.length > 0) {
+      throw new ConfigError("genome.filters", "tensor name filters are not supported for slerp; remove filters or pick another method");
+    }
+    if (def.models.length < 2) throw new ConfigError("genome.models", "slerp needs at least 2 models");
+  }
+  if (def.filters && !def.filters.every((f) => typeof f === "string" && f)) {
+    throw new ConfigError("genome.filters", "expected a list of non-empty tensor-name substrings");
+  }
+  const g = def.layer_granularity ?? 0;
+  if (!Number.isInteger(g) || g < 0) {
+    throw new ConfigError("genome.layer_granularity", `expected an integer ≥ 0, got ${g}`);
+  }
+  if (!Number.isInteger(numLayers) || numLayers < 1) {
+    throw new ConfigError("genome", `number of layers must be a positive integer, got ${numLayers}`);
+  }
+  if (g > 0 && numLayers % g !== 0) {
+    throw new ConfigError(
+      "genome.layer_granularity",
+      `${numLayers} layers are not a multiple of layer_granularity ${g}; pick a divisor of ${numLayers}`,
+    );
+  }
+}
+
+function shapeOf(def: GenomeDefinition, numLayers: number): Shape {
+  validateGenomeDefinition(def, numLayers);
+  const g = def.layer_granularity ?? 0;
+  return {
+    groups: g > 0 ? numLayers / g : 1,
+    step: g > 0 ? g : numLayers,
+    models: def.models.length,
+    sets: (def.filters?.length ?? 0) + 1,
+    params: METHOD_PARAMS[def.merge_method],
+  };
+}
+
+/** Number of genes: layer groups × models × (filters + 1) × method parameters. */
+export function genotypeLength(def: GenomeDefinition, numLayers: number): number {
+  const s = shapeOf(def, numLayers);
+  return s.groups * s.models * s.sets * s.params.length;
+}
+
+/**
+ * mergekit-evolve's x0: every weight gene 1/models, every other gene (density) 1. With `random`,
+ * every gene is uniform in [0, 1) instead (its `random_init`).
+ */
+export function initialGenotype(def: GenomeDefinition, numLayers: number, random?: Rng): number[] {
+  const s = shapeOf(def, numLayers);
+  const out: number[] = [];
+  const cells = s.groups * s.models * s.sets;
+  for (let c = 0; c < cells; c++) {
+    for (let p = 0; p < s.params.length; p++) {
+      out.push(random ? random.next() : p === 0 ? 1 / s.models : 1);
+    }
+  }
+  return out;
+}
+
+/** The genotype as a config: see the module comment for the mapping. */
+export function genotypeToMergeConfig(def: GenomeDefinition, genotype: number[], numLayers: number): MergeConfig {
+  const s = shapeOf(def, numLayers);
+  const expected = s.groups * s.models * s.sets * s.params.length;
+  if (genotype.length !== expected || !genotype.every(Number.isFinite)) {
+    throw new ConfigError(
+      "genotype",
+      `expected ${expected} finite genes (${s.groups} layer groups × ${s.models} models × ${s.sets} filter sets × ${s.params.length} params), got ${genotype.length}`,
+    );
+  }
+  const gene = (g: number, m: number, set: number, p: number): number =>
+    genotype[((g * s.models + m) * s.sets + set) * s.params.length + p];
+  const baseOutside = def.base_model && !def.models.includes(def.base_model) ? def.base_model : null;
+  const layerRange = (g: number): [number, number] => [g * s.step, (g + 1) * s.step];
+
+  const config: MergeConfig = {
+    merge_method: def.merge_method,
+    parameters: {
+      normalize: def.normalize ?? ["ties", "dare_ties", "linear"].includes(def.merge_method),
+      int8_mask: true,
+    },
+    dtype: "bfloat16",
+  };
+
+  if (def.merge_method === "slerp") {
+    config.slices = [];
+    for (let g = 0; g < s.groups; g++) {
+      // the two largest raw genes; on a tie the lower model index wins
+      const order = def.models.map((_, m) => m).sort((a, b) => gene(g, b, 0, 0) - gene(g, a, 0, 0) || a - b);
+      const [first, second] = order;
+      // softmax([v0, v1])[1], computed from the larger value as torch does
+      const e = Math.exp(gene(g, second, 0, 0) - gene(g, first, 0, 0));
+      const t = e / (1 + e);
+      const sources: MergeConfigSource[] = [first, second].map((m) => ({ model: def.models[m], layer_range: layerRange(g) }));
+      if (def.tokenizer_source) {
+        sources[0].parameters = { weight: 1 - t };
+        sources[1].parameters = { weight: t };
+      }
+      if (baseOutside) sources.push({ model: baseOutside, layer_range: layerRange(g) });
+      config.slices.push({ sources, base_model: def.models[first], parameters: { t } });
+    }
+  } else {
+    // phenotype value of one gene
+    const value = (g: number, m: number, set: number, p: number): number => {
+      const v = gene(g, m, set, p);
+      const name = s.params[p];
+      if (name === "density") return Math.min(1, Math.max(0, Math.abs(v)));
+      return def.allow_negative_weights ? v : Math.abs(v);
+    };
+    const filters = def.filters ?? [];
+    // one model's parameters, from `pick(set, p)` (a scalar per slice or a gradient when smooth)
+    const paramsFor = (pick: (set: number, p: number) => number | number[]): Record<string, ParameterSetting> => {
+      const out: Record<string, ParameterSetting> = {};
+      s.params.forEach((name, p) => {
+        if (s.sets > 1) {
+          out[name] = Array.from({ length: s.sets }, (_, set) =>
+            set < filters.length ? { filter: filters[set], value: pick(set, p) } : { value: pick(set, p) },
+          );
+        } else {
+          out[name] = pick(0, p);
+        }
+      });
+      return out;
+    };
+    if (def.smooth) {
+      const unpack = (v: number[]): number | number[] => (v.length === 1 ? v[0] : v);
+      config.models = def.models.map((model, m) => ({
+        model,
+        parameters: paramsFor((set, p) => unpack(Array.from({ length: s.groups }, (_, g) => value(g, m, set, p)))),
+      }));
+      if (baseOutside) config.models.push({ model: baseOutside });
+    } else {
+      config.slices = [];
+      for (let g = 0; g < s.groups; g++) {
+        const sources: MergeConfigSource[] = def.models.map((model, m) => ({
+          model,
+          layer_range: layerRange(g),
+          parameters: paramsFor((set, p) => value(g, m, set, p)),
+        }));
+        if (baseOutside) sources.push({ model: baseOutside, layer_range: layerRange(g) });
+        config.slices.push({ sources });
+      }
+    }
+  }
+  if (def.base_model) config.base_model = def.base_model;
+  if (def.tokenizer_source) config.tokenizer_source = def.tokenizer_source;
+  return config;
+}
+
+/**
+ * YAML as mergekit writes it: keys sorted, lists of numbers in flow style (`[0, 4]`), all else
+ * block style.
+ */
+export function mergeConfigToYaml(config: object): string {
+  const doc = new Document(config, { sortMapEntries: true });
+  visit(doc, {
+    Seq(_, node) {
+      if (isSeq(node) && node.items.every((item) => typeof (item as { value?: unknown }).value === "number")) {
+        node.flow = true;
+      }
+    },
+  });
+  return doc.toString({ lineWidth: 0 });
+}

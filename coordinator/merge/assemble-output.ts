@@ -1,0 +1,33 @@
+/**
+ * Writes everything around the tensors: the shard index, config.json, tokenizer files and the
+ * model card. Runs inside the temporary output directory before it is renamed into place.
+ */
+import { torchDTypeName } from "../../proto/dtype.js";
+import { writeShardIndex, type ShardPlan } from "../../worker/storage/shard-layout.js";
+import { copyTokenizerFiles, writeModelConfig, writeModelCard } from "../../worker/storage/hf-files.js";
+import { localPath } from "../../worker/merge/tensor-io.js";
+import type { MergePlan } from "../plan/build-plan.js";
+import { modelLocation } from "../plan/build-plan.js";
+import { MergeloomError } from "../../proto/errors.js";
+
+export async function assembleOutput(dir: string, plan: MergePlan, shards: readonly ShardPlan[]): Promise<void> {
+  await writeShardIndex(dir, shards, { mergeloom_version: "0.1.0" });
+  const cfgSource = plan.checkpoints.get(plan.configModel);
+  if (cfgSource?.config) {
+    const srcLayers = cfgSource.config.num_hidden_layers;
+    await writeModelConfig(dir, cfgSource.config, {
+      numHiddenLayers: srcLayers !== plan.numLayers || typeof srcLayers === "number" ? plan.numLayers : undefined,
+      torchDtype: torchDTypeName(plan.outDtype),
+    });
+  }
+  const tok = plan.config.tokenizerSource;
+  let tokRef: string | undefined;
+  if (tok === undefined || tok === "base") tokRef = plan.config.baseModel ?? plan.config.slices[0].sources[0].model;
+  else if (tok === "union") {
+    throw new MergeloomError("CONFIG_INVALID", "config tokenizer_source: 'union' is not supported yet; use 'base' or a model path");
+  } else tokRef = tok;
+  const tokDir = localPath(modelLocation(tokRef));
+  if (tokDir) await copyTokenizerFiles(tokDir, dir, { chatTemplate: plan.config.chatTemplate });
+  const models = [...new Set(plan.config.slices.flatMap((s) => s.sources.map((x) => x.model)))];
+  await writeModelCard(dir, { yaml: plan.config.sourceText, method: plan.method.name, models, baseModel: plan.config.baseModel });
+}

@@ -1,0 +1,123 @@
+/**
+ * A whole merge: plan (headers only) → temporary output directory → tasks → assemble → atomic
+ * rename. Tasks go to a TaskDispatcher: in-process threads by default, NATS workers with --nats.
+ * Any failure removes the temporary directory, so no half-written model ever looks complete.
+ */
+import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { MergeloomError } from "../../proto/errors.js";
+import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
+import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
+import { OutputDir } from "../../worker/storage/output-dir.js";
+import { preallocateShards } from "../../worker/storage/shard-layout.js";
+import { parseMergeConfig } from "../config/parse-merge-config.js";
+import type { MergeConfig } from "../config/merge-config.js";
+import { buildPlan, type MergePlan } from "../plan/build-plan.js";
+import { buildTasks } from "../plan/build-tasks.js";
+import { estimatePeakMemory } from "../plan/estimate-memory.js";
+import { assembleOutput } from "./assemble-output.js";
+import type { MergeEventSink } from "./merge-events.js";
+
+export interface TaskDispatcher {
+  /** Runs every task to completion (or throws); reports progress per finished task. */
+  runTasks(tasks: readonly MergeTask[], onResult: (r: MergeTaskResult) => void, signal?: AbortSignal): Promise<void>;
+  readonly threads: number;
+}
+
+export interface MergeJobOptions {
+  out: string;
+  seed: number;
+  maxShardBytes: number;
+  overwrite?: boolean;
+  taskBytes?: number;
+  jobId?: string;
+  signal?: AbortSignal;
+  onEvent?: MergeEventSink;
+}
+
+export async function loadConfig(path: string): Promise<MergeConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new MergeloomError("CONFIG_INVALID", `read config ${path}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "file does not exist" : (err as Error).message}`, { cause: err });
+  }
+  return parseMergeConfig(text, path, createDefaultRegistry());
+}
+
+export async function planMerge(config: MergeConfig): Promise<MergePlan> {
+  return buildPlan(config, { registry: createDefaultRegistry() });
+}
+
+/** A job id that is stable for the same config, seed and output, so a restarted coordinator resumes it. */
+export function deriveJobId(config: MergeConfig, seed: number, out: string): string {
+  return createHash("sha256").update(config.sourceText).update(`\0${seed}\0${out}`).digest("hex").slice(0, 16);
+}
+
+export async function runMergeJob(config: MergeConfig, dispatcher: TaskDispatcher, opts: MergeJobOptions): Promise<{ out: string; checksum?: string }> {
+  const started = performance.now();
+  const emit = opts.onEvent ?? (() => {});
+  const plan = await planMerge(config);
+  const discard = opts.out.startsWith("discard://");
+  const outDir = discard ? undefined : await OutputDir.create(opts.out, { overwrite: opts.overwrite });
+  try {
+    const jobId = opts.jobId ?? randomUUID();
+    const { shards, tasks } = buildTasks(plan, {
+      jobId,
+      seed: opts.seed,
+      maxShardBytes: opts.maxShardBytes,
+      outDir: outDir ? outDir.path : "discard://",
+      taskBytes: opts.taskBytes,
+    });
+    emit({
+      type: "plan",
+      jobId,
+      tensors: plan.tensors.length,
+      tasks: tasks.length,
+      shards: shards.length,
+      bytesToRead: plan.bytesToRead,
+      bytesToWrite: plan.bytesToWrite,
+      peakMemoryBytes: estimatePeakMemory(plan, dispatcher.threads),
+    });
+    if (outDir) await preallocateShards(outDir.path, shards);
+    let done = 0;
+    let bytesRead = 0;
+    let bytesWritten = 0;
+    const digests = new Map<string, string>();
+    await dispatcher.runTasks(
+      tasks,
+      (r) => {
+        done++;
+        bytesRead += r.bytesRead;
+        bytesWritten += r.bytesWritten;
+        for (const t of r.tensors) if (t.sha256) digests.set(t.name, t.sha256);
+        emit({ type: "task", taskId: r.taskId, worker: r.worker, done, total: tasks.length });
+      },
+      opts.signal,
+    );
+    let checksum: string | undefined;
+    if (discard) {
+      const h = createHash("sha256");
+      for (const t of plan.tensors) h.update(`${t.name}:${digests.get(t.name) ?? ""}\n`);
+      checksum = h.digest("hex");
+    } else {
+      emit({ type: "assemble", out: opts.out });
+      await assembleOutput(outDir!.path, plan, shards);
+      await outDir!.commit();
+    }
+    emit({
+      type: "done",
+      out: opts.out,
+      tensors: plan.tensors.length,
+      bytesRead,
+      bytesWritten,
+      seconds: (performance.now() - started) / 1000,
+      checksum,
+    });
+    return { out: opts.out, checksum };
+  } catch (err) {
+    await outDir?.abort().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,256 @@
+/**
+ * Turns a validated config into the full list of output tensors with their resolved inputs and
+ * parameters — reading only checkpoint headers. Everything that can be wrong with a merge
+ * (missing tensors, shape mismatches, layer ranges, missing parameters) surfaces here, in
+ * seconds, before any tensor data is read.
+ */
+import { resolve as resolvePath } from "node:path";
+import { DTYPE_BYTES, isFloatDType, numelOf, type DType, type FloatDType } from "../../proto/dtype.js";
+import { ConfigError, MergeloomError, ParamError, ShapeMismatchError } from "../../proto/errors.js";
+import type { ParamValue, TensorInputSpec, TensorSource } from "../../proto/merge-task.js";
+import type { MergeMethod } from "../../worker/merge/define-merge-method.js";
+import type { MergeMethodRegistry } from "../../worker/merge/merge-method-registry.js";
+import type { ParamSpecs } from "../../worker/merge/params.js";
+import { openCheckpoint, type Checkpoint, type CheckpointTensor } from "../../worker/storage/checkpoint.js";
+import type { MergeConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
+import { gradientPosition, resolveParam } from "../config/resolve-param.js";
+import { classifyTensors, layerTensorName, type TensorLayout } from "./classify-tensors.js";
+
+export interface PlannedTensor {
+  name: string;
+  shape: number[];
+  outDtype: DType;
+  method: string;
+  params: Record<string, ParamValue>;
+  inputs: TensorInputSpec[];
+  baseIndex: number;
+  /** Output layer index, or -1 for pre weights and -2 for post weights (task grouping). */
+  layer: number;
+}
+
+export interface MergePlan {
+  config: MergeConfig;
+  method: MergeMethod;
+  /** Checkpoints by model reference as written in the config. */
+  checkpoints: Map<string, Checkpoint>;
+  tensors: PlannedTensor[];
+  numLayers: number;
+  outDtype: FloatDType;
+  /** Model whose config.json the output starts from (base, else the first model). */
+  configModel: string;
+  bytesToRead: number;
+  bytesToWrite: number;
+}
+
+export interface PlanOptions {
+  registry: MergeMethodRegistry;
+  storageRoots?: readonly string[];
+  /** Opens a model reference; defaults to reading headers from disk or HTTP. */
+  open?: (ref: string) => Promise<Checkpoint>;
+}
+
+const LM_HEAD = "lm_head.weight";
+const EMBED = "model.embed_tokens.weight";
+
+/** Resolves a model reference like mergekit: local paths relative to the working directory. */
+export function modelLocation(ref: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(ref) ? ref : resolvePath(ref);
+}
+
+export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise<MergePlan> {
+  const method = opts.registry.get(config.mergeMethod);
+  const open = opts.open ?? ((ref: string) => openCheckpoint(modelLocation(ref), { storageRoots: opts.storageRoots }));
+
+  // Open every referenced checkpoint (headers only), in parallel.
+  const refs = new Set<string>();
+  if (config.baseModel) refs.add(config.baseModel);
+  for (const s of config.slices) for (const src of s.sources) refs.add(src.model);
+  const vectorRefs = new Set<string>();
+  for (const s of config.slices) for (const src of s.sources) for (const v of src.vectors ?? []) vectorRefs.add(v.path);
+  const checkpoints = new Map<string, Checkpoint>();
+  await Promise.all([...refs, ...vectorRefs].map(async (r) => checkpoints.set(r, await open(r))));
+
+  const layouts = new Map<string, TensorLayout>();
+  for (const r of refs) layouts.set(r, classifyTensors(checkpoints.get(r)!.tensors.keys()));
+  const numLayersOf = (ref: string): number => {
+    const ck = checkpoints.get(ref)!;
+    const n = ck.config?.num_hidden_layers;
+    return typeof n === "number" ? n : layouts.get(ref)!.numLayers;
+  };
+
+  // models: form → one slice over every layer, base appended last when not listed (mergekit).
+  const slices: Required<Pick<SliceConfig, "sources">>[] & SliceConfig[] = config.slices.map((s, si) => ({
+    ...s,
+    sources: s.sources.map((src, j) => {
+      const n = numLayersOf(src.model);
+      const range = src.layerRange ?? [0, n];
+      if (range[1] > n || range[0] < 0) {
+        throw new ConfigError(
+          `slices[${si}].sources[${j}].layer_range`,
+          `[${range[0]}, ${range[1]}] is beyond model '${src.model}', which has ${n} layers; use a range within [0, ${n}]`,
+        );
+      }
+      return { ...src, layerRange: range };
+    }),
+  }));
+  if (config.fromModels && config.baseModel && !slices[0].sources.some((s) => s.model === config.baseModel)) {
+    slices[0].sources.push({ model: config.baseModel, layerRange: [0, numLayersOf(config.baseModel)] });
+  }
+  slices.forEach((s, si) => {
+    const lens = s.sources.map((src) => src.layerRange![1] - src.layerRange![0]);
+    if (!lens.every((l) => l === lens[0])) {
+      throw new ConfigError(`slices[${si}].sources`, `all sources of a slice must span the same number of layers (got ${lens.join(", ")})`);
+    }
+    if (method.base === "required" && config.baseModel && !s.sources.some((src) => src.model === config.baseModel)) {
+      throw new ConfigError(
+        `slices[${si}].sources`,
+        `merge method '${method.name}' needs base_model '${config.baseModel}' as a source of every slice; add it with a layer_range of the same length`,
+      );
+    }
+  });
+  if (method.base === "required" && !config.baseModel) {
+    throw new ConfigError("base_model", `merge method '${method.name}' needs a base_model`);
+  }
+
+  const firstRef = slices[0].sources[0].model;
+  const firstCk = checkpoints.get(firstRef)!;
+  const layout = layouts.get(firstRef)!;
+  const outDtype: FloatDType = config.outDtype ?? config.dtype ?? inferDType(firstCk);
+  const tensors: PlannedTensor[] = [];
+
+  const planTensor = (outName: string, inNames: string[], sources: SourceConfig[], slice: SliceConfig | undefined, t: number, layer: number) => {
+    const baseRef = config.baseModel;
+    const inputs: TensorInputSpec[] = [];
+    let baseIndex = -1;
+    const seen = new Set<string>();
+    sources.forEach((src, j) => {
+      const ck = checkpoints.get(src.model)!;
+      let tn = inNames[j];
+      let entry: CheckpointTensor | undefined = ck.tensors.get(tn);
+      if (!entry && tn === LM_HEAD) {
+        entry = ck.tensors.get(EMBED); // tied embeddings: mergekit's tied_names fallback
+        if (entry) tn = EMBED;
+      }
+      if (!entry) return; // a model lacking an (optional) tensor is left out of it
+      if (src.model === baseRef && !seen.has(src.model)) baseIndex = inputs.length;
+      seen.add(src.model);
+      const scopes = [src.parameters, slice?.parameters, config.parameters];
+      const params = resolveParams(method.modelParams, scopes, inNames[j], t, src.model === baseRef, `${src.model}: ${inNames[j]}`);
+      const spec: TensorInputSpec = { model: src.model, source: sourceOf(entry, tn), params };
+      if (src.vectors?.length) {
+        spec.addVectors = src.vectors.map((v) => {
+          const vt = checkpoints.get(v.path)!.tensors.get(tn);
+          if (!vt) throw new MergeloomError("CHECKPOINT_MISSING", `plan ${outName}: task vector '${v.path}' has no tensor '${tn}' to add to '${src.model}'`);
+          if (vt.shape.join("x") !== entry!.shape.join("x")) {
+            throw new ShapeMismatchError(`plan ${outName}: task vector '${v.path}' has shape [${vt.shape}] but '${src.model}' has [${entry!.shape}]`);
+          }
+          return { source: sourceOf(vt, tn), scale: v.scale };
+        });
+      }
+      inputs.push(spec);
+    });
+    if (inputs.length === 0) return; // optional everywhere (e.g. lm_head with tied embeddings)
+    if (method.base === "required" && baseIndex < 0) {
+      throw new MergeloomError("CHECKPOINT_MISSING", `plan ${outName}: base model '${baseRef}' has no tensor '${outName}', and '${method.name}' needs the base for every tensor`);
+    }
+    const shape = commonShape(outName, inputs);
+    const params = resolveParams(method.params, [slice?.parameters, config.parameters], outName, t, false, outName);
+    const float = inputs.every((i) => isFloatDType(i.source.dtype));
+    const tensor: PlannedTensor = {
+      name: outName,
+      shape,
+      outDtype: float ? outDtype : inputs[0].source.dtype,
+      method: method.name,
+      params,
+      inputs,
+      baseIndex,
+      layer,
+    };
+    method.check?.({ tensorName: outName, shape, baseIndex, params, inputs: inputs.map((i) => ({ model: i.model, params: i.params })) });
+    tensors.push(tensor);
+  };
+
+  // Pre weights from the first slice's sources, post weights from the last slice's, at t = 0.
+  const first = slices[0];
+  const last = slices[slices.length - 1];
+  for (const name of layout.pre) planTensor(name, first.sources.map(() => name), first.sources, first, 0, -1);
+  let outLayer = 0;
+  for (const s of slices) {
+    const n = s.sources[0].layerRange![1] - s.sources[0].layerRange![0];
+    for (let j = 0; j < n; j++) {
+      const t = gradientPosition(j, n);
+      for (const suffix of layout.layerSuffixes) {
+        const outName = layerTensorName(layout, outLayer, suffix);
+        const inNames = s.sources.map((src) => layerTensorName(layouts.get(src.model)!, src.layerRange![0] + j, suffix));
+        planTensor(outName, inNames, s.sources, s, t, outLayer);
+      }
+      outLayer++;
+    }
+  }
+  const postNames = [...layout.post];
+  if (!postNames.includes(LM_HEAD) && last.sources.some((src) => checkpoints.get(src.model)!.tensors.has(LM_HEAD))) postNames.push(LM_HEAD);
+  for (const name of postNames) planTensor(name, last.sources.map(() => name), last.sources, last, 0, -2);
+
+  let bytesToRead = 0;
+  let bytesToWrite = 0;
+  for (const t of tensors) {
+    for (const i of t.inputs) {
+      bytesToRead += i.source.byteLength;
+      for (const v of i.addVectors ?? []) bytesToRead += v.source.byteLength;
+    }
+    bytesToWrite += numelOf(t.shape) * DTYPE_BYTES[t.outDtype];
+  }
+  return {
+    config,
+    method,
+    checkpoints,
+    tensors,
+    numLayers: outLayer,
+    outDtype,
+    configModel: config.baseModel ?? firstRef,
+    bytesToRead,
+    bytesToWrite,
+  };
+}
+
+function sourceOf(e: CheckpointTensor, name: string): TensorSource {
+  return { uri: e.uri, offset: e.offset, byteLength: e.byteLength, dtype: e.dtype, shape: e.shape.slice(), tensor: name };
+}
+
+function inferDType(ck: Checkpoint): FloatDType {
+  for (const t of ck.tensors.values()) if (isFloatDType(t.dtype)) return t.dtype;
+  return "F32";
+}
+
+/** Embeddings of different vocab sizes merge on the common top-left block (mergekit); others must match. */
+function commonShape(name: string, inputs: readonly TensorInputSpec[]): number[] {
+  const shapes = inputs.map((i) => i.source.shape);
+  const same = shapes.every((s) => s.length === shapes[0].length && s.every((d, k) => d === shapes[0][k]));
+  if (same) return shapes[0].slice();
+  const isEmbed = /embed|lm_head/.test(name) && shapes.every((s) => s.length === 2 && s[1] === shapes[0][1]);
+  if (isEmbed) return [Math.min(...shapes.map((s) => s[0])), shapes[0][1]];
+  const desc = inputs.map((i) => `'${i.model}' [${i.source.shape.join(", ")}]`).join(" vs ");
+  throw new ShapeMismatchError(`plan ${name}: shape mismatch between models: ${desc}; these models do not share an architecture`);
+}
+
+function resolveParams(
+  specs: ParamSpecs,
+  scopes: readonly (ParamScope | undefined)[],
+  tensorName: string,
+  t: number,
+  isBase: boolean,
+  what: string,
+): Record<string, ParamValue> {
+  const out: Record<string, ParamValue> = {};
+  for (const [name, spec] of Object.entries(specs)) {
+    const v = resolveParam(name, scopes, tensorName, t) ?? spec.default;
+    if (v === undefined) {
+      if (spec.required && !isBase) throw new ParamError(`plan ${what}: missing required parameter '${name}'; set it under the model's parameters or at the top level`);
+      continue;
+    }
+    if (spec.kind === "number" && typeof v !== "number") throw new ParamError(`plan ${what}: parameter '${name}' must be a number, got ${JSON.stringify(v)}`);
+    if (spec.kind === "bool" && typeof v !== "boolean") throw new ParamError(`plan ${what}: parameter '${name}' must be true or false, got ${JSON.stringify(v)}`);
+    out[name] = v;
+  }
+  return out;
+}

@@ -1,0 +1,64 @@
+/**
+ * Records kept in KV (job state, worker registry) and the error report a worker publishes when a
+ * task fails. Plain data, validated by proto/schemas.ts on every decode.
+ */
+import type { ErrorCode } from "./errors.js";
+
+/** How an error crosses the wire; `retryable` survives so the receiver can decide the same way. */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  retryable: boolean;
+}
+
+export type JobState = "planned" | "running" | "assembling" | "done" | "failed" | "cancelled";
+export const JOB_STATES: readonly JobState[] = ["planned", "running", "assembling", "done", "failed", "cancelled"];
+
+/** One merge job, keyed by job id in the jobs bucket; updated with compare-and-set on revision. */
+export interface JobRecord {
+  jobId: string;
+  state: JobState;
+  /** Epoch milliseconds. */
+  createdAt: number;
+  updatedAt: number;
+  totalTasks: number;
+  doneTasks: number;
+  failedTasks: number;
+  /** Where the merged checkpoint is assembled. */
+  outputDir: string;
+  /** Coordinator instance that owns the job (takes over after a restart). */
+  coordinator?: string;
+  error?: WireError;
+  /** Free-form, small, for fields the dispatcher adds without a protocol change. */
+  meta?: Record<string, string | number | boolean>;
+}
+
+export type WorkerStatus = "idle" | "busy" | "draining";
+export const WORKER_STATUSES: readonly WorkerStatus[] = ["idle", "busy", "draining"];
+
+/** A live worker, keyed by worker id in the workers bucket (which has a TTL: stale = gone). */
+export interface WorkerRecord {
+  workerId: string;
+  host: string;
+  pid: number;
+  /** mergeloom package version the worker runs. */
+  version: string;
+  protocol: number;
+  concurrency: number;
+  activeTasks: number;
+  status: WorkerStatus;
+  methods: string[];
+  startedAt: number;
+  heartbeatAt: number;
+}
+
+/** Published on the job's result subject when a task fails for good (or an attempt fails). */
+export interface ErrorReport {
+  jobId: string;
+  taskId: string;
+  attempt: number;
+  /** True when no redelivery will follow (permanent error or last attempt). */
+  final: boolean;
+  worker?: string;
+  error: WireError;
+}

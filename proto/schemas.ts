@@ -1,0 +1,134 @@
+/**
+ * zod schemas for every message kind. Decoding validates against these, so a malformed message is
+ * rejected at the boundary with the path of the bad field rather than deep inside a kernel.
+ * Each schema is typed against the TypeScript interface it checks, so the two cannot drift.
+ */
+import { z } from "zod";
+import { DTYPES, type DType } from "./dtype.js";
+import type { ErrorCode } from "./errors.js";
+import type { MergeTask, MergeTaskResult, TensorSource } from "./merge-task.js";
+import { JOB_STATES, WORKER_STATUSES, type ErrorReport, type JobRecord, type WireError, type WorkerRecord } from "./records.js";
+
+const ERROR_CODES = [
+  "CONFIG_INVALID", "CHECKPOINT_INVALID", "CHECKPOINT_MISSING", "SHAPE_MISMATCH", "UNKNOWN_METHOD",
+  "PARAM_INVALID", "MERGE_FAILED", "PROTOCOL_MISMATCH", "MESSAGE_INVALID", "PATH_ESCAPE",
+  "STORAGE_FAILED", "TRANSPORT_FAILED", "NO_WORKERS", "JOB_FAILED", "CANCELLED", "EVAL_FAILED",
+  "OUTPUT_EXISTS", "USAGE",
+] as const satisfies readonly ErrorCode[];
+// Fails to compile when errors.ts gains a code this list lacks.
+type MissingCodes = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;
+const _allCodesListed: MissingCodes extends never ? true : false = true;
+void _allCodesListed;
+
+const count = z.number().int().nonnegative();
+const dim = z.number().int().nonnegative();
+const paramValue = z.union([z.number(), z.boolean(), z.string()]);
+const dtype = z.enum(DTYPES as [DType, ...DType[]]);
+
+const tensorSource: z.ZodType<TensorSource> = z.object({
+  uri: z.string().min(1),
+  offset: count,
+  byteLength: count,
+  dtype,
+  shape: z.array(dim),
+  tensor: z.string(),
+});
+
+export const MergeTaskSchema: z.ZodType<MergeTask> = z.object({
+  jobId: z.string().min(1),
+  taskId: z.string().min(1),
+  seed: z.number().int(),
+  tensors: z.array(
+    z.object({
+      name: z.string().min(1),
+      shape: z.array(dim),
+      outDtype: dtype,
+      method: z.string().min(1),
+      params: z.record(z.string(), paramValue),
+      inputs: z.array(
+        z.object({
+          model: z.string(),
+          source: tensorSource,
+          params: z.record(z.string(), paramValue),
+          addVectors: z.array(z.object({ source: tensorSource, scale: z.number() })).optional(),
+        }),
+      ),
+      baseIndex: z.number().int().min(-1),
+      dest: z.object({ uri: z.string().min(1), offset: count, byteLength: count }),
+    }),
+  ),
+});
+
+export const MergeTaskResultSchema: z.ZodType<MergeTaskResult> = z.object({
+  taskId: z.string().min(1),
+  tensors: z.array(z.object({ name: z.string(), byteLength: count, sha256: z.string().regex(/^[0-9a-f]{64}$/).optional() })),
+  bytesRead: count,
+  bytesWritten: count,
+  durationMs: z.number().nonnegative(),
+  worker: z.string().optional(),
+});
+
+export const WireErrorSchema: z.ZodType<WireError> = z.object({
+  code: z.enum(ERROR_CODES),
+  message: z.string(),
+  retryable: z.boolean(),
+});
+
+export const ErrorReportSchema: z.ZodType<ErrorReport> = z.object({
+  jobId: z.string().min(1),
+  taskId: z.string().min(1),
+  attempt: z.number().int().positive(),
+  final: z.boolean(),
+  worker: z.string().optional(),
+  error: WireErrorSchema,
+});
+
+export const JobRecordSchema: z.ZodType<JobRecord> = z.object({
+  jobId: z.string().min(1),
+  state: z.enum(JOB_STATES as [JobRecord["state"], ...JobRecord["state"][]]),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+  totalTasks: count,
+  doneTasks: count,
+  failedTasks: count,
+  outputDir: z.string(),
+  coordinator: z.string().optional(),
+  error: WireErrorSchema.optional(),
+  meta: z.record(z.string(), paramValue).optional(),
+});
+
+export const WorkerRecordSchema: z.ZodType<WorkerRecord> = z.object({
+  workerId: z.string().min(1),
+  host: z.string(),
+  pid: z.number().int(),
+  version: z.string(),
+  protocol: z.number().int().positive(),
+  concurrency: z.number().int().positive(),
+  activeTasks: count,
+  status: z.enum(WORKER_STATUSES as [WorkerRecord["status"], ...WorkerRecord["status"][]]),
+  methods: z.array(z.string()),
+  startedAt: z.number(),
+  heartbeatAt: z.number(),
+});
+
+/** Every message kind and the body type it carries. */
+export interface MessageMap {
+  "merge-task": MergeTask;
+  "merge-result": MergeTaskResult;
+  "error-report": ErrorReport;
+  job: JobRecord;
+  worker: WorkerRecord;
+}
+export type MessageKind = keyof MessageMap;
+
+export const MESSAGE_SCHEMAS: { [K in MessageKind]: z.ZodType<MessageMap[K]> } = {
+  "merge-task": MergeTaskSchema,
+  "merge-result": MergeTaskResultSchema,
+  "error-report": ErrorReportSchema,
+  job: JobRecordSchema,
+  worker: WorkerRecordSchema,
+};
+export const MESSAGE_KINDS = Object.keys(MESSAGE_SCHEMAS) as MessageKind[];
+
+/** A decoded message: its kind and body, discriminated on `kind`. */
+export type AnyMessage = { [K in MessageKind]: { kind: K; body: MessageMap[K] } }[MessageKind];

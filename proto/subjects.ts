@@ -1,0 +1,66 @@
+/**
+ * Names on the wire: subjects, streams, consumers and buckets. The protocol version is part of
+ * every subject, so a v2 coordinator and a v1 worker never share a queue; the envelope carries
+ * it again so a mismatch that does slip through fails loudly instead of mis-decoding.
+ */
+import { ProtocolError } from "./errors.js";
+
+export const PROTOCOL_VERSION = 1;
+
+/** Root of every subject: `mergeloom.v1`. */
+export const SUBJECT_ROOT = `mergeloom.v${PROTOCOL_VERSION}`;
+
+export const subjects = {
+  /** Work queue of merge tasks; one durable consumer shared by every worker. */
+  taskMerge: `${SUBJECT_ROOT}.task.merge`,
+  /** Every task subject (the task stream captures these). */
+  taskAll: `${SUBJECT_ROOT}.task.>`,
+  /** Results and error reports of one job, replayable by a restarted coordinator. */
+  result: (jobId: string): string => `${SUBJECT_ROOT}.result.${subjectToken(jobId)}`,
+  resultAll: `${SUBJECT_ROOT}.result.>`,
+  /** Progress / lifecycle events of one job (cancel requests, worker notices). */
+  event: (jobId: string): string => `${SUBJECT_ROOT}.event.${subjectToken(jobId)}`,
+  eventAll: `${SUBJECT_ROOT}.event.>`,
+} as const;
+
+/** JetStream stream names (the transport prefixes them per deployment/test). */
+export const streams = {
+  /** Work-queue retention: a task is removed once acked or terminated. */
+  tasks: "MERGELOOM_TASKS",
+  /** Limits retention (max age): results and events kept so they can be replayed. */
+  results: "MERGELOOM_RESULTS",
+} as const;
+
+/** Durable consumer names. */
+export const consumers = {
+  mergeWorkers: "mergeloom-merge-workers",
+} as const;
+
+/** KV and object-store bucket names. */
+export const buckets = {
+  /** JobRecord per job id. */
+  jobs: "mergeloom-jobs",
+  /** WorkerRecord per worker id; entries expire (TTL) when a worker stops heart-beating. */
+  workers: "mergeloom-workers",
+  /** Task outputs (tensor bytes) when workers have no shared file system. */
+  outputs: "mergeloom-outputs",
+} as const;
+
+/** Headers the transports and tracing agree on. */
+export const headers = {
+  /** W3C trace context. */
+  traceparent: "traceparent",
+  tracestate: "tracestate",
+  jobId: "mergeloom-job",
+  taskId: "mergeloom-task",
+} as const;
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/** A job id used inside a subject must be a single token: no dots, wildcards or spaces. */
+export function subjectToken(id: string): string {
+  if (!TOKEN.test(id)) {
+    throw new ProtocolError(`build subject for '${id}': ids in subjects may only use letters, digits, '_' and '-'`, "MESSAGE_INVALID");
+  }
+  return id;
+}

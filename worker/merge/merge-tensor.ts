@@ -1,0 +1,152 @@
+/**
+ * Merges one output tensor (or a row range of it, for elementwise methods): read every input's
+ * bytes, convert to fp32, crop/add task vectors, run the method, convert to the output dtype,
+ * write. This is the whole per-tensor pipeline; it runs the same in the main thread, a worker
+ * thread or a worker process.
+ */
+import { DTYPE_BYTES, isFloatDType, numelOf } from "../../proto/dtype.js";
+import { MergeloomError, ParamError } from "../../proto/errors.js";
+import type { TensorSource, TensorTask } from "../../proto/merge-task.js";
+import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
+import { createRandom } from "../tensor/random.js";
+import type { MergeContext, MergeInput, MergeMethod } from "./define-merge-method.js";
+import type { MergeMethodRegistry } from "./merge-method-registry.js";
+import { newChecksum, type TensorIO } from "./tensor-io.js";
+
+export interface TensorJob {
+  tensor: TensorTask;
+  seed: number;
+  /** Output rows [start, end) when the tensor is merged in chunks; absent = whole tensor. */
+  rows?: [number, number];
+}
+
+export interface TensorJobResult {
+  bytesRead: number;
+  bytesWritten: number;
+  /** sha256 of the bytes, when the destination is `discard://`. */
+  sha256?: string;
+}
+
+/** Reusable byte buffers, one per input slot, grown on demand (one set per thread). */
+class Scratch {
+  private bufs: Uint8Array[] = [];
+  get(i: number, n: number): Uint8Array {
+    let b = this.bufs[i];
+    if (!b || b.byteLength < n) {
+      b = new Uint8Array(Math.max(n, Math.ceil((b?.byteLength ?? 0) * 1.25)));
+      this.bufs[i] = b;
+    }
+    return b.subarray(0, n);
+  }
+}
+const scratch = new Scratch();
+
+export function rowsOf(shape: readonly number[]): number {
+  return shape.length === 0 ? 1 : shape[0];
+}
+export function rowElems(shape: readonly number[]): number {
+  return shape.length <= 1 ? 1 : numelOf(shape.slice(1));
+}
+
+/** True when a tensor with these inputs may be merged in independent row chunks. */
+export function isElementwise(method: MergeMethod, tensor: TensorTask): boolean {
+  const e = method.elementwise;
+  if (!e) return false;
+  if (tensor.shape.length !== 2 && tensor.shape.length !== 1) return false;
+  return typeof e === "function" ? e(tensor.params, tensor.inputs) : e;
+}
+
+export async function mergeTensor(job: TensorJob, registry: MergeMethodRegistry, io: TensorIO): Promise<TensorJobResult> {
+  const t = job.tensor;
+  const outShape = t.shape;
+  const [r0, r1] = job.rows ?? [0, rowsOf(outShape)];
+  const outRowElems = rowElems(outShape);
+  const chunkShape = outShape.length === 0 ? [] : [r1 - r0, ...outShape.slice(1)];
+  let bytesRead = 0;
+
+  // Non-float tensors (integer buffers) are copied from the first input untouched.
+  if (!isFloatDType(t.outDtype) || !t.inputs.every((i) => isFloatDType(i.source.dtype))) {
+    const src = t.inputs[0].source;
+    const n = src.byteLength;
+    const buf = scratch.get(0, n);
+    await io.read(src.uri, src.offset, n, buf);
+    return writeOut(t, buf, 0, io, n);
+  }
+
+  const method = registry.get(t.method);
+  const inputs: MergeInput[] = [];
+  for (let i = 0; i < t.inputs.length; i++) {
+    const spec = t.inputs[i];
+    const data = await readRows(spec.source, outShape, r0, r1, io, i);
+    bytesRead += data.bytesRead;
+    for (const v of spec.addVectors ?? []) {
+      const d = await readRows(v.source, outShape, r0, r1, io, t.inputs.length + 1);
+      bytesRead += d.bytesRead;
+      const a = data.values;
+      const b = d.values;
+      const s = Math.fround(v.scale);
+      for (let k = 0; k < a.length; k++) a[k] += s * b[k];
+    }
+    inputs.push({ model: spec.model, data: data.values, params: spec.params });
+  }
+  const ctx: MergeContext = {
+    tensorName: t.name,
+    shape: chunkShape,
+    inputs,
+    baseIndex: t.baseIndex,
+    params: t.params,
+    random: (i) => createRandom(job.seed, `${t.name}\u0000${i}`),
+  };
+  let out: Float32Array;
+  try {
+    out = method.merge(ctx);
+  } catch (err) {
+    if (err instanceof MergeloomError) throw err;
+    throw new MergeloomError("MERGE_FAILED", `merge ${t.name} with ${t.method}: ${(err as Error).message}`, { cause: err });
+  }
+  const expect = (r1 - r0) * outRowElems;
+  if (out.length !== expect) {
+    throw new ParamError(`merge ${t.name} with ${t.method}: method returned ${out.length} values, expected ${expect}`);
+  }
+  const esz = DTYPE_BYTES[t.outDtype];
+  const encoded = encodeFromF32(out, t.outDtype, scratch.get(t.inputs.length + 2, out.length * esz));
+  const res = writeOut(t, encoded, r0 * outRowElems * esz, io, bytesRead);
+  return res;
+}
+
+function writeOut(t: TensorTask, bytes: Uint8Array, relOffset: number, io: TensorIO, bytesRead: number): TensorJobResult {
+  if (t.dest.uri.startsWith("discard://")) {
+    return { bytesRead, bytesWritten: 0, sha256: newChecksum().update(bytes).digest("hex") };
+  }
+  io.write(t.dest.uri, t.dest.offset + relOffset, bytes);
+  return { bytesRead, bytesWritten: bytes.byteLength };
+}
+
+/**
+ * Reads output rows [r0, r1) of one input as fp32. When the stored tensor is larger than the
+ * output (embeddings of models with different vocabularies), the top-left block is taken, as
+ * mergekit does.
+ */
+async function readRows(
+  src: TensorSource,
+  outShape: readonly number[],
+  r0: number,
+  r1: number,
+  io: TensorIO,
+  slot: number,
+): Promise<{ values: Float32Array; bytesRead: number }> {
+  const esz = DTYPE_BYTES[src.dtype];
+  const inRowElems = rowElems(src.shape);
+  const outRowElems = rowElems(outShape);
+  const rows = r1 - r0;
+  const n = rows * inRowElems * esz;
+  const buf = scratch.get(slot, n);
+  await io.read(src.uri, src.offset + r0 * inRowElems * esz, n, buf);
+  let values = decodeToF32(buf, src.dtype, new Float32Array(rows * inRowElems));
+  if (inRowElems !== outRowElems) {
+    const cropped = new Float32Array(rows * outRowElems);
+    for (let r = 0; r < rows; r++) cropped.set(values.subarray(r * inRowElems, r * inRowElems + outRowElems), r * outRowElems);
+    values = cropped;
+  }
+  return { values, bytesRead: n };
+}

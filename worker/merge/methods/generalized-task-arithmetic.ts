@@ -1,0 +1,238 @@
+/**
+ * mergekit's generalized task arithmetic (merge_methods/generalized_task_arithmetic.py): one kernel,
+ * configured by (sign consensus, sparsifier, normalize default, rescale default) into
+ * task_arithmetic, ties, dare_linear, dare_ties, breadcrumbs, breadcrumbs_ties, della, della_linear.
+ *
+ * Per tensor: δ_i = X_i − B for every non-base input; sparsify each with its density; x_i = w_i·δ_i;
+ * without consensus mix = Σx_i, div = Σw_i (forced to 1 when |div| < 1e-8); with "sum" consensus
+ * the elected sign is + where Σx_i ≥ 0, mix and div sum only the x_i (w_i) whose sign matches
+ * (div forced to 1 where 0); mix /= div when normalize; mix *= λ; result B + mix. All arithmetic is
+ * fp32 with torch's order (products rounded, sums accumulated model by model).
+ */
+import { ParamError } from "../../../proto/errors.js";
+import { defineMergeMethod, type MergeContext, type MergeInput, type MergeMethod } from "../define-merge-method.js";
+import { bool, num, type ParamSpecs, type ResolvedParams } from "../params.js";
+import { checkDellaDensity, checkMagnitudeDensity, sparsify, type SparsificationMethod } from "../sparsify.js";
+
+export interface GtaVariant {
+  name: string;
+  reference: string;
+  consensus: boolean;
+  sparsification: SparsificationMethod | null;
+  normalize: boolean;
+  rescale: boolean;
+}
+
+export interface TaskVector {
+  /** Index of the source in `ctx.inputs`. */
+  index: number;
+  input: MergeInput;
+  /** X_i − B in fp32; owned, may be modified in place. */
+  delta: Float32Array;
+  weight: number;
+}
+
+type CheckCtx = Parameters<NonNullable<MergeMethod["check"]>>[0];
+
+/** `merge <method> <tensor>`: the operation and subject of every message. */
+export function subjectOf(method: string, tensorName: string, model?: string): string {
+  return model === undefined ? `merge ${method} ${tensorName}` : `merge ${method} ${tensorName} (model ${model})`;
+}
+
+/** Refuses a tensor without a base, as every task-vector method needs one. */
+export function requireBase(method: string, ctx: { tensorName: string; baseIndex: number; inputs: readonly unknown[] }): void {
+  if (ctx.baseIndex < 0 || ctx.baseIndex >= ctx.inputs.length) {
+    throw new ParamError(`${subjectOf(method, ctx.tensorName)}: ${method} works on task vectors and needs a base model; set base_model in the config`);
+  }
+}
+
+/** The per-model weight as a number, or a ParamError naming the model. */
+export function weightOf(method: string, tensorName: string, input: { model: string; params: ResolvedParams }): number {
+  const w = input.params.weight;
+  if (typeof w !== "number" || Number.isNaN(w)) {
+    throw new ParamError(`${subjectOf(method, tensorName, input.model)}: per-model parameter 'weight' is required; set weight under this model's parameters or at the top level`);
+  }
+  return w;
+}
+
+function numParam(params: ResolvedParams, name: string, def: number): number {
+  const v = params[name];
+  return typeof v === "number" ? v : def;
+}
+
+/** δ_i = fp32(X_i − B) for every non-base input, in input order. */
+export function taskVectors(method: string, ctx: MergeContext): TaskVector[] {
+  requireBase(method, ctx);
+  const base = ctx.inputs[ctx.baseIndex].data;
+  const n = base.length;
+  const out: TaskVector[] = [];
+  for (let i = 0; i < ctx.inputs.length; i++) {
+    if (i === ctx.baseIndex) continue;
+    const input = ctx.inputs[i];
+    const weight = weightOf(method, ctx.tensorName, input);
+    const x = input.data;
+    if (x.length !== n) {
+      throw new ParamError(`${subjectOf(method, ctx.tensorName, input.model)}: input has ${x.length} elements but the base has ${n}; inputs must share the base's shape`);
+    }
+    const delta = new Float32Array(n);
+    for (let j = 0; j < n; j++) delta[j] = x[j] - base[j];
+    out.push({ index: i, input, delta, weight });
+  }
+  return out;
+}
+
+/** Sparsifies every task vector in place with its own density (and gamma / epsilon). */
+export function sparsifyTaskVectors(method: string, ctx: MergeContext, tvs: readonly TaskVector[], sparsification: SparsificationMethod, rescale: boolean): void {
+  for (const tv of tvs) {
+    const p = tv.input.params;
+    const density = numParam(p, "density", 1);
+    if (density >= 1) continue;
+    sparsify(tv.delta, {
+      method: sparsification,
+      density,
+      rescale,
+      gamma: numParam(p, "gamma", 0.01),
+      epsilon: numParam(p, "epsilon", 0.15),
+      shape: ctx.shape,
+      uniform: sparsification === "random" || sparsification === "della_magprune" ? ctx.random(tv.index) : undefined,
+      subject: subjectOf(method, ctx.tensorName, tv.input.model),
+    });
+  }
+}
+
+/**
+ * Combines (already sparsified) task vectors into the mixed delta, before λ: the weighted sum, or
+ * with `consensus` the TIES sign-elected sum; divided by the (masked) weight sum when `normalize`.
+ * Overwrites each delta with w_i·δ_i.
+ */
+export function mixTaskVectors(tvs: readonly TaskVector[], n: number, consensus: boolean, normalize: boolean): Float32Array {
+  const mix = new Float32Array(n);
+  const ws = tvs.map((tv) => Math.fround(tv.weight));
+  for (let t = 0; t < tvs.length; t++) {
+    const d = tvs[t].delta;
+    const w = ws[t];
+    for (let j = 0; j < n; j++) d[j] *= w;
+  }
+  if (!consensus) {
+    for (const tv of tvs) {
+      const x = tv.delta;
+      for (let j = 0; j < n; j++) mix[j] += x[j];
+    }
+    if (normalize) {
+      let div = 0;
+      for (const w of ws) div = Math.fround(div + w);
+      if (Math.abs(div) < 1e-8) div = 1;
+      if (div !== 1) for (let j = 0; j < n; j++) mix[j] /= div;
+    }
+    return mix;
+  }
+  // Elected sign: + where Σx_i ≥ 0 (an exact 0 goes to +; NaN goes to −, as torch's `>=` does).
+  const total = new Float32Array(n);
+  for (const tv of tvs) {
+    const x = tv.delta;
+    for (let j = 0; j < n; j++) total[j] += x[j];
+  }
+  const div = normalize ? new Float32Array(n) : null;
+  for (let t = 0; t < tvs.length; t++) {
+    const x = tvs[t].delta;
+    const w = ws[t];
+    for (let j = 0; j < n; j++) {
+      const v = x[j];
+      // sign(v) == majority; v == 0 has sign 0 and never matches.
+      if (total[j] >= 0 ? v > 0 : v < 0) {
+        mix[j] += v;
+        if (div) div[j] += w;
+      }
+    }
+  }
+  if (div) {
+    for (let j = 0; j < n; j++) {
+      const d = div[j];
+      if (d !== 0 && d !== 1) mix[j] /= d;
+    }
+  }
+  return mix;
+}
+
+/** out = fp32(B + fp32(λ·mix)), written into `mix`. */
+export function addScaled(base: Float32Array, mix: Float32Array, lambda: number): Float32Array {
+  const l = Math.fround(lambda);
+  const n = mix.length;
+  if (l === 1) {
+    for (let j = 0; j < n; j++) mix[j] += base[j];
+  } else {
+    for (let j = 0; j < n; j++) mix[j] = base[j] + Math.fround(mix[j] * l);
+  }
+  return mix;
+}
+
+function gtaParams(v: GtaVariant): ParamSpecs {
+  return { normalize: bool(v.normalize), rescale: bool(v.rescale), lambda: num(1), int8_mask: bool(false) };
+}
+
+function gtaModelParams(v: GtaVariant): ParamSpecs {
+  const specs: ParamSpecs = { weight: num(), density: num(1) };
+  if (v.sparsification === "magnitude_outliers") specs.gamma = num(0.01);
+  if (v.sparsification === "della_magprune") specs.epsilon = num(0.15);
+  return specs;
+}
+
+/** Validation that needs no tensor data: base present, weights set, densities usable. */
+function checkGta(v: GtaVariant, ctx: CheckCtx): void {
+  requireBase(v.name, ctx);
+  const numel = ctx.shape.reduce((a, b) => a * b, 1);
+  ctx.inputs.forEach((input, i) => {
+    if (i === ctx.baseIndex) return;
+    weightOf(v.name, ctx.tensorName, input);
+    const density = numParam(input.params, "density", 1);
+    const subject = subjectOf(v.name, ctx.tensorName, input.model);
+    if (v.sparsification === "magnitude") checkMagnitudeDensity(density, numel, subject);
+    if (v.sparsification === "della_magprune") checkDellaDensity(density, numParam(input.params, "epsilon", 0.15), subject);
+    if (v.sparsification === "random" && density < 1 && !(density >= 0)) {
+      throw new ParamError(`${subject}: density ${density} is not a probability; use a density in [0, 1]`);
+    }
+  });
+}
+
+/** Builds one GTA method from its row of mergekit's defaults table. */
+export function defineGtaMethod(v: GtaVariant): MergeMethod {
+  const sparsification = v.sparsification;
+  return defineMergeMethod({
+    name: v.name,
+    reference: v.reference,
+    params: gtaParams(v),
+    modelParams: gtaModelParams(v),
+    base: "required",
+    // Chunkable by rows only when no sparsifier runs (each needs the whole tensor or its stream).
+    elementwise: sparsification === null ? true : (_params, inputs) => inputs.every((i) => numParam(i.params, "density", 1) >= 1),
+    check: (ctx) => checkGta(v, ctx),
+    merge(ctx) {
+      const tvs = taskVectors(v.name, ctx);
+      const base = ctx.inputs[ctx.baseIndex].data;
+      if (tvs.length === 0) return Float32Array.from(base);
+      const normalize = ctx.params.normalize === undefined ? v.normalize : ctx.params.normalize === true;
+      const rescale = ctx.params.rescale === undefined ? v.rescale : ctx.params.rescale === true;
+      if (sparsification !== null) sparsifyTaskVectors(v.name, ctx, tvs, sparsification, rescale);
+      const mix = mixTaskVectors(tvs, base.length, v.consensus, normalize);
+      return addScaled(base, mix, numParam(ctx.params, "lambda", 1));
+    },
+  });
+}
+
+const TASK_ARITHMETIC = "https://arxiv.org/abs/2212.04089";
+const TIES = "https://arxiv.org/abs/2306.01708";
+const DARE = "https://arxiv.org/abs/2311.03099";
+const BREADCRUMBS = "https://arxiv.org/abs/2312.06795";
+const DELLA = "https://arxiv.org/abs/2406.11617";
+
+export const taskArithmetic = defineGtaMethod({ name: "task_arithmetic", reference: TASK_ARITHMETIC, consensus: false, sparsification: null, normalize: false, rescale: false });
+export const ties = defineGtaMethod({ name: "ties", reference: TIES, consensus: true, sparsification: "magnitude", normalize: true, rescale: false });
+export const dareLinear = defineGtaMethod({ name: "dare_linear", reference: DARE, consensus: false, sparsification: "random", normalize: false, rescale: true });
+export const dareTies = defineGtaMethod({ name: "dare_ties", reference: DARE, consensus: true, sparsification: "random", normalize: false, rescale: true });
+export const breadcrumbs = defineGtaMethod({ name: "breadcrumbs", reference: BREADCRUMBS, consensus: false, sparsification: "magnitude_outliers", normalize: false, rescale: false });
+export const breadcrumbsTies = defineGtaMethod({ name: "breadcrumbs_ties", reference: BREADCRUMBS, consensus: true, sparsification: "magnitude_outliers", normalize: false, rescale: false });
+export const della = defineGtaMethod({ name: "della", reference: DELLA, consensus: true, sparsification: "della_magprune", normalize: true, rescale: true });
+export const dellaLinear = defineGtaMethod({ name: "della_linear", reference: DELLA, consensus: false, sparsification: "della_magprune", normalize: false, rescale: true });
+
+/** All eight, for the registry. */
+export const generalizedTaskArithmeticMethods: readonly MergeMethod[] = [taskArithmetic, ties, dareLinear, dareTies, breadcrumbs, breadcrumbsTies, della, dellaLinear];

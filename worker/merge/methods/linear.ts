@@ -1,0 +1,65 @@
+/**
+ * linear: Σ w_i·X_i, divided by Σ w_i when `normalize` (default true). Every input takes part,
+ * the base included when the config sets one (mergekit appends it as an ordinary source).
+ *
+ * Numerics: weights are rounded to fp32 (mergekit builds an fp32 weight tensor); each output
+ * element is accumulated in float64 and rounded once, which differs from mergekit's fp32
+ * summation by at most fp32 rounding.
+ */
+import { ParamError } from "../../../proto/errors.js";
+import { defineMergeMethod, type MergeInput } from "../define-merge-method.js";
+import { bool, num } from "../params.js";
+
+/** Weights with |Σw| below this count as summing to zero (mergekit would divide by ~0). */
+const ZERO_SUM = 1e-8;
+
+function weightsOf(tensorName: string, inputs: readonly Pick<MergeInput, "model" | "params">[]): number[] {
+  if (inputs.length === 0) throw new ParamError(`merge ${tensorName} with linear: no input models`);
+  return inputs.map((inp) => {
+    const w = inp.params.weight;
+    if (typeof w !== "number") {
+      throw new ParamError(
+        `merge ${tensorName} with linear: model '${inp.model}' has no weight; add a weight for it (parameters: {weight: ...} under that model, or a top-level weight)`,
+      );
+    }
+    return Math.fround(w);
+  });
+}
+
+function checkSum(tensorName: string, weights: readonly number[], normalize: boolean): void {
+  if (!normalize) return;
+  const sum = weights.reduce((a, b) => a + b, 0);
+  if (!(Math.abs(sum) >= ZERO_SUM)) {
+    throw new ParamError(
+      `merge ${tensorName} with linear: weights sum to ${sum} with normalize: true, so the result would be inf/nan; change the weights or set normalize: false`,
+    );
+  }
+}
+
+export const linear = defineMergeMethod({
+  name: "linear",
+  reference: "https://arxiv.org/abs/2203.05482",
+  params: { normalize: bool(true) },
+  modelParams: { weight: num() },
+  base: "none",
+  elementwise: true,
+  check(ctx) {
+    checkSum(ctx.tensorName, weightsOf(ctx.tensorName, ctx.inputs), ctx.params.normalize !== false);
+  },
+  merge(ctx) {
+    const weights = weightsOf(ctx.tensorName, ctx.inputs);
+    const normalize = ctx.params.normalize !== false;
+    checkSum(ctx.tensorName, weights, normalize);
+    const div = normalize ? Math.fround(weights.reduce((a, b) => a + b, 0)) : 1;
+    const n = ctx.inputs[0].data.length;
+    const acc = new Float64Array(n);
+    for (let m = 0; m < ctx.inputs.length; m++) {
+      const x = ctx.inputs[m].data;
+      const w = weights[m];
+      for (let k = 0; k < n; k++) acc[k] += w * x[k];
+    }
+    const out = new Float32Array(n);
+    for (let k = 0; k < n; k++) out[k] = acc[k] / div;
+    return out;
+  },
+});

@@ -1,0 +1,19 @@
+/** Reads non-local tensor bytes (HTTP ranges, synthetic checkpoints) through cached byte sources. */
+import { openByteSource } from "../storage/open-byte-source.js";
+import type { ByteSource } from "../storage/byte-source.js";
+import type { RemoteReader } from "./tensor-io.js";
+
+export function createRemoteReader(opts: { storageRoots?: readonly string[] } = {}): RemoteReader {
+  const sources = new Map<string, ByteSource>();
+  return {
+    async read(uri, offset, length, into) {
+      let src = sources.get(uri);
+      if (!src) {
+        src = openByteSource(uri, opts);
+        sources.set(uri, src);
+      }
+      const got = await src.read(offset, length, into);
+      if (got !== into && got.byteLength) into.set(got.subarray(0, length));
+    },
+  };
+}

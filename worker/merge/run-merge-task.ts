@@ -1,0 +1,123 @@
+/**
+ * Runs one MergeTask: splits it into per-tensor (or per-row-chunk) jobs, runs them on a thread
+ * pool (or inline with threads = 0), and collects the result. Memory stays bounded because a job
+ * only describes its inputs; bytes are read inside the thread that merges them.
+ */
+import { createHash } from "node:crypto";
+import { availableParallelism } from "node:os";
+import { Piscina } from "piscina";
+import { numelOf } from "../../proto/dtype.js";
+import { MergeloomError } from "../../proto/errors.js";
+import type { MergeTask, MergeTaskResult, TensorResult, TensorTask } from "../../proto/merge-task.js";
+import { createDefaultRegistry } from "./all-methods.js";
+import { isElementwise, mergeTensor, rowElems, rowsOf, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
+import type { MergeMethodRegistry } from "./merge-method-registry.js";
+import { TensorIO } from "./tensor-io.js";
+import { createRemoteReader } from "./remote-reader.js";
+
+/** Row chunks of about this many elements; fixed (not thread-dependent) so results never change. */
+export const CHUNK_ELEMENTS = 1 << 22;
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  /** Called after each tensor completes, with its output byte count. */
+  onTensor?: (name: string, bytes: number, bytesRead: number) => void;
+}
+
+export interface MergeExecutor {
+  run(task: MergeTask, opts?: RunOptions): Promise<MergeTaskResult>;
+  close(): Promise<void>;
+}
+
+/** Splits a tensor into jobs: row chunks for elementwise methods, else the whole tensor. */
+export function jobsFor(tensor: TensorTask, seed: number, registry: MergeMethodRegistry): TensorJob[] {
+  const numel = numelOf(tensor.shape);
+  if (numel <= CHUNK_ELEMENTS || !registry.has(tensor.method) || !isElementwise(registry.get(tensor.method), tensor)) {
+    return [{ tensor, seed }];
+  }
+  const rows = rowsOf(tensor.shape);
+  const per = Math.max(1, Math.floor(CHUNK_ELEMENTS / rowElems(tensor.shape)));
+  const jobs: TensorJob[] = [];
+  for (let r = 0; r < rows; r += per) jobs.push({ tensor, seed, rows: [r, Math.min(rows, r + per)] });
+  return jobs;
+}
+
+export class LocalMergeExecutor implements MergeExecutor {
+  private readonly pool?: Piscina;
+  private readonly registry: MergeMethodRegistry;
+  private readonly io?: TensorIO;
+
+  /** threads: worker threads to use; 0 merges in the calling thread (tests, tiny models). */
+  constructor(opts: { threads?: number } = {}) {
+    const threads = opts.threads ?? availableParallelism();
+    this.threads = threads;
+    this.registry = createDefaultRegistry();
+    if (threads > 0) {
+      this.pool = new Piscina({
+        filename: new URL("./tensor-thread.js", import.meta.url).href,
+        minThreads: threads,
+        maxThreads: threads,
+        idleTimeout: 60_000,
+      });
+    } else {
+      this.io = new TensorIO(createRemoteReader());
+    }
+  }
+
+  /** Inline jobs run one at a time, so memory holds one tensor's buffers, as with one thread. */
+  private inlineChain: Promise<unknown> = Promise.resolve();
+
+  readonly threads: number;
+
+  private runJob(job: TensorJob, signal?: AbortSignal): Promise<TensorJobResult> {
+    if (this.pool) return this.pool.run(job, signal ? { signal } : {});
+    const next = this.inlineChain.then(() => {
+      signal?.throwIfAborted();
+      return mergeTensor(job, this.registry, this.io!);
+    });
+    this.inlineChain = next.catch(() => {});
+    return next;
+  }
+
+  async run(task: MergeTask, opts: RunOptions = {}): Promise<MergeTaskResult> {
+    const start = performance.now();
+    let bytesRead = 0;
+    let bytesWritten = 0;
+    const results: TensorResult[] = await Promise.all(
+      task.tensors.map(async (tensor) => {
+        const jobs = jobsFor(tensor, task.seed, this.registry);
+        const parts = await Promise.all(jobs.map((j) => this.runJob(j, opts.signal)));
+        opts.signal?.throwIfAborted();
+        let tRead = 0;
+        let tWritten = 0;
+        for (const p of parts) {
+          tRead += p.bytesRead;
+          tWritten += p.bytesWritten;
+        }
+        bytesRead += tRead;
+        bytesWritten += tWritten;
+        const r: TensorResult = { name: tensor.name, byteLength: tensor.dest.byteLength };
+        if (parts[0].sha256 !== undefined) {
+          r.sha256 = parts.length === 1 ? parts[0].sha256 : combineDigests(parts.map((p) => p.sha256!));
+        }
+        opts.onTensor?.(tensor.name, tensor.dest.byteLength, tRead);
+        return r;
+      }),
+    ).catch((err: unknown) => {
+      if (opts.signal?.aborted) throw new MergeloomError("CANCELLED", `task ${task.taskId}: cancelled`, { cause: err });
+      throw err;
+    });
+    return { taskId: task.taskId, tensors: results, bytesRead, bytesWritten, durationMs: performance.now() - start };
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.destroy();
+    this.io?.close();
+  }
+}
+
+function combineDigests(digests: string[]): string {
+  const h = createHash("sha256");
+  for (const d of digests) h.update(d);
+  return h.digest("hex");
+}

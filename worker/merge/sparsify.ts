@@ -1,0 +1,313 @@
+/**
+ * mergekit's task-vector sparsifiers (mergekit/sparsify.py), in place on an fp32 task vector.
+ *
+ * Every sparsifier returns its input untouched when `density >= 1` (no rescale, gamma ignored),
+ * zeroes the dropped entries, and, when `rescale` is set, multiplies the survivors by one scalar per
+ * tensor, ‖δ‖₁ / ‖δ⊙mask‖₁ (skipped when either norm is < 1e-7), as mergekit's L1 rescale does.
+ *
+ * Ranking ties. mergekit ranks |δ| with `torch.argsort`/`torch.sort` (stable=False). On CPU that is
+ * `std::sort`, whose order among equal keys is unspecified in general but is insertion-sort order
+ * (stable) for the small slices it finishes with. We fix the rule to *stable by index*:
+ *  - magnitude (descending): among equal |δ| at the cut, the lower flat index is kept;
+ *  - magnitude_outliers (ascending order, keep sorted[n_bot : n−n_top]): among equal |δ| at the
+ *    lower cut the lower indices are dropped first, at the upper cut the higher indices are dropped;
+ *  - della_magprune: equal |δ| in a row get increasing ranks in index order.
+ *
+ * Selection runs on the float bits: clearing the sign bit of an IEEE-754 float gives a uint32
+ * that orders like |x| (NaN above +inf, as torch's comparator puts NaN first in descending order),
+ * so a two-pass 16-bit radix select finds the cut in O(n) without sorting or allocating keys.
+ */
+import { ParamError } from "../../proto/errors.js";
+
+export type SparsificationMethod = "magnitude" | "magnitude_outliers" | "random" | "della_magprune";
+
+export interface SparsifyOptions {
+  method: SparsificationMethod;
+  density: number;
+  /** L1 rescale of the survivors (mergekit's `rescale: true`). */
+  rescale: boolean;
+  /** magnitude_outliers: share of the largest entries to drop (mergekit default 0.01). */
+  gamma?: number;
+  /** della_magprune: half-width of the keep-probability range (mergekit default 0.15). */
+  epsilon?: number;
+  /** Tensor shape; della ranks along dim 1 (a 1-D tensor is one row). Defaults to 1-D. */
+  shape?: readonly number[];
+  /** Uniform [0,1) stream for random and della_magprune. */
+  uniform?: () => number;
+  /** Names tensor and model in error messages, e.g. `merge ties model.norm.weight (model a)`. */
+  subject?: string;
+}
+
+/** Sparsifies `delta` in place with mergekit's semantics and returns it. */
+export function sparsify(delta: Float32Array, o: SparsifyOptions): Float32Array {
+  const subject = o.subject ?? "sparsify task vector";
+  switch (o.method) {
+    case "magnitude":
+      return sparsifyMagnitude(delta, o.density, o.rescale, subject);
+    case "magnitude_outliers":
+      return sparsifyMagnitudeOutliers(delta, o.density, o.gamma ?? 0.01, o.rescale);
+    case "random":
+      return sparsifyRandom(delta, o.density, needUniform(o, subject), o.rescale, subject);
+    case "della_magprune":
+      return sparsifyDellaMagprune(delta, o.shape ?? [delta.length], o.density, o.epsilon ?? 0.15, needUniform(o, subject), o.rescale, subject);
+  }
+}
+
+function needUniform(o: SparsifyOptions, subject: string): () => number {
+  if (!o.uniform) throw new ParamError(`${subject}: ${o.method} sparsification needs a uniform random stream`);
+  return o.uniform;
+}
+
+/** mergekit's `int(density * numel)`: Python's int() truncates toward zero. */
+export function keepCount(density: number, numel: number): number {
+  return Math.trunc(density * numel);
+}
+
+/**
+ * Throws the ParamError mergekit's `assert k > 0` stands for, when magnitude pruning with this
+ * density would keep nothing. Exported so a method's `check` can refuse the config up front.
+ */
+export function checkMagnitudeDensity(density: number, numel: number, subject: string): void {
+  if (density >= 1 || numel === 0) return;
+  const k = keepCount(density, numel);
+  if (!(k > 0)) {
+    throw new ParamError(
+      `${subject}: density ${density} keeps int(${density}·${numel}) = ${k} of ${numel} elements, so magnitude pruning would drop the whole task vector (mergekit asserts k > 0); ` +
+        `raise density to at least ${1 / numel} or leave this model out of the tensor`,
+    );
+  }
+}
+
+/** Throws unless density ± epsilon lies in (0, 1), which della_magprune requires for 0 < density < 1. */
+export function checkDellaDensity(density: number, epsilon: number, subject: string): void {
+  if (density >= 1 || density <= 0) return;
+  if (density + epsilon >= 1 || density - epsilon <= 0) {
+    throw new ParamError(
+      `${subject}: della needs density ± epsilon inside (0, 1), got density ${density} and epsilon ${epsilon} ` +
+        `(range ${density - epsilon} … ${density + epsilon}); lower epsilon below ${Math.min(density, 1 - density)}`,
+    );
+  }
+}
+
+/** Keeps the k = int(p·numel) largest |δ| of the whole flattened tensor. */
+export function sparsifyMagnitude(delta: Float32Array, density: number, rescale: boolean, subject = "sparsify task vector"): Float32Array {
+  if (density >= 1) return delta;
+  const n = delta.length;
+  if (n === 0) return delta;
+  checkMagnitudeDensity(density, n, subject);
+  const k = keepCount(density, n);
+  if (k >= n) return delta;
+  const bits = bitsOf(delta);
+  // The k-th largest key is the (n−k)-th smallest (0-based).
+  const cut = selectKey(bits, n - k);
+  let tiesLeft = k - (n - cut.below - cut.equal);
+  const t = cut.key;
+  const before = rescale ? l1(delta) : 0;
+  for (let i = 0; i < n; i++) {
+    const b = bits[i] & 0x7fffffff;
+    if (b > t) continue;
+    if (b === t && tiesLeft > 0) {
+      tiesLeft--;
+      continue;
+    }
+    delta[i] = 0;
+  }
+  if (rescale) rescaleL1(delta, before);
+  return delta;
+}
+
+/**
+ * DARE-style "breadcrumbs": drop the n_top largest and the n_bot smallest |δ|, i.e. keep the
+ * ascending order's Python slice `[n_bot : -n_top]`. With n_top == 0 that slice is empty, so the
+ * whole task vector is dropped — mergekit's quirk, kept on purpose.
+ */
+export function sparsifyMagnitudeOutliers(delta: Float32Array, density: number, gamma: number, rescale: boolean): Float32Array {
+  if (density >= 1) return delta;
+  const n = delta.length;
+  const target = keepCount(density, n);
+  let nTop = keepCount(gamma, n);
+  let nBot = n - target - nTop;
+  if (nBot < 0) {
+    nTop += nBot;
+    nBot = 0;
+  }
+  const start = pySliceIndex(nBot, n);
+  const stop = pySliceIndex(-nTop, n);
+  const before = rescale ? l1(delta) : 0;
+  if (stop <= start) {
+    delta.fill(0);
+    return delta;
+  }
+  keepSortedRange(delta, start, stop);
+  if (rescale) rescaleL1(delta, before);
+  return delta;
+}
+
+/** DARE's random drop: keep each entry with probability `density` (uniform < density). */
+export function sparsifyRandom(delta: Float32Array, density: number, uniform: () => number, rescale: boolean, subject = "sparsify task vector"): Float32Array {
+  if (density >= 1) return delta;
+  if (!(density >= 0)) throw new ParamError(`${subject}: density ${density} is not a probability; use a density in [0, 1]`);
+  const before = rescale ? l1(delta) : 0;
+  const n = delta.length;
+  for (let i = 0; i < n; i++) {
+    if (!(uniform() < density)) delta[i] = 0;
+  }
+  if (rescale) rescaleL1(delta, before);
+  return delta;
+}
+
+/**
+ * DELLA's MagPrune: within each row (along dim 1; a 1-D tensor is one row) rank |δ| ascending,
+ * rank r = 1…n, and keep an entry with probability p − ε + 2ε·(r−1)/(n−1). One uniform is drawn per
+ * element in flat (row-major) order, so the mask does not depend on how the ranking is computed.
+ * A row of length 1 (0/0 in mergekit, which then fails in torch.bernoulli) gets probability p.
+ */
+export function sparsifyDellaMagprune(
+  delta: Float32Array,
+  shape: readonly number[],
+  density: number,
+  epsilon: number,
+  uniform: () => number,
+  rescale: boolean,
+  subject = "sparsify task vector",
+): Float32Array {
+  if (density >= 1) return delta;
+  if (density <= 0) {
+    delta.fill(0);
+    return delta;
+  }
+  checkDellaDensity(density, epsilon, subject);
+  const n = delta.length;
+  if (n === 0) return delta;
+  // Ranking along dim 1: `outer` blocks of `len` entries spaced `inner` apart.
+  const outer = shape.length < 2 ? 1 : shape[0];
+  const len = shape.length < 2 ? n : shape[1];
+  const inner = shape.length < 2 ? 1 : n / (outer * len);
+  const probs = new Float32Array(n);
+  const lo = density - epsilon;
+  const span = 2 * epsilon;
+  const bits = bitsOf(delta);
+  const packed = new Float64Array(len);
+  const direct = len <= 1 << 22; // key (31 bits)·2^22 + index stays below 2^53
+  for (let o = 0; o < outer; o++) {
+    for (let c = 0; c < inner; c++) {
+      const base = o * len * inner + c;
+      if (len === 1) {
+        probs[base] = density;
+        continue;
+      }
+      let order: ArrayLike<number>;
+      if (direct) {
+        for (let j = 0; j < len; j++) packed[j] = (bits[base + j * inner] & 0x7fffffff) * 4194304 + j;
+        packed.sort();
+        for (let j = 0; j < len; j++) packed[j] = packed[j] % 4194304;
+        order = packed;
+      } else {
+        const idx = Array.from({ length: len }, (_, j) => j);
+        idx.sort((a, b) => (bits[base + a * inner] & 0x7fffffff) - (bits[base + b * inner] & 0x7fffffff) || a - b);
+        order = idx;
+      }
+      const inv = 1 / (len - 1);
+      for (let r = 0; r < len; r++) probs[base + order[r] * inner] = lo + r * inv * span;
+    }
+  }
+  const before = rescale ? l1(delta) : 0;
+  for (let i = 0; i < n; i++) {
+    if (!(uniform() < probs[i])) delta[i] = 0;
+  }
+  if (rescale) rescaleL1(delta, before);
+  return delta;
+}
+
+/** Σ|x| in float64 (mergekit sums in fp32; the ratio agrees to fp32 precision). */
+export function l1(x: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += Math.abs(x[i]);
+  return s;
+}
+
+/**
+ * mergekit's L1 rescale: multiply the masked tensor by ‖δ‖₁/‖δ⊙mask‖₁ (one fp32 scalar), unless
+ * either norm is below 1e-7.
+ */
+export function rescaleL1(masked: Float32Array, before: number): void {
+  const after = l1(masked);
+  if (before < 1e-7 || after < 1e-7) return;
+  const ratio = Math.fround(Math.fround(before) / Math.fround(after));
+  if (ratio === 1) return;
+  for (let i = 0; i < masked.length; i++) masked[i] *= ratio;
+}
+
+/** Python's normalization of a slice bound. */
+function pySliceIndex(v: number, n: number): number {
+  return v < 0 ? Math.max(0, v + n) : Math.min(v, n);
+}
+
+function bitsOf(x: Float32Array): Uint32Array {
+  return new Uint32Array(x.buffer, x.byteOffset, x.length);
+}
+
+/**
+ * Zeroes every entry outside positions [start, stop) of the stable ascending order of |δ|
+ * (0 ≤ start < stop ≤ n). Ties at the lower cut: the lowest indices are dropped first; ties at the
+ * upper cut: the lowest indices are kept first.
+ */
+function keepSortedRange(delta: Float32Array, start: number, stop: number): void {
+  const n = delta.length;
+  const bits = bitsOf(delta);
+  const low = selectKey(bits, start);
+  const high = stop - 1 === start ? low : selectKey(bits, stop - 1);
+  const lk = low.key;
+  const hk = high.key;
+  const skipLow = start - low.below; // ties at lk that sit before position `start`
+  const keepHigh = stop - high.below; // ties at hk that sit before position `stop`
+  let tl = 0;
+  let th = 0;
+  for (let i = 0; i < n; i++) {
+    const b = bits[i] & 0x7fffffff;
+    let keep = b >= lk && b <= hk;
+    if (b === lk) {
+      if (tl < skipLow) keep = false;
+      tl++;
+    }
+    if (b === hk) {
+      if (th >= keepHigh) keep = false;
+      th++;
+    }
+    if (!keep) delta[i] = 0;
+  }
+}
+
+export interface KeySelection {
+  /** The key at position r of the ascending order. */
+  key: number;
+  /** How many keys are strictly below it. */
+  below: number;
+  /** How many keys equal it. */
+  equal: number;
+}
+
+/**
+ * Radix select over |x| keys (float bits with the sign cleared): the key at 0-based position `r`
+ * of the ascending order, in two histogram passes over the high and the low 16 bits.
+ */
+export function selectKey(bits: Uint32Array, r: number): KeySelection {
+  const n = bits.length;
+  if (!(r >= 0 && r < n)) throw new RangeError(`selectKey: position ${r} outside [0, ${n})`);
+  const hist = new Uint32Array(65536);
+  for (let i = 0; i < n; i++) hist[(bits[i] & 0x7fffffff) >>> 16]++;
+  let acc = 0;
+  let hi = 0;
+  while (acc + hist[hi] <= r) acc += hist[hi++];
+  const belowHi = acc;
+  hist.fill(0);
+  for (let i = 0; i < n; i++) {
+    const b = bits[i] & 0x7fffffff;
+    if (b >>> 16 === hi) hist[b & 0xffff]++;
+  }
+  const rr = r - belowHi;
+  acc = 0;
+  let lo = 0;
+  while (acc + hist[lo] <= rr) acc += hist[lo++];
+  return { key: ((hi << 16) | lo) >>> 0, below: belowHi + acc, equal: hist[lo] };
+}

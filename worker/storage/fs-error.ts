@@ -1,0 +1,14 @@
+/** Maps Node filesystem errors to typed errors: what a retry cannot fix is permanent. */
+import { CheckpointError, MergeloomError, StorageError } from "../../proto/errors.js";
+
+const PERMANENT = new Set(["EACCES", "EPERM", "EISDIR", "ENOTDIR", "ELOOP", "ENAMETOOLONG", "EROFS", "ENOSPC", "EDQUOT"]);
+
+export function fsError(operation: string, path: string, err: unknown): MergeloomError {
+  if (err instanceof MergeloomError) return err;
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === "ENOENT") {
+    return new CheckpointError(path, "file does not exist; check the path", { cause: err, code: "CHECKPOINT_MISSING" });
+  }
+  const detail = err instanceof Error ? err.message : String(err);
+  return new StorageError(`${operation} ${path}: ${detail}`, { cause: err, retryable: !code || !PERMANENT.has(code) });
+}

@@ -1,0 +1,187 @@
+/**
+ * ByteSource over HTTP(S) Range requests (global fetch). A server that ignores Range and sends the
+ * whole file (200) is an error rather than a silent multi-gigabyte download. Transient failures
+ * (network errors, 408/429/5xx, bodies cut short) are retried a bounded number of times with
+ * exponential backoff and surface as retryable StorageErrors when retries run out.
+ */
+import { CheckpointError, MergeloomError, StorageError } from "../../proto/errors.js";
+import { checkReadArgs, truncatedError, type ByteSource } from "./byte-source.js";
+
+export interface HttpOptions {
+  /** Extra attempts after the first for transient failures (default 3). */
+  retries?: number;
+  /** Delay before the first retry, doubled for each further one (default 200 ms). */
+  retryDelayMs?: number;
+  /** Per-request timeout (default 60 s). */
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+}
+
+const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;
+const UNSATISFIED_RANGE = /^bytes \*\/(\d+)$/;
+
+export class HttpByteSource implements ByteSource {
+  readonly uri: string;
+  private readonly opts: HttpOptions;
+  private knownSize?: number;
+
+  constructor(url: string, opts: HttpOptions = {}) {
+    this.uri = url;
+    this.opts = opts;
+  }
+
+  /** Probes `bytes=0-0` and reads the total from Content-Range; this also proves Range support. */
+  async size(): Promise<number> {
+    if (this.knownSize !== undefined) return this.knownSize;
+    const size = await withRetries(this.uri, this.opts, async (signal) => {
+      const res = await fetch(this.uri, { headers: { ...this.opts.headers, Range: "bytes=0-0" }, signal });
+      await res.body?.cancel().catch(() => undefined);
+      if (res.status === 416) {
+        // An empty file cannot satisfy any range; the total is in `bytes */N` or, failing that, HEAD.
+        const m = UNSATISFIED_RANGE.exec(res.headers.get("content-range") ?? "");
+        return m ? Number(m[1]) : this.headSize(signal);
+      }
+      checkStatus(this.uri, res);
+      if (res.status !== 206) throw rangeIgnored(this.uri, res.status);
+      const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
+      if (m && m[3] !== "*") return Number(m[3]);
+      return this.headSize(signal);
+    });
+    this.knownSize = size;
+    return size;
+  }
+
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    checkReadArgs(this.uri, offset, length, into);
+    const buf = into ? into.subarray(0, length) : new Uint8Array(length);
+    if (length === 0) return buf;
+    if (this.knownSize !== undefined && offset + length > this.knownSize) throw truncatedError(this.uri, offset, length, this.knownSize);
+    const last = offset + length - 1;
+    await withRetries(this.uri, this.opts, async (signal) => {
+      const res = await fetch(this.uri, { headers: { ...this.opts.headers, Range: `bytes=${offset}-${last}` }, signal });
+      if (res.status === 416) {
+        await res.body?.cancel().catch(() => undefined);
+        const m = UNSATISFIED_RANGE.exec(res.headers.get("content-range") ?? "");
+        throw truncatedError(this.uri, offset, length, m ? Number(m[1]) : undefined);
+      }
+      checkStatus(this.uri, res);
+      if (res.status !== 206) {
+        await res.body?.cancel().catch(() => undefined);
+        throw rangeIgnored(this.uri, res.status);
+      }
+      const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
+      if (!m || Number(m[1]) !== offset) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new StorageError(`read ${this.uri}: asked for bytes ${offset}-${last} but the server answered Content-Range ${JSON.stringify(res.headers.get("content-range"))}`);
+      }
+      const end = Number(m[2]);
+      if (m[3] !== "*") this.knownSize = Number(m[3]);
+      if (end < last) {
+        // The server clamps ranges to the file: a shorter range means the file ends early.
+        await res.body?.cancel().catch(() => undefined);
+        throw truncatedError(this.uri, offset, length, this.knownSize);
+      }
+      const got = await readBody(this.uri, res, buf);
+      if (got !== length) {
+        throw new StorageError(`read ${this.uri}: connection closed after ${got} of ${length} bytes`, { retryable: true });
+      }
+    });
+    return buf;
+  }
+
+  async close(): Promise<void> {
+    // fetch keeps no per-source state worth releasing; the agent pools connections.
+  }
+
+  private async headSize(signal: AbortSignal): Promise<number> {
+    const res = await fetch(this.uri, { method: "HEAD", headers: this.opts.headers, signal });
+    checkStatus(this.uri, res);
+    const len = Number(res.headers.get("content-length"));
+    if (!res.headers.has("content-length") || !Number.isSafeInteger(len) || len < 0) {
+      throw new StorageError(`stat ${this.uri}: the server reports no Content-Range total and no Content-Length; serve the file from a server that supports Range requests`);
+    }
+    return len;
+  }
+}
+
+/** GETs a small whole file (an index or config); undefined when the server answers 404. */
+export async function fetchSmallFile(url: string, opts: HttpOptions = {}, maxBytes = 64 << 20): Promise<Uint8Array | undefined> {
+  return withRetries(url, opts, async (signal) => {
+    const res = await fetch(url, { headers: opts.headers, signal });
+    if (res.status === 404) {
+      await res.body?.cancel().catch(() => undefined);
+      return undefined;
+    }
+    checkStatus(url, res);
+    const declared = Number(res.headers.get("content-length") ?? "0");
+    if (declared > maxBytes) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new CheckpointError(url, `file is ${declared} bytes, over the ${maxBytes}-byte limit for metadata files`);
+    }
+    try {
+      return new Uint8Array(await res.arrayBuffer());
+    } catch (err) {
+      throw new StorageError(`read ${url}: ${(err as Error).message}`, { cause: err, retryable: true });
+    }
+  });
+}
+
+function checkStatus(url: string, res: Response): void {
+  if (res.ok) return;
+  if (res.status === 404 || res.status === 410) {
+    throw new CheckpointError(url, `the server answered ${res.status}: the file does not exist; check the URL`, { code: "CHECKPOINT_MISSING" });
+  }
+  const transient = res.status === 408 || res.status === 429 || res.status >= 500;
+  throw new StorageError(`read ${url}: the server answered ${res.status} ${res.statusText}`, { retryable: transient });
+}
+
+function rangeIgnored(url: string, status: number): StorageError {
+  return new StorageError(`read ${url}: the server answered ${status} to a Range request instead of 206 Partial Content; serve the checkpoint from a server that supports HTTP Range requests`);
+}
+
+/** Streams the body into `buf`; returns the number of bytes received, failing if there are more. */
+async function readBody(url: string, res: Response, buf: Uint8Array): Promise<number> {
+  if (!res.body) return 0;
+  const reader = res.body.getReader();
+  let got = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return got;
+      if (got + value.byteLength > buf.byteLength) {
+        await reader.cancel().catch(() => undefined);
+        throw new StorageError(`read ${url}: the server sent more than the ${buf.byteLength} bytes requested`);
+      }
+      buf.set(value, got);
+      got += value.byteLength;
+    }
+  } catch (err) {
+    if (err instanceof MergeloomError) throw err;
+    throw new StorageError(`read ${url}: connection failed after ${got} of ${buf.byteLength} bytes (${(err as Error).message})`, { cause: err, retryable: true });
+  }
+}
+
+async function withRetries<T>(url: string, opts: HttpOptions, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const retries = Math.max(0, opts.retries ?? 3);
+  const delay = opts.retryDelayMs ?? 200;
+  for (let i = 0; ; i++) {
+    let err: MergeloomError;
+    try {
+      return await attempt(AbortSignal.timeout(opts.timeoutMs ?? 60_000));
+    } catch (e) {
+      // fetch rejects with a TypeError on network failure and a DOMException on timeout: both transient.
+      err = e instanceof MergeloomError ? e : new StorageError(`read ${url}: ${describe(e)}`, { cause: e, retryable: true });
+    }
+    if (!err.retryable) throw err;
+    if (i >= retries) {
+      throw new StorageError(`read ${url}: failed after ${i + 1} attempts: ${err.message}`, { cause: err, retryable: true });
+    }
+    await new Promise((r) => setTimeout(r, delay * 2 ** i));
+  }
+}
+
+function describe(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const cause = (e as { cause?: unknown }).cause;
+  return cause instanceof Error ? `${e.message} (${cause.message})` : e.message;
+}
