@@ -257,8 +257,9 @@ export function genotypeToMergeConfig(def: GenomeDefinition, genotype: number[],
 }
 
 /**
- * YAML as mergekit writes it: keys sorted, lists of numbers in flow style (`[0, 4]`), all else
- * block style.
+ * YAML laid out as mergekit (PyYAML) writes it: keys sorted, lists of numbers in flow style
+ * (`[0, 4]`), all else block style with unindented sequences. Numbers use JS's shortest
+ * round-trip form (`1` where PyYAML writes `1.0`), which parses to the same double.
  */
 export function mergeConfigToYaml(config: object): string {
   const doc = new Document(config, { sortMapEntries: true });
@@ -269,5 +270,5 @@ export function mergeConfigToYaml(config: object): string {
       }
     },
   });
-  return doc.toString({ lineWidth: 0 });
+  return doc.toString({ lineWidth: 0, indentSeq: false, flowCollectionPadding: false });
 }

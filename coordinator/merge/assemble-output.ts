@@ -8,7 +8,6 @@ import { copyTokenizerFiles, writeModelConfig, writeModelCard } from "../../work
 import { localPath } from "../../worker/merge/tensor-io.js";
 import type { MergePlan } from "../plan/build-plan.js";
 import { modelLocation } from "../plan/build-plan.js";
-import { MergeloomError } from "../../proto/errors.js";
 
 export async function assembleOutput(dir: string, plan: MergePlan, shards: readonly ShardPlan[]): Promise<void> {
   await writeShardIndex(dir, shards, { mergeloom_version: "0.1.0" });
@@ -23,9 +22,7 @@ export async function assembleOutput(dir: string, plan: MergePlan, shards: reado
   const tok = plan.config.tokenizerSource;
   let tokRef: string | undefined;
   if (tok === undefined || tok === "base") tokRef = plan.config.baseModel ?? plan.config.slices[0].sources[0].model;
-  else if (tok === "union") {
-    throw new MergeloomError("CONFIG_INVALID", "config tokenizer_source: 'union' is not supported yet; use 'base' or a model path");
-  } else tokRef = tok;
+  else tokRef = tok; // 'union' was refused while planning
   const tokDir = localPath(modelLocation(tokRef));
   if (tokDir) await copyTokenizerFiles(tokDir, dir, { chatTemplate: plan.config.chatTemplate });
   const models = [...new Set(plan.config.slices.flatMap((s) => s.sources.map((x) => x.model)))];

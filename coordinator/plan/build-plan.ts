@@ -59,6 +59,10 @@ export function modelLocation(ref: string): string {
 
 export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise<MergePlan> {
   const method = opts.registry.get(config.mergeMethod);
+  if (config.tokenizerSource === "union") {
+    // Fail before any work: a union vocabulary needs embedding permutation, which is not built yet.
+    throw new ConfigError("tokenizer_source", "'union' is not supported yet; use 'base' or a model path (the tokenizer is then copied from it)");
+  }
   const open = opts.open ?? ((ref: string) => openCheckpoint(modelLocation(ref), { storageRoots: opts.storageRoots }));
 
   // Open every referenced checkpoint (headers only), in parallel.

@@ -187,28 +187,17 @@ export function sparsifyDellaMagprune(
   const lo = density - epsilon;
   const span = 2 * epsilon;
   const bits = bitsOf(delta);
-  const packed = new Float64Array(len);
-  const direct = len <= 1 << 22; // key (31 bits)·2^22 + index stays below 2^53
+  const order = new RowOrder(len);
+  const inv = 1 / (len - 1);
   for (let o = 0; o < outer; o++) {
     for (let c = 0; c < inner; c++) {
-      const base = o * len * inner + c;
+      const start = o * len * inner + c;
       if (len === 1) {
-        probs[base] = density;
+        probs[start] = density;
         continue;
       }
-      let order: ArrayLike<number>;
-      if (direct) {
-        for (let j = 0; j < len; j++) packed[j] = (bits[base + j * inner] & 0x7fffffff) * 4194304 + j;
-        packed.sort();
-        for (let j = 0; j < len; j++) packed[j] = packed[j] % 4194304;
-        order = packed;
-      } else {
-        const idx = Array.from({ length: len }, (_, j) => j);
-        idx.sort((a, b) => (bits[base + a * inner] & 0x7fffffff) - (bits[base + b * inner] & 0x7fffffff) || a - b);
-        order = idx;
-      }
-      const inv = 1 / (len - 1);
-      for (let r = 0; r < len; r++) probs[base + order[r] * inner] = lo + r * inv * span;
+      const idx = order.sort(bits, start, inner);
+      for (let r = 0; r < len; r++) probs[start + idx[r] * inner] = lo + r * inv * span;
     }
   }
   const before = rescale ? l1(delta) : 0;
@@ -236,6 +225,61 @@ export function rescaleL1(masked: Float32Array, before: number): void {
   const ratio = Math.fround(Math.fround(before) / Math.fround(after));
   if (ratio === 1) return;
   for (let i = 0; i < masked.length; i++) masked[i] *= ratio;
+}
+
+/**
+ * Stable ascending order of |x| along one row, by LSD radix sort on the 31-bit keys (8 bits per
+ * pass, skipping passes where every key has the same byte). Scratch buffers are reused across rows.
+ */
+class RowOrder {
+  private keys: Uint32Array;
+  private keys2: Uint32Array;
+  private idx: Uint32Array;
+  private idx2: Uint32Array;
+  private readonly count = new Uint32Array(256);
+  constructor(private readonly len: number) {
+    this.keys = new Uint32Array(len);
+    this.keys2 = new Uint32Array(len);
+    this.idx = new Uint32Array(len);
+    this.idx2 = new Uint32Array(len);
+  }
+  /** Entries start, start+stride, … (len of them); returns row positions in ascending order. */
+  sort(bits: Uint32Array, start: number, stride: number): Uint32Array {
+    const len = this.len;
+    const count = this.count;
+    let keys = this.keys;
+    let idx = this.idx;
+    let keys2 = this.keys2;
+    let idx2 = this.idx2;
+    for (let j = 0; j < len; j++) {
+      keys[j] = bits[start + j * stride] & 0x7fffffff;
+      idx[j] = j;
+    }
+    for (let shift = 0; shift < 32; shift += 8) {
+      count.fill(0);
+      for (let j = 0; j < len; j++) count[(keys[j] >>> shift) & 255]++;
+      if (count[(keys[0] >>> shift) & 255] === len) continue;
+      let acc = 0;
+      for (let b = 0; b < 256; b++) {
+        const c = count[b];
+        count[b] = acc;
+        acc += c;
+      }
+      for (let j = 0; j < len; j++) {
+        const k = keys[j];
+        const pos = count[(k >>> shift) & 255]++;
+        keys2[pos] = k;
+        idx2[pos] = idx[j];
+      }
+      [keys, keys2] = [keys2, keys];
+      [idx, idx2] = [idx2, idx];
+    }
+    this.keys = keys;
+    this.keys2 = keys2;
+    this.idx = idx;
+    this.idx2 = idx2;
+    return idx;
+  }
 }
 
 /** Python's normalization of a slice bound. */

@@ -29,7 +29,7 @@ export interface Checkpoint {
   ref: string;
   /** The directory (absolute; real when storage roots are set) or base URL (ending in `/`) the files live in. */
   location: string;
-  /** URIs of the weight files, in index order (the same strings as CheckpointTensor.uri). */
+  /** URIs of the weight files, sorted by file name (the same strings as CheckpointTensor.uri). */
   files: string[];
   tensors: Map<string, CheckpointTensor>;
   /** config.json when present. */
@@ -154,7 +154,8 @@ function groupByShard(weightMap: Map<string, string>): Map<string, string[]> {
     if (list) list.push(name);
     else shards.set(file, [name]);
   }
-  return shards;
+  // Shard order follows file names (model-00001-..., model-00002-...), not index order.
+  return new Map([...shards].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
 }
 
 /**

@@ -3,7 +3,7 @@
  * final path and renamed into place on commit, so a crashed or failed merge never leaves a
  * half-written model where a user (or a loader) expects a finished one.
  */
-import { lstat, mkdir, mkdtemp, open, readdir, rename, rm } from "node:fs/promises";
+import { chmod, lstat, mkdir, mkdtemp, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { MergeloomError, StorageError } from "../../proto/errors.js";
 
@@ -30,6 +30,7 @@ export class OutputDir {
     try {
       await mkdir(dirname(final), { recursive: true });
       const tmp = await mkdtemp(final + TMP_TAG);
+      await chmod(tmp, 0o755); // mkdtemp makes it private; a model directory is meant to be shared
       return new OutputDir(final, tmp, overwrite);
     } catch (err) {
       throw new StorageError(`create output ${finalPath}: ${(err as Error).message}`, { cause: err });

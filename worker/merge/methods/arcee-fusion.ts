@@ -7,7 +7,7 @@
  * Quantiles are mergekit's: sorted[int(q·(n−1))], with q·(n−1) in fp32. For tensors of more than
  * 1e6 elements mergekit sorts an unseeded random sample of 1e6 of them; here the sample is drawn
  * from the tensor's deterministic stream (ctx.random(0)), so results are reproducible but, like
- * mergekit's own runs, vary with the sample.
+ * mergekit's own runs, vary with the sample (one sample serves all three quantiles; mergekit draws two).
  *
  * Numerics: softmax and KL per row in float64, rounded to fp32; importance in fp32; the fused
  * value is base + (x − base) in fp32, as in mergekit.

@@ -103,20 +103,16 @@ export function sparsifyTaskVectors(method: string, ctx: MergeContext, tvs: read
 /**
  * Combines (already sparsified) task vectors into the mixed delta, before λ: the weighted sum, or
  * with `consensus` the TIES sign-elected sum; divided by the (masked) weight sum when `normalize`.
- * Overwrites each delta with w_i·δ_i.
+ * With `consensus` it overwrites each delta with w_i·δ_i.
  */
 export function mixTaskVectors(tvs: readonly TaskVector[], n: number, consensus: boolean, normalize: boolean): Float32Array {
   const mix = new Float32Array(n);
   const ws = tvs.map((tv) => Math.fround(tv.weight));
-  for (let t = 0; t < tvs.length; t++) {
-    const d = tvs[t].delta;
-    const w = ws[t];
-    for (let j = 0; j < n; j++) d[j] *= w;
-  }
   if (!consensus) {
-    for (const tv of tvs) {
-      const x = tv.delta;
-      for (let j = 0; j < n; j++) mix[j] += x[j];
+    for (let t = 0; t < tvs.length; t++) {
+      const d = tvs[t].delta;
+      const w = ws[t];
+      for (let j = 0; j < n; j++) mix[j] += Math.fround(d[j] * w);
     }
     if (normalize) {
       let div = 0;
@@ -126,30 +122,45 @@ export function mixTaskVectors(tvs: readonly TaskVector[], n: number, consensus:
     }
     return mix;
   }
-  // Elected sign: + where Σx_i ≥ 0 (an exact 0 goes to +; NaN goes to −, as torch's `>=` does).
+  // x_i = w_i·δ_i (kept in the delta buffers) and Σx_i in one pass per model. The elected sign is
+  // + where Σx_i ≥ 0 (an exact 0 goes to +; NaN goes to −, as torch's `>=` does).
   const total = new Float32Array(n);
-  for (const tv of tvs) {
-    const x = tv.delta;
-    for (let j = 0; j < n; j++) total[j] += x[j];
+  for (let t = 0; t < tvs.length; t++) {
+    const d = tvs[t].delta;
+    const w = ws[t];
+    for (let j = 0; j < n; j++) {
+      const v = Math.fround(d[j] * w);
+      d[j] = v;
+      total[j] += v;
+    }
   }
-  const div = normalize ? new Float32Array(n) : null;
+  // mask_i = (sign(x_i) == elected sign); x_i == 0 has sign 0 and is never in the mask.
+  if (!normalize) {
+    for (const tv of tvs) {
+      const x = tv.delta;
+      for (let j = 0; j < n; j++) {
+        const v = x[j];
+        if (total[j] >= 0 ? v > 0 : v < 0) mix[j] += v;
+      }
+    }
+    return mix;
+  }
+  const div = new Float32Array(n);
   for (let t = 0; t < tvs.length; t++) {
     const x = tvs[t].delta;
     const w = ws[t];
     for (let j = 0; j < n; j++) {
       const v = x[j];
-      // sign(v) == majority; v == 0 has sign 0 and never matches.
       if (total[j] >= 0 ? v > 0 : v < 0) {
         mix[j] += v;
-        if (div) div[j] += w;
+        div[j] += w;
       }
     }
   }
-  if (div) {
-    for (let j = 0; j < n; j++) {
-      const d = div[j];
-      if (d !== 0 && d !== 1) mix[j] /= d;
-    }
+  // div forced to 1 where no model agrees
+  for (let j = 0; j < n; j++) {
+    const d = div[j];
+    if (d !== 0 && d !== 1) mix[j] /= d;
   }
   return mix;
 }

@@ -17,21 +17,20 @@ describe("nuslerp", () => {
   });
 
   test("row-wise and column-wise slerp differ on a 2x2 tensor (hand-computed)", () => {
-    // A = [[1,0],[0,1]], B = [[0,1],[1,0]], t = 0.5.
-    // Rows: each row pair is orthogonal → (row_A + row_B)·sin(π/4)/sin(π/2) = √½·[1,1] for both rows.
-    // Columns: columns are also orthogonal pairs, same result here, so use B = [[0,2],[1,0]]:
-    //   rows: row0 A=[1,0], B=[0,2] (orthogonal) → √½·[1,2]; row1 A=[0,1], B=[1,0] → √½·[1,1]
-    //   cols: col0 A=[1,0], B=[0,1] → √½·[1,1]; col1 A=[0,1], B=[2,0] → √½·[2,1]
+    // A = [[1,0],[1,0]], B = [[1,0],[0,1]], weights 1:1 → t = 0.5.
+    // Per row (row_wise false): row0 parallel → lerp [1,0]; row1 orthogonal → √½·[1,1].
+    // Per column (row_wise true): col0 A=[1,1], B=[1,0]: θ = π/4, each coefficient
+    //   c = sin(π/8)/sin(π/4) → c·[2,1]; col1 A = 0, B = [0,1]: θ = π/2 → √½·[0,1].
     const s = Math.SQRT1_2;
+    const c = Math.sin(Math.PI / 8) / Math.sin(Math.PI / 4);
     const mk = (rowWise: boolean) =>
       makeContext({
-        inputs: [{ model: "a", data: [1, 0, 0, 1], params: { weight: 1 } }, { model: "b", data: [0, 2, 1, 0], params: { weight: 1 } }],
+        inputs: [{ model: "a", data: [1, 0, 1, 0], params: { weight: 1 } }, { model: "b", data: [1, 0, 0, 1], params: { weight: 1 } }],
         shape: [2, 2],
         params: { nuslerp_flatten: false, nuslerp_row_wise: rowWise },
       });
-    assertClose(runMerge(nuslerp, mk(false)), [s, 2 * s, s, s]);
-    // column vectors laid back into row-major order: [[c0[0], c1[0]], [c0[1], c1[1]]]
-    assertClose(runMerge(nuslerp, mk(true)), [s, 2 * s, s, s].length === 4 ? [s, 2 * s, s, s] : []);
+    assertClose(runMerge(nuslerp, mk(false)), [1, 0, s, s]);
+    assertClose(runMerge(nuslerp, mk(true)), [2 * c, 0, c, s]);
   });
 
   test("anti-parallel vectors at t = 0.5 cancel to zero, as in mergekit (sin(fp32 π) is not below 1e-8)", () => {
