@@ -12,7 +12,7 @@ import { readFile } from "node:fs/promises";
 import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry as NatsKvEntry } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
-import { connect, credsAuthenticator, headers as natsHeaders, nanos, nkeyAuthenticator, type Authenticator, type MsgHdrs, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, TimeoutError, headers as natsHeaders, nanos, nkeyAuthenticator, type Authenticator, type MsgHdrs, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { decodeMessage, encodeMessage, type CodecOptions, type PeerRole } from "./codec.js";
 import { errorMessage } from "./errors.js";
 import { runDelivery } from "./run-delivery.js";
@@ -90,6 +90,8 @@ export class NatsTransport implements Transport {
   private readonly namePrefix: string;
   private readonly open = new Set<Stoppable>();
   private closed = false;
+  /** Resolves when connected; replaced by a pending promise while disconnected. */
+  private connected: Promise<void> = Promise.resolve();
 
   constructor(
     readonly nc: NatsConnection,
@@ -101,6 +103,21 @@ export class NatsTransport implements Transport {
     const p = opts.prefix?.replace(/[^A-Za-z0-9_-]/g, "_");
     this.subjectPrefix = p ? `${p}.` : "";
     this.namePrefix = p ? `${p}_` : "";
+    void this.trackConnection();
+  }
+
+  /** Requests sent while disconnected are lost (they time out), so API calls wait for a reconnect. */
+  private async trackConnection(): Promise<void> {
+    let resolve: (() => void) | undefined;
+    for await (const s of this.nc.status()) {
+      if (s.type === "disconnect" && !resolve) {
+        this.connected = new Promise<void>((r) => (resolve = r));
+      } else if (s.type === "reconnect" && resolve) {
+        resolve();
+        resolve = undefined;
+      }
+    }
+    resolve?.();
   }
 
   /** Creates (or confirms) the task and results streams. */
@@ -150,8 +167,8 @@ export class NatsTransport implements Transport {
         // Last configuration wins, as in the in-memory transport.
         await this.jsm.consumers.update(stream, opts.durable, { ack_wait: config.ack_wait, max_deliver: config.max_deliver });
       }
-    });
-    const consumer = await this.guard(`open consumer ${opts.durable}`, () => this.js.consumers.get(stream, opts.durable));
+    }, true);
+    const consumer = await this.guard(`open consumer ${opts.durable}`, () => this.js.consumers.get(stream, opts.durable), true);
     const stopCtl = new AbortController();
     let stopping = false;
     const expires = Math.max(1000, this.opts.pullExpiresMs ?? 1000);
@@ -209,6 +226,7 @@ export class NatsTransport implements Transport {
         filter_subjects: this.wire(subject),
         deliver_policy: opts.deliver === "all" ? DeliverPolicy.All : DeliverPolicy.New,
       }),
+      true,
     );
     const iter: ConsumerMessages = await this.guard(`subscribe to ${subject}`, () => consumer.consume());
     const loop = (async () => {
@@ -239,6 +257,7 @@ export class NatsTransport implements Transport {
     const name = this.namePrefix + bucket;
     const kv: KV = await this.guard(`open kv ${bucket}`, () =>
       new Kvm(this.js).create(name, { history: opts.history ?? 1, ttl: opts.ttlMs ?? 0, storage: StorageType.File, replicas: this.opts.replicas ?? 1 }),
+      true,
     );
     const codec = { ...this.codec, subject: `kv ${bucket}` };
     const enc = (key: string, v: MessageMap[K]) => {
@@ -260,7 +279,7 @@ export class NatsTransport implements Transport {
       name: bucket,
       get: async (key) => {
         checkKvKey(bucket, key);
-        const e = await this.guard(`read kv ${bucket}/${key}`, () => kv.get(key));
+        const e = await this.guard(`read kv ${bucket}/${key}`, () => kv.get(key), true);
         return e && e.operation === "PUT" ? { key, value: dec(e), revision: e.revision, created: e.created.getTime() } : null;
       },
       put: async (key, v) => {
@@ -280,7 +299,7 @@ export class NatsTransport implements Transport {
         await this.guard(`delete kv ${bucket}/${key}`, () => kv.delete(key));
       },
       keys: async () => {
-        const it = await this.guard(`list kv ${bucket}`, () => kv.keys());
+        const it = await this.guard(`list kv ${bucket}`, () => kv.keys(), true);
         const out: string[] = [];
         for await (const k of it) out.push(k);
         return out;
@@ -312,9 +331,10 @@ export class NatsTransport implements Transport {
     checkBucketName(bucket);
     const store = await this.guard(`open object store ${bucket}`, () =>
       new Objm(this.js).create(this.namePrefix + bucket, { storage: StorageType.File, replicas: this.opts.replicas ?? 1, ...(opts.ttlMs ? { ttl: nanos(opts.ttlMs) } : {}) }),
+      true,
     );
     const info = async (name: string) => {
-      const i = await this.guard(`stat object ${bucket}/${name}`, () => store.info(name));
+      const i = await this.guard(`stat object ${bucket}/${name}`, () => store.info(name), true);
       return i && !i.deleted ? { name, size: i.size } : null;
     };
     return {
@@ -367,11 +387,16 @@ export class NatsTransport implements Transport {
     }
   }
 
-  private async guard<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw wrap(op, err);
+  /** Runs a JetStream call after any reconnect; idempotent calls are retried once on a timeout. */
+  private async guard<T>(op: string, fn: () => Promise<T>, idempotent = false): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      await Promise.race([this.connected, sleep(10_000)]);
+      try {
+        return await fn();
+      } catch (err) {
+        if (idempotent && attempt < 3 && isTimeout(err) && !this.nc.isClosed()) continue;
+        throw wrap(op, err);
+      }
     }
   }
 
@@ -391,6 +416,10 @@ export class NatsTransport implements Transport {
 
 function wrap(op: string, err: unknown): TransportError {
   return err instanceof TransportError ? err : new TransportError(`${op}: ${errorMessage(err)}`, { cause: err });
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof TimeoutError || (err instanceof Error && err.cause instanceof TimeoutError);
 }
 
 function isApiError(err: unknown, code: number): boolean {
