@@ -368,10 +368,7 @@ export class MemoryTransport implements Transport {
         const data = o.data;
         return (async function* () {
           // Chunked like the object store, so consumers cannot rely on one buffer.
-          for (let i = 0; i < data.byteLength || i === 0; i += 128 * 1024) {
-            yield data.slice(i, i + 128 * 1024);
-            if (data.byteLength === 0) break;
-          }
+          for (let i = 0; i < data.byteLength; i += 128 * 1024) yield data.slice(i, i + 128 * 1024);
         })();
       },
       getBytes: async (name) => live(name)?.data.slice() ?? null,
