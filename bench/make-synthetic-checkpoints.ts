@@ -32,6 +32,8 @@ export interface SyntheticOptions {
 }
 
 export interface SyntheticSet {
+  /** The set's directory. */
+  dir: string;
   /** Checkpoint directories, base first. */
   paths: string[];
   numLayers: number;
@@ -108,7 +110,7 @@ export function makeSyntheticCheckpoints(o: SyntheticOptions): SyntheticSet {
   const paths = Array.from({ length: o.models }, (_, i) => join(setDir, `model-${i}`));
   const stamp = join(setDir, "params.json");
   const header = buildSafetensorsHeader(entries);
-  const set = { paths, numLayers: layers, bytesPerModel: header.dataBytes };
+  const set = { dir: setDir, paths, numLayers: layers, bytesPerModel: header.dataBytes };
   if (existsSync(stamp) && readFileSync(stamp, "utf8") === JSON.stringify(params)) return { ...set, created: false };
 
   rmSync(setDir, { recursive: true, force: true });

@@ -390,7 +390,10 @@ export class NatsTransport implements Transport {
   /** Runs a JetStream call after any reconnect; idempotent calls are retried once on a timeout. */
   private async guard<T>(op: string, fn: () => Promise<T>, idempotent = false): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      await Promise.race([this.connected, sleep(10_000)]);
+      // Wait for a reconnect (bounded); the timer is unref'd and cleared so it never holds the process open.
+      let waitTimer: NodeJS.Timeout | undefined;
+      await Promise.race([this.connected, new Promise<void>((r) => (waitTimer = setTimeout(r, 10_000)).unref())]);
+      clearTimeout(waitTimer);
       try {
         return await fn();
       } catch (err) {

@@ -50,6 +50,29 @@ export interface WorkerRecord {
   methods: string[];
   startedAt: number;
   heartbeatAt: number;
+  /** Merge threads the worker runs. */
+  threads: number;
+  /** Total memory of the machine, bytes. */
+  memoryBytes: number;
+  /** Accelerator the worker found (e.g. "cuda" with device names), absent on CPU-only nodes. */
+  gpu?: string;
+  /** Worker name given with --name (defaults to host-pid). */
+  name: string;
+}
+
+/**
+ * The outcome of one task, keyed `<jobId>.<taskId>` in the tasks bucket. Written by the worker
+ * before it acks, so a coordinator that restarts finds every finished task there.
+ */
+export interface TaskOutcome {
+  jobId: string;
+  taskId: string;
+  ok: boolean;
+  result?: import("./merge-task.js").MergeTaskResult;
+  error?: WireError;
+  worker: string;
+  attempt: number;
+  finishedAt: number;
 }
 
 /** Published on the job's result subject when a task fails for good (or an attempt fails). */

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { DTYPES, type DType } from "./dtype.js";
 import type { ErrorCode } from "./errors.js";
 import type { MergeTask, MergeTaskResult, TensorSource } from "./merge-task.js";
-import { JOB_STATES, WORKER_STATUSES, type ErrorReport, type JobRecord, type WireError, type WorkerRecord } from "./records.js";
+import { JOB_STATES, WORKER_STATUSES, type ErrorReport, type JobRecord, type TaskOutcome, type WireError, type WorkerRecord } from "./records.js";
 
 const ERROR_CODES = [
   "CONFIG_INVALID", "CHECKPOINT_INVALID", "CHECKPOINT_MISSING", "SHAPE_MISMATCH", "UNKNOWN_METHOD",
@@ -109,6 +109,21 @@ export const WorkerRecordSchema: z.ZodType<WorkerRecord> = z.object({
   methods: z.array(z.string()),
   startedAt: z.number(),
   heartbeatAt: z.number(),
+  threads: z.number().int().nonnegative(),
+  memoryBytes: z.number().nonnegative(),
+  gpu: z.string().optional(),
+  name: z.string().min(1),
+});
+
+export const TaskOutcomeSchema: z.ZodType<TaskOutcome> = z.object({
+  jobId: z.string().min(1),
+  taskId: z.string().min(1),
+  ok: z.boolean(),
+  result: MergeTaskResultSchema.optional(),
+  error: WireErrorSchema.optional(),
+  worker: z.string(),
+  attempt: z.number().int().positive(),
+  finishedAt: z.number(),
 });
 
 /** Every message kind and the body type it carries. */
@@ -118,6 +133,7 @@ export interface MessageMap {
   "error-report": ErrorReport;
   job: JobRecord;
   worker: WorkerRecord;
+  "task-outcome": TaskOutcome;
 }
 export type MessageKind = keyof MessageMap;
 
@@ -127,6 +143,7 @@ export const MESSAGE_SCHEMAS: { [K in MessageKind]: z.ZodType<MessageMap[K]> } =
   "error-report": ErrorReportSchema,
   job: JobRecordSchema,
   worker: WorkerRecordSchema,
+  "task-outcome": TaskOutcomeSchema,
 };
 export const MESSAGE_KINDS = Object.keys(MESSAGE_SCHEMAS) as MessageKind[];
 

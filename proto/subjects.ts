@@ -42,6 +42,8 @@ export const buckets = {
   jobs: "mergeloom-jobs",
   /** WorkerRecord per worker id; entries expire (TTL) when a worker stops heart-beating. */
   workers: "mergeloom-workers",
+  /** TaskOutcome per `<jobId>.<taskId>`: the durable record of finished tasks (resume). */
+  tasks: "mergeloom-tasks",
   /** Task outputs (tensor bytes) when workers have no shared file system. */
   outputs: "mergeloom-outputs",
 } as const;

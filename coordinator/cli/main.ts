@@ -8,6 +8,7 @@ import { MergeloomError, errorMessage } from "../../proto/errors.js";
 import { parseIntFlag, parseSize } from "./parse-size.js";
 import { registerMergeCommands } from "./merge-commands.js";
 import { registerEvalCommand } from "./eval-command.js";
+import { registerClusterCommands } from "./cluster-commands.js";
 
 export function buildProgram(): Command {
   const program = new Command("mergeloom")
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .showHelpAfterError("(run with --help for usage)");
   registerMergeCommands(program);
   registerEvalCommand(program);
+  registerClusterCommands(program);
   return program;
 }
 

@@ -4,11 +4,15 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { DTYPE_BYTES } from "../../proto/dtype.js";
-import { LocalDispatcher } from "../dispatch/local-dispatcher.js";
-import { loadConfig, planMerge, runMergeJob, type TaskDispatcher } from "../merge/run-merge-job.js";
+import { EmbeddedDispatcher } from "../dispatch/embedded-dispatcher.js";
+import { TransportDispatcher } from "../dispatch/transport-dispatcher.js";
+import { connectNatsTransport } from "../../proto/nats-transport.js";
+import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
+import { deriveJobId, loadConfig, planMerge, runMergeJob, type TaskDispatcher } from "../merge/run-merge-job.js";
 import { buildTasks } from "../plan/build-tasks.js";
 import { estimatePeakMemory } from "../plan/estimate-memory.js";
 import { createEventRenderer, formatBytes } from "./render-events.js";
+import type { MergeEventSink } from "../merge/merge-events.js";
 import { parseIntFlag, parseSize } from "./parse-size.js";
 import { parseMergeConfig } from "../config/parse-merge-config.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
@@ -18,7 +22,8 @@ import { setMaxListeners } from "node:events";
 
 export const DEFAULT_SHARD_BYTES = 5_000_000_000;
 
-interface MergeFlags {
+interface MergeFlags extends NatsFlags {
+  noWorkerTimeout?: string;
   output: string;
   outShardSize: string;
   randomSeed: string;
@@ -29,7 +34,7 @@ interface MergeFlags {
 }
 
 export function registerMergeCommands(program: Command): void {
-  program
+  const merge = program
     .command("merge")
     .description("merge the models of a mergekit YAML config into OUT (an HF model directory)")
     .argument("<config>", "mergekit YAML config")
@@ -40,11 +45,11 @@ export function registerMergeCommands(program: Command): void {
     .option("--task-size <bytes>", "output bytes per task (layers are never split; default: one layer per task)")
     .option("--overwrite", "replace OUT if it exists")
     .option("--json", "print one JSON object per event instead of a progress bar")
-    .action(async (config: string, flags: MergeFlags) => {
-      const cfg = await loadConfig(config);
-      const dispatcher = new LocalDispatcher({ threads: flags.threads === undefined ? undefined : parseIntFlag(flags.threads, "--threads") });
-      await runWithDispatcher(cfg, dispatcher, flags);
-    });
+    .option("--no-worker-timeout <seconds>", "with --nats: fail when no worker connects within this time (default: keep waiting, with warnings)");
+  addNatsOptions(merge).action(async (config: string, flags: MergeFlags) => {
+    const cfg = await loadConfig(config);
+    await runWithDispatcher(cfg, flags);
+  });
 
   program
     .command("plan")
@@ -118,29 +123,43 @@ export function registerMergeCommands(program: Command): void {
         const file = join(dir, "vector.yml");
         await writeFile(file, yaml);
         const cfg = parseMergeConfig(yaml, file, createDefaultRegistry());
-        const dispatcher = new LocalDispatcher({ threads: flags.threads === undefined ? undefined : parseIntFlag(flags.threads, "--threads") });
-        await runWithDispatcher(cfg, dispatcher, { ...flags, randomSeed: "0" });
+        await runWithDispatcher(cfg, { ...flags, randomSeed: "0" });
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
     });
 }
 
-export async function runWithDispatcher(
-  cfg: Awaited<ReturnType<typeof loadConfig>>,
-  dispatcher: TaskDispatcher & { close(): Promise<void> },
-  flags: MergeFlags,
-): Promise<void> {
+async function createDispatcher(flags: MergeFlags, onEvent: MergeEventSink): Promise<TaskDispatcher & { close(): Promise<void> }> {
+  const threads = flags.threads === undefined ? undefined : parseIntFlag(flags.threads, "--threads");
+  const nats = natsOptionsFrom(flags, process.env, "coordinator", "mergeloom-coordinator");
+  if (!nats) return EmbeddedDispatcher.start({ threads, onEvent });
+  const transport = await connectNatsTransport(nats);
+  const d = new TransportDispatcher(transport, {
+    threads: threads ?? 1,
+    natsUrl: [nats.servers].flat().join(","),
+    onEvent,
+    noWorkerTimeoutMs: flags.noWorkerTimeout ? parseIntFlag(flags.noWorkerTimeout, "--no-worker-timeout") * 1000 : 0,
+  });
+  return Object.assign(d, { close: () => transport.close() });
+}
+
+export async function runWithDispatcher(cfg: Awaited<ReturnType<typeof loadConfig>>, flags: MergeFlags): Promise<void> {
   const renderer = createEventRenderer({ json: !!flags.json });
+  const dispatcher = await createDispatcher(flags, renderer.sink);
   const ac = new AbortController();
   setMaxListeners(0, ac.signal); // every in-flight tensor job listens for cancellation
   const onSig = () => ac.abort();
   process.once("SIGINT", onSig);
   try {
     const out = flags.output.startsWith("discard://") ? flags.output : resolve(flags.output);
+    const seed = parseIntFlag(flags.randomSeed, "--random-seed");
     const r = await runMergeJob(cfg, dispatcher, {
+      // Over NATS the job id is derived from config, seed and output, so rerunning the same
+      // command after a coordinator crash resumes the job.
+      jobId: dispatcher instanceof EmbeddedDispatcher ? undefined : deriveJobId(cfg, seed, out),
       out,
-      seed: parseIntFlag(flags.randomSeed, "--random-seed"),
+      seed,
       maxShardBytes: parseSize(flags.outShardSize, "--out-shard-size"),
       taskBytes: flags.taskSize ? parseSize(flags.taskSize, "--task-size") : undefined,
       overwrite: !!flags.overwrite,

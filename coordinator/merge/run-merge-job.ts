@@ -8,6 +8,9 @@ import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { MergeloomError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
+import type { JobRecord } from "../../proto/records.js";
+import { toWireError } from "../../proto/wire-error.js";
+import { existsSync } from "node:fs";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { OutputDir } from "../../worker/storage/output-dir.js";
 import { preallocateShards } from "../../worker/storage/shard-layout.js";
@@ -23,6 +26,10 @@ export interface TaskDispatcher {
   /** Runs every task to completion (or throws); reports progress per finished task. */
   runTasks(tasks: readonly MergeTask[], onResult: (r: MergeTaskResult) => void, signal?: AbortSignal): Promise<void>;
   readonly threads: number;
+  /** Durable job state (dispatchers over a transport); absent = nothing to resume. */
+  loadJob?(jobId: string): Promise<JobRecord | null>;
+  saveJob?(rec: JobRecord): Promise<void>;
+  resetJob?(jobId: string): Promise<void>;
 }
 
 export interface MergeJobOptions {
@@ -55,14 +62,32 @@ export function deriveJobId(config: MergeConfig, seed: number, out: string): str
   return createHash("sha256").update(config.sourceText).update(`\0${seed}\0${out}`).digest("hex").slice(0, 16);
 }
 
-export async function runMergeJob(config: MergeConfig, dispatcher: TaskDispatcher, opts: MergeJobOptions): Promise<{ out: string; checksum?: string }> {
+export async function runMergeJob(config: MergeConfig, dispatcher: TaskDispatcher, opts: MergeJobOptions): Promise<{ out: string; checksum?: string; resumed: boolean }> {
   const started = performance.now();
   const emit = opts.onEvent ?? (() => {});
   const plan = await planMerge(config);
   const discard = opts.out.startsWith("discard://");
-  const outDir = discard ? undefined : await OutputDir.create(opts.out, { overwrite: opts.overwrite });
+  const jobId = opts.jobId ?? randomUUID();
+  // Resume: the same job id (same config, seed and output) with its temporary directory still there.
+  const prior = await dispatcher.loadJob?.(jobId);
+  const resumable = !!prior && ["planned", "running", "assembling"].includes(prior.state) && (discard || existsSync(prior.outputDir));
+  let outDir: OutputDir | undefined;
+  if (!discard) {
+    outDir = resumable ? await OutputDir.adopt(opts.out, prior!.outputDir, { overwrite: opts.overwrite }) : await OutputDir.create(opts.out, { overwrite: opts.overwrite });
+  }
+  if (prior && !resumable) await dispatcher.resetJob?.(jobId);
+  const record: JobRecord = {
+    jobId,
+    state: "planned",
+    createdAt: resumable ? prior!.createdAt : Date.now(),
+    updatedAt: Date.now(),
+    totalTasks: 0,
+    doneTasks: 0,
+    failedTasks: 0,
+    outputDir: outDir ? outDir.path : opts.out,
+    meta: { out: opts.out, seed: opts.seed, method: plan.method.name },
+  };
   try {
-    const jobId = opts.jobId ?? randomUUID();
     const { shards, tasks } = buildTasks(plan, {
       jobId,
       seed: opts.seed,
@@ -70,6 +95,7 @@ export async function runMergeJob(config: MergeConfig, dispatcher: TaskDispatche
       outDir: outDir ? outDir.path : "discard://",
       taskBytes: opts.taskBytes,
     });
+    record.totalTasks = tasks.length;
     emit({
       type: "plan",
       jobId,
@@ -80,7 +106,10 @@ export async function runMergeJob(config: MergeConfig, dispatcher: TaskDispatche
       bytesToWrite: plan.bytesToWrite,
       peakMemoryBytes: estimatePeakMemory(plan, dispatcher.threads),
     });
-    if (outDir) await preallocateShards(outDir.path, shards);
+    if (resumable) emit({ type: "warning", message: `resuming job ${jobId} in ${record.outputDir}: finished tasks are kept` });
+    if (outDir && !resumable) await preallocateShards(outDir.path, shards);
+    record.state = "running";
+    await dispatcher.saveJob?.(record);
     let done = 0;
     let bytesRead = 0;
     let bytesWritten = 0;
@@ -96,16 +125,21 @@ export async function runMergeJob(config: MergeConfig, dispatcher: TaskDispatche
       },
       opts.signal,
     );
+    record.doneTasks = done;
     let checksum: string | undefined;
     if (discard) {
       const h = createHash("sha256");
       for (const t of plan.tensors) h.update(`${t.name}:${digests.get(t.name) ?? ""}\n`);
       checksum = h.digest("hex");
     } else {
+      record.state = "assembling";
+      await dispatcher.saveJob?.(record);
       emit({ type: "assemble", out: opts.out });
       await assembleOutput(outDir!.path, plan, shards);
       await outDir!.commit();
     }
+    record.state = "done";
+    await dispatcher.saveJob?.(record);
     emit({
       type: "done",
       out: opts.out,
@@ -115,8 +149,10 @@ export async function runMergeJob(config: MergeConfig, dispatcher: TaskDispatche
       seconds: (performance.now() - started) / 1000,
       checksum,
     });
-    return { out: opts.out, checksum };
+    return { out: opts.out, checksum, resumed: resumable };
   } catch (err) {
+    const cancelled = err instanceof MergeloomError && err.code === "CANCELLED";
+    await dispatcher.saveJob?.({ ...record, state: cancelled ? "cancelled" : "failed", error: toWireError(err) }).catch(() => {});
     await outDir?.abort().catch(() => {});
     throw err;
   }

@@ -57,6 +57,19 @@ export function isElementwise(method: MergeMethod, tensor: TensorTask): boolean 
 }
 
 export async function mergeTensor(job: TensorJob, registry: MergeMethodRegistry, io: TensorIO): Promise<TensorJobResult> {
+  try {
+    return await mergeTensorUnchecked(job, registry, io);
+  } catch (err) {
+    // Name the tensor in every failure (the file is in the message already).
+    if (err instanceof MergeloomError && !err.message.includes(job.tensor.name)) {
+      const e = new MergeloomError(err.code, `merge ${job.tensor.name}: ${err.message}`, { cause: err, retryable: err.retryable });
+      throw e;
+    }
+    throw err;
+  }
+}
+
+async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistry, io: TensorIO): Promise<TensorJobResult> {
   const t = job.tensor;
   const outShape = t.shape;
   const [r0, r1] = job.rows ?? [0, rowsOf(outShape)];

@@ -37,6 +37,21 @@ export class OutputDir {
     }
   }
 
+  /**
+   * Re-opens the temporary directory of an interrupted run (a restarted coordinator resuming its
+   * job); it must sit next to `finalPath` with this module's temp naming.
+   */
+  static async adopt(finalPath: string, tmpPath: string, opts: { overwrite?: boolean } = {}): Promise<OutputDir> {
+    const final = resolve(finalPath);
+    const tmp = resolve(tmpPath);
+    if (dirname(tmp) !== dirname(final) || !basename(tmp).startsWith(basename(final) + TMP_TAG)) {
+      throw new StorageError(`resume output ${finalPath}: ${tmpPath} is not a temporary directory of this output`);
+    }
+    if (!(await exists(tmp))) throw new StorageError(`resume output ${finalPath}: temporary directory ${tmpPath} is gone`);
+    if (!opts.overwrite && (await exists(final))) throw outputExists(finalPath);
+    return new OutputDir(final, tmp, opts.overwrite ?? false);
+  }
+
   /** Flushes every file to disk, then renames the temp dir to the final path. */
   async commit(): Promise<void> {
     if (this.state !== "open") throw new StorageError(`commit output ${this.finalPath}: the output was already ${this.state}`);

@@ -1,0 +1,123 @@
+/** `mergeloom worker`, `mergeloom jobs` and `mergeloom cancel`. */
+import { availableParallelism } from "node:os";
+import type { Command } from "commander";
+import { MergeloomError } from "../../proto/errors.js";
+import { connectNatsTransport, type NatsConnectOptions } from "../../proto/nats-transport.js";
+import type { JobRecord, WorkerRecord } from "../../proto/records.js";
+import { buckets } from "../../proto/subjects.js";
+import { startHealthServer } from "../../worker/ops/health-server.js";
+import { WorkerMetrics } from "../../worker/ops/worker-metrics.js";
+import { MergeWorker } from "../../worker/runtime/merge-worker.js";
+import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
+import { parseIntFlag } from "./parse-size.js";
+
+function requireNats(flags: NatsFlags, role: "coordinator" | "worker", name?: string): NatsConnectOptions {
+  const o = natsOptionsFrom(flags, process.env, role, name);
+  if (!o) throw new MergeloomError("USAGE", "--nats: a NATS server URL is required (or set MERGELOOM_NATS_URL)");
+  return o;
+}
+
+export function registerClusterCommands(program: Command): void {
+  const worker = program
+    .command("worker")
+    .description("run a merge worker: take tasks from NATS JetStream until stopped (SIGTERM drains gracefully)")
+    .option("--concurrency <n>", "tasks processed at once", "1")
+    .option("--threads <n>", "merge threads (default: all cores)")
+    .option("--name <id>", "worker name shown in `mergeloom jobs` and traces (default: host-pid)")
+    .option("--storage-root <dir...>", "directories tasks may read and write (repeatable); paths outside are refused")
+    .option("--http-port <port>", "port for /healthz, /readyz and /metrics (0 = off)", "9464")
+    .option("--ack-wait <seconds>", "seconds a task may go without a heartbeat before it is redelivered", "30")
+    .option("--max-deliver <n>", "attempts per task before it fails the job", "5")
+    .option("--drain-timeout <seconds>", "on SIGTERM, how long in-flight tasks may finish before being handed back", "25");
+  addNatsOptions(worker, { required: true }).action(
+    async (flags: NatsFlags & { concurrency: string; threads?: string; name?: string; storageRoot?: string[]; httpPort: string; ackWait: string; maxDeliver: string; drainTimeout: string }) => {
+      const name = flags.name ?? process.env.MERGELOOM_WORKER_NAME;
+      const nats = requireNats(flags, "worker", name);
+      const transport = await connectNatsTransport(nats);
+      const metrics = new WorkerMetrics();
+      const w = new MergeWorker({
+        transport,
+        name,
+        concurrency: parseIntFlag(flags.concurrency, "--concurrency", 1),
+        threads: flags.threads === undefined ? availableParallelism() : parseIntFlag(flags.threads, "--threads"),
+        storageRoots: flags.storageRoot,
+        ackWaitMs: parseIntFlag(flags.ackWait, "--ack-wait", 1) * 1000,
+        maxDeliver: parseIntFlag(flags.maxDeliver, "--max-deliver", 1),
+        metrics,
+        taskDelayMs: process.env.MERGELOOM_FAULT_TASK_DELAY_MS ? Number(process.env.MERGELOOM_FAULT_TASK_DELAY_MS) : undefined,
+        log: (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`),
+      });
+      const port = parseIntFlag(flags.httpPort, "--http-port");
+      const health = port ? await startHealthServer({ port, metrics, ready: () => w.ready }) : undefined;
+      await w.start();
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = (sig: string) => {
+          if (stopping) return;
+          stopping = true;
+          process.stderr.write(`${new Date().toISOString()} ${sig}: draining (in-flight tasks finish or are handed back)\n`);
+          void w
+            .stop({ graceful: true, timeoutMs: parseIntFlag(flags.drainTimeout, "--drain-timeout") * 1000 })
+            .finally(async () => {
+              await health?.close();
+              await transport.close();
+              resolve();
+            });
+        };
+        process.once("SIGTERM", () => stop("SIGTERM"));
+        process.once("SIGINT", () => stop("SIGINT"));
+      });
+    },
+  );
+
+  const jobs = program.command("jobs").description("list merge jobs and connected workers").option("--json", "print JSON");
+  addNatsOptions(jobs, { required: true }).action(async (flags: NatsFlags & { json?: boolean }) => {
+    const transport = await connectNatsTransport(requireNats(flags, "coordinator"));
+    try {
+      const jobsKv = await transport.kv(buckets.jobs, "job", { history: 1 });
+      const workersKv = await transport.kv(buckets.workers, "worker", { ttlMs: 15_000 });
+      const list: JobRecord[] = [];
+      for (const k of await jobsKv.keys()) {
+        const e = await jobsKv.get(k);
+        if (e) list.push(e.value);
+      }
+      const ws: WorkerRecord[] = [];
+      for (const k of await workersKv.keys()) {
+        const e = await workersKv.get(k);
+        if (e) ws.push(e.value);
+      }
+      list.sort((a, b) => b.updatedAt - a.updatedAt);
+      if (flags.json) {
+        process.stdout.write(JSON.stringify({ jobs: list, workers: ws }) + "\n");
+        return;
+      }
+      const w = (s: string) => process.stdout.write(s + "\n");
+      w(`${"JOB".padEnd(18)} ${"STATE".padEnd(11)} ${"TASKS".padEnd(11)} ${"UPDATED".padEnd(20)} OUTPUT`);
+      for (const j of list) {
+        w(`${j.jobId.padEnd(18)} ${j.state.padEnd(11)} ${`${j.doneTasks}/${j.totalTasks}`.padEnd(11)} ${new Date(j.updatedAt).toISOString().slice(0, 19).padEnd(20)} ${j.meta?.out ?? j.outputDir}${j.error ? `  (${j.error.message})` : ""}`);
+      }
+      w(`\n${ws.length} worker(s) connected`);
+      for (const x of ws) w(`  ${x.name.padEnd(24)} ${x.status.padEnd(9)} tasks ${x.activeTasks}/${x.concurrency}  threads ${x.threads}  v${x.version}${x.gpu ? `  ${x.gpu}` : ""}`);
+    } finally {
+      await transport.close();
+    }
+  });
+
+  const cancel = program.command("cancel").description("cancel a running merge job").argument("<job>", "job id (see `mergeloom jobs`)");
+  addNatsOptions(cancel, { required: true }).action(async (jobId: string, flags: NatsFlags) => {
+    const transport = await connectNatsTransport(requireNats(flags, "coordinator"));
+    try {
+      const kv = await transport.kv(buckets.jobs, "job", { history: 1 });
+      const e = await kv.get(jobId);
+      if (!e) throw new MergeloomError("USAGE", `cancel ${jobId}: no such job (see mergeloom jobs)`);
+      if (["done", "failed", "cancelled"].includes(e.value.state)) {
+        process.stdout.write(`job ${jobId} is already ${e.value.state}\n`);
+        return;
+      }
+      await kv.update(jobId, { ...e.value, state: "cancelled", updatedAt: Date.now() }, e.revision);
+      process.stdout.write(`job ${jobId} cancelled\n`);
+    } finally {
+      await transport.close();
+    }
+  });
+}

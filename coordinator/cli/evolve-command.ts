@@ -1,0 +1,132 @@
+/** `mergeloom evolve`: evolutionary merge search (mergekit-evolve's genome, CMA-ES or random search). */
+import { readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { Command } from "commander";
+import { MergeloomError } from "../../proto/errors.js";
+import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
+import { parseMergeConfig } from "../config/parse-merge-config.js";
+import { LocalDispatcher } from "../dispatch/local-dispatcher.js";
+import type { CandidateEvaluator } from "../evolve/candidate-evaluator.js";
+import { LocalCandidateEvaluator } from "../evolve/local-candidate-evaluator.js";
+import { runEvolve, type EvolveEvent } from "../evolve/run-evolve.js";
+import { parseSearchConfig, type SearchConfig } from "../evolve/search-config.js";
+import { runMergeJob } from "../merge/run-merge-job.js";
+import { parseIntFlag } from "./parse-size.js";
+
+interface EvolveFlags {
+  output: string;
+  nats?: string;
+  resume?: boolean;
+  strategy?: string;
+  budget?: string;
+  timeLimit?: string;
+  seed?: string;
+  population?: string;
+  sigma0?: string;
+  workers: string;
+  maxGenerations?: string;
+  outModel?: string;
+  viaDisk?: boolean;
+  json?: boolean;
+}
+
+export interface EvolveCommandHooks {
+  /** Builds the NATS evaluator for --nats (wired by the entry point that owns NATS connections). */
+  createNatsEvaluator?: (url: string, config: SearchConfig) => Promise<CandidateEvaluator>;
+}
+
+function positiveNumber(v: string, flag: string): number {
+  const n = Number(v);
+  if (!(Number.isFinite(n) && n > 0)) throw new MergeloomError("USAGE", `${flag}: expected a number > 0, got '${v}'`);
+  return n;
+}
+
+/** Applies CLI overrides to the file's `search:` settings. */
+export function applySearchFlags(config: SearchConfig, flags: Partial<EvolveFlags>): SearchConfig {
+  const s = { ...config.search };
+  if (flags.strategy !== undefined) {
+    if (flags.strategy !== "cmaes" && flags.strategy !== "random") throw new MergeloomError("USAGE", `--strategy: '${flags.strategy}' is not one of cmaes, random`);
+    s.strategy = flags.strategy;
+  }
+  if (flags.budget !== undefined) s.budget = parseIntFlag(flags.budget, "--budget", 1);
+  if (flags.timeLimit !== undefined) s.timeLimit = positiveNumber(flags.timeLimit, "--time-limit");
+  if (flags.seed !== undefined) s.seed = parseIntFlag(flags.seed, "--seed", 0);
+  if (flags.population !== undefined) s.population = parseIntFlag(flags.population, "--population", 2);
+  if (flags.sigma0 !== undefined) s.sigma0 = positiveNumber(flags.sigma0, "--sigma0");
+  return { ...config, search: s };
+}
+
+export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: EvolveCommandHooks = {}): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    throw new MergeloomError("CONFIG_INVALID", `read search config ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  const config = applySearchFlags(parseSearchConfig(text, file), flags);
+  let evaluator: CandidateEvaluator;
+  if (flags.nats) {
+    if (!hooks.createNatsEvaluator) throw new MergeloomError("USAGE", "--nats: distributed evaluation is not available in this build; run without --nats");
+    evaluator = await hooks.createNatsEvaluator(flags.nats, config);
+  } else {
+    evaluator = await LocalCandidateEvaluator.create({ fitness: config.fitness, mergeSeed: config.search.mergeSeed, workers: parseIntFlag(flags.workers, "--workers", 1), viaDisk: !!flags.viaDisk });
+  }
+  const ac = new AbortController();
+  const onSig = () => ac.abort();
+  process.once("SIGINT", onSig);
+  const out = resolve(flags.output);
+  const print = (e: EvolveEvent) => {
+    if (flags.json) return void process.stdout.write(JSON.stringify(e) + "\n");
+    const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : "failed");
+    if (e.type === "baseline") process.stdout.write(`baseline ${e.name}: ${f(e.fitness)}\n`);
+    else if (e.type === "generation") process.stdout.write(`gen ${e.generation}  evals ${e.evaluations}  min ${f(e.min)}  median ${f(e.median)}  max ${f(e.max)}  best ${f(e.best)}  (${e.seconds.toFixed(1)} s)\n`);
+    else if (e.type === "done") process.stdout.write(`done: ${e.reason}; best ${f(e.best)} after ${e.evaluations} evaluations in ${e.seconds.toFixed(1)} s → ${join(out, "best.yml")}\n`);
+  };
+  try {
+    const r = await runEvolve({
+      config,
+      sourceText: text,
+      out,
+      evaluator,
+      resume: !!flags.resume,
+      maxGenerations: flags.maxGenerations === undefined ? undefined : parseIntFlag(flags.maxGenerations, "--max-generations", 1),
+      signal: ac.signal,
+      onEvent: print,
+    });
+    if (flags.outModel && r.bestYaml) {
+      const cfg = parseMergeConfig(r.bestYaml, join(out, "best.yml"), createDefaultRegistry());
+      const dispatcher = new LocalDispatcher();
+      try {
+        await runMergeJob(cfg, dispatcher, { out: resolve(flags.outModel), seed: config.search.mergeSeed, maxShardBytes: 5_000_000_000 });
+      } finally {
+        await dispatcher.close();
+      }
+      if (!flags.json) process.stdout.write(`best model → ${resolve(flags.outModel)}\n`);
+    }
+  } finally {
+    process.off("SIGINT", onSig);
+    await evaluator.close();
+  }
+}
+
+export function registerEvolveCommand(program: Command, hooks: EvolveCommandHooks = {}): void {
+  program
+    .command("evolve")
+    .description("evolutionary merge search (mergekit-evolve genome + fitness); writes OUT/best.yml, report.md, fitness.svg, state.json")
+    .argument("<search>", "SEARCH.yml with genome:, fitness: and optional search: / baselines:")
+    .requiredOption("-o, --output <dir>", "output directory (best.yml, report, resumable state)")
+    .option("--nats <url>", "evaluate candidates on NATS workers")
+    .option("--resume", "continue the search saved in OUT/state.json")
+    .option("--strategy <name>", "cmaes or random (default: search.strategy, else cmaes)")
+    .option("--budget <n>", "evaluations (whole generations; default: search.budget, else 300)")
+    .option("--time-limit <s>", "stop after this many seconds (checked between generations)")
+    .option("--seed <n>", "search seed")
+    .option("--population <n>", "candidates per generation (default 4 + ⌊3 ln n⌋)")
+    .option("--sigma0 <x>", "initial step size (default 1/6)")
+    .option("--workers <n>", "concurrent local evaluations", "1")
+    .option("--max-generations <n>", "stop after this many generations in this run (resumable)")
+    .option("--out-model <dir>", "merge the best candidate to this directory at the end")
+    .option("--via-disk", "write every candidate to disk and read it back (benchmark of the in-memory path)")
+    .option("--json", "print one JSON object per event")
+    .action((file: string, flags: EvolveFlags) => runEvolveCommand(file, flags, hooks));
+}

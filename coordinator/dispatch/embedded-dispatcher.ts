@@ -1,0 +1,33 @@
+/**
+ * The embedded default: the same coordinator → transport → worker path as a cluster, with the
+ * in-memory transport and one in-process worker that owns the merge threads.
+ */
+import { MemoryBroker, MemoryTransport } from "../../proto/memory-transport.js";
+import { MergeWorker } from "../../worker/runtime/merge-worker.js";
+import { LocalMergeExecutor } from "../../worker/merge/run-merge-task.js";
+import { TransportDispatcher } from "./transport-dispatcher.js";
+import type { MergeEventSink } from "../merge/merge-events.js";
+
+export class EmbeddedDispatcher extends TransportDispatcher {
+  private constructor(
+    transport: MemoryTransport,
+    private readonly worker: MergeWorker,
+    threads: number,
+    onEvent?: MergeEventSink,
+  ) {
+    super(transport, { threads, onEvent, noWorkerWarnMs: 60_000 });
+  }
+
+  static async start(opts: { threads?: number; onEvent?: MergeEventSink } = {}): Promise<EmbeddedDispatcher> {
+    const broker = new MemoryBroker();
+    const executor = new LocalMergeExecutor({ threads: opts.threads });
+    const worker = new MergeWorker({ transport: new MemoryTransport({ broker, role: "worker" }), name: "embedded", executor, ackWaitMs: 600_000, maxDeliver: 1 });
+    await worker.start();
+    return new EmbeddedDispatcher(new MemoryTransport({ broker, role: "coordinator" }), worker, executor.threads, opts.onEvent);
+  }
+
+  async close(): Promise<void> {
+    await this.worker.stop({ graceful: false });
+    await this.transport.close();
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * A genotype as the plain mergekit YAML a candidate is evaluated from and best.yml holds.
+ * Two changes to mergekit-evolve's output, both so the YAML means one exact set of weights under
+ * mergekit and mergeloom alike: compute in float32 and round to bfloat16 on save (mergekit-evolve
+ * writes `dtype: bfloat16`, i.e. bf16 arithmetic), and `int8_mask` only for methods that take it.
+ */
+import { ConfigError } from "../../proto/errors.js";
+import { genotypeToMergeConfig, mergeConfigToYaml, type GenomeDefinition } from "./genome.js";
+
+const TAKES_INT8_MASK = new Set(["ties", "dare_ties", "task_arithmetic"]);
+
+export function candidateYaml(def: GenomeDefinition, genotype: number[], numLayers: number, header?: string): string {
+  if (def.merge_method === "slerp") {
+    // slerp genomes pick a different base per slice, which the planner does not support yet.
+    throw new ConfigError("genome.merge_method", "slerp needs a per-slice base_model, which mergeloom does not plan yet; use linear, task_arithmetic, ties or dare_ties");
+  }
+  const cfg = genotypeToMergeConfig(def, genotype, numLayers) as unknown as Record<string, unknown> & { parameters: Record<string, unknown> };
+  if (!TAKES_INT8_MASK.has(def.merge_method)) delete cfg.parameters.int8_mask;
+  cfg.dtype = "float32";
+  cfg.out_dtype = "bfloat16";
+  const body = mergeConfigToYaml(cfg);
+  return header ? header.split("\n").map((l) => `# ${l}`.trimEnd()).join("\n") + "\n" + body : body;
+}

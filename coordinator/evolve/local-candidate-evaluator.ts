@@ -1,0 +1,137 @@
+/**
+ * Scores candidates in this process: each mergeYaml goes through the same parse → plan → merge
+ * numerics as `mergeloom merge` (in memory, rounded to the output dtype), and the weights go
+ * straight into the ONNX graph. Command tasks get the candidate written to a temporary checkpoint.
+ *
+ * `workers` evaluation slots run candidates concurrently, each with its own ONNX session (the
+ * merge itself runs on the main thread; inference runs on onnxruntime's threads).
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { errorMessage } from "../../proto/errors.js";
+import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
+import { InMemoryMerger, type MergedTensor } from "../../worker/merge/merge-in-memory.js";
+import type { MergeMethodRegistry } from "../../worker/merge/merge-method-registry.js";
+import { TensorIO } from "../../worker/merge/tensor-io.js";
+import { createRemoteReader } from "../../worker/merge/remote-reader.js";
+import { runScoreCommand } from "../../worker/eval/fitness/command-fitness.js";
+import { combineScores, type FitnessSpec } from "../../worker/eval/fitness/fitness-spec.js";
+import { OnnxFitness } from "../../worker/eval/fitness/onnx-fitness.js";
+import { openCheckpoint, type Checkpoint } from "../../worker/storage/checkpoint.js";
+import { parseMergeConfig } from "../config/parse-merge-config.js";
+import type { MergeConfig } from "../config/merge-config.js";
+import { LocalDispatcher } from "../dispatch/local-dispatcher.js";
+import { loadWeightsF32 } from "../eval/load-weights.js";
+import { runMergeJob } from "../merge/run-merge-job.js";
+import { buildPlan, modelLocation } from "../plan/build-plan.js";
+import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
+
+export interface LocalEvaluatorOptions {
+  fitness: FitnessSpec;
+  /** Seed of the merges (DARE masks), as `mergeloom merge --random-seed`. */
+  mergeSeed?: number;
+  /** Concurrent evaluation slots (default 1). */
+  workers?: number;
+  /** Write every candidate to disk and read it back instead of merging in memory (benchmarks). */
+  viaDisk?: boolean;
+}
+
+interface Slot {
+  fitness?: OnnxFitness;
+}
+
+export class LocalCandidateEvaluator implements CandidateEvaluator {
+  private readonly registry: MergeMethodRegistry = createDefaultRegistry();
+  private readonly io = new TensorIO(createRemoteReader());
+  private readonly merger = new InMemoryMerger(this.registry, this.io);
+  private readonly checkpoints = new Map<string, Promise<Checkpoint>>();
+
+  private constructor(
+    private readonly opts: LocalEvaluatorOptions,
+    private readonly slots: Slot[],
+  ) {}
+
+  static async create(opts: LocalEvaluatorOptions): Promise<LocalCandidateEvaluator> {
+    const n = Math.max(1, opts.workers ?? 1);
+    const needsGraph = opts.fitness.tasks.some((t) => t.kind !== "command");
+    // Split the cores between the slots unless the spec pins the thread count.
+    const threads = opts.fitness.threads ?? (n > 1 ? Math.max(1, Math.floor(availableParallelism() / n)) : undefined);
+    const slots: Slot[] = [];
+    for (let i = 0; i < n; i++) slots.push({ fitness: needsGraph ? await OnnxFitness.create({ ...opts.fitness, threads }) : undefined });
+    return new LocalCandidateEvaluator(opts, slots);
+  }
+
+  async evaluate(candidates: readonly Candidate[], signal?: AbortSignal): Promise<CandidateResult[]> {
+    const results = new Array<CandidateResult>(candidates.length);
+    let next = 0;
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        while (next < candidates.length) {
+          signal?.throwIfAborted();
+          const i = next++;
+          results[i] = await this.evaluateOne(candidates[i], slot, signal);
+        }
+      }),
+    );
+    return results;
+  }
+
+  private async evaluateOne(c: Candidate, slot: Slot, signal?: AbortSignal): Promise<CandidateResult> {
+    const tasks = this.opts.fitness.tasks;
+    let dir: string | undefined;
+    try {
+      const config = parseMergeConfig(c.mergeYaml, `candidate ${c.id}`, this.registry);
+      const scores: Record<string, number> = {};
+      const needsDisk = this.opts.viaDisk || tasks.some((t) => t.kind === "command");
+      if (needsDisk) {
+        dir = await mkdtemp(join(tmpdir(), "mergeloom-candidate-"));
+        await this.writeCheckpoint(config, join(dir, "model"));
+      }
+      if (slot.fitness) {
+        const weights = this.opts.viaDisk ? await loadWeightsF32(join(dir!, "model")) : await this.mergeInMemory(config);
+        Object.assign(scores, await slot.fitness.score(weights));
+      }
+      for (const t of tasks) {
+        if (t.kind === "command") scores[t.name] = await runScoreCommand(t.command!, join(dir!, "model"), { key: t.key, signal });
+      }
+      return { id: c.id, scores, fitness: combineScores(scores, tasks) };
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      return { id: c.id, scores: {}, fitness: NaN, error: errorMessage(err) };
+    } finally {
+      if (dir) await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** The merged weights, as `mergeloom merge` would write them, read back as fp32. */
+  async mergeInMemory(config: MergeConfig): Promise<Map<string, MergedTensor>> {
+    const plan = await buildPlan(config, { registry: this.registry, open: (ref) => this.open(ref) });
+    return this.merger.mergeAll(plan.tensors, this.opts.mergeSeed ?? 0);
+  }
+
+  private open(ref: string): Promise<Checkpoint> {
+    let p = this.checkpoints.get(ref);
+    if (!p) {
+      p = openCheckpoint(modelLocation(ref));
+      this.checkpoints.set(ref, p);
+      p.catch(() => this.checkpoints.delete(ref));
+    }
+    return p;
+  }
+
+  private async writeCheckpoint(config: MergeConfig, out: string): Promise<void> {
+    const dispatcher = new LocalDispatcher({ threads: 0 });
+    try {
+      await runMergeJob(config, dispatcher, { out, seed: this.opts.mergeSeed ?? 0, maxShardBytes: 5_000_000_000 });
+    } finally {
+      await dispatcher.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.slots) await s.fitness?.release();
+    this.io.close();
+    this.merger.clear();
+  }
+}

@@ -1,0 +1,281 @@
+/**
+ * The search loop: ask the strategy for a generation, turn genotypes into mergekit YAML, score
+ * them through a CandidateEvaluator, tell the strategy, and checkpoint everything (strategy state
+ * with its RNG, every genotype with its scores) to OUT/state.json after every generation, written
+ * to a temporary file and renamed so a kill never leaves a torn state. `resume` reloads it and
+ * continues exactly: a generation interrupted mid-way is evaluated again from the same draws.
+ *
+ * Fitness is maximised here (scores are "higher is better"); the strategies minimise, so they are
+ * told the negation. Failed candidates (NaN) rank last.
+ */
+import { createHash } from "node:crypto";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { ConfigError, MergeloomError } from "../../proto/errors.js";
+import { openCheckpoint } from "../../worker/storage/checkpoint.js";
+import { modelLocation } from "../plan/build-plan.js";
+import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
+import { candidateYaml } from "./candidate-yaml.js";
+import { CmaEs, type CmaState } from "./cma-es.js";
+import { renderFitnessSvg, renderReportMarkdown, summarize, type GenerationStats } from "./evolve-report.js";
+import { genotypeLength, initialGenotype, validateGenomeDefinition } from "./genome.js";
+import { paretoFront } from "./pareto.js";
+import { RandomSearch, type RandomSearchState } from "./random-search.js";
+import type { SearchConfig, SearchSettings } from "./search-config.js";
+import { decodeNumber, encodeNumber, type JsonNumber, type SearchStrategy } from "./search-strategy.js";
+
+export interface EvaluatedCandidate {
+  generation: number;
+  id: string;
+  genotype: number[];
+  scores: Record<string, JsonNumber>;
+  fitness: JsonNumber;
+  error?: string;
+}
+
+export interface EvolveState {
+  kind: "mergeloom-evolve";
+  version: 1;
+  /** Hash of the search config and effective settings; resume refuses a different search. */
+  searchHash: string;
+  settings: SearchSettings;
+  numLayers: number;
+  strategy: CmaState | RandomSearchState;
+  generation: number;
+  evaluations: EvaluatedCandidate[];
+  stats: GenerationStats[];
+  best: EvaluatedCandidate | null;
+  baselines: { name: string; scores: Record<string, JsonNumber>; fitness: JsonNumber }[];
+  /** Wall-clock seconds spent so far, over all runs. */
+  seconds: number;
+  stopReason: string | null;
+}
+
+export type EvolveEvent =
+  | { type: "baseline"; name: string; fitness: number }
+  | { type: "generation"; generation: number; evaluations: number; min: number; median: number; max: number; best: number; seconds: number }
+  | { type: "improved"; id: string; fitness: number }
+  | { type: "done"; reason: string; evaluations: number; best: number; seconds: number };
+
+export interface EvolveOptions {
+  config: SearchConfig;
+  /** Text of SEARCH.yml (hashed for resume). */
+  sourceText: string;
+  out: string;
+  evaluator: CandidateEvaluator;
+  resume?: boolean;
+  /** Stop after this many generations in this run (testing, staged runs); the state stays resumable. */
+  maxGenerations?: number;
+  signal?: AbortSignal;
+  onEvent?: (e: EvolveEvent) => void;
+}
+
+export interface EvolveResult {
+  state: EvolveState;
+  bestYaml: string | null;
+}
+
+export async function readNumLayers(ref: string): Promise<number> {
+  const ck = await openCheckpoint(modelLocation(ref));
+  const n = ck.config?.num_hidden_layers;
+  if (typeof n !== "number") throw new ConfigError("genome.models", `model '${ref}' has no num_hidden_layers in its config.json`);
+  return n;
+}
+
+function createStrategy(s: SearchSettings, x0: number[]): SearchStrategy<CmaState | RandomSearchState> {
+  if (s.strategy === "random") {
+    const popSize = s.population ?? 4 + Math.floor(3 * Math.log(x0.length));
+    return new RandomSearch({ mode: "gaussian", x0, sigma0: s.sigma0, popSize, seed: s.seed });
+  }
+  // maxEvals is the budget's business (whole generations), so CMA-ES's own cap is lifted.
+  return new CmaEs({ x0, sigma0: s.sigma0, seed: s.seed, popSize: s.population ?? undefined, maxEvals: Number.MAX_SAFE_INTEGER });
+}
+
+function restoreStrategy(state: CmaState | RandomSearchState): SearchStrategy<CmaState | RandomSearchState> {
+  return state.kind === "cma-es" ? CmaEs.fromState(state) : RandomSearch.fromState(state);
+}
+
+/** Hash of what determines the search's trajectory; the budget and time limit may change on resume. */
+function searchHash(text: string, s: SearchSettings): string {
+  const { strategy, seed, population, sigma0, mergeSeed } = s;
+  return createHash("sha256").update(text).update(JSON.stringify({ strategy, seed, population, sigma0, mergeSeed })).digest("hex").slice(0, 16);
+}
+
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, text);
+  await rename(tmp, file);
+}
+
+const enc = (scores: Record<string, number>): Record<string, JsonNumber> =>
+  Object.fromEntries(Object.entries(scores).map(([k, v]) => [k, Number.isNaN(v) ? "-Infinity" : encodeNumber(v)]));
+const dec = (scores: Record<string, JsonNumber>): Record<string, number> => Object.fromEntries(Object.entries(scores).map(([k, v]) => [k, decodeNumber(v)]));
+/** Failed (NaN) fitness is stored as -Infinity: the worst possible score, and JSON-safe. */
+const encFit = (f: number): JsonNumber => (Number.isNaN(f) ? "-Infinity" : encodeNumber(f));
+
+export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
+  const { config, out, evaluator } = opts;
+  const emit = opts.onEvent ?? (() => {});
+  const s = config.search;
+  const def = config.genome;
+  const stateFile = join(out, "state.json");
+  const hash = searchHash(opts.sourceText, s);
+  await mkdir(out, { recursive: true });
+
+  let state: EvolveState;
+  let existing: string | undefined;
+  try {
+    existing = await readFile(stateFile, "utf8");
+  } catch {
+    existing = undefined;
+  }
+  if (existing !== undefined && !opts.resume) {
+    throw new MergeloomError("OUTPUT_EXISTS", `evolve ${out}: a search state already exists there; pass --resume to continue it or choose another -o`);
+  }
+  if (existing !== undefined) {
+    state = JSON.parse(existing) as EvolveState;
+    if (state.kind !== "mergeloom-evolve" || state.version !== 1) throw new MergeloomError("CONFIG_INVALID", `resume ${stateFile}: not a mergeloom evolve state (version 1)`);
+    if (state.searchHash !== hash) {
+      throw new MergeloomError("CONFIG_INVALID", `resume ${stateFile}: the search config or its seed/strategy/population/sigma0 changed since the state was written; resume with the same ones or use a new -o`);
+    }
+    state.settings = s;
+  } else {
+    const numLayers = await readNumLayers(def.base_model ?? def.models[0]);
+    validateGenomeDefinition(def, numLayers);
+    const x0 = initialGenotype(def, numLayers);
+    candidateYaml(def, x0, numLayers); // fail on an unsupported genome before any work
+    state = {
+      kind: "mergeloom-evolve",
+      version: 1,
+      searchHash: hash,
+      settings: s,
+      numLayers,
+      strategy: createStrategy(s, x0).state(),
+      generation: 0,
+      evaluations: [],
+      stats: [],
+      best: null,
+      baselines: [],
+      seconds: 0,
+      stopReason: null,
+    };
+  }
+  state.stopReason = null;
+  const strategy = restoreStrategy(state.strategy);
+  const numLayers = state.numLayers;
+  if (genotypeLength(def, numLayers) !== strategy.ask()[0].length) throw new MergeloomError("CONFIG_INVALID", `resume ${stateFile}: the genome's length changed`);
+  let started = performance.now();
+  const elapsed = () => state.seconds + (performance.now() - started) / 1000;
+  const save = async () => {
+    state.seconds = elapsed();
+    started = performance.now();
+    state.strategy = strategy.state();
+    await writeAtomic(stateFile, JSON.stringify(state));
+  };
+
+  // Baselines: scored once, before the search, with the same evaluator.
+  if (state.baselines.length < config.baselines.length) {
+    const cands: Candidate[] = [];
+    for (const b of config.baselines.slice(state.baselines.length)) {
+      cands.push({ id: b.name, genotype: [], mergeYaml: b.yaml ?? (await readFile(b.file!, "utf8")) });
+    }
+    const res = await opts.evaluator.evaluate(cands, opts.signal);
+    for (const r of res) {
+      state.baselines.push({ name: r.id, scores: enc(r.scores), fitness: encFit(r.fitness) });
+      emit({ type: "baseline", name: r.id, fitness: r.fitness });
+    }
+    await save();
+  }
+
+  let runGenerations = 0;
+  let reason = "";
+  for (;;) {
+    const pop = strategy.ask();
+    if (state.evaluations.length + pop.length > s.budget) reason = `budget of ${s.budget} evaluations reached`;
+    else if (s.timeLimit !== null && elapsed() >= s.timeLimit) reason = `time limit of ${s.timeLimit} s reached`;
+    else if (opts.maxGenerations !== undefined && runGenerations >= opts.maxGenerations) reason = `stopped after ${runGenerations} generations (--max-generations); resume to continue`;
+    else if (strategy.stop().length > 0) reason = `strategy converged (${strategy.stop().join(", ")})`;
+    if (reason) break;
+    opts.signal?.throwIfAborted();
+
+    const gen = state.generation;
+    const cands: Candidate[] = pop.map((x, i) => ({ id: `g${gen}-c${i}`, genotype: x, mergeYaml: candidateYaml(def, x, numLayers) }));
+    const results = await evaluator.evaluate(cands, opts.signal);
+    const byId = new Map<string, CandidateResult>(results.map((r) => [r.id, r]));
+    const fitness = cands.map((c) => {
+      const r = byId.get(c.id);
+      if (!r) throw new MergeloomError("EVAL_FAILED", `evolve generation ${gen}: the evaluator returned no result for candidate ${c.id}`);
+      return r.fitness;
+    });
+    strategy.tell(pop, fitness.map((f) => (Number.isNaN(f) ? NaN : -f)));
+    cands.forEach((c, i) => {
+      const r = byId.get(c.id)!;
+      const e: EvaluatedCandidate = { generation: gen, id: c.id, genotype: c.genotype, scores: enc(r.scores), fitness: encFit(r.fitness) };
+      if (r.error) e.error = r.error;
+      state.evaluations.push(e);
+      const f = fitness[i];
+      if (Number.isFinite(f) && (state.best === null || f > decodeNumber(state.best.fitness))) {
+        state.best = e;
+        emit({ type: "improved", id: c.id, fitness: f });
+      }
+    });
+    const sum = summarize(fitness);
+    const best = state.best ? decodeNumber(state.best.fitness) : NaN;
+    state.stats.push({ generation: gen, evaluations: state.evaluations.length, ...sum, best });
+    state.generation = gen + 1;
+    runGenerations++;
+    // best.yml first: state.json never points at a best that is not on disk.
+    if (state.best?.generation === gen) await writeBest(out, state, def, config);
+    await save();
+    await writeReport(out, state, config);
+    emit({ type: "generation", generation: gen, evaluations: state.evaluations.length, ...sum, best, seconds: state.seconds });
+  }
+  state.stopReason = reason;
+  await save();
+  await writeReport(out, state, config);
+  emit({ type: "done", reason, evaluations: state.evaluations.length, best: state.best ? decodeNumber(state.best.fitness) : NaN, seconds: state.seconds });
+  return { state, bestYaml: state.best ? bestYamlOf(state, def, config) : null };
+}
+
+function bestYamlOf(state: EvolveState, def: SearchConfig["genome"], config: SearchConfig): string {
+  const b = state.best!;
+  const scores = config.fitness.tasks.map((t) => `${t.name} ${decodeNumber(b.scores[t.name] ?? NaN).toFixed(4)}`).join(", ");
+  const header = `mergeloom evolve: candidate ${b.id}, fitness ${decodeNumber(b.fitness).toFixed(6)} (${scores})\nreproduce: mergeloom merge best.yml -o MODEL --random-seed ${state.settings.mergeSeed}`;
+  return candidateYaml(def, b.genotype, state.numLayers, header);
+}
+
+async function writeBest(out: string, state: EvolveState, def: SearchConfig["genome"], config: SearchConfig): Promise<void> {
+  await writeAtomic(join(out, "best.yml"), bestYamlOf(state, def, config));
+}
+
+async function writeReport(out: string, state: EvolveState, config: SearchConfig): Promise<void> {
+  const taskNames = config.fitness.tasks.map((t) => t.name);
+  const baselines = state.baselines.map((b) => ({ name: b.name, fitness: decodeNumber(b.fitness), scores: dec(b.scores) }));
+  let front: { id: string; scores: Record<string, number> }[] | undefined;
+  if (config.fitness.objective === "pareto") {
+    const pts = state.evaluations
+      .filter((e) => Number.isFinite(decodeNumber(e.fitness)))
+      .map((e) => ({ scores: taskNames.map((t) => decodeNumber(e.scores[t])), item: e }));
+    front = paretoFront(pts).map((p) => ({ id: p.item.id, scores: dec(p.item.scores) }));
+    await writeAtomic(join(out, "front.json"), JSON.stringify(paretoFront(pts).map((p) => ({ id: p.item.id, scores: p.item.scores, genotype: p.item.genotype, crowding: encodeNumber(p.crowding) })), null, 1));
+  }
+  await writeAtomic(join(out, "fitness.svg"), renderFitnessSvg(state.stats, baselines));
+  await writeAtomic(
+    join(out, "report.md"),
+    renderReportMarkdown({
+      title: `mergeloom evolve: ${config.genome.merge_method} over ${config.genome.models.length} models (${state.settings.strategy}, seed ${state.settings.seed})`,
+      stats: state.stats,
+      best: state.best ? { id: state.best.id, fitness: decodeNumber(state.best.fitness), scores: dec(state.best.scores) } : null,
+      baselines,
+      front,
+      taskNames,
+      evaluations: state.evaluations.length,
+      seconds: elapsed0(state),
+      stopReason: state.stopReason ?? "running",
+    }),
+  );
+}
+
+function elapsed0(state: EvolveState): number {
+  return state.seconds;
+}

@@ -1,0 +1,67 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { parseMergeConfig } from "../config/parse-merge-config.js";
+import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
+import { candidateYaml } from "./candidate-yaml.js";
+import { summarize } from "./evolve-report.js";
+import { initialGenotype, type GenomeDefinition } from "./genome.js";
+import { parseSearchConfig } from "./search-config.js";
+
+const EXAMPLE = new URL("../../examples/evolve-arith.yml", import.meta.url);
+
+describe("search config", () => {
+  test("the shipped example parses: four experts, task arithmetic, a 300-evaluation budget and six baselines", () => {
+    const c = parseSearchConfig(readFileSync(EXAMPLE, "utf8"), "evolve-arith.yml");
+    assert.equal(c.genome.models.length, 4);
+    assert.equal(c.genome.merge_method, "task_arithmetic");
+    assert.equal(c.search.budget, 300);
+    assert.deepEqual(c.fitness.tasks.map((t) => t.name), ["add", "sub", "mul", "rev"]);
+    assert.equal(c.baselines.length, 6);
+    assert.match(c.baselines[0].yaml!, /lambda: 0.3/);
+  });
+
+  test("unknown keys, methods and task kinds are rejected with the valid choices", () => {
+    const base = "genome: { models: [a], merge_method: linear }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, data: d }] }\n";
+    assert.doesNotThrow(() => parseSearchConfig(base, "s.yml"));
+    assert.throws(() => parseSearchConfig(base + "serach: {}\n", "s.yml"), /serach: unknown key \(valid: genome, fitness, search, baselines\)/);
+    assert.throws(() => parseSearchConfig(base.replace("linear", "model_stock"), "s.yml"), /unknown merge method 'model_stock'.*known: linear/);
+    assert.throws(() => parseSearchConfig(base.replace("data: d", "kind: bleu, data: d"), "s.yml"), /unknown kind 'bleu' \(known: accuracy, entropy, command\)/);
+    assert.throws(() => parseSearchConfig(base + "search: { strategy: pso }\n", "s.yml"), /known: cmaes, random/);
+    assert.throws(() => parseSearchConfig("genome: { models: [a], merge_method: linear }\nfitness: { tasks: [{ name: t, data: d }] }\n", "s.yml"), /fitness.graph/);
+  });
+
+  test("a command-only fitness needs no graph, and the limit applies to every data task", () => {
+    const c = parseSearchConfig("genome: { models: [a], merge_method: linear }\nfitness: { tasks: [{ name: lm, kind: command, command: 'echo 1' }] }\n", "s.yml");
+    assert.equal(c.fitness.graph, undefined);
+    const d = parseSearchConfig("genome: { models: [a], merge_method: linear }\nfitness: { graph: g, vocab: v, limit: 100, tasks: [{ name: t, data: d }, { name: u, data: e, limit: 5 }] }\n", "s.yml");
+    assert.deepEqual(d.fitness.tasks.map((t) => t.limit), [100, 5]);
+  });
+});
+
+describe("candidate yaml", () => {
+  for (const method of ["linear", "task_arithmetic", "ties", "dare_ties"] as const) {
+    test(`a ${method} genome's YAML parses as a merge config computed in float32 and saved as bfloat16`, () => {
+      const def: GenomeDefinition = { models: ["m/a", "m/b"], merge_method: method, base_model: "m/base", layer_granularity: 1 };
+      const y = candidateYaml(def, initialGenotype(def, 4), 4, "line one\nline two");
+      assert.match(y, /^# line one\n# line two\n/);
+      const cfg = parseMergeConfig(y, "c.yml", createDefaultRegistry());
+      assert.equal(cfg.dtype, "F32");
+      assert.equal(cfg.outDtype, "BF16");
+      assert.equal(cfg.slices.length, 4);
+      assert.equal(/int8_mask/.test(y), method !== "linear");
+    });
+  }
+
+  test("slerp genomes are refused with the supported methods listed", () => {
+    const def: GenomeDefinition = { models: ["a", "b"], merge_method: "slerp", layer_granularity: 1 };
+    assert.throws(() => candidateYaml(def, initialGenotype(def, 2), 2), /use linear, task_arithmetic, ties or dare_ties/);
+  });
+});
+
+describe("generation summary", () => {
+  test("min, median and max skip failed candidates", () => {
+    assert.deepEqual(summarize([0.5, NaN, 0.1, 0.3, 0.9]), { min: 0.1, median: 0.4, max: 0.9 });
+    assert.deepEqual(summarize([0.2, 0.1, 0.3]), { min: 0.1, median: 0.2, max: 0.3 });
+  });
+});

@@ -1,0 +1,194 @@
+/**
+ * SEARCH.yml: mergekit-evolve's `genome:` section, a `fitness:` section and optional `search:`
+ * settings (CLI flags override them) and `baselines:` (mergekit configs scored the same way, for
+ * the report). Unknown keys are errors, so a typo never silently changes a search.
+ */
+import { parseDocument, stringify } from "yaml";
+import { ConfigError } from "../../proto/errors.js";
+import type { FitnessSpec, FitnessTask, FitnessTaskKind } from "../../worker/eval/fitness/fitness-spec.js";
+import { METHOD_PARAMS, type GenomeDefinition, type GenomeMergeMethod } from "./genome.js";
+
+export type StrategyName = "cmaes" | "random";
+
+export interface SearchSettings {
+  strategy: StrategyName;
+  /** Evaluations; the search stops before a generation that would exceed it. */
+  budget: number;
+  /** Wall-clock seconds (summed over resumed runs); null = none. */
+  timeLimit: number | null;
+  seed: number;
+  /** Candidates per generation; null = CMA-ES's default 4 + ⌊3 ln n⌋. */
+  population: number | null;
+  sigma0: number;
+  /** Seed of the merges themselves (DARE masks), as `mergeloom merge --random-seed`. */
+  mergeSeed: number;
+}
+
+export interface SearchConfig {
+  genome: GenomeDefinition;
+  fitness: FitnessSpec;
+  search: SearchSettings;
+  /** Reference merges scored like candidates: a mergekit YAML path or an inline config. */
+  baselines: Baseline[];
+}
+
+export interface Baseline {
+  name: string;
+  /** Path of a mergekit YAML file, or undefined for an inline config. */
+  file?: string;
+  /** Inline config as YAML text. */
+  yaml?: string;
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+function keys(obj: Obj, path: string, allowed: readonly string[]): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) throw new ConfigError(path ? `${path}.${k}` : k, `unknown key (valid: ${allowed.join(", ")})`);
+  }
+}
+
+function num(v: unknown, path: string, opts: { int?: boolean; min?: number; positive?: boolean } = {}): number {
+  if (typeof v !== "number" || !Number.isFinite(v)) throw new ConfigError(path, `expected a number, got ${JSON.stringify(v)}`);
+  if (opts.int && !Number.isInteger(v)) throw new ConfigError(path, `expected an integer, got ${v}`);
+  if (opts.min !== undefined && v < opts.min) throw new ConfigError(path, `expected a value ≥ ${opts.min}, got ${v}`);
+  if (opts.positive && !(v > 0)) throw new ConfigError(path, `expected a value > 0, got ${v}`);
+  return v;
+}
+
+function str(v: unknown, path: string): string {
+  if (typeof v !== "string" || v === "") throw new ConfigError(path, `expected a non-empty string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function optBool(v: unknown, path: string): boolean | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "boolean") throw new ConfigError(path, `expected true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export const DEFAULT_SEARCH: SearchSettings = {
+  strategy: "cmaes",
+  budget: 300,
+  timeLimit: null,
+  seed: 0,
+  population: null,
+  sigma0: 1 / 6,
+  mergeSeed: 0,
+};
+
+export function parseSearchConfig(text: string, file: string): SearchConfig {
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0) throw new ConfigError("", `parse ${file}: ${doc.errors[0].message}`);
+  const root = doc.toJS() as unknown;
+  if (!isObj(root)) throw new ConfigError("", `parse ${file}: expected a mapping with genome: and fitness:`);
+  keys(root, "", ["genome", "fitness", "search", "baselines"]);
+  return {
+    genome: parseGenome(root.genome),
+    fitness: parseFitness(root.fitness),
+    search: parseSettings(root.search),
+    baselines: root.baselines === undefined || root.baselines === null ? [] : list(root.baselines, "baselines").map(parseBaseline),
+  };
+}
+
+function list(v: unknown, path: string): unknown[] {
+  if (!Array.isArray(v)) throw new ConfigError(path, `expected a list, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function parseGenome(v: unknown): GenomeDefinition {
+  if (!isObj(v)) throw new ConfigError("genome", "missing; expected a mapping with models and merge_method (mergekit-evolve's genome section)");
+  keys(v, "genome", ["models", "merge_method", "base_model", "tokenizer_source", "layer_granularity", "normalize", "allow_negative_weights", "filters", "smooth"]);
+  const method = str(v.merge_method, "genome.merge_method");
+  const known = Object.keys(METHOD_PARAMS);
+  if (!known.includes(method)) throw new ConfigError("genome.merge_method", `unknown merge method '${method}' for evolution (known: ${known.join(", ")})`);
+  const def: GenomeDefinition = {
+    models: list(v.models, "genome.models").map((m, i) => str(m, `genome.models[${i}]`)),
+    merge_method: method as GenomeMergeMethod,
+  };
+  if (v.base_model !== undefined && v.base_model !== null) def.base_model = str(v.base_model, "genome.base_model");
+  if (v.tokenizer_source !== undefined && v.tokenizer_source !== null) def.tokenizer_source = str(v.tokenizer_source, "genome.tokenizer_source");
+  if (v.layer_granularity !== undefined && v.layer_granularity !== null) def.layer_granularity = num(v.layer_granularity, "genome.layer_granularity", { int: true, min: 0 });
+  const normalize = optBool(v.normalize, "genome.normalize");
+  if (normalize !== undefined) def.normalize = normalize;
+  def.allow_negative_weights = optBool(v.allow_negative_weights, "genome.allow_negative_weights") ?? false;
+  def.smooth = optBool(v.smooth, "genome.smooth") ?? false;
+  if (v.filters !== undefined && v.filters !== null) def.filters = list(v.filters, "genome.filters").map((f, i) => str(f, `genome.filters[${i}]`));
+  return def;
+}
+
+const TASK_KINDS: readonly FitnessTaskKind[] = ["accuracy", "entropy", "command"];
+
+function parseFitness(v: unknown): FitnessSpec {
+  if (!isObj(v)) throw new ConfigError("fitness", "missing; expected a mapping with tasks: (see the README's evolve section)");
+  keys(v, "fitness", ["graph", "vocab", "batch_size", "threads", "limit", "objective", "tasks"]);
+  const objective = v.objective ?? "weighted";
+  if (objective !== "weighted" && objective !== "pareto") throw new ConfigError("fitness.objective", `unknown objective '${String(objective)}' (known: weighted, pareto)`);
+  const limit = v.limit === undefined || v.limit === null ? undefined : num(v.limit, "fitness.limit", { int: true, min: 1 });
+  const tasks: FitnessTask[] = list(v.tasks, "fitness.tasks").map((t, i) => {
+    const p = `fitness.tasks[${i}]`;
+    if (!isObj(t)) throw new ConfigError(p, "expected a mapping with name and kind");
+    keys(t, p, ["name", "kind", "data", "command", "key", "weight", "limit"]);
+    const kind = (t.kind ?? "accuracy") as FitnessTaskKind;
+    if (!TASK_KINDS.includes(kind)) throw new ConfigError(`${p}.kind`, `unknown kind '${String(kind)}' (known: ${TASK_KINDS.join(", ")})`);
+    const task: FitnessTask = { name: str(t.name, `${p}.name`), kind, weight: t.weight === undefined ? 1 : num(t.weight, `${p}.weight`, { min: 0 }) };
+    if (kind === "command") {
+      task.command = str(t.command, `${p}.command`);
+      if (t.key !== undefined) task.key = str(t.key, `${p}.key`);
+    } else {
+      task.data = str(t.data, `${p}.data`);
+      const l = t.limit === undefined || t.limit === null ? limit : num(t.limit, `${p}.limit`, { int: true, min: 1 });
+      if (l !== undefined) task.limit = l;
+    }
+    return task;
+  });
+  if (tasks.length === 0) throw new ConfigError("fitness.tasks", "expected at least one task");
+  const names = new Set<string>();
+  for (const t of tasks) {
+    if (names.has(t.name)) throw new ConfigError("fitness.tasks", `task name '${t.name}' is used twice; names must be unique`);
+    names.add(t.name);
+  }
+  const needsGraph = tasks.some((t) => t.kind !== "command");
+  const spec: FitnessSpec = {
+    batchSize: v.batch_size === undefined ? 500 : num(v.batch_size, "fitness.batch_size", { int: true, min: 1 }),
+    objective,
+    tasks,
+  };
+  if (v.threads !== undefined) spec.threads = num(v.threads, "fitness.threads", { int: true, min: 1 });
+  if (needsGraph) {
+    spec.graph = str(v.graph, "fitness.graph");
+    spec.vocab = str(v.vocab, "fitness.vocab");
+  }
+  return spec;
+}
+
+function parseSettings(v: unknown): SearchSettings {
+  if (v === undefined || v === null) return { ...DEFAULT_SEARCH };
+  if (!isObj(v)) throw new ConfigError("search", "expected a mapping");
+  keys(v, "search", ["strategy", "budget", "time_limit", "seed", "population", "sigma0", "merge_seed"]);
+  const s = { ...DEFAULT_SEARCH };
+  if (v.strategy !== undefined) {
+    if (v.strategy !== "cmaes" && v.strategy !== "random") throw new ConfigError("search.strategy", `unknown strategy '${String(v.strategy)}' (known: cmaes, random)`);
+    s.strategy = v.strategy;
+  }
+  if (v.budget !== undefined) s.budget = num(v.budget, "search.budget", { int: true, min: 1 });
+  if (v.time_limit !== undefined && v.time_limit !== null) s.timeLimit = num(v.time_limit, "search.time_limit", { positive: true });
+  if (v.seed !== undefined) s.seed = num(v.seed, "search.seed", { int: true, min: 0 });
+  if (v.population !== undefined && v.population !== null) s.population = num(v.population, "search.population", { int: true, min: 2 });
+  if (v.sigma0 !== undefined) s.sigma0 = num(v.sigma0, "search.sigma0", { positive: true });
+  if (v.merge_seed !== undefined) s.mergeSeed = num(v.merge_seed, "search.merge_seed", { int: true, min: 0 });
+  return s;
+}
+
+function parseBaseline(v: unknown, i: number): Baseline {
+  const p = `baselines[${i}]`;
+  if (typeof v === "string") return { name: str(v, p), file: v };
+  if (!isObj(v)) throw new ConfigError(p, "expected a mergekit YAML path or {name, config}");
+  keys(v, p, ["name", "config"]);
+  if (!isObj(v.config)) throw new ConfigError(`${p}.config`, "expected an inline mergekit config (a mapping)");
+  return { name: str(v.name, `${p}.name`), yaml: stringify(v.config) };
+}

@@ -1,0 +1,18 @@
+// A CLI entry with just `evolve` and `merge` registered, for the evolve e2e tests (run under tsx,
+// so they need no build and no change to the main CLI).
+import { Command } from "commander";
+import { errorMessage } from "../../proto/errors.js";
+import { registerEvolveCommand } from "../../coordinator/cli/evolve-command.js";
+import { registerMergeCommands } from "../../coordinator/cli/merge-commands.js";
+import { registerEvalCommand } from "../../coordinator/cli/eval-command.js";
+
+const program = new Command("mergeloom").exitOverride();
+registerEvolveCommand(program);
+registerMergeCommands(program);
+registerEvalCommand(program);
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.stderr.write(`mergeloom: ${errorMessage(err)}\n`);
+  process.exit(1);
+}
