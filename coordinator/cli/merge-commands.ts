@@ -23,7 +23,7 @@ import { setMaxListeners } from "node:events";
 export const DEFAULT_SHARD_BYTES = 5_000_000_000;
 
 interface MergeFlags extends NatsFlags {
-  noWorkerTimeout?: string;
+  workerWaitTimeout?: string;
   output: string;
   outShardSize: string;
   randomSeed: string;
@@ -45,7 +45,7 @@ export function registerMergeCommands(program: Command): void {
     .option("--task-size <bytes>", "output bytes per task (layers are never split; default: one layer per task)")
     .option("--overwrite", "replace OUT if it exists")
     .option("--json", "print one JSON object per event instead of a progress bar")
-    .option("--no-worker-timeout <seconds>", "with --nats: fail when no worker connects within this time (default: keep waiting, with warnings)");
+    .option("--worker-wait-timeout <seconds>", "with --nats: fail when no worker connects within this time (default: keep waiting, with warnings)");
   addNatsOptions(merge).action(async (config: string, flags: MergeFlags) => {
     const cfg = await loadConfig(config);
     await runWithDispatcher(cfg, flags);
@@ -139,7 +139,7 @@ async function createDispatcher(flags: MergeFlags, onEvent: MergeEventSink): Pro
     threads: threads ?? 1,
     natsUrl: [nats.servers].flat().join(","),
     onEvent,
-    noWorkerTimeoutMs: flags.noWorkerTimeout ? parseIntFlag(flags.noWorkerTimeout, "--no-worker-timeout") * 1000 : 0,
+    noWorkerTimeoutMs: flags.workerWaitTimeout ? parseIntFlag(flags.workerWaitTimeout, "--worker-wait-timeout") * 1000 : 0,
   });
   return Object.assign(d, { close: () => transport.close() });
 }

@@ -1,6 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseMergeConfig } from "../config/parse-merge-config.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { candidateYaml } from "./candidate-yaml.js";
@@ -8,7 +10,17 @@ import { summarize } from "./evolve-report.js";
 import { initialGenotype, type GenomeDefinition } from "./genome.js";
 import { parseSearchConfig } from "./search-config.js";
 
-const EXAMPLE = new URL("../../examples/evolve-arith.yml", import.meta.url);
+/** The repository root, whether this runs under tsx or compiled in dist/. */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "examples", "evolve-arith.yml"))) {
+    const up = dirname(dir);
+    assert.notEqual(up, dir, "repository root not found");
+    dir = up;
+  }
+  return dir;
+}
+const EXAMPLE = join(repoRoot(), "examples", "evolve-arith.yml");
 
 describe("search config", () => {
   test("the shipped example parses: four experts, task arithmetic, a 300-evaluation budget and six baselines", () => {

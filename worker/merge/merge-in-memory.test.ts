@@ -4,7 +4,9 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { loadConfig, planMerge, runMergeJob } from "../../coordinator/merge/run-merge-job.js";
 import { LocalDispatcher } from "../../coordinator/dispatch/local-dispatcher.js";
 import { loadWeightsF32 } from "../../coordinator/eval/load-weights.js";
@@ -12,7 +14,17 @@ import { createDefaultRegistry } from "./all-methods.js";
 import { InMemoryMerger } from "./merge-in-memory.js";
 import { TensorIO } from "./tensor-io.js";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
+/** The repository root, whether this runs under tsx or compiled in dist/. */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "examples", "evolve-arith.yml"))) {
+    const up = dirname(dir);
+    assert.notEqual(up, dir, "repository root not found");
+    dir = up;
+  }
+  return dir;
+}
+const ROOT = repoRoot();
 const dirs: string[] = [];
 after(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });

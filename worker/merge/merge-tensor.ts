@@ -9,6 +9,7 @@ import { MergeloomError, ParamError } from "../../proto/errors.js";
 import type { TensorSource, TensorTask } from "../../proto/merge-task.js";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
 import { createRandom } from "../tensor/random.js";
+import { linear, mergeLinearBF16 } from "./methods/linear.js";
 import type { MergeContext, MergeInput, MergeMethod } from "./define-merge-method.js";
 import type { MergeMethodRegistry } from "./merge-method-registry.js";
 import { newChecksum, type TensorIO } from "./tensor-io.js";
@@ -27,14 +28,27 @@ export interface TensorJobResult {
   sha256?: string;
 }
 
-/** Reusable byte buffers, one per input slot, grown on demand (one set per thread). */
+/**
+ * Reusable buffers, one per input slot, grown on demand (one set per thread): a thread merges one
+ * job at a time, so reusing them saves an allocation and a zero-fill of every input per job.
+ */
 class Scratch {
   private bufs: Uint8Array[] = [];
+  private f32s: Float32Array[] = [];
   get(i: number, n: number): Uint8Array {
     let b = this.bufs[i];
     if (!b || b.byteLength < n) {
       b = new Uint8Array(Math.max(n, Math.ceil((b?.byteLength ?? 0) * 1.25)));
       this.bufs[i] = b;
+    }
+    return b.subarray(0, n);
+  }
+  /** fp32 buffer of slot i (contents undefined); only valid until the job that asked ends. */
+  f32(i: number, n: number): Float32Array {
+    let b = this.f32s[i];
+    if (!b || b.length < n) {
+      b = new Float32Array(Math.max(n, Math.ceil((b?.length ?? 0) * 1.25)));
+      this.f32s[i] = b;
     }
     return b.subarray(0, n);
   }
@@ -87,6 +101,7 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   }
 
   const method = registry.get(t.method);
+  if (method === linear && canFuseBF16(t)) return mergeLinearFused(t, r0, r1, outRowElems, io);
   const inputs: MergeInput[] = [];
   for (let i = 0; i < t.inputs.length; i++) {
     const spec = t.inputs[i];
@@ -127,6 +142,34 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   return res;
 }
 
+/** bf16 in and out, same row layout, no added vectors: the fused linear kernel applies. */
+function canFuseBF16(t: TensorTask): boolean {
+  if (t.outDtype !== "BF16") return false;
+  const outRow = rowElems(t.shape);
+  return t.inputs.every((i) => i.source.dtype === "BF16" && !i.addVectors?.length && rowElems(i.source.shape) === outRow);
+}
+
+async function mergeLinearFused(t: TensorTask, r0: number, r1: number, outRowElems: number, io: TensorIO): Promise<TensorJobResult> {
+  const n = (r1 - r0) * outRowElems;
+  const srcs: Uint16Array[] = [];
+  let bytesRead = 0;
+  for (let i = 0; i < t.inputs.length; i++) {
+    const src = t.inputs[i].source;
+    const buf = scratch.get(i, n * 2);
+    await io.read(src.uri, src.offset + r0 * outRowElems * 2, n * 2, buf);
+    bytesRead += n * 2;
+    srcs.push(new Uint16Array(buf.buffer, buf.byteOffset, n));
+  }
+  const outBytes = scratch.get(t.inputs.length + 2, n * 2);
+  try {
+    mergeLinearBF16({ tensorName: t.name, inputs: t.inputs, params: t.params }, srcs, new Uint16Array(outBytes.buffer, outBytes.byteOffset, n));
+  } catch (err) {
+    if (err instanceof MergeloomError) throw err;
+    throw new MergeloomError("MERGE_FAILED", `merge ${t.name} with ${t.method}: ${(err as Error).message}`, { cause: err });
+  }
+  return writeOut(t, outBytes, r0 * outRowElems * 2, io, bytesRead);
+}
+
 function writeOut(t: TensorTask, bytes: Uint8Array, relOffset: number, io: TensorIO, bytesRead: number): TensorJobResult {
   if (t.dest.uri.startsWith("discard://")) {
     return { bytesRead, bytesWritten: 0, sha256: newChecksum().update(bytes).digest("hex") };
@@ -155,7 +198,7 @@ async function readRows(
   const n = rows * inRowElems * esz;
   const buf = scratch.get(slot, n);
   await io.read(src.uri, src.offset + r0 * inRowElems * esz, n, buf);
-  let values = decodeToF32(buf, src.dtype, new Float32Array(rows * inRowElems));
+  let values = decodeToF32(buf, src.dtype, scratch.f32(slot, rows * inRowElems));
   if (inRowElems !== outRowElems) {
     const cropped = new Float32Array(rows * outRowElems);
     for (let r = 0; r < rows; r++) cropped.set(values.subarray(r * inRowElems, r * inRowElems + outRowElems), r * outRowElems);

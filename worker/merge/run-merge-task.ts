@@ -13,6 +13,8 @@ import { createDefaultRegistry } from "./all-methods.js";
 import { isElementwise, mergeTensor, rowElems, rowsOf, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
 import type { MergeMethodRegistry } from "./merge-method-registry.js";
 import { TensorIO } from "./tensor-io.js";
+import type { ThreadReply } from "./tensor-thread.js";
+import { fromWireError } from "../../proto/wire-error.js";
 import { createRemoteReader } from "./remote-reader.js";
 
 /** Row chunks of about this many elements; fixed (not thread-dependent) so results never change. */
@@ -70,7 +72,12 @@ export class LocalMergeExecutor implements MergeExecutor {
   readonly threads: number;
 
   private runJob(job: TensorJob, signal?: AbortSignal): Promise<TensorJobResult> {
-    if (this.pool) return this.pool.run(job, signal ? { signal } : {});
+    if (this.pool) {
+      return (this.pool.run(job, signal ? { signal } : {}) as Promise<ThreadReply>).then((r) => {
+        if (!r.ok) throw fromWireError(r.error);
+        return r.result;
+      });
+    }
     const next = this.inlineChain.then(() => {
       signal?.throwIfAborted();
       return mergeTensor(job, this.registry, this.io!);

@@ -1,7 +1,10 @@
 /**
  * Entry module of a merge worker thread (run by piscina): each call merges one tensor or row chunk.
- * The thread keeps its own registry, file descriptors and scratch buffers between calls.
+ * The thread keeps its own registry, file descriptors and scratch buffers between calls. Errors
+ * come back as data: a thrown MergeloomError would lose its code and retryability crossing threads.
  */
+import { toWireError } from "../../proto/wire-error.js";
+import type { WireError } from "../../proto/records.js";
 import { createDefaultRegistry } from "./all-methods.js";
 import { mergeTensor, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
 import { TensorIO } from "./tensor-io.js";
@@ -10,6 +13,12 @@ import { createRemoteReader } from "./remote-reader.js";
 const registry = createDefaultRegistry();
 const io = new TensorIO(createRemoteReader());
 
-export default async function run(job: TensorJob): Promise<TensorJobResult> {
-  return mergeTensor(job, registry, io);
+export type ThreadReply = { ok: true; result: TensorJobResult } | { ok: false; error: WireError };
+
+export default async function run(job: TensorJob): Promise<ThreadReply> {
+  try {
+    return { ok: true, result: await mergeTensor(job, registry, io) };
+  } catch (err) {
+    return { ok: false, error: toWireError(err) };
+  }
 }

@@ -1,0 +1,174 @@
+/**
+ * Distributed merges with a real nats-server and real worker and coordinator processes: the output
+ * equals the embedded mode's bit for bit, and killing a worker, the coordinator or the server
+ * mid-job costs retries, never the run.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { cp, mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.js";
+import { runCli } from "../harness/run-cli.js";
+import { FIXTURES } from "../harness/repo-root.js";
+import { startCoordinator, startWorker, uniquePrefix, type Proc } from "../harness/cluster.js";
+
+let server: NatsServerHandle;
+let dir: string;
+const procs: Proc[] = [];
+const track = (p: Proc) => (procs.push(p), p);
+
+before(async () => {
+  server = await startNatsServer({ jetstream: true });
+  dir = await mkdtemp(join(tmpdir(), "mergeloom-dist-"));
+});
+after(async () => {
+  await Promise.all(procs.map((p) => (p.child.exitCode === null ? p.kill("SIGKILL") : undefined)));
+  await server?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const experts = ["expert-add", "expert-sub", "expert-mul", "expert-rev"];
+function configYaml(method: string, root = FIXTURES): string {
+  return [
+    `merge_method: ${method}`,
+    `base_model: ${join(root, "base")}`,
+    "models:",
+    ...experts.flatMap((e) => [`  - model: ${join(root, e)}`, "    parameters: { weight: 0.5, density: 0.6 }"]),
+    "dtype: float32",
+    "out_dtype: bfloat16",
+    "",
+  ].join("\n");
+}
+async function writeConfig(name: string, yaml: string): Promise<string> {
+  const p = join(dir, `${name}.yml`);
+  await writeFile(p, yaml);
+  return p;
+}
+const SHARD = "model-00001-of-00001.safetensors";
+async function shardBytes(out: string): Promise<Buffer> {
+  return readFile(join(out, SHARD));
+}
+/** The embedded (no NATS) output of a config, the reference every distributed run must equal. */
+async function embedded(config: string, name: string): Promise<Buffer> {
+  const out = join(dir, `embedded-${name}`);
+  const r = await runCli(["merge", config, "-o", out, "--random-seed", "42"]);
+  assert.equal(r.code, 0, r.stderr);
+  return shardBytes(out);
+}
+async function stopAll(ps: Proc[]): Promise<void> {
+  await Promise.all(ps.map((p) => p.kill("SIGTERM")));
+}
+const startedLines = (p: Proc, taskId: string) => (p.err.match(new RegExp(`task ${taskId} of job \\S+ started`, "g")) ?? []).length;
+
+describe("distributed merges over NATS JetStream", () => {
+  for (const method of ["ties", "dare_ties"]) {
+    test(`3 worker processes produce the embedded mode's output bit for bit (${method}, seed 42)`, async () => {
+      const cfg = await writeConfig(method, configYaml(method));
+      const ref = await embedded(cfg, method);
+      const prefix = uniquePrefix();
+      const workers = [1, 2, 3].map((i) => track(startWorker(server.url, { name: `w${i}`, prefix })));
+      const out = join(dir, `nats-${method}`);
+      const c = track(startCoordinator(server.url, prefix, cfg, out, ["--random-seed", "42"]));
+      assert.equal(await c.exited, 0, c.err);
+      assert.ok((await shardBytes(out)).equals(ref), "distributed output differs from embedded output");
+      const byWorker = new Set(c.events().filter((e) => e.type === "task").map((e) => e.worker));
+      assert.ok(byWorker.size >= 2, `expected tasks spread over workers, got ${[...byWorker]}`);
+      await stopAll(workers);
+    });
+  }
+
+  test("a worker killed with SIGKILL mid-task costs a redelivery and the output is identical", async () => {
+    const cfg = await writeConfig("kill-worker", configYaml("ties"));
+    const ref = await embedded(cfg, "kill-worker");
+    const prefix = uniquePrefix();
+    const victim = track(startWorker(server.url, { name: "victim", prefix, delayMs: 1500, ackWaitS: 2 }));
+    await victim.waitFor((s) => s.includes("ready"), 15_000, "victim ready");
+    const out = join(dir, "nats-kill-worker");
+    const c = track(startCoordinator(server.url, prefix, cfg, out, ["--random-seed", "42"]));
+    await victim.waitFor((s) => / started \(attempt 1/.test(s), 20_000, "a task on the victim");
+    const taskId = /task (t\d+) of job \S+ started/.exec(victim.err)![1];
+    const survivor = track(startWorker(server.url, { name: "survivor", prefix, delayMs: 200, ackWaitS: 2 }));
+    await victim.kill("SIGKILL");
+    assert.equal(await c.exited, 0, c.err);
+    assert.ok((await shardBytes(out)).equals(ref));
+    assert.match(survivor.err, new RegExp(`task ${taskId} of job \\S+ started \\(attempt [2-9]`), "the killed task must be redelivered");
+    await stopAll([survivor]);
+  });
+
+  test("a coordinator killed mid-job resumes from KV state and redoes only unfinished tasks", async () => {
+    const cfg = await writeConfig("kill-coord", configYaml("ties"));
+    const ref = await embedded(cfg, "kill-coord");
+    const prefix = uniquePrefix();
+    const workers = [1, 2].map((i) => track(startWorker(server.url, { name: `r${i}`, prefix, delayMs: 700 })));
+    const out = join(dir, "nats-kill-coord");
+    const first = track(startCoordinator(server.url, prefix, cfg, out, ["--random-seed", "42"]));
+    await first.waitFor(() => first.events().filter((e) => e.type === "task").length >= 2, 30_000, "two finished tasks");
+    const finishedBefore = first.events().filter((e) => e.type === "task").map((e) => String(e.taskId));
+    await first.kill("SIGKILL");
+    const second = track(startCoordinator(server.url, prefix, cfg, out, ["--random-seed", "42"]));
+    assert.equal(await second.exited, 0, second.err);
+    assert.ok(second.events().some((e) => e.type === "warning" && String(e.message).includes("resuming job")));
+    assert.ok((await shardBytes(out)).equals(ref));
+    for (const t of finishedBefore) {
+      const runs = workers.reduce((n, w) => n + startedLines(w, t), 0);
+      assert.equal(runs, 1, `task ${t} finished before the crash and must not run again`);
+    }
+    await stopAll(workers);
+  });
+
+  test("nats-server restarted mid-job: the job completes with identical output", async () => {
+    const cfg = await writeConfig("restart-server", configYaml("ties"));
+    const ref = await embedded(cfg, "restart-server");
+    const prefix = uniquePrefix();
+    const workers = [1, 2].map((i) => track(startWorker(server.url, { name: `s${i}`, prefix, delayMs: 700, ackWaitS: 3 })));
+    const out = join(dir, "nats-restart-server");
+    const c = track(startCoordinator(server.url, prefix, cfg, out, ["--random-seed", "42"]));
+    await c.waitFor(() => c.events().some((e) => e.type === "task"), 30_000, "first finished task");
+    await server.restart();
+    assert.equal(await c.exited, 0, c.err);
+    assert.ok((await shardBytes(out)).equals(ref));
+    await stopAll(workers);
+  });
+
+  test("a task that fails permanently fails the job naming the tensor, the file and the worker", async () => {
+    const root = join(dir, "models-broken");
+    await cp(FIXTURES, root, { recursive: true });
+    const cfg = await writeConfig("broken", configYaml("ties", root));
+    const prefix = uniquePrefix();
+    const w = track(startWorker(server.url, { name: "breaker", prefix, delayMs: 1500 }));
+    const out = join(dir, "nats-broken");
+    const c = track(startCoordinator(server.url, prefix, cfg, out));
+    await c.waitFor(() => c.events().some((e) => e.type === "plan"), 20_000, "plan");
+    const victimFile = join(root, "expert-add", "model.safetensors");
+    await truncate(victimFile, 100_000);
+    const code = await c.exited;
+    assert.notEqual(code, 0);
+    const line = c.err.trim().split("\n").at(-1)!;
+    assert.match(line, /merge model\.\S+weight/, "names the tensor");
+    assert.ok(line.includes(victimFile), `names the file: ${line}`);
+    assert.match(line, /worker breaker/, "names the worker");
+    await stopAll([w]);
+  });
+
+  test("with no worker connected the coordinator says so instead of waiting silently", async () => {
+    const cfg = await writeConfig("lonely", configYaml("ties"));
+    const c = track(startCoordinator(server.url, uniquePrefix(), cfg, join(dir, "nats-lonely"), ["--worker-wait-timeout", "3"]));
+    const code = await c.exited;
+    assert.notEqual(code, 0);
+    assert.ok(c.events().some((e) => e.type === "warning" && /no mergeloom worker is connected/.test(String(e.message))));
+    assert.match(c.err, /no worker connected within 3 s; start one with: mergeloom worker --nats/);
+  });
+
+  test("a worker refuses task paths outside its storage roots and the job reports it", async () => {
+    const cfg = await writeConfig("escape", configYaml("ties"));
+    const prefix = uniquePrefix();
+    const jail = await mkdtemp(join(tmpdir(), "mergeloom-jail-"));
+    const w = track(startWorker(server.url, { name: "jailed", prefix, extra: ["--storage-root", jail] }));
+    const c = track(startCoordinator(server.url, prefix, cfg, join(jail, "out")));
+    assert.notEqual(await c.exited, 0);
+    assert.match(c.err, /outside the storage roots/);
+    await stopAll([w]);
+    await rm(jail, { recursive: true, force: true });
+  });
+});

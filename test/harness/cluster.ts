@@ -1,0 +1,81 @@
+/**
+ * Real processes for distributed tests: workers and coordinators started through the built CLI,
+ * with their output captured so a test can wait for "task … started" and kill at that moment.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { CLI, REPO_ROOT } from "./repo-root.js";
+
+export class Proc {
+  readonly child: ChildProcess;
+  out = "";
+  err = "";
+  readonly exited: Promise<number | null>;
+  private waiters: Array<() => void> = [];
+
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    this.child.stdout!.on("data", (d) => {
+      this.out += d;
+      this.poke();
+    });
+    this.child.stderr!.on("data", (d) => {
+      this.err += d;
+      this.poke();
+    });
+    this.exited = new Promise((r) => this.child.on("close", (code) => (this.poke(), r(code))));
+  }
+
+  private poke(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves when `pred` holds over stdout+stderr; rejects after `timeoutMs`. */
+  async waitFor(pred: (all: string) => boolean, timeoutMs = 30_000, what = "output"): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred(this.out + this.err)) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; got:\n${this.out}\n${this.err}`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 200);
+      });
+    }
+  }
+
+  /** JSON events printed with --json. */
+  events(): Array<Record<string, unknown>> {
+    return this.out
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l));
+  }
+
+  kill(sig: NodeJS.Signals = "SIGKILL"): Promise<number | null> {
+    this.child.kill(sig);
+    return this.exited;
+  }
+}
+
+export interface WorkerOpts {
+  name: string;
+  prefix: string;
+  threads?: number;
+  delayMs?: number;
+  ackWaitS?: number;
+  maxDeliver?: number;
+  extra?: string[];
+}
+
+export function startWorker(url: string, o: WorkerOpts): Proc {
+  const args = ["worker", "--nats", url, "--nats-prefix", o.prefix, "--name", o.name, "--threads", String(o.threads ?? 1), "--http-port", "0"];
+  args.push("--ack-wait", String(o.ackWaitS ?? 3), "--max-deliver", String(o.maxDeliver ?? 5), ...(o.extra ?? []));
+  return new Proc(args, o.delayMs ? { MERGELOOM_FAULT_TASK_DELAY_MS: String(o.delayMs) } : {});
+}
+
+export function startCoordinator(url: string, prefix: string, config: string, out: string, extra: string[] = []): Proc {
+  return new Proc(["merge", config, "-o", out, "--nats", url, "--nats-prefix", prefix, "--json", ...extra]);
+}
+
+let n = 0;
+export function uniquePrefix(): string {
+  return `t${process.pid}_${Date.now().toString(36)}_${n++}`;
+}
