@@ -2,6 +2,7 @@
 import { availableParallelism } from "node:os";
 import type { Command } from "commander";
 import { MergeloomError } from "../../proto/errors.js";
+import { traced } from "../../proto/tracing/traced-transport.js";
 import { connectNatsTransport, type NatsConnectOptions } from "../../proto/nats-transport.js";
 import type { JobRecord, WorkerRecord } from "../../proto/records.js";
 import { buckets } from "../../proto/subjects.js";
@@ -33,7 +34,7 @@ export function registerClusterCommands(program: Command): void {
     async (flags: NatsFlags & { concurrency: string; threads?: string; name?: string; storageRoot?: string[]; httpPort: string; ackWait: string; maxDeliver: string; drainTimeout: string }) => {
       const name = flags.name ?? process.env.MERGELOOM_WORKER_NAME;
       const nats = requireNats(flags, "worker", name);
-      const transport = await connectNatsTransport(nats);
+      const transport = traced(await connectNatsTransport(nats));
       const metrics = new WorkerMetrics();
       const w = new MergeWorker({
         transport,

@@ -9,15 +9,19 @@ import { parseIntFlag, parseSize } from "./parse-size.js";
 import { registerMergeCommands } from "./merge-commands.js";
 import { registerEvalCommand } from "./eval-command.js";
 import { registerClusterCommands } from "./cluster-commands.js";
+import { registerEvolveCommand } from "./evolve-command.js";
+import { startTelemetry } from "../telemetry/start-telemetry.js";
 
 export function buildProgram(): Command {
   const program = new Command("mergeloom")
     .description("Merge LLM checkpoints with mergekit's configs and numerics — locally or across a NATS cluster")
     .version("0.1.0")
-    .showHelpAfterError("(run with --help for usage)");
+    .showHelpAfterError("(run with --help for usage)")
+    .option("--trace-file <file>", "append finished OpenTelemetry spans to FILE as JSON lines (OTLP export: set OTEL_EXPORTER_OTLP_ENDPOINT)");
   registerMergeCommands(program);
   registerEvalCommand(program);
   registerClusterCommands(program);
+  registerEvolveCommand(program);
   return program;
 }
 
@@ -26,9 +30,18 @@ export { parseIntFlag, parseSize, Option };
 async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   program.exitOverride();
+  let telemetry: { shutdown(): Promise<void> } | undefined;
+  // Only the entry point starts the OpenTelemetry SDK; library code uses @opentelemetry/api alone.
+  program.hook("preAction", async (_root, action) => {
+    const traceFile = program.opts<{ traceFile?: string }>().traceFile;
+    const service = action.name() === "worker" ? "mergeloom-worker" : "mergeloom-coordinator";
+    telemetry = await startTelemetry({ serviceName: service, traceFile });
+  });
   try {
     await program.parseAsync(argv);
+    await telemetry?.shutdown();
   } catch (err) {
+    await telemetry?.shutdown().catch(() => {});
     const e = err as { code?: string; exitCode?: number };
     if (typeof e.code === "string" && e.code.startsWith("commander.")) {
       process.exit(e.exitCode ?? 2);

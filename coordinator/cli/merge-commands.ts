@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { DTYPE_BYTES } from "../../proto/dtype.js";
 import { EmbeddedDispatcher } from "../dispatch/embedded-dispatcher.js";
 import { TransportDispatcher } from "../dispatch/transport-dispatcher.js";
+import { traced } from "../../proto/tracing/traced-transport.js";
 import { connectNatsTransport } from "../../proto/nats-transport.js";
 import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
 import { deriveJobId, loadConfig, planMerge, runMergeJob, type TaskDispatcher } from "../merge/run-merge-job.js";
@@ -134,7 +135,7 @@ async function createDispatcher(flags: MergeFlags, onEvent: MergeEventSink): Pro
   const threads = flags.threads === undefined ? undefined : parseIntFlag(flags.threads, "--threads");
   const nats = natsOptionsFrom(flags, process.env, "coordinator", "mergeloom-coordinator");
   if (!nats) return EmbeddedDispatcher.start({ threads, onEvent });
-  const transport = await connectNatsTransport(nats);
+  const transport = traced(await connectNatsTransport(nats));
   const d = new TransportDispatcher(transport, {
     threads: threads ?? 1,
     natsUrl: [nats.servers].flat().join(","),

@@ -6,11 +6,13 @@ import { MemoryBroker, MemoryTransport } from "../../proto/memory-transport.js";
 import { MergeWorker } from "../../worker/runtime/merge-worker.js";
 import { LocalMergeExecutor } from "../../worker/merge/run-merge-task.js";
 import { TransportDispatcher } from "./transport-dispatcher.js";
+import { traced } from "../../proto/tracing/traced-transport.js";
+import type { Transport } from "../../proto/transport.js";
 import type { MergeEventSink } from "../merge/merge-events.js";
 
 export class EmbeddedDispatcher extends TransportDispatcher {
   private constructor(
-    transport: MemoryTransport,
+    transport: Transport,
     private readonly worker: MergeWorker,
     threads: number,
     onEvent?: MergeEventSink,
@@ -21,9 +23,9 @@ export class EmbeddedDispatcher extends TransportDispatcher {
   static async start(opts: { threads?: number; onEvent?: MergeEventSink } = {}): Promise<EmbeddedDispatcher> {
     const broker = new MemoryBroker();
     const executor = new LocalMergeExecutor({ threads: opts.threads });
-    const worker = new MergeWorker({ transport: new MemoryTransport({ broker, role: "worker" }), name: "embedded", executor, ackWaitMs: 600_000, maxDeliver: 1 });
+    const worker = new MergeWorker({ transport: traced(new MemoryTransport({ broker, role: "worker" })), name: "embedded", executor, ackWaitMs: 600_000, maxDeliver: 1 });
     await worker.start();
-    return new EmbeddedDispatcher(new MemoryTransport({ broker, role: "coordinator" }), worker, executor.threads, opts.onEvent);
+    return new EmbeddedDispatcher(traced(new MemoryTransport({ broker, role: "coordinator" })), worker, executor.threads, opts.onEvent);
   }
 
   async close(): Promise<void> {

@@ -11,6 +11,7 @@ import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { JobRecord } from "../../proto/records.js";
 import { toWireError } from "../../proto/wire-error.js";
 import { existsSync } from "node:fs";
+import { ATTR_BYTES_READ, ATTR_BYTES_WRITTEN, ATTR_JOB_ID, ATTR_MERGE_METHOD, ATTR_TASK_COUNT, ATTR_TENSOR_COUNT, inSpan, SPAN_NAMES } from "../../proto/tracing/in-span.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { OutputDir } from "../../worker/storage/output-dir.js";
 import { preallocateShards } from "../../worker/storage/shard-layout.js";
@@ -63,11 +64,21 @@ export function deriveJobId(config: MergeConfig, seed: number, out: string): str
 }
 
 export async function runMergeJob(config: MergeConfig, dispatcher: TaskDispatcher, opts: MergeJobOptions): Promise<{ out: string; checksum?: string; resumed: boolean }> {
+  const jobId = opts.jobId ?? randomUUID();
+  return inSpan(SPAN_NAMES.jobMerge, { [ATTR_JOB_ID]: jobId }, () => runTracedJob(config, dispatcher, { ...opts, jobId }));
+}
+
+async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opts: MergeJobOptions & { jobId: string }): Promise<{ out: string; checksum?: string; resumed: boolean }> {
   const started = performance.now();
   const emit = opts.onEvent ?? (() => {});
-  const plan = await planMerge(config);
+  const jobId = opts.jobId;
+  const plan = await inSpan(SPAN_NAMES.plan, { [ATTR_JOB_ID]: jobId }, async (span) => {
+    const p = await planMerge(config);
+    span.setAttribute(ATTR_TENSOR_COUNT, p.tensors.length);
+    span.setAttribute(ATTR_MERGE_METHOD, p.method.name);
+    return p;
+  });
   const discard = opts.out.startsWith("discard://");
-  const jobId = opts.jobId ?? randomUUID();
   // Resume: the same job id (same config, seed and output) with its temporary directory still there.
   const prior = await dispatcher.loadJob?.(jobId);
   const resumable = !!prior && ["planned", "running", "assembling"].includes(prior.state) && (discard || existsSync(prior.outputDir));
@@ -114,17 +125,21 @@ export async function runMergeJob(config: MergeConfig, dispatcher: TaskDispatche
     let bytesRead = 0;
     let bytesWritten = 0;
     const digests = new Map<string, string>();
-    await dispatcher.runTasks(
-      tasks,
-      (r) => {
-        done++;
-        bytesRead += r.bytesRead;
-        bytesWritten += r.bytesWritten;
-        for (const t of r.tensors) if (t.sha256) digests.set(t.name, t.sha256);
-        emit({ type: "task", taskId: r.taskId, worker: r.worker, done, total: tasks.length });
-      },
-      opts.signal,
-    );
+    await inSpan(SPAN_NAMES.dispatch, { [ATTR_JOB_ID]: jobId, [ATTR_TASK_COUNT]: tasks.length }, async (span) => {
+      await dispatcher.runTasks(
+        tasks,
+        (r) => {
+          done++;
+          bytesRead += r.bytesRead;
+          bytesWritten += r.bytesWritten;
+          for (const t of r.tensors) if (t.sha256) digests.set(t.name, t.sha256);
+          emit({ type: "task", taskId: r.taskId, worker: r.worker, done, total: tasks.length });
+        },
+        opts.signal,
+      );
+      span.setAttribute(ATTR_BYTES_READ, bytesRead);
+      span.setAttribute(ATTR_BYTES_WRITTEN, bytesWritten);
+    });
     record.doneTasks = done;
     let checksum: string | undefined;
     if (discard) {
@@ -135,8 +150,10 @@ export async function runMergeJob(config: MergeConfig, dispatcher: TaskDispatche
       record.state = "assembling";
       await dispatcher.saveJob?.(record);
       emit({ type: "assemble", out: opts.out });
-      await assembleOutput(outDir!.path, plan, shards);
-      await outDir!.commit();
+      await inSpan(SPAN_NAMES.assemble, { [ATTR_JOB_ID]: jobId }, async () => {
+        await assembleOutput(outDir!.path, plan, shards);
+        await outDir!.commit();
+      });
     }
     record.state = "done";
     await dispatcher.saveJob?.(record);
