@@ -85,3 +85,51 @@ export interface ErrorReport {
   worker?: string;
   error: WireError;
 }
+
+/**
+ * The fitness spec an evaluation task carries (mirrors worker/eval/fitness FitnessSpec, kept here
+ * so proto depends on nothing). Paths are read by the worker, relative to its working directory.
+ */
+export interface EvalFitnessSpec {
+  graph?: string;
+  vocab?: string;
+  batchSize: number;
+  threads?: number;
+  objective: "weighted" | "pareto";
+  tasks: { name: string; kind: "accuracy" | "entropy" | "command"; data?: string; command?: string; key?: string; weight: number; limit?: number }[];
+}
+
+/** One candidate of an evolutionary search to merge (in memory) and score on a worker. */
+export interface EvalTask {
+  /** The search (one per search, stable across resumes). */
+  jobId: string;
+  /** Unique within the search: one per (generation, candidate). */
+  taskId: string;
+  /** The search's candidate id (`g3-c7`, or a baseline's name). */
+  candidateId: string;
+  /** The candidate as mergekit YAML text. */
+  mergeYaml: string;
+  fitness: EvalFitnessSpec;
+  /** Merge seed (DARE masks), as `mergeloom merge --random-seed`. */
+  seed: number;
+}
+
+/**
+ * The outcome of one evaluation task, keyed `<jobId>.<taskId>` in the eval bucket; written by the
+ * worker before it acks. `ok: false` with `error` is a candidate that failed for good (it ranks last).
+ */
+export interface EvalOutcome {
+  jobId: string;
+  taskId: string;
+  candidateId: string;
+  ok: boolean;
+  scores: Record<string, number>;
+  error?: WireError;
+  worker: string;
+  attempt: number;
+  /** Merge + scoring time on the worker. */
+  durationMs: number;
+  /** Execution provider that scored the candidate. */
+  device?: "cpu" | "cuda";
+  finishedAt: number;
+}

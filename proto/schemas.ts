@@ -7,7 +7,7 @@ import { z } from "zod";
 import { DTYPES, type DType } from "./dtype.js";
 import type { ErrorCode } from "./errors.js";
 import type { MergeTask, MergeTaskResult, TensorSource } from "./merge-task.js";
-import { JOB_STATES, WORKER_STATUSES, type ErrorReport, type JobRecord, type TaskOutcome, type WireError, type WorkerRecord } from "./records.js";
+import { JOB_STATES, WORKER_STATUSES, type ErrorReport, type EvalFitnessSpec, type EvalOutcome, type EvalTask, type JobRecord, type TaskOutcome, type WireError, type WorkerRecord } from "./records.js";
 
 const ERROR_CODES = [
   "CONFIG_INVALID", "CHECKPOINT_INVALID", "CHECKPOINT_MISSING", "SHAPE_MISMATCH", "UNKNOWN_METHOD",
@@ -126,6 +126,51 @@ export const TaskOutcomeSchema: z.ZodType<TaskOutcome> = z.object({
   finishedAt: z.number(),
 });
 
+const evalFitnessSpec: z.ZodType<EvalFitnessSpec> = z.object({
+  graph: z.string().min(1).optional(),
+  vocab: z.string().min(1).optional(),
+  batchSize: z.number().int().positive(),
+  threads: z.number().int().positive().optional(),
+  objective: z.enum(["weighted", "pareto"]),
+  tasks: z
+    .array(
+      z.object({
+        name: z.string().min(1),
+        kind: z.enum(["accuracy", "entropy", "command"]),
+        data: z.string().min(1).optional(),
+        command: z.string().optional(),
+        key: z.string().optional(),
+        weight: z.number().nonnegative(),
+        limit: z.number().int().positive().optional(),
+      }),
+    )
+    .min(1),
+});
+
+export const EvalTaskSchema: z.ZodType<EvalTask> = z.object({
+  jobId: z.string().min(1),
+  taskId: z.string().min(1),
+  candidateId: z.string().min(1),
+  mergeYaml: z.string().min(1),
+  fitness: evalFitnessSpec,
+  seed: z.number().int(),
+});
+
+// Scores may be ±Infinity or NaN (msgpack keeps them), so no finiteness check.
+export const EvalOutcomeSchema: z.ZodType<EvalOutcome> = z.object({
+  jobId: z.string().min(1),
+  taskId: z.string().min(1),
+  candidateId: z.string().min(1),
+  ok: z.boolean(),
+  scores: z.record(z.string(), z.number().or(z.nan())),
+  error: WireErrorSchema.optional(),
+  worker: z.string(),
+  attempt: z.number().int().positive(),
+  durationMs: z.number().nonnegative(),
+  device: z.enum(["cpu", "cuda"]).optional(),
+  finishedAt: z.number(),
+});
+
 /** Every message kind and the body type it carries. */
 export interface MessageMap {
   "merge-task": MergeTask;
@@ -134,6 +179,8 @@ export interface MessageMap {
   job: JobRecord;
   worker: WorkerRecord;
   "task-outcome": TaskOutcome;
+  "eval-task": EvalTask;
+  "eval-outcome": EvalOutcome;
 }
 export type MessageKind = keyof MessageMap;
 
@@ -144,6 +191,8 @@ export const MESSAGE_SCHEMAS: { [K in MessageKind]: z.ZodType<MessageMap[K]> } =
   job: JobRecordSchema,
   worker: WorkerRecordSchema,
   "task-outcome": TaskOutcomeSchema,
+  "eval-task": EvalTaskSchema,
+  "eval-outcome": EvalOutcomeSchema,
 };
 export const MESSAGE_KINDS = Object.keys(MESSAGE_SCHEMAS) as MessageKind[];
 

@@ -13,6 +13,8 @@ export const SUBJECT_ROOT = `mergeloom.v${PROTOCOL_VERSION}`;
 export const subjects = {
   /** Work queue of merge tasks; one durable consumer shared by every worker. */
   taskMerge: `${SUBJECT_ROOT}.task.merge`,
+  /** Work queue of candidate evaluations (evolutionary search); one durable consumer shared by every worker. */
+  taskEvaluate: `${SUBJECT_ROOT}.task.evaluate`,
   /** Every task subject (the task stream captures these). */
   taskAll: `${SUBJECT_ROOT}.task.>`,
   /** Results and error reports of one job, replayable by a restarted coordinator. */
@@ -34,6 +36,7 @@ export const streams = {
 /** Durable consumer names. */
 export const consumers = {
   mergeWorkers: "mergeloom-merge-workers",
+  evalWorkers: "mergeloom-eval-workers",
 } as const;
 
 /** KV and object-store bucket names. */
@@ -44,6 +47,8 @@ export const buckets = {
   workers: "mergeloom-workers",
   /** TaskOutcome per `<jobId>.<taskId>`: the durable record of finished tasks (resume). */
   tasks: "mergeloom-tasks",
+  /** EvalOutcome per `<jobId>.<taskId>`: finished candidate evaluations (a resumed search reuses them). */
+  evals: "mergeloom-evals",
   /** Task outputs (tensor bytes) when workers have no shared file system. */
   outputs: "mergeloom-outputs",
 } as const;

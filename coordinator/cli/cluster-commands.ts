@@ -8,6 +8,7 @@ import type { JobRecord, WorkerRecord } from "../../proto/records.js";
 import { buckets } from "../../proto/subjects.js";
 import { startHealthServer } from "../../worker/ops/health-server.js";
 import { WorkerMetrics } from "../../worker/ops/worker-metrics.js";
+import { EvalWorker } from "../../worker/runtime/eval-worker.js";
 import { MergeWorker } from "../../worker/runtime/merge-worker.js";
 import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
 import { parseIntFlag } from "./parse-size.js";
@@ -21,7 +22,7 @@ function requireNats(flags: NatsFlags, role: "coordinator" | "worker", name?: st
 export function registerClusterCommands(program: Command): void {
   const worker = program
     .command("worker")
-    .description("run a merge worker: take tasks from NATS JetStream until stopped (SIGTERM drains gracefully)")
+    .description("run a worker: take merge tasks and evolve candidate evaluations from NATS JetStream until stopped (SIGTERM drains gracefully)")
     .option("--concurrency <n>", "tasks processed at once", "1")
     .option("--threads <n>", "merge threads (default: all cores)")
     .option("--name <id>", "worker name shown in `mergeloom jobs` and traces (default: host-pid)")
@@ -29,13 +30,20 @@ export function registerClusterCommands(program: Command): void {
     .option("--http-port <port>", "port for /healthz, /readyz and /metrics (0 = off)", "9464")
     .option("--ack-wait <seconds>", "seconds a task may go without a heartbeat before it is redelivered", "30")
     .option("--max-deliver <n>", "attempts per task before it fails the job", "5")
-    .option("--drain-timeout <seconds>", "on SIGTERM, how long in-flight tasks may finish before being handed back", "25");
+    .option("--drain-timeout <seconds>", "on SIGTERM, how long in-flight tasks may finish before being handed back", "25")
+    .option("--eval-concurrency <n>", "evolve candidate evaluations processed at once (0 = take no evaluation tasks)", "1")
+    .option("--eval-device <device>", "ONNX execution provider for evaluations: cpu, cuda or auto (CUDA when it loads, else CPU)", "auto");
   addNatsOptions(worker, { required: true }).action(
-    async (flags: NatsFlags & { concurrency: string; threads?: string; name?: string; storageRoot?: string[]; httpPort: string; ackWait: string; maxDeliver: string; drainTimeout: string }) => {
+    async (flags: NatsFlags & { concurrency: string; threads?: string; name?: string; storageRoot?: string[]; httpPort: string; ackWait: string; maxDeliver: string; drainTimeout: string; evalConcurrency: string; evalDevice: string }) => {
+      const evalConcurrency = parseIntFlag(flags.evalConcurrency, "--eval-concurrency", 0);
+      const evalDevice = flags.evalDevice;
+      if (evalDevice !== "cpu" && evalDevice !== "cuda" && evalDevice !== "auto") throw new MergeloomError("USAGE", `--eval-device: '${evalDevice}' is not one of cpu, cuda, auto`);
       const name = flags.name ?? process.env.MERGELOOM_WORKER_NAME;
       const nats = requireNats(flags, "worker", name);
       const transport = traced(await connectNatsTransport(nats));
       const metrics = new WorkerMetrics();
+      const taskDelayMs = process.env.MERGELOOM_FAULT_TASK_DELAY_MS ? Number(process.env.MERGELOOM_FAULT_TASK_DELAY_MS) : undefined;
+      const log = (l: string) => process.stderr.write(`${new Date().toISOString()} ${l}\n`);
       const w = new MergeWorker({
         transport,
         name,
@@ -45,20 +53,34 @@ export function registerClusterCommands(program: Command): void {
         ackWaitMs: parseIntFlag(flags.ackWait, "--ack-wait", 1) * 1000,
         maxDeliver: parseIntFlag(flags.maxDeliver, "--max-deliver", 1),
         metrics,
-        taskDelayMs: process.env.MERGELOOM_FAULT_TASK_DELAY_MS ? Number(process.env.MERGELOOM_FAULT_TASK_DELAY_MS) : undefined,
-        log: (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`),
+        taskDelayMs,
+        log,
       });
+      const ev = evalConcurrency
+        ? new EvalWorker({
+            transport,
+            name: w.name,
+            concurrency: evalConcurrency,
+            device: evalDevice,
+            storageRoots: flags.storageRoot,
+            ackWaitMs: parseIntFlag(flags.ackWait, "--ack-wait", 1) * 1000,
+            maxDeliver: parseIntFlag(flags.maxDeliver, "--max-deliver", 1),
+            taskDelayMs,
+            log,
+          })
+        : undefined;
       const port = parseIntFlag(flags.httpPort, "--http-port");
-      const health = port ? await startHealthServer({ port, metrics, ready: () => w.ready }) : undefined;
+      const health = port ? await startHealthServer({ port, metrics, ready: () => w.ready && (ev?.ready ?? true) }) : undefined;
       await w.start();
+      await ev?.start();
       await new Promise<void>((resolve) => {
         let stopping = false;
         const stop = (sig: string) => {
           if (stopping) return;
           stopping = true;
           process.stderr.write(`${new Date().toISOString()} ${sig}: draining (in-flight tasks finish or are handed back)\n`);
-          void w
-            .stop({ graceful: true, timeoutMs: parseIntFlag(flags.drainTimeout, "--drain-timeout") * 1000 })
+          const timeoutMs = parseIntFlag(flags.drainTimeout, "--drain-timeout") * 1000;
+          void Promise.allSettled([w.stop({ graceful: true, timeoutMs }), ev?.stop({ graceful: true, timeoutMs })])
             .finally(async () => {
               await health?.close();
               await transport.close();

@@ -3,19 +3,23 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { MergeloomError } from "../../proto/errors.js";
+import { connectNatsTransport } from "../../proto/nats-transport.js";
+import { traced } from "../../proto/tracing/traced-transport.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { parseMergeConfig } from "../config/parse-merge-config.js";
 import { LocalDispatcher } from "../dispatch/local-dispatcher.js";
 import type { CandidateEvaluator } from "../evolve/candidate-evaluator.js";
 import { LocalCandidateEvaluator } from "../evolve/local-candidate-evaluator.js";
+import { deriveSearchId, NatsCandidateEvaluator } from "../evolve/nats-candidate-evaluator.js";
+import { createDfsEvaluator } from "../evolve/dfs/create-dfs-evaluator.js";
 import { runEvolve, type EvolveEvent } from "../evolve/run-evolve.js";
 import { parseSearchConfig, type SearchConfig } from "../evolve/search-config.js";
 import { runMergeJob } from "../merge/run-merge-job.js";
+import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
 import { parseIntFlag } from "./parse-size.js";
 
-interface EvolveFlags {
+interface EvolveFlags extends NatsFlags {
   output: string;
-  nats?: string;
   resume?: boolean;
   strategy?: string;
   budget?: string;
@@ -30,9 +34,38 @@ interface EvolveFlags {
   json?: boolean;
 }
 
+/** What a NATS evaluator needs besides the URL and the search config. */
+export interface NatsEvaluatorContext {
+  /** Stable across resumes of one search (same -o and search settings), different between searches. */
+  searchId: string;
+  resume: boolean;
+  flags: NatsFlags;
+  onWarning: (message: string) => void;
+}
+
 export interface EvolveCommandHooks {
-  /** Builds the NATS evaluator for --nats (wired by the entry point that owns NATS connections). */
-  createNatsEvaluator?: (url: string, config: SearchConfig) => Promise<CandidateEvaluator>;
+  /** Builds the NATS evaluator for --nats (default: NatsCandidateEvaluator over a JetStream connection). */
+  createNatsEvaluator?: (url: string, config: SearchConfig, ctx: NatsEvaluatorContext) => Promise<CandidateEvaluator>;
+}
+
+/** Evaluation tasks on the cluster's workers (`mergeloom worker` runs an eval worker too). */
+async function createDefaultNatsEvaluator(_url: string, config: SearchConfig, ctx: NatsEvaluatorContext): Promise<CandidateEvaluator> {
+  const nats = natsOptionsFrom(ctx.flags, process.env, "coordinator", "mergeloom-evolve")!;
+  const transport = traced(await connectNatsTransport(nats));
+  try {
+    return await NatsCandidateEvaluator.create({
+      transport,
+      fitness: config.fitness,
+      mergeSeed: config.search.mergeSeed,
+      searchId: ctx.searchId,
+      fresh: !ctx.resume,
+      ownsTransport: true,
+      onWarning: ctx.onWarning,
+    });
+  } catch (err) {
+    await transport.close();
+    throw err;
+  }
 }
 
 function positiveNumber(v: string, flag: string): number {
@@ -65,9 +98,13 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
   }
   const config = applySearchFlags(parseSearchConfig(text, file), flags);
   let evaluator: CandidateEvaluator;
-  if (flags.nats) {
-    if (!hooks.createNatsEvaluator) throw new MergeloomError("USAGE", "--nats: distributed evaluation is not available in this build; run without --nats");
-    evaluator = await hooks.createNatsEvaluator(flags.nats, config);
+  const natsUrl = natsOptionsFrom(flags, process.env, "coordinator") ? (flags.nats ?? process.env.MERGELOOM_NATS_URL!) : undefined;
+  if (config.dfs) evaluator = await createDfsEvaluator(config, !!natsUrl);
+  else if (natsUrl) {
+    const s = config.search;
+    const searchId = deriveSearchId(resolve(flags.output), text, JSON.stringify([s.strategy, s.seed, s.population, s.sigma0, s.mergeSeed]));
+    const onWarning = (m: string) => void process.stderr.write(`warning: ${m}\n`);
+    evaluator = await (hooks.createNatsEvaluator ?? createDefaultNatsEvaluator)(natsUrl, config, { searchId, resume: !!flags.resume, flags, onWarning });
   } else {
     evaluator = await LocalCandidateEvaluator.create({ fitness: config.fitness, mergeSeed: config.search.mergeSeed, workers: parseIntFlag(flags.workers, "--workers", 1), viaDisk: !!flags.viaDisk });
   }
@@ -110,12 +147,11 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
 }
 
 export function registerEvolveCommand(program: Command, hooks: EvolveCommandHooks = {}): void {
-  program
+  const cmd = program
     .command("evolve")
     .description("evolutionary merge search (mergekit-evolve genome + fitness); writes OUT/best.yml, report.md, fitness.svg, state.json")
     .argument("<search>", "SEARCH.yml with genome:, fitness: and optional search: / baselines:")
     .requiredOption("-o, --output <dir>", "output directory (best.yml, report, resumable state)")
-    .option("--nats <url>", "evaluate candidates on NATS workers")
     .option("--resume", "continue the search saved in OUT/state.json")
     .option("--strategy <name>", "cmaes or random (default: search.strategy, else cmaes)")
     .option("--budget <n>", "evaluations (whole generations; default: search.budget, else 300)")
@@ -127,6 +163,8 @@ export function registerEvolveCommand(program: Command, hooks: EvolveCommandHook
     .option("--max-generations <n>", "stop after this many generations in this run (resumable)")
     .option("--out-model <dir>", "merge the best candidate to this directory at the end")
     .option("--via-disk", "write every candidate to disk and read it back (benchmark of the in-memory path)")
-    .option("--json", "print one JSON object per event")
+    .option("--json", "print one JSON object per event");
+  addNatsOptions(cmd)
+    .addHelpText("after", "\nWith --nats, candidates are evaluated by `mergeloom worker` processes (command fitness tasks run only without --nats).")
     .action((file: string, flags: EvolveFlags) => runEvolveCommand(file, flags, hooks));
 }

@@ -17,6 +17,7 @@ import { modelLocation } from "../plan/build-plan.js";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
 import { candidateYaml } from "./candidate-yaml.js";
 import { CmaEs, type CmaState } from "./cma-es.js";
+import { createDfsGenome } from "./dfs/dfs-search.js";
 import { renderFitnessSvg, renderReportMarkdown, summarize, type GenerationStats } from "./evolve-report.js";
 import { genotypeLength, initialGenotype, validateGenomeDefinition } from "./genome.js";
 import { paretoFront } from "./pareto.js";
@@ -70,6 +71,36 @@ export interface EvolveOptions {
   onEvent?: (e: EvolveEvent) => void;
 }
 
+/**
+ * How genotypes become candidates: mergekit-evolve's genome (genome.ts) or a DFS layer path
+ * (dfs/dfs-search.ts). The loop, its state and the report are shared.
+ */
+export interface EvolveGenome {
+  /** Layers the genome is defined over (kept in the state). */
+  numLayers: number;
+  /** Genotype length. */
+  length: number;
+  x0: number[];
+  /** The candidate as mergekit YAML; `header` becomes leading comment lines. */
+  yaml(genotype: number[], header?: string): string;
+  /** The search, for the report's title. */
+  title: string;
+  /** Files that go with best.yml, written before it (e.g. the DFS path's ONNX graph). */
+  writeBestFiles?(out: string, genotype: number[]): Promise<void>;
+  /** Markdown lines about the best candidate, appended to report.md. */
+  describeBest?(genotype: number[]): string[];
+}
+
+async function createGenome(config: SearchConfig, numLayers?: number): Promise<EvolveGenome> {
+  if (config.dfs) return createDfsGenome(config.dfs);
+  const def = config.genome;
+  const n = numLayers ?? (await readNumLayers(def.base_model ?? def.models[0]));
+  validateGenomeDefinition(def, n);
+  const x0 = initialGenotype(def, n);
+  candidateYaml(def, x0, n); // fail on an unsupported genome before any work
+  return { numLayers: n, length: genotypeLength(def, n), x0, yaml: (x, header) => candidateYaml(def, x, n, header), title: `${def.merge_method} over ${def.models.length} models` };
+}
+
 export interface EvolveResult {
   state: EvolveState;
   bestYaml: string | null;
@@ -117,7 +148,6 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
   const { config, out, evaluator } = opts;
   const emit = opts.onEvent ?? (() => {});
   const s = config.search;
-  const def = config.genome;
   const stateFile = join(out, "state.json");
   const hash = searchHash(opts.sourceText, s);
   await mkdir(out, { recursive: true });
@@ -140,17 +170,14 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
     }
     state.settings = s;
   } else {
-    const numLayers = await readNumLayers(def.base_model ?? def.models[0]);
-    validateGenomeDefinition(def, numLayers);
-    const x0 = initialGenotype(def, numLayers);
-    candidateYaml(def, x0, numLayers); // fail on an unsupported genome before any work
+    const fresh = await createGenome(config);
     state = {
       kind: "mergeloom-evolve",
       version: 1,
       searchHash: hash,
       settings: s,
-      numLayers,
-      strategy: createStrategy(s, x0).state(),
+      numLayers: fresh.numLayers,
+      strategy: createStrategy(s, fresh.x0).state(),
       generation: 0,
       evaluations: [],
       stats: [],
@@ -162,8 +189,8 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
   }
   state.stopReason = null;
   const strategy = restoreStrategy(state.strategy);
-  const numLayers = state.numLayers;
-  if (genotypeLength(def, numLayers) !== strategy.ask()[0].length) throw new MergeloomError("CONFIG_INVALID", `resume ${stateFile}: the genome's length changed`);
+  const genome = await createGenome(config, state.numLayers);
+  if (genome.length !== strategy.ask()[0].length) throw new MergeloomError("CONFIG_INVALID", `resume ${stateFile}: the genome's length changed`);
   let started = performance.now();
   const elapsed = () => state.seconds + (performance.now() - started) / 1000;
   const save = async () => {
@@ -199,7 +226,7 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
     opts.signal?.throwIfAborted();
 
     const gen = state.generation;
-    const cands: Candidate[] = pop.map((x, i) => ({ id: `g${gen}-c${i}`, genotype: x, mergeYaml: candidateYaml(def, x, numLayers) }));
+    const cands: Candidate[] = pop.map((x, i) => ({ id: `g${gen}-c${i}`, genotype: x, mergeYaml: genome.yaml(x) }));
     const results = await evaluator.evaluate(cands, opts.signal);
     const byId = new Map<string, CandidateResult>(results.map((r) => [r.id, r]));
     const fitness = cands.map((c) => {
@@ -225,30 +252,31 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
     state.generation = gen + 1;
     runGenerations++;
     // best.yml first: state.json never points at a best that is not on disk.
-    if (state.best?.generation === gen) await writeBest(out, state, def, config);
+    if (state.best?.generation === gen) await writeBest(out, state, genome, config);
     await save();
-    await writeReport(out, state, config);
+    await writeReport(out, state, config, genome);
     emit({ type: "generation", generation: gen, evaluations: state.evaluations.length, ...sum, best, seconds: state.seconds });
   }
   state.stopReason = reason;
   await save();
-  await writeReport(out, state, config);
+  await writeReport(out, state, config, genome);
   emit({ type: "done", reason, evaluations: state.evaluations.length, best: state.best ? decodeNumber(state.best.fitness) : NaN, seconds: state.seconds });
-  return { state, bestYaml: state.best ? bestYamlOf(state, def, config) : null };
+  return { state, bestYaml: state.best ? bestYamlOf(state, genome, config) : null };
 }
 
-function bestYamlOf(state: EvolveState, def: SearchConfig["genome"], config: SearchConfig): string {
+function bestYamlOf(state: EvolveState, genome: EvolveGenome, config: SearchConfig): string {
   const b = state.best!;
   const scores = config.fitness.tasks.map((t) => `${t.name} ${decodeNumber(b.scores[t.name] ?? NaN).toFixed(4)}`).join(", ");
   const header = `mergeloom evolve: candidate ${b.id}, fitness ${decodeNumber(b.fitness).toFixed(6)} (${scores})\nreproduce: mergeloom merge best.yml -o MODEL --random-seed ${state.settings.mergeSeed}`;
-  return candidateYaml(def, b.genotype, state.numLayers, header);
+  return genome.yaml(b.genotype, header);
 }
 
-async function writeBest(out: string, state: EvolveState, def: SearchConfig["genome"], config: SearchConfig): Promise<void> {
-  await writeAtomic(join(out, "best.yml"), bestYamlOf(state, def, config));
+async function writeBest(out: string, state: EvolveState, genome: EvolveGenome, config: SearchConfig): Promise<void> {
+  await genome.writeBestFiles?.(out, state.best!.genotype);
+  await writeAtomic(join(out, "best.yml"), bestYamlOf(state, genome, config));
 }
 
-async function writeReport(out: string, state: EvolveState, config: SearchConfig): Promise<void> {
+async function writeReport(out: string, state: EvolveState, config: SearchConfig, genome: EvolveGenome): Promise<void> {
   const taskNames = config.fitness.tasks.map((t) => t.name);
   const baselines = state.baselines.map((b) => ({ name: b.name, fitness: decodeNumber(b.fitness), scores: dec(b.scores) }));
   let front: { id: string; scores: Record<string, number> }[] | undefined;
@@ -260,10 +288,11 @@ async function writeReport(out: string, state: EvolveState, config: SearchConfig
     await writeAtomic(join(out, "front.json"), JSON.stringify(paretoFront(pts).map((p) => ({ id: p.item.id, scores: p.item.scores, genotype: p.item.genotype, crowding: encodeNumber(p.crowding) })), null, 1));
   }
   await writeAtomic(join(out, "fitness.svg"), renderFitnessSvg(state.stats, baselines));
+  const bestNotes = state.best && genome.describeBest ? genome.describeBest(state.best.genotype).join("\n") + "\n" : "";
   await writeAtomic(
     join(out, "report.md"),
     renderReportMarkdown({
-      title: `mergeloom evolve: ${config.genome.merge_method} over ${config.genome.models.length} models (${state.settings.strategy}, seed ${state.settings.seed})`,
+      title: `mergeloom evolve: ${genome.title} (${state.settings.strategy}, seed ${state.settings.seed})`,
       stats: state.stats,
       best: state.best ? { id: state.best.id, fitness: decodeNumber(state.best.fitness), scores: dec(state.best.scores) } : null,
       baselines,
@@ -272,7 +301,7 @@ async function writeReport(out: string, state: EvolveState, config: SearchConfig
       evaluations: state.evaluations.length,
       seconds: elapsed0(state),
       stopReason: state.stopReason ?? "running",
-    }),
+    }) + bestNotes,
   );
 }
 

@@ -6,6 +6,7 @@
 import { parseDocument, stringify } from "yaml";
 import { ConfigError } from "../../proto/errors.js";
 import type { FitnessSpec, FitnessTask, FitnessTaskKind } from "../../worker/eval/fitness/fitness-spec.js";
+import { DFS_DEFAULT_SIGMA0, parseDfsGenome, type DfsGenomeDefinition } from "./dfs/dfs-genome.js";
 import { METHOD_PARAMS, type GenomeDefinition, type GenomeMergeMethod } from "./genome.js";
 
 export type StrategyName = "cmaes" | "random";
@@ -25,7 +26,10 @@ export interface SearchSettings {
 }
 
 export interface SearchConfig {
+  /** For a dfs search: only `models` is meaningful (merge_method is a placeholder); see `dfs`. */
   genome: GenomeDefinition;
+  /** Set for `genome: {kind: dfs, ...}`: a layer-path (frankenmerge) search, dfs/dfs-genome.ts. */
+  dfs?: DfsGenomeDefinition;
   fitness: FitnessSpec;
   search: SearchSettings;
   /** Reference merges scored like candidates: a mergekit YAML path or an inline config. */
@@ -87,12 +91,18 @@ export function parseSearchConfig(text: string, file: string): SearchConfig {
   const root = doc.toJS() as unknown;
   if (!isObj(root)) throw new ConfigError("", `parse ${file}: expected a mapping with genome: and fitness:`);
   keys(root, "", ["genome", "fitness", "search", "baselines"]);
-  return {
-    genome: parseGenome(root.genome),
-    fitness: parseFitness(root.fitness),
-    search: parseSettings(root.search),
+  const dfs = isObj(root.genome) && root.genome.kind === "dfs" ? parseDfsGenome(root.genome) : undefined;
+  const search = parseSettings(root.search);
+  // DFS logits start at ±1: the weight genome's 1/6 step would almost never flip a layer.
+  if (dfs && !(isObj(root.search) && root.search.sigma0 !== undefined)) search.sigma0 = DFS_DEFAULT_SIGMA0;
+  const config: SearchConfig = {
+    genome: dfs ? { models: dfs.models, merge_method: "linear" } : parseGenome(root.genome),
+    fitness: parseFitness(root.fitness, !!dfs),
+    search,
     baselines: root.baselines === undefined || root.baselines === null ? [] : list(root.baselines, "baselines").map(parseBaseline),
   };
+  if (dfs) config.dfs = dfs;
+  return config;
 }
 
 function list(v: unknown, path: string): unknown[] {
@@ -102,7 +112,8 @@ function list(v: unknown, path: string): unknown[] {
 
 function parseGenome(v: unknown): GenomeDefinition {
   if (!isObj(v)) throw new ConfigError("genome", "missing; expected a mapping with models and merge_method (mergekit-evolve's genome section)");
-  keys(v, "genome", ["models", "merge_method", "base_model", "tokenizer_source", "layer_granularity", "normalize", "allow_negative_weights", "filters", "smooth"]);
+  keys(v, "genome", ["kind", "models", "merge_method", "base_model", "tokenizer_source", "layer_granularity", "normalize", "allow_negative_weights", "filters", "smooth"]);
+  if (v.kind !== undefined && v.kind !== "merge") throw new ConfigError("genome.kind", `unknown genome kind '${String(v.kind)}' (known: merge, dfs)`);
   const method = str(v.merge_method, "genome.merge_method");
   const known = Object.keys(METHOD_PARAMS);
   if (!known.includes(method)) throw new ConfigError("genome.merge_method", `unknown merge method '${method}' for evolution (known: ${known.join(", ")})`);
@@ -123,7 +134,8 @@ function parseGenome(v: unknown): GenomeDefinition {
 
 const TASK_KINDS: readonly FitnessTaskKind[] = ["accuracy", "entropy", "command"];
 
-function parseFitness(v: unknown): FitnessSpec {
+/** `generatedGraph`: the search builds its graphs (dfs), so fitness.graph must not be given. */
+function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
   if (!isObj(v)) throw new ConfigError("fitness", "missing; expected a mapping with tasks: (see the README's evolve section)");
   keys(v, "fitness", ["graph", "vocab", "batch_size", "threads", "limit", "objective", "tasks"]);
   const objective = v.objective ?? "weighted";
@@ -159,7 +171,11 @@ function parseFitness(v: unknown): FitnessSpec {
     tasks,
   };
   if (v.threads !== undefined) spec.threads = num(v.threads, "fitness.threads", { int: true, min: 1 });
-  if (needsGraph) {
+  if (generatedGraph && v.graph !== undefined) {
+    throw new ConfigError("fitness.graph", "not used by a dfs search, which generates a graph per layer count from the models' config.json; remove it");
+  }
+  if (needsGraph && generatedGraph) spec.vocab = str(v.vocab, "fitness.vocab");
+  else if (needsGraph) {
     spec.graph = str(v.graph, "fitness.graph");
     spec.vocab = str(v.vocab, "fitness.vocab");
   }

@@ -8,7 +8,10 @@ import { readFileSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
-import { Ajv } from "ajv";
+import ajvModule from "ajv";
+
+// ajv is CommonJS: its class is the module object itself, also exposed as `.default`.
+const Ajv = ajvModule.default;
 import { lintTemplates, type TemplateFile } from "./chart-lint.js";
 
 // Works from test/deploy/ (tsx) and from dist/test/deploy/ (compiled).

@@ -3,12 +3,25 @@
  * The real checkpoint reader lives in worker/storage; this keeps the eval tests independent of it.
  */
 import { readFileSync, existsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseHeaderLength, parseSafetensorsHeader } from "../../proto/safetensors.js";
 import { decodeToF32 } from "../tensor/convert.js";
 import type { WeightTensor } from "./onnx-evaluator.js";
 
-export const FIXTURE = new URL("../../../shared/fixtures/arith-llama/", import.meta.url).pathname;
+/** The repository's copy of the arith-llama fixtures (found by walking up to the repo root). */
+export const FIXTURE = findFixture();
+
+function findFixture(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, "fixtures", "arith-llama");
+    if (existsSync(join(candidate, "base", "config.json"))) return candidate + "/";
+    const up = dirname(dir);
+    if (up === dir) throw new Error("fixtures/arith-llama not found above " + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
 
 export function readSafetensorsF32(file: string, into = new Map<string, WeightTensor>()): Map<string, WeightTensor> {
   const buf = readFileSync(file);

@@ -54,6 +54,8 @@ class Scratch {
   }
 }
 const scratch = new Scratch();
+/** Largest fp32 input kept for reuse (elements): a row chunk of an elementwise method. */
+const SCRATCH_F32_MAX = 1 << 22;
 
 export function rowsOf(shape: readonly number[]): number {
   return shape.length === 0 ? 1 : shape[0];
@@ -198,7 +200,10 @@ async function readRows(
   const n = rows * inRowElems * esz;
   const buf = scratch.get(slot, n);
   await io.read(src.uri, src.offset + r0 * inRowElems * esz, n, buf);
-  let values = decodeToF32(buf, src.dtype, scratch.f32(slot, rows * inRowElems));
+  // Reuse fp32 scratch only up to a row chunk's size: keeping whole-tensor buffers (embeddings)
+  // alive per thread would raise the resident set of non-elementwise methods for good.
+  const numel = rows * inRowElems;
+  let values = decodeToF32(buf, src.dtype, numel <= SCRATCH_F32_MAX ? scratch.f32(slot, numel) : new Float32Array(numel));
   if (inRowElems !== outRowElems) {
     const cropped = new Float32Array(rows * outRowElems);
     for (let r = 0; r < rows; r++) cropped.set(values.subarray(r * inRowElems, r * inRowElems + outRowElems), r * outRowElems);

@@ -5,12 +5,12 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** The arith-llama fixtures: $MERGELOOM_FIXTURES, else the nearest shared/fixtures above this file. */
+/** The arith-llama fixtures: $MERGELOOM_FIXTURES, else the repository's fixtures/ above this file. */
 export function fixtureDir(): string {
   if (process.env.MERGELOOM_FIXTURES) return join(process.env.MERGELOOM_FIXTURES, "arith-llama");
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
-    const candidate = join(dir, "shared", "fixtures", "arith-llama");
+    const candidate = join(dir, "fixtures", "arith-llama");
     if (existsSync(candidate)) return candidate;
     const parent = dirname(dir);
     if (parent === dir) throw new Error("arith-llama fixtures not found; set MERGELOOM_FIXTURES to the fixtures directory");

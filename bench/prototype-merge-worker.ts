@@ -1,0 +1,211 @@
+/**
+ * PROTOTYPE (bench only) of worker/runtime/merge-worker.ts with one change: the duplicate check
+ * (tasks bucket) and the cancel check (jobs bucket) are read concurrently, one round trip not two.
+ *
+ * A merge worker: competes for merge tasks on the work queue, runs each on its thread pool,
+ * records the outcome in the tasks bucket and acks. It advertises itself in the workers bucket
+ * (entries expire with a TTL, so a dead worker disappears) and heart-beats in-progress tasks so
+ * long ones are not redelivered.
+ */
+import { execFileSync } from "node:child_process";
+import { hostname, totalmem } from "node:os";
+import { errorMessage, isPermanent, MergeloomError } from "../proto/errors.js";
+import type { MergeTask } from "../proto/merge-task.js";
+import type { TaskOutcome, WorkerRecord } from "../proto/records.js";
+import { buckets, PROTOCOL_VERSION, subjects } from "../proto/subjects.js";
+import type { Delivery, KvBucket, Stoppable, Transport } from "../proto/transport.js";
+import { toWireError } from "../proto/wire-error.js";
+import { ALL_METHODS } from "../worker/merge/all-methods.js";
+import { LocalMergeExecutor, type MergeExecutor } from "../worker/merge/run-merge-task.js";
+import type { WorkerMetrics } from "../worker/ops/worker-metrics.js";
+import { checkTaskPaths } from "../worker/runtime/check-task-paths.js";
+
+const MERGELOOM_VERSION = "0.1.0";
+
+export interface MergeWorkerOptions {
+  transport: Transport;
+  name?: string;
+  /** Tasks processed at once (default 1: one task already uses every merge thread). */
+  concurrency?: number;
+  /** Merge threads (default: all cores; 0 = inline). */
+  threads?: number;
+  /** When set, tasks may only name paths under these directories. */
+  storageRoots?: readonly string[];
+  ackWaitMs?: number;
+  maxDeliver?: number;
+  backoffMs?: number[];
+  /** How long the worker's registry entry lives without a refresh. */
+  registryTtlMs?: number;
+  metrics?: WorkerMetrics;
+  executor?: MergeExecutor;
+  log?: (line: string) => void;
+  /**
+   * Fault injection for chaos and integration tests: sleep this long (heart-beating) before each
+   * task, so a test can kill a worker or server while a task is in flight.
+   */
+  taskDelayMs?: number;
+}
+
+function taskKey(jobId: string, taskId: string): string {
+  return `${jobId}.${taskId}`;
+}
+
+function detectGpu(): string | undefined {
+  try {
+    const out = execFileSync("nvidia-smi", ["--query-gpu=name,memory.total", "--format=csv,noheader"], { timeout: 3000, stdio: ["ignore", "pipe", "ignore"] })
+      .toString()
+      .trim();
+    return out ? `cuda: ${out.split("\n").join("; ")}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export class PrototypeMergeWorker {
+  readonly name: string;
+  private readonly opts: MergeWorkerOptions;
+  private readonly executor: MergeExecutor;
+  private readonly threads: number;
+  private consumer?: Stoppable;
+  private tasksKv?: KvBucket<TaskOutcome>;
+  private jobsKv?: KvBucket<import("../proto/records.js").JobRecord>;
+  private workersKv?: KvBucket<WorkerRecord>;
+  private registryTimer?: NodeJS.Timeout;
+  private active = 0;
+  private draining = false;
+  private started = 0;
+  private readonly gpu = detectGpu();
+
+  constructor(opts: MergeWorkerOptions) {
+    this.opts = opts;
+    this.name = opts.name ?? `${hostname()}-${process.pid}`;
+    const exec = opts.executor ?? new LocalMergeExecutor({ threads: opts.threads });
+    this.executor = exec;
+    this.threads = (exec as LocalMergeExecutor).threads ?? opts.threads ?? 0;
+  }
+
+  /** True while the worker takes tasks (readiness). */
+  get ready(): boolean {
+    return !!this.consumer && !this.draining;
+  }
+
+  get activeTasks(): number {
+    return this.active;
+  }
+
+  async start(): Promise<void> {
+    const t = this.opts.transport;
+    this.started = Date.now();
+    this.tasksKv = await t.kv(buckets.tasks, "task-outcome", { history: 1 });
+    this.jobsKv = await t.kv(buckets.jobs, "job", { history: 1 });
+    this.workersKv = await t.kv(buckets.workers, "worker", { ttlMs: this.opts.registryTtlMs ?? 15_000 });
+    await this.advertise();
+    const every = Math.max(250, Math.floor((this.opts.registryTtlMs ?? 15_000) / 3));
+    this.registryTimer = setInterval(() => void this.advertise().catch(() => {}), every);
+    this.registryTimer.unref();
+    this.consumer = await t.consume(subjects.taskMerge, "merge-task", (d) => this.handle(d), {
+      concurrency: this.opts.concurrency ?? 1,
+      ackWaitMs: this.opts.ackWaitMs ?? 30_000,
+      maxDeliver: this.opts.maxDeliver ?? 5,
+      backoffMs: this.opts.backoffMs ?? [1000, 5000, 15000],
+    });
+    this.log(`worker ${this.name} ready: ${this.threads} merge threads, concurrency ${this.opts.concurrency ?? 1}${this.gpu ? `, ${this.gpu}` : ""}`);
+  }
+
+  private log(line: string): void {
+    this.opts.log?.(line);
+  }
+
+  private async advertise(): Promise<void> {
+    if (!this.workersKv) return;
+    const rec: WorkerRecord = {
+      workerId: this.name.replace(/[^A-Za-z0-9_-]/g, "_"),
+      name: this.name,
+      host: hostname(),
+      pid: process.pid,
+      version: MERGELOOM_VERSION,
+      protocol: PROTOCOL_VERSION,
+      concurrency: this.opts.concurrency ?? 1,
+      activeTasks: this.active,
+      status: this.draining ? "draining" : this.active ? "busy" : "idle",
+      methods: ALL_METHODS.map((m) => m.name),
+      startedAt: this.started,
+      heartbeatAt: Date.now(),
+      threads: this.threads,
+      memoryBytes: totalmem(),
+      ...(this.gpu ? { gpu: this.gpu } : {}),
+    };
+    await this.workersKv.put(rec.workerId, rec);
+  }
+
+  private async handle(d: Delivery<MergeTask>): Promise<void> {
+    const task = d.body;
+    const key = taskKey(task.jobId, task.taskId);
+    const started = performance.now();
+    this.opts.metrics?.taskStarted(d.attempt);
+    this.active++;
+    const beat = setInterval(() => d.heartbeat(), Math.max(100, Math.floor((this.opts.ackWaitMs ?? 30_000) / 3)));
+    try {
+      const [prev, job] = await Promise.all([this.tasksKv!.get(key), this.jobsKv!.get(task.jobId)]);
+      if (prev?.value.ok) return; // a duplicate of a finished task (coordinator restarted): nothing to do
+      if (job && (job.value.state === "cancelled" || job.value.state === "failed")) {
+        throw new MergeloomError("CANCELLED", `task ${task.taskId} of job ${task.jobId}: the job is ${job.value.state}`);
+      }
+      if (this.opts.storageRoots) await checkTaskPaths(task, this.opts.storageRoots);
+      this.log(`task ${task.taskId} of job ${task.jobId} started (attempt ${d.attempt}, ${task.tensors.length} tensors)`);
+      if (this.opts.taskDelayMs) await abortableSleep(this.opts.taskDelayMs, d.signal);
+      const result = await this.executor.run(task, { signal: d.signal });
+      result.worker = this.name;
+      this.log(`task ${task.taskId} of job ${task.jobId} done in ${Math.round(result.durationMs)} ms`);
+      await this.tasksKv!.put(key, { jobId: task.jobId, taskId: task.taskId, ok: true, result, worker: this.name, attempt: d.attempt, finishedAt: Date.now() });
+      this.opts.metrics?.taskFinished(performance.now() - started, result.bytesRead, result.bytesWritten);
+    } catch (err) {
+      this.opts.metrics?.taskFailed();
+      const final = isPermanent(err) || d.attempt >= d.maxDeliver;
+      const wire = toWireError(err);
+      wire.message = `task ${task.taskId} on worker ${this.name} (attempt ${d.attempt}/${d.maxDeliver}): ${wire.message}`;
+      this.log(`${final ? "failed" : "retrying"} ${wire.message}`);
+      if (final && !(err instanceof MergeloomError && err.code === "CANCELLED")) {
+        await this.tasksKv!
+          .put(key, { jobId: task.jobId, taskId: task.taskId, ok: false, error: wire, worker: this.name, attempt: d.attempt, finishedAt: Date.now() })
+          .catch((e) => this.log(`could not record failure of ${key}: ${errorMessage(e)}`));
+      }
+      throw err;
+    } finally {
+      clearInterval(beat);
+      this.active--;
+    }
+  }
+
+  /**
+   * Stops taking tasks. Graceful: in-flight tasks finish (until `timeoutMs`, then they are handed
+   * back for redelivery). Not graceful: in-flight tasks are aborted and redelivered elsewhere.
+   */
+  async stop(opts: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    this.draining = true;
+    clearInterval(this.registryTimer);
+    await this.advertise().catch(() => {});
+    const consumer = this.consumer;
+    this.consumer = undefined;
+    if (consumer) {
+      if (opts.graceful === false) await consumer.stop({ abort: true });
+      else {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), opts.timeoutMs ?? 60_000)));
+        const res = await Promise.race([consumer.stop().then(() => "done" as const), timeout]);
+        clearTimeout(timer);
+        if (res === "timeout") await consumer.stop({ abort: true });
+      }
+    }
+    const id = this.name.replace(/[^A-Za-z0-9_-]/g, "_");
+    await this.workersKv?.delete(id).catch(() => {});
+    await this.executor.close();
+  }
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(t), reject(signal.reason)), { once: true });
+  });
+}

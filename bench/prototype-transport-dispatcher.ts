@@ -1,0 +1,145 @@
+/**
+ * PROTOTYPE (bench only) of coordinator/dispatch/transport-dispatcher.ts with one change: tasks are
+ * published with up to `publishWindow` publishes in flight instead of one awaited at a time.
+ *
+ * Runs a job's tasks through a Transport: NATS JetStream for a cluster, the in-memory transport
+ * for the embedded default. Finished tasks are read from the tasks bucket, which workers write
+ * before they ack — so a restarted coordinator sees everything that finished while it was away
+ * and republishes only the rest. Job state lives in the jobs bucket.
+ */
+import { MergeloomError } from "../proto/errors.js";
+import type { MergeTask, MergeTaskResult } from "../proto/merge-task.js";
+import type { JobRecord, TaskOutcome } from "../proto/records.js";
+import { buckets, headers as H, subjects } from "../proto/subjects.js";
+import type { KvBucket, Stoppable, Transport } from "../proto/transport.js";
+import { fromWireError } from "../proto/wire-error.js";
+import { taskKey } from "../worker/runtime/merge-worker.js";
+import type { MergeEventSink } from "../coordinator/merge/merge-events.js";
+import type { TaskDispatcher } from "../coordinator/merge/run-merge-job.js";
+
+export interface TransportDispatcherOptions {
+  /** Threads per worker, for the memory estimate. */
+  threads: number;
+  /** Warn when no worker is registered for this long (and every such interval after). */
+  noWorkerWarnMs?: number;
+  /** Where users connect workers (for the warning text). */
+  natsUrl?: string;
+  onEvent?: MergeEventSink;
+  /** Fail instead of waiting when no worker shows up within this time (0 = wait forever). */
+  noWorkerTimeoutMs?: number;
+  /** Task publishes awaiting their JetStream ack at once (default 256). */
+  publishWindow?: number;
+}
+
+export class PrototypeTransportDispatcher implements TaskDispatcher {
+  readonly threads: number;
+  private jobs?: KvBucket<JobRecord>;
+  private tasks?: KvBucket<TaskOutcome>;
+  constructor(
+    readonly transport: Transport,
+    private readonly opts: TransportDispatcherOptions,
+  ) {
+    this.threads = opts.threads;
+  }
+
+  private async buckets(): Promise<{ jobs: KvBucket<JobRecord>; tasks: KvBucket<TaskOutcome> }> {
+    this.jobs ??= await this.transport.kv(buckets.jobs, "job", { history: 1 });
+    this.tasks ??= await this.transport.kv(buckets.tasks, "task-outcome", { history: 1 });
+    return { jobs: this.jobs, tasks: this.tasks };
+  }
+
+  async loadJob(jobId: string): Promise<JobRecord | null> {
+    return (await (await this.buckets()).jobs.get(jobId))?.value ?? null;
+  }
+
+  async saveJob(rec: JobRecord): Promise<void> {
+    await (await this.buckets()).jobs.put(rec.jobId, { ...rec, updatedAt: Date.now() });
+  }
+
+  /** Forgets the outcomes of an earlier, abandoned run of the same job id. */
+  async resetJob(jobId: string): Promise<void> {
+    const { tasks } = await this.buckets();
+    for (const k of await tasks.keys()) if (k.startsWith(`${jobId}.`)) await tasks.delete(k);
+  }
+
+  async runTasks(list: readonly MergeTask[], onResult: (r: MergeTaskResult) => void, signal?: AbortSignal): Promise<void> {
+    if (!list.length) return;
+    const { jobs, tasks } = await this.buckets();
+    const jobId = list[0].jobId;
+    const pending = new Map(list.map((t) => [taskKey(t.jobId, t.taskId), t]));
+    const reported = new Set<string>();
+    let watcher: Stoppable | undefined;
+    let jobWatcher: Stoppable | undefined;
+    let warnTimer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const fail = (err: unknown) => reject(err);
+        const onOutcome = (key: string, o: TaskOutcome | null) => {
+          if (!o || !pending.has(key) || reported.has(key)) return;
+          if (o.ok && o.result) {
+            reported.add(key);
+            pending.delete(key);
+            onResult(o.result);
+            if (pending.size === 0) resolve();
+          } else if (!o.ok) {
+            const e = fromWireError(o.error ?? { code: "JOB_FAILED", message: `task ${o.taskId} failed`, retryable: false });
+            fail(new MergeloomError("JOB_FAILED", `job ${jobId} failed: ${e.message}`, { cause: e }));
+          }
+        };
+        signal?.addEventListener("abort", () => fail(new MergeloomError("CANCELLED", `job ${jobId}: cancelled`)), { once: true });
+        void (async () => {
+          // Outcomes first (resume), then publish only what has not finished.
+          watcher = await tasks.watch((c) => onOutcome(c.key, c.value), { key: `${jobId}.*` });
+          jobWatcher = await jobs.watch(
+            (c) => {
+              if (c.value?.state === "cancelled") fail(new MergeloomError("CANCELLED", `job ${jobId}: cancelled (mergeloom cancel)`));
+            },
+            { key: jobId, updatesOnly: true },
+          );
+          // A bounded window of publishes in flight: one awaited ack per task costs a round trip each.
+          const window = Math.max(1, this.opts.publishWindow ?? 256);
+          const inflight = new Set<Promise<void>>();
+          for (const [key, t] of [...pending]) {
+            if (reported.has(key)) continue;
+            signal?.throwIfAborted();
+            const p: Promise<void> = this.transport
+              .publishTask(subjects.taskMerge, "merge-task", t, { [H.jobId]: t.jobId, [H.taskId]: t.taskId })
+              .then(() => void inflight.delete(p));
+            inflight.add(p);
+            if (inflight.size >= window) await Promise.race(inflight);
+          }
+          await Promise.all(inflight);
+          this.watchWorkers(jobId, (t) => (warnTimer = t), fail);
+        })().catch(fail);
+      });
+    } finally {
+      clearTimeout(warnTimer);
+      await watcher?.stop().catch(() => {});
+      await jobWatcher?.stop().catch(() => {});
+    }
+  }
+
+  /** Says so when no worker is connected, instead of waiting silently. */
+  private watchWorkers(jobId: string, setTimer: (t: NodeJS.Timeout) => void, fail: (e: unknown) => void): void {
+    const every = this.opts.noWorkerWarnMs ?? 5000;
+    const since = Date.now();
+    const check = async () => {
+      const workers = await (await this.transport.kv(buckets.workers, "worker", { ttlMs: 15_000 })).keys();
+      if (!workers.length) {
+        const url = this.opts.natsUrl ?? "the NATS server";
+        const waited = Math.round((Date.now() - since) / 1000);
+        this.opts.onEvent?.({ type: "warning", message: `no mergeloom worker is connected (waited ${waited} s); start one with: mergeloom worker --nats ${url}` });
+        if (this.opts.noWorkerTimeoutMs && Date.now() - since >= this.opts.noWorkerTimeoutMs) {
+          fail(new MergeloomError("NO_WORKERS", `job ${jobId}: no worker connected within ${Math.round(this.opts.noWorkerTimeoutMs / 1000)} s; start one with: mergeloom worker --nats ${url}`));
+          return;
+        }
+      }
+      const t = setTimeout(() => void check().catch(() => {}), every);
+      t.unref();
+      setTimer(t);
+    };
+    const t = setTimeout(() => void check().catch(() => {}), Math.min(every, 1000));
+    t.unref();
+    setTimer(t);
+  }
+}
