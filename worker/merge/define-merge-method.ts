@@ -49,6 +49,40 @@ export interface MergeMethod {
   /** Extra validation of the inputs for one tensor (counts, required params); throws ParamError. */
   check?(ctx: Omit<MergeContext, "random" | "inputs"> & { inputs: readonly Omit<MergeInput, "data">[] }): void;
   merge(ctx: MergeContext): Float32Array;
+  /**
+   * Optional bounded-memory form of `merge` for large tensors; returns undefined when these
+   * inputs must be merged whole. Must give bytes identical to `merge` whatever the chunking.
+   */
+  streaming?(info: StreamInfo): TensorStream | undefined;
+}
+
+/** What a method knows about a tensor before any data is read. */
+export type StreamInfo = Omit<MergeContext, "random" | "inputs"> & {
+  inputs: readonly Omit<MergeInput, "data">[];
+  /** Elements in the whole tensor. */
+  numel: number;
+};
+
+/** One row chunk of a tensor: a context over rows [r0, r1) of every input. */
+export interface StreamChunk {
+  /** shape = the chunk's shape; inputs hold its fp32 values (valid only during the call);
+   *  random(i) starts at draw `start`, so draw j is element j's whatever the chunking. */
+  ctx: MergeContext;
+  /** Flat index of the chunk's first element in the whole tensor. */
+  start: number;
+}
+
+/**
+ * A tensor merged in passes over its row chunks: the driver runs stats passes 0, 1, … while
+ * `needsPass(pass)` (asked after the previous pass ended) and then one apply pass. Within a pass
+ * chunks come in order, one at a time, so the stream may carry running state (sums, counters).
+ * Per-chunk memory is all the driver holds, so memory does not grow with the tensor.
+ */
+export interface TensorStream {
+  needsPass(pass: number): boolean;
+  stats(pass: number, chunk: StreamChunk): void;
+  /** The merged values of the chunk (chunk-sized; may be a buffer reused by the next call). */
+  apply(chunk: StreamChunk): Float32Array;
 }
 
 export function defineMergeMethod(m: MergeMethod): MergeMethod {

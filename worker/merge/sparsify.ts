@@ -220,11 +220,15 @@ export function l1(x: Float32Array): number {
  * either norm is below 1e-7.
  */
 export function rescaleL1(masked: Float32Array, before: number): void {
-  const after = l1(masked);
-  if (before < 1e-7 || after < 1e-7) return;
-  const ratio = Math.fround(Math.fround(before) / Math.fround(after));
+  const ratio = l1Ratio(before, l1(masked));
   if (ratio === 1) return;
   for (let i = 0; i < masked.length; i++) masked[i] *= ratio;
+}
+
+/** The fp32 factor of mergekit's L1 rescale from the two norms (1 when it is skipped). */
+export function l1Ratio(before: number, after: number): number {
+  if (before < 1e-7 || after < 1e-7) return 1;
+  return Math.fround(Math.fround(before) / Math.fround(after));
 }
 
 /**

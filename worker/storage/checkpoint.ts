@@ -12,6 +12,7 @@ import { fetchSmallFile } from "./http-byte-source.js";
 import { isHttpUri, localPathOf, openByteSource, type OpenByteSourceOptions } from "./open-byte-source.js";
 import { readSafetensorsHeader } from "./read-safetensors-header.js";
 import { assertInsideRoots } from "./storage-roots.js";
+import { isSyntheticUri, openSyntheticCheckpoint } from "./synthetic-checkpoint.js";
 
 export interface CheckpointTensor {
   name: string;
@@ -41,6 +42,7 @@ export const SINGLE_FILE = "model.safetensors";
 const HEADER_CONCURRENCY = 8;
 
 export async function openCheckpoint(ref: string, opts: OpenByteSourceOptions = {}): Promise<Checkpoint> {
+  if (isSyntheticUri(ref)) return openSyntheticCheckpoint(ref);
   return isHttpUri(ref) ? openRemote(ref, opts) : openLocal(ref, opts);
 }
 

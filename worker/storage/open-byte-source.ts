@@ -5,6 +5,7 @@ import type { ByteSource } from "./byte-source.js";
 import { FileByteSource } from "./file-byte-source.js";
 import type { FileHandlePool } from "./file-handle-pool.js";
 import { HttpByteSource, type HttpOptions } from "./http-byte-source.js";
+import { isSyntheticUri, SyntheticByteSource } from "./synthetic-checkpoint.js";
 
 export { assertInsideRoots } from "./storage-roots.js";
 
@@ -42,9 +43,10 @@ export function localPathOf(uri: string): string | undefined {
  */
 export function openByteSource(uri: string, opts: OpenByteSourceOptions = {}): ByteSource {
   if (isHttpUri(uri)) return new HttpByteSource(uri, opts.http);
+  if (isSyntheticUri(uri)) return new SyntheticByteSource(uri);
   const path = localPathOf(uri);
   if (path === undefined) {
-    throw new StorageError(`open ${uri}: unsupported URI scheme '${SCHEME.exec(uri)?.[1]}' (supported: http://, https://, file://, or a plain path)`);
+    throw new StorageError(`open ${uri}: unsupported URI scheme '${SCHEME.exec(uri)?.[1]}' (supported: http://, https://, file://, synthetic://, or a plain path)`);
   }
   if (path === "") throw new StorageError("open: empty path; pass a file path or URL");
   return new FileByteSource(path, { storageRoots: opts.storageRoots, pool: opts.pool });
