@@ -10,7 +10,7 @@ import type { TensorSource, TensorTask } from "../../proto/merge-task.js";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
 import { createRandom } from "../tensor/random.js";
 import { linear, mergeLinearBF16 } from "./methods/linear.js";
-import type { MergeContext, MergeInput, MergeMethod } from "./define-merge-method.js";
+import type { MergeContext, MergeInput, MergeMethod, StreamChunk, TensorStream } from "./define-merge-method.js";
 import type { MergeMethodRegistry } from "./merge-method-registry.js";
 import { newChecksum, type TensorIO } from "./tensor-io.js";
 
@@ -19,7 +19,16 @@ export interface TensorJob {
   seed: number;
   /** Output rows [start, end) when the tensor is merged in chunks; absent = whole tensor. */
   rows?: [number, number];
+  /**
+   * Row chunks of a streamed tensor hold about this many elements, and tensors above it are
+   * streamed when the method has a streaming form (default STREAM_CHUNK_ELEMENTS; tests use small
+   * values). Outputs never depend on it.
+   */
+  chunkElements?: number;
 }
+
+/** Default chunk of the streamed (multi-pass) path: small enough to stay in cache-friendly sizes. */
+export const STREAM_CHUNK_ELEMENTS = 1 << 20;
 
 export interface TensorJobResult {
   bytesRead: number;
@@ -104,36 +113,16 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
 
   const method = registry.get(t.method);
   if (method === linear && canFuseBF16(t)) return mergeLinearFused(t, r0, r1, outRowElems, io);
-  const inputs: MergeInput[] = [];
-  for (let i = 0; i < t.inputs.length; i++) {
-    const spec = t.inputs[i];
-    const data = await readRows(spec.source, outShape, r0, r1, io, i);
-    bytesRead += data.bytesRead;
-    for (const v of spec.addVectors ?? []) {
-      const d = await readRows(v.source, outShape, r0, r1, io, t.inputs.length + 1);
-      bytesRead += d.bytesRead;
-      const a = data.values;
-      const b = d.values;
-      const s = Math.fround(v.scale);
-      for (let k = 0; k < a.length; k++) a[k] += s * b[k];
-    }
-    inputs.push({ model: spec.model, data: data.values, params: spec.params });
+  const chunkElements = job.chunkElements ?? STREAM_CHUNK_ELEMENTS;
+  const numel = numelOf(outShape);
+  if (!job.rows && method.streaming && outShape.length > 0 && numel > chunkElements) {
+    const stream = guard(t, () => method.streaming!({ tensorName: t.name, shape: outShape, inputs: t.inputs, baseIndex: t.baseIndex, params: t.params, numel }));
+    if (stream) return mergeStreamed(job, stream, chunkElements, io);
   }
-  const ctx: MergeContext = {
-    tensorName: t.name,
-    shape: chunkShape,
-    inputs,
-    baseIndex: t.baseIndex,
-    params: t.params,
-    random: (i) => createRandom(job.seed, `${t.name}\u0000${i}`),
-  };
-  let out: Float32Array;
-  try {
-    out = method.merge(ctx);
-  } catch (err) {
-    if (err instanceof MergeloomError) throw err;
-    throw new MergeloomError("MERGE_FAILED", `merge ${t.name} with ${t.method}: ${(err as Error).message}`, { cause: err });
-  }
+  const read = await readInputs(t, r0, r1, io);
+  bytesRead += read.bytesRead;
+  const ctx = chunkContext(job, chunkShape, read.inputs, r0 * outRowElems);
+  const out = guard(t, () => method.merge(ctx));
   const expect = (r1 - r0) * outRowElems;
   if (out.length !== expect) {
     throw new ParamError(`merge ${t.name} with ${t.method}: method returned ${out.length} values, expected ${expect}`);
@@ -142,6 +131,92 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   const encoded = encodeFromF32(out, t.outDtype, scratch.get(t.inputs.length + 2, out.length * esz));
   const res = writeOut(t, encoded, r0 * outRowElems * esz, io, bytesRead);
   return res;
+}
+
+/** Runs a method call, turning a plain exception into a MERGE_FAILED naming tensor and method. */
+function guard<T>(t: TensorTask, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof MergeloomError) throw err;
+    throw new MergeloomError("MERGE_FAILED", `merge ${t.name} with ${t.method}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Every input's rows [r0, r1) in fp32, with its added task vectors applied (scratch buffers). */
+async function readInputs(t: TensorTask, r0: number, r1: number, io: TensorIO): Promise<{ inputs: MergeInput[]; bytesRead: number }> {
+  const inputs: MergeInput[] = [];
+  let bytesRead = 0;
+  for (let i = 0; i < t.inputs.length; i++) {
+    const spec = t.inputs[i];
+    const data = await readRows(spec.source, t.shape, r0, r1, io, i);
+    bytesRead += data.bytesRead;
+    for (const v of spec.addVectors ?? []) {
+      const d = await readRows(v.source, t.shape, r0, r1, io, t.inputs.length + 1);
+      bytesRead += d.bytesRead;
+      const a = data.values;
+      const b = d.values;
+      const s = Math.fround(v.scale);
+      for (let k = 0; k < a.length; k++) a[k] += s * b[k];
+    }
+    inputs.push({ model: spec.model, data: data.values, params: spec.params });
+  }
+  return { inputs, bytesRead };
+}
+
+/** The method's view of rows starting at flat element `start`: its random draws start there too. */
+function chunkContext(job: TensorJob, shape: readonly number[], inputs: MergeInput[], start: number): MergeContext {
+  const t = job.tensor;
+  return {
+    tensorName: t.name,
+    shape,
+    inputs,
+    baseIndex: t.baseIndex,
+    params: t.params,
+    random: (i) => createRandom(job.seed, `${t.name}\u0000${i}`, start),
+  };
+}
+
+/**
+ * The multi-pass path: stats passes over the row chunks, then the apply pass, which encodes and
+ * writes each chunk as it goes. Memory is a few chunk-sized buffers whatever the tensor's size;
+ * the re-reads of the stats passes come from the page cache. bytesRead counts the input bytes
+ * once (as the whole-tensor path does), so throughput figures stay comparable.
+ */
+async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements: number, io: TensorIO): Promise<TensorJobResult> {
+  const t = job.tensor;
+  const rows = rowsOf(t.shape);
+  const rowLen = rowElems(t.shape);
+  const per = Math.max(1, Math.floor(chunkElements / rowLen));
+  const tail = t.shape.slice(1);
+  const chunks = async (f: (chunk: StreamChunk, r0: number, bytesRead: number) => void): Promise<void> => {
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const r1 = Math.min(rows, r0 + per);
+      const read = await readInputs(t, r0, r1, io);
+      f({ ctx: chunkContext(job, [r1 - r0, ...tail], read.inputs, r0 * rowLen), start: r0 * rowLen }, r0, read.bytesRead);
+    }
+  };
+  for (let pass = 0; guard(t, () => stream.needsPass(pass)); pass++) {
+    await chunks((chunk) => guard(t, () => stream.stats(pass, chunk)));
+  }
+  const esz = DTYPE_BYTES[t.outDtype];
+  const discard = t.dest.uri.startsWith("discard://");
+  const hash = discard ? newChecksum() : undefined;
+  let bytesRead = 0;
+  let bytesWritten = 0;
+  await chunks((chunk, r0, n) => {
+    bytesRead += n;
+    const out = guard(t, () => stream.apply(chunk));
+    const expect = numelOf(chunk.ctx.shape);
+    if (out.length !== expect) {
+      throw new ParamError(`merge ${t.name} with ${t.method}: streaming apply returned ${out.length} values, expected ${expect}`);
+    }
+    const encoded = encodeFromF32(out, t.outDtype, scratch.get(t.inputs.length + 2, out.length * esz));
+    if (hash) hash.update(encoded);
+    else io.write(t.dest.uri, t.dest.offset + r0 * rowLen * esz, encoded);
+    bytesWritten += encoded.byteLength;
+  });
+  return hash ? { bytesRead, bytesWritten: 0, sha256: hash.digest("hex") } : { bytesRead, bytesWritten };
 }
 
 /** bf16 in and out, same row layout, no added vectors: the fused linear kernel applies. */

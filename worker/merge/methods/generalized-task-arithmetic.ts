@@ -13,6 +13,7 @@ import { ParamError } from "../../../proto/errors.js";
 import { defineMergeMethod, type MergeContext, type MergeInput, type MergeMethod } from "../define-merge-method.js";
 import { bool, num, type ParamSpecs, type ResolvedParams } from "../params.js";
 import { checkDellaDensity, checkMagnitudeDensity, sparsify, type SparsificationMethod } from "../sparsify.js";
+import { gtaStream } from "./gta-stream.js";
 
 export interface GtaVariant {
   name: string;
@@ -55,7 +56,7 @@ export function weightOf(method: string, tensorName: string, input: { model: str
   return w;
 }
 
-function numParam(params: ResolvedParams, name: string, def: number): number {
+export function numParam(params: ResolvedParams, name: string, def: number): number {
   const v = params[name];
   return typeof v === "number" ? v : def;
 }
@@ -217,6 +218,7 @@ export function defineGtaMethod(v: GtaVariant): MergeMethod {
     // Chunkable by rows only when no sparsifier runs (each needs the whole tensor or its stream).
     elementwise: sparsification === null ? true : (_params, inputs) => inputs.every((i) => numParam(i.params, "density", 1) >= 1),
     check: (ctx) => checkGta(v, ctx),
+    streaming: (info) => gtaStream(v, info),
     merge(ctx) {
       const tvs = taskVectors(v.name, ctx);
       const base = ctx.inputs[ctx.baseIndex].data;

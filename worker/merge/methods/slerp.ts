@@ -8,7 +8,7 @@
  * own summation rounding). Each output element is rounded once.
  */
 import { ParamError } from "../../../proto/errors.js";
-import { defineMergeMethod, type MergeContext } from "../define-merge-method.js";
+import { defineMergeMethod, type MergeContext, type StreamChunk, type TensorStream } from "../define-merge-method.js";
 import { num } from "../params.js";
 
 const DOT_THRESHOLD = 0.9995;
@@ -27,34 +27,80 @@ function validate(ctx: Pick<MergeContext, "tensorName" | "baseIndex" | "params">
 /** Spherical interpolation of v0 → v1 exactly as mergekit's numpy `slerp` (fp32). */
 export function slerpVectors(t: number, v0: Float32Array, v1: Float32Array): Float32Array {
   const n = v0.length;
-  let s00 = 0;
-  let s11 = 0;
-  for (let k = 0; k < n; k++) {
+  const norms = addSquares(v0, v1, { s00: 0, s11: 0 });
+  const [d0, d1] = slerpDivisors(norms.s00, norms.s11);
+  const [c0, c1] = slerpCoefficients(t, addDot(v0, v1, d0, d1, 0));
+  const out = new Float32Array(n);
+  for (let k = 0; k < n; k++) out[k] = c0 * v0[k] + c1 * v1[k];
+  return out;
+}
+
+/** Running Σv0², Σv1² in float64, in index order (chunks continue the whole-vector sum). */
+function addSquares(v0: Float32Array, v1: Float32Array, s: { s00: number; s11: number }): { s00: number; s11: number } {
+  let s00 = s.s00;
+  let s11 = s.s11;
+  for (let k = 0; k < v0.length; k++) {
     s00 += v0[k] * v0[k];
     s11 += v1[k] * v1[k];
   }
+  return { s00, s11 };
+}
+
+/** The fp32 norms, with mergekit's "≤ eps divides by 1". */
+function slerpDivisors(s00: number, s11: number): [number, number] {
   const n0 = f32(Math.sqrt(s00));
   const n1 = f32(Math.sqrt(s11));
-  const d0 = n0 > NORM_EPS ? n0 : 1;
-  const d1 = n1 > NORM_EPS ? n1 : 1;
-  let dot = 0;
-  for (let k = 0; k < n; k++) dot += f32(v0[k] / d0) * f32(v1[k] / d1);
+  return [n0 > NORM_EPS ? n0 : 1, n1 > NORM_EPS ? n1 : 1];
+}
+
+/** Running Σ fp32(v0/d0)·fp32(v1/d1) in float64, in index order. */
+function addDot(v0: Float32Array, v1: Float32Array, d0: number, d1: number, dot: number): number {
+  for (let k = 0; k < v0.length; k++) dot += f32(v0[k] / d0) * f32(v1[k] / d1);
+  return dot;
+}
+
+function slerpCoefficients(t: number, dot: number): [number, number] {
   const cos = f32(dot);
-  const out = new Float32Array(n);
-  let c0: number;
-  let c1: number;
-  if (Math.abs(cos) > DOT_THRESHOLD) {
-    c0 = f32(1 - t);
-    c1 = f32(t);
-  } else {
-    const theta0 = f32(Math.acos(cos));
-    const sinTheta0 = f32(Math.sin(theta0));
-    const thetaT = f32(theta0 * t);
-    c0 = f32(f32(Math.sin(f32(theta0 - thetaT))) / sinTheta0);
-    c1 = f32(f32(Math.sin(thetaT)) / sinTheta0);
+  if (Math.abs(cos) > DOT_THRESHOLD) return [f32(1 - t), f32(t)];
+  const theta0 = f32(Math.acos(cos));
+  const sinTheta0 = f32(Math.sin(theta0));
+  const thetaT = f32(theta0 * t);
+  return [f32(f32(Math.sin(f32(theta0 - thetaT))) / sinTheta0), f32(f32(Math.sin(thetaT)) / sinTheta0)];
+}
+
+/** Streaming slerp: pass 0 the squared norms, pass 1 the normalized dot, then the blend. */
+class SlerpStream implements TensorStream {
+  private norms = { s00: 0, s11: 0 };
+  private div: [number, number] = [1, 1];
+  private dot = 0;
+  private coef: [number, number] = [1, 0];
+  private out = new Float32Array(0);
+  constructor(private readonly t: number, private readonly lone: boolean) {}
+  needsPass(pass: number): boolean {
+    if (this.lone) return false;
+    if (pass === 1) this.div = slerpDivisors(this.norms.s00, this.norms.s11);
+    if (pass === 2) this.coef = slerpCoefficients(this.t, this.dot);
+    return pass < 2;
   }
-  for (let k = 0; k < n; k++) out[k] = c0 * v0[k] + c1 * v1[k];
-  return out;
+  private pair(chunk: StreamChunk): [Float32Array, Float32Array] {
+    const c = chunk.ctx;
+    return [c.inputs[c.baseIndex].data, c.inputs[1 - c.baseIndex].data];
+  }
+  stats(pass: number, chunk: StreamChunk): void {
+    const [v0, v1] = this.pair(chunk);
+    if (pass === 0) this.norms = addSquares(v0, v1, this.norms);
+    else this.dot = addDot(v0, v1, this.div[0], this.div[1], this.dot);
+  }
+  apply(chunk: StreamChunk): Float32Array {
+    if (this.lone) return Float32Array.from(chunk.ctx.inputs[0].data);
+    const [v0, v1] = this.pair(chunk);
+    const n = v0.length;
+    if (this.out.length < n) this.out = new Float32Array(n);
+    const out = this.out.subarray(0, n);
+    const [c0, c1] = this.coef;
+    for (let k = 0; k < n; k++) out[k] = c0 * v0[k] + c1 * v1[k];
+    return out;
+  }
 }
 
 export const slerp = defineMergeMethod({
@@ -64,6 +110,10 @@ export const slerp = defineMergeMethod({
   modelParams: {},
   base: "required",
   check: validate,
+  streaming(info) {
+    validate(info);
+    return new SlerpStream(info.params.t as number, info.inputs.length === 1);
+  },
   merge(ctx) {
     validate(ctx);
     if (ctx.inputs.length === 1) return Float32Array.from(ctx.inputs[0].data);
