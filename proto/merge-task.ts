@@ -57,6 +57,13 @@ export interface MergeTask {
   taskId: string;
   /** Seed for the random methods; each tensor derives its own stream from (seed, name). */
   seed: number;
+  /**
+   * "file" (default): the worker writes each tensor at `dest` (a shared volume). "object": the
+   * worker has no shared file system; it uploads the task's tensors, concatenated in task order,
+   * as one object `<jobId>.<taskId>` to the outputs object store, and the coordinator writes them
+   * to `dest` on its side.
+   */
+  output?: "file" | "object";
   tensors: TensorTask[];
 }
 

@@ -38,6 +38,7 @@ export const MergeTaskSchema: z.ZodType<MergeTask> = z.object({
   jobId: z.string().min(1),
   taskId: z.string().min(1),
   seed: z.number().int(),
+  output: z.enum(["file", "object"]).optional(),
   tensors: z.array(
     z.object({
       name: z.string().min(1),

@@ -24,6 +24,7 @@ import { setMaxListeners } from "node:events";
 export const DEFAULT_SHARD_BYTES = 5_000_000_000;
 
 interface MergeFlags extends NatsFlags {
+  outputVia?: string;
   workerWaitTimeout?: string;
   output: string;
   outShardSize: string;
@@ -46,6 +47,7 @@ export function registerMergeCommands(program: Command): void {
     .option("--task-size <bytes>", "output bytes per task (layers are never split; default: one layer per task)")
     .option("--overwrite", "replace OUT if it exists")
     .option("--json", "print one JSON object per event instead of a progress bar")
+    .option("--output-via <mode>", "with --nats: how workers deliver tensors: 'file' (a volume shared with the coordinator) or 'object' (the NATS object store)", "file")
     .option("--worker-wait-timeout <seconds>", "with --nats: fail when no worker connects within this time (default: keep waiting, with warnings)");
   addNatsOptions(merge).action(async (config: string, flags: MergeFlags) => {
     const cfg = await loadConfig(config);
@@ -163,6 +165,7 @@ export async function runWithDispatcher(cfg: Awaited<ReturnType<typeof loadConfi
       seed,
       maxShardBytes: parseSize(flags.outShardSize, "--out-shard-size"),
       taskBytes: flags.taskSize ? parseSize(flags.taskSize, "--task-size") : undefined,
+      output: parseOutputVia(flags.outputVia),
       overwrite: !!flags.overwrite,
       signal: ac.signal,
       onEvent: renderer.sink,
@@ -173,4 +176,10 @@ export async function runWithDispatcher(cfg: Awaited<ReturnType<typeof loadConfi
     process.off("SIGINT", onSig);
     await dispatcher.close();
   }
+}
+
+function parseOutputVia(v: string | undefined): "file" | "object" | undefined {
+  if (v === undefined || v === "file") return undefined;
+  if (v === "object") return "object";
+  throw new MergeloomError("USAGE", `--output-via: '${v}' is not one of file, object`);
 }

@@ -10,7 +10,8 @@ import type { JobRecord, TaskOutcome } from "../../proto/records.js";
 import { buckets, headers as H, subjects } from "../../proto/subjects.js";
 import type { KvBucket, Stoppable, Transport } from "../../proto/transport.js";
 import { fromWireError } from "../../proto/wire-error.js";
-import { taskKey } from "../../worker/runtime/merge-worker.js";
+import { outputObjectName, taskKey } from "../../worker/runtime/merge-worker.js";
+import { open, type FileHandle } from "node:fs/promises";
 import type { MergeEventSink } from "../merge/merge-events.js";
 import type { TaskDispatcher } from "../merge/run-merge-job.js";
 
@@ -69,13 +70,22 @@ export class TransportDispatcher implements TaskDispatcher {
     try {
       await new Promise<void>((resolve, reject) => {
         const fail = (err: unknown) => reject(err);
+        // Object-mode outputs are copied into place one task at a time, in arrival order.
+        let copying: Promise<void> = Promise.resolve();
         const onOutcome = (key: string, o: TaskOutcome | null) => {
           if (!o || !pending.has(key) || reported.has(key)) return;
           if (o.ok && o.result) {
             reported.add(key);
-            pending.delete(key);
-            onResult(o.result);
-            if (pending.size === 0) resolve();
+            const task = pending.get(key)!;
+            const result = o.result;
+            copying = copying
+              .then(() => (task.output === "object" ? this.fetchOutputs(task) : undefined))
+              .then(() => {
+                pending.delete(key);
+                onResult(result);
+                if (pending.size === 0) resolve();
+              })
+              .catch(fail);
           } else if (!o.ok) {
             const e = fromWireError(o.error ?? { code: "JOB_FAILED", message: `task ${o.taskId} failed`, retryable: false });
             fail(new MergeloomError("JOB_FAILED", `job ${jobId} failed: ${e.message}`, { cause: e }));
@@ -104,6 +114,41 @@ export class TransportDispatcher implements TaskDispatcher {
       await watcher?.stop().catch(() => {});
       await jobWatcher?.stop().catch(() => {});
     }
+  }
+
+  /** Writes an object-mode task's uploaded bytes to the tensors' offsets in the local output, then drops the object. */
+  private async fetchOutputs(task: MergeTask): Promise<void> {
+    const outputs = await this.transport.objects(buckets.outputs);
+    const name = outputObjectName(task.jobId, task.taskId);
+    const stream = await outputs.get(name);
+    if (!stream) throw new MergeloomError("JOB_FAILED", `job ${task.jobId}: outputs of task ${task.taskId} are missing from the object store (${name})`, { retryable: true });
+    const fds = new Map<string, FileHandle>();
+    try {
+      let i = 0;
+      let pos = 0; // bytes of tensor i written so far
+      for await (const chunk of stream) {
+        let off = 0;
+        while (off < chunk.byteLength) {
+          const t = task.tensors[i];
+          if (!t) throw new MergeloomError("JOB_FAILED", `job ${task.jobId}: task ${task.taskId} uploaded more bytes than its tensors hold`);
+          let fh = fds.get(t.dest.uri);
+          if (!fh) fds.set(t.dest.uri, (fh = await open(t.dest.uri, "r+")));
+          const n = Math.min(chunk.byteLength - off, t.dest.byteLength - pos);
+          await fh.write(chunk, off, n, t.dest.offset + pos);
+          off += n;
+          pos += n;
+          if (pos === t.dest.byteLength) {
+            i++;
+            pos = 0;
+          }
+        }
+      }
+      while (i < task.tensors.length && task.tensors[i].dest.byteLength === 0) i++;
+      if (i !== task.tensors.length) throw new MergeloomError("JOB_FAILED", `job ${task.jobId}: task ${task.taskId} uploaded fewer bytes than its tensors need`);
+    } finally {
+      for (const fh of fds.values()) await fh.close();
+    }
+    await outputs.delete(name).catch(() => {});
   }
 
   /** Says so when no worker is connected, instead of waiting silently. */

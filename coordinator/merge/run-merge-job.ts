@@ -39,6 +39,8 @@ export interface MergeJobOptions {
   maxShardBytes: number;
   overwrite?: boolean;
   taskBytes?: number;
+  /** Workers deliver outputs through the NATS object store instead of a shared volume. */
+  output?: "file" | "object";
   jobId?: string;
   signal?: AbortSignal;
   onEvent?: MergeEventSink;
@@ -105,6 +107,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       maxShardBytes: opts.maxShardBytes,
       outDir: outDir ? outDir.path : "discard://",
       taskBytes: opts.taskBytes,
+      output: opts.output,
     });
     record.totalTasks = tasks.length;
     emit({

@@ -22,6 +22,8 @@ export interface TaskOptions {
   outDir: string;
   /** Target bytes of output per task; layers are never split. Default: one layer group per task. */
   taskBytes?: number;
+  /** How workers deliver outputs: "file" (shared volume, default) or "object" (NATS object store). */
+  output?: "file" | "object";
 }
 
 export function tensorBytes(t: Pick<PlannedTensor, "shape" | "outDtype">): number {
@@ -67,6 +69,7 @@ export function buildTasks(plan: MergePlan, opts: TaskOptions): TaskSet {
     jobId: opts.jobId,
     taskId: `t${String(i).padStart(5, "0")}`,
     seed: opts.seed,
+    ...(opts.output === "object" ? { output: "object" as const } : {}),
     tensors: group.map((t): TensorTask => {
       const w = where.get(t.name)!;
       return {

@@ -12,6 +12,7 @@ import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.j
 import { runCli } from "../harness/run-cli.js";
 import { FIXTURES } from "../harness/repo-root.js";
 import { startCoordinator, startWorker, uniquePrefix, type Proc } from "../harness/cluster.js";
+import { startRangeServer } from "../harness/http-range-server.js";
 
 let server: NatsServerHandle;
 let dir: string;
@@ -32,9 +33,9 @@ const experts = ["expert-add", "expert-sub", "expert-mul", "expert-rev"];
 function configYaml(method: string, root = FIXTURES): string {
   return [
     `merge_method: ${method}`,
-    `base_model: ${join(root, "base")}`,
+    `base_model: ${root}/base`,
     "models:",
-    ...experts.flatMap((e) => [`  - model: ${join(root, e)}`, "    parameters: { weight: 0.5, density: 0.6 }"]),
+    ...experts.flatMap((e) => [`  - model: ${root}/${e}`, "    parameters: { weight: 0.5, density: 0.6 }"]),
     "dtype: float32",
     "out_dtype: bfloat16",
     "",
@@ -158,6 +159,28 @@ describe("distributed merges over NATS JetStream", () => {
     assert.notEqual(code, 0);
     assert.ok(c.events().some((e) => e.type === "warning" && /no mergeloom worker is connected/.test(String(e.message))));
     assert.match(c.err, /no worker connected within 3 s; start one with: mergeloom worker --nats/);
+  });
+
+  test("workers without a shared file system read inputs over HTTP ranges and return outputs through the object store", async () => {
+    const cfg = await writeConfig("ties-local", configYaml("ties"));
+    const ref = await embedded(cfg, "ties-local");
+    const http = await startRangeServer(FIXTURES);
+    try {
+      const remote = await writeConfig("ties-http", configYaml("ties", http.url));
+      const prefix = uniquePrefix();
+      // The workers' only storage root is an empty directory: every local path is off limits.
+      const jail = await mkdtemp(join(tmpdir(), "mergeloom-nofs-"));
+      const workers = [1, 2].map((i) => track(startWorker(server.url, { name: `o${i}`, prefix, extra: ["--storage-root", jail] })));
+      const out = join(dir, "nats-object");
+      const c = track(startCoordinator(server.url, prefix, remote, out, ["--random-seed", "42", "--output-via", "object"]));
+      assert.equal(await c.exited, 0, c.err);
+      assert.ok((await shardBytes(out)).equals(ref), "object-store output differs from the embedded output");
+      assert.ok(http.requests() > 5 * 39, `expected byte-range reads over HTTP, saw ${http.requests()} requests`);
+      await stopAll(workers);
+      await rm(jail, { recursive: true, force: true });
+    } finally {
+      await http.close();
+    }
   });
 
   test("a worker refuses task paths outside its storage roots and the job reports it", async () => {

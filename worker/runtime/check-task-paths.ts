@@ -16,7 +16,7 @@ export async function checkTaskPaths(task: MergeTask, roots: readonly string[]):
     paths.add(p);
   };
   for (const t of task.tensors) {
-    add(t.dest.uri);
+    if (task.output !== "object") add(t.dest.uri); // object mode: dest is the coordinator's path, never opened here
     for (const i of t.inputs) {
       add(i.source.uri);
       for (const v of i.addVectors ?? []) add(v.source.uri);

@@ -5,9 +5,12 @@
  * long ones are not redelivered.
  */
 import { execFileSync } from "node:child_process";
-import { hostname, totalmem } from "node:os";
+import { createReadStream } from "node:fs";
+import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
+import { hostname, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
 import { errorMessage, isPermanent, MergeloomError } from "../../proto/errors.js";
-import type { MergeTask } from "../../proto/merge-task.js";
+import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { TaskOutcome, WorkerRecord } from "../../proto/records.js";
 import { buckets, PROTOCOL_VERSION, subjects } from "../../proto/subjects.js";
 import type { Delivery, KvBucket, Stoppable, Transport } from "../../proto/transport.js";
@@ -41,9 +44,16 @@ export interface MergeWorkerOptions {
    * task, so a test can kill a worker or server while a task is in flight.
    */
   taskDelayMs?: number;
+  /** Where object-mode tasks stage their outputs before upload (default: the OS temp dir). */
+  scratchDir?: string;
 }
 
 export function taskKey(jobId: string, taskId: string): string {
+  return `${jobId}.${taskId}`;
+}
+
+/** Object-store name of a task's outputs (output mode "object"). */
+export function outputObjectName(jobId: string, taskId: string): string {
   return `${jobId}.${taskId}`;
 }
 
@@ -152,7 +162,7 @@ export class MergeWorker {
       if (this.opts.storageRoots) await checkTaskPaths(task, this.opts.storageRoots);
       this.log(`task ${task.taskId} of job ${task.jobId} started (attempt ${d.attempt}, ${task.tensors.length} tensors)`);
       if (this.opts.taskDelayMs) await abortableSleep(this.opts.taskDelayMs, d.signal);
-      const result = await this.executor.run(task, { signal: d.signal });
+      const result = task.output === "object" ? await this.runToObject(task, d.signal) : await this.executor.run(task, { signal: d.signal });
       result.worker = this.name;
       this.log(`task ${task.taskId} of job ${task.jobId} done in ${Math.round(result.durationMs)} ms`);
       await this.tasksKv!.put(key, { jobId: task.jobId, taskId: task.taskId, ok: true, result, worker: this.name, attempt: d.attempt, finishedAt: Date.now() });
@@ -172,6 +182,35 @@ export class MergeWorker {
     } finally {
       clearInterval(beat);
       this.active--;
+    }
+  }
+
+  /**
+   * No shared file system: merge into a local scratch file laid out like the task's tensors, upload
+   * it as one object, delete it. The coordinator writes the bytes to the real offsets.
+   */
+  private async runToObject(task: MergeTask, signal: AbortSignal): Promise<MergeTaskResult> {
+    const dir = await mkdtemp(join(this.opts.scratchDir ?? tmpdir(), "mergeloom-task-"));
+    const scratch = join(dir, "out.bin");
+    try {
+      let offset = 0;
+      const local: MergeTask = {
+        ...task,
+        output: "file",
+        tensors: task.tensors.map((t) => {
+          const dest = { uri: scratch, offset, byteLength: t.dest.byteLength };
+          offset += t.dest.byteLength;
+          return { ...t, dest };
+        }),
+      };
+      await writeFile(scratch, "");
+      await truncate(scratch, offset);
+      const result = await this.executor.run(local, { signal });
+      const outputs = await this.opts.transport.objects(buckets.outputs);
+      await outputs.put(outputObjectName(task.jobId, task.taskId), createReadStream(scratch, { highWaterMark: 8 << 20 }));
+      return result;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   }
 
