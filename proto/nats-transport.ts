@@ -65,6 +65,9 @@ export async function connectNatsTransport(opts: NatsConnectOptions): Promise<Na
     tls: opts.tls ? { caFile: opts.tls.caFile, certFile: opts.tls.certFile, keyFile: opts.tls.keyFile } : undefined,
     // Ride out server restarts: JetStream state is durable, so reconnecting is always right.
     maxReconnectAttempts: -1,
+    // nats.js captures a stack trace per request for async error reports; at thousands of
+    // requests a second that is a measurable share of the CPU (bench/dispatch-overhead.ts).
+    noAsyncTraces: true,
     reconnectTimeWait: 250,
   };
   let nc: NatsConnection;

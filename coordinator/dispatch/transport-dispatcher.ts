@@ -15,6 +15,9 @@ import { open, type FileHandle } from "node:fs/promises";
 import type { MergeEventSink } from "../merge/merge-events.js";
 import type { TaskDispatcher } from "../merge/run-merge-job.js";
 
+/** Task publishes awaiting their JetStream ack at once. */
+const PUBLISH_WINDOW = 256;
+
 export interface TransportDispatcherOptions {
   /** Threads per worker, for the memory estimate. */
   threads: number;
@@ -101,11 +104,19 @@ export class TransportDispatcher implements TaskDispatcher {
             },
             { key: jobId, updatesOnly: true },
           );
+          // Publish with a bounded window of unacknowledged publishes: one awaited at a time caps
+          // dispatch at ~1/RTT (bench/dispatch-overhead.ts).
+          const inFlight = new Set<Promise<void>>();
           for (const [key, t] of [...pending]) {
             if (reported.has(key)) continue;
             signal?.throwIfAborted();
-            await this.transport.publishTask(subjects.taskMerge, "merge-task", t, { [H.jobId]: t.jobId, [H.taskId]: t.taskId });
+            const p: Promise<void> = this.transport
+              .publishTask(subjects.taskMerge, "merge-task", t, { [H.jobId]: t.jobId, [H.taskId]: t.taskId })
+              .finally(() => inFlight.delete(p));
+            inFlight.add(p);
+            if (inFlight.size >= PUBLISH_WINDOW) await Promise.race(inFlight);
           }
+          await Promise.all(inFlight);
           this.watchWorkers(jobId, (t) => (warnTimer = t), fail);
         })().catch(fail);
       });

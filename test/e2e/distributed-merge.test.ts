@@ -183,6 +183,44 @@ describe("distributed merges over NATS JetStream", () => {
     }
   });
 
+  test("spans from the coordinator and every worker form one trace with the expected parent/child structure", async () => {
+    const cfg = await writeConfig("traced", configYaml("ties"));
+    const prefix = uniquePrefix();
+    const traceFile = join(dir, "spans.jsonl");
+    const workers = [1, 2].map((i) => track(startWorker(server.url, { name: `tr${i}`, prefix, extra: [] , traceFile })));
+    const c = track(startCoordinator(server.url, prefix, cfg, join(dir, "nats-traced"), [], traceFile));
+    assert.equal(await c.exited, 0, c.err);
+    await stopAll(workers); // flushes the workers' span processors
+    type Span = { traceId: string; spanId: string; parentSpanId: string | null; name: string; attributes: Record<string, unknown>; resource: Record<string, unknown> };
+    const spans: Span[] = (await readFile(traceFile, "utf8")).trim().split("\n").map((l) => JSON.parse(l));
+    const byId = new Map(spans.map((s) => [s.spanId, s]));
+    const root = spans.filter((s) => s.name === "job merge");
+    assert.equal(root.length, 1);
+    assert.equal(root[0].parentSpanId, null);
+    const inTrace = spans.filter((s) => s.traceId === root[0].traceId);
+    const parentName = (s: Span) => (s.parentSpanId ? byId.get(s.parentSpanId)?.name : undefined);
+    for (const stage of ["plan", "dispatch", "assemble"]) {
+      const st = inTrace.filter((s) => s.name === stage);
+      assert.equal(st.length, 1, `one ${stage} span`);
+      assert.equal(parentName(st[0]), "job merge");
+    }
+    const processes = inTrace.filter((s) => s.name === "process mergeloom.v1.task.merge");
+    const tasks = c.events().find((e) => e.type === "plan")!.tasks as number;
+    assert.ok(processes.length >= tasks, `a process span per task: ${processes.length} < ${tasks}`);
+    for (const p of processes) {
+      assert.equal(parentName(p), "dispatch");
+      assert.equal(p.resource["service.name"], "mergeloom-worker");
+      assert.ok(Number(p.attributes["messaging.delivery.attempt"]) >= 1);
+    }
+    const workerNames = new Set(inTrace.map((s) => s.attributes["mergeloom.worker.name"]).filter(Boolean));
+    for (const stage of ["load", "merge", "write"]) {
+      const st = inTrace.filter((s) => s.name === stage);
+      assert.ok(st.length >= tasks, `${stage} spans on the workers`);
+      for (const x of st) assert.equal(parentName(x), "process mergeloom.v1.task.merge");
+    }
+    assert.ok(workerNames.size >= 1);
+  });
+
   test("a worker refuses task paths outside its storage roots and the job reports it", async () => {
     const cfg = await writeConfig("escape", configYaml("ties"));
     const prefix = uniquePrefix();

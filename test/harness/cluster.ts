@@ -63,16 +63,17 @@ export interface WorkerOpts {
   ackWaitS?: number;
   maxDeliver?: number;
   extra?: string[];
+  traceFile?: string;
 }
 
 export function startWorker(url: string, o: WorkerOpts): Proc {
-  const args = ["worker", "--nats", url, "--nats-prefix", o.prefix, "--name", o.name, "--threads", String(o.threads ?? 1), "--http-port", "0"];
+  const args = [...(o.traceFile ? ["--trace-file", o.traceFile] : []), "worker", "--nats", url, "--nats-prefix", o.prefix, "--name", o.name, "--threads", String(o.threads ?? 1), "--http-port", "0"];
   args.push("--ack-wait", String(o.ackWaitS ?? 3), "--max-deliver", String(o.maxDeliver ?? 5), ...(o.extra ?? []));
   return new Proc(args, o.delayMs ? { MERGELOOM_FAULT_TASK_DELAY_MS: String(o.delayMs) } : {});
 }
 
-export function startCoordinator(url: string, prefix: string, config: string, out: string, extra: string[] = []): Proc {
-  return new Proc(["merge", config, "-o", out, "--nats", url, "--nats-prefix", prefix, "--json", ...extra]);
+export function startCoordinator(url: string, prefix: string, config: string, out: string, extra: string[] = [], traceFile?: string): Proc {
+  return new Proc([...(traceFile ? ["--trace-file", traceFile] : []), "merge", config, "-o", out, "--nats", url, "--nats-prefix", prefix, "--json", ...extra]);
 }
 
 let n = 0;

@@ -30,7 +30,16 @@ export interface TensorJob {
 /** Default chunk of the streamed (multi-pass) path: small enough to stay in cache-friendly sizes. */
 export const STREAM_CHUNK_ELEMENTS = 1 << 20;
 
+/** Epoch milliseconds at the stage boundaries of one job (for the worker's load/merge/write spans). */
+export interface StageTimes {
+  start: number;
+  loaded: number;
+  merged: number;
+  end: number;
+}
+
 export interface TensorJobResult {
+  stages?: StageTimes;
   bytesRead: number;
   bytesWritten: number;
   /** sha256 of the bytes, when the destination is `discard://`. */
@@ -81,9 +90,29 @@ export function isElementwise(method: MergeMethod, tensor: TensorTask): boolean 
   return typeof e === "function" ? e(tensor.params, tensor.inputs) : e;
 }
 
+/** Stage marks of the job running in this thread; set by the pipeline as it passes each stage. */
+const marks = { loaded: 0, merged: 0 };
+export function epochNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+/** Called by the pipeline when every input of the job is read and decoded. */
+function markLoaded(): void {
+  marks.loaded = epochNow();
+}
+/** Called when the merged values are encoded and only the write remains. */
+function markMerged(): void {
+  marks.merged = epochNow();
+}
+
 export async function mergeTensor(job: TensorJob, registry: MergeMethodRegistry, io: TensorIO): Promise<TensorJobResult> {
   try {
-    return await mergeTensorUnchecked(job, registry, io);
+    const start = epochNow();
+    marks.loaded = marks.merged = 0;
+    const r = await mergeTensorUnchecked(job, registry, io);
+    const end = epochNow();
+    const loaded = marks.loaded || start;
+    r.stages = { start, loaded, merged: Math.max(marks.merged || loaded, loaded), end };
+    return r;
   } catch (err) {
     // Name the tensor in every failure (the file is in the message already).
     if (err instanceof MergeloomError && !err.message.includes(job.tensor.name)) {
@@ -121,6 +150,7 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   }
   const read = await readInputs(t, r0, r1, io);
   bytesRead += read.bytesRead;
+  markLoaded();
   const ctx = chunkContext(job, chunkShape, read.inputs, r0 * outRowElems);
   const out = guard(t, () => method.merge(ctx));
   const expect = (r1 - r0) * outRowElems;
@@ -129,6 +159,7 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   }
   const esz = DTYPE_BYTES[t.outDtype];
   const encoded = encodeFromF32(out, t.outDtype, scratch.get(t.inputs.length + 2, out.length * esz));
+  markMerged();
   const res = writeOut(t, encoded, r0 * outRowElems * esz, io, bytesRead);
   return res;
 }
@@ -199,6 +230,7 @@ async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements
   for (let pass = 0; guard(t, () => stream.needsPass(pass)); pass++) {
     await chunks((chunk) => guard(t, () => stream.stats(pass, chunk)));
   }
+  markLoaded(); // the stats passes count as loading; reading, merging and writing interleave after
   const esz = DTYPE_BYTES[t.outDtype];
   const discard = t.dest.uri.startsWith("discard://");
   const hash = discard ? newChecksum() : undefined;
@@ -237,6 +269,7 @@ async function mergeLinearFused(t: TensorTask, r0: number, r1: number, outRowEle
     bytesRead += n * 2;
     srcs.push(new Uint16Array(buf.buffer, buf.byteOffset, n));
   }
+  markLoaded();
   const outBytes = scratch.get(t.inputs.length + 2, n * 2);
   try {
     mergeLinearBF16({ tensorName: t.name, inputs: t.inputs, params: t.params }, srcs, new Uint16Array(outBytes.buffer, outBytes.byteOffset, n));
@@ -244,6 +277,7 @@ async function mergeLinearFused(t: TensorTask, r0: number, r1: number, outRowEle
     if (err instanceof MergeloomError) throw err;
     throw new MergeloomError("MERGE_FAILED", `merge ${t.name} with ${t.method}: ${(err as Error).message}`, { cause: err });
   }
+  markMerged();
   return writeOut(t, outBytes, r0 * outRowElems * 2, io, bytesRead);
 }
 

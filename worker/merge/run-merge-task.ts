@@ -4,13 +4,15 @@
  * only describes its inputs; bytes are read inside the thread that merges them.
  */
 import { createHash } from "node:crypto";
+import { context, trace, type Attributes } from "@opentelemetry/api";
+import { ATTR_BYTES_READ, ATTR_BYTES_WRITTEN, ATTR_JOB_ID, ATTR_TASK_ID, ATTR_TENSOR_COUNT, mergeloomTracer, SPAN_NAMES } from "../../proto/tracing/in-span.js";
 import { availableParallelism } from "node:os";
 import { Piscina } from "piscina";
 import { numelOf } from "../../proto/dtype.js";
 import { MergeloomError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult, TensorResult, TensorTask } from "../../proto/merge-task.js";
 import { createDefaultRegistry } from "./all-methods.js";
-import { isElementwise, mergeTensor, rowElems, rowsOf, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
+import { isElementwise, mergeTensor, type StageTimes, rowElems, rowsOf, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
 import type { MergeMethodRegistry } from "./merge-method-registry.js";
 import { TensorIO } from "./tensor-io.js";
 import type { ThreadReply } from "./tensor-thread.js";
@@ -90,6 +92,7 @@ export class LocalMergeExecutor implements MergeExecutor {
     const start = performance.now();
     let bytesRead = 0;
     let bytesWritten = 0;
+    const stages: StageTimes[] = [];
     const results: TensorResult[] = await Promise.all(
       task.tensors.map(async (tensor) => {
         const jobs = jobsFor(tensor, task.seed, this.registry);
@@ -100,6 +103,7 @@ export class LocalMergeExecutor implements MergeExecutor {
         for (const p of parts) {
           tRead += p.bytesRead;
           tWritten += p.bytesWritten;
+          if (p.stages) stages.push(p.stages);
         }
         bytesRead += tRead;
         bytesWritten += tWritten;
@@ -114,6 +118,7 @@ export class LocalMergeExecutor implements MergeExecutor {
       if (opts.signal?.aborted) throw new MergeloomError("CANCELLED", `task ${task.taskId}: cancelled`, { cause: err });
       throw err;
     });
+    recordStageSpans(task, stages, bytesRead, bytesWritten);
     return { taskId: task.taskId, tensors: results, bytesRead, bytesWritten, durationMs: performance.now() - start };
   }
 
@@ -121,6 +126,32 @@ export class LocalMergeExecutor implements MergeExecutor {
     await this.pool?.destroy();
     this.io?.close();
   }
+}
+
+/**
+ * The task's load, merge and write stages as spans under the caller's active span (the worker's
+ * `process` span). Tensor jobs overlap across threads, so each span runs from the first job
+ * entering the stage to the last leaving it, and `mergeloom.busy_ms` sums the jobs' own time.
+ */
+function recordStageSpans(task: MergeTask, stages: readonly StageTimes[], bytesRead: number, bytesWritten: number): void {
+  if (!stages.length || !trace.getSpan(context.active())?.isRecording()) return;
+  const tracer = mergeloomTracer();
+  const span = (name: string, from: (s: StageTimes) => number, to: (s: StageTimes) => number, attrs: Attributes) => {
+    let a = Infinity;
+    let b = -Infinity;
+    let busy = 0;
+    for (const s of stages) {
+      a = Math.min(a, from(s));
+      b = Math.max(b, to(s));
+      busy += to(s) - from(s);
+    }
+    tracer
+      .startSpan(name, { startTime: a, attributes: { [ATTR_TASK_ID]: task.taskId, [ATTR_JOB_ID]: task.jobId, [ATTR_TENSOR_COUNT]: task.tensors.length, "mergeloom.busy_ms": busy, ...attrs } })
+      .end(Math.max(a, b));
+  };
+  span(SPAN_NAMES.load, (s) => s.start, (s) => s.loaded, { [ATTR_BYTES_READ]: bytesRead });
+  span(SPAN_NAMES.merge, (s) => s.loaded, (s) => s.merged, {});
+  span(SPAN_NAMES.write, (s) => s.merged, (s) => s.end, { [ATTR_BYTES_WRITTEN]: bytesWritten });
 }
 
 function combineDigests(digests: string[]): string {

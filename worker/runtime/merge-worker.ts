@@ -19,6 +19,8 @@ import { ALL_METHODS } from "../merge/all-methods.js";
 import { LocalMergeExecutor, type MergeExecutor } from "../merge/run-merge-task.js";
 import type { WorkerMetrics } from "../ops/worker-metrics.js";
 import { checkTaskPaths } from "./check-task-paths.js";
+import { trace } from "@opentelemetry/api";
+import { ATTR_TENSOR_COUNT, ATTR_WORKER_NAME } from "../../proto/tracing/in-span.js";
 
 export const MERGELOOM_VERSION = "0.1.0";
 
@@ -150,12 +152,12 @@ export class MergeWorker {
     const key = taskKey(task.jobId, task.taskId);
     const started = performance.now();
     this.opts.metrics?.taskStarted(d.attempt);
+    trace.getActiveSpan()?.setAttributes({ [ATTR_WORKER_NAME]: this.name, [ATTR_TENSOR_COUNT]: task.tensors.length });
     this.active++;
     const beat = setInterval(() => d.heartbeat(), Math.max(100, Math.floor((this.opts.ackWaitMs ?? 30_000) / 3)));
     try {
-      const prev = await this.tasksKv!.get(key);
+      const [prev, job] = await Promise.all([this.tasksKv!.get(key), this.jobsKv!.get(task.jobId)]);
       if (prev?.value.ok) return; // a duplicate of a finished task (coordinator restarted): nothing to do
-      const job = await this.jobsKv!.get(task.jobId);
       if (job && (job.value.state === "cancelled" || job.value.state === "failed")) {
         throw new MergeloomError("CANCELLED", `task ${task.taskId} of job ${task.jobId}: the job is ${job.value.state}`);
       }

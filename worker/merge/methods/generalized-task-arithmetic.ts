@@ -123,45 +123,55 @@ export function mixTaskVectors(tvs: readonly TaskVector[], n: number, consensus:
     }
     return mix;
   }
-  // x_i = w_i·δ_i (kept in the delta buffers) and Σx_i in one pass per model. The elected sign is
-  // + where Σx_i ≥ 0 (an exact 0 goes to +; NaN goes to −, as torch's `>=` does).
-  const total = new Float32Array(n);
-  for (let t = 0; t < tvs.length; t++) {
-    const d = tvs[t].delta;
-    const w = ws[t];
+  // x_i = w_i·δ_i (written back into the delta buffers) and Σx_i accumulated model by model in
+  // fp32; the elected sign is + where Σx_i ≥ 0 (an exact 0 goes to +; NaN goes to −, as torch's
+  // `>=` does). mask_i = (sign(x_i) == elected sign); x_i == 0 has sign 0 and is never in the mask.
+  // One fused pass per element, with selects instead of branches (random signs mispredict);
+  // adding an unselected +0 to a sum that is never −0 leaves it unchanged, so this is the same
+  // fp32 arithmetic as summing only the selected terms.
+  const ds = tvs.map((tv) => tv.delta);
+  const m = ds.length;
+  const f32 = Math.fround;
+  if (m === 2) {
+    const [d0, d1] = ds;
+    const [w0, w1] = ws;
     for (let j = 0; j < n; j++) {
-      const v = Math.fround(d[j] * w);
-      d[j] = v;
-      total[j] += v;
-    }
-  }
-  // mask_i = (sign(x_i) == elected sign); x_i == 0 has sign 0 and is never in the mask.
-  if (!normalize) {
-    for (const tv of tvs) {
-      const x = tv.delta;
-      for (let j = 0; j < n; j++) {
-        const v = x[j];
-        if (total[j] >= 0 ? v > 0 : v < 0) mix[j] += v;
+      const x0 = f32(d0[j] * w0);
+      const x1 = f32(d1[j] * w1);
+      d0[j] = x0;
+      d1[j] = x1;
+      const pos = f32(f32(0 + x0) + x1) >= 0;
+      const s0 = pos ? x0 > 0 : x0 < 0;
+      const s1 = pos ? x1 > 0 : x1 < 0;
+      const mx = f32(f32(0 + (s0 ? x0 : 0)) + (s1 ? x1 : 0));
+      if (!normalize) {
+        mix[j] = mx;
+        continue;
       }
+      const dv = f32(f32(0 + (s0 ? w0 : 0)) + (s1 ? w1 : 0));
+      mix[j] = dv !== 0 && dv !== 1 ? mx / dv : mx;
     }
     return mix;
   }
-  const div = new Float32Array(n);
-  for (let t = 0; t < tvs.length; t++) {
-    const x = tvs[t].delta;
-    const w = ws[t];
-    for (let j = 0; j < n; j++) {
-      const v = x[j];
-      if (total[j] >= 0 ? v > 0 : v < 0) {
-        mix[j] += v;
-        div[j] += w;
-      }
-    }
-  }
-  // div forced to 1 where no model agrees
+  const xs = new Float64Array(m);
   for (let j = 0; j < n; j++) {
-    const d = div[j];
-    if (d !== 0 && d !== 1) mix[j] /= d;
+    let total = 0;
+    for (let t = 0; t < m; t++) {
+      const x = f32(ds[t][j] * ws[t]);
+      ds[t][j] = x;
+      xs[t] = x;
+      total = f32(total + x);
+    }
+    const pos = total >= 0;
+    let mx = 0;
+    let dv = 0;
+    for (let t = 0; t < m; t++) {
+      const x = xs[t];
+      const sel = pos ? x > 0 : x < 0;
+      mx = f32(mx + (sel ? x : 0));
+      dv = f32(dv + (sel ? ws[t] : 0));
+    }
+    mix[j] = normalize && dv !== 0 && dv !== 1 ? mx / dv : mx;
   }
   return mix;
 }

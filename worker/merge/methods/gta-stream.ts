@@ -258,13 +258,15 @@ class GtaStream implements TensorStream {
       const t = p.keys[0].key;
       let tiesLeft = p.tiesLeft;
       for (let i = 0; i < len; i++) {
-        const b = bits[i] & 0x7fffffff;
-        if (b > t) continue;
-        if (b === t && tiesLeft > 0) {
-          tiesLeft--;
+        const raw = bits[i];
+        const b = raw & 0x7fffffff;
+        if (b === t) {
+          // rare: the cut key itself, kept for the first tiesLeft occurrences in flat order
+          if (tiesLeft > 0) tiesLeft--;
+          else bits[i] = 0;
           continue;
         }
-        d[i] = 0;
+        bits[i] = b > t ? raw : 0; // a select, not a branch: the comparison is a coin flip
       }
       p.tiesLeft = tiesLeft;
       return;
