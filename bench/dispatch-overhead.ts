@@ -11,16 +11,13 @@
  *
  *   node dist/bench/dispatch-overhead.js [--tasks 5000] [--repeat 3] [--concurrency 1]
  *        [--setups memory,nats-inproc,nats-1proc,nats-2proc]
- *        [--window 256] [--parallel-gets] [--no-async-traces]   (prototype fixes, see bench/prototype-*.ts)
  */
 import { MemoryBroker, MemoryTransport } from "../proto/memory-transport.js";
 import type { Transport } from "../proto/transport.js";
 import { TransportDispatcher } from "../coordinator/dispatch/transport-dispatcher.js";
 import { MergeWorker } from "../worker/runtime/merge-worker.js";
 import { startNatsServer } from "../test/harness/nats-server.js";
-import { connectBenchTransport, machine, makeTinyTasks, NoopExecutor, parseFlag, startNoopWorkerProc, stats, variantArgs, variantFrom, type BenchProc, type Variant } from "./nats-bench-harness.js";
-import { PrototypeMergeWorker } from "./prototype-merge-worker.js";
-import { PrototypeTransportDispatcher } from "./prototype-transport-dispatcher.js";
+import { connectBenchTransport, machine, makeTinyTasks, NoopExecutor, parseFlag, startNoopWorkerProc, stats, type BenchProc } from "./nats-bench-harness.js";
 
 interface JobTiming {
   tasksPerSec: number;
@@ -45,10 +42,10 @@ function timePublishes(t: Transport): { transport: Transport; lastPublish: () =>
   return { transport, lastPublish: () => last };
 }
 
-async function runJob(coord: Transport, jobId: string, n: number, v: Variant): Promise<JobTiming> {
+async function runJob(coord: Transport, jobId: string, n: number): Promise<JobTiming> {
   const { transport, lastPublish } = timePublishes(coord);
   const opts = { threads: 1, noWorkerWarnMs: 60_000 };
-  const d = v.window > 0 ? new PrototypeTransportDispatcher(transport, { ...opts, publishWindow: v.window }) : new TransportDispatcher(transport, opts);
+  const d = new TransportDispatcher(transport, opts);
   const tasks = makeTinyTasks(jobId, n);
   let got = 0;
   const t0 = performance.now();
@@ -69,15 +66,14 @@ async function main(): Promise<void> {
   const n = Number(parseFlag(argv, "--tasks") ?? "5000");
   const repeat = Number(parseFlag(argv, "--repeat") ?? "3");
   const concurrency = Number(parseFlag(argv, "--concurrency") ?? "1");
-  const v = variantFrom(argv);
-  const Worker = v.parallelGets ? PrototypeMergeWorker : MergeWorker;
+  const Worker = MergeWorker;
   const wanted = (parseFlag(argv, "--setups") ?? "memory,nats-inproc,nats-1proc,nats-2proc").split(",");
   const server = await startNatsServer();
   const url = server.url;
   const procWorkers = (count: number): Setup["open"] => async (prefix) => {
     const procs: BenchProc[] = [];
-    for (let i = 0; i < count; i++) procs.push(await startNoopWorkerProc(url, prefix, `w${i}`, concurrency, variantArgs(v)));
-    const coord = await connectBenchTransport(url, prefix, "coordinator", v.noAsyncTraces);
+    for (let i = 0; i < count; i++) procs.push(await startNoopWorkerProc(url, prefix, `w${i}`, concurrency, []));
+    const coord = await connectBenchTransport(url, prefix, "coordinator");
     return {
       coord,
       close: async () => {
@@ -106,10 +102,10 @@ async function main(): Promise<void> {
     {
       name: "nats-inproc",
       open: async (prefix) => {
-        const wt = await connectBenchTransport(url, prefix, "worker", v.noAsyncTraces);
+        const wt = await connectBenchTransport(url, prefix, "worker");
         const worker = new Worker({ transport: wt, name: "w0", executor: new NoopExecutor(), concurrency, maxDeliver: 1 });
         await worker.start();
-        const coord = await connectBenchTransport(url, prefix, "coordinator", v.noAsyncTraces);
+        const coord = await connectBenchTransport(url, prefix, "coordinator");
         return {
           coord,
           close: async () => {
@@ -126,17 +122,16 @@ async function main(): Promise<void> {
   const setups = all.filter((s) => wanted.includes(s.name));
 
   const rows: string[] = [];
-  const label = `window ${v.window || "1 (real dispatcher)"}${v.parallelGets ? ", parallel gets" : ""}${v.noAsyncTraces ? ", noAsyncTraces" : ""}`;
-  console.log(`machine: ${machine()}; ${n} tasks per job, worker concurrency ${concurrency}, ${repeat} runs; ${label}`);
+  console.log(`machine: ${machine()}; ${n} tasks per job, worker concurrency ${concurrency}, ${repeat} runs`);
   try {
     for (const s of setups) {
       const prefix = `bench_${s.name.replace(/-/g, "_")}_${Date.now().toString(36)}`;
       const env = await s.open(prefix);
       const runs: JobTiming[] = [];
       try {
-        await runJob(env.coord, "warmup", Math.min(500, n), v);
+        await runJob(env.coord, "warmup", Math.min(500, n));
         for (let r = 0; r < repeat; r++) {
-          runs.push(await runJob(env.coord, `job${r}`, n, v));
+          runs.push(await runJob(env.coord, `job${r}`, n));
           console.log(`${s.name} run ${r + 1}: ${runs[r].tasksPerSec.toFixed(0)} tasks/s (publish ${runs[r].publishPerSec.toFixed(0)}/s)`);
         }
       } finally {
@@ -144,12 +139,12 @@ async function main(): Promise<void> {
       }
       const e2e = stats(runs.map((r) => r.tasksPerSec), true);
       const pub = stats(runs.map((r) => r.publishPerSec), true);
-      rows.push(`| ${s.name} | ${label} | ${concurrency} | ${e2e.best.toFixed(0)} | ${e2e.median.toFixed(0)} | ${pub.median.toFixed(0)} |`);
+      rows.push(`| ${s.name} | ${concurrency} | ${e2e.best.toFixed(0)} | ${e2e.median.toFixed(0)} | ${pub.median.toFixed(0)} |`);
     }
   } finally {
     await server.stop();
   }
-  console.log("\n| setup | variant | worker concurrency | tasks/s best | tasks/s median | publish/s median |\n|---|---|---|---|---|---|");
+  console.log("\n| setup | worker concurrency | tasks/s best | tasks/s median | publish/s median |\n|---|---|---|---|---|");
   for (const r of rows) console.log(r);
 }
 

@@ -104,31 +104,6 @@ export function parseFlag(argv: readonly string[], name: string): string | undef
   return i >= 0 ? argv[i + 1] : undefined;
 }
 
-/**
- * connectNatsTransport, or with `noAsyncTraces` the same transport over a connection that skips
- * nats.js's per-request stack capture (an Error built for every request, in case it fails).
- */
-export async function connectBenchTransport(url: string, prefix: string, role: PeerRole, noAsyncTraces: boolean): Promise<NatsTransport> {
-  if (!noAsyncTraces) return connectNatsTransport({ servers: url, prefix, role });
-  const nc = await connect({ servers: url, noAsyncTraces: true, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
-  const t = new NatsTransport(nc, await jetstreamManager(nc), { servers: url, prefix, role });
-  await t.ensureStreams();
-  return t;
-}
-
-/** Dispatch-path variants: the prototypes in bench/prototype-*.ts and the connection option. */
-export interface Variant {
-  /** Publishes in flight in the prototype dispatcher; 0 = the real TransportDispatcher. */
-  window: number;
-  /** The prototype worker (reads the tasks and jobs buckets concurrently). */
-  parallelGets: boolean;
-  noAsyncTraces: boolean;
-}
-
-export function variantFrom(argv: readonly string[]): Variant {
-  return { window: Number(parseFlag(argv, "--window") ?? "0"), parallelGets: argv.includes("--parallel-gets"), noAsyncTraces: argv.includes("--no-async-traces") };
-}
-
-export function variantArgs(v: Variant): string[] {
-  return [...(v.parallelGets ? ["--parallel-gets"] : []), ...(v.noAsyncTraces ? ["--no-async-traces"] : [])];
+export function connectBenchTransport(url: string, prefix: string, role: PeerRole): Promise<NatsTransport> {
+  return connectNatsTransport({ servers: url, prefix, role });
 }

@@ -3,17 +3,13 @@
  * MergeWorker over the real NATS transport, doing no merge work.
  *
  *   node dist/bench/noop-worker.js --nats URL --prefix P [--name N] [--concurrency C]
- *        [--parallel-gets] [--no-async-traces]
  */
 import { MergeWorker } from "../worker/runtime/merge-worker.js";
-import { connectBenchTransport, NoopExecutor, parseFlag, variantFrom } from "./nats-bench-harness.js";
-import { PrototypeMergeWorker } from "./prototype-merge-worker.js";
+import { connectBenchTransport, NoopExecutor, parseFlag } from "./nats-bench-harness.js";
 
 const argv = process.argv.slice(2);
-const v = variantFrom(argv);
-const transport = await connectBenchTransport(parseFlag(argv, "--nats") ?? "nats://127.0.0.1:4222", parseFlag(argv, "--prefix") ?? "", "worker", v.noAsyncTraces);
-const Worker = v.parallelGets ? PrototypeMergeWorker : MergeWorker;
-const worker = new Worker({
+const transport = await connectBenchTransport(parseFlag(argv, "--nats") ?? "nats://127.0.0.1:4222", parseFlag(argv, "--prefix") ?? "", "worker");
+const worker = new MergeWorker({
   transport,
   name: parseFlag(argv, "--name") ?? `noop-${process.pid}`,
   concurrency: Number(parseFlag(argv, "--concurrency") ?? "1"),

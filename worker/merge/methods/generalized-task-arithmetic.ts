@@ -133,24 +133,7 @@ export function mixTaskVectors(tvs: readonly TaskVector[], n: number, consensus:
   const m = ds.length;
   const f32 = Math.fround;
   if (m === 2) {
-    const [d0, d1] = ds;
-    const [w0, w1] = ws;
-    for (let j = 0; j < n; j++) {
-      const x0 = f32(d0[j] * w0);
-      const x1 = f32(d1[j] * w1);
-      d0[j] = x0;
-      d1[j] = x1;
-      const pos = f32(f32(0 + x0) + x1) >= 0;
-      const s0 = pos ? x0 > 0 : x0 < 0;
-      const s1 = pos ? x1 > 0 : x1 < 0;
-      const mx = f32(f32(0 + (s0 ? x0 : 0)) + (s1 ? x1 : 0));
-      if (!normalize) {
-        mix[j] = mx;
-        continue;
-      }
-      const dv = f32(f32(0 + (s0 ? w0 : 0)) + (s1 ? w1 : 0));
-      mix[j] = dv !== 0 && dv !== 1 ? mx / dv : mx;
-    }
+    mixConsensus2(ds[0], ds[1], ws[0], ws[1], mix, n, normalize);
     return mix;
   }
   const xs = new Float64Array(m);
@@ -174,6 +157,62 @@ export function mixTaskVectors(tvs: readonly TaskVector[], n: number, consensus:
     mix[j] = normalize && dv !== 0 && dv !== 1 ? mx / dv : mx;
   }
   return mix;
+}
+
+const BLOCK = 4096;
+const totF = new Float32Array(BLOCK);
+const totU = new Uint32Array(totF.buffer);
+const m0F = new Float32Array(BLOCK);
+const m0U = new Uint32Array(m0F.buffer);
+const m1F = new Float32Array(BLOCK);
+const m1U = new Uint32Array(m1F.buffer);
+const selI = new Int32Array(BLOCK);
+
+/**
+ * The two-model sign consensus, branch-free (signs of fine-tune deltas are coin flips, so any
+ * branch on them mispredicts half the time). Per block: x_i and Σx in fp32; then, on the float
+ * bits, each x_i is selected when nonzero, not NaN, and its sign bit equals the elected one (the
+ * total's sign bit, NaN electing −); the selected values (+0 otherwise) and the selected weights
+ * are summed in fp32 in model order. The result is exactly `mixTaskVectors`' per-model loop.
+ */
+function mixConsensus2(d0: Float32Array, d1: Float32Array, w0: number, w1: number, mix: Float32Array, n: number, normalize: boolean): void {
+  const d0u = new Uint32Array(d0.buffer, d0.byteOffset, d0.length);
+  const d1u = new Uint32Array(d1.buffer, d1.byteOffset, d1.length);
+  for (let s = 0; s < n; s += BLOCK) {
+    const len = Math.min(BLOCK, n - s);
+    for (let k = 0; k < len; k++) {
+      const x0 = Math.fround(d0[s + k] * w0);
+      const x1 = Math.fround(d1[s + k] * w1);
+      d0[s + k] = x0;
+      d1[s + k] = x1;
+      totF[k] = Math.fround(0 + x0) + x1; // never −0: (+0) + (−0) and exact cancellations give +0
+    }
+    for (let k = 0; k < len; k++) {
+      const tb = totU[k];
+      const neg = (tb >>> 31) | ((0x7f800000 - (tb & 0x7fffffff)) >>> 31);
+      const b0 = d0u[s + k];
+      const b1 = d1u[s + k];
+      const g0 = b0 & 0x7fffffff;
+      const g1 = b1 & 0x7fffffff;
+      // nonzero & not NaN & same sign as elected
+      const s0 = ((g0 + 0x7fffffff) >>> 31) & (((0x7f800000 - g0) >>> 31) ^ 1) & (1 ^ (b0 >>> 31) ^ neg);
+      const s1 = ((g1 + 0x7fffffff) >>> 31) & (((0x7f800000 - g1) >>> 31) ^ 1) & (1 ^ (b1 >>> 31) ^ neg);
+      m0U[k] = b0 & -s0;
+      m1U[k] = b1 & -s1;
+      selI[k] = s0 | (s1 << 1);
+    }
+    if (!normalize) {
+      for (let k = 0; k < len; k++) mix[s + k] = m0F[k] + m1F[k];
+      continue;
+    }
+    for (let k = 0; k < len; k++) {
+      const sel = selI[k];
+      const mx = Math.fround(m0F[k] + m1F[k]);
+      let dv = Math.fround(Math.fround(0 + w0 * (sel & 1)) + w1 * (sel >>> 1)) + ((sel | (sel >>> 1)) & 1 ^ 1);
+      if (dv === 0) dv = 1; // selected weights cancelling exactly: rare, and a division by 1 is exact
+      mix[s + k] = mx / dv;
+    }
+  }
 }
 
 /** out = fp32(B + fp32(λ·mix)), written into `mix`. */
