@@ -7,8 +7,6 @@ import { cpus, availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { MergeTask, MergeTaskResult } from "../proto/merge-task.js";
 import type { MergeExecutor } from "../worker/merge/run-merge-task.js";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
 import type { PeerRole } from "../proto/codec.js";
 import { connectNatsTransport, NatsTransport } from "../proto/nats-transport.js";
 import { repoRoot } from "./make-synthetic-checkpoints.js";
