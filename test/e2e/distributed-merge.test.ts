@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { cp, mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.js";
@@ -219,6 +219,50 @@ describe("distributed merges over NATS JetStream", () => {
       for (const x of st) assert.equal(parentName(x), "process mergeloom.v1.task.merge");
     }
     assert.ok(workerNames.size >= 1);
+  });
+
+  test("a worker sent SIGTERM mid-task finishes that task, takes no new one and exits 0", async () => {
+    const cfg = await writeConfig("drain", configYaml("ties"));
+    const ref = await embedded(cfg, "drain");
+    const prefix = uniquePrefix();
+    const drainer = track(startWorker(server.url, { name: "drainer", prefix, delayMs: 1500 }));
+    await drainer.waitFor((s) => s.includes("ready"), 15_000, "drainer ready");
+    const out = join(dir, "nats-drain");
+    const c = track(startCoordinator(server.url, prefix, cfg, out, ["--random-seed", "42"]));
+    await drainer.waitFor((s) => / started \(attempt 1/.test(s), 20_000, "a task on the drainer");
+    const taskId = /task (t\d+) of job \S+ started/.exec(drainer.err)![1];
+    const helper = track(startWorker(server.url, { name: "helper", prefix }));
+    drainer.child.kill("SIGTERM");
+    assert.equal(await drainer.exited, 0, drainer.err);
+    assert.match(drainer.err, new RegExp(`task ${taskId} of job \\S+ done`), "the in-flight task is finished, not dropped");
+    assert.equal((drainer.err.match(/ started \(attempt/g) ?? []).length, 1, "no new task after SIGTERM");
+    assert.equal(await c.exited, 0, c.err);
+    assert.ok((await shardBytes(out)).equals(ref));
+    await stopAll([helper]);
+  });
+
+  test("mergeloom jobs lists the running job and mergeloom cancel stops it and removes its temporary output", async () => {
+    const cfg = await writeConfig("cancel", configYaml("ties"));
+    const prefix = uniquePrefix();
+    const w = track(startWorker(server.url, { name: "slow", prefix, delayMs: 2000 }));
+    const out = join(dir, "nats-cancel");
+    const c = track(startCoordinator(server.url, prefix, cfg, out));
+    await c.waitFor(() => c.events().some((e) => e.type === "plan"), 20_000, "plan");
+    const jobId = String(c.events().find((e) => e.type === "plan")!.jobId);
+    const jobs = await runCli(["jobs", "--nats", server.url, "--nats-prefix", prefix, "--json"]);
+    assert.equal(jobs.code, 0, jobs.stderr);
+    const listed = JSON.parse(jobs.stdout) as { jobs: { jobId: string; state: string }[]; workers: { name: string }[] };
+    assert.deepEqual(listed.jobs.map((j) => [j.jobId, j.state]), [[jobId, "running"]]);
+    assert.deepEqual(listed.workers.map((x) => x.name), ["slow"]);
+    const cancel = await runCli(["cancel", jobId, "--nats", server.url, "--nats-prefix", prefix]);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.notEqual(await c.exited, 0);
+    assert.match(c.err, /cancelled/);
+    const leftovers = (await readdir(dir)).filter((f) => f.startsWith("nats-cancel"));
+    assert.deepEqual(leftovers, [], "no output and no temporary directory remain");
+    const after = JSON.parse((await runCli(["jobs", "--nats", server.url, "--nats-prefix", prefix, "--json"])).stdout) as { jobs: { state: string }[] };
+    assert.equal(after.jobs[0].state, "cancelled");
+    await stopAll([w]);
   });
 
   test("a worker refuses task paths outside its storage roots and the job reports it", async () => {
