@@ -40,7 +40,8 @@ export interface TensorDestination {
   byteLength: number;
 }
 
-export interface TensorTask {
+/** What is merged for one output tensor, wherever the result goes (a TensorTask without `dest`). */
+export interface TensorSpec {
   name: string;
   shape: number[];
   outDtype: DType;
@@ -49,6 +50,9 @@ export interface TensorTask {
   inputs: TensorInputSpec[];
   /** Index of the base model in `inputs`, -1 when none. */
   baseIndex: number;
+}
+
+export interface TensorTask extends TensorSpec {
   dest: TensorDestination;
 }
 

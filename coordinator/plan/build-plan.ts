@@ -5,9 +5,9 @@
  * seconds, before any tensor data is read.
  */
 import { resolve as resolvePath } from "node:path";
-import { DTYPE_BYTES, isFloatDType, numelOf, type DType, type FloatDType } from "../../proto/dtype.js";
+import { DTYPE_BYTES, isFloatDType, numelOf, type FloatDType } from "../../proto/dtype.js";
 import { ConfigError, MergeloomError, ParamError, ShapeMismatchError } from "../../proto/errors.js";
-import type { ParamValue, TensorInputSpec, TensorSource } from "../../proto/merge-task.js";
+import type { ParamValue, TensorInputSpec, TensorSource, TensorSpec } from "../../proto/merge-task.js";
 import type { MergeMethod } from "../../worker/merge/define-merge-method.js";
 import type { MergeMethodRegistry } from "../../worker/merge/merge-method-registry.js";
 import type { ParamSpecs } from "../../worker/merge/params.js";
@@ -16,14 +16,7 @@ import type { MergeConfig, ParamScope, SliceConfig, SourceConfig } from "../conf
 import { gradientPosition, resolveParam } from "../config/resolve-param.js";
 import { classifyTensors, layerTensorName, type TensorLayout } from "./classify-tensors.js";
 
-export interface PlannedTensor {
-  name: string;
-  shape: number[];
-  outDtype: DType;
-  method: string;
-  params: Record<string, ParamValue>;
-  inputs: TensorInputSpec[];
-  baseIndex: number;
+export interface PlannedTensor extends TensorSpec {
   /** Output layer index, or -1 for pre weights and -2 for post weights (task grouping). */
   layer: number;
 }

@@ -11,8 +11,7 @@
  */
 import { DTYPE_BYTES, isFloatDType } from "../../proto/dtype.js";
 import { MergeloomError, ParamError } from "../../proto/errors.js";
-import type { ParamValue, TensorInputSpec, TensorSource } from "../../proto/merge-task.js";
-import type { DType } from "../../proto/dtype.js";
+import type { TensorSource, TensorSpec } from "../../proto/merge-task.js";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
 import { createRandom } from "../tensor/random.js";
 import type { MergeContext, MergeInput } from "./define-merge-method.js";
@@ -21,15 +20,7 @@ import { rowElems, rowsOf } from "./merge-tensor.js";
 import type { TensorIO } from "./tensor-io.js";
 
 /** The part of a planned tensor the in-memory merge needs (a TensorTask without its destination). */
-export interface InMemoryTensor {
-  name: string;
-  shape: number[];
-  outDtype: DType;
-  method: string;
-  params: Record<string, ParamValue>;
-  inputs: TensorInputSpec[];
-  baseIndex: number;
-}
+export type InMemoryTensor = TensorSpec;
 
 export interface MergedTensor {
   data: Float32Array;

@@ -1,29 +1,43 @@
 /**
  * A worker reads and writes only under its storage roots: every local path a task names (inputs,
- * task vectors, destinations) must resolve — symlinks included — inside one of them.
+ * task vectors, destinations, evaluation files) must resolve — symlinks included — inside one of
+ * them. Remote inputs (http, synthetic) and `discard://` are not paths.
  */
 import { PathEscapeError } from "../../proto/errors.js";
-import type { MergeTask } from "../../proto/merge-task.js";
+import type { MergeTask, TensorSpec } from "../../proto/merge-task.js";
 import { localPath } from "../merge/tensor-io.js";
 import { assertInsideRoots } from "../storage/storage-roots.js";
 
-export async function checkTaskPaths(task: MergeTask, roots: readonly string[]): Promise<void> {
+/** Checks each URI that names a local path; `..` segments are refused outright. */
+export async function checkPathsInsideRoots(uris: Iterable<string>, roots: readonly string[]): Promise<void> {
   const paths = new Set<string>();
-  const add = (uri: string) => {
-    if (uri.startsWith("discard://") || /^https?:\/\//.test(uri) || uri.startsWith("synthetic://")) return;
-    const p = localPath(uri);
+  for (const uri of uris) {
+    if (uri.startsWith("discard://") || /^https?:\/\//.test(uri) || uri.startsWith("synthetic://")) continue;
+    const p = localPath(uri) ?? (uri.includes("://") ? undefined : uri);
     if (p === undefined) throw new PathEscapeError(uri, roots);
     paths.add(p);
-  };
-  for (const t of task.tensors) {
-    if (task.output !== "object") add(t.dest.uri); // object mode: dest is the coordinator's path, never opened here
-    for (const i of t.inputs) {
-      add(i.source.uri);
-      for (const v of i.addVectors ?? []) add(v.source.uri);
-    }
   }
   for (const p of paths) {
-    if (p.split("/").includes("..")) throw new PathEscapeError(p, roots);
+    if (p.split(/[\\/]/).includes("..")) throw new PathEscapeError(p, roots);
     await assertInsideRoots(p, roots);
   }
+}
+
+/** Every input (and task-vector) URI of the tensors. */
+export function inputUris(tensors: readonly TensorSpec[]): string[] {
+  const out: string[] = [];
+  for (const t of tensors) {
+    for (const i of t.inputs) {
+      out.push(i.source.uri);
+      for (const v of i.addVectors ?? []) out.push(v.source.uri);
+    }
+  }
+  return out;
+}
+
+export async function checkTaskPaths(task: MergeTask, roots: readonly string[]): Promise<void> {
+  const uris = inputUris(task.tensors);
+  // Object mode: dest is the coordinator's path and is never opened here.
+  if (task.output !== "object") for (const t of task.tensors) uris.push(t.dest.uri);
+  await checkPathsInsideRoots(uris, roots);
 }

@@ -15,7 +15,7 @@ import { createHash } from "node:crypto";
 import { availableParallelism, hostname } from "node:os";
 import { parseMergeConfig } from "../../coordinator/config/parse-merge-config.js";
 import { buildPlan, modelLocation, type PlannedTensor } from "../../coordinator/plan/build-plan.js";
-import { errorMessage, isPermanent, MergeloomError, PathEscapeError } from "../../proto/errors.js";
+import { errorMessage, isPermanent, MergeloomError } from "../../proto/errors.js";
 import type { EvalFitnessSpec, EvalOutcome, EvalTask } from "../../proto/records.js";
 import { buckets, consumers, subjects } from "../../proto/subjects.js";
 import type { Delivery, KvBucket, KvOptions, Stoppable, Transport } from "../../proto/transport.js";
@@ -27,10 +27,10 @@ import { createDefaultRegistry } from "../merge/all-methods.js";
 import { InMemoryMerger } from "../merge/merge-in-memory.js";
 import type { MergeMethodRegistry } from "../merge/merge-method-registry.js";
 import { createRemoteReader } from "../merge/remote-reader.js";
-import { localPath, TensorIO } from "../merge/tensor-io.js";
+import { TensorIO } from "../merge/tensor-io.js";
 import type { WorkerMetrics } from "../ops/worker-metrics.js";
 import { openCheckpoint, type Checkpoint } from "../storage/checkpoint.js";
-import { assertInsideRoots } from "../storage/storage-roots.js";
+import { checkPathsInsideRoots, inputUris } from "./check-task-paths.js";
 
 /** Options both sides open the eval bucket with (a bucket's config must match on every open). */
 export const EVAL_BUCKET_OPTIONS: KvOptions = { history: 1, ttlMs: 7 * 24 * 3600_000 };
@@ -268,32 +268,12 @@ function specKey(spec: EvalFitnessSpec): string {
 
 /** The graph, vocabulary and data files must lie under the storage roots. */
 async function checkFitnessPaths(spec: EvalFitnessSpec, roots: readonly string[]): Promise<void> {
-  const files = [spec.graph, spec.vocab, ...spec.tasks.map((t) => t.data)].filter((f): f is string => f !== undefined);
-  for (const f of files) {
-    if (f.split(/[\\/]/).includes("..")) throw new PathEscapeError(f, roots);
-    await assertInsideRoots(f, roots);
-  }
+  await checkPathsInsideRoots([spec.graph, spec.vocab, ...spec.tasks.map((t) => t.data)].filter((f): f is string => f !== undefined), roots);
 }
 
-/** Every local input the plan reads (as check-task-paths does for merge tasks). */
+/** Every local input the plan reads, as for merge tasks. */
 async function checkInputPaths(tensors: readonly PlannedTensor[], roots: readonly string[]): Promise<void> {
-  const paths = new Set<string>();
-  const add = (uri: string) => {
-    if (/^https?:\/\//.test(uri) || uri.startsWith("synthetic://")) return;
-    const p = localPath(uri);
-    if (p === undefined) throw new PathEscapeError(uri, roots);
-    paths.add(p);
-  };
-  for (const t of tensors) {
-    for (const i of t.inputs) {
-      add(i.source.uri);
-      for (const v of i.addVectors ?? []) add(v.source.uri);
-    }
-  }
-  for (const p of paths) {
-    if (p.split("/").includes("..")) throw new PathEscapeError(p, roots);
-    await assertInsideRoots(p, roots);
-  }
+  await checkPathsInsideRoots(inputUris(tensors), roots);
 }
 
 function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
