@@ -38,7 +38,13 @@ export async function runDelivery<K extends MessageKind>(
     body = decodeMessage(raw.data, { ...codec, subject: raw.subject, expect: kind }).body as MessageMap[K];
   } catch (err) {
     // Malformed bytes stay malformed: never redeliver them.
-    return { kind: "term", reason: errorMessage(err) };
+    const reason = errorMessage(err);
+    try {
+      opts.onRejected?.(reason, raw.headers, raw.subject);
+    } catch {
+      // reporting must not change the outcome
+    }
+    return { kind: "term", reason };
   }
   const lease = new AbortController();
   const onStop = () => lease.abort(stopSignal.reason);

@@ -48,10 +48,15 @@ export interface ConsumeOptions {
   backoffMs?: number[];
   /** Durable consumer name shared by every process competing for the queue (default derived from the subject). */
   durable?: string;
+  /**
+   * Called when a message is refused before the handler runs (oversized, malformed, another
+   * protocol version): it is terminated, and this lets the consumer report why.
+   */
+  onRejected?: (reason: string, headers: Record<string, string>, subject: string) => void;
 }
 
 /** Options with every default applied. */
-export type ResolvedConsumeOptions = Required<ConsumeOptions>;
+export type ResolvedConsumeOptions = Required<Omit<ConsumeOptions, "onRejected">> & Pick<ConsumeOptions, "onRejected">;
 
 export function resolveConsumeOptions(subject: string, o: ConsumeOptions = {}): ResolvedConsumeOptions {
   return {
@@ -60,6 +65,7 @@ export function resolveConsumeOptions(subject: string, o: ConsumeOptions = {}): 
     maxDeliver: Math.max(1, o.maxDeliver ?? 5),
     backoffMs: o.backoffMs?.length ? o.backoffMs : [1000],
     durable: o.durable ?? subject.replace(/[^A-Za-z0-9_-]/g, "_"),
+    onRejected: o.onRejected,
   };
 }
 

@@ -4,10 +4,10 @@
  * before they ack — so a restarted coordinator sees everything that finished while it was away
  * and republishes only the rest. Job state lives in the jobs bucket.
  */
-import { MergeloomError } from "../../proto/errors.js";
+import { MergeloomError, ProtocolError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { JobRecord, TaskOutcome } from "../../proto/records.js";
-import { buckets, headers as H, subjects } from "../../proto/subjects.js";
+import { buckets, headers as H, PROTOCOL_VERSION, subjects } from "../../proto/subjects.js";
 import type { KvBucket, Stoppable, Transport } from "../../proto/transport.js";
 import { fromWireError } from "../../proto/wire-error.js";
 import { outputObjectName, taskKey } from "../../worker/runtime/merge-worker.js";
@@ -69,7 +69,8 @@ export class TransportDispatcher implements TaskDispatcher {
     const reported = new Set<string>();
     let watcher: Stoppable | undefined;
     let jobWatcher: Stoppable | undefined;
-    let warnTimer: NodeJS.Timeout | undefined;
+    // Stops the no-worker watch once the job settles (it may be scheduled after that).
+    const settled = new AbortController();
     try {
       await new Promise<void>((resolve, reject) => {
         const fail = (err: unknown) => reject(err);
@@ -117,11 +118,11 @@ export class TransportDispatcher implements TaskDispatcher {
             if (inFlight.size >= PUBLISH_WINDOW) await Promise.race(inFlight);
           }
           await Promise.all(inFlight);
-          this.watchWorkers(jobId, (t) => (warnTimer = t), fail);
+          this.watchWorkers(jobId, settled.signal, fail);
         })().catch(fail);
       });
     } finally {
-      clearTimeout(warnTimer);
+      settled.abort();
       await watcher?.stop().catch(() => {});
       await jobWatcher?.stop().catch(() => {});
     }
@@ -163,11 +164,23 @@ export class TransportDispatcher implements TaskDispatcher {
   }
 
   /** Says so when no worker is connected, instead of waiting silently. */
-  private watchWorkers(jobId: string, setTimer: (t: NodeJS.Timeout) => void, fail: (e: unknown) => void): void {
+  private watchWorkers(jobId: string, settled: AbortSignal, fail: (e: unknown) => void): void {
+    let timer: NodeJS.Timeout | undefined;
+    // Not unref'd: while a job waits for workers, this is what the process is doing.
+    const setTimer = (t: NodeJS.Timeout) => (timer = t);
+    settled.addEventListener("abort", () => clearTimeout(timer), { once: true });
     const every = this.opts.noWorkerWarnMs ?? 5000;
     const since = Date.now();
     const check = async () => {
-      const workers = await (await this.transport.kv(buckets.workers, "worker", { ttlMs: 15_000 })).keys();
+      const registry = await this.transport.kv(buckets.workers, "worker", { ttlMs: 15_000 });
+      const workers = await registry.keys();
+      const records = (await Promise.all(workers.map((k) => registry.get(k)))).flatMap((e) => (e ? [e.value] : []));
+      if (records.length && !records.some((r) => r.protocol === PROTOCOL_VERSION)) {
+        // Workers of another version consume other subjects: they would never take these tasks.
+        const seen = records.map((r) => `${r.name} v${r.protocol} (mergeloom ${r.version})`).join(", ");
+        fail(new ProtocolError(`job ${jobId}: this coordinator speaks protocol v${PROTOCOL_VERSION} but every connected worker speaks another (${seen}); run the same mergeloom version on both`));
+        return;
+      }
       if (!workers.length) {
         const url = this.opts.natsUrl ?? "the NATS server";
         const waited = Math.round((Date.now() - since) / 1000);
@@ -177,12 +190,8 @@ export class TransportDispatcher implements TaskDispatcher {
           return;
         }
       }
-      const t = setTimeout(() => void check().catch(() => {}), every);
-      t.unref();
-      setTimer(t);
+      if (!settled.aborted) setTimer(setTimeout(() => void check().catch(() => {}), every));
     };
-    const t = setTimeout(() => void check().catch(() => {}), Math.min(every, 1000));
-    t.unref();
-    setTimer(t);
+    if (!settled.aborted) setTimer(setTimeout(() => void check().catch(() => {}), Math.min(every, 1000)));
   }
 }

@@ -70,6 +70,13 @@ export interface StreamChunk {
   ctx: MergeContext;
   /** Flat index of the chunk's first element in the whole tensor. */
   start: number;
+  /**
+   * The raw bf16 bits of every input, given only to a stream that sets `rawBF16` when every input
+   * is stored as BF16 with no added vectors; `ctx.inputs[i].data` then decodes on first access.
+   */
+  bf16?: readonly Uint16Array[];
+  /** The counter-based key of input i's random stream: draw j is `uniformAt(...key, start + j)`. */
+  randomKey?(i: number): readonly [number, number, number];
 }
 
 /**
@@ -79,6 +86,8 @@ export interface StreamChunk {
  * Per-chunk memory is all the driver holds, so memory does not grow with the tensor.
  */
 export interface TensorStream {
+  /** True when the stream computes from `StreamChunk.bf16` whenever it is given (skips the fp32 decode). */
+  rawBF16?: boolean;
   needsPass(pass: number): boolean;
   stats(pass: number, chunk: StreamChunk): void;
   /** The merged values of the chunk (chunk-sized; may be a buffer reused by the next call). */

@@ -8,7 +8,7 @@ import { DTYPE_BYTES, isFloatDType, numelOf } from "../../proto/dtype.js";
 import { MergeloomError, ParamError } from "../../proto/errors.js";
 import type { TensorSource, TensorTask } from "../../proto/merge-task.js";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
-import { createRandom } from "../tensor/random.js";
+import { createRandom, hashKey } from "../tensor/random.js";
 import { linear, mergeLinearBF16 } from "./methods/linear.js";
 import type { MergeContext, MergeInput, MergeMethod, StreamChunk, TensorStream } from "./define-merge-method.js";
 import type { MergeMethodRegistry } from "./merge-method-registry.js";
@@ -220,11 +220,20 @@ async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements
   const rowLen = rowElems(t.shape);
   const per = Math.max(1, Math.floor(chunkElements / rowLen));
   const tail = t.shape.slice(1);
+  const raw = stream.rawBF16 === true && t.inputs.every((i) => i.source.dtype === "BF16" && !i.addVectors?.length && rowElems(i.source.shape) === rowLen);
+  const keys = t.inputs.map((_, i) => hashKey(job.seed, `${t.name}\u0000${i}`));
+  const randomKey = (i: number): readonly [number, number, number] => [keys[i][0], keys[i][1], keys[i][2]];
   const chunks = async (f: (chunk: StreamChunk, r0: number, bytesRead: number) => void): Promise<void> => {
     for (let r0 = 0; r0 < rows; r0 += per) {
       const r1 = Math.min(rows, r0 + per);
+      const start = r0 * rowLen;
+      if (raw) {
+        const read = await readRawBF16(t, r0, r1, rowLen, io);
+        f({ ctx: chunkContext(job, [r1 - r0, ...tail], read.inputs, start), start, bf16: read.bits, randomKey }, r0, read.bytesRead);
+        continue;
+      }
       const read = await readInputs(t, r0, r1, io);
-      f({ ctx: chunkContext(job, [r1 - r0, ...tail], read.inputs, r0 * rowLen), start: r0 * rowLen }, r0, read.bytesRead);
+      f({ ctx: chunkContext(job, [r1 - r0, ...tail], read.inputs, start), start, randomKey }, r0, read.bytesRead);
     }
   };
   for (let pass = 0; guard(t, () => stream.needsPass(pass)); pass++) {
@@ -249,6 +258,33 @@ async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements
     bytesWritten += encoded.byteLength;
   });
   return hash ? { bytesRead, bytesWritten: 0, sha256: hash.digest("hex") } : { bytesRead, bytesWritten };
+}
+
+/**
+ * Every input's rows [r0, r1) as raw bf16 bits (scratch buffers), for a stream that computes from
+ * them; each input's fp32 `data` is decoded only if something asks for it.
+ */
+async function readRawBF16(t: TensorTask, r0: number, r1: number, rowLen: number, io: TensorIO): Promise<{ inputs: MergeInput[]; bits: Uint16Array[]; bytesRead: number }> {
+  const n = (r1 - r0) * rowLen;
+  const inputs: MergeInput[] = [];
+  const bits: Uint16Array[] = [];
+  for (let i = 0; i < t.inputs.length; i++) {
+    const spec = t.inputs[i];
+    const buf = scratch.get(i, n * 2);
+    await io.read(spec.source.uri, spec.source.offset + r0 * rowLen * 2, n * 2, buf);
+    const u16 = new Uint16Array(buf.buffer, buf.byteOffset, n);
+    bits.push(u16);
+    let data: Float32Array | undefined;
+    const slot = i;
+    inputs.push({
+      model: spec.model,
+      params: spec.params,
+      get data(): Float32Array {
+        return (data ??= decodeToF32(buf, "BF16", n <= SCRATCH_F32_MAX ? scratch.f32(slot, n) : new Float32Array(n)));
+      },
+    });
+  }
+  return { inputs, bits, bytesRead: n * 2 * t.inputs.length };
 }
 
 /** bf16 in and out, same row layout, no added vectors: the fused linear kernel applies. */

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { errorMessage, isPermanent, MergeloomError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { TaskOutcome, WorkerRecord } from "../../proto/records.js";
-import { buckets, PROTOCOL_VERSION, subjects } from "../../proto/subjects.js";
+import { buckets, headers as H, PROTOCOL_VERSION, subjects } from "../../proto/subjects.js";
 import type { Delivery, KvBucket, Stoppable, Transport } from "../../proto/transport.js";
 import { toWireError } from "../../proto/wire-error.js";
 import { ALL_METHODS } from "../merge/all-methods.js";
@@ -117,8 +117,33 @@ export class MergeWorker {
       ackWaitMs: this.opts.ackWaitMs ?? 30_000,
       maxDeliver: this.opts.maxDeliver ?? 5,
       backoffMs: this.opts.backoffMs ?? [1000, 5000, 15000],
+      onRejected: (reason, headers) => void this.reportRejected(reason, headers),
     });
     this.log(`worker ${this.name} ready: ${this.threads} merge threads, concurrency ${this.opts.concurrency ?? 1}${this.gpu ? `, ${this.gpu}` : ""}`);
+  }
+
+  /**
+   * A task refused before it could run (malformed, oversized, another protocol version): logged
+   * here, and recorded as the task's failure when its headers say which job it belongs to, so the
+   * coordinator fails with the reason instead of waiting.
+   */
+  private async reportRejected(reason: string, headers: Record<string, string>): Promise<void> {
+    const jobId = headers[H.jobId];
+    const taskId = headers[H.taskId];
+    this.log(`refused a task message${taskId ? ` (task ${taskId} of job ${jobId})` : ""}: ${reason}`);
+    if (!jobId || !taskId || !this.tasksKv) return;
+    const code = /speaks v\d/.test(reason) ? "PROTOCOL_MISMATCH" : "MESSAGE_INVALID";
+    await this.tasksKv
+      .put(taskKey(jobId, taskId), {
+        jobId,
+        taskId,
+        ok: false,
+        error: { code, message: `task ${taskId} refused by worker ${this.name}: ${reason}`, retryable: false },
+        worker: this.name,
+        attempt: 1,
+        finishedAt: Date.now(),
+      })
+      .catch(() => {});
   }
 
   private log(line: string): void {

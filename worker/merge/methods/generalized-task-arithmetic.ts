@@ -104,10 +104,11 @@ export function sparsifyTaskVectors(method: string, ctx: MergeContext, tvs: read
 /**
  * Combines (already sparsified) task vectors into the mixed delta, before λ: the weighted sum, or
  * with `consensus` the TIES sign-elected sum; divided by the (masked) weight sum when `normalize`.
- * With `consensus` it overwrites each delta with w_i·δ_i.
+ * With `consensus` it overwrites each delta with w_i·δ_i. `out` (at least n long) receives the
+ * mix instead of a new array.
  */
-export function mixTaskVectors(tvs: readonly TaskVector[], n: number, consensus: boolean, normalize: boolean): Float32Array {
-  const mix = new Float32Array(n);
+export function mixTaskVectors(tvs: readonly TaskVector[], n: number, consensus: boolean, normalize: boolean, out?: Float32Array): Float32Array {
+  const mix = out ? out.subarray(0, n).fill(0) : new Float32Array(n);
   const ws = tvs.map((tv) => Math.fround(tv.weight));
   if (!consensus) {
     for (let t = 0; t < tvs.length; t++) {

@@ -11,8 +11,14 @@
  * Apply then masks each chunk in flat order with running tie counters — equal |δ| at a cut are
  * decided by flat index exactly as the whole-tensor sparsifiers do — and mixes as `merge` does.
  * L1 norms are float64 sums in flat order, so they equal the whole-tensor sums bit for bit.
+ *
+ * With raw bf16 inputs (`StreamChunk.bf16`) nothing is decoded into fp32 copies: δ comes from a
+ * 64K-entry bf16→fp32 table inside fused loops (the stats passes never store δ), and apply works
+ * in L1-sized blocks: δ, mask, mix and the add of the base per block. fp32(x − b) is the same value
+ * either way, so the bytes are those of the fp32 path.
  */
 import { ParamError } from "../../../proto/errors.js";
+import { bf16ToF32Table } from "../../tensor/convert.js";
 import type { StreamChunk, StreamInfo, TensorStream } from "../define-merge-method.js";
 import { checkMagnitudeDensity, keepCount, l1Ratio, type KeySelection } from "../sparsify.js";
 import { addScaled, mixTaskVectors, numParam, requireBase, subjectOf, weightOf, type GtaVariant, type TaskVector } from "./generalized-task-arithmetic.js";
@@ -115,7 +121,15 @@ export function gtaStream(v: GtaVariant, info: StreamInfo): TensorStream | undef
   return new GtaStream(v, info, plans, normalize, lambda);
 }
 
+/** Elements per block of the raw bf16 apply: every block buffer stays in L1/L2. */
+const APPLY_BLOCK = 4096;
+/** One fp32 and its bits, to take a float's bits inside a loop without a scratch array. */
+const oneF = new Float32Array(1);
+const oneU = new Uint32Array(oneF.buffer);
+
 class GtaStream implements TensorStream {
+  readonly rawBF16 = true;
+  private readonly lut = bf16ToF32Table();
   private readonly bufs = new Bufs();
   private readonly selecting: Plan[];
   constructor(
@@ -200,6 +214,13 @@ class GtaStream implements TensorStream {
   /** δ = fp32(X − B) of one input over the chunk, into scratch slot `slot`. */
   private delta(chunk: StreamChunk, p: Plan, slot: number): Float32Array {
     const ctx = chunk.ctx;
+    const raw = chunk.bf16;
+    if (raw) {
+      const b = raw[ctx.baseIndex];
+      const d = this.bufs.get(slot, b.length);
+      deltaBF16(raw[p.index], b, 0, b.length, this.lut, d);
+      return d;
+    }
     const base = ctx.inputs[ctx.baseIndex].data;
     const x = ctx.inputs[p.index].data;
     const len = base.length;
@@ -212,7 +233,12 @@ class GtaStream implements TensorStream {
   }
 
   stats(pass: number, chunk: StreamChunk): void {
+    const raw = chunk.bf16;
     for (const p of this.plans) {
+      if (raw && pass < 2) {
+        this.statsBF16(pass, chunk, raw, p);
+        continue;
+      }
       if (pass === 0) {
         if (p.kind === "keep" || p.kind === "zero") continue;
         const d = this.delta(chunk, p, 0);
@@ -250,6 +276,75 @@ class GtaStream implements TensorStream {
     }
   }
 
+  /** Passes 0 and 1 straight from bf16 bits: the same histograms and sums, δ never stored. */
+  private statsBF16(pass: number, chunk: StreamChunk, raw: readonly Uint16Array[], p: Plan): void {
+    const x = raw[p.index];
+    const b = raw[chunk.ctx.baseIndex];
+    const lut = this.lut;
+    const len = b.length;
+    const f = oneF;
+    const u = oneU;
+    if (pass === 0) {
+      if (p.kind === "keep" || p.kind === "zero") return;
+      if (p.kind === "random") {
+        if (!p.rescale) return;
+        const [k0, k1, k2] = keyOf(chunk, p.index);
+        const m = Math.imul(k2, 0x9e3779b9); // the counter's high word is 0: n < 2^32
+        const thr = Math.min(Math.ceil(p.density * 16777216), 16777216); // as in maskRandomAt
+        let before = p.before;
+        let after = p.after;
+        for (let j = 0, i = chunk.start; j < len; j++, i++) {
+          f[0] = lut[x[j]] - lut[b[j]];
+          u[0] &= 0x7fffffff;
+          before += f[0];
+          // uniformAt(k0, k1, k2, i), inlined
+          let z = (i >>> 0) ^ k0;
+          z = Math.imul(z ^ (z >>> 16), 0x7feb352d);
+          z = Math.imul(z ^ (z >>> 15), 0x846ca68b);
+          z ^= z >>> 16;
+          z = (z + k1) ^ m;
+          z = Math.imul(z ^ (z >>> 16), 0x7feb352d);
+          z = Math.imul(z ^ (z >>> 15), 0x846ca68b);
+          z ^= z >>> 16;
+          u[0] &= ((z >>> 8) - thr) >> 31; // dropped: |δ| becomes +0, which leaves a sum ≥ 0 unchanged
+          after += f[0];
+        }
+        p.before = before;
+        p.after = after;
+        return;
+      }
+      const h = (p.hiHist ??= new Uint32Array(65536));
+      if (p.rescale) {
+        let s = p.before;
+        for (let j = 0; j < len; j++) {
+          const d = lut[x[j]] - lut[b[j]];
+          f[0] = d;
+          h[(u[0] & 0x7fffffff) >>> 16]++;
+          s += Math.abs(f[0]);
+        }
+        p.before = s;
+      } else {
+        for (let j = 0; j < len; j++) {
+          f[0] = lut[x[j]] - lut[b[j]];
+          h[(u[0] & 0x7fffffff) >>> 16]++;
+        }
+      }
+      return;
+    }
+    if (p.kind !== "magnitude" && p.kind !== "outliers") return;
+    const hiA = p.his[0];
+    const hiB = p.his[p.his.length - 1];
+    const hA = p.loHists[0];
+    const hB = p.loHists[p.loHists.length - 1];
+    for (let j = 0; j < len; j++) {
+      f[0] = lut[x[j]] - lut[b[j]];
+      const bits = u[0] & 0x7fffffff;
+      const hi = bits >>> 16;
+      if (hi === hiA) hA[bits & 0xffff]++;
+      else if (hi === hiB) hB[bits & 0xffff]++;
+    }
+  }
+
   /** Zeroes the entries of a chunk of δ that the whole-tensor sparsifier drops (no rescale). */
   private maskSelected(p: Plan, d: Float32Array): void {
     const bits = new Uint32Array(d.buffer, d.byteOffset, d.length);
@@ -266,7 +361,7 @@ class GtaStream implements TensorStream {
           else bits[i] = 0;
           continue;
         }
-        bits[i] = b > t ? raw : 0; // a select, not a branch: the comparison is a coin flip
+        bits[i] = raw & ((t - b) >> 31); // b > t, branch-free (the comparison is a coin flip; b, t < 2^31)
       }
       p.tiesLeft = tiesLeft;
       return;
@@ -278,23 +373,71 @@ class GtaStream implements TensorStream {
     let tl = p.tl;
     let th = p.th;
     for (let i = 0; i < len; i++) {
-      const b = bits[i] & 0x7fffffff;
-      let keep = b >= lk && b <= hk;
+      const raw = bits[i];
+      const b = raw & 0x7fffffff;
+      let keep = (((b - lk) | (hk - b)) >>> 31) ^ 1; // lk ≤ b ≤ hk, branch-free (all < 2^31)
       if (b === lk) {
-        if (tl < skipLow) keep = false;
+        if (tl < skipLow) keep = 0;
         tl++;
       }
       if (b === hk) {
-        if (th >= keepHigh) keep = false;
+        if (th >= keepHigh) keep = 0;
         th++;
       }
-      if (!keep) d[i] = 0;
+      bits[i] = raw & -keep;
     }
     p.tl = tl;
     p.th = th;
   }
 
+  /**
+   * apply from bf16 bits, block by block: per block δ of every input (table), its mask (running
+   * tie counters and draws continue across blocks in flat order), the rescale, the mix and the
+   * base — the same operations on the same values as the whole-chunk form.
+   */
+  private applyBF16(chunk: StreamChunk, raw: readonly Uint16Array[]): Float32Array {
+    const ctx = chunk.ctx;
+    const lut = this.lut;
+    const base = raw[ctx.baseIndex];
+    const len = base.length;
+    const plans = this.plans;
+    const m = plans.length;
+    const out = this.bufs.get(0, len);
+    if (m === 0) {
+      for (let j = 0; j < len; j++) out[j] = lut[base[j]];
+      return out;
+    }
+    const B = APPLY_BLOCK;
+    const ds = plans.map((_, t) => this.bufs.get(t + 1, B));
+    const bv = this.bufs.get(m + 1, B);
+    const mixBuf = this.bufs.get(m + 2, B);
+    const keys = plans.map((p) => (p.kind === "random" ? keyOf(chunk, p.index) : undefined));
+    const tvs: TaskVector[] = plans.map((p, t) => ({ index: p.index, input: ctx.inputs[p.index], delta: ds[t], weight: p.weight }));
+    for (let s = 0; s < len; s += B) {
+      const n = Math.min(B, len - s);
+      for (let t = 0; t < m; t++) {
+        const p = plans[t];
+        const d = n === B ? ds[t] : ds[t].subarray(0, n);
+        tvs[t].delta = d;
+        if (p.kind === "zero") {
+          d.fill(0);
+          continue;
+        }
+        deltaBF16(raw[p.index], base, s, n, lut, d);
+        if (p.kind === "random") maskRandomAt(d, p.density, keys[t]!, chunk.start + s);
+        else if (p.kind !== "keep") this.maskSelected(p, d);
+        const r = p.ratio;
+        if (r !== 1) for (let k = 0; k < n; k++) d[k] *= r;
+      }
+      const b = n === B ? bv : bv.subarray(0, n);
+      for (let k = 0; k < n; k++) b[k] = lut[base[s + k]];
+      out.set(addScaled(b, mixTaskVectors(tvs, n, this.v.consensus, this.normalize, mixBuf), this.lambda), s);
+    }
+    return out;
+  }
+
   apply(chunk: StreamChunk): Float32Array {
+    if (chunk.bf16) return this.applyBF16(chunk, chunk.bf16);
     const ctx = chunk.ctx;
     const base = ctx.inputs[ctx.baseIndex].data;
     const len = base.length;
@@ -310,6 +453,38 @@ class GtaStream implements TensorStream {
       tvs.push({ index: p.index, input: ctx.inputs[p.index], delta: d, weight: p.weight });
     });
     return addScaled(base, mixTaskVectors(tvs, len, this.v.consensus, this.normalize), this.lambda);
+  }
+}
+
+/** The key of input i's random stream (from the chunk, or derived from its generator's draws). */
+function keyOf(chunk: StreamChunk, i: number): readonly [number, number, number] {
+  if (!chunk.randomKey) throw new ParamError(`${chunk.ctx.tensorName}: a streamed random mask needs the chunk's random keys`);
+  return chunk.randomKey(i);
+}
+
+/** d[k] = fp32(x[s+k] − b[s+k]) for k < len, from bf16 bits. */
+function deltaBF16(x: Uint16Array, b: Uint16Array, s: number, len: number, lut: Float32Array, d: Float32Array): void {
+  for (let k = 0; k < len; k++) d[k] = lut[x[s + k]] - lut[b[s + k]];
+}
+
+/** DARE's mask with draws start, start+1, … of the keyed stream: uniformAt inlined. */
+function maskRandomAt(d: Float32Array, density: number, key: readonly [number, number, number], start: number): void {
+  const [k0, k1, k2] = key;
+  const m = Math.imul(k2, 0x9e3779b9); // the counter's high word is 0: n < 2^32
+  const len = d.length;
+  const bits = new Uint32Array(d.buffer, d.byteOffset, len);
+  // draw v/2^24 < density ⟺ v < ceil(density·2^24) for the integer v: a sign bit, no branch
+  const thr = Math.min(Math.ceil(density * 16777216), 16777216);
+  for (let j = 0, i = start; j < len; j++, i++) {
+    let z = (i >>> 0) ^ k0;
+    z = Math.imul(z ^ (z >>> 16), 0x7feb352d);
+    z = Math.imul(z ^ (z >>> 15), 0x846ca68b);
+    z ^= z >>> 16;
+    z = (z + k1) ^ m;
+    z = Math.imul(z ^ (z >>> 16), 0x7feb352d);
+    z = Math.imul(z ^ (z >>> 15), 0x846ca68b);
+    z ^= z >>> 16;
+    bits[j] &= ((z >>> 8) - thr) >> 31;
   }
 }
 

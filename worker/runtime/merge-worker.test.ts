@@ -1,0 +1,86 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { Packr } from "msgpackr";
+import { MemoryBroker, MemoryTransport } from "../../proto/memory-transport.js";
+import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
+import type { TaskOutcome, WorkerRecord } from "../../proto/records.js";
+import { buckets, headers as H, subjects } from "../../proto/subjects.js";
+import { TransportDispatcher } from "../../coordinator/dispatch/transport-dispatcher.js";
+import type { MergeExecutor } from "../merge/run-merge-task.js";
+import { MergeWorker, taskKey } from "./merge-worker.js";
+
+/** Finishes every task at once without touching storage. */
+class InstantExecutor implements MergeExecutor {
+  async run(task: MergeTask): Promise<MergeTaskResult> {
+    return { taskId: task.taskId, tensors: [], bytesRead: 0, bytesWritten: 0, durationMs: 0 };
+  }
+  async close(): Promise<void> {}
+}
+
+const task = (jobId: string, taskId: string): MergeTask => ({ jobId, taskId, seed: 0, tensors: [] });
+
+async function outcome(t: MemoryTransport, key: string): Promise<TaskOutcome | undefined> {
+  const kv = await t.kv(buckets.tasks, "task-outcome", { history: 1 });
+  for (let i = 0; i < 50; i++) {
+    const e = await kv.get(key);
+    if (e) return e.value;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return undefined;
+}
+
+describe("merge worker refusals", () => {
+  test("a task encoded by another protocol version is refused and recorded as that job's failure", async () => {
+    const broker = new MemoryBroker();
+    const wt = new MemoryTransport({ broker, role: "worker" });
+    const logs: string[] = [];
+    const w = new MergeWorker({ transport: wt, name: "w", executor: new InstantExecutor(), log: (l) => logs.push(l) });
+    await w.start();
+    const v2 = new Packr({ useRecords: false, mapsAsObjects: true }).pack({ v: 2, kind: "merge-task", body: task("j1", "t1") });
+    broker.enqueue(subjects.taskMerge, v2, { [H.jobId]: "j1", [H.taskId]: "t1" });
+    const o = await outcome(wt, taskKey("j1", "t1"));
+    assert.equal(o?.ok, false);
+    assert.equal(o?.error?.code, "PROTOCOL_MISMATCH");
+    assert.match(o!.error!.message, /speaks v2/);
+    assert.ok(logs.some((l) => /refused a task message \(task t1 of job j1\)/.test(l)), logs.join("\n"));
+    await w.stop({ graceful: false });
+  });
+
+  test("malformed bytes are refused with MESSAGE_INVALID and the coordinator's job fails with the reason", async () => {
+    const broker = new MemoryBroker();
+    const w = new MergeWorker({ transport: new MemoryTransport({ broker, role: "worker" }), name: "w", executor: new InstantExecutor(), log: () => {} });
+    await w.start();
+    const coord = new MemoryTransport({ broker, role: "coordinator" });
+    const d = new TransportDispatcher(coord, { threads: 1 });
+    broker.enqueue(subjects.taskMerge, new Uint8Array([0xc1, 0x00, 0x01]), { [H.jobId]: "j2", [H.taskId]: "t0" });
+    await assert.rejects(() => d.runTasks([task("j2", "t0")], () => {}), (err: Error) => /MESSAGE_INVALID|not valid msgpack|refused/.test(err.message));
+    await w.stop({ graceful: false });
+  });
+
+  test("a coordinator whose only workers speak another protocol version fails with both versions named", async () => {
+    const broker = new MemoryBroker();
+    const coord = new MemoryTransport({ broker, role: "coordinator" });
+    const workers = await coord.kv(buckets.workers, "worker", { ttlMs: 15_000 });
+    const rec: WorkerRecord = {
+      workerId: "old", name: "old", host: "h", pid: 1, version: "0.0.9", protocol: 2, concurrency: 1, activeTasks: 0, status: "idle",
+      methods: [], startedAt: 0, heartbeatAt: Date.now(), threads: 1, memoryBytes: 1,
+    };
+    await workers.put("old", rec);
+    const d = new TransportDispatcher(coord, { threads: 1, noWorkerWarnMs: 50 });
+    await assert.rejects(() => d.runTasks([task("j3", "t0")], () => {}), /coordinator speaks protocol v1 but every connected worker speaks another \(old v2/);
+  });
+
+  test("a finished task delivered again is acked without running twice", async () => {
+    const broker = new MemoryBroker();
+    let runs = 0;
+    const exec: MergeExecutor = { run: async (t) => (runs++, { taskId: t.taskId, tensors: [], bytesRead: 0, bytesWritten: 0, durationMs: 0 }), close: async () => {} };
+    const w = new MergeWorker({ transport: new MemoryTransport({ broker, role: "worker" }), name: "w", executor: exec });
+    await w.start();
+    const d = new TransportDispatcher(new MemoryTransport({ broker, role: "coordinator" }), { threads: 1 });
+    await d.runTasks([task("j4", "t0")], () => {});
+    await d.runTasks([task("j4", "t0")], () => {}); // a restarted coordinator republishing
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(runs, 1);
+    await w.stop({ graceful: false });
+  });
+});
