@@ -23,7 +23,7 @@ export function registerClusterCommands(program: Command): void {
   const worker = program
     .command("worker")
     .description("run a worker: take merge tasks and evolve candidate evaluations from NATS JetStream until stopped (SIGTERM drains gracefully)")
-    .option("--concurrency <n>", "tasks processed at once", "1")
+    .option("--concurrency <n>", "tasks processed at once (2 keeps the merge threads busy across task boundaries)", "2")
     .option("--threads <n>", "merge threads (default: all cores)")
     .option("--name <id>", "worker name shown in `mergeloom jobs` and traces (default: host-pid)")
     .option("--storage-root <dir...>", "directories tasks may read and write (repeatable); paths outside are refused")

@@ -20,10 +20,11 @@ export class EmbeddedDispatcher extends TransportDispatcher {
     super(transport, { threads, onEvent, noWorkerWarnMs: 60_000 });
   }
 
+  /** Two tasks in flight keep every merge thread busy across task boundaries (a one-tensor embedding task would leave the others idle). */
   static async start(opts: { threads?: number; onEvent?: MergeEventSink } = {}): Promise<EmbeddedDispatcher> {
     const broker = new MemoryBroker();
     const executor = new LocalMergeExecutor({ threads: opts.threads });
-    const worker = new MergeWorker({ transport: traced(new MemoryTransport({ broker, role: "worker" })), name: "embedded", executor, ackWaitMs: 600_000, maxDeliver: 1 });
+    const worker = new MergeWorker({ transport: traced(new MemoryTransport({ broker, role: "worker" })), name: "embedded", executor, ackWaitMs: 600_000, maxDeliver: 1, concurrency: 2 });
     await worker.start();
     return new EmbeddedDispatcher(traced(new MemoryTransport({ broker, role: "coordinator" })), worker, executor.threads, opts.onEvent);
   }

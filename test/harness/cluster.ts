@@ -64,10 +64,12 @@ export interface WorkerOpts {
   maxDeliver?: number;
   extra?: string[];
   traceFile?: string;
+  /** Tasks at once (default 1, so tests can tell which task a worker was running). */
+  concurrency?: number;
 }
 
 export function startWorker(url: string, o: WorkerOpts): Proc {
-  const args = [...(o.traceFile ? ["--trace-file", o.traceFile] : []), "worker", "--nats", url, "--nats-prefix", o.prefix, "--name", o.name, "--threads", String(o.threads ?? 1), "--http-port", "0"];
+  const args = [...(o.traceFile ? ["--trace-file", o.traceFile] : []), "worker", "--nats", url, "--nats-prefix", o.prefix, "--name", o.name, "--threads", String(o.threads ?? 1), "--concurrency", String(o.concurrency ?? 1), "--http-port", "0"];
   args.push("--ack-wait", String(o.ackWaitS ?? 3), "--max-deliver", String(o.maxDeliver ?? 5), ...(o.extra ?? []));
   return new Proc(args, o.delayMs ? { MERGELOOM_FAULT_TASK_DELAY_MS: String(o.delayMs) } : {});
 }

@@ -94,7 +94,8 @@ export class LocalMergeExecutor implements MergeExecutor {
     let bytesWritten = 0;
     const stages: StageTimes[] = [];
     const results: TensorResult[] = await Promise.all(
-      task.tensors.map(async (tensor) => {
+      // Largest tensors first: the pool then ends on small jobs instead of one thread finishing a big one alone.
+      [...task.tensors].sort((a, b) => b.dest.byteLength - a.dest.byteLength).map(async (tensor) => {
         const jobs = jobsFor(tensor, task.seed, this.registry);
         const parts = await Promise.all(jobs.map((j) => this.runJob(j, opts.signal)));
         opts.signal?.throwIfAborted();

@@ -27,7 +27,7 @@ export const MERGELOOM_VERSION = "0.1.0";
 export interface MergeWorkerOptions {
   transport: Transport;
   name?: string;
-  /** Tasks processed at once (default 1: one task already uses every merge thread). */
+  /** Tasks processed at once (default 2: the next task's tensors fill threads the last tensors of the current one leave idle). */
   concurrency?: number;
   /** Merge threads (default: all cores; 0 = inline). */
   threads?: number;
@@ -113,13 +113,13 @@ export class MergeWorker {
     this.registryTimer = setInterval(() => void this.advertise().catch(() => {}), every);
     this.registryTimer.unref();
     this.consumer = await t.consume(subjects.taskMerge, "merge-task", (d) => this.handle(d), {
-      concurrency: this.opts.concurrency ?? 1,
+      concurrency: this.opts.concurrency ?? 2,
       ackWaitMs: this.opts.ackWaitMs ?? 30_000,
       maxDeliver: this.opts.maxDeliver ?? 5,
       backoffMs: this.opts.backoffMs ?? [1000, 5000, 15000],
       onRejected: (reason, headers) => void this.reportRejected(reason, headers),
     });
-    this.log(`worker ${this.name} ready: ${this.threads} merge threads, concurrency ${this.opts.concurrency ?? 1}${this.gpu ? `, ${this.gpu}` : ""}`);
+    this.log(`worker ${this.name} ready: ${this.threads} merge threads, concurrency ${this.opts.concurrency ?? 2}${this.gpu ? `, ${this.gpu}` : ""}`);
   }
 
   /**
@@ -159,7 +159,7 @@ export class MergeWorker {
       pid: process.pid,
       version: MERGELOOM_VERSION,
       protocol: PROTOCOL_VERSION,
-      concurrency: this.opts.concurrency ?? 1,
+      concurrency: this.opts.concurrency ?? 2,
       activeTasks: this.active,
       status: this.draining ? "draining" : this.active ? "busy" : "idle",
       methods: ALL_METHODS.map((m) => m.name),
