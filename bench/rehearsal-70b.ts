@@ -59,6 +59,8 @@ async function main(): Promise<void> {
   const started = performance.now();
   const coord = new Proc(["merge", cfg, "-o", "discard://", "--nats", server.url, "--nats-prefix", prefix, "--json"]);
   const peak = new Map<number, number>();
+  mkdirSync(join(REPO_ROOT, ".bench"), { recursive: true });
+  const progressFile = join(REPO_ROOT, ".bench", `rehearsal-70b-${layers}.progress.json`);
   let coordCpu = 0;
   const poll = setInterval(() => {
     for (const w of ws) {
@@ -67,7 +69,9 @@ async function main(): Promise<void> {
     }
     const c = procStats(coord.child.pid!);
     if (c) coordCpu = c.cpuSeconds;
-  }, 500);
+    // Progress on disk, so a run cut short still says how far it got and how fast.
+    writeFileSync(progressFile, JSON.stringify({ seconds: (performance.now() - started) / 1000, peakRssMiB: [...peak.values()].map((b) => Math.round(b / 2 ** 20)), coordCpu, events: coord.events().filter((e) => e.type !== "warning") }) + "\n");
+  }, 2000);
   const code = await coord.exited;
   const seconds = (performance.now() - started) / 1000;
   clearInterval(poll);
