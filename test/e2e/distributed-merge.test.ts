@@ -71,7 +71,7 @@ describe("distributed merges over NATS JetStream", () => {
       // A short per-task delay and every worker ready before the job starts, so tasks do spread.
       const workers = Array.from({ length: n }, (_, i) => track(startWorker(server.url, { name: `w${i + 1}`, prefix, concurrency: 2, delayMs: 200 })));
       await Promise.all(workers.map((w) => w.waitFor((s) => s.includes("ready"), 15_000, "worker ready")));
-      const out = join(dir, `nats-${method}`);
+      const out = join(dir, `nats-${method}-${n}`);
       const c = track(startCoordinator(server.url, prefix, cfg, out, ["--random-seed", "42"]));
       assert.equal(await c.exited, 0, c.err);
       assert.ok((await shardBytes(out)).equals(ref), "distributed output differs from embedded output");
