@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { MergeloomError } from "../../proto/errors.js";
 import { connectNatsTransport } from "../../proto/nats-transport.js";
 import { traced } from "../../proto/tracing/traced-transport.js";
+import { inSpan } from "../../proto/tracing/in-span.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { parseMergeConfig } from "../config/parse-merge-config.js";
 import { LocalDispatcher } from "../dispatch/local-dispatcher.js";
@@ -120,16 +121,19 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
     else if (e.type === "done") process.stdout.write(`done: ${e.reason}; best ${f(e.best)} after ${e.evaluations} evaluations in ${e.seconds.toFixed(1)} s → ${join(out, "best.yml")}\n`);
   };
   try {
-    const r = await runEvolve({
-      config,
-      sourceText: text,
-      out,
-      evaluator,
-      resume: !!flags.resume,
-      maxGenerations: flags.maxGenerations === undefined ? undefined : parseIntFlag(flags.maxGenerations, "--max-generations", 1),
-      signal: ac.signal,
-      onEvent: print,
-    });
+    // One trace per search run: every candidate's `evaluate` span (local or on a worker) under it.
+    const r = await inSpan("job evolve", { "mergeloom.search.out": out }, () =>
+      runEvolve({
+        config,
+        sourceText: text,
+        out,
+        evaluator,
+        resume: !!flags.resume,
+        maxGenerations: flags.maxGenerations === undefined ? undefined : parseIntFlag(flags.maxGenerations, "--max-generations", 1),
+        signal: ac.signal,
+        onEvent: print,
+      }),
+    );
     if (flags.outModel && r.bestYaml) {
       const cfg = parseMergeConfig(r.bestYaml, join(out, "best.yml"), createDefaultRegistry());
       const dispatcher = new LocalDispatcher();

@@ -26,6 +26,7 @@ import { loadWeightsF32 } from "../eval/load-weights.js";
 import { runMergeJob } from "../merge/run-merge-job.js";
 import { buildPlan, modelLocation } from "../plan/build-plan.js";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
+import { inSpan, SPAN_NAMES } from "../../proto/tracing/in-span.js";
 
 export interface LocalEvaluatorOptions {
   fitness: FitnessSpec;
@@ -70,7 +71,12 @@ export class LocalCandidateEvaluator implements CandidateEvaluator {
         while (next < candidates.length) {
           signal?.throwIfAborted();
           const i = next++;
-          results[i] = await this.evaluateOne(candidates[i], slot, signal);
+          const c = candidates[i];
+          results[i] = await inSpan(SPAN_NAMES.evaluate, { "mergeloom.candidate.id": c.id }, async (span) => {
+            const r = await this.evaluateOne(c, slot, signal);
+            span.setAttribute("mergeloom.fitness", r.fitness);
+            return r;
+          });
         }
       }),
     );

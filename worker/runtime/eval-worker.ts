@@ -31,6 +31,7 @@ import { TensorIO } from "../merge/tensor-io.js";
 import type { WorkerMetrics } from "../ops/worker-metrics.js";
 import { openCheckpoint, type Checkpoint } from "../storage/checkpoint.js";
 import { checkPathsInsideRoots, inputUris } from "./check-task-paths.js";
+import { ATTR_JOB_ID, ATTR_TASK_ID, ATTR_WORKER_NAME, inSpan, SPAN_NAMES } from "../../proto/tracing/in-span.js";
 
 /** Options both sides open the eval bucket with (a bucket's config must match on every open). */
 export const EVAL_BUCKET_OPTIONS: KvOptions = { history: 1, ttlMs: 7 * 24 * 3600_000 };
@@ -183,6 +184,12 @@ export class EvalWorker {
 
   /** Merges the candidate in memory and scores it; throws on any failure. */
   async evaluate(task: EvalTask, signal?: AbortSignal): Promise<{ scores: Record<string, number>; device: "cpu" | "cuda" }> {
+    return inSpan(SPAN_NAMES.evaluate, { [ATTR_JOB_ID]: task.jobId, [ATTR_TASK_ID]: task.taskId, "mergeloom.candidate.id": task.candidateId, [ATTR_WORKER_NAME]: this.name }, () =>
+      this.evaluateUntraced(task, signal),
+    );
+  }
+
+  private async evaluateUntraced(task: EvalTask, signal?: AbortSignal): Promise<{ scores: Record<string, number>; device: "cpu" | "cuda" }> {
     const command = task.fitness.tasks.find((t) => t.kind === "command");
     if (command) {
       // Running shell commands named by queue messages would let anyone who can publish run code here.
