@@ -18,15 +18,15 @@ import { createRemoteReader } from "../../worker/merge/remote-reader.js";
 import { runScoreCommand } from "../../worker/eval/fitness/command-fitness.js";
 import { combineScores, type FitnessSpec } from "../../worker/eval/fitness/fitness-spec.js";
 import { OnnxFitness } from "../../worker/eval/fitness/onnx-fitness.js";
-import { openCheckpoint, type Checkpoint } from "../../worker/storage/checkpoint.js";
 import { parseMergeConfig } from "../config/parse-merge-config.js";
 import type { MergeConfig } from "../config/merge-config.js";
 import { LocalDispatcher } from "../dispatch/local-dispatcher.js";
 import { loadWeightsF32 } from "../eval/load-weights.js";
 import { runMergeJob } from "../merge/run-merge-job.js";
-import { buildPlan, modelLocation } from "../plan/build-plan.js";
+import { buildPlan } from "../plan/build-plan.js";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
 import { inSpan, SPAN_NAMES } from "../../proto/tracing/in-span.js";
+import { CheckpointCache } from "../../worker/storage/checkpoint-cache.js";
 
 export interface LocalEvaluatorOptions {
   fitness: FitnessSpec;
@@ -43,10 +43,10 @@ interface Slot {
 }
 
 export class LocalCandidateEvaluator implements CandidateEvaluator {
+  private readonly checkpoints = new CheckpointCache();
   private readonly registry: MergeMethodRegistry = createDefaultRegistry();
   private readonly io = new TensorIO(createRemoteReader());
   private readonly merger = new InMemoryMerger(this.registry, this.io);
-  private readonly checkpoints = new Map<string, Promise<Checkpoint>>();
 
   private constructor(
     private readonly opts: LocalEvaluatorOptions,
@@ -112,18 +112,8 @@ export class LocalCandidateEvaluator implements CandidateEvaluator {
 
   /** The merged weights, as `mergeloom merge` would write them, read back as fp32. */
   async mergeInMemory(config: MergeConfig): Promise<Map<string, MergedTensor>> {
-    const plan = await buildPlan(config, { registry: this.registry, open: (ref) => this.open(ref) });
+    const plan = await buildPlan(config, { registry: this.registry, open: (ref) => this.checkpoints.open(ref) });
     return this.merger.mergeAll(plan.tensors, this.opts.mergeSeed ?? 0);
-  }
-
-  private open(ref: string): Promise<Checkpoint> {
-    let p = this.checkpoints.get(ref);
-    if (!p) {
-      p = openCheckpoint(modelLocation(ref));
-      this.checkpoints.set(ref, p);
-      p.catch(() => this.checkpoints.delete(ref));
-    }
-    return p;
   }
 
   private async writeCheckpoint(config: MergeConfig, out: string): Promise<void> {

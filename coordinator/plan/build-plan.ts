@@ -4,7 +4,6 @@
  * (missing tensors, shape mismatches, layer ranges, missing parameters) surfaces here, in
  * seconds, before any tensor data is read.
  */
-import { resolve as resolvePath } from "node:path";
 import { DTYPE_BYTES, isFloatDType, numelOf, type FloatDType } from "../../proto/dtype.js";
 import { ConfigError, MergeloomError, ParamError, ShapeMismatchError } from "../../proto/errors.js";
 import type { ParamValue, TensorInputSpec, TensorSource, TensorSpec } from "../../proto/merge-task.js";
@@ -12,6 +11,7 @@ import type { MergeMethod } from "../../worker/merge/define-merge-method.js";
 import type { MergeMethodRegistry } from "../../worker/merge/merge-method-registry.js";
 import type { ParamSpecs } from "../../worker/merge/params.js";
 import { openCheckpoint, type Checkpoint, type CheckpointTensor } from "../../worker/storage/checkpoint.js";
+import { modelLocation } from "../../worker/storage/model-location.js";
 import type { MergeConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
 import { gradientPosition, resolveParam } from "../config/resolve-param.js";
 import { classifyTensors, layerTensorName, type TensorLayout } from "./classify-tensors.js";
@@ -45,10 +45,7 @@ export interface PlanOptions {
 const LM_HEAD = "lm_head.weight";
 const EMBED = "model.embed_tokens.weight";
 
-/** Resolves a model reference like mergekit: local paths relative to the working directory. */
-export function modelLocation(ref: string): string {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(ref) ? ref : resolvePath(ref);
-}
+export { modelLocation };
 
 export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise<MergePlan> {
   const method = opts.registry.get(config.mergeMethod);

@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import { availableParallelism, hostname } from "node:os";
 import { parseMergeConfig } from "../../coordinator/config/parse-merge-config.js";
-import { buildPlan, modelLocation, type PlannedTensor } from "../../coordinator/plan/build-plan.js";
+import { buildPlan, type PlannedTensor } from "../../coordinator/plan/build-plan.js";
 import { errorMessage, isPermanent, MergeloomError } from "../../proto/errors.js";
 import type { EvalFitnessSpec, EvalOutcome, EvalTask } from "../../proto/records.js";
 import { buckets, consumers, subjects } from "../../proto/subjects.js";
@@ -29,9 +29,9 @@ import type { MergeMethodRegistry } from "../merge/merge-method-registry.js";
 import { createRemoteReader } from "../merge/remote-reader.js";
 import { TensorIO } from "../merge/tensor-io.js";
 import type { WorkerMetrics } from "../ops/worker-metrics.js";
-import { openCheckpoint, type Checkpoint } from "../storage/checkpoint.js";
 import { checkPathsInsideRoots, inputUris } from "./check-task-paths.js";
 import { ATTR_JOB_ID, ATTR_TASK_ID, ATTR_WORKER_NAME, inSpan, SPAN_NAMES } from "../../proto/tracing/in-span.js";
+import { CheckpointCache } from "../storage/checkpoint-cache.js";
 
 /** Options both sides open the eval bucket with (a bucket's config must match on every open). */
 export const EVAL_BUCKET_OPTIONS: KvOptions = { history: 1, ttlMs: 7 * 24 * 3600_000 };
@@ -103,10 +103,10 @@ async function createFitness(spec: EvalFitnessSpec, device: EvalDevice, threads:
 
 export class EvalWorker {
   readonly name: string;
+  private readonly checkpoints: CheckpointCache;
   private readonly registry: MergeMethodRegistry = createDefaultRegistry();
   private readonly io = new TensorIO(createRemoteReader());
   private readonly merger = new InMemoryMerger(this.registry, this.io);
-  private readonly checkpoints = new Map<string, Promise<Checkpoint>>();
   /** Idle ONNX sessions per fitness spec (most recent spec last). */
   private readonly sessions = new Map<string, Fitness[]>();
   private consumer?: Stoppable;
@@ -116,6 +116,7 @@ export class EvalWorker {
 
   constructor(private readonly opts: EvalWorkerOptions) {
     this.name = opts.name ?? `${hostname()}-${process.pid}`;
+    this.checkpoints = new CheckpointCache(opts.storageRoots ? { storageRoots: opts.storageRoots } : {});
   }
 
   get ready(): boolean {
@@ -198,7 +199,7 @@ export class EvalWorker {
     const roots = this.opts.storageRoots;
     if (roots) await checkFitnessPaths(task.fitness, roots);
     const config = parseMergeConfig(task.mergeYaml, `candidate ${task.candidateId}`, this.registry);
-    const plan = await buildPlan(config, { registry: this.registry, storageRoots: roots, open: (ref) => this.open(ref) });
+    const plan = await buildPlan(config, { registry: this.registry, storageRoots: roots, open: (ref) => this.checkpoints.open(ref) });
     if (roots) await checkInputPaths(plan.tensors, roots);
     signal?.throwIfAborted();
     if (this.merger.cacheBytes > (this.opts.maxCacheBytes ?? 8 * 2 ** 30)) this.merger.clear();
@@ -210,16 +211,6 @@ export class EvalWorker {
     } finally {
       this.releaseSession(task.fitness, fitness);
     }
-  }
-
-  private open(ref: string): Promise<Checkpoint> {
-    let p = this.checkpoints.get(ref);
-    if (!p) {
-      p = openCheckpoint(modelLocation(ref), this.opts.storageRoots ? { storageRoots: this.opts.storageRoots } : undefined);
-      this.checkpoints.set(ref, p);
-      p.catch(() => this.checkpoints.delete(ref));
-    }
-    return p;
   }
 
   private async acquire(spec: EvalFitnessSpec): Promise<Fitness> {

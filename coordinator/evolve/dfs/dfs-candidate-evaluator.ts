@@ -22,13 +22,13 @@ import { createDefaultRegistry } from "../../../worker/merge/all-methods.js";
 import { InMemoryMerger, type MergedTensor } from "../../../worker/merge/merge-in-memory.js";
 import { createRemoteReader } from "../../../worker/merge/remote-reader.js";
 import { TensorIO } from "../../../worker/merge/tensor-io.js";
-import { openCheckpoint, type Checkpoint } from "../../../worker/storage/checkpoint.js";
 import { parseMergeConfig } from "../../config/parse-merge-config.js";
 import type { MergeConfig } from "../../config/merge-config.js";
 import { LocalDispatcher } from "../../dispatch/local-dispatcher.js";
 import { runMergeJob } from "../../merge/run-merge-job.js";
-import { buildPlan, modelLocation } from "../../plan/build-plan.js";
+import { buildPlan } from "../../plan/build-plan.js";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "../candidate-evaluator.js";
+import { CheckpointCache } from "../../../worker/storage/checkpoint-cache.js";
 
 export interface DfsEvaluatorOptions {
   fitness: FitnessSpec;
@@ -75,10 +75,10 @@ export function sameArchitecture(a: LlamaGraphConfig, b: LlamaGraphConfig): stri
 }
 
 export class DfsCandidateEvaluator implements CandidateEvaluator {
+  private readonly checkpoints = new CheckpointCache();
   private readonly registry = createDefaultRegistry();
   private readonly io = new TensorIO(createRemoteReader());
   private readonly merger = new InMemoryMerger(this.registry, this.io);
-  private readonly checkpoints = new Map<string, Promise<Checkpoint>>();
   private readonly sessions = new Map<number, Promise<OnnxEvaluator>>();
   private readonly graphs = new Map<number, Uint8Array>();
 
@@ -161,7 +161,7 @@ export class DfsCandidateEvaluator implements CandidateEvaluator {
 
   /** The merged weights as `mergeloom merge` would write them (fp32 of the bf16 output) and the layer count. */
   async mergeInMemory(config: MergeConfig): Promise<{ weights: Map<string, MergedTensor>; numLayers: number }> {
-    const plan = await buildPlan(config, { registry: this.registry, open: (ref) => this.open(ref) });
+    const plan = await buildPlan(config, { registry: this.registry, open: (ref) => this.checkpoints.open(ref) });
     return { weights: await this.merger.mergeAll(plan.tensors, this.opts.mergeSeed ?? 0), numLayers: plan.numLayers };
   }
 
@@ -174,16 +174,6 @@ export class DfsCandidateEvaluator implements CandidateEvaluator {
       s.catch(() => this.sessions.delete(numLayers));
     }
     return s;
-  }
-
-  private open(ref: string): Promise<Checkpoint> {
-    let p = this.checkpoints.get(ref);
-    if (!p) {
-      p = openCheckpoint(modelLocation(ref));
-      this.checkpoints.set(ref, p);
-      p.catch(() => this.checkpoints.delete(ref));
-    }
-    return p;
   }
 
   async close(): Promise<void> {
