@@ -71,10 +71,11 @@ export interface StreamChunk {
   /** Flat index of the chunk's first element in the whole tensor. */
   start: number;
   /**
-   * The raw bf16 bits of every input, given only to a stream that sets `rawBF16` when every input
-   * is stored as BF16 with no added vectors; `ctx.inputs[i].data` then decodes on first access.
+   * Byte offsets, in this thread's kernel arena (worker/kernels/wasm-kernels.ts), of every input's
+   * raw bf16 bits, given only to a stream that sets `rawBF16` when every input is stored as BF16
+   * with no added vectors; `ctx.inputs[i].data` then decodes on first access.
    */
-  bf16?: readonly Uint16Array[];
+  bf16?: readonly number[];
   /** The counter-based key of input i's random stream: draw j is `uniformAt(...key, start + j)`. */
   randomKey?(i: number): readonly [number, number, number];
 }
@@ -92,6 +93,11 @@ export interface TensorStream {
   stats(pass: number, chunk: StreamChunk): void;
   /** The merged values of the chunk (chunk-sized; may be a buffer reused by the next call). */
   apply(chunk: StreamChunk): Float32Array;
+  /**
+   * apply for a raw bf16 chunk when the output is bf16 too: writes the chunk's output bits at
+   * arena offset `out` (what `apply` + round-to-nearest-even would give).
+   */
+  applyBF16?(chunk: StreamChunk, out: number): void;
 }
 
 export function defineMergeMethod(m: MergeMethod): MergeMethod {

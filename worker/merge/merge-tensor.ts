@@ -9,7 +9,8 @@ import { MergeloomError, ParamError } from "../../proto/errors.js";
 import type { TensorSource, TensorTask } from "../../proto/merge-task.js";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
 import { createRandom, hashKey } from "../tensor/random.js";
-import { linear, mergeLinearBF16 } from "./methods/linear.js";
+import { kernelArena, type KernelArena } from "../kernels/wasm-kernels.js";
+import { linear, linearBF16At } from "./methods/linear.js";
 import type { MergeContext, MergeInput, MergeMethod, StreamChunk, TensorStream } from "./define-merge-method.js";
 import type { MergeMethodRegistry } from "./merge-method-registry.js";
 import { newChecksum, type TensorIO } from "./tensor-io.js";
@@ -223,13 +224,20 @@ async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements
   const raw = stream.rawBF16 === true && t.inputs.every((i) => i.source.dtype === "BF16" && !i.addVectors?.length && rowElems(i.source.shape) === rowLen);
   const keys = t.inputs.map((_, i) => hashKey(job.seed, `${t.name}\u0000${i}`));
   const randomKey = (i: number): readonly [number, number, number] => [keys[i][0], keys[i][1], keys[i][2]];
+  // Raw chunks live in the kernel arena: one slot per input (and the bf16 output), sized for the
+  // largest chunk and reused by every chunk and pass of this tensor.
+  const arena = raw ? kernelArena() : undefined;
+  arena?.reset();
+  const chunkMax = Math.min(rows, per) * rowLen;
+  const slots = arena ? t.inputs.map(() => arena.alloc(chunkMax * 2)) : [];
+  const outSlot = arena && t.outDtype === "BF16" && stream.applyBF16 ? arena.alloc(chunkMax * 2) : -1;
   const chunks = async (f: (chunk: StreamChunk, r0: number, bytesRead: number) => void): Promise<void> => {
     for (let r0 = 0; r0 < rows; r0 += per) {
       const r1 = Math.min(rows, r0 + per);
       const start = r0 * rowLen;
-      if (raw) {
-        const read = await readRawBF16(t, r0, r1, rowLen, io);
-        f({ ctx: chunkContext(job, [r1 - r0, ...tail], read.inputs, start), start, bf16: read.bits, randomKey }, r0, read.bytesRead);
+      if (arena) {
+        const read = await readRawBF16(t, r0, r1, rowLen, io, arena, slots);
+        f({ ctx: chunkContext(job, [r1 - r0, ...tail], read.inputs, start), start, bf16: slots, randomKey }, r0, read.bytesRead);
         continue;
       }
       const read = await readInputs(t, r0, r1, io);
@@ -247,12 +255,18 @@ async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements
   let bytesWritten = 0;
   await chunks((chunk, r0, n) => {
     bytesRead += n;
-    const out = guard(t, () => stream.apply(chunk));
     const expect = numelOf(chunk.ctx.shape);
-    if (out.length !== expect) {
-      throw new ParamError(`merge ${t.name} with ${t.method}: streaming apply returned ${out.length} values, expected ${expect}`);
+    let encoded: Uint8Array;
+    if (outSlot >= 0) {
+      guard(t, () => stream.applyBF16!(chunk, outSlot));
+      encoded = arena!.u8(outSlot, expect * 2);
+    } else {
+      const out = guard(t, () => stream.apply(chunk));
+      if (out.length !== expect) {
+        throw new ParamError(`merge ${t.name} with ${t.method}: streaming apply returned ${out.length} values, expected ${expect}`);
+      }
+      encoded = encodeFromF32(out, t.outDtype, scratch.get(t.inputs.length + 2, out.length * esz));
     }
-    const encoded = encodeFromF32(out, t.outDtype, scratch.get(t.inputs.length + 2, out.length * esz));
     if (hash) hash.update(encoded);
     else io.write(t.dest.uri, t.dest.offset + r0 * rowLen * esz, encoded);
     bytesWritten += encoded.byteLength;
@@ -261,30 +275,26 @@ async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements
 }
 
 /**
- * Every input's rows [r0, r1) as raw bf16 bits (scratch buffers), for a stream that computes from
- * them; each input's fp32 `data` is decoded only if something asks for it.
+ * Every input's rows [r0, r1) as raw bf16 bits, read into the arena slots; each input's fp32
+ * `data` is decoded only if something asks for it.
  */
-async function readRawBF16(t: TensorTask, r0: number, r1: number, rowLen: number, io: TensorIO): Promise<{ inputs: MergeInput[]; bits: Uint16Array[]; bytesRead: number }> {
+async function readRawBF16(t: TensorTask, r0: number, r1: number, rowLen: number, io: TensorIO, arena: KernelArena, slots: readonly number[]): Promise<{ inputs: MergeInput[]; bytesRead: number }> {
   const n = (r1 - r0) * rowLen;
   const inputs: MergeInput[] = [];
-  const bits: Uint16Array[] = [];
   for (let i = 0; i < t.inputs.length; i++) {
     const spec = t.inputs[i];
-    const buf = scratch.get(i, n * 2);
-    await io.read(spec.source.uri, spec.source.offset + r0 * rowLen * 2, n * 2, buf);
-    const u16 = new Uint16Array(buf.buffer, buf.byteOffset, n);
-    bits.push(u16);
+    await io.read(spec.source.uri, spec.source.offset + r0 * rowLen * 2, n * 2, arena.u8(slots[i], n * 2));
     let data: Float32Array | undefined;
     const slot = i;
     inputs.push({
       model: spec.model,
       params: spec.params,
       get data(): Float32Array {
-        return (data ??= decodeToF32(buf, "BF16", n <= SCRATCH_F32_MAX ? scratch.f32(slot, n) : new Float32Array(n)));
+        return (data ??= decodeToF32(arena.u8(slots[slot], n * 2), "BF16", n <= SCRATCH_F32_MAX ? scratch.f32(slot, n) : new Float32Array(n)));
       },
     });
   }
-  return { inputs, bits, bytesRead: n * 2 * t.inputs.length };
+  return { inputs, bytesRead: n * 2 * t.inputs.length };
 }
 
 /** bf16 in and out, same row layout, no added vectors: the fused linear kernel applies. */
@@ -294,27 +304,49 @@ function canFuseBF16(t: TensorTask): boolean {
   return t.inputs.every((i) => i.source.dtype === "BF16" && !i.addVectors?.length && rowElems(i.source.shape) === outRow);
 }
 
+/** Output elements per chunk of the fused linear kernel: a few MB of reads per input. */
+const LINEAR_CHUNK_ELEMENTS = 1 << 20;
+
+/**
+ * bf16 linear in row chunks: each input's rows are read straight into the kernel arena, merged by
+ * the SIMD kernel and written (or hashed) before the next chunk, so memory is a few chunks.
+ */
 async function mergeLinearFused(t: TensorTask, r0: number, r1: number, outRowElems: number, io: TensorIO): Promise<TensorJobResult> {
-  const n = (r1 - r0) * outRowElems;
-  const srcs: Uint16Array[] = [];
+  const a = kernelArena();
+  a.reset();
+  const per = Math.max(1, Math.floor(LINEAR_CHUNK_ELEMENTS / Math.max(1, outRowElems)));
+  const discard = t.dest.uri.startsWith("discard://");
+  const hash = discard ? newChecksum() : undefined;
   let bytesRead = 0;
-  for (let i = 0; i < t.inputs.length; i++) {
-    const src = t.inputs[i].source;
-    const buf = scratch.get(i, n * 2);
-    await io.read(src.uri, src.offset + r0 * outRowElems * 2, n * 2, buf);
-    bytesRead += n * 2;
-    srcs.push(new Uint16Array(buf.buffer, buf.byteOffset, n));
+  let readMs = 0;
+  let writeMs = 0;
+  const begin = epochNow();
+  for (let c0 = r0; c0 < r1; c0 += per) {
+    const c1 = Math.min(r1, c0 + per);
+    const n = (c1 - c0) * outRowElems;
+    const mark = a.mark();
+    const ptrs = t.inputs.map(() => a.alloc(n * 2));
+    const out = a.alloc(n * 2);
+    const t0 = epochNow();
+    for (let i = 0; i < t.inputs.length; i++) {
+      const src = t.inputs[i].source;
+      await io.read(src.uri, src.offset + c0 * outRowElems * 2, n * 2, a.u8(ptrs[i], n * 2));
+      bytesRead += n * 2;
+    }
+    const t1 = epochNow();
+    readMs += t1 - t0;
+    guard(t, () => linearBF16At({ tensorName: t.name, inputs: t.inputs, params: t.params }, ptrs, out, n));
+    const t2 = epochNow();
+    const bytes = a.u8(out, n * 2);
+    if (hash) hash.update(bytes);
+    else io.write(t.dest.uri, t.dest.offset + c0 * outRowElems * 2, bytes);
+    writeMs += epochNow() - t2;
+    a.release(mark);
   }
-  markLoaded();
-  const outBytes = scratch.get(t.inputs.length + 2, n * 2);
-  try {
-    mergeLinearBF16({ tensorName: t.name, inputs: t.inputs, params: t.params }, srcs, new Uint16Array(outBytes.buffer, outBytes.byteOffset, n));
-  } catch (err) {
-    if (err instanceof MergeloomError) throw err;
-    throw new MergeloomError("MERGE_FAILED", `merge ${t.name} with ${t.method}: ${(err as Error).message}`, { cause: err });
-  }
-  markMerged();
-  return writeOut(t, outBytes, r0 * outRowElems * 2, io, bytesRead);
+  // Stages interleave per chunk; the spans get their summed durations, in order.
+  marks.loaded = begin + readMs;
+  marks.merged = epochNow() - writeMs;
+  return hash ? { bytesRead, bytesWritten: 0, sha256: hash.digest("hex") } : { bytesRead, bytesWritten: (r1 - r0) * outRowElems * 2 };
 }
 
 function writeOut(t: TensorTask, bytes: Uint8Array, relOffset: number, io: TensorIO, bytesRead: number): TensorJobResult {

@@ -12,13 +12,15 @@
  * decided by flat index exactly as the whole-tensor sparsifiers do — and mixes as `merge` does.
  * L1 norms are float64 sums in flat order, so they equal the whole-tensor sums bit for bit.
  *
- * With raw bf16 inputs (`StreamChunk.bf16`) nothing is decoded into fp32 copies: δ comes from a
- * 64K-entry bf16→fp32 table inside fused loops (the stats passes never store δ), and apply works
- * in L1-sized blocks: δ, mask, mix and the add of the base per block. fp32(x − b) is the same value
- * either way, so the bytes are those of the fp32 path.
+ * With raw bf16 inputs (`StreamChunk.bf16`, byte offsets in the kernel arena) nothing is decoded
+ * into fp32 copies: the WebAssembly SIMD kernels work in L1-sized blocks — δ, histograms and sums
+ * in the stats passes; δ, mask, rescale, mix, the base and the bf16 rounding in apply — each the
+ * same operations on the same values as the fp32 path, so the bytes are identical.
  */
 import { ParamError } from "../../../proto/errors.js";
-import { bf16ToF32Table } from "../../tensor/convert.js";
+import { numelOf } from "../../../proto/dtype.js";
+import { kernelArena } from "../../kernels/wasm-kernels.js";
+import { encodeFromF32 } from "../../tensor/convert.js";
 import type { StreamChunk, StreamInfo, TensorStream } from "../define-merge-method.js";
 import { checkMagnitudeDensity, keepCount, l1Ratio, type KeySelection } from "../sparsify.js";
 import { addScaled, mixTaskVectors, numParam, requireBase, subjectOf, weightOf, type GtaVariant, type TaskVector } from "./generalized-task-arithmetic.js";
@@ -41,6 +43,10 @@ interface Plan {
   before: number;
   after: number;
   ratio: number;
+  /** Arena offsets (raw bf16 path): high histogram, low histograms, [before, after] sums. */
+  hiAt?: number;
+  loAt: number[];
+  sumsAt?: number;
   // masking state, running across the chunks of one pass
   tiesLeft: number;
   skipLow: number;
@@ -74,7 +80,7 @@ export function gtaStream(v: GtaVariant, info: StreamInfo): TensorStream | undef
     const weight = weightOf(v.name, info.tensorName, input);
     const density = numParam(input.params, "density", 1);
     const p: Plan = {
-      index: i, weight, kind: "keep", density, rescale: false, positions: [], his: [], belowHi: [], loHists: [], keys: [],
+      index: i, weight, kind: "keep", density, rescale: false, positions: [], his: [], belowHi: [], loHists: [], loAt: [], keys: [],
       before: 0, after: 0, ratio: 1, tiesLeft: 0, skipLow: 0, keepHigh: 0, tl: 0, th: 0,
     };
     plans.push(p);
@@ -121,16 +127,24 @@ export function gtaStream(v: GtaVariant, info: StreamInfo): TensorStream | undef
   return new GtaStream(v, info, plans, normalize, lambda);
 }
 
-/** Elements per block of the raw bf16 apply: every block buffer stays in L1/L2. */
-const APPLY_BLOCK = 4096;
-/** One fp32 and its bits, to take a float's bits inside a loop without a scratch array. */
-const oneF = new Float32Array(1);
-const oneU = new Uint32Array(oneF.buffer);
+/** Elements per block of the raw bf16 kernels: every block buffer stays in L1/L2. */
+const BLOCK = 4096;
+const HIST_BYTES = 65536 * 4;
+
+/** Arena offsets of the raw path's block buffers (allocated once per tensor). */
+interface Work {
+  ds: number;
+  dsPtrs: number;
+  ws: number;
+  mix: number;
+  tmp: number;
+  state: number;
+}
 
 class GtaStream implements TensorStream {
   readonly rawBF16 = true;
-  private readonly lut = bf16ToF32Table();
   private readonly bufs = new Bufs();
+  private work?: Work;
   private readonly selecting: Plan[];
   constructor(
     private readonly v: GtaVariant,
@@ -157,6 +171,7 @@ class GtaStream implements TensorStream {
   }
 
   private endPass(pass: number): void {
+    if (this.work) this.syncFromArena(pass);
     if (pass === 0) {
       for (const p of this.plans) {
         if (p.kind === "random" && p.rescale) p.ratio = l1Ratio(p.before, p.after);
@@ -214,13 +229,6 @@ class GtaStream implements TensorStream {
   /** δ = fp32(X − B) of one input over the chunk, into scratch slot `slot`. */
   private delta(chunk: StreamChunk, p: Plan, slot: number): Float32Array {
     const ctx = chunk.ctx;
-    const raw = chunk.bf16;
-    if (raw) {
-      const b = raw[ctx.baseIndex];
-      const d = this.bufs.get(slot, b.length);
-      deltaBF16(raw[p.index], b, 0, b.length, this.lut, d);
-      return d;
-    }
     const base = ctx.inputs[ctx.baseIndex].data;
     const x = ctx.inputs[p.index].data;
     const len = base.length;
@@ -233,12 +241,11 @@ class GtaStream implements TensorStream {
   }
 
   stats(pass: number, chunk: StreamChunk): void {
-    const raw = chunk.bf16;
+    if (chunk.bf16) {
+      this.statsBF16(pass, chunk, chunk.bf16);
+      return;
+    }
     for (const p of this.plans) {
-      if (raw && pass < 2) {
-        this.statsBF16(pass, chunk, raw, p);
-        continue;
-      }
       if (pass === 0) {
         if (p.kind === "keep" || p.kind === "zero") continue;
         const d = this.delta(chunk, p, 0);
@@ -276,72 +283,86 @@ class GtaStream implements TensorStream {
     }
   }
 
-  /** Passes 0 and 1 straight from bf16 bits: the same histograms and sums, δ never stored. */
-  private statsBF16(pass: number, chunk: StreamChunk, raw: readonly Uint16Array[], p: Plan): void {
-    const x = raw[p.index];
-    const b = raw[chunk.ctx.baseIndex];
-    const lut = this.lut;
-    const len = b.length;
-    const f = oneF;
-    const u = oneU;
-    if (pass === 0) {
-      if (p.kind === "keep" || p.kind === "zero") return;
-      if (p.kind === "random") {
-        if (!p.rescale) return;
-        const [k0, k1, k2] = keyOf(chunk, p.index);
-        const m = Math.imul(k2, 0x9e3779b9); // the counter's high word is 0: n < 2^32
-        const thr = Math.min(Math.ceil(p.density * 16777216), 16777216); // as in maskRandomAt
-        let before = p.before;
-        let after = p.after;
-        for (let j = 0, i = chunk.start; j < len; j++, i++) {
-          f[0] = lut[x[j]] - lut[b[j]];
-          u[0] &= 0x7fffffff;
-          before += f[0];
-          // uniformAt(k0, k1, k2, i), inlined
-          let z = (i >>> 0) ^ k0;
-          z = Math.imul(z ^ (z >>> 16), 0x7feb352d);
-          z = Math.imul(z ^ (z >>> 15), 0x846ca68b);
-          z ^= z >>> 16;
-          z = (z + k1) ^ m;
-          z = Math.imul(z ^ (z >>> 16), 0x7feb352d);
-          z = Math.imul(z ^ (z >>> 15), 0x846ca68b);
-          z ^= z >>> 16;
-          u[0] &= ((z >>> 8) - thr) >> 31; // dropped: |δ| becomes +0, which leaves a sum ≥ 0 unchanged
-          after += f[0];
-        }
-        p.before = before;
-        p.after = after;
-        return;
-      }
-      const h = (p.hiHist ??= new Uint32Array(65536));
-      if (p.rescale) {
-        let s = p.before;
-        for (let j = 0; j < len; j++) {
-          const d = lut[x[j]] - lut[b[j]];
-          f[0] = d;
-          h[(u[0] & 0x7fffffff) >>> 16]++;
-          s += Math.abs(f[0]);
-        }
-        p.before = s;
-      } else {
-        for (let j = 0; j < len; j++) {
-          f[0] = lut[x[j]] - lut[b[j]];
-          h[(u[0] & 0x7fffffff) >>> 16]++;
-        }
-      }
-      return;
+  /** The raw path's block buffers, allocated in the arena on the tensor's first chunk. */
+  private workspace(): Work {
+    if (this.work) return this.work;
+    const a = kernelArena();
+    const m = this.plans.length;
+    const w: Work = { ds: a.alloc(4 * BLOCK * Math.max(1, m)), dsPtrs: a.alloc(4 * m), ws: a.alloc(4 * m), mix: a.alloc(4 * BLOCK), tmp: a.alloc(4 * BLOCK), state: a.alloc(8) };
+    a.u32(w.dsPtrs, m).set(this.plans.map((_, t) => w.ds + 4 * BLOCK * t));
+    a.f32(w.ws, m).set(this.plans.map((p) => p.weight));
+    for (const p of this.plans) {
+      if (p.kind === "magnitude" || p.kind === "outliers") p.hiAt = zeroed(a.alloc(HIST_BYTES), HIST_BYTES);
+      if (p.kind === "random" && p.rescale) p.sumsAt = zeroed(a.alloc(16), 16);
     }
-    if (p.kind !== "magnitude" && p.kind !== "outliers") return;
-    const hiA = p.his[0];
-    const hiB = p.his[p.his.length - 1];
-    const hA = p.loHists[0];
-    const hB = p.loHists[p.loHists.length - 1];
-    for (let j = 0; j < len; j++) {
-      f[0] = lut[x[j]] - lut[b[j]];
-      const bits = u[0] & 0x7fffffff;
-      const hi = bits >>> 16;
-      if (hi === hiA) hA[bits & 0xffff]++;
-      else if (hi === hiB) hB[bits & 0xffff]++;
+    return (this.work = w);
+  }
+
+  /** Copies what the kernels accumulated in pass `pass` into the plans, for endPass. */
+  private syncFromArena(pass: number): void {
+    const a = kernelArena();
+    for (const p of this.plans) {
+      if (pass === 0 && p.hiAt !== undefined && p.hiHist === undefined) p.hiHist = Uint32Array.from(a.u32(p.hiAt, 65536));
+      if (pass === 0 && p.sumsAt !== undefined) [p.before, p.after] = a.f64(p.sumsAt, 2);
+      if (pass === 1 && p.loAt.length) p.loHists = p.loAt.map((at) => Uint32Array.from(a.u32(at, 65536)));
+    }
+  }
+
+  /** Stats passes from bf16 bits (arena offsets), block by block with the SIMD kernels. */
+  private statsBF16(pass: number, chunk: StreamChunk, raw: readonly number[]): void {
+    const a = kernelArena();
+    const w = this.workspace();
+    const k = a.k;
+    const base = raw[chunk.ctx.baseIndex];
+    const len = numelOf(chunk.ctx.shape);
+    for (const p of this.plans) {
+      if (p.kind === "keep" || p.kind === "zero") continue;
+      if (pass === 0 && p.kind === "random" && !p.rescale) continue;
+      if (pass > 0 && p.kind === "random") continue;
+      if (pass === 2 && !p.rescale) continue;
+      if (pass === 1 && p.loAt.length === 0) {
+        // the low histograms of the selected high buckets (one shared when both cuts share it)
+        p.loAt = p.his.map((hi, j) => (p.his.indexOf(hi) < j ? -1 : zeroed(a.alloc(HIST_BYTES), HIST_BYTES)));
+        p.loAt = p.loAt.map((at, j) => (at === -1 ? p.loAt[p.his.indexOf(p.his[j])] : at));
+      }
+      const x = raw[p.index];
+      const d = w.ds;
+      for (let s = 0; s < len; s += BLOCK) {
+        const n = Math.min(BLOCK, len - s);
+        k.deltaBF16(d, x + 2 * s, base + 2 * s, n);
+        if (pass === 0) {
+          if (p.kind === "random") {
+            const [k0, k1, k2] = keyOf(chunk, p.index);
+            k.randomL1(d, w.tmp, n, k0, k1, Math.imul(k2, 0x9e3779b9), randomThreshold(p.density), chunk.start + s, p.sumsAt!);
+          } else if (p.rescale) p.before = k.histHiL1(p.hiAt!, d, n, p.before);
+          else k.histHi(p.hiAt!, d, n);
+        } else if (pass === 1) {
+          k.histLo(p.loAt[0], p.loAt[p.loAt.length - 1], p.his[0], p.his[p.his.length - 1], d, n);
+        } else {
+          this.maskBlock(p, d, n, chunk.start + s, chunk);
+          p.after = k.l1(d, n, p.after);
+        }
+      }
+    }
+  }
+
+  /** The sparsifier's mask over one block of δ at arena offset d (flat index of its first element: at). */
+  private maskBlock(p: Plan, d: number, n: number, at: number, chunk: StreamChunk): void {
+    const a = kernelArena();
+    if (p.kind === "random") {
+      const [k0, k1, k2] = keyOf(chunk, p.index);
+      a.k.maskRandom(d, n, k0, k1, Math.imul(k2, 0x9e3779b9), randomThreshold(p.density), at);
+    } else if (p.kind === "magnitude") {
+      p.tiesLeft = a.k.maskMagnitude(d, n, p.keys[0].key, p.tiesLeft);
+    } else if (p.kind === "outliers") {
+      const st = this.work!.state;
+      const state = a.u32(st, 2);
+      state[0] = p.tl;
+      state[1] = p.th;
+      a.k.maskOutliers(d, n, p.keys[0].key, p.keys[p.keys.length - 1].key, p.skipLow, p.keepHigh, st);
+      const after = a.u32(st, 2);
+      p.tl = after[0];
+      p.th = after[1];
     }
   }
 
@@ -391,53 +412,69 @@ class GtaStream implements TensorStream {
   }
 
   /**
-   * apply from bf16 bits, block by block: per block δ of every input (table), its mask (running
-   * tie counters and draws continue across blocks in flat order), the rescale, the mix and the
-   * base — the same operations on the same values as the whole-chunk form.
+   * apply from bf16 bits, block by block: per block δ of every input, its mask (running tie
+   * counters and draws continue across blocks in flat order), the rescale, the mix, the base and
+   * the output encoding — the same operations on the same values as the whole-chunk form. Writes
+   * bf16 bits at arena offset `outBF16`, or fp32 values into `outF32`.
    */
-  private applyBF16(chunk: StreamChunk, raw: readonly Uint16Array[]): Float32Array {
+  private applyRaw(chunk: StreamChunk, raw: readonly number[], out: { bf16: number } | { f32: Float32Array }): void {
+    const a = kernelArena();
+    const w = this.workspace();
+    const k = a.k;
     const ctx = chunk.ctx;
-    const lut = this.lut;
     const base = raw[ctx.baseIndex];
-    const len = base.length;
+    const len = numelOf(ctx.shape);
     const plans = this.plans;
     const m = plans.length;
-    const out = this.bufs.get(0, len);
-    if (m === 0) {
-      for (let j = 0; j < len; j++) out[j] = lut[base[j]];
-      return out;
+    const lambda = Math.fround(this.lambda);
+    let div = 1;
+    if (!this.v.consensus && this.normalize) {
+      div = 0;
+      for (const p of plans) div = Math.fround(div + Math.fround(p.weight));
+      if (Math.abs(div) < 1e-8) div = 1;
     }
-    const B = APPLY_BLOCK;
-    const ds = plans.map((_, t) => this.bufs.get(t + 1, B));
-    const bv = this.bufs.get(m + 1, B);
-    const mixBuf = this.bufs.get(m + 2, B);
-    const keys = plans.map((p) => (p.kind === "random" ? keyOf(chunk, p.index) : undefined));
-    const tvs: TaskVector[] = plans.map((p, t) => ({ index: p.index, input: ctx.inputs[p.index], delta: ds[t], weight: p.weight }));
-    for (let s = 0; s < len; s += B) {
-      const n = Math.min(B, len - s);
+    for (let s = 0; s < len; s += BLOCK) {
+      const n = Math.min(BLOCK, len - s);
       for (let t = 0; t < m; t++) {
         const p = plans[t];
-        const d = n === B ? ds[t] : ds[t].subarray(0, n);
-        tvs[t].delta = d;
+        const d = w.ds + 4 * BLOCK * t;
         if (p.kind === "zero") {
-          d.fill(0);
+          k.zeroF32(d, n);
           continue;
         }
-        deltaBF16(raw[p.index], base, s, n, lut, d);
-        if (p.kind === "random") maskRandomAt(d, p.density, keys[t]!, chunk.start + s);
-        else if (p.kind !== "keep") this.maskSelected(p, d);
-        const r = p.ratio;
-        if (r !== 1) for (let k = 0; k < n; k++) d[k] *= r;
+        k.deltaBF16(d, raw[p.index] + 2 * s, base + 2 * s, n);
+        if (p.kind !== "keep") this.maskBlock(p, d, n, chunk.start + s, chunk);
+        if (p.ratio !== 1) k.scaleF64(d, n, p.ratio);
       }
-      const b = n === B ? bv : bv.subarray(0, n);
-      for (let k = 0; k < n; k++) b[k] = lut[base[s + k]];
-      out.set(addScaled(b, mixTaskVectors(tvs, n, this.v.consensus, this.normalize, mixBuf), this.lambda), s);
+      if (this.v.consensus) k.mixConsensus(w.mix, w.dsPtrs, w.ws, m, n, this.normalize ? 1 : 0);
+      else k.mixSum(w.mix, w.dsPtrs, w.ws, m, n, div);
+      if ("bf16" in out) k.finishBF16(out.bf16 + 2 * s, w.mix, base + 2 * s, n, lambda);
+      else {
+        k.finishF32(w.tmp, w.mix, base + 2 * s, n, lambda);
+        out.f32.set(a.f32(w.tmp, n), s);
+      }
     }
-    return out;
+  }
+
+  applyBF16(chunk: StreamChunk, out: number): void {
+    const raw = chunk.bf16;
+    if (!raw || this.plans.length === 0) {
+      // only the base: its own bits, through fp32 like every other output
+      const f = this.apply(chunk);
+      const a = kernelArena();
+      const bytes = encodeFromF32(f, "BF16");
+      a.u16(out, f.length).set(new Uint16Array(bytes.buffer, bytes.byteOffset, f.length));
+      return;
+    }
+    this.applyRaw(chunk, raw, { bf16: out });
   }
 
   apply(chunk: StreamChunk): Float32Array {
-    if (chunk.bf16) return this.applyBF16(chunk, chunk.bf16);
+    if (chunk.bf16 && this.plans.length > 0) {
+      const out = this.bufs.get(0, numelOf(chunk.ctx.shape));
+      this.applyRaw(chunk, chunk.bf16, { f32: out });
+      return out;
+    }
     const ctx = chunk.ctx;
     const base = ctx.inputs[ctx.baseIndex].data;
     const len = base.length;
@@ -462,30 +499,15 @@ function keyOf(chunk: StreamChunk, i: number): readonly [number, number, number]
   return chunk.randomKey(i);
 }
 
-/** d[k] = fp32(x[s+k] − b[s+k]) for k < len, from bf16 bits. */
-function deltaBF16(x: Uint16Array, b: Uint16Array, s: number, len: number, lut: Float32Array, d: Float32Array): void {
-  for (let k = 0; k < len; k++) d[k] = lut[x[s + k]] - lut[b[s + k]];
+/** DARE keeps element i when its draw v/2^24 < density ⟺ v < ceil(density·2^24) for the integer v. */
+function randomThreshold(density: number): number {
+  return Math.min(Math.ceil(density * 16777216), 16777216);
 }
 
-/** DARE's mask with draws start, start+1, … of the keyed stream: uniformAt inlined. */
-function maskRandomAt(d: Float32Array, density: number, key: readonly [number, number, number], start: number): void {
-  const [k0, k1, k2] = key;
-  const m = Math.imul(k2, 0x9e3779b9); // the counter's high word is 0: n < 2^32
-  const len = d.length;
-  const bits = new Uint32Array(d.buffer, d.byteOffset, len);
-  // draw v/2^24 < density ⟺ v < ceil(density·2^24) for the integer v: a sign bit, no branch
-  const thr = Math.min(Math.ceil(density * 16777216), 16777216);
-  for (let j = 0, i = start; j < len; j++, i++) {
-    let z = (i >>> 0) ^ k0;
-    z = Math.imul(z ^ (z >>> 16), 0x7feb352d);
-    z = Math.imul(z ^ (z >>> 15), 0x846ca68b);
-    z ^= z >>> 16;
-    z = (z + k1) ^ m;
-    z = Math.imul(z ^ (z >>> 16), 0x7feb352d);
-    z = Math.imul(z ^ (z >>> 15), 0x846ca68b);
-    z ^= z >>> 16;
-    bits[j] &= ((z >>> 8) - thr) >> 31;
-  }
+/** Zero-fills `bytes` bytes of the arena at p and returns p. */
+function zeroed(p: number, bytes: number): number {
+  kernelArena().u8(p, bytes).fill(0);
+  return p;
 }
 
 /** DARE's mask on a chunk: element j drops unless its draw is < density. */

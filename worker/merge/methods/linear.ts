@@ -8,6 +8,7 @@
  */
 import { ParamError } from "../../../proto/errors.js";
 import { defineMergeMethod, type MergeInput } from "../define-merge-method.js";
+import { kernelArena } from "../../kernels/wasm-kernels.js";
 import { bool, num } from "../params.js";
 
 /** Weights with |Σw| below this count as summing to zero (mergekit would divide by ~0). */
@@ -50,7 +51,7 @@ export const linear = defineMergeMethod({
     const weights = weightsOf(ctx.tensorName, ctx.inputs);
     const normalize = ctx.params.normalize !== false;
     checkSum(ctx.tensorName, weights, normalize);
-    const div = normalize ? Math.fround(weights.reduce((a, b) => a + b, 0)) : 1;
+    const div = divisorOf(weights, normalize);
     const n = ctx.inputs[0].data.length;
     const acc = new Float64Array(n);
     for (let m = 0; m < ctx.inputs.length; m++) {
@@ -64,73 +65,46 @@ export const linear = defineMergeMethod({
   },
 });
 
-/** bf16 bits → the exact value, for the fused kernel (bf16→f32 is a shift, so a table is exact). */
-let bf16Table: Float64Array | undefined;
-function bf16Values(): Float64Array {
-  if (!bf16Table) {
-    bf16Table = new Float64Array(65536);
-    const f = new Float32Array(1);
-    const u = new Uint32Array(f.buffer);
-    for (let h = 0; h < 65536; h++) {
-      u[0] = h << 16;
-      bf16Table[h] = f[0];
-    }
-  }
-  return bf16Table;
+/** Σw (fp32) when normalizing, else 1: the divisor of every linear output. */
+function divisorOf(weights: readonly number[], normalize: boolean): number {
+  return normalize ? Math.fround(weights.reduce((a, b) => a + b, 0)) : 1;
 }
 
-const BLOCK = 1 << 14;
-const blockF32 = new Float32Array(BLOCK);
-const blockU32 = new Uint32Array(blockF32.buffer);
+type LinearCtx = { tensorName: string; inputs: readonly Pick<MergeInput, "model" | "params">[]; params: Record<string, unknown> };
 
 /**
- * linear straight from bf16 bits to bf16 bits, without fp32 copies of the inputs: the same
- * float64 accumulation in the same order, the same single rounding to fp32 and the same
- * round-to-nearest-even to bf16 as `merge` + the driver's conversions, so the bytes are identical.
+ * linear straight from bf16 bits to bf16 bits in the kernel arena (`srcs`, `out`: byte offsets of
+ * n elements each): the same float64 accumulation in the same order, the same single rounding to
+ * fp32 and the same round-to-nearest-even to bf16 as `merge` + the driver's conversions, so the
+ * bytes are identical (SIMD kernel `linearBF16`).
  */
-export function mergeLinearBF16(
-  ctx: { tensorName: string; inputs: readonly Pick<MergeInput, "model" | "params">[]; params: Record<string, unknown> },
-  srcs: readonly Uint16Array[],
-  out: Uint16Array,
-): void {
+export function linearBF16At(ctx: LinearCtx, srcs: readonly number[], out: number, n: number): void {
   const weights = weightsOf(ctx.tensorName, ctx.inputs);
   const normalize = ctx.params.normalize !== false;
   checkSum(ctx.tensorName, weights, normalize);
-  const div = normalize ? Math.fround(weights.reduce((a, b) => a + b, 0)) : 1;
-  const lut = bf16Values();
-  const n = out.length;
+  const a = kernelArena();
+  const mark = a.mark();
   const m = srcs.length;
-  for (let s = 0; s < n; s += BLOCK) {
-    const len = Math.min(BLOCK, n - s);
-    if (m === 3) {
-      const [a, b, c] = srcs;
-      const [wa, wb, wc] = weights;
-      for (let k = 0; k < len; k++) {
-        let acc = 0;
-        acc += wa * lut[a[s + k]];
-        acc += wb * lut[b[s + k]];
-        acc += wc * lut[c[s + k]];
-        blockF32[k] = acc / div;
-      }
-    } else if (m === 2) {
-      const [a, b] = srcs;
-      const [wa, wb] = weights;
-      for (let k = 0; k < len; k++) {
-        let acc = 0;
-        acc += wa * lut[a[s + k]];
-        acc += wb * lut[b[s + k]];
-        blockF32[k] = acc / div;
-      }
-    } else {
-      for (let k = 0; k < len; k++) {
-        let acc = 0;
-        for (let i = 0; i < m; i++) acc += weights[i] * lut[srcs[i][s + k]];
-        blockF32[k] = acc / div;
-      }
-    }
-    for (let k = 0; k < len; k++) {
-      const bits = blockU32[k];
-      out[s + k] = (bits & 0x7fffffff) > 0x7f800000 ? (bits >>> 16) | 0x0040 : (bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16;
-    }
-  }
+  const sp = a.alloc(4 * m);
+  const wp = a.alloc(8 * m);
+  a.u32(sp, m).set(srcs);
+  a.f64(wp, m).set(weights);
+  a.k.linearBF16(out, sp, wp, m, n, divisorOf(weights, normalize));
+  a.release(mark);
+}
+
+/** `linearBF16At` on ordinary arrays (copied through the arena). */
+export function mergeLinearBF16(ctx: LinearCtx, srcs: readonly Uint16Array[], out: Uint16Array): void {
+  const a = kernelArena();
+  const mark = a.mark();
+  const n = out.length;
+  const ptrs = srcs.map((s) => {
+    const p = a.alloc(2 * n);
+    a.u16(p, n).set(s.subarray(0, n));
+    return p;
+  });
+  const op = a.alloc(2 * n);
+  linearBF16At(ctx, ptrs, op, n);
+  out.set(a.u16(op, n));
+  a.release(mark);
 }
