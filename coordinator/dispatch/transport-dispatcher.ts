@@ -107,8 +107,10 @@ export class TransportDispatcher implements TaskDispatcher {
           );
           // Publish with a bounded window of unacknowledged publishes: one awaited at a time caps
           // dispatch at ~1/RTT (bench/dispatch-overhead.ts).
+          // Largest tasks first (longest-processing-time order): a one-tensor embedding or lm_head
+          // task published last would run alone on one thread while the others idle.
           const inFlight = new Set<Promise<void>>();
-          for (const [key, t] of [...pending]) {
+          for (const [key, t] of [...pending].sort((a, b) => taskBytes(b[1]) - taskBytes(a[1]))) {
             if (reported.has(key)) continue;
             signal?.throwIfAborted();
             const p: Promise<void> = this.transport
@@ -194,4 +196,11 @@ export class TransportDispatcher implements TaskDispatcher {
     };
     if (!settled.aborted) setTimer(setTimeout(() => void check().catch(() => {}), Math.min(every, 1000)));
   }
+}
+
+/** Output bytes of a task: its merge cost, for the dispatch order. */
+function taskBytes(t: MergeTask): number {
+  let n = 0;
+  for (const x of t.tensors) n += x.dest.byteLength;
+  return n;
 }

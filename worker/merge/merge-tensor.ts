@@ -26,10 +26,18 @@ export interface TensorJob {
    * values). Outputs never depend on it.
    */
   chunkElements?: number;
+  /** Overrides STREAM_CACHE_BYTES (tests run both the cached and the re-reading path). */
+  cacheBytes?: number;
 }
 
 /** Default chunk of the streamed (multi-pass) path: small enough to stay in cache-friendly sizes. */
 export const STREAM_CHUNK_ELEMENTS = 1 << 20;
+/**
+ * A streamed bf16 tensor whose inputs total at most this many bytes is read once and kept in the
+ * thread's arena for every pass (re-reads cost more than the kernels); larger ones (embeddings)
+ * are re-read per pass. Per thread, so it bounds the extra resident memory.
+ */
+const STREAM_CACHE_BYTES = 96 << 20;
 
 /** Epoch milliseconds at the stage boundaries of one job (for the worker's load/merge/write spans). */
 export interface StageTimes {
@@ -225,24 +233,30 @@ async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements
   const keys = t.inputs.map((_, i) => hashKey(job.seed, `${t.name}\u0000${i}`));
   const randomKey = (i: number): readonly [number, number, number] => [keys[i][0], keys[i][1], keys[i][2]];
   // Raw chunks live in the kernel arena: one slot per input (and the bf16 output), sized for the
-  // largest chunk and reused by every chunk and pass of this tensor.
+  // largest chunk and reused by every chunk and pass of this tensor — or, when all the tensor's
+  // inputs fit STREAM_CACHE_BYTES, sized for the whole tensor and read once for every pass.
   const arena = raw ? kernelArena() : undefined;
   arena?.reset();
   const chunkMax = Math.min(rows, per) * rowLen;
-  const slots = arena ? t.inputs.map(() => arena.alloc(chunkMax * 2)) : [];
+  const numel = rows * rowLen;
+  const cacheAll = arena !== undefined && numel * 2 * t.inputs.length <= (job.cacheBytes ?? STREAM_CACHE_BYTES);
+  const slots = arena ? t.inputs.map(() => arena.alloc((cacheAll ? numel : chunkMax) * 2)) : [];
   const outSlot = arena && t.outDtype === "BF16" && stream.applyBF16 ? arena.alloc(chunkMax * 2) : -1;
+  let cached = false;
   const chunks = async (f: (chunk: StreamChunk, r0: number, bytesRead: number) => void): Promise<void> => {
     for (let r0 = 0; r0 < rows; r0 += per) {
       const r1 = Math.min(rows, r0 + per);
       const start = r0 * rowLen;
       if (arena) {
-        const read = await readRawBF16(t, r0, r1, rowLen, io, arena, slots);
-        f({ ctx: chunkContext(job, [r1 - r0, ...tail], read.inputs, start), start, bf16: slots, randomKey }, r0, read.bytesRead);
+        const at = cacheAll ? slots.map((s) => s + start * 2) : slots;
+        const read = await readRawBF16(t, r0, r1, rowLen, io, arena, at, !cached);
+        f({ ctx: chunkContext(job, [r1 - r0, ...tail], read.inputs, start), start, bf16: at, randomKey }, r0, read.bytesRead);
         continue;
       }
       const read = await readInputs(t, r0, r1, io);
       f({ ctx: chunkContext(job, [r1 - r0, ...tail], read.inputs, start), start, randomKey }, r0, read.bytesRead);
     }
+    cached = cacheAll;
   };
   for (let pass = 0; guard(t, () => stream.needsPass(pass)); pass++) {
     await chunks((chunk) => guard(t, () => stream.stats(pass, chunk)));
@@ -275,15 +289,24 @@ async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements
 }
 
 /**
- * Every input's rows [r0, r1) as raw bf16 bits, read into the arena slots; each input's fp32
- * `data` is decoded only if something asks for it.
+ * Every input's rows [r0, r1) as raw bf16 bits in the arena slots (read unless `read` is false:
+ * already there from an earlier pass); each input's fp32 `data` is decoded only if asked for.
  */
-async function readRawBF16(t: TensorTask, r0: number, r1: number, rowLen: number, io: TensorIO, arena: KernelArena, slots: readonly number[]): Promise<{ inputs: MergeInput[]; bytesRead: number }> {
+async function readRawBF16(
+  t: TensorTask,
+  r0: number,
+  r1: number,
+  rowLen: number,
+  io: TensorIO,
+  arena: KernelArena,
+  slots: readonly number[],
+  read: boolean,
+): Promise<{ inputs: MergeInput[]; bytesRead: number }> {
   const n = (r1 - r0) * rowLen;
   const inputs: MergeInput[] = [];
   for (let i = 0; i < t.inputs.length; i++) {
     const spec = t.inputs[i];
-    await io.read(spec.source.uri, spec.source.offset + r0 * rowLen * 2, n * 2, arena.u8(slots[i], n * 2));
+    if (read) await io.read(spec.source.uri, spec.source.offset + r0 * rowLen * 2, n * 2, arena.u8(slots[i], n * 2));
     let data: Float32Array | undefined;
     const slot = i;
     inputs.push({

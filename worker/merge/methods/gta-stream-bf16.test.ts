@@ -42,10 +42,10 @@ function task(method: string, params: Record<string, ParamValue>, models: Record
   };
 }
 
-async function run(t: TensorTask, chunkElements: number, tag: string): Promise<Buffer> {
+async function run(t: TensorTask, chunkElements: number, tag: string, cacheBytes?: number): Promise<Buffer> {
   const dest = join(dir, `out-${tag}`);
   writeFileSync(dest, new Uint8Array(N * 2));
-  await mergeTensor({ tensor: { ...t, dest: { ...t.dest, uri: dest } }, seed: 11, chunkElements }, registry, io);
+  await mergeTensor({ tensor: { ...t, dest: { ...t.dest, uri: dest } }, seed: 11, chunkElements, cacheBytes }, registry, io);
   return readFileSync(dest);
 }
 
@@ -84,8 +84,11 @@ describe("streamed merges of raw bf16 inputs", () => {
       const whole = await run(t, Number.MAX_SAFE_INTEGER, `${k}-whole`);
       assert.notDeepEqual(whole, readFileSync(paths[0]));
       for (const chunk of CHUNKS) {
-        const streamed = await run(t, chunk, `${k}-${chunk}`);
-        assert.ok(streamed.equals(whole), `chunk ${chunk}: raw bf16 streamed bytes differ from the whole-tensor merge`);
+        // inputs kept in the arena across passes (the default for tensors this small), and re-read per pass
+        for (const cacheBytes of [undefined, 0]) {
+          const streamed = await run(t, chunk, `${k}-${chunk}-${cacheBytes}`, cacheBytes);
+          assert.ok(streamed.equals(whole), `chunk ${chunk}, cacheBytes ${cacheBytes}: raw bf16 streamed bytes differ from the whole-tensor merge`);
+        }
       }
     });
   }
