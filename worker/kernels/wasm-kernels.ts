@@ -17,11 +17,7 @@ export interface KernelExports {
   HEAP_BASE: WebAssembly.Global;
   linearBF16(out: number, srcs: number, ws: number, m: number, n: number, div: number): void;
   deltaBF16(d: number, x: number, b: number, n: number): void;
-  histHi(h: number, d: number, n: number): void;
-  histHiL1(h: number, d: number, n: number, s: number): number;
-  histLo(hA: number, hB: number, hiA: number, hiB: number, d: number, n: number): void;
   maskRandom(d: number, n: number, k0: number, k1: number, mk: number, thr: number, start: number): void;
-  randomL1(d: number, tmp: number, n: number, k0: number, k1: number, mk: number, thr: number, start: number, sums: number): void;
   l1(d: number, n: number, s: number): number;
   maskMagnitude(d: number, n: number, t: number, tiesLeft: number): number;
   maskOutliers(d: number, n: number, lk: number, hk: number, skipLow: number, keepHigh: number, state: number): void;
@@ -31,6 +27,13 @@ export interface KernelExports {
   finishBF16(out: number, mix: number, base: number, n: number, lambda: number): void;
   finishF32(out: number, mix: number, base: number, n: number, lambda: number): void;
   zeroF32(d: number, n: number): void;
+  histHiBF16(h: number, x: number, b: number, n: number): void;
+  histHiL1BF16(h: number, x: number, b: number, n: number, s: number): number;
+  histLoBF16(hA: number, hB: number, hiA: number, hiB: number, x: number, b: number, n: number): void;
+  sumSquaresBF16(x0: number, x1: number, n: number, sums: number): void;
+  dotScaledBF16(x0: number, x1: number, n: number, d0: number, d1: number, s: number): number;
+  blendBF16(out: number, x0: number, x1: number, n: number, c0: number, c1: number, toF32: number): void;
+  randomL1BF16(x: number, b: number, n: number, k0: number, k1: number, mk: number, thr: number, start: number, sums: number): void;
 }
 
 const PAGE = 65536;

@@ -84,51 +84,6 @@ export function deltaBF16(d: usize, x: usize, b: usize, n: i32): void {
   for (let k = n4; k < n; k++) store<f32>(d + (<usize>k << 2), bf16At(x + (<usize>k << 1)) - bf16At(b + (<usize>k << 1)));
 }
 
-/** Histogram h (65536 u32) of the high 16 bits of |d|'s float bits. */
-export function histHi(h: usize, d: usize, n: i32): void {
-  for (let k = 0; k < n; k++) {
-    const p = h + (<usize>((load<u32>(d + (<usize>k << 2)) & ABS) >>> 16) << 2);
-    store<u32>(p, load<u32>(p) + 1);
-  }
-}
-
-/** histHi and s + Σ|d| (float64, index order); returns the sum. */
-export function histHiL1(h: usize, d: usize, n: i32, s: f64): f64 {
-  for (let k = 0; k < n; k++) {
-    const bits = load<u32>(d + (<usize>k << 2)) & ABS;
-    const p = h + (<usize>(bits >>> 16) << 2);
-    store<u32>(p, load<u32>(p) + 1);
-    s += <f64>reinterpret<f32>(bits);
-  }
-  return s;
-}
-
-/** Low-16-bit histograms of the |d| keys whose high 16 bits are hiA (into hA) or else hiB (hB). */
-export function histLo(hA: usize, hB: usize, hiA: u32, hiB: u32, d: usize, n: i32): void {
-  const n4 = n & ~3;
-  const va = i32x4.splat(hiA);
-  const vb = i32x4.splat(hiB);
-  let k = 0;
-  for (; k < n4; k += 4) {
-    const hi = i32x4.shr_u(v128.and(v128.load(d + (<usize>k << 2)), i32x4.splat(ABS)), 16);
-    if (!v128.any_true(v128.or(i32x4.eq(hi, va), i32x4.eq(hi, vb)))) continue;
-    histLoScalar(hA, hB, hiA, hiB, d, k, k + 4);
-  }
-  histLoScalar(hA, hB, hiA, hiB, d, n4, n);
-}
-
-// @ts-ignore: decorator
-@inline function histLoScalar(hA: usize, hB: usize, hiA: u32, hiB: u32, d: usize, from: i32, to: i32): void {
-  for (let k = from; k < to; k++) {
-    const bits = load<u32>(d + (<usize>k << 2)) & ABS;
-    const hi = bits >>> 16;
-    const h = hi == hiA ? hA : hi == hiB ? hB : 0;
-    if (h == 0) continue;
-    const p = h + (<usize>(bits & 0xffff) << 2);
-    store<u32>(p, load<u32>(p) + 1);
-  }
-}
-
 /** random.ts `uniformAt`'s 32-bit hash of counter i (high word 0), as maskRandomAt inlines it. */
 // @ts-ignore: decorator
 @inline function hash4(i: v128, k0: v128, k1: v128, mk: v128): v128 {
@@ -179,42 +134,6 @@ export function maskRandom(d: usize, n: i32, k0: u32, k1: u32, mk: u32, thr: u32
     const z = hash1(start + <u32>k, k0, k1, mk);
     store<u32>(p, load<u32>(p) & <u32>((<i32>(z >>> 8) - <i32>thr) >> 31));
   }
-}
-
-/**
- * gta-stream.ts pass 0 of a rescaled DARE input: sums[0] += Σ|d|, sums[1] += Σ|d|·keep, both in
- * float64 in index order. `tmp` (n f32) is scratch; d is left as |d|.
- */
-export function randomL1(d: usize, tmp: usize, n: i32, k0: u32, k1: u32, mk: u32, thr: u32, start: u32, sums: usize): void {
-  const n4 = n & ~3;
-  const vk0 = i32x4.splat(k0);
-  const vk1 = i32x4.splat(k1);
-  const vmk = i32x4.splat(mk);
-  const vthr = i32x4.splat(thr);
-  let idx = i32x4.add(i32x4.splat(start), i32x4(0, 1, 2, 3));
-  const four = i32x4.splat(4);
-  for (let k = 0; k < n4; k += 4) {
-    const p = d + (<usize>k << 2);
-    const a = v128.and(v128.load(p), i32x4.splat(ABS));
-    v128.store(p, a);
-    v128.store(tmp + (<usize>k << 2), v128.and(a, keep4(idx, vk0, vk1, vmk, vthr)));
-    idx = i32x4.add(idx, four);
-  }
-  for (let k = n4; k < n; k++) {
-    const p = d + (<usize>k << 2);
-    const a = load<u32>(p) & ABS;
-    store<u32>(p, a);
-    const z = hash1(start + <u32>k, k0, k1, mk);
-    store<u32>(tmp + (<usize>k << 2), a & <u32>((<i32>(z >>> 8) - <i32>thr) >> 31));
-  }
-  let before = load<f64>(sums);
-  let after = load<f64>(sums, 8);
-  for (let k = 0; k < n; k++) {
-    before += <f64>load<f32>(d + (<usize>k << 2));
-    after += <f64>load<f32>(tmp + (<usize>k << 2));
-  }
-  store<f64>(sums, before);
-  store<f64>(sums, after, 8);
 }
 
 /** s + Σ|d| in float64, index order. */
@@ -421,5 +340,183 @@ export function finishF32(out: usize, mix: usize, base: usize, n: i32, lambda: f
     const x = load<f32>(mix + (<usize>k << 2));
     const b = bf16At(base + (<usize>k << 1));
     store<f32>(out + (<usize>k << 2), unit ? x + b : b + x * lambda);
+  }
+}
+
+// --- stats passes straight from bf16 (δ computed 4 lanes at a time, never stored) -----------
+
+/** |δ| keys of 4 elements: (f32(x) − f32(b)) bits with the sign cleared. */
+// @ts-ignore: decorator
+@inline function keys4(x: usize, b: usize): v128 {
+  return v128.and(f32x4.sub(ld4(x), ld4(b)), i32x4.splat(ABS));
+}
+
+// @ts-ignore: decorator
+@inline function bump(h: usize, key: u32): void {
+  const p = h + (<usize>(key >>> 16) << 2);
+  store<u32>(p, load<u32>(p) + 1);
+}
+
+// @ts-ignore: decorator
+@inline function key1(x: usize, b: usize): u32 {
+  return reinterpret<u32>(bf16At(x) - bf16At(b)) & ABS;
+}
+
+/** Histogram h (65536 u32) of the high 16 bits of |δ|'s float bits, δ = f32(x) − f32(b) (bf16 inputs). */
+export function histHiBF16(h: usize, x: usize, b: usize, n: i32): void {
+  const n4 = n & ~3;
+  for (let k = 0; k < n4; k += 4) {
+    const v = keys4(x + (<usize>k << 1), b + (<usize>k << 1));
+    bump(h, i32x4.extract_lane(v, 0));
+    bump(h, i32x4.extract_lane(v, 1));
+    bump(h, i32x4.extract_lane(v, 2));
+    bump(h, i32x4.extract_lane(v, 3));
+  }
+  for (let k = n4; k < n; k++) bump(h, key1(x + (<usize>k << 1), b + (<usize>k << 1)));
+}
+
+/** histHiBF16 and s + Σ|δ| (float64, index order); returns the sum. */
+export function histHiL1BF16(h: usize, x: usize, b: usize, n: i32, s: f64): f64 {
+  const n4 = n & ~3;
+  for (let k = 0; k < n4; k += 4) {
+    const v = keys4(x + (<usize>k << 1), b + (<usize>k << 1));
+    const a0 = i32x4.extract_lane(v, 0);
+    const a1 = i32x4.extract_lane(v, 1);
+    const a2 = i32x4.extract_lane(v, 2);
+    const a3 = i32x4.extract_lane(v, 3);
+    bump(h, a0);
+    bump(h, a1);
+    bump(h, a2);
+    bump(h, a3);
+    s += <f64>reinterpret<f32>(a0);
+    s += <f64>reinterpret<f32>(a1);
+    s += <f64>reinterpret<f32>(a2);
+    s += <f64>reinterpret<f32>(a3);
+  }
+  for (let k = n4; k < n; k++) {
+    const a = key1(x + (<usize>k << 1), b + (<usize>k << 1));
+    bump(h, a);
+    s += <f64>reinterpret<f32>(a);
+  }
+  return s;
+}
+
+/** Low-16-bit histograms of the |δ| keys whose high 16 bits are hiA (into hA) or else hiB (hB). */
+export function histLoBF16(hA: usize, hB: usize, hiA: u32, hiB: u32, x: usize, b: usize, n: i32): void {
+  const n4 = n & ~3;
+  const va = i32x4.splat(hiA);
+  const vb = i32x4.splat(hiB);
+  for (let k = 0; k < n4; k += 4) {
+    const v = keys4(x + (<usize>k << 1), b + (<usize>k << 1));
+    const hi = i32x4.shr_u(v, 16);
+    if (!v128.any_true(v128.or(i32x4.eq(hi, va), i32x4.eq(hi, vb)))) continue;
+    lo1(hA, hB, hiA, hiB, i32x4.extract_lane(v, 0));
+    lo1(hA, hB, hiA, hiB, i32x4.extract_lane(v, 1));
+    lo1(hA, hB, hiA, hiB, i32x4.extract_lane(v, 2));
+    lo1(hA, hB, hiA, hiB, i32x4.extract_lane(v, 3));
+  }
+  for (let k = n4; k < n; k++) lo1(hA, hB, hiA, hiB, key1(x + (<usize>k << 1), b + (<usize>k << 1)));
+}
+
+// @ts-ignore: decorator
+@inline function lo1(hA: usize, hB: usize, hiA: u32, hiB: u32, key: u32): void {
+  const hi = key >>> 16;
+  const h = hi == hiA ? hA : hi == hiB ? hB : 0;
+  if (h == 0) return;
+  const p = h + (<usize>(key & 0xffff) << 2);
+  store<u32>(p, load<u32>(p) + 1);
+}
+
+/**
+ * gta-stream.ts pass 0 of a rescaled DARE input: sums[0] += Σ|δ|, sums[1] += Σ|δ|·keep (float64,
+ * index order), element j drawing counter start + j.
+ */
+export function randomL1BF16(x: usize, b: usize, n: i32, k0: u32, k1: u32, mk: u32, thr: u32, start: u32, sums: usize): void {
+  const n4 = n & ~3;
+  const vk0 = i32x4.splat(k0);
+  const vk1 = i32x4.splat(k1);
+  const vmk = i32x4.splat(mk);
+  const vthr = i32x4.splat(thr);
+  let idx = i32x4.add(i32x4.splat(start), i32x4(0, 1, 2, 3));
+  const four = i32x4.splat(4);
+  let before = load<f64>(sums);
+  let after = load<f64>(sums, 8);
+  for (let k = 0; k < n4; k += 4) {
+    const a = keys4(x + (<usize>k << 1), b + (<usize>k << 1));
+    const kept = v128.and(a, keep4(idx, vk0, vk1, vmk, vthr));
+    idx = i32x4.add(idx, four);
+    before += <f64>f32x4.extract_lane(a, 0);
+    after += <f64>f32x4.extract_lane(kept, 0);
+    before += <f64>f32x4.extract_lane(a, 1);
+    after += <f64>f32x4.extract_lane(kept, 1);
+    before += <f64>f32x4.extract_lane(a, 2);
+    after += <f64>f32x4.extract_lane(kept, 2);
+    before += <f64>f32x4.extract_lane(a, 3);
+    after += <f64>f32x4.extract_lane(kept, 3);
+  }
+  for (let k = n4; k < n; k++) {
+    const a = key1(x + (<usize>k << 1), b + (<usize>k << 1));
+    const z = hash1(start + <u32>k, k0, k1, mk);
+    before += <f64>reinterpret<f32>(a);
+    after += <f64>reinterpret<f32>(a & <u32>((<i32>(z >>> 8) - <i32>thr) >> 31));
+  }
+  store<f64>(sums, before);
+  store<f64>(sums, after, 8);
+}
+
+// --- slerp (methods/slerp.ts) ---------------------------------------------------------------
+
+/** `addSquares`: sums[0] += Σx0², sums[1] += Σx1² (float64, index order; bf16 inputs). */
+export function sumSquaresBF16(x0: usize, x1: usize, n: i32, sums: usize): void {
+  let s00 = load<f64>(sums);
+  let s11 = load<f64>(sums, 8);
+  for (let k = 0; k < n; k++) {
+    const a = <f64>bf16At(x0 + (<usize>k << 1));
+    const b = <f64>bf16At(x1 + (<usize>k << 1));
+    s00 += a * a;
+    s11 += b * b;
+  }
+  store<f64>(sums, s00);
+  store<f64>(sums, s11, 8);
+}
+
+/** `addDot`: s + Σ f32(x0/d0)·f32(x1/d1) (float64, index order; bf16 inputs). */
+export function dotScaledBF16(x0: usize, x1: usize, n: i32, d0: f32, d1: f32, s: f64): f64 {
+  const n4 = n & ~3;
+  const v0 = f32x4.splat(d0);
+  const v1 = f32x4.splat(d1);
+  for (let k = 0; k < n4; k += 4) {
+    const a = f32x4.div(ld4(x0 + (<usize>k << 1)), v0);
+    const b = f32x4.div(ld4(x1 + (<usize>k << 1)), v1);
+    s += <f64>f32x4.extract_lane(a, 0) * <f64>f32x4.extract_lane(b, 0);
+    s += <f64>f32x4.extract_lane(a, 1) * <f64>f32x4.extract_lane(b, 1);
+    s += <f64>f32x4.extract_lane(a, 2) * <f64>f32x4.extract_lane(b, 2);
+    s += <f64>f32x4.extract_lane(a, 3) * <f64>f32x4.extract_lane(b, 3);
+  }
+  for (let k = n4; k < n; k++) s += <f64>(bf16At(x0 + (<usize>k << 1)) / d0) * <f64>(bf16At(x1 + (<usize>k << 1)) / d1);
+  return s;
+}
+
+/** The blend: f32(c0·x0 + c1·x1) in float64 (bf16 inputs), written as bf16 bits or as fp32. */
+export function blendBF16(out: usize, x0: usize, x1: usize, n: i32, c0: f64, c1: f64, toF32: bool): void {
+  const n4 = n & ~3;
+  const w0 = f64x2.splat(c0);
+  const w1 = f64x2.splat(c1);
+  for (let k = 0; k < n4; k += 4) {
+    const a = ld4(x0 + (<usize>k << 1));
+    const b = ld4(x1 + (<usize>k << 1));
+    const lo = f64x2.add(f64x2.mul(w0, f64x2.promote_low_f32x4(a)), f64x2.mul(w1, f64x2.promote_low_f32x4(b)));
+    const hi = f64x2.add(
+      f64x2.mul(w0, f64x2.promote_low_f32x4(i32x4.shuffle(a, a, 2, 3, 0, 1))),
+      f64x2.mul(w1, f64x2.promote_low_f32x4(i32x4.shuffle(b, b, 2, 3, 0, 1))),
+    );
+    const r = i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+    if (toF32) v128.store(out + (<usize>k << 2), r);
+    else st4(out + (<usize>k << 1), rne4(r));
+  }
+  for (let k = n4; k < n; k++) {
+    const r = <f32>(c0 * <f64>bf16At(x0 + (<usize>k << 1)) + c1 * <f64>bf16At(x1 + (<usize>k << 1)));
+    if (toF32) store<f32>(out + (<usize>k << 2), r);
+    else store<u16>(out + (<usize>k << 1), rne1(reinterpret<u32>(r)));
   }
 }

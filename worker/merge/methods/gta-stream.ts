@@ -22,16 +22,18 @@ import { numelOf } from "../../../proto/dtype.js";
 import { kernelArena } from "../../kernels/wasm-kernels.js";
 import { encodeFromF32 } from "../../tensor/convert.js";
 import type { StreamChunk, StreamInfo, TensorStream } from "../define-merge-method.js";
-import { checkMagnitudeDensity, keepCount, l1Ratio, type KeySelection } from "../sparsify.js";
+import { checkDellaDensity, checkMagnitudeDensity, keepCount, l1Ratio, sparsifyDellaMagprune, type KeySelection } from "../sparsify.js";
 import { addScaled, mixTaskVectors, numParam, requireBase, subjectOf, weightOf, type GtaVariant, type TaskVector } from "./generalized-task-arithmetic.js";
 
-type Kind = "keep" | "zero" | "magnitude" | "outliers" | "random";
+type Kind = "keep" | "zero" | "magnitude" | "outliers" | "random" | "della";
 
 interface Plan {
   index: number;
   weight: number;
   kind: Kind;
   density: number;
+  /** della: half-width of the keep-probability range. */
+  epsilon: number;
   rescale: boolean;
   /** Positions of the ascending |δ| order to select (magnitude: [n−k]; outliers: [start, stop−1]). */
   positions: number[];
@@ -80,15 +82,27 @@ export function gtaStream(v: GtaVariant, info: StreamInfo): TensorStream | undef
     const weight = weightOf(v.name, info.tensorName, input);
     const density = numParam(input.params, "density", 1);
     const p: Plan = {
-      index: i, weight, kind: "keep", density, rescale: false, positions: [], his: [], belowHi: [], loHists: [], loAt: [], keys: [],
+      index: i, weight, kind: "keep", density, epsilon: 0, rescale: false, positions: [], his: [], belowHi: [], loHists: [], loAt: [], keys: [],
       before: 0, after: 0, ratio: 1, tiesLeft: 0, skipLow: 0, keepHigh: 0, tl: 0, th: 0,
     };
     plans.push(p);
     if (v.sparsification === null || density >= 1) continue;
     const subject = subjectOf(v.name, info.tensorName, input.model);
     switch (v.sparsification) {
-      case "della_magprune":
-        return undefined; // ranks within rows and rescales per tensor: not streamed yet
+      case "della_magprune": {
+        // Ranks run along dim 1 within each dim-0 row, and chunks are whole dim-0 rows, so each
+        // chunk is masked exactly as in the whole tensor; a 1-D tensor is one ranked row: whole.
+        if (info.shape.length < 2) return undefined;
+        if (density <= 0) {
+          p.kind = "zero";
+          break;
+        }
+        p.epsilon = numParam(input.params, "epsilon", 0.15);
+        checkDellaDensity(density, p.epsilon, subject);
+        p.kind = "della";
+        p.rescale = rescale;
+        break;
+      }
       case "random":
         if (!(density >= 0)) throw new ParamError(`${subject}: density ${density} is not a probability; use a density in [0, 1]`);
         p.kind = "random";
@@ -142,7 +156,8 @@ interface Work {
 }
 
 class GtaStream implements TensorStream {
-  readonly rawBF16 = true;
+  /** della masks chunks with the fp32 sparsifier, so its inputs come decoded. */
+  readonly rawBF16: boolean;
   private readonly bufs = new Bufs();
   private work?: Work;
   private readonly selecting: Plan[];
@@ -154,6 +169,7 @@ class GtaStream implements TensorStream {
     private readonly lambda: number,
   ) {
     this.selecting = plans.filter((p) => p.kind === "magnitude" || p.kind === "outliers");
+    this.rawBF16 = !plans.some((p) => p.kind === "della");
   }
 
   needsPass(pass: number): boolean {
@@ -174,7 +190,7 @@ class GtaStream implements TensorStream {
     if (this.work) this.syncFromArena(pass);
     if (pass === 0) {
       for (const p of this.plans) {
-        if (p.kind === "random" && p.rescale) p.ratio = l1Ratio(p.before, p.after);
+        if ((p.kind === "random" || p.kind === "della") && p.rescale) p.ratio = l1Ratio(p.before, p.after);
         if (!p.hiHist) continue;
         for (const r of p.positions) {
           const h = p.hiHist;
@@ -251,9 +267,9 @@ class GtaStream implements TensorStream {
         const d = this.delta(chunk, p, 0);
         const len = d.length;
         if (p.rescale) p.before = addAbs(d, p.before);
-        if (p.kind === "random") {
+        if (p.kind === "random" || p.kind === "della") {
           if (!p.rescale) continue;
-          maskRandom(d, p.density, chunk.ctx.random(p.index));
+          this.maskRandomly(p, d, chunk);
           p.after = addAbs(d, p.after);
           continue;
         }
@@ -326,22 +342,22 @@ class GtaStream implements TensorStream {
         p.loAt = p.loAt.map((at, j) => (at === -1 ? p.loAt[p.his.indexOf(p.his[j])] : at));
       }
       const x = raw[p.index];
+      if (pass < 2) {
+        // whole chunk at once: δ is computed inside the kernels and never stored
+        if (pass === 1) k.histLoBF16(p.loAt[0], p.loAt[p.loAt.length - 1], p.his[0], p.his[p.his.length - 1], x, base, len);
+        else if (p.kind === "random") {
+          const [k0, k1, k2] = keyOf(chunk, p.index);
+          k.randomL1BF16(x, base, len, k0, k1, Math.imul(k2, 0x9e3779b9), randomThreshold(p.density), chunk.start, p.sumsAt!);
+        } else if (p.rescale) p.before = k.histHiL1BF16(p.hiAt!, x, base, len, p.before);
+        else k.histHiBF16(p.hiAt!, x, base, len);
+        continue;
+      }
       const d = w.ds;
       for (let s = 0; s < len; s += BLOCK) {
         const n = Math.min(BLOCK, len - s);
         k.deltaBF16(d, x + 2 * s, base + 2 * s, n);
-        if (pass === 0) {
-          if (p.kind === "random") {
-            const [k0, k1, k2] = keyOf(chunk, p.index);
-            k.randomL1(d, w.tmp, n, k0, k1, Math.imul(k2, 0x9e3779b9), randomThreshold(p.density), chunk.start + s, p.sumsAt!);
-          } else if (p.rescale) p.before = k.histHiL1(p.hiAt!, d, n, p.before);
-          else k.histHi(p.hiAt!, d, n);
-        } else if (pass === 1) {
-          k.histLo(p.loAt[0], p.loAt[p.loAt.length - 1], p.his[0], p.his[p.his.length - 1], d, n);
-        } else {
-          this.maskBlock(p, d, n, chunk.start + s, chunk);
-          p.after = k.l1(d, n, p.after);
-        }
+        this.maskBlock(p, d, n, chunk.start + s, chunk);
+        p.after = k.l1(d, n, p.after);
       }
     }
   }
@@ -364,6 +380,13 @@ class GtaStream implements TensorStream {
       p.tl = after[0];
       p.th = after[1];
     }
+  }
+
+  /** DARE's or DELLA's random mask on a chunk of δ (no rescale: the stream applies the tensor's ratio). */
+  private maskRandomly(p: Plan, d: Float32Array, chunk: StreamChunk): void {
+    const random = chunk.ctx.random(p.index);
+    if (p.kind === "random") maskRandom(d, p.density, random);
+    else sparsifyDellaMagprune(d, chunk.ctx.shape, p.density, p.epsilon, random, false);
   }
 
   /** Zeroes the entries of a chunk of δ that the whole-tensor sparsifier drops (no rescale). */
@@ -483,7 +506,7 @@ class GtaStream implements TensorStream {
     this.plans.forEach((p, slot) => {
       const d = this.delta(chunk, p, slot + 1);
       if (p.kind === "zero") d.fill(0);
-      else if (p.kind === "random") maskRandom(d, p.density, ctx.random(p.index));
+      else if (p.kind === "random" || p.kind === "della") this.maskRandomly(p, d, chunk);
       else if (p.kind !== "keep") this.maskSelected(p, d);
       const r = p.ratio;
       if (r !== 1) for (let j = 0; j < len; j++) d[j] *= r;

@@ -10,6 +10,8 @@
 import { ParamError } from "../../../proto/errors.js";
 import { defineMergeMethod, type MergeContext, type StreamChunk, type TensorStream } from "../define-merge-method.js";
 import { num } from "../params.js";
+import { numelOf } from "../../../proto/dtype.js";
+import { kernelArena } from "../../kernels/wasm-kernels.js";
 
 const DOT_THRESHOLD = 0.9995;
 const NORM_EPS = 1e-8;
@@ -68,17 +70,29 @@ function slerpCoefficients(t: number, dot: number): [number, number] {
   return [f32(f32(Math.sin(f32(theta0 - thetaT))) / sinTheta0), f32(f32(Math.sin(thetaT)) / sinTheta0)];
 }
 
-/** Streaming slerp: pass 0 the squared norms, pass 1 the normalized dot, then the blend. */
+/**
+ * Streaming slerp: pass 0 the squared norms, pass 1 the normalized dot, then the blend. Raw bf16
+ * chunks (arena offsets) go through the SIMD kernels, which do the same float64 sums in the same
+ * order and the same per-element arithmetic.
+ */
 class SlerpStream implements TensorStream {
   private norms = { s00: 0, s11: 0 };
   private div: [number, number] = [1, 1];
   private dot = 0;
   private coef: [number, number] = [1, 0];
   private out = new Float32Array(0);
-  constructor(private readonly t: number, private readonly lone: boolean) {}
+  /** Arena offset of the raw path's [s00, s11] (float64), allocated on its first chunk. */
+  private sumsAt = -1;
+  readonly rawBF16: boolean;
+  constructor(private readonly t: number, private readonly lone: boolean) {
+    this.rawBF16 = !lone;
+  }
   needsPass(pass: number): boolean {
     if (this.lone) return false;
-    if (pass === 1) this.div = slerpDivisors(this.norms.s00, this.norms.s11);
+    if (pass === 1) {
+      if (this.sumsAt >= 0) [this.norms.s00, this.norms.s11] = kernelArena().f64(this.sumsAt, 2);
+      this.div = slerpDivisors(this.norms.s00, this.norms.s11);
+    }
     if (pass === 2) this.coef = slerpCoefficients(this.t, this.dot);
     return pass < 2;
   }
@@ -86,13 +100,37 @@ class SlerpStream implements TensorStream {
     const c = chunk.ctx;
     return [c.inputs[c.baseIndex].data, c.inputs[1 - c.baseIndex].data];
   }
+  /** Arena offsets of the base's and the other model's bf16 rows. */
+  private rawPair(chunk: StreamChunk, raw: readonly number[]): [number, number, number] {
+    const c = chunk.ctx;
+    return [raw[c.baseIndex], raw[1 - c.baseIndex], numelOf(c.shape)];
+  }
   stats(pass: number, chunk: StreamChunk): void {
+    if (chunk.bf16) {
+      const [x0, x1, n] = this.rawPair(chunk, chunk.bf16);
+      const a = kernelArena();
+      if (pass === 0) {
+        if (this.sumsAt < 0) a.f64((this.sumsAt = a.alloc(16)), 2).fill(0);
+        a.k.sumSquaresBF16(x0, x1, n, this.sumsAt);
+      } else this.dot = a.k.dotScaledBF16(x0, x1, n, this.div[0], this.div[1], this.dot);
+      return;
+    }
     const [v0, v1] = this.pair(chunk);
     if (pass === 0) this.norms = addSquares(v0, v1, this.norms);
     else this.dot = addDot(v0, v1, this.div[0], this.div[1], this.dot);
   }
   apply(chunk: StreamChunk): Float32Array {
     if (this.lone) return Float32Array.from(chunk.ctx.inputs[0].data);
+    if (chunk.bf16) {
+      const [x0, x1, n] = this.rawPair(chunk, chunk.bf16);
+      const a = kernelArena();
+      const mark = a.mark();
+      const at = a.alloc(4 * n);
+      a.k.blendBF16(at, x0, x1, n, this.coef[0], this.coef[1], 1);
+      const out = Float32Array.from(a.f32(at, n));
+      a.release(mark);
+      return out;
+    }
     const [v0, v1] = this.pair(chunk);
     const n = v0.length;
     if (this.out.length < n) this.out = new Float32Array(n);
@@ -100,6 +138,11 @@ class SlerpStream implements TensorStream {
     const [c0, c1] = this.coef;
     for (let k = 0; k < n; k++) out[k] = c0 * v0[k] + c1 * v1[k];
     return out;
+  }
+  applyBF16(chunk: StreamChunk, out: number): void {
+    if (!chunk.bf16) throw new Error("slerp applyBF16: the chunk has no raw bf16 inputs");
+    const [x0, x1, n] = this.rawPair(chunk, chunk.bf16);
+    kernelArena().k.blendBF16(out, x0, x1, n, this.coef[0], this.coef[1], 0);
   }
 }
 
