@@ -208,6 +208,11 @@ describe("Dockerfile", () => {
     assert.match(text, /--onnxruntime-node-install=\$ort/);
   });
 
+  test("the build stage compiles the WebAssembly kernels and the runtime gets them with dist/", () => {
+    assert.ok(instructions.some((l) => /^RUN .*npm run build:kernels/.test(l)), "no RUN npm run build:kernels: the image would lack dist/worker/kernels/kernels.wasm");
+    assert.ok(instructions.some((l) => /^COPY --from=build .*\/src\/dist /.test(l)), "the runtime stage does not copy dist/ from the build stage");
+  });
+
   test("the entry point is the mergeloom CLI and the metrics port is exposed", () => {
     assert.ok(instructions.includes('ENTRYPOINT ["node", "/app/bin/mergeloom.js"]'));
     assert.ok(instructions.some((l) => l === `EXPOSE ${(values.worker as Record<string, number>).httpPort}`));

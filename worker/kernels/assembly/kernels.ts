@@ -44,32 +44,31 @@ export const HEAP_BASE: usize = __heap_base;
 // --- linear -------------------------------------------------------------------------------
 
 /**
- * methods/linear.ts `mergeLinearBF16`: out = bf16(f32((0 + Σ w_i·x_i) / div)), the sum in float64
- * in input order. `srcs` holds m u32 pointers to bf16 inputs, `ws` m float64 weights.
+ * methods/linear.ts `merge` on bf16 inputs, to bf16: out = bf16(f32(Σ f32(w_i·x_i)) / div), the
+ * products and sums in fp32 in input order from the first product, the division skipped when div
+ * is 1. `srcs` holds m u32 pointers to bf16 inputs, `ws` m f32 weights.
  */
-export function linearBF16(out: usize, srcs: usize, ws: usize, m: i32, n: i32, div: f64): void {
+export function linearBF16(out: usize, srcs: usize, ws: usize, m: i32, n: i32, div: f32): void {
   const n4 = n & ~3;
-  const dv = f64x2.splat(div);
+  const dv = f32x4.splat(div);
+  const divide = div != 1;
+  const x0 = <usize>load<u32>(srcs);
+  const w0 = f32x4.splat(load<f32>(ws));
   for (let k = 0; k < n4; k += 4) {
-    let lo = f64x2.splat(0);
-    let hi = f64x2.splat(0);
-    for (let i = 0; i < m; i++) {
-      const x = ld4(<usize>load<u32>(srcs + (<usize>i << 2)) + (<usize>k << 1));
-      const w = f64x2.splat(load<f64>(ws + (<usize>i << 3)));
-      lo = f64x2.add(lo, f64x2.mul(w, f64x2.promote_low_f32x4(x)));
-      hi = f64x2.add(hi, f64x2.mul(w, f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 0, 1))));
+    const off = <usize>k << 1;
+    let acc = f32x4.mul(w0, ld4(x0 + off));
+    for (let i = 1; i < m; i++) {
+      acc = f32x4.add(acc, f32x4.mul(f32x4.splat(load<f32>(ws + (<usize>i << 2))), ld4(<usize>load<u32>(srcs + (<usize>i << 2)) + off)));
     }
-    lo = f64x2.div(lo, dv);
-    hi = f64x2.div(hi, dv);
-    const r = i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
-    st4(out + (<usize>k << 1), rne4(r));
+    if (divide) acc = f32x4.div(acc, dv);
+    st4(out + off, rne4(acc));
   }
   for (let k = n4; k < n; k++) {
-    let acc: f64 = 0;
-    for (let i = 0; i < m; i++) {
-      acc += load<f64>(ws + (<usize>i << 3)) * <f64>bf16At(<usize>load<u32>(srcs + (<usize>i << 2)) + (<usize>k << 1));
-    }
-    store<u16>(out + (<usize>k << 1), rne1(reinterpret<u32>(<f32>(acc / div))));
+    const off = <usize>k << 1;
+    let acc: f32 = load<f32>(ws) * bf16At(x0 + off);
+    for (let i = 1; i < m; i++) acc += load<f32>(ws + (<usize>i << 2)) * bf16At(<usize>load<u32>(srcs + (<usize>i << 2)) + off);
+    if (divide) acc /= div;
+    store<u16>(out + off, rne1(reinterpret<u32>(acc)));
   }
 }
 

@@ -2,9 +2,9 @@
  * linear: Σ w_i·X_i, divided by Σ w_i when `normalize` (default true). Every input takes part,
  * the base included when the config sets one (mergekit appends it as an ordinary source).
  *
- * Numerics: weights are rounded to fp32 (mergekit builds an fp32 weight tensor); each output
- * element is accumulated in float64 and rounded once, which differs from mergekit's fp32
- * summation by at most fp32 rounding.
+ * Numerics are mergekit's fp32 ones: weights rounded to fp32 (it builds an fp32 weight tensor),
+ * each product w_i·x_i rounded to fp32 and summed in fp32 in input order, then divided by the fp32
+ * sum of the weights (`(weights * tensors).sum(0) / weights.sum(0)`).
  */
 import { ParamError } from "../../../proto/errors.js";
 import { defineMergeMethod, type MergeInput } from "../define-merge-method.js";
@@ -29,7 +29,7 @@ function weightsOf(tensorName: string, inputs: readonly Pick<MergeInput, "model"
 
 function checkSum(tensorName: string, weights: readonly number[], normalize: boolean): void {
   if (!normalize) return;
-  const sum = weights.reduce((a, b) => a + b, 0);
+  const sum = divisorOf(weights, true);
   if (!(Math.abs(sum) >= ZERO_SUM)) {
     throw new ParamError(
       `merge ${tensorName} with linear: weights sum to ${sum} with normalize: true, so the result would be inf/nan; change the weights or set normalize: false`,
@@ -53,30 +53,35 @@ export const linear = defineMergeMethod({
     checkSum(ctx.tensorName, weights, normalize);
     const div = divisorOf(weights, normalize);
     const n = ctx.inputs[0].data.length;
-    const acc = new Float64Array(n);
-    for (let m = 0; m < ctx.inputs.length; m++) {
+    const out = new Float32Array(n);
+    const x0 = ctx.inputs[0].data;
+    const w0 = weights[0];
+    for (let k = 0; k < n; k++) out[k] = w0 * x0[k];
+    for (let m = 1; m < ctx.inputs.length; m++) {
       const x = ctx.inputs[m].data;
       const w = weights[m];
-      for (let k = 0; k < n; k++) acc[k] += w * x[k];
+      for (let k = 0; k < n; k++) out[k] += Math.fround(w * x[k]);
     }
-    const out = new Float32Array(n);
-    for (let k = 0; k < n; k++) out[k] = acc[k] / div;
+    if (div !== 1) for (let k = 0; k < n; k++) out[k] /= div;
     return out;
   },
 });
 
-/** Σw (fp32) when normalizing, else 1: the divisor of every linear output. */
+/** Σw summed in fp32 in input order when normalizing, else 1: the divisor of every output. */
 function divisorOf(weights: readonly number[], normalize: boolean): number {
-  return normalize ? Math.fround(weights.reduce((a, b) => a + b, 0)) : 1;
+  if (!normalize) return 1;
+  let s = 0;
+  for (const w of weights) s = Math.fround(s + w);
+  return s;
 }
 
 type LinearCtx = { tensorName: string; inputs: readonly Pick<MergeInput, "model" | "params">[]; params: Record<string, unknown> };
 
 /**
  * linear straight from bf16 bits to bf16 bits in the kernel arena (`srcs`, `out`: byte offsets of
- * n elements each): the same float64 accumulation in the same order, the same single rounding to
- * fp32 and the same round-to-nearest-even to bf16 as `merge` + the driver's conversions, so the
- * bytes are identical (SIMD kernel `linearBF16`).
+ * n elements each): the same fp32 products, sums in the same order, division and round-to-nearest-
+ * even to bf16 as `merge` + the driver's conversions, so the bytes are identical (SIMD kernel
+ * `linearBF16`).
  */
 export function linearBF16At(ctx: LinearCtx, srcs: readonly number[], out: number, n: number): void {
   const weights = weightsOf(ctx.tensorName, ctx.inputs);
@@ -86,9 +91,9 @@ export function linearBF16At(ctx: LinearCtx, srcs: readonly number[], out: numbe
   const mark = a.mark();
   const m = srcs.length;
   const sp = a.alloc(4 * m);
-  const wp = a.alloc(8 * m);
+  const wp = a.alloc(4 * m);
   a.u32(sp, m).set(srcs);
-  a.f64(wp, m).set(weights);
+  a.f32(wp, m).set(weights);
   a.k.linearBF16(out, sp, wp, m, n, divisorOf(weights, normalize));
   a.release(mark);
 }
