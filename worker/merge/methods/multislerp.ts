@@ -8,9 +8,14 @@
  * and rounded to fp32; intermediate vectors are kept in float64 and the output rounded once,
  * which differs from mergekit by fp32 rounding. Deliberate difference: weights summing to 0 with
  * normalize_weights are refused (mergekit divides by 0 and writes nan).
+ *
+ * Streaming: every sum is a float64 sum in element order, and every per-element vector (the
+ * points, m, T) is recomputed from the inputs and the scalars found so far, so the four sums —
+ * ‖x_i‖², ‖Σ w_i u_i‖², u_i·m, ‖T‖² — take one stats pass each and continue across row chunks.
+ * `merge` is the stream over one chunk.
  */
 import { ParamError } from "../../../proto/errors.js";
-import { defineMergeMethod, type MergeContext, type MergeInput } from "../define-merge-method.js";
+import { defineMergeMethod, type MergeContext, type MergeInput, type StreamChunk, type TensorStream } from "../define-merge-method.js";
 import { bool, num } from "../params.js";
 
 const EPS = 1e-8;
@@ -35,6 +40,138 @@ function pointsOf(ctx: Ctx): { idx: number[]; w: number[] } {
   return { idx, w: raw.map((x) => f32(x / sum)) };
 }
 
+/**
+ * Pass 0: Σp_i² of the points p_i (exact fp32 differences when based); pass 1: ‖m‖² of
+ * m = Σ w_i u_i with u_i = p_i/(‖p_i‖ + eps); pass 2: u_i·m̂; pass 3: ‖T‖² of
+ * T = Σ w_i (u_i − (u_i·m̂) m̂); then the output. A zero m ends the passes early: two points fall
+ * back to their weighted sum (as mergekit), more are refused.
+ */
+class MultislerpStream implements TensorStream {
+  private readonly N: number;
+  private readonly sq: Float64Array;
+  private readonly norms: Float64Array;
+  private readonly inv: Float64Array;
+  private readonly dots: Float64Array;
+  private readonly u: Float64Array;
+  private mm = 0;
+  private meanNorm = 0;
+  private tt = 0;
+  private fallback = false;
+  private cosT = 0;
+  private sinRatio = 0;
+  private avgNorm = 0;
+  private out = new Float32Array(0);
+  constructor(
+    private readonly tensorName: string,
+    private readonly idx: readonly number[],
+    private readonly w: readonly number[],
+    private readonly eps: number,
+  ) {
+    this.N = idx.length;
+    [this.sq, this.norms, this.inv, this.dots, this.u] = Array.from({ length: 5 }, () => new Float64Array(this.N));
+  }
+  needsPass(pass: number): boolean {
+    const { N, eps } = this;
+    if (pass === 1) {
+      for (let i = 0; i < N; i++) {
+        this.norms[i] = f32(Math.sqrt(this.sq[i]));
+        this.inv[i] = f32(this.norms[i] + eps);
+      }
+    } else if (pass === 2) {
+      this.meanNorm = f32(Math.sqrt(this.mm));
+      if (this.meanNorm < eps) {
+        if (N !== 2) {
+          throw new ParamError(
+            `merge ${this.tensorName} with multislerp: the weighted sum of the input directions is zero (antipodal inputs with balancing weights); use different weights`,
+          );
+        }
+        this.fallback = true;
+        return false;
+      }
+    } else if (pass === 3) {
+      for (let i = 0; i < N; i++) this.dots[i] = f32(this.dots[i]);
+    } else if (pass === 4) {
+      const tNorm = f32(f32(Math.sqrt(this.tt)) + eps);
+      this.cosT = f32(Math.cos(tNorm));
+      this.sinRatio = f32(f32(Math.sin(tNorm)) / tNorm);
+      let avg = 0;
+      for (let i = 0; i < N; i++) avg += this.norms[i] * this.w[i];
+      this.avgNorm = f32(avg);
+    }
+    return pass < 4;
+  }
+  private inputs(chunk: StreamChunk): [Float32Array[], Float32Array | null] {
+    const c = chunk.ctx;
+    return [this.idx.map((i) => c.inputs[i].data), c.baseIndex >= 0 ? c.inputs[c.baseIndex].data : null];
+  }
+  /** u_i of element k into this.u, and m = Σ w_i u_i (summed from 0 in input order). */
+  private units(xs: readonly Float32Array[], base: Float32Array | null, k: number): number {
+    let m = 0;
+    for (let i = 0; i < this.N; i++) {
+      const p = base ? f32(xs[i][k] - base[k]) : xs[i][k];
+      this.u[i] = p / this.inv[i];
+      m += this.w[i] * this.u[i];
+    }
+    return m;
+  }
+  /** T = Σ w_i (u_i − dot_i·m̂) of element k, given m̂ and the u_i in this.u. */
+  private tangent(mHat: number): number {
+    let t = 0;
+    for (let i = 0; i < this.N; i++) t += this.w[i] * (this.u[i] - this.dots[i] * mHat);
+    return t;
+  }
+  stats(pass: number, chunk: StreamChunk): void {
+    const [xs, base] = this.inputs(chunk);
+    const { N, sq, dots } = this;
+    const n = xs[0].length;
+    for (let k = 0; k < n; k++) {
+      if (pass === 0) {
+        for (let i = 0; i < N; i++) {
+          const p = base ? f32(xs[i][k] - base[k]) : xs[i][k];
+          sq[i] += p * p;
+        }
+        continue;
+      }
+      const m = this.units(xs, base, k);
+      if (pass === 1) {
+        this.mm += m * m;
+      } else if (pass === 2) {
+        const mHat = m / this.meanNorm;
+        for (let i = 0; i < N; i++) dots[i] += this.u[i] * mHat; // rounded to fp32 before pass 3
+      } else {
+        const t = this.tangent(m / this.meanNorm);
+        this.tt += t * t;
+      }
+    }
+  }
+  apply(chunk: StreamChunk): Float32Array {
+    const [xs, base] = this.inputs(chunk);
+    const n = xs[0].length;
+    if (this.out.length < n) this.out = new Float32Array(n);
+    const out = this.out.subarray(0, n);
+    const w = this.w;
+    for (let k = 0; k < n; k++) {
+      const b = base ? base[k] : 0;
+      if (this.fallback) {
+        out[k] = w[0] * (base ? f32(xs[0][k] - b) : xs[0][k]) + w[1] * (base ? f32(xs[1][k] - b) : xs[1][k]) + b;
+        continue;
+      }
+      const mHat = this.units(xs, base, k) / this.meanNorm;
+      const r = f32((mHat * this.cosT + this.tangent(mHat) * this.sinRatio) * this.avgNorm);
+      out[k] = base ? b + r : r;
+    }
+    return out;
+  }
+}
+
+function streamFor(ctx: Ctx): TensorStream {
+  const { idx, w } = pointsOf(ctx);
+  // mergekit: a single model is returned as is, base ignored
+  if (idx.length === 1) return { needsPass: () => false, stats() {}, apply: (chunk) => Float32Array.from(chunk.ctx.inputs[idx[0]].data) };
+  const eps = typeof ctx.params.eps === "number" ? ctx.params.eps : EPS;
+  return new MultislerpStream(ctx.tensorName, idx, w, eps);
+}
+
 export const multislerp = defineMergeMethod({
   name: "multislerp",
   reference: "https://goddard.blog/posts/multislerp-wow-what-a-cool-idea",
@@ -44,63 +181,11 @@ export const multislerp = defineMergeMethod({
   check(ctx) {
     pointsOf(ctx);
   },
+  streaming: streamFor,
   merge(ctx) {
-    const { idx, w } = pointsOf(ctx);
-    if (idx.length === 1) return Float32Array.from(ctx.inputs[idx[0]].data); // mergekit: no interpolation, base ignored
-    const eps = typeof ctx.params.eps === "number" ? ctx.params.eps : EPS;
-    const base = ctx.baseIndex >= 0 ? ctx.inputs[ctx.baseIndex].data : null;
-    const n = ctx.inputs[idx[0]].data.length;
-    const N = idx.length;
-    // Points (task vectors when based), exact fp32 differences held in float64.
-    const pts = idx.map((i) => {
-      const x = ctx.inputs[i].data;
-      const p = new Float64Array(n);
-      for (let k = 0; k < n; k++) p[k] = base ? f32(x[k] - base[k]) : x[k];
-      return p;
-    });
-    const norms = pts.map((p) => {
-      let s = 0;
-      for (let k = 0; k < n; k++) s += p[k] * p[k];
-      return f32(Math.sqrt(s));
-    });
-    const inv = norms.map((nr) => f32(nr + eps));
-    const mean = new Float64Array(n);
-    for (let i = 0; i < N; i++) for (let k = 0; k < n; k++) mean[k] += w[i] * (pts[i][k] / inv[i]);
-    let mm = 0;
-    for (let k = 0; k < n; k++) mm += mean[k] * mean[k];
-    const meanNorm = f32(Math.sqrt(mm));
-    const out = new Float32Array(n);
-    if (meanNorm < eps) {
-      if (N !== 2) {
-        throw new ParamError(
-          `merge ${ctx.tensorName} with multislerp: the weighted sum of the input directions is zero (antipodal inputs with balancing weights); use different weights`,
-        );
-      }
-      // mergekit falls back to a weighted sum of the two points
-      for (let k = 0; k < n; k++) out[k] = w[0] * pts[0][k] + w[1] * pts[1][k] + (base ? base[k] : 0);
-      return out;
-    }
-    for (let k = 0; k < n; k++) mean[k] /= meanNorm;
-    // Tangent-space average: T = Σ w_i (u_i − (u_i·m) m)
-    const T = new Float64Array(n);
-    for (let i = 0; i < N; i++) {
-      let d = 0;
-      for (let k = 0; k < n; k++) d += (pts[i][k] / inv[i]) * mean[k];
-      const dot = f32(d);
-      for (let k = 0; k < n; k++) T[k] += w[i] * (pts[i][k] / inv[i] - dot * mean[k]);
-    }
-    let tt = 0;
-    for (let k = 0; k < n; k++) tt += T[k] * T[k];
-    const tNorm = f32(f32(Math.sqrt(tt)) + eps);
-    const cosT = f32(Math.cos(tNorm));
-    const sinRatio = f32(f32(Math.sin(tNorm)) / tNorm);
-    let avgNorm = 0;
-    for (let i = 0; i < N; i++) avgNorm += norms[i] * w[i];
-    avgNorm = f32(avgNorm);
-    for (let k = 0; k < n; k++) {
-      const r = f32((mean[k] * cosT + T[k] * sinRatio) * avgNorm);
-      out[k] = base ? base[k] + r : r;
-    }
-    return out;
+    const stream = streamFor(ctx);
+    const chunk = { ctx, start: 0 };
+    for (let pass = 0; stream.needsPass(pass); pass++) stream.stats(pass, chunk);
+    return stream.apply(chunk);
   },
 });
