@@ -1,8 +1,6 @@
 /**
  * Test support for the streaming forms of merge methods: writes a case's inputs to temp files,
  * merges the tensor with `mergeTensor` whole and in several row-chunk sizes, and compares bytes.
- * (Reconstructed from tsx's compile cache after an accidental overwrite; comments are not the
- * original ones.)
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -140,7 +138,7 @@ export class StreamFixture {
 
   /**
    * Asserts the case streams and every chunk size gives the whole merge's bytes; returns the
-   * output. (Reconstructed; the original comment here was lost.)
+   * whole merge's output.
    */
   async assertStreamsLikeWhole(c: StreamCase): Promise<Float32Array> {
     assert.notEqual(this.stream(c), undefined, "the method must stream this case");
