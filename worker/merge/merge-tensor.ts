@@ -37,7 +37,7 @@ export const STREAM_CHUNK_ELEMENTS = 1 << 20;
  * thread's arena for every pass (re-reads cost more than the kernels); larger ones (embeddings)
  * are re-read per pass. Per thread, so it bounds the extra resident memory.
  */
-const STREAM_CACHE_BYTES = 96 << 20;
+export const STREAM_CACHE_BYTES = 96 << 20;
 
 /** Epoch milliseconds at the stage boundaries of one job (for the worker's load/merge/write spans). */
 export interface StageTimes {
