@@ -327,9 +327,6 @@ function canFuseBF16(t: TensorTask): boolean {
   return t.inputs.every((i) => i.source.dtype === "BF16" && !i.addVectors?.length && rowElems(i.source.shape) === outRow);
 }
 
-/** Output elements per chunk of the fused linear kernel: a few MB of reads per input. */
-const LINEAR_CHUNK_ELEMENTS = 1 << 20;
-
 /**
  * bf16 linear in row chunks: each input's rows are read straight into the kernel arena, merged by
  * the SIMD kernel and written (or hashed) before the next chunk, so memory is a few chunks.
@@ -337,7 +334,7 @@ const LINEAR_CHUNK_ELEMENTS = 1 << 20;
 async function mergeLinearFused(t: TensorTask, r0: number, r1: number, outRowElems: number, io: TensorIO): Promise<TensorJobResult> {
   const a = kernelArena();
   a.reset();
-  const per = Math.max(1, Math.floor(LINEAR_CHUNK_ELEMENTS / Math.max(1, outRowElems)));
+  const per = Math.max(1, Math.floor(STREAM_CHUNK_ELEMENTS / Math.max(1, outRowElems)));
   const discard = t.dest.uri.startsWith("discard://");
   const hash = discard ? newChecksum() : undefined;
   let bytesRead = 0;

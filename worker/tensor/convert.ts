@@ -122,15 +122,3 @@ export function roundToBF16InPlace(a: Float32Array): void {
     s32[i] = (b & 0x7fffffff) > 0x7f800000 ? (b | 0x00400000) & 0xffff0000 : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16;
   }
 }
-
-let bf16Table: Float32Array | undefined;
-/** bf16 bits → fp32 value (exact: the conversion is a shift), for kernels that read raw bf16. */
-export function bf16ToF32Table(): Float32Array {
-  if (!bf16Table) {
-    const t = new Float32Array(65536);
-    const u = new Uint32Array(t.buffer);
-    for (let h = 0; h < 65536; h++) u[h] = h << 16;
-    bf16Table = t;
-  }
-  return bf16Table;
-}

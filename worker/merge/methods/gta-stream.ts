@@ -324,7 +324,7 @@ class GtaStream implements TensorStream {
     }
   }
 
-  /** Stats passes from bf16 bits (arena offsets), block by block with the SIMD kernels. */
+  /** Stats passes from bf16 bits (arena offsets) with the SIMD kernels: passes 0 and 1 over the whole chunk, pass 2 block by block. */
   private statsBF16(pass: number, chunk: StreamChunk, raw: readonly number[]): void {
     const a = kernelArena();
     const w = this.workspace();
@@ -338,8 +338,10 @@ class GtaStream implements TensorStream {
       if (pass === 2 && !p.rescale) continue;
       if (pass === 1 && p.loAt.length === 0) {
         // the low histograms of the selected high buckets (one shared when both cuts share it)
-        p.loAt = p.his.map((hi, j) => (p.his.indexOf(hi) < j ? -1 : zeroed(a.alloc(HIST_BYTES), HIST_BYTES)));
-        p.loAt = p.loAt.map((at, j) => (at === -1 ? p.loAt[p.his.indexOf(p.his[j])] : at));
+        for (const [j, hi] of p.his.entries()) {
+          const first = p.his.indexOf(hi);
+          p.loAt.push(first < j ? p.loAt[first] : zeroed(a.alloc(HIST_BYTES), HIST_BYTES));
+        }
       }
       const x = raw[p.index];
       if (pass < 2) {
