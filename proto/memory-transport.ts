@@ -11,7 +11,7 @@
 import { encodeMessage, decodeMessage, type CodecOptions, type PeerRole } from "./codec.js";
 import { runDelivery, subjectMatches } from "./run-delivery.js";
 import type { MessageKind, MessageMap, AnyMessage } from "./schemas.js";
-import { resolveConsumeOptions, type ConsumeOptions, type Handler, type KvBucket, type KvChange, type KvEntry, type KvOptions, type ObjectBucket, type ObjectInfo, type Received, type ResolvedConsumeOptions, type Stoppable, type SubscribeOptions, type Transport } from "./transport.js";
+import { resolveConsumeOptions, type AbandonedTask, type ConsumeOptions, type Handler, type KvBucket, type KvChange, type KvEntry, type KvOptions, type ObjectBucket, type ObjectInfo, type Received, type ResolvedConsumeOptions, type Stoppable, type SubscribeOptions, type Transport } from "./transport.js";
 import { checkBucketName, checkKvKey, KvConflictError, TransportError } from "./transport-errors.js";
 
 interface QueuedMsg {
@@ -34,7 +34,12 @@ class WorkQueue {
   msgs: QueuedMsg[] = [];
   members = new Set<Member>();
   private wake?: NodeJS.Timeout;
-  constructor(readonly filter: string, public opts: ResolvedConsumeOptions) {}
+  constructor(
+    readonly filter: string,
+    public opts: ResolvedConsumeOptions,
+    /** Told about each message given up after maxDeliver lapsed leases (JetStream's MAX_DELIVERIES advisory). */
+    private readonly abandoned: (m: QueuedMsg) => void,
+  ) {}
 
   pump(): void {
     clearTimeout(this.wake);
@@ -70,7 +75,9 @@ class WorkQueue {
     const delivery = m.deliveries;
     m.lease = setTimeout(() => {
       if (m.state !== "inflight" || m.deliveries !== delivery) return;
-      this.release(m, m.deliveries >= this.opts.maxDeliver ? "done" : "ready", 0);
+      const exhausted = m.deliveries >= this.opts.maxDeliver;
+      this.release(m, exhausted ? "done" : "ready", 0);
+      if (exhausted) this.abandoned(m);
     }, this.opts.ackWaitMs);
     m.lease.unref?.();
   }
@@ -122,6 +129,8 @@ class MemKvStore {
 export class MemoryBroker {
   private nextSeq = 0;
   readonly queues = new Map<string, WorkQueue>();
+  /** Watchers of abandoned tasks, by durable (they may watch before any consumer exists). */
+  readonly abandonWatchers = new Map<string, Set<(m: QueuedMsg) => void>>();
   /** Tasks published while no consumer's filter matched (work-queue retention keeps them). */
   readonly unclaimed: QueuedMsg[] = [];
   readonly log: LogEntry[] = [];
@@ -153,7 +162,9 @@ export class MemoryBroker {
       q.opts = opts;
       return q;
     }
-    q = new WorkQueue(filter, opts);
+    q = new WorkQueue(filter, opts, (m) => {
+      for (const w of this.abandonWatchers.get(opts.durable) ?? []) w(m);
+    });
     this.queues.set(opts.durable, q);
     for (let i = 0; i < this.unclaimed.length; ) {
       if (subjectMatches(filter, this.unclaimed[i].subject)) q.msgs.push(...this.unclaimed.splice(i, 1));
@@ -236,6 +247,23 @@ export class MemoryTransport implements Transport {
         q.members.delete(member);
         if (o?.abort) stopCtl.abort(new TransportError(`consume ${subject}: consumer stopped`));
         await Promise.all([...running]);
+        this.open.delete(sub);
+      },
+    };
+    this.open.add(sub);
+    return sub;
+  }
+
+  async watchAbandoned(subject: string, onAbandoned: (a: AbandonedTask) => void, options?: Pick<ConsumeOptions, "durable">): Promise<Stoppable> {
+    this.checkOpen();
+    const durable = resolveConsumeOptions(subject, options).durable;
+    let set = this.broker.abandonWatchers.get(durable);
+    if (!set) this.broker.abandonWatchers.set(durable, (set = new Set()));
+    const w = (m: QueuedMsg) => onAbandoned({ headers: { ...m.headers }, deliveries: m.deliveries, discard: async () => undefined });
+    set.add(w);
+    const sub: Stoppable = {
+      stop: async () => {
+        set.delete(w);
         this.open.delete(sub);
       },
     };

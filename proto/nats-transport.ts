@@ -18,7 +18,7 @@ import { errorMessage } from "./errors.js";
 import { runDelivery } from "./run-delivery.js";
 import type { AnyMessage, MessageKind, MessageMap } from "./schemas.js";
 import { streams as STREAMS, SUBJECT_ROOT } from "./subjects.js";
-import { resolveConsumeOptions, type ConsumeOptions, type Handler, type KvBucket, type KvOptions, type ObjectBucket, type Received, type Stoppable, type SubscribeOptions, type Transport } from "./transport.js";
+import { resolveConsumeOptions, type AbandonedTask, type ConsumeOptions, type Handler, type KvBucket, type KvOptions, type ObjectBucket, type Received, type Stoppable, type SubscribeOptions, type Transport } from "./transport.js";
 import { checkBucketName, checkKvKey, KvConflictError, TransportError } from "./transport-errors.js";
 
 export interface NatsConnectOptions {
@@ -209,6 +209,47 @@ export class NatsTransport implements Transport {
         if (o?.abort) stopCtl.abort(new TransportError(`consume ${subject}: consumer stopped`));
         await Promise.all(slots);
         if (!this.nc.isClosed()) await this.nc.flush().catch(() => undefined);
+        this.open.delete(sub);
+      },
+    };
+    this.open.add(sub);
+    return sub;
+  }
+
+  /**
+   * JetStream's MAX_DELIVERIES advisory for the durable: the stream sequence of a task that ran
+   * out of deliveries without an ack; its headers come from the stream (the message stays there
+   * until `discard`: a work queue keeps unacked messages).
+   */
+  async watchAbandoned(subject: string, onAbandoned: (a: AbandonedTask) => void, options?: Pick<ConsumeOptions, "durable">): Promise<Stoppable> {
+    this.checkOpen();
+    const durable = resolveConsumeOptions(subject, options).durable;
+    const stream = this.stream(STREAMS.tasks);
+    const advisory = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${durable}`;
+    const seen = new Set<number>();
+    const ns = this.nc.subscribe(advisory, {
+      callback: (err, msg) => {
+        if (err) return;
+        void (async () => {
+          const a = msg.json<{ stream_seq?: number; deliveries?: number }>();
+          const seq = a.stream_seq;
+          if (typeof seq !== "number" || seen.has(seq)) return;
+          seen.add(seq);
+          const stored = await this.jsm.streams.getMessage(stream, { seq }).catch(() => null);
+          if (!stored) return; // already discarded (by the coordinator that owns it)
+          onAbandoned({
+            headers: fromHeaders(stored.header),
+            deliveries: a.deliveries ?? 0,
+            discard: async () => {
+              await this.jsm.streams.deleteMessage(stream, seq, false).catch(() => false);
+            },
+          });
+        })().catch(() => undefined);
+      },
+    });
+    const sub: Stoppable = {
+      stop: async () => {
+        ns.unsubscribe();
         this.open.delete(sub);
       },
     };

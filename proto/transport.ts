@@ -37,6 +37,13 @@ export interface Delivery<T> {
   heartbeat(): void;
 }
 
+export interface AbandonedTask {
+  headers: Record<string, string>;
+  /** Deliveries it had (the consumer's max deliver). */
+  deliveries: number;
+  discard(): Promise<void>;
+}
+
 export interface ConsumeOptions {
   /** Handlers running at once in this consumer (default 1). */
   concurrency?: number;
@@ -156,6 +163,13 @@ export interface Transport {
   publishTask<K extends MessageKind>(subject: string, kind: K, body: MessageMap[K], headers?: Record<string, string>): Promise<void>;
   /** Competes for tasks on `subject`; other kinds than `kind` are terminated as malformed. */
   consume<K extends MessageKind>(subject: string, kind: K, handler: Handler<MessageMap[K]>, opts?: ConsumeOptions): Promise<Stoppable>;
+  /**
+   * Reports the tasks on `subject` that the work queue gave up on: maxDeliver deliveries went by
+   * and no handler acked, nacked or terminated any of them (every holder crashed, was killed or
+   * let its lease lapse), so no consumer will ever report them. `discard` removes the task from
+   * the queue; call it from the watcher that owns the task (several may watch one subject).
+   */
+  watchAbandoned(subject: string, onAbandoned: (a: AbandonedTask) => void, opts?: Pick<ConsumeOptions, "durable">): Promise<Stoppable>;
   /** Appends to the retained results/events log (`mergeloom.v1.result.*` / `.event.*`). */
   publish(subject: string, message: AnyMessage, headers?: Record<string, string>): Promise<void>;
   /** Receives log messages matching `subject` (NATS wildcards `*`, `>` allowed), in order. */

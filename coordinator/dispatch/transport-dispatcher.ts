@@ -9,6 +9,7 @@ import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { JobRecord, TaskOutcome } from "../../proto/records.js";
 import { buckets, headers as H, PROTOCOL_VERSION, subjects } from "../../proto/subjects.js";
 import type { KvBucket, Stoppable, Transport } from "../../proto/transport.js";
+import { KvConflictError } from "../../proto/transport-errors.js";
 import { fromWireError } from "../../proto/wire-error.js";
 import { outputObjectName, taskKey } from "../../worker/runtime/merge-worker.js";
 import { open, type FileHandle } from "node:fs/promises";
@@ -69,6 +70,7 @@ export class TransportDispatcher implements TaskDispatcher {
     const reported = new Set<string>();
     let watcher: Stoppable | undefined;
     let jobWatcher: Stoppable | undefined;
+    let abandonWatcher: Stoppable | undefined;
     // Stops the no-worker watch once the job settles (it may be scheduled after that).
     const settled = new AbortController();
     try {
@@ -99,6 +101,21 @@ export class TransportDispatcher implements TaskDispatcher {
         void (async () => {
           // Outcomes first (resume), then publish only what has not finished.
           watcher = await tasks.watch((c) => onOutcome(c.key, c.value), { key: `${jobId}.*` });
+          // A task every worker dropped (killed or stalled on each of its deliveries) gets no
+          // outcome from any worker: record its failure here, so the job fails instead of waiting.
+          abandonWatcher = await this.transport.watchAbandoned(subjects.taskMerge, (a) => {
+            if (a.headers[H.jobId] !== jobId) return;
+            void a.discard();
+            const taskId = a.headers[H.taskId] ?? "?";
+            const key = taskKey(jobId, taskId);
+            if (!pending.has(key) || reported.has(key)) return;
+            const message =
+              `task ${taskId} was given up after ${a.deliveries} deliveries: every worker that took it stopped or lost its lease before finishing ` +
+              `(killed, out of memory, or stalled without heartbeats); check the workers' logs and run the merge again`;
+            const outcome: TaskOutcome = { jobId, taskId, ok: false, error: { code: "JOB_FAILED", message, retryable: true }, worker: "coordinator", attempt: a.deliveries, finishedAt: Date.now() };
+            // create: a worker's own late outcome, if any, wins
+            tasks.create(key, outcome).catch((e: unknown) => (e instanceof KvConflictError ? undefined : fail(e)));
+          });
           jobWatcher = await jobs.watch(
             (c) => {
               if (c.value?.state === "cancelled") fail(new MergeloomError("CANCELLED", `job ${jobId}: cancelled (mergeloom cancel)`));
@@ -127,6 +144,7 @@ export class TransportDispatcher implements TaskDispatcher {
       settled.abort();
       await watcher?.stop().catch(() => {});
       await jobWatcher?.stop().catch(() => {});
+      await abandonWatcher?.stop().catch(() => {});
     }
   }
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { MemoryTransport } from "../../proto/memory-transport.js";
 import type { EvalOutcome } from "../../proto/records.js";
-import { buckets } from "../../proto/subjects.js";
+import { buckets, consumers, subjects } from "../../proto/subjects.js";
 import type { KvBucket } from "../../proto/transport.js";
 import { FIXTURES } from "../../test/harness/repo-root.js";
 import type { FitnessSpec } from "../../worker/eval/fitness/fitness-spec.js";
@@ -118,5 +118,22 @@ describe("NatsCandidateEvaluator", () => {
     assert.notEqual(evalTaskId({ id: "g0-c0", mergeYaml: "x" }), evalTaskId({ id: "g0-c0", mergeYaml: "y" }));
     assert.match(deriveSearchId("a", "b"), /^evolve-[0-9a-f]{16}$/);
     assert.notEqual(deriveSearchId("a", "b"), deriveSearchId("a", "c"));
+  });
+
+  test("a candidate every worker dropped (crashed on it each time) comes back failed instead of stalling the generation", async () => {
+    const own = new MemoryTransport();
+    const crashing = new MemoryTransport({ broker: own.broker });
+    let taken = 0;
+    const never = (signal: AbortSignal) => new Promise<void>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+    await crashing.consume(subjects.taskEvaluate, "eval-task", (d) => (taken++, never(d.signal)), { ackWaitMs: 100, maxDeliver: 2, durable: consumers.evalWorkers });
+    const ev = await NatsCandidateEvaluator.create({ transport: own, fitness, searchId: "s-dropped" });
+    // the in-memory broker's lease timers are unref'd (a NATS connection would keep the process alive)
+    const alive = setInterval(() => {}, 1000);
+    const [r] = await ev.evaluate([cand("g0-c0", [0.5, 0.5, 0.5, 0.5])]).finally(() => clearInterval(alive));
+    assert.equal(taken, 2);
+    assert.ok(Number.isNaN(r.fitness));
+    assert.match(r.error ?? "", /candidate g0-c0 was given up after 2 deliveries: every worker that took it stopped or lost its lease/);
+    await crashing.close();
+    await own.close();
   });
 });

@@ -11,8 +11,9 @@
 import { createHash } from "node:crypto";
 import { MergeloomError } from "../../proto/errors.js";
 import type { EvalFitnessSpec, EvalOutcome, EvalTask } from "../../proto/records.js";
-import { buckets, headers as H, subjects } from "../../proto/subjects.js";
+import { buckets, consumers, headers as H, subjects } from "../../proto/subjects.js";
 import type { KvBucket, Stoppable, Transport } from "../../proto/transport.js";
+import { KvConflictError } from "../../proto/transport-errors.js";
 import { combineScores, type FitnessSpec } from "../../worker/eval/fitness/fitness-spec.js";
 import { EVAL_BUCKET_OPTIONS, evalKey } from "../../worker/runtime/eval-worker.js";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
@@ -77,6 +78,7 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
     const results = new Array<CandidateResult | undefined>(tasks.length);
     let left = tasks.length;
     let watcher: Stoppable | undefined;
+    let abandonWatcher: Stoppable | undefined;
     let warnTimer: NodeJS.Timeout | undefined;
     let onAbort: (() => void) | undefined;
     try {
@@ -95,6 +97,22 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
         void (async () => {
           // Outcomes first (a resumed search), then publish only what has not finished.
           watcher = await this.outcomes.watch((c) => onOutcome(c.key, c.value), { key: `${searchId}.*` });
+          // A candidate every worker dropped (crashed on it each time) gets no outcome from a
+          // worker: record it as failed here, so the generation completes instead of waiting.
+          abandonWatcher = await this.opts.transport.watchAbandoned(
+            subjects.taskEvaluate,
+            (a) => {
+              if (a.headers[H.jobId] !== searchId) return;
+              void a.discard();
+              const taskId = a.headers[H.taskId] ?? "?";
+              const i = index.get(evalKey(searchId, taskId));
+              if (i === undefined || results[i]) return;
+              const message = `candidate ${candidates[i].id} was given up after ${a.deliveries} deliveries: every worker that took it stopped or lost its lease before finishing (killed, out of memory, or stalled); check the workers' logs`;
+              const o: EvalOutcome = { jobId: searchId, taskId, candidateId: candidates[i].id, ok: false, scores: {}, error: { code: "EVAL_FAILED", message, retryable: true }, worker: "coordinator", attempt: a.deliveries, durationMs: 0, finishedAt: Date.now() };
+              this.outcomes.create(evalKey(searchId, taskId), o).catch((e: unknown) => (e instanceof KvConflictError ? undefined : reject(e)));
+            },
+            { durable: consumers.evalWorkers },
+          );
           for (const t of tasks) {
             if (results[index.get(evalKey(t.jobId, t.taskId))!]) continue;
             signal?.throwIfAborted();
@@ -107,6 +125,7 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
       clearTimeout(warnTimer);
       if (onAbort) signal?.removeEventListener("abort", onAbort);
       await watcher?.stop().catch(() => {});
+      await abandonWatcher?.stop().catch(() => {});
     }
     return results as CandidateResult[];
   }

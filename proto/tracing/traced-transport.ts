@@ -19,6 +19,7 @@ import type { AnyMessage, MessageKind, MessageMap } from "../schemas.js";
 import { headers as H, SUBJECT_ROOT } from "../subjects.js";
 import {
   resolveConsumeOptions,
+  type AbandonedTask,
   type ConsumeOptions,
   type Delivery,
   type Handler,
@@ -84,6 +85,10 @@ class TracedTransport implements Transport {
         { kind: SpanKind.CONSUMER, parent: extractTraceContext(d.headers) },
       );
     return this.inner.consume(subject, kind, wrapped, opts);
+  }
+
+  watchAbandoned(subject: string, onAbandoned: (a: AbandonedTask) => void, opts?: Pick<ConsumeOptions, "durable">): Promise<Stoppable> {
+    return this.inner.watchAbandoned(subject, onAbandoned, opts);
   }
 
   publish(subject: string, message: AnyMessage, headers: Record<string, string> = {}): Promise<void> {

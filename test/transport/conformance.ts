@@ -10,7 +10,7 @@ import { MergeloomError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { JobRecord } from "../../proto/records.js";
 import { subjects } from "../../proto/subjects.js";
-import type { Delivery, KvChange, Received, Transport } from "../../proto/transport.js";
+import type { AbandonedTask, Delivery, KvChange, Received, Transport } from "../../proto/transport.js";
 import { KvConflictError } from "../../proto/transport-errors.js";
 
 export type TransportFactory = () => Promise<Transport>;
@@ -146,6 +146,31 @@ export function describeTransportConformance(name: string, factory: TransportFac
       await t.publishTask(Q, "merge-task", task("x"));
       await waitFor("second attempt", () => attempts.length === 2);
       assert.deepEqual(attempts, [1, 2]);
+    });
+
+    test("a task whose every delivery lets its lease lapse is reported abandoned once, with its headers; finished and failed tasks are not", async () => {
+      const t = await make();
+      const abandoned: AbandonedTask[] = [];
+      await t.watchAbandoned(Q, (a) => abandoned.push(a));
+      const attempts: string[] = [];
+      await t.consume(
+        Q,
+        "merge-task",
+        async (d) => {
+          attempts.push(`${d.body.taskId}#${d.attempt}`);
+          if (d.body.taskId === "hangs") await new Promise((_, reject) => d.signal.addEventListener("abort", () => reject(d.signal.reason)));
+          else if (d.body.taskId === "fails") throw new Permanent("bad input");
+        },
+        { ackWaitMs: ACK_WAIT, maxDeliver: 2, concurrency: 3 },
+      );
+      for (const id of ["hangs", "fails", "ok"]) await t.publishTask(Q, "merge-task", task(id), { "mergeloom-task": id });
+      await waitFor("the abandoned report", () => abandoned.length === 1, ACK_WAIT * 8);
+      assert.equal(abandoned[0].headers["mergeloom-task"], "hangs");
+      assert.equal(abandoned[0].deliveries, 2);
+      assert.deepEqual(attempts.filter((a) => a.startsWith("hangs")), ["hangs#1", "hangs#2"]);
+      await abandoned[0].discard();
+      await sleep(ACK_WAIT * 2);
+      assert.equal(abandoned.length, 1, "reported once; the failed and the finished task are not abandoned");
     });
 
     test("a permanent failure terminates the task without redelivery", async () => {

@@ -83,4 +83,23 @@ describe("merge worker refusals", () => {
     assert.equal(runs, 1);
     await w.stop({ graceful: false });
   });
+
+  test("a task that every holder drops (crashed each time) fails the job, naming the task, instead of waiting forever", async () => {
+    const broker = new MemoryBroker();
+    // Stands for worker processes killed mid-task: they take the task and never ack, nack or heartbeat.
+    const crashing = new MemoryTransport({ broker, role: "worker" });
+    let taken = 0;
+    const never = (signal: AbortSignal) => new Promise<void>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+    await crashing.consume(subjects.taskMerge, "merge-task", (dl) => (taken++, never(dl.signal)), { ackWaitMs: 100, maxDeliver: 3 });
+    const coord = new MemoryTransport({ broker, role: "coordinator" });
+    const d = new TransportDispatcher(coord, { threads: 1 });
+    await assert.rejects(
+      () => d.runTasks([task("j5", "t7")], () => {}),
+      (err: Error) => /job j5 failed: task t7 was given up after 3 deliveries: every worker that took it stopped or lost its lease/.test(err.message),
+    );
+    assert.equal(taken, 3);
+    const o = await outcome(coord, taskKey("j5", "t7"));
+    assert.equal(o?.ok, false, "the failure is recorded for `mergeloom jobs`");
+    await crashing.close();
+  });
 });
