@@ -12,6 +12,7 @@ import { EvalWorker } from "../../worker/runtime/eval-worker.js";
 import { MergeWorker } from "../../worker/runtime/merge-worker.js";
 import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
 import { parseIntFlag } from "./parse-size.js";
+import { addHttpOptions, httpOptionsFrom, type HttpFlags } from "./http-options.js";
 
 function requireNats(flags: NatsFlags, role: "coordinator" | "worker", name?: string): NatsConnectOptions {
   const o = natsOptionsFrom(flags, process.env, role, name);
@@ -33,8 +34,9 @@ export function registerClusterCommands(program: Command): void {
     .option("--drain-timeout <seconds>", "on SIGTERM, how long in-flight tasks may finish before being handed back", "25")
     .option("--eval-concurrency <n>", "evolve candidate evaluations processed at once (0 = take no evaluation tasks)", "1")
     .option("--eval-device <device>", "ONNX execution provider for evaluations: cpu, cuda or auto (CUDA when it loads, else CPU)", "auto");
+  addHttpOptions(worker);
   addNatsOptions(worker, { required: true }).action(
-    async (flags: NatsFlags & { concurrency: string; threads?: string; name?: string; storageRoot?: string[]; httpPort: string; ackWait: string; maxDeliver: string; drainTimeout: string; evalConcurrency: string; evalDevice: string }) => {
+    async (flags: NatsFlags & HttpFlags & { concurrency: string; threads?: string; name?: string; storageRoot?: string[]; httpPort: string; ackWait: string; maxDeliver: string; drainTimeout: string; evalConcurrency: string; evalDevice: string }) => {
       const evalConcurrency = parseIntFlag(flags.evalConcurrency, "--eval-concurrency", 0);
       const evalDevice = flags.evalDevice;
       if (evalDevice !== "cpu" && evalDevice !== "cuda" && evalDevice !== "auto") throw new MergeloomError("USAGE", `--eval-device: '${evalDevice}' is not one of cpu, cuda, auto`);
@@ -50,6 +52,7 @@ export function registerClusterCommands(program: Command): void {
         concurrency: parseIntFlag(flags.concurrency, "--concurrency", 1),
         threads: flags.threads === undefined ? availableParallelism() : parseIntFlag(flags.threads, "--threads"),
         storageRoots: flags.storageRoot,
+        http: httpOptionsFrom(flags),
         ackWaitMs: parseIntFlag(flags.ackWait, "--ack-wait", 1) * 1000,
         maxDeliver: parseIntFlag(flags.maxDeliver, "--max-deliver", 1),
         metrics,

@@ -56,6 +56,17 @@ export class TransportDispatcher implements TaskDispatcher {
     await (await this.buckets()).jobs.put(rec.jobId, { ...rec, updatedAt: Date.now() });
   }
 
+  /** Every job record that decodes (an undecodable entry is no job this coordinator can conflict with). */
+  async listJobs(): Promise<JobRecord[]> {
+    const { jobs } = await this.buckets();
+    const out: JobRecord[] = [];
+    for (const k of await jobs.keys()) {
+      const e = await jobs.get(k).catch(() => null);
+      if (e) out.push(e.value);
+    }
+    return out;
+  }
+
   /** Forgets the outcomes of an earlier, abandoned run of the same job id. */
   async resetJob(jobId: string): Promise<void> {
     const { tasks } = await this.buckets();

@@ -12,9 +12,12 @@ import type { MergeMethodRegistry } from "../../worker/merge/merge-method-regist
 import type { ParamSpecs } from "../../worker/merge/params.js";
 import { openCheckpoint, type Checkpoint, type CheckpointTensor } from "../../worker/storage/checkpoint.js";
 import { modelLocation } from "../../worker/storage/model-location.js";
+import type { HttpOptions } from "../../worker/storage/http-byte-source.js";
 import type { MergeConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
 import { gradientPosition, resolveParam } from "../config/resolve-param.js";
 import { classifyTensors, layerTensorName, type TensorLayout } from "./classify-tensors.js";
+import { checkTokenizerSource } from "./check-tokenizer-source.js";
+import { localPath } from "../../worker/merge/tensor-io.js";
 
 export interface PlannedTensor extends TensorSpec {
   /** Output layer index, or -1 for pre weights and -2 for post weights (task grouping). */
@@ -38,6 +41,8 @@ export interface MergePlan {
 export interface PlanOptions {
   registry: MergeMethodRegistry;
   storageRoots?: readonly string[];
+  /** Timeouts and retries for http(s) inputs. */
+  http?: HttpOptions;
   /** Opens a model reference; defaults to reading headers from disk or HTTP. */
   open?: (ref: string) => Promise<Checkpoint>;
 }
@@ -53,7 +58,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     // Fail before any work: a union vocabulary needs embedding permutation, which is not built yet.
     throw new ConfigError("tokenizer_source", "'union' is not supported yet; use 'base' or a model path (the tokenizer is then copied from it)");
   }
-  const open = opts.open ?? ((ref: string) => openCheckpoint(modelLocation(ref), { storageRoots: opts.storageRoots }));
+  const open = opts.open ?? ((ref: string) => openCheckpoint(modelLocation(ref), { storageRoots: opts.storageRoots, http: opts.http }));
 
   // Open every referenced checkpoint (headers only), in parallel.
   const refs = new Set<string>();
@@ -63,6 +68,9 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
   for (const s of config.slices) for (const src of s.sources) for (const v of src.vectors ?? []) vectorRefs.add(v.path);
   const checkpoints = new Map<string, Checkpoint>();
   await Promise.all([...refs, ...vectorRefs].map(async (r) => checkpoints.set(r, await open(r))));
+
+  const tokBase = checkpoints.get(config.baseModel ?? config.slices[0]?.sources[0]?.model ?? "");
+  await checkTokenizerSource(config.tokenizerSource, tokBase && localPath(tokBase.location));
 
   const layouts = new Map<string, TensorLayout>();
   for (const r of refs) layouts.set(r, classifyTensors(checkpoints.get(r)!.tensors.keys()));

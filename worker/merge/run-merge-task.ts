@@ -18,6 +18,7 @@ import { TensorIO } from "./tensor-io.js";
 import type { ThreadReply } from "./tensor-thread.js";
 import { fromWireError } from "../../proto/wire-error.js";
 import { createRemoteReader } from "./remote-reader.js";
+import type { HttpOptions } from "../storage/http-byte-source.js";
 
 /** Row chunks of about this many elements; fixed (not thread-dependent) so results never change. */
 export const CHUNK_ELEMENTS = 1 << 22;
@@ -52,7 +53,8 @@ export class LocalMergeExecutor implements MergeExecutor {
   private readonly io?: TensorIO;
 
   /** threads: worker threads to use; 0 merges in the calling thread (tests, tiny models). */
-  constructor(opts: { threads?: number } = {}) {
+  /** http: timeouts and retries for http(s) inputs (handed to every merge thread). */
+  constructor(opts: { threads?: number; http?: HttpOptions } = {}) {
     const threads = opts.threads ?? availableParallelism();
     this.threads = threads;
     this.registry = createDefaultRegistry();
@@ -62,9 +64,10 @@ export class LocalMergeExecutor implements MergeExecutor {
         minThreads: threads,
         maxThreads: threads,
         idleTimeout: 60_000,
+        workerData: { http: opts.http ?? {} },
       });
     } else {
-      this.io = new TensorIO(createRemoteReader());
+      this.io = new TensorIO(createRemoteReader({ http: opts.http }));
     }
   }
 

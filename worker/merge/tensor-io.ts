@@ -6,7 +6,9 @@
  */
 import { closeSync, fdatasync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { createHash, type Hash } from "node:crypto";
-import { StorageError, CheckpointError } from "../../proto/errors.js";
+import { StorageError, CheckpointError, MergeloomError } from "../../proto/errors.js";
+import { openRegularFileSync } from "../storage/regular-file.js";
+import { fsErrorDetail } from "../storage/fs-error.js";
 
 export interface RemoteReader {
   read(uri: string, offset: number, length: number, into: Uint8Array): Promise<void>;
@@ -36,8 +38,10 @@ export class TensorIO {
     let fd = this.fds.get(key);
     if (fd === undefined) {
       try {
-        fd = openSync(path, write ? "r+" : "r");
+        // Inputs: refuse FIFOs and devices before a read could block the thread.
+        fd = write ? openSync(path, "r+") : openRegularFileSync(path);
       } catch (err) {
+        if (err instanceof MergeloomError) throw err;
         const e = err as NodeJS.ErrnoException;
         throw new CheckpointError(path, e.code === "ENOENT" ? "file does not exist (was it moved or deleted after planning?)" : e.message, {
           cause: err,
@@ -72,7 +76,12 @@ export class TensorIO {
     if (path === undefined) throw new StorageError(`write ${uri}: only local files can be written by the tensor writer`);
     const fd = this.fd(path, true);
     let done = 0;
-    while (done < data.byteLength) done += writeSync(fd, data, done, data.byteLength - done, offset + done);
+    try {
+      while (done < data.byteLength) done += writeSync(fd, data, done, data.byteLength - done, offset + done);
+    } catch (err) {
+      // Node's ENOSPC message names no file; say which output ran out of space.
+      throw new StorageError(`write ${path}: ${fsErrorDetail(err)}`, { cause: err });
+    }
     this.flushInBackground(fd, done);
   }
 

@@ -17,6 +17,7 @@ import type { Delivery, KvBucket, Stoppable, Transport } from "../../proto/trans
 import { toWireError } from "../../proto/wire-error.js";
 import { ALL_METHODS } from "../merge/all-methods.js";
 import { LocalMergeExecutor, type MergeExecutor } from "../merge/run-merge-task.js";
+import type { HttpOptions } from "../storage/http-byte-source.js";
 import type { WorkerMetrics } from "../ops/worker-metrics.js";
 import { checkTaskPaths } from "./check-task-paths.js";
 import { trace } from "@opentelemetry/api";
@@ -40,6 +41,8 @@ export interface MergeWorkerOptions {
   registryTtlMs?: number;
   metrics?: WorkerMetrics;
   executor?: MergeExecutor;
+  /** Timeouts and retries for http(s) inputs (ignored when `executor` is given). */
+  http?: HttpOptions;
   log?: (line: string) => void;
   /**
    * Fault injection for chaos and integration tests: sleep this long (heart-beating) before each
@@ -88,7 +91,7 @@ export class MergeWorker {
   constructor(opts: MergeWorkerOptions) {
     this.opts = opts;
     this.name = opts.name ?? `${hostname()}-${process.pid}`;
-    const exec = opts.executor ?? new LocalMergeExecutor({ threads: opts.threads });
+    const exec = opts.executor ?? new LocalMergeExecutor({ threads: opts.threads, http: opts.http });
     this.executor = exec;
     this.threads = (exec as LocalMergeExecutor).threads ?? opts.threads ?? 0;
   }

@@ -89,12 +89,12 @@ describe("removeStaleOutputTemps", () => {
       const oldAside = join(dir, "merged.mergeloom-old-bbbbbb");
       const fresh = join(dir, "merged.mergeloom-tmp-cccccc");
       const other = join(dir, "other.mergeloom-tmp-dddddd");
-      for (const d of [old, oldAside, fresh, other]) await mkdir(d);
+      for (const d of [final, old, oldAside, fresh, other]) await mkdir(d);
       const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
       for (const d of [old, oldAside, other]) await utimes(d, twoHoursAgo, twoHoursAgo);
       const removed = await removeStaleOutputTemps(final);
       assert.deepEqual(removed.sort(), [oldAside, old].sort());
-      assert.deepEqual(readdirSync(dir).sort(), ["merged.mergeloom-tmp-cccccc", "other.mergeloom-tmp-dddddd"]);
+      assert.deepEqual(readdirSync(dir).sort(), ["merged", "merged.mergeloom-tmp-cccccc", "other.mergeloom-tmp-dddddd"]);
     });
   });
 });
