@@ -204,6 +204,14 @@ async function readBody(url: string, res: Response, buf: Uint8Array, watch: Stal
 }
 
 /**
+ * Delay before retry `i` (0-based): uniform in [0, min(30 s, base·2^i)] — "full jitter", so many
+ * workers retrying one server spread out instead of arriving in waves.
+ */
+export function backoffDelayMs(i: number, base: number, random: () => number = Math.random): number {
+  return random() * Math.min(MAX_BACKOFF_MS, base * 2 ** i);
+}
+
+/**
  * Runs `attempt` with a fresh stall watch per try. `range` and `expected` describe the request
  * for the stall rule and for errors, which always name the URL and the byte range.
  */
@@ -228,8 +236,7 @@ async function withRetries<T>(url: string, range: string, expected: number | und
       const last = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
       throw new StorageError(`${prefix}failed after ${i + 1} attempts (--http-retries ${retries}): ${last}`, { cause: err, retryable: true });
     }
-    // Full jitter: many workers retrying one server spread out instead of arriving in waves.
-    await new Promise((r) => setTimeout(r, Math.random() * Math.min(MAX_BACKOFF_MS, base * 2 ** i)));
+    await new Promise((r) => setTimeout(r, backoffDelayMs(i, base)));
   }
 }
 
