@@ -33,7 +33,7 @@ const yaml = (weight: number) =>
   `merge_method: linear\nmodels:\n  - model: ${FIXTURES}/expert-add\n    parameters: { weight: ${weight} }\n  - model: ${FIXTURES}/expert-sub\n    parameters: { weight: 0.5 }\n`;
 
 describe("two coordinators on one output", () => {
-  test("the second fails naming the live first run and its job; after the first dies the output is free again", async () => {
+  test("the second fails naming the live first run and its job; after the first dies the output is free again", { timeout: 90_000 }, async () => {
     const prefix = uniquePrefix();
     const out = join(dir, "shared-out");
     const cfg1 = join(dir, "one.yml");
@@ -63,7 +63,7 @@ describe("two coordinators on one output", () => {
     await w.kill("SIGTERM");
   });
 
-  test("with --nats an output inside an input is refused at plan time, before any task is published", async () => {
+  test("with --nats an output inside an input is refused at plan time, before any task is published", { timeout: 60_000 }, async () => {
     const prefix = uniquePrefix();
     const cfg = join(dir, "overlap.yml");
     await writeFile(cfg, yaml(0.5));
