@@ -23,3 +23,10 @@ test("every MergeloomError caps what it echoes: a 1 MB method name and a 1 MB ke
   const e2 = new ConfigError(`slices[0].${huge}`, "unknown key");
   assert.ok(e2.message.length < 200, e2.message);
 });
+
+test("an apostrophe inside words is not a quote: possessives around a short quoted name are left alone", () => {
+  const m = `evaluate /x/model.onnx: weight 'model.layers.1.mlp.up_proj.weight' has shape [128,352] but the graph expects [352,128]; the checkpoint does not match the graph's architecture`;
+  assert.equal(capEchoes(m), m);
+  const long = "v".repeat(100);
+  assert.equal(capEchoes(`the model's value '${long}' isn't valid`), `the model's value '${capText(long)}' (100 characters) isn't valid`);
+});

@@ -19,7 +19,11 @@ export function capText(s: string, max = MAX_ECHO): string {
   return `${s.slice(0, head)}…${s.slice(s.length - tail)}`;
 }
 
-const QUOTED = /'([^'\n]{81,})'|"((?:[^"\\\n]|\\.){81,})"|`([^`\n]{81,})`/g;
+// A quote opens only after a boundary and closes only before one, so the apostrophe of
+// "the graph's" is not mistaken for the end of a quoted value.
+const OPEN = "(?<=^|[\\s(\\[{=:,])";
+const CLOSE = "(?=$|[\\s)\\]},.;:!?])";
+const QUOTED = new RegExp(`${OPEN}(?:'([^'\\n]{81,}?)'|"((?:[^"\\\\\\n]|\\\\.){81,}?)"|\`([^\`\\n]{81,}?)\`)${CLOSE}`, "g");
 const LONG_TOKEN = new RegExp(`[^\\s'"\`]{${MAX_TOKEN + 1},}`, "g");
 
 /** Shortens every quoted value over MAX_ECHO characters, every unquoted token over MAX_TOKEN, and the whole message over MAX_MESSAGE. */
