@@ -39,7 +39,7 @@ describe("reading http inputs from a misbehaving server", () => {
         assert.ok(err.message.includes(`read ${url} bytes 100-4195: failed after 3 attempts (--http-retries 2): stalled`), err.message);
         return true;
       });
-      assert.ok(Date.now() - t0 < 4000, `took ${Date.now() - t0} ms`);
+      assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);
       assert.equal(server.requests().filter((r) => r.includes("bytes=100-4195")).length, 3);
     } finally {
       await server.close();
@@ -82,7 +82,7 @@ describe("reading http inputs from a misbehaving server", () => {
 
   test("mergeloom plan with --http-timeout 1 --http-retries 1 on a dripping server fails in seconds with one line naming URL and range", async () => {
     // Everything drips, so the first header read (bytes 0-...) stalls.
-    const server = await startSlowServer(root, { mode: "drip", dripMs: 200 });
+    const server = await startSlowServer(root, { mode: "drip", dripMs: 400 });
     try {
       const cfg = join(root, "http.yml");
       await writeFile(cfg, `merge_method: linear\nmodels:\n  - model: ${server.url}/m/\n    parameters: { weight: 1.0 }\n`);
@@ -93,7 +93,7 @@ describe("reading http inputs from a misbehaving server", () => {
       const lines = r.stderr.trim().split("\n");
       assert.equal(lines.length, 1, r.stderr);
       assert.match(lines[0], new RegExp(`^mergeloom: read ${server.url}/m/\\S+ (bytes \\d+-\\d+|whole file): failed after 2 attempts \\(--http-retries 1\\): stalled`));
-      assert.ok(secs < 10, `took ${secs} s`);
+      assert.ok(secs < 20, `took ${secs} s (it was 244–258 s before the read timeout existed)`);
     } finally {
       await server.close();
     }

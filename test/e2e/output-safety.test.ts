@@ -167,7 +167,7 @@ describe("non-regular files as checkpoint files are refused, never waited on (it
     ["a directory as model.safetensors", async (d) => mkdir(join(d, "model.safetensors")), /model\.safetensors: is a directory, not a regular file/],
   ];
   cases.forEach(([what, make, re], i) => {
-    test(`${what}: plan and merge fail at once with one line`, async () => {
+    test(`${what}: ${i === 0 ? "plan and merge fail" : "plan fails"} at once with one line`, async () => {
       const d = join(work, `special-${i}`);
       await mkdir(d);
       if (!what.includes("config.json")) await cp(join(FIXTURES, "expert-add", "config.json"), join(d, "config.json"));
@@ -175,9 +175,12 @@ describe("non-regular files as checkpoint files are refused, never waited on (it
       await writeFile(join(work, `special-${i}.yml`), linear2("a", `special-${i}`));
       const t0 = Date.now();
       assertRefused(await runCli(["plan", `special-${i}.yml`], { cwd: work, timeoutMs: 15_000 }), re);
-      assertRefused(await merge([`special-${i}.yml`, "-o", `special-out-${i}`]), re);
+      // merge plans through the same code; once is enough to show it refuses too and leaves nothing.
+      if (i === 0) {
+        assertRefused(await merge([`special-${i}.yml`, "-o", `special-out-${i}`]), re);
+        assert.equal(existsSync(join(work, `special-out-${i}`)), false);
+      }
       assert.ok(Date.now() - t0 < 15_000);
-      assert.equal(existsSync(join(work, `special-out-${i}`)), false);
     });
   });
 
