@@ -5,6 +5,7 @@
  */
 import { Command, Option } from "commander";
 import { MergeloomError, errorMessage } from "../../proto/errors.js";
+import { redactUrls } from "../../proto/nats-url.js";
 import { parseIntFlag, parseSize } from "./parse-size.js";
 import { registerMergeCommands } from "./merge-commands.js";
 import { registerEvalCommand } from "./eval-command.js";
@@ -46,9 +47,10 @@ async function main(argv: string[]): Promise<void> {
     if (typeof e.code === "string" && e.code.startsWith("commander.")) {
       process.exit(e.exitCode ?? 2);
     }
-    const msg = errorMessage(err).split("\n")[0];
+    // Never print URL credentials (`nats://user:password@host`), whatever the error quoted.
+    const msg = redactUrls(errorMessage(err).split("\n")[0]);
     process.stderr.write(`mergeloom: ${msg}\n`);
-    if (process.env.MERGELOOM_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    if (process.env.MERGELOOM_DEBUG && err instanceof Error) process.stderr.write(`${redactUrls(err.stack ?? "")}\n`);
     process.exit(err instanceof MergeloomError && err.code === "USAGE" ? 2 : 1);
   }
 }

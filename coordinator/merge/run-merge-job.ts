@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { MergeloomError } from "../../proto/errors.js";
+import { MergeloomError, StorageError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { JobRecord } from "../../proto/records.js";
 import { toWireError } from "../../proto/wire-error.js";
@@ -14,6 +14,7 @@ import { existsSync } from "node:fs";
 import { ATTR_BYTES_READ, ATTR_BYTES_WRITTEN, ATTR_JOB_ID, ATTR_MERGE_METHOD, ATTR_TASK_COUNT, ATTR_TENSOR_COUNT, inSpan, SPAN_NAMES } from "../../proto/tracing/in-span.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { OutputDir } from "../../worker/storage/output-dir.js";
+import { removeJobMarker, writeJobMarker } from "../../worker/storage/job-marker.js";
 import { preallocateShards } from "../../worker/storage/shard-layout.js";
 import { parseMergeConfig } from "../config/parse-merge-config.js";
 import type { MergeConfig } from "../config/merge-config.js";
@@ -87,6 +88,11 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
   let outDir: OutputDir | undefined;
   if (!discard) {
     outDir = resumable ? await OutputDir.adopt(opts.out, prior!.outputDir, { overwrite: opts.overwrite }) : await OutputDir.create(opts.out, { overwrite: opts.overwrite });
+    // Workers write only into a directory whose marker names their task's job (worker/runtime/check-task-output.ts).
+    await writeJobMarker(outDir.path, jobId).catch(async (err: unknown) => {
+      await outDir?.abort().catch(() => {});
+      throw new StorageError(`create output ${opts.out}: writing the job marker failed (${(err as Error).message})`, { cause: err });
+    });
   }
   if (prior && !resumable) await dispatcher.resetJob?.(jobId);
   const record: JobRecord = {
@@ -154,6 +160,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       await dispatcher.saveJob?.(record);
       emit({ type: "assemble", out: opts.out });
       await inSpan(SPAN_NAMES.assemble, { [ATTR_JOB_ID]: jobId }, async () => {
+        await removeJobMarker(outDir!.path); // every task is done; the marker is no part of the model
         await assembleOutput(outDir!.path, plan, shards);
         await outDir!.commit();
       });
