@@ -68,7 +68,7 @@ export class TensorIO {
           code: e.code === "ENOENT" ? "CHECKPOINT_MISSING" : "CHECKPOINT_INVALID",
         });
       }
-      cache.set(path, (f = { fd, lastUsed: 0, usedAt: 0 }));
+      cache.set(path, (f = { fd, lastUsed: ++this.tick, usedAt: Date.now() }));
       if (!write && this.reads.size > MAX_READ_FDS) this.closeReads((_, i) => i < this.reads.size - MAX_READ_FDS);
     }
     f.lastUsed = ++this.tick;
