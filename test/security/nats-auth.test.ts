@@ -84,6 +84,13 @@ describe("the shipped NATS account config", () => {
     }
   });
 
+  test("a coordinator waiting for workers prints the URL with the password masked", async () => {
+    const r = await runCli(["merge", "examples/linear-arith.yml", "-o", join(dir, "no-workers"), "--nats", `nats://coordinator:${COORD_PW}@${host()}`, "--worker-wait-timeout", "1"]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /no worker connected within 1 s; start one with: mergeloom worker --nats nats:\/\/coordinator:\*\*\*@127\.0\.0\.1/);
+    assert.ok(!r.stderr.includes(COORD_PW) && !r.stdout.includes(COORD_PW), r.stderr);
+  });
+
   test("a wrong password fails in one line that does not print it", async () => {
     const r = await runCli(["jobs", "--nats", `nats://coordinator:Wr0ngSecretValue@${host()}`], { timeoutMs: 30_000 });
     assert.notEqual(r.code, 0);

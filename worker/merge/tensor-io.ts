@@ -69,7 +69,8 @@ export class TensorIO {
         });
       }
       cache.set(path, (f = { fd, lastUsed: ++this.tick, usedAt: Date.now() }));
-      if (!write && this.reads.size > MAX_READ_FDS) this.closeReads((_, i) => i < this.reads.size - MAX_READ_FDS);
+      const excess = write ? 0 : this.reads.size - MAX_READ_FDS;
+      if (excess > 0) this.closeReads((_, i) => i < excess);
     }
     f.lastUsed = ++this.tick;
     f.usedAt = Date.now();
