@@ -69,7 +69,7 @@ describe("worker resources", () => {
     };
     try {
       // Warm-up: threads, caches, the JIT and V8's heap sizing settle (RSS then plateaus: about
-      // +18 MiB over the first 300 jobs, +0.5 MiB over jobs 520-820 in a longer run of this test).
+      // +24 MiB over the first 300 jobs, +0.5 MiB over jobs 620-820 in a longer run of this test).
       await runJobs(0, 50);
       const fd0 = await fds(pid);
       const rss0 = await rssBytes(pid);
