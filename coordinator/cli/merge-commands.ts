@@ -9,6 +9,7 @@ import { TransportDispatcher } from "../dispatch/transport-dispatcher.js";
 import { traced } from "../../proto/tracing/traced-transport.js";
 import { connectNatsTransport } from "../../proto/nats-transport.js";
 import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
+import { redactUrls } from "../../proto/nats-url.js";
 import { deriveJobId, loadConfig, planMerge, runMergeJob, type TaskDispatcher } from "../merge/run-merge-job.js";
 import { buildTasks } from "../plan/build-tasks.js";
 import { estimatePeakMemory } from "../plan/estimate-memory.js";
@@ -147,7 +148,7 @@ async function createDispatcher(flags: MergeFlags, onEvent: MergeEventSink): Pro
   const transport = traced(await connectNatsTransport(nats));
   const d = new TransportDispatcher(transport, {
     threads: threads ?? 1,
-    natsUrl: [nats.servers].flat().join(","),
+    natsUrl: redactUrls([nats.servers].flat().join(",")),
     onEvent,
     noWorkerTimeoutMs: flags.workerWaitTimeout ? parseIntFlag(flags.workerWaitTimeout, "--worker-wait-timeout") * 1000 : 0,
   });

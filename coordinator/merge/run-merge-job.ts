@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { MergeloomError } from "../../proto/errors.js";
+import { MergeloomError, StorageError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { JobRecord } from "../../proto/records.js";
 import { toWireError } from "../../proto/wire-error.js";
@@ -21,6 +21,7 @@ import { modelLocation } from "../../worker/storage/model-location.js";
 import { checkOutputAgainstInputs, localInputsOf } from "../plan/check-output-path.js";
 import { checkFreeSpace, extraOutputBytes } from "../plan/check-free-space.js";
 import { assertNoLiveJobFor, JOB_HEARTBEAT_MS, ownerMeta } from "./check-job-conflict.js";
+import { writeJobMarker, removeJobMarker } from "../../worker/storage/job-marker.js";
 import { preallocateShards } from "../../worker/storage/shard-layout.js";
 import { parseMergeConfig } from "../config/parse-merge-config.js";
 import type { MergeConfig } from "../config/merge-config.js";
@@ -111,6 +112,11 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       ? await OutputDir.adopt(opts.out, prior!.outputDir, { overwrite: opts.overwrite, jobId })
       : await OutputDir.create(opts.out, { overwrite: opts.overwrite, jobId });
     opts.onOutputDir?.(outDir);
+    // Workers write only into a directory whose marker names their task's job (worker/runtime/check-task-output.ts).
+    await writeJobMarker(outDir.path, jobId).catch(async (err: unknown) => {
+      await outDir?.abort().catch(() => {});
+      throw new StorageError(`create output ${opts.out}: writing the job marker failed (${(err as Error).message})`, { cause: err });
+    });
   }
   if (prior && !resumable) await dispatcher.resetJob?.(jobId);
   const record: JobRecord = {
@@ -191,6 +197,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       await dispatcher.saveJob?.(record);
       emit({ type: "assemble", out: opts.out });
       await inSpan(SPAN_NAMES.assemble, { [ATTR_JOB_ID]: jobId }, async () => {
+        await removeJobMarker(outDir!.path); // every task is done; the marker is no part of the model
         await assembleOutput(outDir!.path, plan, shards);
         await outDir!.commit();
       });

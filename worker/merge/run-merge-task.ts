@@ -85,7 +85,7 @@ export class LocalMergeExecutor implements MergeExecutor {
     }
     const next = this.inlineChain.then(() => {
       signal?.throwIfAborted();
-      return mergeTensor(job, this.registry, this.io!);
+      return mergeTensor(job, this.registry, this.io!).finally(() => this.io!.endJob());
     });
     this.inlineChain = next.catch(() => {});
     return next;
