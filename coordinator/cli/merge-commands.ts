@@ -76,10 +76,11 @@ export function registerMergeCommands(program: Command): void {
         inputs: t.inputs.map((i) => ({ model: i.model, tensor: i.source.tensor, ...i.params })),
         params: t.params,
       }));
+      for (const m of plan.warnings) process.stderr.write(`warning: ${m}\n`);
       if (flags.json) {
         process.stdout.write(
           JSON.stringify(
-            { method: plan.method.name, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
+            { method: plan.method.name, warnings: plan.warnings, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
             null,
             2,
           ) + "\n",

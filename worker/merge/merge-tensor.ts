@@ -4,7 +4,7 @@
  * write. This is the whole per-tensor pipeline; it runs the same in the main thread, a worker
  * thread or a worker process.
  */
-import { DTYPE_BYTES, isFloatDType, numelOf } from "../../proto/dtype.js";
+import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf } from "../../proto/dtype.js";
 import { MergeloomError, ParamError } from "../../proto/errors.js";
 import type { TensorSource, TensorTask } from "../../proto/merge-task.js";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
@@ -140,8 +140,13 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   const chunkShape = outShape.length === 0 ? [] : [r1 - r0, ...outShape.slice(1)];
   let bytesRead = 0;
 
-  // Non-float tensors (integer buffers) are copied from the first input untouched.
-  if (!isFloatDType(t.outDtype) || !t.inputs.every((i) => isFloatDType(i.source.dtype))) {
+  // A non-float tensor (integer buffer) of one input is copied untouched (passthrough). The plan
+  // refuses to merge several; a task that asks anyway (hand-made) fails rather than drop inputs.
+  if (!isFloatDType(t.outDtype) || !t.inputs.every((i) => isMergeableDType(i.source.dtype))) {
+    if (t.inputs.length !== 1) {
+      const bad = t.inputs.find((i) => !isMergeableDType(i.source.dtype)) ?? t.inputs[0];
+      throw new MergeloomError("MERGE_FAILED", `merge ${t.name} with ${t.method}: input '${bad.model}' has dtype ${bad.source.dtype}, which cannot be merged (mergeable: ${MERGEABLE_DTYPES.join(", ")})`);
+    }
     const src = t.inputs[0].source;
     const n = src.byteLength;
     const buf = scratch.get(0, n);
