@@ -19,7 +19,6 @@ import { parseMergeConfig } from "../config/parse-merge-config.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { parseConfigDType, CONFIG_DTYPE_NAMES } from "../../proto/dtype.js";
 import { MergeloomError } from "../../proto/errors.js";
-import { setMaxListeners } from "node:events";
 
 export const DEFAULT_SHARD_BYTES = 5_000_000_000;
 
@@ -152,7 +151,6 @@ export async function runWithDispatcher(cfg: Awaited<ReturnType<typeof loadConfi
   const renderer = createEventRenderer({ json: !!flags.json });
   const dispatcher = await createDispatcher(flags, renderer.sink);
   const ac = new AbortController();
-  setMaxListeners(0, ac.signal); // every in-flight tensor job listens for cancellation
   const onSig = () => ac.abort();
   process.once("SIGINT", onSig);
   try {

@@ -73,6 +73,7 @@ export class TransportDispatcher implements TaskDispatcher {
     let abandonWatcher: Stoppable | undefined;
     // Stops the no-worker watch once the job settles (it may be scheduled after that).
     const settled = new AbortController();
+    let onCancel: (() => void) | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
         const fail = (err: unknown) => reject(err);
@@ -97,7 +98,9 @@ export class TransportDispatcher implements TaskDispatcher {
             fail(new MergeloomError("JOB_FAILED", `job ${jobId} failed: ${e.message}`, { cause: e }));
           }
         };
-        signal?.addEventListener("abort", () => fail(new MergeloomError("CANCELLED", `job ${jobId}: cancelled`)), { once: true });
+        // Removed when the job settles: a long-lived signal (evolve runs many jobs) must not collect one per job.
+        onCancel = () => fail(new MergeloomError("CANCELLED", `job ${jobId}: cancelled`));
+        signal?.addEventListener("abort", onCancel, { once: true });
         void (async () => {
           // Outcomes first (resume), then publish only what has not finished.
           watcher = await tasks.watch((c) => onOutcome(c.key, c.value), { key: `${jobId}.*` });
@@ -141,6 +144,7 @@ export class TransportDispatcher implements TaskDispatcher {
         })().catch(fail);
       });
     } finally {
+      if (onCancel) signal?.removeEventListener("abort", onCancel);
       settled.abort();
       await watcher?.stop().catch(() => {});
       await jobWatcher?.stop().catch(() => {});

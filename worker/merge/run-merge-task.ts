@@ -89,6 +89,35 @@ export class LocalMergeExecutor implements MergeExecutor {
   }
 
   async run(task: MergeTask, opts: RunOptions = {}): Promise<MergeTaskResult> {
+    // One listener on the caller's signal per task, removed when the task settles, fans the abort
+    // out to the task's own signal; each tensor job gets a signal of its own (one listener each).
+    // Passing the caller's signal to every job put one listener per tensor on it at once: more
+    // than ten per layer on Qwen2/Gemma2 shapes (MaxListenersExceededWarning).
+    const jobAborts = new Set<AbortController>();
+    const onAbort = () => {
+      for (const c of jobAborts) c.abort(opts.signal?.reason);
+    };
+    opts.signal?.throwIfAborted();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await this.runTask(task, opts, jobAborts);
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private async runJobAbortable(job: TensorJob, aborts: Set<AbortController> | undefined): Promise<TensorJobResult> {
+    if (!aborts) return this.runJob(job);
+    const c = new AbortController();
+    aborts.add(c);
+    try {
+      return await this.runJob(job, c.signal);
+    } finally {
+      aborts.delete(c);
+    }
+  }
+
+  private async runTask(task: MergeTask, opts: RunOptions, aborts: Set<AbortController>): Promise<MergeTaskResult> {
     const start = performance.now();
     let bytesRead = 0;
     let bytesWritten = 0;
@@ -97,7 +126,7 @@ export class LocalMergeExecutor implements MergeExecutor {
       // Largest tensors first: the pool then ends on small jobs instead of one thread finishing a big one alone.
       [...task.tensors].sort((a, b) => b.dest.byteLength - a.dest.byteLength).map(async (tensor) => {
         const jobs = jobsFor(tensor, task.seed, this.registry);
-        const parts = await Promise.all(jobs.map((j) => this.runJob(j, opts.signal)));
+        const parts = await Promise.all(jobs.map((j) => this.runJobAbortable(j, opts.signal ? aborts : undefined)));
         opts.signal?.throwIfAborted();
         let tRead = 0;
         let tWritten = 0;
