@@ -137,6 +137,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
           bytesRead += r.bytesRead;
           bytesWritten += r.bytesWritten;
           for (const t of r.tensors) if (t.sha256) digests.set(t.name, t.sha256);
+          for (const message of r.warnings ?? []) emit({ type: "warning", message });
           emit({ type: "task", taskId: r.taskId, worker: r.worker, done, total: tasks.length });
         },
         opts.signal,

@@ -122,6 +122,7 @@ export class LocalMergeExecutor implements MergeExecutor {
     let bytesRead = 0;
     let bytesWritten = 0;
     const stages: StageTimes[] = [];
+    const warnings: string[] = [];
     const results: TensorResult[] = await Promise.all(
       // Largest tensors first: the pool then ends on small jobs instead of one thread finishing a big one alone.
       [...task.tensors].sort((a, b) => b.dest.byteLength - a.dest.byteLength).map(async (tensor) => {
@@ -135,6 +136,9 @@ export class LocalMergeExecutor implements MergeExecutor {
           tWritten += p.bytesWritten;
           if (p.stages) stages.push(p.stages);
         }
+        // Once per tensor, however many row chunks saw it.
+        const w = parts.find((p) => p.warnings?.length)?.warnings;
+        if (w) warnings.push(...w);
         bytesRead += tRead;
         bytesWritten += tWritten;
         const r: TensorResult = { name: tensor.name, byteLength: tensor.dest.byteLength };
@@ -149,7 +153,9 @@ export class LocalMergeExecutor implements MergeExecutor {
       throw err;
     });
     recordStageSpans(task, stages, bytesRead, bytesWritten);
-    return { taskId: task.taskId, tensors: results, bytesRead, bytesWritten, durationMs: performance.now() - start };
+    const result: MergeTaskResult = { taskId: task.taskId, tensors: results, bytesRead, bytesWritten, durationMs: performance.now() - start };
+    if (warnings.length) result.warnings = warnings;
+    return result;
   }
 
   async close(): Promise<void> {
