@@ -65,7 +65,16 @@ export function registerMergeCommands(program: Command): void {
       const cfg = await loadConfig(config);
       const plan = await planMerge(cfg);
       const threads = flags.threads === undefined ? (await import("node:os")).availableParallelism() : parseIntFlag(flags.threads, "--threads");
-      const { shards, tasks } = buildTasks(plan, { jobId: "plan", seed: 0, maxShardBytes: parseSize(flags.outShardSize, "--out-shard-size"), outDir: "discard://" });
+      const taskOpts = { jobId: "plan", seed: 0, maxShardBytes: parseSize(flags.outShardSize, "--out-shard-size"), outDir: "discard://" };
+      let taskSet;
+      try {
+        taskSet = buildTasks(plan, taskOpts); // as a --nats merge would cut them
+      } catch (err) {
+        if (!(err instanceof MergeloomError && err.code === "CONFIG_INVALID")) throw err;
+        plan.warnings.push(`${err.message.replace(/, or run without --nats$/, "")}: a merge with --nats will fail; a local merge (no --nats) has no message limit`);
+        taskSet = buildTasks(plan, { ...taskOpts, maxMessageBytes: Infinity });
+      }
+      const { shards, tasks } = taskSet;
       const peak = estimatePeakMemory(plan, threads);
       const tensors = plan.tensors.map((t) => ({
         name: t.name,

@@ -4,6 +4,7 @@
  * before they ack — so a restarted coordinator sees everything that finished while it was away
  * and republishes only the rest. Job state lives in the jobs bucket.
  */
+import { MAX_MESSAGE_BYTES } from "../../proto/codec.js";
 import { MergeloomError, ProtocolError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { JobRecord, TaskOutcome } from "../../proto/records.js";
@@ -33,6 +34,8 @@ export interface TransportDispatcherOptions {
 
 export class TransportDispatcher implements TaskDispatcher {
   readonly threads: number;
+  /** Task messages travel through the transport's codec: NATS's default max_payload. */
+  readonly maxMessageBytes: number = MAX_MESSAGE_BYTES;
   private jobs?: KvBucket<JobRecord>;
   private tasks?: KvBucket<TaskOutcome>;
   constructor(

@@ -27,6 +27,8 @@ export interface TaskDispatcher {
   /** Runs every task to completion (or throws); reports progress per finished task. */
   runTasks(tasks: readonly MergeTask[], onResult: (r: MergeTaskResult) => void, signal?: AbortSignal): Promise<void>;
   readonly threads: number;
+  /** Largest task message the dispatcher carries (default MAX_MESSAGE_BYTES; Infinity in-process). */
+  readonly maxMessageBytes?: number;
   /** Durable job state (dispatchers over a transport); absent = nothing to resume. */
   loadJob?(jobId: string): Promise<JobRecord | null>;
   saveJob?(rec: JobRecord): Promise<void>;
@@ -108,6 +110,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       outDir: outDir ? outDir.path : "discard://",
       taskBytes: opts.taskBytes,
       output: opts.output,
+      maxMessageBytes: dispatcher.maxMessageBytes,
     });
     record.totalTasks = tasks.length;
     emit({
