@@ -4,6 +4,7 @@
  * before they ack — so a restarted coordinator sees everything that finished while it was away
  * and republishes only the rest. Job state lives in the jobs bucket.
  */
+import { MAX_MESSAGE_BYTES } from "../../proto/codec.js";
 import { errorMessage, MergeloomError, ProtocolError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { JobRecord, TaskOutcome } from "../../proto/records.js";
@@ -33,6 +34,8 @@ export interface TransportDispatcherOptions {
 
 export class TransportDispatcher implements TaskDispatcher {
   readonly threads: number;
+  /** Task messages travel through the transport's codec: NATS's default max_payload. */
+  readonly maxMessageBytes: number = MAX_MESSAGE_BYTES;
   private jobs?: KvBucket<JobRecord>;
   private tasks?: KvBucket<TaskOutcome>;
   constructor(
@@ -95,6 +98,7 @@ export class TransportDispatcher implements TaskDispatcher {
     let abandonWatcher: Stoppable | undefined;
     // Stops the no-worker watch once the job settles (it may be scheduled after that).
     const settled = new AbortController();
+    let onCancel: (() => void) | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
         const fail = (err: unknown) => reject(err);
@@ -119,7 +123,9 @@ export class TransportDispatcher implements TaskDispatcher {
             fail(new MergeloomError("JOB_FAILED", `job ${jobId} failed: ${e.message}`, { cause: e }));
           }
         };
-        signal?.addEventListener("abort", () => fail(new MergeloomError("CANCELLED", `job ${jobId}: cancelled`)), { once: true });
+        // Removed when the job settles: a long-lived signal (evolve runs many jobs) must not collect one per job.
+        onCancel = () => fail(new MergeloomError("CANCELLED", `job ${jobId}: cancelled`));
+        signal?.addEventListener("abort", onCancel, { once: true });
         void (async () => {
           // Outcomes first (resume), then publish only what has not finished.
           watcher = await tasks.watch((c) => onOutcome(c.key, c.value), {
@@ -170,6 +176,7 @@ export class TransportDispatcher implements TaskDispatcher {
         })().catch(fail);
       });
     } finally {
+      if (onCancel) signal?.removeEventListener("abort", onCancel);
       settled.abort();
       await watcher?.stop().catch(() => {});
       await jobWatcher?.stop().catch(() => {});

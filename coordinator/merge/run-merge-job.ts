@@ -35,6 +35,8 @@ export interface TaskDispatcher {
   /** Runs every task to completion (or throws); reports progress per finished task. */
   runTasks(tasks: readonly MergeTask[], onResult: (r: MergeTaskResult) => void, signal?: AbortSignal): Promise<void>;
   readonly threads: number;
+  /** Largest task message the dispatcher carries (default MAX_MESSAGE_BYTES; Infinity in-process). */
+  readonly maxMessageBytes?: number;
   /** Durable job state (dispatchers over a transport); absent = nothing to resume. */
   loadJob?(jobId: string): Promise<JobRecord | null>;
   /** Every job record (to refuse a second live run on the same output). */
@@ -139,6 +141,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       outDir: outDir ? outDir.path : "discard://",
       taskBytes: opts.taskBytes,
       output: opts.output,
+      maxMessageBytes: dispatcher.maxMessageBytes,
     });
     record.totalTasks = tasks.length;
     emit({
@@ -151,6 +154,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       bytesToWrite: plan.bytesToWrite,
       peakMemoryBytes: estimatePeakMemory(plan, dispatcher.threads),
     });
+    for (const message of plan.warnings) emit({ type: "warning", message });
     if (resumable) emit({ type: "warning", message: `resuming job ${jobId} in ${record.outputDir}: finished tasks are kept` });
     if (outDir && !resumable && opts.spaceCheck !== false) {
       const tok = plan.config.tokenizerSource;
@@ -178,6 +182,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
           bytesRead += r.bytesRead;
           bytesWritten += r.bytesWritten;
           for (const t of r.tensors) if (t.sha256) digests.set(t.name, t.sha256);
+          for (const message of r.warnings ?? []) emit({ type: "warning", message });
           emit({ type: "task", taskId: r.taskId, worker: r.worker, done, total: tasks.length });
         },
         opts.signal,
