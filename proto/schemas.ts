@@ -67,6 +67,7 @@ export const MergeTaskResultSchema: z.ZodType<MergeTaskResult> = z.object({
   bytesWritten: count,
   durationMs: z.number().nonnegative(),
   worker: z.string().optional(),
+  warnings: z.array(z.string().max(2000)).max(10_000).optional(),
 });
 
 export const WireErrorSchema: z.ZodType<WireError> = z.object({

@@ -9,6 +9,7 @@ import { TransportDispatcher } from "../dispatch/transport-dispatcher.js";
 import { traced } from "../../proto/tracing/traced-transport.js";
 import { connectNatsTransport } from "../../proto/nats-transport.js";
 import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
+import { redactUrls } from "../../proto/nats-url.js";
 import { deriveJobId, loadConfig, planMerge, runMergeJob, type TaskDispatcher } from "../merge/run-merge-job.js";
 import { buildTasks } from "../plan/build-tasks.js";
 import { estimatePeakMemory } from "../plan/estimate-memory.js";
@@ -19,7 +20,6 @@ import { parseMergeConfig } from "../config/parse-merge-config.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { parseConfigDType, CONFIG_DTYPE_NAMES } from "../../proto/dtype.js";
 import { MergeloomError } from "../../proto/errors.js";
-import { setMaxListeners } from "node:events";
 import { constants as osConstants } from "node:os";
 import type { OutputDir } from "../../worker/storage/output-dir.js";
 import { addHttpOptions, httpOptionsFrom, type HttpFlags } from "./http-options.js";
@@ -72,7 +72,16 @@ export function registerMergeCommands(program: Command): void {
       const cfg = await loadConfig(config);
       const plan = await planMerge(cfg, { http: httpOptionsFrom(flags) });
       const threads = flags.threads === undefined ? (await import("node:os")).availableParallelism() : parseIntFlag(flags.threads, "--threads");
-      const { shards, tasks } = buildTasks(plan, { jobId: "plan", seed: 0, maxShardBytes: parseSize(flags.outShardSize, "--out-shard-size"), outDir: "discard://" });
+      const taskOpts = { jobId: "plan", seed: 0, maxShardBytes: parseSize(flags.outShardSize, "--out-shard-size"), outDir: "discard://" };
+      let taskSet;
+      try {
+        taskSet = buildTasks(plan, taskOpts); // as a --nats merge would cut them
+      } catch (err) {
+        if (!(err instanceof MergeloomError && err.code === "CONFIG_INVALID")) throw err;
+        plan.warnings.push(`${err.message.replace(/, or run without --nats$/, "")}: a merge with --nats will fail; a local merge (no --nats) has no message limit`);
+        taskSet = buildTasks(plan, { ...taskOpts, maxMessageBytes: Infinity });
+      }
+      const { shards, tasks } = taskSet;
       const peak = estimatePeakMemory(plan, threads);
       const tensors = plan.tensors.map((t) => ({
         name: t.name,
@@ -82,10 +91,11 @@ export function registerMergeCommands(program: Command): void {
         inputs: t.inputs.map((i) => ({ model: i.model, tensor: i.source.tensor, ...i.params })),
         params: t.params,
       }));
+      for (const m of plan.warnings) process.stderr.write(`warning: ${m}\n`);
       if (flags.json) {
         process.stdout.write(
           JSON.stringify(
-            { method: plan.method.name, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
+            { method: plan.method.name, warnings: plan.warnings, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
             null,
             2,
           ) + "\n",
@@ -147,7 +157,7 @@ async function createDispatcher(flags: MergeFlags, onEvent: MergeEventSink): Pro
   const transport = traced(await connectNatsTransport(nats));
   const d = new TransportDispatcher(transport, {
     threads: threads ?? 1,
-    natsUrl: [nats.servers].flat().join(","),
+    natsUrl: redactUrls([nats.servers].flat().join(",")),
     onEvent,
     noWorkerTimeoutMs: flags.workerWaitTimeout ? parseIntFlag(flags.workerWaitTimeout, "--worker-wait-timeout") * 1000 : 0,
   });
@@ -164,7 +174,6 @@ export async function runWithDispatcher(cfg: Awaited<ReturnType<typeof loadConfi
   const renderer = createEventRenderer({ json: !!flags.json });
   const dispatcher = await createDispatcher(flags, renderer.sink);
   const ac = new AbortController();
-  setMaxListeners(0, ac.signal); // every in-flight tensor job listens for cancellation
   let received: (typeof STOP_SIGNALS)[number] | undefined;
   let openOutput: OutputDir | undefined;
   const onSig = (sig: (typeof STOP_SIGNALS)[number]) => {

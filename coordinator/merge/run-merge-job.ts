@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { MergeloomError } from "../../proto/errors.js";
+import { MergeloomError, StorageError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { JobRecord } from "../../proto/records.js";
 import { toWireError } from "../../proto/wire-error.js";
@@ -21,6 +21,7 @@ import { modelLocation } from "../../worker/storage/model-location.js";
 import { checkOutputAgainstInputs, localInputsOf } from "../plan/check-output-path.js";
 import { checkFreeSpace, extraOutputBytes } from "../plan/check-free-space.js";
 import { assertNoLiveJobFor, JOB_HEARTBEAT_MS, ownerMeta } from "./check-job-conflict.js";
+import { writeJobMarker, removeJobMarker } from "../../worker/storage/job-marker.js";
 import { preallocateShards } from "../../worker/storage/shard-layout.js";
 import { parseMergeConfig } from "../config/parse-merge-config.js";
 import type { MergeConfig } from "../config/merge-config.js";
@@ -34,6 +35,8 @@ export interface TaskDispatcher {
   /** Runs every task to completion (or throws); reports progress per finished task. */
   runTasks(tasks: readonly MergeTask[], onResult: (r: MergeTaskResult) => void, signal?: AbortSignal): Promise<void>;
   readonly threads: number;
+  /** Largest task message the dispatcher carries (default MAX_MESSAGE_BYTES; Infinity in-process). */
+  readonly maxMessageBytes?: number;
   /** Durable job state (dispatchers over a transport); absent = nothing to resume. */
   loadJob?(jobId: string): Promise<JobRecord | null>;
   /** Every job record (to refuse a second live run on the same output). */
@@ -111,6 +114,11 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       ? await OutputDir.adopt(opts.out, prior!.outputDir, { overwrite: opts.overwrite, jobId })
       : await OutputDir.create(opts.out, { overwrite: opts.overwrite, jobId });
     opts.onOutputDir?.(outDir);
+    // Workers write only into a directory whose marker names their task's job (worker/runtime/check-task-output.ts).
+    await writeJobMarker(outDir.path, jobId).catch(async (err: unknown) => {
+      await outDir?.abort().catch(() => {});
+      throw new StorageError(`create output ${opts.out}: writing the job marker failed (${(err as Error).message})`, { cause: err });
+    });
   }
   if (prior && !resumable) await dispatcher.resetJob?.(jobId);
   const record: JobRecord = {
@@ -133,6 +141,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       outDir: outDir ? outDir.path : "discard://",
       taskBytes: opts.taskBytes,
       output: opts.output,
+      maxMessageBytes: dispatcher.maxMessageBytes,
     });
     record.totalTasks = tasks.length;
     emit({
@@ -145,6 +154,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       bytesToWrite: plan.bytesToWrite,
       peakMemoryBytes: estimatePeakMemory(plan, dispatcher.threads),
     });
+    for (const message of plan.warnings) emit({ type: "warning", message });
     if (resumable) emit({ type: "warning", message: `resuming job ${jobId} in ${record.outputDir}: finished tasks are kept` });
     if (outDir && !resumable && opts.spaceCheck !== false) {
       const tok = plan.config.tokenizerSource;
@@ -172,6 +182,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
           bytesRead += r.bytesRead;
           bytesWritten += r.bytesWritten;
           for (const t of r.tensors) if (t.sha256) digests.set(t.name, t.sha256);
+          for (const message of r.warnings ?? []) emit({ type: "warning", message });
           emit({ type: "task", taskId: r.taskId, worker: r.worker, done, total: tasks.length });
         },
         opts.signal,
@@ -191,6 +202,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       await dispatcher.saveJob?.(record);
       emit({ type: "assemble", out: opts.out });
       await inSpan(SPAN_NAMES.assemble, { [ATTR_JOB_ID]: jobId }, async () => {
+        await removeJobMarker(outDir!.path); // every task is done; the marker is no part of the model
         await assembleOutput(outDir!.path, plan, shards);
         await outDir!.commit();
       });

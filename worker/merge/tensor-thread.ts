@@ -23,5 +23,7 @@ export default async function run(job: TensorJob): Promise<ThreadReply> {
     return { ok: true, result: await mergeTensor(job, registry, io) };
   } catch (err) {
     return { ok: false, error: toWireError(err) };
+  } finally {
+    io.endJob(); // a worker thread serves job after job: no output descriptor outlives its job
   }
 }
