@@ -28,6 +28,8 @@ interface EvolveFlags extends NatsFlags {
   seed?: string;
   population?: string;
   sigma0?: string;
+  covariance?: string;
+  restarts?: string;
   workers: string;
   maxGenerations?: string;
   outModel?: string;
@@ -87,6 +89,11 @@ export function applySearchFlags(config: SearchConfig, flags: Partial<EvolveFlag
   if (flags.seed !== undefined) s.seed = parseIntFlag(flags.seed, "--seed", 0);
   if (flags.population !== undefined) s.population = parseIntFlag(flags.population, "--population", 2);
   if (flags.sigma0 !== undefined) s.sigma0 = positiveNumber(flags.sigma0, "--sigma0");
+  if (flags.covariance !== undefined) {
+    if (!["full", "diagonal", "auto"].includes(flags.covariance)) throw new MergeloomError("USAGE", `--covariance: '${flags.covariance}' is not one of full, diagonal, auto`);
+    s.covariance = flags.covariance as SearchConfig["search"]["covariance"];
+  }
+  if (flags.restarts !== undefined) s.restarts = parseIntFlag(flags.restarts, "--restarts", 0);
   return { ...config, search: s };
 }
 
@@ -98,16 +105,25 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
     throw new MergeloomError("CONFIG_INVALID", `read search config ${file}: ${(err as Error).message}`, { cause: err });
   }
   const config = applySearchFlags(parseSearchConfig(text, file), flags);
-  let evaluator: CandidateEvaluator;
   const natsUrl = natsOptionsFrom(flags, process.env, "coordinator") ? (flags.nats ?? process.env.MERGELOOM_NATS_URL!) : undefined;
-  if (config.dfs) evaluator = await createDfsEvaluator(config, !!natsUrl);
-  else if (natsUrl) {
-    const s = config.search;
-    const searchId = deriveSearchId(resolve(flags.output), text, JSON.stringify([s.strategy, s.seed, s.population, s.sigma0, s.mergeSeed]));
-    const onWarning = (m: string) => void process.stderr.write(`warning: ${m}\n`);
-    evaluator = await (hooks.createNatsEvaluator ?? createDefaultNatsEvaluator)(natsUrl, config, { searchId, resume: !!flags.resume, flags, onWarning });
-  } else {
-    evaluator = await LocalCandidateEvaluator.create({ fitness: config.fitness, mergeSeed: config.search.mergeSeed, workers: parseIntFlag(flags.workers, "--workers", 1), viaDisk: !!flags.viaDisk });
+  // The validation split is scored by an evaluator of its own, built the same way.
+  const create = async (cfg: SearchConfig, idSuffix: string): Promise<CandidateEvaluator> => {
+    if (cfg.dfs) return createDfsEvaluator(cfg, !!natsUrl);
+    if (natsUrl) {
+      const s = cfg.search;
+      const searchId = deriveSearchId(resolve(flags.output), text, JSON.stringify([s.strategy, s.seed, s.population, s.sigma0, s.mergeSeed])) + idSuffix;
+      const onWarning = (m: string) => void process.stderr.write(`warning: ${m}\n`);
+      return (hooks.createNatsEvaluator ?? createDefaultNatsEvaluator)(natsUrl, cfg, { searchId, resume: !!flags.resume, flags, onWarning });
+    }
+    return LocalCandidateEvaluator.create({ fitness: cfg.fitness, mergeSeed: cfg.search.mergeSeed, workers: parseIntFlag(flags.workers, "--workers", 1), viaDisk: !!flags.viaDisk });
+  };
+  const evaluator = await create(config, "");
+  let validator: CandidateEvaluator | undefined;
+  try {
+    if (config.validation) validator = await create({ ...config, fitness: config.validation.spec }, "-validation");
+  } catch (err) {
+    await evaluator.close();
+    throw err;
   }
   const ac = new AbortController();
   const onSig = () => ac.abort();
@@ -128,6 +144,7 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
         sourceText: text,
         out,
         evaluator,
+        validator,
         resume: !!flags.resume,
         maxGenerations: flags.maxGenerations === undefined ? undefined : parseIntFlag(flags.maxGenerations, "--max-generations", 1),
         signal: ac.signal,
@@ -147,6 +164,7 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
   } finally {
     process.off("SIGINT", onSig);
     await evaluator.close();
+    await validator?.close();
   }
 }
 
@@ -163,6 +181,8 @@ export function registerEvolveCommand(program: Command, hooks: EvolveCommandHook
     .option("--seed <n>", "search seed")
     .option("--population <n>", "candidates per generation (default 4 + ⌊3 ln n⌋)")
     .option("--sigma0 <x>", "initial step size (default 1/6)")
+    .option("--covariance <kind>", "CMA-ES covariance: full, diagonal (sep-CMA-ES) or auto (diagonal above 100 genes)")
+    .option("--restarts <n>", "IPOP-CMA-ES: restart with a doubled population up to n times when stuck (default 0)")
     .option("--workers <n>", "concurrent local evaluations", "1")
     .option("--max-generations <n>", "stop after this many generations in this run (resumable)")
     .option("--out-model <dir>", "merge the best candidate to this directory at the end")
