@@ -18,8 +18,9 @@ import { parseSearchConfig, type SearchConfig } from "../evolve/search-config.js
 import { runMergeJob } from "../merge/run-merge-job.js";
 import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
 import { parseIntFlag } from "./parse-size.js";
+import { addScorerOptions, gpuFrom, scorersFrom, type ScorerFlags } from "./scorer-options.js";
 
-interface EvolveFlags extends NatsFlags {
+interface EvolveFlags extends NatsFlags, ScorerFlags {
   output: string;
   resume?: boolean;
   strategy?: string;
@@ -106,6 +107,7 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
   }
   const config = applySearchFlags(parseSearchConfig(text, file), flags);
   const natsUrl = natsOptionsFrom(flags, process.env, "coordinator") ? (flags.nats ?? process.env.MERGELOOM_NATS_URL!) : undefined;
+  const scorers = await scorersFrom({ ...flags, scorer: flags.scorer ?? [] });
   // The validation split is scored by an evaluator of its own, built the same way.
   const create = async (cfg: SearchConfig, idSuffix: string): Promise<CandidateEvaluator> => {
     if (cfg.dfs) return createDfsEvaluator(cfg, !!natsUrl);
@@ -115,7 +117,7 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
       const onWarning = (m: string) => void process.stderr.write(`warning: ${m}\n`);
       return (hooks.createNatsEvaluator ?? createDefaultNatsEvaluator)(natsUrl, cfg, { searchId, resume: !!flags.resume, flags, onWarning });
     }
-    return LocalCandidateEvaluator.create({ fitness: cfg.fitness, mergeSeed: cfg.search.mergeSeed, workers: parseIntFlag(flags.workers, "--workers", 1), viaDisk: !!flags.viaDisk });
+    return LocalCandidateEvaluator.create({ fitness: cfg.fitness, mergeSeed: cfg.search.mergeSeed, workers: parseIntFlag(flags.workers, "--workers", 1), viaDisk: !!flags.viaDisk, scorers, gpu: gpuFrom(flags, process.env) });
   };
   const evaluator = await create(config, "");
   let validator: CandidateEvaluator | undefined;
@@ -188,7 +190,8 @@ export function registerEvolveCommand(program: Command, hooks: EvolveCommandHook
     .option("--out-model <dir>", "merge the best candidate to this directory at the end")
     .option("--via-disk", "write every candidate to disk and read it back (benchmark of the in-memory path)")
     .option("--json", "print one JSON object per event");
+  addScorerOptions(cmd);
   addNatsOptions(cmd)
-    .addHelpText("after", "\nWith --nats, candidates are evaluated by `mergeloom worker` processes (command fitness tasks run only without --nats).")
+    .addHelpText("after", "\nWith --nats, candidates are evaluated by `mergeloom worker` processes (command fitness tasks run only without --nats; `kind: scorer` tasks run the workers' own --scorer commands).")
     .action((file: string, flags: EvolveFlags) => runEvolveCommand(file, flags, hooks));
 }

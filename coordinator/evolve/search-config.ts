@@ -142,9 +142,9 @@ function parseValidation(v: unknown, fitness: FitnessSpec, generatedGraph: boole
     throw err;
   }
   // the split must be distinct: same (data, limit) as a fitness task would make the gap meaningless
-  const fitKeys = new Set(fitness.tasks.map((t) => (t.kind === "command" ? `command:${t.command}` : `${resolve(t.data!)}#${t.limit ?? "all"}`)));
+  const fitKeys = new Set(fitness.tasks.map((t) => (t.kind === "command" ? `command:${t.command}` : t.kind === "scorer" ? `scorer:${t.scorer}` : `${resolve(t.data!)}#${t.limit ?? "all"}`)));
   spec.tasks.forEach((t, i) => {
-    const key = t.kind === "command" ? `command:${t.command}` : `${resolve(t.data!)}#${t.limit ?? "all"}`;
+    const key = t.kind === "command" ? `command:${t.command}` : t.kind === "scorer" ? `scorer:${t.scorer}` : `${resolve(t.data!)}#${t.limit ?? "all"}`;
     if (fitKeys.has(key)) {
       throw new ConfigError(`validation.tasks[${i}]`, `uses the same ${t.kind === "command" ? "command" : `data '${t.data}'`} as a fitness task; a validation split must be distinct from the fitness split`);
     }
@@ -184,7 +184,7 @@ function parseGenome(v: unknown): GenomeDefinition {
   return def;
 }
 
-const TASK_KINDS: readonly FitnessTaskKind[] = ["accuracy", "entropy", "command"];
+const TASK_KINDS: readonly FitnessTaskKind[] = ["accuracy", "entropy", "command", "scorer"];
 
 /** `generatedGraph`: the search builds its graphs (dfs), so fitness.graph must not be given. */
 function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
@@ -196,12 +196,17 @@ function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
   const tasks: FitnessTask[] = list(v.tasks, "fitness.tasks").map((t, i) => {
     const p = `fitness.tasks[${i}]`;
     if (!isObj(t)) throw new ConfigError(p, "expected a mapping with name and kind");
-    keys(t, p, ["name", "kind", "data", "command", "key", "weight", "limit"]);
+    keys(t, p, ["name", "kind", "data", "command", "scorer", "key", "weight", "limit"]);
     const kind = (t.kind ?? "accuracy") as FitnessTaskKind;
     if (!TASK_KINDS.includes(kind)) throw new ConfigError(`${p}.kind`, `unknown kind '${String(kind)}' (known: ${TASK_KINDS.join(", ")})`);
     const task: FitnessTask = { name: str(t.name, `${p}.name`), kind, weight: t.weight === undefined ? 1 : num(t.weight, `${p}.weight`, { min: 0 }) };
     if (kind === "command") {
       task.command = str(t.command, `${p}.command`);
+      if (t.key !== undefined) task.key = str(t.key, `${p}.key`);
+    } else if (kind === "scorer") {
+      const name = str(t.scorer, `${p}.scorer`);
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new ConfigError(`${p}.scorer`, `scorer name '${name}' may only use letters, digits, '_' and '-'`);
+      task.scorer = name;
       if (t.key !== undefined) task.key = str(t.key, `${p}.key`);
     } else {
       task.data = str(t.data, `${p}.data`);
@@ -216,7 +221,7 @@ function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
     if (names.has(t.name)) throw new ConfigError("fitness.tasks", `task name '${t.name}' is used twice; names must be unique`);
     names.add(t.name);
   }
-  const needsGraph = tasks.some((t) => t.kind !== "command");
+  const needsGraph = tasks.some((t) => t.kind === "accuracy" || t.kind === "entropy");
   const spec: FitnessSpec = {
     batchSize: v.batch_size === undefined ? 500 : num(v.batch_size, "fitness.batch_size", { int: true, min: 1 }),
     objective,
