@@ -14,6 +14,7 @@ import { LocalCandidateEvaluator } from "../evolve/local-candidate-evaluator.js"
 import { deriveSearchId, NatsCandidateEvaluator } from "../evolve/nats-candidate-evaluator.js";
 import { createDfsEvaluator } from "../evolve/dfs/create-dfs-evaluator.js";
 import { runEvolve, type EvolveEvent } from "../evolve/run-evolve.js";
+import { runHybrid } from "../evolve/hybrid-search.js";
 import { parseSearchConfig, type SearchConfig } from "../evolve/search-config.js";
 import { runMergeJob } from "../merge/run-merge-job.js";
 import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
@@ -110,7 +111,8 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
   const scorers = await scorersFrom({ ...flags, scorer: flags.scorer ?? [] });
   // The validation split is scored by an evaluator of its own, built the same way.
   const create = async (cfg: SearchConfig, idSuffix: string): Promise<CandidateEvaluator> => {
-    if (cfg.dfs) return createDfsEvaluator(cfg, !!natsUrl);
+    // a hybrid search's layer-path phase runs in-process even with --nats (graphs per depth)
+    if (cfg.dfs) return createDfsEvaluator(cfg, !!natsUrl && !config.hybrid);
     if (natsUrl) {
       const s = cfg.search;
       const searchId = deriveSearchId(resolve(flags.output), text, JSON.stringify([s.strategy, s.seed, s.population, s.sigma0, s.mergeSeed])) + idSuffix;
@@ -119,6 +121,22 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
     }
     return LocalCandidateEvaluator.create({ fitness: cfg.fitness, mergeSeed: cfg.search.mergeSeed, workers: parseIntFlag(flags.workers, "--workers", 1), viaDisk: !!flags.viaDisk, scorers, gpu: gpuFrom(flags, process.env) });
   };
+  const out = resolve(flags.output);
+  if (config.hybrid) {
+    const print = printer(flags, out);
+    await inSpan("job evolve", { "mergeloom.search.out": out }, () =>
+      runHybrid({
+        config,
+        sourceText: text,
+        out,
+        createEvaluator: (c) => create(c, c.dfs ? "-dfs" : ""),
+        createValidator: async (c) => (c.validation ? create({ ...c, fitness: c.validation.spec }, c.dfs ? "-dfs-validation" : "-validation") : undefined),
+        resume: !!flags.resume,
+        onEvent: (e) => print(e),
+      }),
+    );
+    return;
+  }
   const evaluator = await create(config, "");
   let validator: CandidateEvaluator | undefined;
   try {
@@ -130,14 +148,7 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
   const ac = new AbortController();
   const onSig = () => ac.abort();
   process.once("SIGINT", onSig);
-  const out = resolve(flags.output);
-  const print = (e: EvolveEvent) => {
-    if (flags.json) return void process.stdout.write(JSON.stringify(e) + "\n");
-    const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : "failed");
-    if (e.type === "baseline") process.stdout.write(`baseline ${e.name}: ${f(e.fitness)}\n`);
-    else if (e.type === "generation") process.stdout.write(`gen ${e.generation}  evals ${e.evaluations}  min ${f(e.min)}  median ${f(e.median)}  max ${f(e.max)}  best ${f(e.best)}  (${e.seconds.toFixed(1)} s)\n`);
-    else if (e.type === "done") process.stdout.write(`done: ${e.reason}; best ${f(e.best)} after ${e.evaluations} evaluations in ${e.seconds.toFixed(1)} s → ${join(out, "best.yml")}\n`);
-  };
+  const print = printer(flags, out);
   try {
     // One trace per search run: every candidate's `evaluate` span (local or on a worker) under it.
     const r = await inSpan("job evolve", { "mergeloom.search.out": out }, () =>
@@ -168,6 +179,17 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
     await evaluator.close();
     await validator?.close();
   }
+}
+
+function printer(flags: { json?: boolean }, out: string): (e: EvolveEvent & { phase?: string }) => void {
+  return (e) => {
+    if (flags.json) return void process.stdout.write(JSON.stringify(e) + "\n");
+    const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : "failed");
+    const p = e.phase ? `[${e.phase}] ` : "";
+    if (e.type === "baseline") process.stdout.write(`${p}baseline ${e.name}: ${f(e.fitness)}\n`);
+    else if (e.type === "generation") process.stdout.write(`${p}gen ${e.generation}  evals ${e.evaluations}  min ${f(e.min)}  median ${f(e.median)}  max ${f(e.max)}  best ${f(e.best)}  (${e.seconds.toFixed(1)} s)\n`);
+    else if (e.type === "done") process.stdout.write(`${p}done: ${e.reason}; best ${f(e.best)} after ${e.evaluations} evaluations in ${e.seconds.toFixed(1)} s → ${join(out, e.phase ? e.phase : "", "best.yml")}\n`);
+  };
 }
 
 export function registerEvolveCommand(program: Command, hooks: EvolveCommandHooks = {}): void {

@@ -30,6 +30,8 @@ export interface SearchSettings {
   restarts: number;
   /** Generations without improvement that count as stuck (IPOP); null = 10 + ⌈30n/λ⌉. */
   patience: number | null;
+  /** Hybrid searches: the share of the budget for the parameter-space phase (the rest: the layer path). */
+  split: number;
 }
 
 export interface SearchConfig {
@@ -37,6 +39,12 @@ export interface SearchConfig {
   genome: GenomeDefinition;
   /** Set for `genome: {kind: dfs, ...}`: a layer-path (frankenmerge) search, dfs/dfs-genome.ts. */
   dfs?: DfsGenomeDefinition;
+  /**
+   * Set for `genome: {kind: hybrid, merge: {...}, dfs: {...}}`: `genome` is the parameter-space
+   * phase; then a layer path over the PS-merged model and `dfs.models` (default: the merge's
+   * models) — see hybrid-search.ts.
+   */
+  hybrid?: { dfs: DfsGenomeDefinition; dfsSigma0: number };
   fitness: FitnessSpec;
   search: SearchSettings;
   /** Reference merges scored like candidates: a mergekit YAML path or an inline config. */
@@ -99,6 +107,7 @@ export const DEFAULT_SEARCH: SearchSettings = {
   covariance: "auto",
   restarts: 0,
   patience: null,
+  split: 0.5,
 };
 
 export function parseSearchConfig(text: string, file: string): SearchConfig {
@@ -108,16 +117,31 @@ export function parseSearchConfig(text: string, file: string): SearchConfig {
   if (!isObj(root)) throw new ConfigError("", `parse ${file}: expected a mapping with genome: and fitness:`);
   keys(root, "", ["genome", "fitness", "search", "baselines", "validation"]);
   const dfs = isObj(root.genome) && root.genome.kind === "dfs" ? parseDfsGenome(root.genome) : undefined;
+  const hybridGenome = isObj(root.genome) && root.genome.kind === "hybrid" ? root.genome : undefined;
   const search = parseSettings(root.search);
   // DFS logits start at ±1: the weight genome's 1/6 step would almost never flip a layer.
   if (dfs && !(isObj(root.search) && root.search.sigma0 !== undefined)) search.sigma0 = DFS_DEFAULT_SIGMA0;
+  let hybrid: SearchConfig["hybrid"];
+  let genomeSection = root.genome;
+  if (hybridGenome) {
+    keys(hybridGenome, "genome", ["kind", "merge", "dfs", "dfs_sigma0"]);
+    genomeSection = hybridGenome.merge;
+    const merge = parseGenome(genomeSection);
+    const d = hybridGenome.dfs ?? {};
+    if (!isObj(d)) throw new ConfigError("genome.dfs", "expected a mapping of layer-path settings (repeats, max_layers, scaling, ...)");
+    hybrid = {
+      dfs: parseDfsGenome({ models: merge.models, ...d, kind: "dfs" }),
+      dfsSigma0: hybridGenome.dfs_sigma0 === undefined ? DFS_DEFAULT_SIGMA0 : num(hybridGenome.dfs_sigma0, "genome.dfs_sigma0", { positive: true }),
+    };
+  }
   const config: SearchConfig = {
-    genome: dfs ? { models: dfs.models, merge_method: "linear" } : parseGenome(root.genome),
+    genome: dfs ? { models: dfs.models, merge_method: "linear" } : parseGenome(genomeSection),
     fitness: parseFitness(root.fitness, !!dfs),
     search,
     baselines: root.baselines === undefined || root.baselines === null ? [] : list(root.baselines, "baselines").map(parseBaseline),
   };
   if (dfs) config.dfs = dfs;
+  if (hybrid) config.hybrid = hybrid;
   if (root.validation !== undefined && root.validation !== null) config.validation = parseValidation(root.validation, config.fitness, !!dfs);
   return config;
 }
@@ -242,7 +266,7 @@ function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
 function parseSettings(v: unknown): SearchSettings {
   if (v === undefined || v === null) return { ...DEFAULT_SEARCH };
   if (!isObj(v)) throw new ConfigError("search", "expected a mapping");
-  keys(v, "search", ["strategy", "budget", "time_limit", "seed", "population", "sigma0", "merge_seed", "covariance", "restarts", "patience"]);
+  keys(v, "search", ["strategy", "budget", "time_limit", "seed", "population", "sigma0", "merge_seed", "covariance", "restarts", "patience", "split"]);
   const s = { ...DEFAULT_SEARCH };
   if (v.strategy !== undefined) {
     if (v.strategy !== "cmaes" && v.strategy !== "random") throw new ConfigError("search.strategy", `unknown strategy '${String(v.strategy)}' (known: cmaes, random)`);
@@ -260,6 +284,10 @@ function parseSettings(v: unknown): SearchSettings {
   }
   if (v.restarts !== undefined) s.restarts = num(v.restarts, "search.restarts", { int: true, min: 0 });
   if (v.patience !== undefined && v.patience !== null) s.patience = num(v.patience, "search.patience", { int: true, min: 1 });
+  if (v.split !== undefined) {
+    s.split = num(v.split, "search.split", { positive: true });
+    if (s.split >= 1) throw new ConfigError("search.split", `expected the parameter-space share of the budget in (0, 1), got ${s.split}`);
+  }
   return s;
 }
 
