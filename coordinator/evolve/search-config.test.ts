@@ -38,7 +38,7 @@ describe("search config", () => {
     assert.doesNotThrow(() => parseSearchConfig(base, "s.yml"));
     assert.throws(() => parseSearchConfig(base + "serach: {}\n", "s.yml"), /serach: unknown key \(valid: genome, fitness, search, baselines, validation\)/);
     assert.throws(() => parseSearchConfig(base.replace("linear", "model_stock"), "s.yml"), /unknown merge method 'model_stock'.*known: linear/);
-    assert.throws(() => parseSearchConfig(base.replace("data: d", "kind: bleu, data: d"), "s.yml"), /unknown kind 'bleu' \(known: accuracy, entropy, command\)/);
+    assert.throws(() => parseSearchConfig(base.replace("data: d", "kind: bleu, data: d"), "s.yml"), /unknown kind 'bleu' \(known: accuracy, entropy, command, scorer\)/);
     assert.throws(() => parseSearchConfig(base + "search: { strategy: pso }\n", "s.yml"), /known: cmaes, random/);
     assert.throws(() => parseSearchConfig("genome: { models: [a], merge_method: linear }\nfitness: { tasks: [{ name: t, data: d }] }\n", "s.yml"), /fitness.graph/);
   });
