@@ -3,7 +3,6 @@
 // accuracy-selected best score on the held-out halves? Usage: node bench/evolve-entropy.mjs OUT
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parse } from "yaml";
 import { candidateYaml } from "../dist/coordinator/evolve/candidate-yaml.js";
 import { spearman, pearson } from "../dist/coordinator/evolve/evolve-report.js";
 import { parseSearchConfig } from "../dist/coordinator/evolve/search-config.js";

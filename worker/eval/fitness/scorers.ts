@@ -36,7 +36,7 @@ function checkName(name: string, where: string): string {
 /** `NAME=COMMAND` (the first '=' splits). */
 export function parseScorerFlag(v: string, timeoutMs = DEFAULT_SCORER_TIMEOUT_MS): ScorerSpec {
   const i = v.indexOf("=");
-  if (i <= 0 || i === v.length - 1) throw new MergeloomError("USAGE", `--scorer '${v}': expected NAME=COMMAND, e.g. --scorer lm=\"python score.py {checkpoint}\"`);
+  if (i <= 0 || i === v.length - 1) throw new MergeloomError("USAGE", `--scorer '${v}': expected NAME=COMMAND, e.g. --scorer lm="python score.py {checkpoint}"`);
   return { name: checkName(v.slice(0, i), "--scorer"), command: v.slice(i + 1), timeoutMs };
 }
 
