@@ -96,7 +96,7 @@ export interface EvalFitnessSpec {
   batchSize: number;
   threads?: number;
   objective: "weighted" | "pareto";
-  tasks: { name: string; kind: "accuracy" | "entropy" | "command"; data?: string; command?: string; key?: string; weight: number; limit?: number }[];
+  tasks: { name: string; kind: "accuracy" | "entropy" | "command" | "scorer"; data?: string; command?: string; scorer?: string; key?: string; weight: number; limit?: number }[];
 }
 
 /** One candidate of an evolutionary search to merge (in memory) and score on a worker. */

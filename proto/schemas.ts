@@ -138,9 +138,10 @@ const evalFitnessSpec: z.ZodType<EvalFitnessSpec> = z.object({
     .array(
       z.object({
         name: z.string().min(1),
-        kind: z.enum(["accuracy", "entropy", "command"]),
+        kind: z.enum(["accuracy", "entropy", "command", "scorer"]),
         data: z.string().min(1).optional(),
         command: z.string().optional(),
+        scorer: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
         key: z.string().optional(),
         weight: z.number().nonnegative(),
         limit: z.number().int().positive().optional(),

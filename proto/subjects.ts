@@ -15,6 +15,12 @@ export const subjects = {
   taskMerge: `${SUBJECT_ROOT}.task.merge`,
   /** Work queue of candidate evaluations (evolutionary search); one durable consumer shared by every worker. */
   taskEvaluate: `${SUBJECT_ROOT}.task.evaluate`,
+  /**
+   * Work queue of candidate evaluations that need the named worker-side scorer: only workers
+   * started with that scorer consume it (one durable consumer per scorer name), so a worker
+   * without it never takes the task.
+   */
+  taskScore: (scorer: string): string => `${SUBJECT_ROOT}.task.score.${subjectToken(scorer)}`,
   /** Every task subject (the task stream captures these). */
   taskAll: `${SUBJECT_ROOT}.task.>`,
   /** Results and error reports of one job, replayable by a restarted coordinator. */
@@ -37,6 +43,8 @@ export const streams = {
 export const consumers = {
   mergeWorkers: "mergeloom-merge-workers",
   evalWorkers: "mergeloom-eval-workers",
+  /** Workers that have scorer `name` (see subjects.taskScore). */
+  scorerWorkers: (scorer: string): string => `mergeloom-scorer-${subjectToken(scorer)}`,
 } as const;
 
 /** KV and object-store bucket names. */

@@ -13,8 +13,12 @@ import { EvalWorker } from "../../worker/runtime/eval-worker.js";
 import { MergeWorker } from "../../worker/runtime/merge-worker.js";
 import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
 import { redactUrls } from "../../proto/nats-url.js";
-import { parseIntFlag } from "./parse-size.js";
+import { parseIntFlag, parseSize } from "./parse-size.js";
 import { addHttpOptions, httpOptionsFrom, type HttpFlags } from "./http-options.js";
+import { addScorerOptions, gpuFrom, scorersFrom, type ScorerFlags } from "./scorer-options.js";
+import { ScratchDir } from "../../worker/runtime/scratch-dir.js";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
 
 function requireNats(flags: NatsFlags, role: "coordinator" | "worker", name?: string): NatsConnectOptions {
   const o = natsOptionsFrom(flags, process.env, role, name);
@@ -35,14 +39,20 @@ export function registerClusterCommands(program: Command): void {
     .option("--max-deliver <n>", "attempts per task before it fails the job", "5")
     .option("--drain-timeout <seconds>", "on SIGTERM, how long in-flight tasks may finish before being handed back", "25")
     .option("--eval-concurrency <n>", "evolve candidate evaluations processed at once (0 = take no evaluation tasks)", "1")
-    .option("--eval-device <device>", "ONNX execution provider for evaluations: cpu, cuda or auto (CUDA when it loads, else CPU)", "auto");
+    .option("--eval-device <device>", "ONNX execution provider for evaluations: cpu, cuda or auto (CUDA when it loads, else CPU)", "auto")
+    .option("--scratch-dir <dir>", "local directory for candidate checkpoints that scorers read (default: $TMPDIR/mergeloom-scratch-<name>)")
+    .option("--scratch-max-bytes <size>", "most bytes of candidate checkpoints held in scratch at once (e.g. 200GB)", "100GB");
+  addScorerOptions(worker);
   addHttpOptions(worker);
   addNatsOptions(worker, { required: true }).action(
-    async (flags: NatsFlags & HttpFlags & { concurrency: string; threads?: string; name?: string; storageRoot?: string[]; httpPort?: string; ackWait: string; maxDeliver: string; drainTimeout: string; evalConcurrency: string; evalDevice: string }) => {
+    async (flags: NatsFlags & HttpFlags & ScorerFlags & { concurrency: string; threads?: string; name?: string; storageRoot?: string[]; httpPort?: string; ackWait: string; maxDeliver: string; drainTimeout: string; evalConcurrency: string; evalDevice: string; scratchDir?: string; scratchMaxBytes: string }) => {
       const evalConcurrency = parseIntFlag(flags.evalConcurrency, "--eval-concurrency", 0);
       const evalDevice = flags.evalDevice;
       if (evalDevice !== "cpu" && evalDevice !== "cuda" && evalDevice !== "auto") throw new MergeloomError("USAGE", `--eval-device: '${evalDevice}' is not one of cpu, cuda, auto`);
       const name = flags.name ?? process.env.MERGELOOM_WORKER_NAME;
+      const scorers = await scorersFrom(flags);
+      if (scorers.size && !evalConcurrency) throw new MergeloomError("USAGE", "--scorer: a worker with scorers must take evaluation tasks; set --eval-concurrency 1 or more");
+      const scratchMax = parseSize(flags.scratchMaxBytes, "--scratch-max-bytes");
       const nats = requireNats(flags, "worker", name);
       const transport = traced(await connectNatsTransport(nats));
       const metrics = new WorkerMetrics();
@@ -74,6 +84,9 @@ export function registerClusterCommands(program: Command): void {
             maxDeliver: parseIntFlag(flags.maxDeliver, "--max-deliver", 1),
             taskDelayMs,
             log,
+            scorers,
+            scratch: scorers.size ? new ScratchDir(flags.scratchDir ?? join(tmpdir(), `mergeloom-scratch-${(w.name).replace(/[^A-Za-z0-9_.-]/g, "_")}`), scratchMax) : undefined,
+            gpu: gpuFrom(flags, process.env),
           })
         : undefined;
       // Health is served only when asked for: one host runs a worker per GPU, and a fixed default

@@ -14,12 +14,14 @@ import { LocalCandidateEvaluator } from "../evolve/local-candidate-evaluator.js"
 import { deriveSearchId, NatsCandidateEvaluator } from "../evolve/nats-candidate-evaluator.js";
 import { createDfsEvaluator } from "../evolve/dfs/create-dfs-evaluator.js";
 import { runEvolve, type EvolveEvent } from "../evolve/run-evolve.js";
+import { runHybrid } from "../evolve/hybrid-search.js";
 import { parseSearchConfig, type SearchConfig } from "../evolve/search-config.js";
 import { runMergeJob } from "../merge/run-merge-job.js";
 import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
 import { parseIntFlag } from "./parse-size.js";
+import { addScorerOptions, gpuFrom, scorersFrom, type ScorerFlags } from "./scorer-options.js";
 
-interface EvolveFlags extends NatsFlags {
+interface EvolveFlags extends NatsFlags, ScorerFlags {
   output: string;
   resume?: boolean;
   strategy?: string;
@@ -28,6 +30,8 @@ interface EvolveFlags extends NatsFlags {
   seed?: string;
   population?: string;
   sigma0?: string;
+  covariance?: string;
+  restarts?: string;
   workers: string;
   maxGenerations?: string;
   outModel?: string;
@@ -87,6 +91,11 @@ export function applySearchFlags(config: SearchConfig, flags: Partial<EvolveFlag
   if (flags.seed !== undefined) s.seed = parseIntFlag(flags.seed, "--seed", 0);
   if (flags.population !== undefined) s.population = parseIntFlag(flags.population, "--population", 2);
   if (flags.sigma0 !== undefined) s.sigma0 = positiveNumber(flags.sigma0, "--sigma0");
+  if (flags.covariance !== undefined) {
+    if (!["full", "diagonal", "auto"].includes(flags.covariance)) throw new MergeloomError("USAGE", `--covariance: '${flags.covariance}' is not one of full, diagonal, auto`);
+    s.covariance = flags.covariance as SearchConfig["search"]["covariance"];
+  }
+  if (flags.restarts !== undefined) s.restarts = parseIntFlag(flags.restarts, "--restarts", 0);
   return { ...config, search: s };
 }
 
@@ -98,28 +107,48 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
     throw new MergeloomError("CONFIG_INVALID", `read search config ${file}: ${(err as Error).message}`, { cause: err });
   }
   const config = applySearchFlags(parseSearchConfig(text, file), flags);
-  let evaluator: CandidateEvaluator;
   const natsUrl = natsOptionsFrom(flags, process.env, "coordinator") ? (flags.nats ?? process.env.MERGELOOM_NATS_URL!) : undefined;
-  if (config.dfs) evaluator = await createDfsEvaluator(config, !!natsUrl);
-  else if (natsUrl) {
-    const s = config.search;
-    const searchId = deriveSearchId(resolve(flags.output), text, JSON.stringify([s.strategy, s.seed, s.population, s.sigma0, s.mergeSeed]));
-    const onWarning = (m: string) => void process.stderr.write(`warning: ${m}\n`);
-    evaluator = await (hooks.createNatsEvaluator ?? createDefaultNatsEvaluator)(natsUrl, config, { searchId, resume: !!flags.resume, flags, onWarning });
-  } else {
-    evaluator = await LocalCandidateEvaluator.create({ fitness: config.fitness, mergeSeed: config.search.mergeSeed, workers: parseIntFlag(flags.workers, "--workers", 1), viaDisk: !!flags.viaDisk });
+  const scorers = await scorersFrom({ ...flags, scorer: flags.scorer ?? [] });
+  // The validation split is scored by an evaluator of its own, built the same way.
+  const create = async (cfg: SearchConfig, idSuffix: string): Promise<CandidateEvaluator> => {
+    // a hybrid search's layer-path phase runs in-process even with --nats (graphs per depth)
+    if (cfg.dfs) return createDfsEvaluator(cfg, !!natsUrl && !config.hybrid);
+    if (natsUrl) {
+      const s = cfg.search;
+      const searchId = deriveSearchId(resolve(flags.output), text, JSON.stringify([s.strategy, s.seed, s.population, s.sigma0, s.mergeSeed])) + idSuffix;
+      const onWarning = (m: string) => void process.stderr.write(`warning: ${m}\n`);
+      return (hooks.createNatsEvaluator ?? createDefaultNatsEvaluator)(natsUrl, cfg, { searchId, resume: !!flags.resume, flags, onWarning });
+    }
+    return LocalCandidateEvaluator.create({ fitness: cfg.fitness, mergeSeed: cfg.search.mergeSeed, workers: parseIntFlag(flags.workers, "--workers", 1), viaDisk: !!flags.viaDisk, scorers, gpu: gpuFrom(flags, process.env) });
+  };
+  const out = resolve(flags.output);
+  if (config.hybrid) {
+    const print = printer(flags, out);
+    await inSpan("job evolve", { "mergeloom.search.out": out }, () =>
+      runHybrid({
+        config,
+        sourceText: text,
+        out,
+        createEvaluator: (c) => create(c, c.dfs ? "-dfs" : ""),
+        createValidator: async (c) => (c.validation ? create({ ...c, fitness: c.validation.spec }, c.dfs ? "-dfs-validation" : "-validation") : undefined),
+        resume: !!flags.resume,
+        onEvent: (e) => print(e),
+      }),
+    );
+    return;
+  }
+  const evaluator = await create(config, "");
+  let validator: CandidateEvaluator | undefined;
+  try {
+    if (config.validation) validator = await create({ ...config, fitness: config.validation.spec }, "-validation");
+  } catch (err) {
+    await evaluator.close();
+    throw err;
   }
   const ac = new AbortController();
   const onSig = () => ac.abort();
   process.once("SIGINT", onSig);
-  const out = resolve(flags.output);
-  const print = (e: EvolveEvent) => {
-    if (flags.json) return void process.stdout.write(JSON.stringify(e) + "\n");
-    const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : "failed");
-    if (e.type === "baseline") process.stdout.write(`baseline ${e.name}: ${f(e.fitness)}\n`);
-    else if (e.type === "generation") process.stdout.write(`gen ${e.generation}  evals ${e.evaluations}  min ${f(e.min)}  median ${f(e.median)}  max ${f(e.max)}  best ${f(e.best)}  (${e.seconds.toFixed(1)} s)\n`);
-    else if (e.type === "done") process.stdout.write(`done: ${e.reason}; best ${f(e.best)} after ${e.evaluations} evaluations in ${e.seconds.toFixed(1)} s → ${join(out, "best.yml")}\n`);
-  };
+  const print = printer(flags, out);
   try {
     // One trace per search run: every candidate's `evaluate` span (local or on a worker) under it.
     const r = await inSpan("job evolve", { "mergeloom.search.out": out }, () =>
@@ -128,6 +157,7 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
         sourceText: text,
         out,
         evaluator,
+        validator,
         resume: !!flags.resume,
         maxGenerations: flags.maxGenerations === undefined ? undefined : parseIntFlag(flags.maxGenerations, "--max-generations", 1),
         signal: ac.signal,
@@ -147,7 +177,19 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
   } finally {
     process.off("SIGINT", onSig);
     await evaluator.close();
+    await validator?.close();
   }
+}
+
+function printer(flags: { json?: boolean }, out: string): (e: EvolveEvent & { phase?: string }) => void {
+  return (e) => {
+    if (flags.json) return void process.stdout.write(JSON.stringify(e) + "\n");
+    const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : "failed");
+    const p = e.phase ? `[${e.phase}] ` : "";
+    if (e.type === "baseline") process.stdout.write(`${p}baseline ${e.name}: ${f(e.fitness)}\n`);
+    else if (e.type === "generation") process.stdout.write(`${p}gen ${e.generation}  evals ${e.evaluations}  min ${f(e.min)}  median ${f(e.median)}  max ${f(e.max)}  best ${f(e.best)}  (${e.seconds.toFixed(1)} s)\n`);
+    else if (e.type === "done") process.stdout.write(`${p}done: ${e.reason}; best ${f(e.best)} after ${e.evaluations} evaluations in ${e.seconds.toFixed(1)} s → ${join(out, e.phase ? e.phase : "", "best.yml")}\n`);
+  };
 }
 
 export function registerEvolveCommand(program: Command, hooks: EvolveCommandHooks = {}): void {
@@ -163,12 +205,15 @@ export function registerEvolveCommand(program: Command, hooks: EvolveCommandHook
     .option("--seed <n>", "search seed")
     .option("--population <n>", "candidates per generation (default 4 + ⌊3 ln n⌋)")
     .option("--sigma0 <x>", "initial step size (default 1/6)")
+    .option("--covariance <kind>", "CMA-ES covariance: full, diagonal (sep-CMA-ES) or auto (diagonal above 100 genes)")
+    .option("--restarts <n>", "IPOP-CMA-ES: restart with a doubled population up to n times when stuck (default 0)")
     .option("--workers <n>", "concurrent local evaluations", "1")
     .option("--max-generations <n>", "stop after this many generations in this run (resumable)")
     .option("--out-model <dir>", "merge the best candidate to this directory at the end")
     .option("--via-disk", "write every candidate to disk and read it back (benchmark of the in-memory path)")
     .option("--json", "print one JSON object per event");
+  addScorerOptions(cmd);
   addNatsOptions(cmd)
-    .addHelpText("after", "\nWith --nats, candidates are evaluated by `mergeloom worker` processes (command fitness tasks run only without --nats).")
+    .addHelpText("after", "\nWith --nats, candidates are evaluated by `mergeloom worker` processes (command fitness tasks run only without --nats; `kind: scorer` tasks run the workers' own --scorer commands).")
     .action((file: string, flags: EvolveFlags) => runEvolveCommand(file, flags, hooks));
 }

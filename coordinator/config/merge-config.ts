@@ -46,6 +46,8 @@ export interface SourceConfig {
 export interface SliceConfig {
   sources: SourceConfig[];
   parameters?: ParamScope;
+  /** This slice's base model, overriding the top-level one (mergekit's `ConfigReader.base_model`). */
+  baseModel?: string;
 }
 
 export interface MergeConfig {

@@ -314,8 +314,10 @@ describe("parseMergeConfig: rules", () => {
     rejects(`${LINEAR}tokenizer: {tokens: {x: {source: ./a}}}\n`, "tokenizer.tokens", "not supported yet");
   });
 
-  test("a slice base_model different from the top-level one is rejected", () => {
-    rejects(`slices:\n  - sources: [{model: ./a, layer_range: [0, 2]}]\n    base_model: ./z\nmerge_method: passthrough\n`, "slices[0].base_model", "not supported yet");
+  test("a slice base_model overrides the top-level one for that slice, and must be among its sources", () => {
+    const cfg = parse(`slices:\n  - sources: [{model: ./a, layer_range: [0, 2]}, {model: ./b, layer_range: [0, 2]}]\n    base_model: ./b\n  - sources: [{model: ./a, layer_range: [2, 4]}, {model: ./b, layer_range: [2, 4]}]\nmerge_method: slerp\nbase_model: ./a\nparameters: {t: 0.5}\n`);
+    assert.deepEqual(cfg.slices.map((s) => s.baseModel), ["./b", undefined]);
+    rejects(`slices:\n  - sources: [{model: ./a, layer_range: [0, 2]}, {model: ./b, layer_range: [0, 2]}]\n    base_model: ./z\nmerge_method: slerp\nbase_model: ./a\nparameters: {t: 0.5}\n`, "slices[0].sources", "needs the base model './z' among each slice's sources");
   });
 
   test("vectors entries need a path and a numeric scale", () => {

@@ -159,14 +159,15 @@ function present(v: unknown): boolean {
 
 function checkBase(r: Reader, method: MergeMethod, cfg: MergeConfig): void {
   if (method.base !== "required") return;
-  if (cfg.baseModel === undefined) {
+  if (cfg.baseModel === undefined && (cfg.fromModels || cfg.slices.some((s) => s.baseModel === undefined))) {
     r.fail(["base_model"], `merge method '${method.name}' needs a base model; add \`base_model: <path>\``);
   }
   // In the slices form the base is not appended: each slice must list it, or its tensors are missing.
   if (!cfg.fromModels) {
     cfg.slices.forEach((s, i) => {
-      if (!s.sources.some((src) => src.model === cfg.baseModel)) {
-        r.fail(["slices", i, "sources"], `merge method '${method.name}' needs the base model '${cfg.baseModel}' among each slice's sources; add it with the same layer_range`);
+      const base = s.baseModel ?? cfg.baseModel;
+      if (!s.sources.some((src) => src.model === base)) {
+        r.fail(["slices", i, "sources"], `merge method '${method.name}' needs the base model '${base}' among each slice's sources; add it with the same layer_range`);
       }
     });
   }
@@ -175,12 +176,9 @@ function checkBase(r: Reader, method: MergeMethod, cfg: MergeConfig): void {
 function parseSlice(r: Reader, method: MergeMethod, v: unknown, segs: Seg[], baseModel: string | undefined): SliceConfig {
   const obj = r.mapping(v, segs, "a slice");
   r.checkKeys(obj, segs, SLICE_KEYS, "a slice");
-  if (present(obj.base_model)) {
-    const sliceBase = parseModelRef(r, obj.base_model, [...segs, "base_model"]);
-    if (sliceBase !== baseModel) {
-      r.fail([...segs, "base_model"], `a per-slice base_model different from the top-level base_model is not supported yet; set the top-level base_model to '${sliceBase}' or remove this one`);
-    }
-  }
+  // mergekit: a slice's base_model overrides the top-level one for that slice's tensors
+  // (mergekit-evolve's slerp genomes pick one per slice).
+  const sliceBase = present(obj.base_model) ? parseModelRef(r, obj.base_model, [...segs, "base_model"]) : undefined;
   if (present(obj.residual_weight) && typeof obj.residual_weight !== "number") {
     r.fail([...segs, "residual_weight"], `residual_weight must be a number, got ${describe(obj.residual_weight)}`);
   }
@@ -191,6 +189,7 @@ function parseSlice(r: Reader, method: MergeMethod, v: unknown, segs: Seg[], bas
     r.fail([...segs, "sources", bad, "layer_range"], `all sources of a slice must span the same number of layers (source 0 has ${lengths[0]}, source ${bad} has ${lengths[bad]})`);
   }
   const slice: SliceConfig = { sources };
+  if (sliceBase !== undefined && sliceBase !== baseModel) slice.baseModel = sliceBase;
   if (present(obj.parameters)) slice.parameters = parseScope(r, method, obj.parameters, [...segs, "parameters"], "global");
   return slice;
 }

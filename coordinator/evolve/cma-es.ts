@@ -38,6 +38,11 @@ export interface CmaOptions {
   maxEvals?: number;
   /** Stop once a fitness ≤ fTarget has been told. */
   fTarget?: number;
+  /**
+   * sep-CMA-ES (Ros & Hansen 2008): a diagonal covariance, learned (n+2)/3 times faster, O(n)
+   * per sample. For high-dimensional genomes, where the full matrix learns too slowly.
+   */
+  diagonal?: boolean;
 }
 
 /** Options after defaults: every field set. */
@@ -50,6 +55,7 @@ export interface CmaSettings {
   tolX: number;
   maxEvals: number;
   fTarget: number | null;
+  diagonal: boolean;
 }
 
 export interface CmaState {
@@ -96,7 +102,7 @@ export function defaultPopSize(n: number): number {
   return 4 + Math.floor(3 * Math.log(n));
 }
 
-function computeConstants(n: number, lambda: number): Constants {
+function computeConstants(n: number, lambda: number, diagonal: boolean): Constants {
   const mu = Math.floor(lambda / 2);
   const raw: number[] = [];
   for (let i = 1; i <= mu; i++) raw.push(Math.log((lambda + 1) / 2) - Math.log(i));
@@ -105,8 +111,10 @@ function computeConstants(n: number, lambda: number): Constants {
   const mueff = 1 / weights.reduce((s, w) => s + w * w, 0);
   const cc = (4 + mueff / n) / (n + 4 + (2 * mueff) / n);
   const cs = (mueff + 2) / (n + mueff + 5);
-  const c1 = 2 / ((n + 1.3) ** 2 + mueff);
-  const cmu = Math.min(1 - c1, (2 * (mueff - 2 + 1 / mueff)) / ((n + 2) ** 2 + mueff));
+  // sep-CMA-ES learns its n variances (n + 2)/3 times faster (Ros & Hansen 2008, eq. 8)
+  const speed = diagonal ? (n + 2) / 3 : 1;
+  const c1 = Math.min(1, (speed * 2) / ((n + 1.3) ** 2 + mueff));
+  const cmu = Math.min(1 - c1, (speed * 2 * (mueff - 2 + 1 / mueff)) / ((n + 2) ** 2 + mueff));
   const damps = 1 + 2 * Math.max(0, Math.sqrt((mueff - 1) / (n + 1)) - 1) + cs;
   const chiN = Math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n));
   const historyLength = 10 + Math.ceil((30 * n) / lambda);
@@ -134,6 +142,7 @@ function resolveSettings(opts: CmaOptions): CmaSettings {
     tolX: opts.tolX ?? 1e-11,
     maxEvals: opts.maxEvals ?? Math.floor((1e3 * (n + 5) ** 2) / Math.sqrt(popSize)),
     fTarget: opts.fTarget ?? null,
+    diagonal: opts.diagonal ?? false,
   };
   return settings;
 }
@@ -164,7 +173,7 @@ export class CmaEs implements SearchStrategy<CmaState> {
   constructor(opts: CmaOptions) {
     this.settings = resolveSettings(opts);
     const n = this.settings.x0.length;
-    this.k = computeConstants(n, this.settings.popSize);
+    this.k = computeConstants(n, this.settings.popSize, this.settings.diagonal);
     this.rng = new Rng(this.settings.seed);
     this.mean = [...this.settings.x0];
     this.sigmaValue = this.settings.sigma0;
@@ -202,7 +211,8 @@ export class CmaEs implements SearchStrategy<CmaState> {
         const x = new Array<number>(n);
         for (let i = 0; i < n; i++) {
           let y = 0;
-          for (let c = 0; c < n; c++) y += this.B[i][c] * dz[c];
+          if (this.settings.diagonal) y = dz[i];
+          else for (let c = 0; c < n; c++) y += this.B[i][c] * dz[c];
           x[i] = this.mean[i] + this.sigmaValue * y;
         }
         pop.push(x);
@@ -268,7 +278,7 @@ export class CmaEs implements SearchStrategy<CmaState> {
     const deltaHsig = hsig ? 0 : cc * (2 - cc);
     const decay = 1 - c1 - cmu + c1 * deltaHsig; // Σw = 1
     for (let i = 0; i < n; i++) {
-      for (let j = i; j < n; j++) {
+      for (let j = i; j < (this.settings.diagonal ? i + 1 : n); j++) {
         let rankMu = 0;
         for (let r = 0; r < mu; r++) rankMu += weights[r] * ys[r][i] * ys[r][j];
         const v = decay * this.C[i][j] + c1 * this.pc[i] * this.pc[j] + cmu * rankMu;
@@ -279,7 +289,7 @@ export class CmaEs implements SearchStrategy<CmaState> {
 
     this.sigmaValue *= Math.exp((cs / damps) * (psNorm / chiN - 1));
 
-    if (this.evals - this.eigenEval > lambda / (c1 + cmu) / n / 10) this.updateEigen();
+    if (this.settings.diagonal || this.evals - this.eigenEval > lambda / (c1 + cmu) / n / 10) this.updateEigen();
 
     // bookkeeping for best() and the stopping rules
     const bestIdx = order[0];
@@ -296,6 +306,11 @@ export class CmaEs implements SearchStrategy<CmaState> {
 
   private updateEigen(): void {
     this.eigenEval = this.evals;
+    if (this.settings.diagonal) {
+      // C stays diagonal: its eigenvectors are the axes
+      this.D = this.C.map((row, i) => Math.sqrt(Math.max(row[i], 1e-300)));
+      return;
+    }
     const { values, vectors } = symmetricEigen(this.C);
     this.B = vectors;
     // rounding can push a tiny eigenvalue below zero; keep D real and positive
@@ -359,7 +374,7 @@ export class CmaEs implements SearchStrategy<CmaState> {
       );
     }
     const st = state.settings;
-    const es = new CmaEs({ ...st, fTarget: st.fTarget ?? undefined });
+    const es = new CmaEs({ ...st, fTarget: st.fTarget ?? undefined, diagonal: st.diagonal ?? false });
     const n = es.k.n;
     const vec = (v: unknown, what: string): number[] => {
       if (!Array.isArray(v) || v.length !== n || !v.every((e) => typeof e === "number")) {

@@ -7,6 +7,51 @@ export interface GenerationStats {
   median: number;
   max: number;
   best: number;
+  /** Validation score of the best-so-far candidate (when the search has a validation split). */
+  validation?: number;
+}
+
+export interface ValidationSummary {
+  every: "best" | "all";
+  /** Candidates scored on the validation split. */
+  scored: number;
+  /** Spearman rank correlation of fitness and validation over those candidates (every: all). */
+  spearman?: number;
+  /** The candidate validation would have picked — reported, never used. */
+  validationSelected?: { id: string; fitness: number; validation: number };
+}
+
+/** Average ranks (1-based; ties share their mean rank). */
+function ranks(v: readonly number[]): number[] {
+  const idx = v.map((_, i) => i).sort((a, b) => v[a] - v[b]);
+  const r = new Array<number>(v.length);
+  for (let i = 0; i < idx.length; ) {
+    let j = i;
+    while (j + 1 < idx.length && v[idx[j + 1]] === v[idx[i]]) j++;
+    for (let k = i; k <= j; k++) r[idx[k]] = (i + j) / 2 + 1;
+    i = j + 1;
+  }
+  return r;
+}
+
+export function pearson(a: readonly number[], b: readonly number[]): number {
+  const n = a.length;
+  const ma = a.reduce((s, x) => s + x, 0) / n;
+  const mb = b.reduce((s, x) => s + x, 0) / n;
+  let sab = 0;
+  let saa = 0;
+  let sbb = 0;
+  for (let i = 0; i < n; i++) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) ** 2;
+    sbb += (b[i] - mb) ** 2;
+  }
+  return saa === 0 || sbb === 0 ? NaN : sab / Math.sqrt(saa * sbb);
+}
+
+/** Spearman's ρ: Pearson's r of the average ranks. */
+export function spearman(a: readonly number[], b: readonly number[]): number {
+  return pearson(ranks(a), ranks(b));
 }
 
 /** min / median / max of the finite values (NaN = failed candidates are left out). */
@@ -30,8 +75,9 @@ export function renderFitnessSvg(stats: readonly GenerationStats[], baselines: r
     ["median", "#1f77b4"],
     ["max", "#2ca02c"],
     ["best", "#000000"],
+    ...(stats.some((s) => s.validation !== undefined) ? [["validation", "#ff7f0e"] as [keyof GenerationStats, string]] : []),
   ];
-  const ys = stats.flatMap((s) => [s.min, s.max, s.best]).concat(baselines.map((b) => b.fitness)).filter(Number.isFinite);
+  const ys = stats.flatMap((s) => [s.min, s.max, s.best, s.validation ?? NaN]).concat(baselines.map((b) => b.fitness)).filter(Number.isFinite);
   let lo = ys.length ? Math.min(...ys) : 0;
   let hi = ys.length ? Math.max(...ys) : 1;
   if (hi === lo) {
@@ -58,10 +104,10 @@ export function renderFitnessSvg(stats: readonly GenerationStats[], baselines: r
   }
   out.push(`<text x="${L}" y="${H - B + 14}" text-anchor="middle">${g0}</text>`, `<text x="${W - R}" y="${H - B + 14}" text-anchor="middle">${g1}</text>`);
   series.forEach(([key, color], i) => {
-    const pts = stats.filter((s) => Number.isFinite(s[key])).map((s) => `${f(x(s.generation))},${f(y(s[key]))}`);
+    const pts = stats.filter((s) => Number.isFinite(s[key])).map((s) => `${f(x(s.generation))},${f(y(s[key]!))}`);
     if (pts.length) out.push(`<polyline fill="none" stroke="${color}" stroke-width="${key === "best" ? 2 : 1.5}" points="${pts.join(" ")}"/>`);
     out.push(`<line x1="${W - R + 10}" y1="${T + 10 + i * 16}" x2="${W - R + 30}" y2="${T + 10 + i * 16}" stroke="${color}" stroke-width="2"/>`);
-    out.push(`<text x="${W - R + 34}" y="${T + 14 + i * 16}">${key === "best" ? "best so far" : key}</text>`);
+    out.push(`<text x="${W - R + 34}" y="${T + 14 + i * 16}">${key === "best" ? "best so far" : key === "validation" ? "best's validation" : key}</text>`);
   });
   baselines.forEach((b, i) => {
     if (!Number.isFinite(b.fitness)) return;
@@ -79,8 +125,9 @@ function escapeXml(s: string): string {
 export interface ReportInput {
   title: string;
   stats: readonly GenerationStats[];
-  best: { id: string; fitness: number; scores: Record<string, number> } | null;
-  baselines: readonly { name: string; fitness: number; scores: Record<string, number> }[];
+  best: { id: string; fitness: number; scores: Record<string, number>; validation?: number } | null;
+  baselines: readonly { name: string; fitness: number; scores: Record<string, number>; validation?: number }[];
+  validation?: ValidationSummary;
   front?: readonly { id: string; scores: Record<string, number> }[];
   taskNames: readonly string[];
   evaluations: number;
@@ -98,17 +145,33 @@ export function renderReportMarkdown(r: ReportInput): string {
     "![fitness per generation](fitness.svg)",
     "",
   ];
+  const v = r.validation;
   if (r.best) {
-    lines.push(`## Best: ${r.best.id} (best.yml)`, "", `| fitness | ${r.taskNames.join(" | ")} |`, `|---:|${r.taskNames.map(() => "---:").join("|")}|`);
-    lines.push(`| ${n(r.best.fitness)} | ${r.taskNames.map((t) => n(r.best!.scores[t])).join(" | ")} |`, "");
+    lines.push(`## Best: ${r.best.id} (best.yml, chosen by fitness)`, "", `| fitness | ${r.taskNames.join(" | ")} |${v ? " validation | gap (fitness − validation) |" : ""}`, `|---:|${r.taskNames.map(() => "---:").join("|")}|${v ? "---:|---:|" : ""}`);
+    const gap = r.best.validation !== undefined ? r.best.fitness - r.best.validation : NaN;
+    lines.push(`| ${n(r.best.fitness)} | ${r.taskNames.map((t) => n(r.best!.scores[t])).join(" | ")} |${v ? ` ${n(r.best.validation ?? NaN)} | ${n(gap)} |` : ""}`, "");
   }
-  if (r.baselines.length) {
-    lines.push("## Baselines (scored the same way)", "", `| config | fitness | ${r.taskNames.join(" | ")} |`, `|---|---:|${r.taskNames.map(() => "---:").join("|")}|`);
-    for (const b of r.baselines) lines.push(`| ${b.name} | ${n(b.fitness)} | ${r.taskNames.map((t) => n(b.scores[t])).join(" | ")} |`);
+  if (v) {
+    lines.push("## Validation split (never used to select)", "", `${v.scored} candidates scored on the validation split (every: ${v.every}).`);
+    if (v.spearman !== undefined) lines.push(`Spearman rank correlation of fitness and validation over them: ${n(v.spearman)}.`);
+    if (v.validationSelected) {
+      const s = v.validationSelected;
+      lines.push(`Validation would have picked ${s.id} (fitness ${n(s.fitness)}, validation ${n(s.validation)}); the search keeps the fitness-selected best.`);
+    }
     lines.push("");
   }
-  lines.push("## Fitness per generation", "", "| generation | evaluations | min | median | max | best so far |", "|---:|---:|---:|---:|---:|---:|");
-  for (const s of r.stats) lines.push(`| ${s.generation} | ${s.evaluations} | ${n(s.min)} | ${n(s.median)} | ${n(s.max)} | ${n(s.best)} |`);
+  if (r.baselines.length) {
+    lines.push("## Baselines (scored the same way)", "", `| config | fitness | ${r.taskNames.join(" | ")} |${v ? " validation |" : ""}`, `|---|---:|${r.taskNames.map(() => "---:").join("|")}|${v ? "---:|" : ""}`);
+    for (const b of r.baselines) lines.push(`| ${b.name} | ${n(b.fitness)} | ${r.taskNames.map((t) => n(b.scores[t])).join(" | ")} |${v ? ` ${n(b.validation ?? NaN)} |` : ""}`);
+    lines.push("");
+  }
+  lines.push(
+    "## Fitness per generation",
+    "",
+    `| generation | evaluations | min | median | max | best so far |${v ? " best's validation |" : ""}`,
+    `|---:|---:|---:|---:|---:|---:|${v ? "---:|" : ""}`,
+  );
+  for (const s of r.stats) lines.push(`| ${s.generation} | ${s.evaluations} | ${n(s.min)} | ${n(s.median)} | ${n(s.max)} | ${n(s.best)} |${v ? ` ${n(s.validation ?? NaN)} |` : ""}`);
   lines.push("");
   if (r.front) {
     lines.push(`## Pareto front over the tasks (${r.front.length} candidates; front.json)`, "", `| candidate | ${r.taskNames.join(" | ")} |`, `|---|${r.taskNames.map(() => "---:").join("|")}|`);

@@ -154,8 +154,8 @@ describe("genotypeToMergeConfig", () => {
     assert.throws(() => genotypeLength({ models: ["a", "b"], merge_method: "slerp", filters: ["mlp"] }, 4), /genome.filters/);
     assert.throws(() => genotypeLength({ ...ties, layer_granularity: 3 }, 4), /not a multiple of layer_granularity 3/);
     assert.throws(
-      () => genotypeLength({ models: ["a"], merge_method: "della" as never }, 4),
-      /unknown merge method 'della' for evolution \(known: linear, task_arithmetic, ties, dare_ties, slerp\)/,
+      () => genotypeLength({ models: ["a"], merge_method: "model_stock" as never }, 4),
+      /unknown merge method 'model_stock' for evolution \(known: linear, task_arithmetic, ties, dare_ties, slerp, dare_linear, della, della_linear, breadcrumbs, breadcrumbs_ties\)/,
     );
     assert.throws(() => genotypeToMergeConfig(ties, [1, 2, 3], 4), /expected 8 finite genes/);
   });

@@ -31,7 +31,21 @@ export const METHOD_PARAMS = {
   ties: ["weight", "density"],
   dare_ties: ["weight", "density"],
   slerp: ["t"],
+  // mergeloom extensions (mergekit-evolve stops at the five above)
+  dare_linear: ["weight", "density"],
+  della: ["weight", "density", "epsilon"],
+  della_linear: ["weight", "density", "epsilon"],
+  breadcrumbs: ["weight", "density", "gamma"],
+  breadcrumbs_ties: ["weight", "density", "gamma"],
 } as const;
+
+/** Methods whose `normalize` defaults to true in a genome (mergekit-evolve's three, plus della's own default). */
+const NORMALIZE_BY_DEFAULT = ["ties", "dare_ties", "linear", "della"];
+/** Methods that merge task vectors against base_model. */
+const NEEDS_BASE = ["ties", "dare_ties", "task_arithmetic", "dare_linear", "della", "della_linear", "breadcrumbs", "breadcrumbs_ties"];
+
+/** x0 of each gene kind (mergekit-evolve: weight 1/models, density 1); `initial:` overrides them. */
+export const DEFAULT_INITIAL: Record<string, number> = { density: 1, epsilon: 0.15, gamma: 0.01, t: 1, lambda: 1 };
 
 export type GenomeMergeMethod = keyof typeof METHOD_PARAMS;
 
@@ -52,6 +66,14 @@ export interface GenomeDefinition {
   /** Tensor-name substrings that get their own genes (e.g. ["self_attn", "mlp"]). */
   filters?: string[] | null;
   smooth?: boolean;
+  /**
+   * mergeloom extension: one more gene per model, λ_m, that multiplies all of that model's weights
+   * (|λ_m| unless allow_negative_weights). Redundant with the per-group weights, but lets CMA-ES
+   * move one expert's whole contribution in one direction.
+   */
+  per_model_lambda?: boolean;
+  /** mergeloom extension: x0 per gene kind, e.g. `{weight: 0.5, density: 0.6}` (defaults: weight 1/models, see DEFAULT_INITIAL). */
+  initial?: Record<string, number> | null;
 }
 
 /** A mergekit parameter value: scalar, gradient, or filter-conditioned list. */
@@ -105,7 +127,7 @@ export function validateGenomeDefinition(def: GenomeDefinition, numLayers: numbe
   if (!Array.isArray(def.models) || def.models.length === 0 || !def.models.every((m) => typeof m === "string" && m)) {
     throw new ConfigError("genome.models", "expected a non-empty list of model names");
   }
-  if (["ties", "dare_ties", "task_arithmetic"].includes(def.merge_method) && !def.base_model) {
+  if (NEEDS_BASE.includes(def.merge_method) && !def.base_model) {
     throw new ConfigError("genome.base_model", `required for merge method '${def.merge_method}'; set base_model`);
   }
   if (def.merge_method === "slerp") {
@@ -114,6 +136,12 @@ export function validateGenomeDefinition(def: GenomeDefinition, numLayers: numbe
       throw new ConfigError("genome.filters", "tensor name filters are not supported for slerp; remove filters or pick another method");
     }
     if (def.models.length < 2) throw new ConfigError("genome.models", "slerp needs at least 2 models");
+    if (def.per_model_lambda) throw new ConfigError("genome.per_model_lambda", "not meaningful for slerp (t is a share, not a weight); remove it");
+  }
+  for (const k of Object.keys(def.initial ?? {})) {
+    const kinds: readonly string[] = [...METHOD_PARAMS[def.merge_method], ...(def.per_model_lambda ? ["lambda"] : [])];
+    if (!kinds.includes(k)) throw new ConfigError(`genome.initial.${k}`, `not a gene of ${def.merge_method} (genes: ${kinds.join(", ")})`);
+    if (!Number.isFinite(def.initial![k])) throw new ConfigError(`genome.initial.${k}`, `expected a number, got ${String(def.initial![k])}`);
   }
   if (def.filters && !def.filters.every((f) => typeof f === "string" && f)) {
     throw new ConfigError("genome.filters", "expected a list of non-empty tensor-name substrings");
@@ -145,10 +173,10 @@ function shapeOf(def: GenomeDefinition, numLayers: number): Shape {
   };
 }
 
-/** Number of genes: layer groups × models × (filters + 1) × method parameters. */
+/** Number of genes: layer groups × models × (filters + 1) × method parameters (+ models with per_model_lambda). */
 export function genotypeLength(def: GenomeDefinition, numLayers: number): number {
   const s = shapeOf(def, numLayers);
-  return s.groups * s.models * s.sets * s.params.length;
+  return s.groups * s.models * s.sets * s.params.length + (def.per_model_lambda ? s.models : 0);
 }
 
 /**
@@ -159,22 +187,23 @@ export function initialGenotype(def: GenomeDefinition, numLayers: number, random
   const s = shapeOf(def, numLayers);
   const out: number[] = [];
   const cells = s.groups * s.models * s.sets;
+  const init = (name: string): number => def.initial?.[name] ?? (name === "weight" ? 1 / s.models : DEFAULT_INITIAL[name]);
   for (let c = 0; c < cells; c++) {
-    for (let p = 0; p < s.params.length; p++) {
-      out.push(random ? random.next() : p === 0 ? 1 / s.models : 1);
-    }
+    for (const name of s.params) out.push(random ? random.next() : init(name));
   }
+  if (def.per_model_lambda) for (let m = 0; m < s.models; m++) out.push(random ? random.next() : init("lambda"));
   return out;
 }
 
 /** The genotype as a config: see the module comment for the mapping. */
 export function genotypeToMergeConfig(def: GenomeDefinition, genotype: number[], numLayers: number): MergeConfig {
   const s = shapeOf(def, numLayers);
-  const expected = s.groups * s.models * s.sets * s.params.length;
+  const cellsLength = s.groups * s.models * s.sets * s.params.length;
+  const expected = cellsLength + (def.per_model_lambda ? s.models : 0);
   if (genotype.length !== expected || !genotype.every(Number.isFinite)) {
     throw new ConfigError(
       "genotype",
-      `expected ${expected} finite genes (${s.groups} layer groups × ${s.models} models × ${s.sets} filter sets × ${s.params.length} params), got ${genotype.length}`,
+      `expected ${expected} finite genes (${s.groups} layer groups × ${s.models} models × ${s.sets} filter sets × ${s.params.length} params${def.per_model_lambda ? ` + ${s.models} λ` : ""}), got ${genotype.length}`,
     );
   }
   const gene = (g: number, m: number, set: number, p: number): number =>
@@ -185,7 +214,7 @@ export function genotypeToMergeConfig(def: GenomeDefinition, genotype: number[],
   const config: MergeConfig = {
     merge_method: def.merge_method,
     parameters: {
-      normalize: def.normalize ?? ["ties", "dare_ties", "linear"].includes(def.merge_method),
+      normalize: def.normalize ?? NORMALIZE_BY_DEFAULT.includes(def.merge_method),
       int8_mask: true,
     },
     dtype: "bfloat16",
@@ -209,12 +238,19 @@ export function genotypeToMergeConfig(def: GenomeDefinition, genotype: number[],
       config.slices.push({ sources, base_model: def.models[first], parameters: { t } });
     }
   } else {
-    // phenotype value of one gene
+    const signed = (v: number): number => (def.allow_negative_weights ? v : Math.abs(v));
+    const lambda = (m: number): number => (def.per_model_lambda ? signed(genotype[cellsLength + m]) : 1);
+    const clamp01 = (v: number): number => Math.min(1, Math.max(0, Math.abs(v)));
+    // phenotype value of one gene (the transforms are listed in coordinator/evolve/README.md)
     const value = (g: number, m: number, set: number, p: number): number => {
       const v = gene(g, m, set, p);
       const name = s.params[p];
-      if (name === "density") return Math.min(1, Math.max(0, Math.abs(v)));
-      return def.allow_negative_weights ? v : Math.abs(v);
+      if (name === "density") return clamp01(v);
+      const density = clamp01(gene(g, m, set, 1));
+      // della needs density ± epsilon inside (0, 1); breadcrumbs keeps density + gamma ≤ 1
+      if (name === "epsilon") return Math.min(Math.abs(v), Math.min(density, 1 - density) / 2);
+      if (name === "gamma") return Math.min(Math.abs(v), 1 - density);
+      return signed(v) * lambda(m);
     };
     const filters = def.filters ?? [];
     // one model's parameters, from `pick(set, p)` (a scalar per slice or a gradient when smooth)

@@ -9,7 +9,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { errorMessage } from "../../proto/errors.js";
+import { errorMessage, MergeloomError } from "../../proto/errors.js";
+import { runScorerTask, scorersUsed, type Scorers } from "../../worker/eval/fitness/scorers.js";
+import { writeCandidateCheckpoint } from "../../worker/runtime/write-candidate.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { InMemoryMerger, type MergedTensor } from "../../worker/merge/merge-in-memory.js";
 import type { MergeMethodRegistry } from "../../worker/merge/merge-method-registry.js";
@@ -20,9 +22,7 @@ import { combineScores, type FitnessSpec } from "../../worker/eval/fitness/fitne
 import { OnnxFitness } from "../../worker/eval/fitness/onnx-fitness.js";
 import { parseMergeConfig } from "../config/parse-merge-config.js";
 import type { MergeConfig } from "../config/merge-config.js";
-import { LocalDispatcher } from "../dispatch/local-dispatcher.js";
 import { loadWeightsF32 } from "../eval/load-weights.js";
-import { runMergeJob } from "../merge/run-merge-job.js";
 import { buildPlan } from "../plan/build-plan.js";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
 import { inSpan, SPAN_NAMES } from "../../proto/tracing/in-span.js";
@@ -36,6 +36,10 @@ export interface LocalEvaluatorOptions {
   workers?: number;
   /** Write every candidate to disk and read it back instead of merging in memory (benchmarks). */
   viaDisk?: boolean;
+  /** Named scorers for `kind: scorer` tasks (`mergeloom evolve --scorer NAME=COMMAND`). */
+  scorers?: Scorers;
+  /** GPU given to scorers as CUDA_VISIBLE_DEVICES. */
+  gpu?: string;
 }
 
 interface Slot {
@@ -55,7 +59,11 @@ export class LocalCandidateEvaluator implements CandidateEvaluator {
 
   static async create(opts: LocalEvaluatorOptions): Promise<LocalCandidateEvaluator> {
     const n = Math.max(1, opts.workers ?? 1);
-    const needsGraph = opts.fitness.tasks.some((t) => t.kind !== "command");
+    const missing = scorersUsed(opts.fitness.tasks).filter((s) => !opts.scorers?.has(s));
+    if (missing.length) {
+      throw new MergeloomError("USAGE", `evolve: the fitness uses scorer ${missing.join(", ")}, which this process does not have; pass --scorer ${missing[0]}=COMMAND (or --scorers-file), or run with --nats on workers that have it`);
+    }
+    const needsGraph = opts.fitness.tasks.some((t) => t.kind === "accuracy" || t.kind === "entropy");
     // Split the cores between the slots unless the spec pins the thread count.
     const threads = opts.fitness.threads ?? (n > 1 ? Math.max(1, Math.floor(availableParallelism() / n)) : undefined);
     const slots: Slot[] = [];
@@ -89,7 +97,7 @@ export class LocalCandidateEvaluator implements CandidateEvaluator {
     try {
       const config = parseMergeConfig(c.mergeYaml, `candidate ${c.id}`, this.registry);
       const scores: Record<string, number> = {};
-      const needsDisk = this.opts.viaDisk || tasks.some((t) => t.kind === "command");
+      const needsDisk = this.opts.viaDisk || tasks.some((t) => t.kind === "command" || t.kind === "scorer");
       if (needsDisk) {
         dir = await mkdtemp(join(tmpdir(), "mergeloom-candidate-"));
         await this.writeCheckpoint(config, join(dir, "model"));
@@ -100,6 +108,7 @@ export class LocalCandidateEvaluator implements CandidateEvaluator {
       }
       for (const t of tasks) {
         if (t.kind === "command") scores[t.name] = await runScoreCommand(t.command!, join(dir!, "model"), { key: t.key, signal });
+        if (t.kind === "scorer") scores[t.name] = await runScorerTask(t, this.opts.scorers!, join(dir!, "model"), { signal, gpu: this.opts.gpu });
       }
       return { id: c.id, scores, fitness: combineScores(scores, tasks) };
     } catch (err) {
@@ -117,12 +126,7 @@ export class LocalCandidateEvaluator implements CandidateEvaluator {
   }
 
   private async writeCheckpoint(config: MergeConfig, out: string): Promise<void> {
-    const dispatcher = new LocalDispatcher({ threads: 0 });
-    try {
-      await runMergeJob(config, dispatcher, { out, seed: this.opts.mergeSeed ?? 0, maxShardBytes: 5_000_000_000 });
-    } finally {
-      await dispatcher.close();
-    }
+    await writeCandidateCheckpoint(config, out, this.opts.mergeSeed ?? 0);
   }
 
   async close(): Promise<void> {

@@ -15,6 +15,7 @@ import { buckets, consumers, headers as H, subjects } from "../../proto/subjects
 import type { KvBucket, Stoppable, Transport } from "../../proto/transport.js";
 import { KvConflictError } from "../../proto/transport-errors.js";
 import { combineScores, type FitnessSpec } from "../../worker/eval/fitness/fitness-spec.js";
+import { scorersUsed } from "../../worker/eval/fitness/scorers.js";
 import { EVAL_BUCKET_OPTIONS, evalKey } from "../../worker/runtime/eval-worker.js";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
 
@@ -51,12 +52,26 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
   private constructor(
     private readonly opts: NatsEvaluatorOptions,
     private readonly outcomes: KvBucket<EvalOutcome>,
+    /** The worker-side scorer the fitness needs: its tasks go to that scorer's queue. */
+    private readonly scorer?: string,
   ) {}
+
+  private get subject(): string {
+    return this.scorer ? subjects.taskScore(this.scorer) : subjects.taskEvaluate;
+  }
+
+  private get durable(): string {
+    return this.scorer ? consumers.scorerWorkers(this.scorer) : consumers.evalWorkers;
+  }
 
   static async create(opts: NatsEvaluatorOptions): Promise<NatsCandidateEvaluator> {
     const command = opts.fitness.tasks.find((t) => t.kind === "command");
     if (command) {
       throw new MergeloomError("USAGE", `--nats: fitness task '${command.name}' is a command task; command tasks run only in-process (workers do not run shell commands from the queue); run the search without --nats`);
+    }
+    const used = scorersUsed(opts.fitness.tasks);
+    if (used.length > 1) {
+      throw new MergeloomError("USAGE", `--nats: the fitness uses scorers ${used.join(", ")}; a distributed search can use one worker-side scorer per fitness (each scorer has its own queue, and a candidate is one task); combine them in one scorer command`);
     }
     if (opts.searchId.replace(TOKEN_UNSAFE, "") !== opts.searchId) {
       throw new MergeloomError("USAGE", `evaluate on nats: search id '${opts.searchId}' may only use letters, digits, '_' and '-'`);
@@ -65,7 +80,7 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
     if (opts.fresh) {
       for (const k of await outcomes.keys()) if (k.startsWith(`${opts.searchId}.`)) await outcomes.delete(k);
     }
-    return new NatsCandidateEvaluator(opts, outcomes);
+    return new NatsCandidateEvaluator(opts, outcomes, used[0]);
   }
 
   async evaluate(candidates: readonly Candidate[], signal?: AbortSignal): Promise<CandidateResult[]> {
@@ -100,7 +115,7 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
           // A candidate every worker dropped (crashed on it each time) gets no outcome from a
           // worker: record it as failed here, so the generation completes instead of waiting.
           abandonWatcher = await this.opts.transport.watchAbandoned(
-            subjects.taskEvaluate,
+            this.subject,
             (a) => {
               if (a.headers[H.jobId] !== searchId) return;
               void a.discard();
@@ -111,12 +126,12 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
               const o: EvalOutcome = { jobId: searchId, taskId, candidateId: candidates[i].id, ok: false, scores: {}, error: { code: "EVAL_FAILED", message, retryable: true }, worker: "coordinator", attempt: a.deliveries, durationMs: 0, finishedAt: Date.now() };
               this.outcomes.create(evalKey(searchId, taskId), o).catch((e: unknown) => (e instanceof KvConflictError ? undefined : reject(e)));
             },
-            { durable: consumers.evalWorkers },
+            { durable: this.durable },
           );
           for (const t of tasks) {
             if (results[index.get(evalKey(t.jobId, t.taskId))!]) continue;
             signal?.throwIfAborted();
-            await this.opts.transport.publishTask(subjects.taskEvaluate, "eval-task", t, { [H.jobId]: t.jobId, [H.taskId]: t.taskId });
+            await this.opts.transport.publishTask(this.subject, "eval-task", t, { [H.jobId]: t.jobId, [H.taskId]: t.taskId });
           }
           if (left > 0) warnTimer = this.watchWorkers((t) => (warnTimer = t));
         })().catch(reject);

@@ -17,8 +17,9 @@ import { modelLocation } from "../plan/build-plan.js";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
 import { candidateYaml } from "./candidate-yaml.js";
 import { CmaEs, type CmaState } from "./cma-es.js";
+import { IpopCmaEs, type IpopState } from "./ipop-cma-es.js";
 import { createDfsGenome } from "./dfs/dfs-search.js";
-import { renderFitnessSvg, renderReportMarkdown, summarize, type GenerationStats } from "./evolve-report.js";
+import { renderFitnessSvg, renderReportMarkdown, spearman, summarize, type GenerationStats, type ValidationSummary } from "./evolve-report.js";
 import { genotypeLength, initialGenotype, validateGenomeDefinition } from "./genome.js";
 import { paretoFront } from "./pareto.js";
 import { RandomSearch, type RandomSearchState } from "./random-search.js";
@@ -32,6 +33,9 @@ export interface EvaluatedCandidate {
   scores: Record<string, JsonNumber>;
   fitness: JsonNumber;
   error?: string;
+  /** Score on the validation split (reported, never used to select), when it was scored. */
+  validation?: JsonNumber;
+  validationScores?: Record<string, JsonNumber>;
 }
 
 export interface EvolveState {
@@ -41,12 +45,12 @@ export interface EvolveState {
   searchHash: string;
   settings: SearchSettings;
   numLayers: number;
-  strategy: CmaState | RandomSearchState;
+  strategy: StrategyState;
   generation: number;
   evaluations: EvaluatedCandidate[];
   stats: GenerationStats[];
   best: EvaluatedCandidate | null;
-  baselines: { name: string; scores: Record<string, JsonNumber>; fitness: JsonNumber }[];
+  baselines: { name: string; scores: Record<string, JsonNumber>; fitness: JsonNumber; validation?: JsonNumber }[];
   /** Wall-clock seconds spent so far, over all runs. */
   seconds: number;
   stopReason: string | null;
@@ -55,7 +59,7 @@ export interface EvolveState {
 export type EvolveEvent =
   | { type: "baseline"; name: string; fitness: number }
   | { type: "generation"; generation: number; evaluations: number; min: number; median: number; max: number; best: number; seconds: number }
-  | { type: "improved"; id: string; fitness: number }
+  | { type: "improved"; id: string; fitness: number; validation?: number }
   | { type: "done"; reason: string; evaluations: number; best: number; seconds: number };
 
 export interface EvolveOptions {
@@ -64,6 +68,8 @@ export interface EvolveOptions {
   sourceText: string;
   out: string;
   evaluator: CandidateEvaluator;
+  /** Scores the config's `validation:` split (required when it has one). */
+  validator?: CandidateEvaluator;
   resume?: boolean;
   /** Stop after this many generations in this run (testing, staged runs); the state stays resumable. */
   maxGenerations?: number;
@@ -113,23 +119,34 @@ export async function readNumLayers(ref: string): Promise<number> {
   return n;
 }
 
-function createStrategy(s: SearchSettings, x0: number[]): SearchStrategy<CmaState | RandomSearchState> {
+function createStrategy(s: SearchSettings, x0: number[]): SearchStrategy<StrategyState> {
   if (s.strategy === "random") {
     const popSize = s.population ?? 4 + Math.floor(3 * Math.log(x0.length));
     return new RandomSearch({ mode: "gaussian", x0, sigma0: s.sigma0, popSize, seed: s.seed });
   }
   // maxEvals is the budget's business (whole generations), so CMA-ES's own cap is lifted.
-  return new CmaEs({ x0, sigma0: s.sigma0, seed: s.seed, popSize: s.population ?? undefined, maxEvals: Number.MAX_SAFE_INTEGER });
+  const diagonal = s.covariance === "diagonal" || (s.covariance === "auto" && x0.length > AUTO_DIAGONAL_ABOVE);
+  const opts = { x0, sigma0: s.sigma0, seed: s.seed, popSize: s.population ?? undefined, maxEvals: Number.MAX_SAFE_INTEGER, diagonal };
+  if (s.restarts > 0) return new IpopCmaEs({ ...opts, maxRestarts: s.restarts, patience: s.patience ?? undefined });
+  return new CmaEs(opts);
 }
 
-function restoreStrategy(state: CmaState | RandomSearchState): SearchStrategy<CmaState | RandomSearchState> {
+/** `covariance: auto` uses sep-CMA-ES above this many genes (full CMA-ES learns n² entries too slowly there). */
+export const AUTO_DIAGONAL_ABOVE = 100;
+
+export type StrategyState = CmaState | RandomSearchState | IpopState;
+
+function restoreStrategy(state: StrategyState): SearchStrategy<StrategyState> {
+  if (state.kind === "ipop-cma-es") return IpopCmaEs.fromState(state);
   return state.kind === "cma-es" ? CmaEs.fromState(state) : RandomSearch.fromState(state);
 }
 
 /** Hash of what determines the search's trajectory; the budget and time limit may change on resume. */
 function searchHash(text: string, s: SearchSettings): string {
-  const { strategy, seed, population, sigma0, mergeSeed } = s;
-  return createHash("sha256").update(text).update(JSON.stringify({ strategy, seed, population, sigma0, mergeSeed })).digest("hex").slice(0, 16);
+  const { strategy, seed, population, sigma0, mergeSeed, covariance, restarts, patience } = s;
+  // the new settings enter the hash only when set, so states written before them still resume
+  const extra = covariance !== "auto" || restarts !== 0 || patience !== null ? { covariance, restarts, patience } : {};
+  return createHash("sha256").update(text).update(JSON.stringify({ strategy, seed, population, sigma0, mergeSeed, ...extra })).digest("hex").slice(0, 16);
 }
 
 async function writeAtomic(file: string, text: string): Promise<void> {
@@ -146,6 +163,8 @@ const encFit = (f: number): JsonNumber => (Number.isNaN(f) ? "-Infinity" : encod
 
 export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
   const { config, out, evaluator } = opts;
+  const validator = config.validation ? opts.validator : undefined;
+  if (config.validation && !validator) throw new MergeloomError("CONFIG_INVALID", "evolve: the search config has a validation split but no validation evaluator was given");
   const emit = opts.onEvent ?? (() => {});
   const s = config.search;
   const stateFile = join(out, "state.json");
@@ -207,8 +226,11 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
       cands.push({ id: b.name, genotype: [], mergeYaml: b.yaml ?? (await readFile(b.file!, "utf8")) });
     }
     const res = await opts.evaluator.evaluate(cands, opts.signal);
+    const val = validator ? new Map((await validator.evaluate(cands, opts.signal)).map((r) => [r.id, r.fitness])) : undefined;
     for (const r of res) {
-      state.baselines.push({ name: r.id, scores: enc(r.scores), fitness: encFit(r.fitness) });
+      const b: EvolveState["baselines"][number] = { name: r.id, scores: enc(r.scores), fitness: encFit(r.fitness) };
+      if (val) b.validation = encFit(val.get(r.id) ?? NaN);
+      state.baselines.push(b);
       emit({ type: "baseline", name: r.id, fitness: r.fitness });
     }
     await save();
@@ -235,20 +257,36 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
       return r.fitness;
     });
     strategy.tell(pop, fitness.map((f) => (Number.isNaN(f) ? NaN : -f)));
-    cands.forEach((c, i) => {
+    // The best is chosen by fitness alone; validation only scores what fitness chose (or, with
+    // `every: all`, every candidate, for the report's correlations).
+    const prevBest = state.best;
+    const entries: EvaluatedCandidate[] = cands.map((c, i) => {
       const r = byId.get(c.id)!;
       const e: EvaluatedCandidate = { generation: gen, id: c.id, genotype: c.genotype, scores: enc(r.scores), fitness: encFit(r.fitness) };
       if (r.error) e.error = r.error;
       state.evaluations.push(e);
       const f = fitness[i];
-      if (Number.isFinite(f) && (state.best === null || f > decodeNumber(state.best.fitness))) {
-        state.best = e;
-        emit({ type: "improved", id: c.id, fitness: f });
-      }
+      if (Number.isFinite(f) && (state.best === null || f > decodeNumber(state.best.fitness))) state.best = e;
+      return e;
     });
+    if (validator) {
+      const toScore = config.validation!.every === "all" ? entries : state.best !== prevBest ? [state.best!] : [];
+      const vres = toScore.length ? await validator.evaluate(toScore.map((e) => cands.find((c) => c.id === e.id)!), opts.signal) : [];
+      for (const r of vres) {
+        const e = toScore.find((x) => x.id === r.id)!;
+        e.validation = encFit(r.fitness);
+        e.validationScores = enc(r.scores);
+      }
+    }
+    if (state.best !== prevBest) {
+      const b = state.best!;
+      emit({ type: "improved", id: b.id, fitness: decodeNumber(b.fitness), ...(b.validation !== undefined ? { validation: decodeNumber(b.validation) } : {}) });
+    }
     const sum = summarize(fitness);
     const best = state.best ? decodeNumber(state.best.fitness) : NaN;
-    state.stats.push({ generation: gen, evaluations: state.evaluations.length, ...sum, best });
+    const stat: GenerationStats = { generation: gen, evaluations: state.evaluations.length, ...sum, best };
+    if (state.best?.validation !== undefined) stat.validation = decodeNumber(state.best.validation);
+    state.stats.push(stat);
     state.generation = gen + 1;
     runGenerations++;
     // best.yml first: state.json never points at a best that is not on disk.
@@ -278,7 +316,7 @@ async function writeBest(out: string, state: EvolveState, genome: EvolveGenome, 
 
 async function writeReport(out: string, state: EvolveState, config: SearchConfig, genome: EvolveGenome): Promise<void> {
   const taskNames = config.fitness.tasks.map((t) => t.name);
-  const baselines = state.baselines.map((b) => ({ name: b.name, fitness: decodeNumber(b.fitness), scores: dec(b.scores) }));
+  const baselines = state.baselines.map((b) => ({ name: b.name, fitness: decodeNumber(b.fitness), scores: dec(b.scores), ...(b.validation !== undefined ? { validation: decodeNumber(b.validation) } : {}) }));
   let front: { id: string; scores: Record<string, number> }[] | undefined;
   if (config.fitness.objective === "pareto") {
     const pts = state.evaluations
@@ -294,7 +332,8 @@ async function writeReport(out: string, state: EvolveState, config: SearchConfig
     renderReportMarkdown({
       title: `mergeloom evolve: ${genome.title} (${state.settings.strategy}, seed ${state.settings.seed})`,
       stats: state.stats,
-      best: state.best ? { id: state.best.id, fitness: decodeNumber(state.best.fitness), scores: dec(state.best.scores) } : null,
+      best: state.best ? { id: state.best.id, fitness: decodeNumber(state.best.fitness), scores: dec(state.best.scores), ...(state.best.validation !== undefined ? { validation: decodeNumber(state.best.validation) } : {}) } : null,
+      validation: config.validation ? validationSummary(state, config.validation.every) : undefined,
       baselines,
       front,
       taskNames,
@@ -303,6 +342,20 @@ async function writeReport(out: string, state: EvolveState, config: SearchConfig
       stopReason: state.stopReason ?? "running",
     }) + bestNotes,
   );
+}
+
+/** With `every: all`: how well fitness ranks candidates as validation does, and the validation-selected candidate (for comparison only). */
+function validationSummary(state: EvolveState, every: "best" | "all"): ValidationSummary {
+  const pairs = state.evaluations
+    .filter((e) => e.validation !== undefined && Number.isFinite(decodeNumber(e.fitness)) && Number.isFinite(decodeNumber(e.validation!)))
+    .map((e) => ({ id: e.id, fitness: decodeNumber(e.fitness), validation: decodeNumber(e.validation!) }));
+  const summary: ValidationSummary = { every, scored: pairs.length };
+  if (every === "all" && pairs.length >= 3) {
+    summary.spearman = spearman(pairs.map((p) => p.fitness), pairs.map((p) => p.validation));
+    const top = pairs.reduce((a, b) => (b.validation > a.validation ? b : a));
+    summary.validationSelected = top;
+  }
+  return summary;
 }
 
 function elapsed0(state: EvolveState): number {

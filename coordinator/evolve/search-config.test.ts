@@ -36,9 +36,9 @@ describe("search config", () => {
   test("unknown keys, methods and task kinds are rejected with the valid choices", () => {
     const base = "genome: { models: [a], merge_method: linear }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, data: d }] }\n";
     assert.doesNotThrow(() => parseSearchConfig(base, "s.yml"));
-    assert.throws(() => parseSearchConfig(base + "serach: {}\n", "s.yml"), /serach: unknown key \(valid: genome, fitness, search, baselines\)/);
+    assert.throws(() => parseSearchConfig(base + "serach: {}\n", "s.yml"), /serach: unknown key \(valid: genome, fitness, search, baselines, validation\)/);
     assert.throws(() => parseSearchConfig(base.replace("linear", "model_stock"), "s.yml"), /unknown merge method 'model_stock'.*known: linear/);
-    assert.throws(() => parseSearchConfig(base.replace("data: d", "kind: bleu, data: d"), "s.yml"), /unknown kind 'bleu' \(known: accuracy, entropy, command\)/);
+    assert.throws(() => parseSearchConfig(base.replace("data: d", "kind: bleu, data: d"), "s.yml"), /unknown kind 'bleu' \(known: accuracy, entropy, command, scorer\)/);
     assert.throws(() => parseSearchConfig(base + "search: { strategy: pso }\n", "s.yml"), /known: cmaes, random/);
     assert.throws(() => parseSearchConfig("genome: { models: [a], merge_method: linear }\nfitness: { tasks: [{ name: t, data: d }] }\n", "s.yml"), /fitness.graph/);
   });
@@ -65,9 +65,29 @@ describe("candidate yaml", () => {
     });
   }
 
-  test("slerp genomes are refused with the supported methods listed", () => {
+  test("a slerp genome's candidate is a valid config with a base_model per slice and no normalize", () => {
     const def: GenomeDefinition = { models: ["a", "b"], merge_method: "slerp", layer_granularity: 1 };
-    assert.throws(() => candidateYaml(def, initialGenotype(def, 2), 2), /use linear, task_arithmetic, ties or dare_ties/);
+    const cfg = parseMergeConfig(candidateYaml(def, [0, 1, 1, 0], 2), "c.yml", createDefaultRegistry());
+    assert.deepEqual(cfg.slices.map((s) => s.baseModel ?? "(top-level)"), ["b", "a"]);
+  });
+
+  test("a validation split must be distinct from the fitness split; graph and vocab default to the fitness ones", () => {
+    const base = "genome: { models: [a], merge_method: linear }\nfitness: { graph: g.onnx, vocab: v.json, tasks: [{ name: t, data: dev.jsonl }] }\n";
+    const c = parseSearchConfig(base + "validation: { every: all, tasks: [{ name: t, data: val.jsonl }] }\n", "s.yml");
+    assert.equal(c.validation!.every, "all");
+    assert.equal(c.validation!.spec.graph, "g.onnx");
+    assert.equal(c.validation!.spec.tasks[0].data, "val.jsonl");
+    assert.throws(() => parseSearchConfig(base + "validation: { tasks: [{ name: t, data: ./dev.jsonl }] }\n", "s.yml"), /validation\.tasks\[0\]: uses the same data '\.\/dev\.jsonl' as a fitness task; a validation split must be distinct/);
+    assert.throws(() => parseSearchConfig(base + "validation: { every: most, tasks: [] }\n", "s.yml"), /validation\.every: unknown value 'most' \(known: best, all\)/);
+    assert.throws(() => parseSearchConfig(base + "validation: { tasks: [{ name: t, kind: acc, data: x }] }\n", "s.yml"), /config validation\.tasks\[0\]\.kind: unknown kind 'acc'/);
+  });
+
+  test("covariance and restarts are read from search:", () => {
+    const base = "genome: { models: [a], merge_method: linear }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, data: d }] }\n";
+    const c = parseSearchConfig(base + "search: { covariance: diagonal, restarts: 3, patience: 5 }\n", "s.yml");
+    assert.deepEqual([c.search.covariance, c.search.restarts, c.search.patience], ["diagonal", 3, 5]);
+    assert.equal(parseSearchConfig(base, "s.yml").search.covariance, "auto");
+    assert.throws(() => parseSearchConfig(base + "search: { covariance: sparse }\n", "s.yml"), /search\.covariance: unknown covariance 'sparse' \(known: full, diagonal, auto\)/);
   });
 });
 

@@ -3,6 +3,7 @@
  * settings (CLI flags override them) and `baselines:` (mergekit configs scored the same way, for
  * the report). Unknown keys are errors, so a typo never silently changes a search.
  */
+import { resolve } from "node:path";
 import { parseDocument, stringify } from "yaml";
 import { ConfigError } from "../../proto/errors.js";
 import type { FitnessSpec, FitnessTask, FitnessTaskKind } from "../../worker/eval/fitness/fitness-spec.js";
@@ -23,6 +24,14 @@ export interface SearchSettings {
   sigma0: number;
   /** Seed of the merges themselves (DARE masks), as `mergeloom merge --random-seed`. */
   mergeSeed: number;
+  /** CMA-ES covariance: full, diagonal (sep-CMA-ES), or auto = diagonal above 100 genes. */
+  covariance: "full" | "diagonal" | "auto";
+  /** IPOP restarts (each doubles the population); 0 = a single CMA-ES run. */
+  restarts: number;
+  /** Generations without improvement that count as stuck (IPOP); null = 10 + ⌈30n/λ⌉. */
+  patience: number | null;
+  /** Hybrid searches: the share of the budget for the parameter-space phase (the rest: the layer path). */
+  split: number;
 }
 
 export interface SearchConfig {
@@ -30,10 +39,22 @@ export interface SearchConfig {
   genome: GenomeDefinition;
   /** Set for `genome: {kind: dfs, ...}`: a layer-path (frankenmerge) search, dfs/dfs-genome.ts. */
   dfs?: DfsGenomeDefinition;
+  /**
+   * Set for `genome: {kind: hybrid, merge: {...}, dfs: {...}}`: `genome` is the parameter-space
+   * phase; then a layer path over the PS-merged model and `dfs.models` (default: the merge's
+   * models) — see hybrid-search.ts.
+   */
+  hybrid?: { dfs: DfsGenomeDefinition; dfsSigma0: number };
   fitness: FitnessSpec;
   search: SearchSettings;
   /** Reference merges scored like candidates: a mergekit YAML path or an inline config. */
   baselines: Baseline[];
+  /**
+   * A validation split, distinct from the fitness split: scored for the report (validation curve,
+   * generalisation gap), never used to select. `every: best` scores each new best candidate,
+   * `all` every candidate (for rank correlations between fitness and validation).
+   */
+  validation?: { spec: FitnessSpec; every: "best" | "all" };
 }
 
 export interface Baseline {
@@ -83,6 +104,10 @@ export const DEFAULT_SEARCH: SearchSettings = {
   population: null,
   sigma0: 1 / 6,
   mergeSeed: 0,
+  covariance: "auto",
+  restarts: 0,
+  patience: null,
+  split: 0.5,
 };
 
 export function parseSearchConfig(text: string, file: string): SearchConfig {
@@ -90,19 +115,65 @@ export function parseSearchConfig(text: string, file: string): SearchConfig {
   if (doc.errors.length > 0) throw new ConfigError("", `parse ${file}: ${doc.errors[0].message}`);
   const root = doc.toJS() as unknown;
   if (!isObj(root)) throw new ConfigError("", `parse ${file}: expected a mapping with genome: and fitness:`);
-  keys(root, "", ["genome", "fitness", "search", "baselines"]);
+  keys(root, "", ["genome", "fitness", "search", "baselines", "validation"]);
   const dfs = isObj(root.genome) && root.genome.kind === "dfs" ? parseDfsGenome(root.genome) : undefined;
+  const hybridGenome = isObj(root.genome) && root.genome.kind === "hybrid" ? root.genome : undefined;
   const search = parseSettings(root.search);
   // DFS logits start at ±1: the weight genome's 1/6 step would almost never flip a layer.
   if (dfs && !(isObj(root.search) && root.search.sigma0 !== undefined)) search.sigma0 = DFS_DEFAULT_SIGMA0;
+  let hybrid: SearchConfig["hybrid"];
+  let genomeSection = root.genome;
+  if (hybridGenome) {
+    keys(hybridGenome, "genome", ["kind", "merge", "dfs", "dfs_sigma0"]);
+    genomeSection = hybridGenome.merge;
+    const merge = parseGenome(genomeSection);
+    const d = hybridGenome.dfs ?? {};
+    if (!isObj(d)) throw new ConfigError("genome.dfs", "expected a mapping of layer-path settings (repeats, max_layers, scaling, ...)");
+    hybrid = {
+      dfs: parseDfsGenome({ models: merge.models, ...d, kind: "dfs" }),
+      dfsSigma0: hybridGenome.dfs_sigma0 === undefined ? DFS_DEFAULT_SIGMA0 : num(hybridGenome.dfs_sigma0, "genome.dfs_sigma0", { positive: true }),
+    };
+  }
   const config: SearchConfig = {
-    genome: dfs ? { models: dfs.models, merge_method: "linear" } : parseGenome(root.genome),
+    genome: dfs ? { models: dfs.models, merge_method: "linear" } : parseGenome(genomeSection),
     fitness: parseFitness(root.fitness, !!dfs),
     search,
     baselines: root.baselines === undefined || root.baselines === null ? [] : list(root.baselines, "baselines").map(parseBaseline),
   };
   if (dfs) config.dfs = dfs;
+  if (hybrid) config.hybrid = hybrid;
+  if (root.validation !== undefined && root.validation !== null) config.validation = parseValidation(root.validation, config.fitness, !!dfs);
   return config;
+}
+
+/** `validation:` — the fitness section's shape (graph and vocab default to the fitness ones) plus `every`. */
+function parseValidation(v: unknown, fitness: FitnessSpec, generatedGraph: boolean): { spec: FitnessSpec; every: "best" | "all" } {
+  if (!isObj(v)) throw new ConfigError("validation", "expected a mapping with tasks: (a split the search never selects by)");
+  const every = v.every ?? "best";
+  if (every !== "best" && every !== "all") throw new ConfigError("validation.every", `unknown value '${String(every)}' (known: best, all)`);
+  const { every: _every, ...rest } = v;
+  const withDefaults: Obj = { ...rest };
+  if (!generatedGraph && withDefaults.graph === undefined && fitness.graph !== undefined) withDefaults.graph = fitness.graph;
+  if (withDefaults.vocab === undefined && fitness.vocab !== undefined) withDefaults.vocab = fitness.vocab;
+  if (withDefaults.batch_size === undefined) withDefaults.batch_size = fitness.batchSize;
+  let spec: FitnessSpec;
+  try {
+    spec = parseFitness(withDefaults, generatedGraph);
+  } catch (err) {
+    if (err instanceof ConfigError && err.path.startsWith("fitness")) {
+      throw new ConfigError(err.path.replace(/^fitness/, "validation"), err.message.slice(`config ${err.path}: `.length).replace(/fitness\./g, "validation."));
+    }
+    throw err;
+  }
+  // the split must be distinct: same (data, limit) as a fitness task would make the gap meaningless
+  const fitKeys = new Set(fitness.tasks.map((t) => (t.kind === "command" ? `command:${t.command}` : t.kind === "scorer" ? `scorer:${t.scorer}` : `${resolve(t.data!)}#${t.limit ?? "all"}`)));
+  spec.tasks.forEach((t, i) => {
+    const key = t.kind === "command" ? `command:${t.command}` : t.kind === "scorer" ? `scorer:${t.scorer}` : `${resolve(t.data!)}#${t.limit ?? "all"}`;
+    if (fitKeys.has(key)) {
+      throw new ConfigError(`validation.tasks[${i}]`, `uses the same ${t.kind === "command" ? "command" : `data '${t.data}'`} as a fitness task; a validation split must be distinct from the fitness split`);
+    }
+  });
+  return { spec, every };
 }
 
 function list(v: unknown, path: string): unknown[] {
@@ -112,7 +183,7 @@ function list(v: unknown, path: string): unknown[] {
 
 function parseGenome(v: unknown): GenomeDefinition {
   if (!isObj(v)) throw new ConfigError("genome", "missing; expected a mapping with models and merge_method (mergekit-evolve's genome section)");
-  keys(v, "genome", ["kind", "models", "merge_method", "base_model", "tokenizer_source", "layer_granularity", "normalize", "allow_negative_weights", "filters", "smooth"]);
+  keys(v, "genome", ["kind", "models", "merge_method", "base_model", "tokenizer_source", "layer_granularity", "normalize", "allow_negative_weights", "filters", "smooth", "per_model_lambda", "initial"]);
   if (v.kind !== undefined && v.kind !== "merge") throw new ConfigError("genome.kind", `unknown genome kind '${String(v.kind)}' (known: merge, dfs)`);
   const method = str(v.merge_method, "genome.merge_method");
   const known = Object.keys(METHOD_PARAMS);
@@ -129,10 +200,15 @@ function parseGenome(v: unknown): GenomeDefinition {
   def.allow_negative_weights = optBool(v.allow_negative_weights, "genome.allow_negative_weights") ?? false;
   def.smooth = optBool(v.smooth, "genome.smooth") ?? false;
   if (v.filters !== undefined && v.filters !== null) def.filters = list(v.filters, "genome.filters").map((f, i) => str(f, `genome.filters[${i}]`));
+  def.per_model_lambda = optBool(v.per_model_lambda, "genome.per_model_lambda") ?? false;
+  if (v.initial !== undefined && v.initial !== null) {
+    if (!isObj(v.initial)) throw new ConfigError("genome.initial", "expected a mapping of gene kind to x0, e.g. {weight: 0.5, density: 0.7}");
+    def.initial = Object.fromEntries(Object.entries(v.initial).map(([k, x]) => [k, num(x, `genome.initial.${k}`)]));
+  }
   return def;
 }
 
-const TASK_KINDS: readonly FitnessTaskKind[] = ["accuracy", "entropy", "command"];
+const TASK_KINDS: readonly FitnessTaskKind[] = ["accuracy", "entropy", "command", "scorer"];
 
 /** `generatedGraph`: the search builds its graphs (dfs), so fitness.graph must not be given. */
 function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
@@ -144,12 +220,17 @@ function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
   const tasks: FitnessTask[] = list(v.tasks, "fitness.tasks").map((t, i) => {
     const p = `fitness.tasks[${i}]`;
     if (!isObj(t)) throw new ConfigError(p, "expected a mapping with name and kind");
-    keys(t, p, ["name", "kind", "data", "command", "key", "weight", "limit"]);
+    keys(t, p, ["name", "kind", "data", "command", "scorer", "key", "weight", "limit"]);
     const kind = (t.kind ?? "accuracy") as FitnessTaskKind;
     if (!TASK_KINDS.includes(kind)) throw new ConfigError(`${p}.kind`, `unknown kind '${String(kind)}' (known: ${TASK_KINDS.join(", ")})`);
     const task: FitnessTask = { name: str(t.name, `${p}.name`), kind, weight: t.weight === undefined ? 1 : num(t.weight, `${p}.weight`, { min: 0 }) };
     if (kind === "command") {
       task.command = str(t.command, `${p}.command`);
+      if (t.key !== undefined) task.key = str(t.key, `${p}.key`);
+    } else if (kind === "scorer") {
+      const name = str(t.scorer, `${p}.scorer`);
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new ConfigError(`${p}.scorer`, `scorer name '${name}' may only use letters, digits, '_' and '-'`);
+      task.scorer = name;
       if (t.key !== undefined) task.key = str(t.key, `${p}.key`);
     } else {
       task.data = str(t.data, `${p}.data`);
@@ -164,7 +245,7 @@ function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
     if (names.has(t.name)) throw new ConfigError("fitness.tasks", `task name '${t.name}' is used twice; names must be unique`);
     names.add(t.name);
   }
-  const needsGraph = tasks.some((t) => t.kind !== "command");
+  const needsGraph = tasks.some((t) => t.kind === "accuracy" || t.kind === "entropy");
   const spec: FitnessSpec = {
     batchSize: v.batch_size === undefined ? 500 : num(v.batch_size, "fitness.batch_size", { int: true, min: 1 }),
     objective,
@@ -185,7 +266,7 @@ function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
 function parseSettings(v: unknown): SearchSettings {
   if (v === undefined || v === null) return { ...DEFAULT_SEARCH };
   if (!isObj(v)) throw new ConfigError("search", "expected a mapping");
-  keys(v, "search", ["strategy", "budget", "time_limit", "seed", "population", "sigma0", "merge_seed"]);
+  keys(v, "search", ["strategy", "budget", "time_limit", "seed", "population", "sigma0", "merge_seed", "covariance", "restarts", "patience", "split"]);
   const s = { ...DEFAULT_SEARCH };
   if (v.strategy !== undefined) {
     if (v.strategy !== "cmaes" && v.strategy !== "random") throw new ConfigError("search.strategy", `unknown strategy '${String(v.strategy)}' (known: cmaes, random)`);
@@ -197,6 +278,16 @@ function parseSettings(v: unknown): SearchSettings {
   if (v.population !== undefined && v.population !== null) s.population = num(v.population, "search.population", { int: true, min: 2 });
   if (v.sigma0 !== undefined) s.sigma0 = num(v.sigma0, "search.sigma0", { positive: true });
   if (v.merge_seed !== undefined) s.mergeSeed = num(v.merge_seed, "search.merge_seed", { int: true, min: 0 });
+  if (v.covariance !== undefined) {
+    if (v.covariance !== "full" && v.covariance !== "diagonal" && v.covariance !== "auto") throw new ConfigError("search.covariance", `unknown covariance '${String(v.covariance)}' (known: full, diagonal, auto)`);
+    s.covariance = v.covariance;
+  }
+  if (v.restarts !== undefined) s.restarts = num(v.restarts, "search.restarts", { int: true, min: 0 });
+  if (v.patience !== undefined && v.patience !== null) s.patience = num(v.patience, "search.patience", { int: true, min: 1 });
+  if (v.split !== undefined) {
+    s.split = num(v.split, "search.split", { positive: true });
+    if (s.split >= 1) throw new ConfigError("search.split", `expected the parameter-space share of the budget in (0, 1), got ${s.split}`);
+  }
   return s;
 }
 

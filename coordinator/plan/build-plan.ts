@@ -72,6 +72,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
   // Open every referenced checkpoint (headers only), in parallel.
   const refs = new Set<string>();
   if (config.baseModel) refs.add(config.baseModel);
+  for (const s of config.slices) if (s.baseModel) refs.add(s.baseModel);
   for (const s of config.slices) for (const src of s.sources) refs.add(src.model);
   const vectorRefs = new Set<string>();
   for (const s of config.slices) for (const src of s.sources) for (const v of src.vectors ?? []) vectorRefs.add(v.path);
@@ -96,7 +97,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
   };
 
   // models: form → one slice over every layer, base appended last when not listed (mergekit).
-  const slices: Required<Pick<SliceConfig, "sources">>[] & SliceConfig[] = config.slices.map((s, si) => ({
+  const slices: SliceConfig[] = config.slices.map((s, si) => ({
     ...s,
     sources: s.sources.map((src, j) => {
       const n = numLayersOf(src.model);
@@ -119,14 +120,15 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     if (!lens.every((l) => l === lens[0])) {
       throw new ConfigError(`slices[${si}].sources`, `all sources of a slice must span the same number of layers (got ${lens.join(", ")})`);
     }
-    if (method.base === "required" && config.baseModel && !s.sources.some((src) => src.model === config.baseModel)) {
+    const base = s.baseModel ?? config.baseModel;
+    if (method.base === "required" && base && !s.sources.some((src) => src.model === base)) {
       throw new ConfigError(
         `slices[${si}].sources`,
-        `merge method '${method.name}' needs base_model '${config.baseModel}' as a source of every slice; add it with a layer_range of the same length`,
+        `merge method '${method.name}' needs base_model '${base}' as a source of every slice; add it with a layer_range of the same length`,
       );
     }
   });
-  if (method.base === "required" && !config.baseModel) {
+  if (method.base === "required" && slices.some((s) => !(s.baseModel ?? config.baseModel))) {
     throw new ConfigError("base_model", `merge method '${method.name}' needs a base_model`);
   }
 
@@ -140,7 +142,8 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
   const tensors: PlannedTensor[] = [];
 
   const planTensor = (outName: string, inNames: string[], sources: SourceConfig[], slice: SliceConfig | undefined, t: number, layer: number) => {
-    const baseRef = config.baseModel;
+    // mergekit's ConfigReader: the slice's base_model, else the top-level one
+    const baseRef = slice?.baseModel ?? config.baseModel;
     const inputs: TensorInputSpec[] = [];
     let baseIndex = -1;
     const seen = new Set<string>();

@@ -175,6 +175,27 @@ describe("chart templates (regex-level scan, no helm)", () => {
   });
 });
 
+describe("worker-side scorers in the chart", () => {
+  test("worker.scorers renders to the scorers file mergeloom worker --scorers-file reads", async () => {
+    const { parseScorersDocument } = await import("../../worker/eval/fitness/scorers.js");
+    const { stringify } = await import("yaml");
+    const scorers = (fullValues.worker as { scorers: Record<string, unknown> }).scorers;
+    // the ConfigMap's data is `dict "scorers" .Values.worker.scorers | toYaml`
+    const parsed = parseScorersDocument(stringify({ scorers }), "scorers.yaml");
+    assert.deepEqual(parsed.map((x) => [x.name, x.timeoutMs]), [["lm-eval", 3600_000], ["gsm8k", 3600_000]]);
+    const cm = readFileSync(join(chartDir, "templates", "worker-scorers-configmap.yaml"), "utf8");
+    assert.match(cm, /dict "scorers" \.Values\.worker\.scorers \| toYaml/);
+    const dep = readFileSync(join(chartDir, "templates", "worker-deployment.yaml"), "utf8");
+    assert.match(dep, /- --scorers-file\s*\n\s*- \/etc\/mergeloom\/scorers\/scorers\.yaml/);
+    assert.match(dep, /emptyDir:\s*\n\s*sizeLimit: \{\{ \$w\.scratch\.sizeLimit \}\}/);
+  });
+
+  test("scorer names must be subject tokens and entries need a command", () => {
+    assert.match(errorsOf(withOverride({ worker: { scorers: { "a.b": { command: "x" } } } })), /property name/);
+    assert.match(errorsOf(withOverride({ worker: { scorers: { ok: { timeout: 3 } } } })), /required property 'command'/);
+  });
+});
+
 describe("Dockerfile", () => {
   const text = readFileSync(join(root, "deploy", "docker", "Dockerfile"), "utf8");
   const instructions = text

@@ -32,6 +32,10 @@ import type { WorkerMetrics } from "../ops/worker-metrics.js";
 import { checkPathsInsideRoots, inputUris } from "./check-task-paths.js";
 import { ATTR_JOB_ID, ATTR_TASK_ID, ATTR_WORKER_NAME, inSpan, SPAN_NAMES } from "../../proto/tracing/in-span.js";
 import { CheckpointCache } from "../storage/checkpoint-cache.js";
+import { join } from "node:path";
+import { runScorerTask, scorersUsed, type Scorers } from "../eval/fitness/scorers.js";
+import type { ScratchDir } from "./scratch-dir.js";
+import { writeCandidateCheckpoint } from "./write-candidate.js";
 
 /** Options both sides open the eval bucket with (a bucket's config must match on every open). */
 export const EVAL_BUCKET_OPTIONS: KvOptions = { history: 1, ttlMs: 7 * 24 * 3600_000 };
@@ -58,6 +62,15 @@ export interface EvalWorkerOptions {
   log?: (line: string) => void;
   /** Fault injection (tests): sleep this long, heart-beating, before each evaluation. */
   taskDelayMs?: number;
+  /**
+   * Named scorers (`--scorer NAME=COMMAND`): for each, this worker also consumes that scorer's
+   * queue (subjects.taskScore), writes the candidate to `scratch` and runs the command on it.
+   */
+  scorers?: Scorers;
+  /** Where candidate checkpoints for scorers go (required with scorers). */
+  scratch?: ScratchDir;
+  /** The GPU this worker owns, given to scorers as CUDA_VISIBLE_DEVICES. */
+  gpu?: string;
 }
 
 interface Fitness {
@@ -110,6 +123,7 @@ export class EvalWorker {
   /** Idle ONNX sessions per fitness spec (most recent spec last). */
   private readonly sessions = new Map<string, Fitness[]>();
   private consumer?: Stoppable;
+  private scorerConsumers: Stoppable[] = [];
   private outcomes?: KvBucket<EvalOutcome>;
   private active = 0;
   private draining = false;
@@ -137,7 +151,22 @@ export class EvalWorker {
       backoffMs: this.opts.backoffMs ?? [1000, 5000, 15000],
       durable: consumers.evalWorkers,
     });
-    this.log(`eval worker ${this.name} ready: concurrency ${this.concurrency}, device ${this.opts.device ?? "auto"}`);
+    const scorers = [...(this.opts.scorers?.keys() ?? [])];
+    if (scorers.length && !this.opts.scratch) throw new MergeloomError("USAGE", "eval worker: scorers need a scratch directory for candidate checkpoints");
+    await this.opts.scratch?.init();
+    // One durable consumer per scorer: only workers that have the scorer ever see its tasks.
+    for (const name of scorers) {
+      this.scorerConsumers.push(
+        await t.consume(subjects.taskScore(name), "eval-task", (d) => this.handle(d), {
+          concurrency: this.concurrency,
+          ackWaitMs: this.opts.ackWaitMs ?? 30_000,
+          maxDeliver: this.opts.maxDeliver ?? 5,
+          backoffMs: this.opts.backoffMs ?? [1000, 5000, 15000],
+          durable: consumers.scorerWorkers(name),
+        }),
+      );
+    }
+    this.log(`eval worker ${this.name} ready: concurrency ${this.concurrency}, device ${this.opts.device ?? "auto"}, scorers: ${scorers.length ? scorers.join(", ") : "none"}`);
   }
 
   private get concurrency(): number {
@@ -193,6 +222,7 @@ export class EvalWorker {
   private async evaluateUntraced(task: EvalTask, signal?: AbortSignal): Promise<{ scores: Record<string, number>; device: "cpu" | "cuda" }> {
     const command = task.fitness.tasks.find((t) => t.kind === "command");
     if (command) {
+      // A named scorer (kind: scorer) is the way to run a command here: the worker's own.
       // Running shell commands named by queue messages would let anyone who can publish run code here.
       throw new MergeloomError("EVAL_FAILED", `evaluate candidate ${task.candidateId}: fitness task '${command.name}' is a command task, which runs only in-process; run the search without --nats`);
     }
@@ -202,15 +232,36 @@ export class EvalWorker {
     const plan = await buildPlan(config, { registry: this.registry, storageRoots: roots, open: (ref) => this.checkpoints.open(ref) });
     if (roots) await checkInputPaths(plan.tensors, roots);
     signal?.throwIfAborted();
-    if (this.merger.cacheBytes > (this.opts.maxCacheBytes ?? 8 * 2 ** 30)) this.merger.clear();
-    const weights = await this.merger.mergeAll(plan.tensors, task.seed);
-    signal?.throwIfAborted();
-    const fitness = await this.acquire(task.fitness);
-    try {
-      return { scores: await fitness.score(weights), device: fitness.device };
-    } finally {
-      this.releaseSession(task.fitness, fitness);
+    const scores: Record<string, number> = {};
+    let device: "cpu" | "cuda" = "cpu";
+    const scorerTasks = task.fitness.tasks.filter((t) => t.kind === "scorer");
+    if (task.fitness.tasks.some((t) => t.kind === "accuracy" || t.kind === "entropy")) {
+      if (this.merger.cacheBytes > (this.opts.maxCacheBytes ?? 8 * 2 ** 30)) this.merger.clear();
+      const weights = await this.merger.mergeAll(plan.tensors, task.seed);
+      signal?.throwIfAborted();
+      const fitness = await this.acquire(task.fitness);
+      try {
+        Object.assign(scores, await fitness.score(weights));
+        device = fitness.device;
+      } finally {
+        this.releaseSession(task.fitness, fitness);
+      }
     }
+    if (scorerTasks.length) {
+      const scorers = this.opts.scorers ?? new Map();
+      const missing = scorersUsed(scorerTasks).filter((n) => !scorers.has(n));
+      // Cannot happen through the per-scorer queues; a permanent error if a task was misrouted.
+      if (missing.length) throw new MergeloomError("EVAL_FAILED", `evaluate candidate ${task.candidateId}: worker ${this.name} has no scorer ${missing.join(", ")}`);
+      await this.opts.scratch!.use(plan.bytesToWrite, `evaluate candidate ${task.candidateId}`, async (dir) => {
+        const ckpt = join(dir, "model");
+        await writeCandidateCheckpoint(config, ckpt, task.seed);
+        for (const t of scorerTasks) {
+          signal?.throwIfAborted();
+          scores[t.name] = await runScorerTask(t, scorers, ckpt, { signal, gpu: this.opts.gpu });
+        }
+      });
+    }
+    return { scores, device };
   }
 
   private async acquire(spec: EvalFitnessSpec): Promise<Fitness> {
@@ -241,18 +292,19 @@ export class EvalWorker {
   /** Stops taking tasks; graceful lets in-flight evaluations finish (until `timeoutMs`). */
   async stop(opts: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
     this.draining = true;
-    const consumer = this.consumer;
+    const all = [this.consumer, ...this.scorerConsumers].filter((c): c is Stoppable => !!c);
     this.consumer = undefined;
-    if (consumer) {
-      if (opts.graceful === false) await consumer.stop({ abort: true });
-      else {
+    this.scorerConsumers = [];
+    await Promise.all(
+      all.map(async (consumer) => {
+        if (opts.graceful === false) return consumer.stop({ abort: true });
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), opts.timeoutMs ?? 60_000)));
         const res = await Promise.race([consumer.stop().then(() => "done" as const), timeout]);
         clearTimeout(timer);
         if (res === "timeout") await consumer.stop({ abort: true });
-      }
-    }
+      }),
+    );
     for (const list of this.sessions.values()) for (const s of list) await s.release().catch(() => {});
     this.sessions.clear();
     this.io.close();

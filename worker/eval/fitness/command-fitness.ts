@@ -11,36 +11,63 @@ export interface CommandScoreOptions {
   key?: string;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** Extra environment (e.g. CUDA_VISIBLE_DEVICES of a worker's GPU). */
+  env?: Record<string, string>;
+  /** How the command is named in errors (default: the command text). */
+  label?: string;
+}
+
+/** Characters of stdout / stderr kept for error messages. */
+const TAIL = 2000;
+
+/** The last lines of a stream, on one line, for an error message. */
+function tailOf(s: string): string {
+  return s.trim().split("\n").slice(-5).join(" | ").slice(-600);
 }
 
 export function runScoreCommand(command: string, checkpoint: string, opts: CommandScoreOptions = {}): Promise<number> {
   const cmd = command.split("{checkpoint}").join(shellQuote(checkpoint));
+  const label = opts.label ?? `fitness command '${command}'`;
   return new Promise((resolve, reject) => {
     const child = spawn("sh", ["-c", cmd], {
-      env: { ...process.env, MERGELOOM_CHECKPOINT: checkpoint },
+      env: { ...process.env, ...opts.env, MERGELOOM_CHECKPOINT: checkpoint },
       stdio: ["ignore", "pipe", "pipe"],
       signal: opts.signal,
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-    const timer = opts.timeoutMs ? setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs) : undefined;
+    let timedOut = false;
+    // stdout is kept whole up to 1 MB (the score is its last JSON line); stderr only as a tail
+    child.stdout.on("data", (d: Buffer) => (stdout = (stdout + d.toString()).slice(-1_000_000)));
+    child.stderr.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-TAIL)));
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          timedOut = true;
+          child.kill("SIGKILL");
+        }, opts.timeoutMs)
+      : undefined;
+    const tails = () => [stdout.trim() && `stdout: ${tailOf(stdout.slice(-TAIL))}`, stderr.trim() && `stderr: ${tailOf(stderr)}`].filter(Boolean).join("; ");
     child.on("error", (err) => {
       clearTimeout(timer);
-      reject(new MergeloomError("EVAL_FAILED", `run fitness command '${command}': ${err.message}`, { cause: err, retryable: true }));
+      reject(new MergeloomError("EVAL_FAILED", `run ${label}: ${err.message}`, { cause: err, retryable: true }));
     });
     child.on("close", (code, sig) => {
       clearTimeout(timer);
+      if (timedOut) {
+        const t = tails();
+        reject(new MergeloomError("EVAL_FAILED", `run ${label}: timed out after ${opts.timeoutMs! / 1000} s and was killed${t ? ` (${t})` : ""}`));
+        return;
+      }
       if (code !== 0) {
-        const tail = stderr.trim().split("\n").slice(-3).join(" | ");
-        reject(new MergeloomError("EVAL_FAILED", `run fitness command '${command}': exited with ${code ?? sig}${tail ? ` (stderr: ${tail})` : ""}`));
+        const t = tails();
+        reject(new MergeloomError("EVAL_FAILED", `run ${label}: exited with ${code ?? sig}${t ? ` (${t})` : ""}`));
         return;
       }
       try {
         resolve(parseScore(stdout, opts.key ?? "score"));
       } catch (err) {
-        reject(new MergeloomError("EVAL_FAILED", `run fitness command '${command}': ${(err as Error).message}`, { cause: err }));
+        const t = tails();
+        reject(new MergeloomError("EVAL_FAILED", `run ${label}: ${(err as Error).message}${t ? ` (${t})` : ""}`, { cause: err }));
       }
     });
   });

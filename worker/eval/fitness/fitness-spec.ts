@@ -7,8 +7,10 @@
  *   file's prompts (answers, if present, are ignored), so lower entropy scores higher (AdaMerging);
  * - command: a user command run on a checkpoint written to disk; its stdout's last JSON value
  *   (a number, or an object read at `key`) is the score.
+ * - scorer: the same, but the command is a named scorer configured where the evaluation runs
+ *   (`--scorer NAME=COMMAND` on a worker or on `mergeloom evolve`); see scorers.ts.
  */
-export type FitnessTaskKind = "accuracy" | "entropy" | "command";
+export type FitnessTaskKind = "accuracy" | "entropy" | "command" | "scorer";
 
 export interface FitnessTask {
   name: string;
@@ -17,7 +19,9 @@ export interface FitnessTask {
   data?: string;
   /** Shell command (command); `{checkpoint}` is replaced by the checkpoint path, also in $MERGELOOM_CHECKPOINT. */
   command?: string;
-  /** Field of the command's JSON object to read (default "score"). */
+  /** Name of a worker-side scorer (scorer): the worker's configured command runs, not one from the config. */
+  scorer?: string;
+  /** Field of the command's / scorer's JSON object to read (default "score"). */
   key?: string;
   /** Weight in the combined fitness (default 1). */
   weight: number;

@@ -1,0 +1,53 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { genotypeLength, genotypeToMergeConfig, initialGenotype, validateGenomeDefinition, type GenomeDefinition } from "./genome.js";
+
+const M = ["org/a", "org/b"];
+
+describe("richer genomes (mergeloom extensions)", () => {
+  test("della genes are weight, density and epsilon; epsilon is cut to half the room density leaves", () => {
+    const def: GenomeDefinition = { models: M, merge_method: "della", base_model: "org/base" };
+    assert.equal(genotypeLength(def, 4), 2 * 3);
+    // a: density 0.9 → epsilon ≤ min(0.9, 0.1)/2 = 0.05; b: density |−0.4| → epsilon ≤ 0.2, gene 0.1 kept
+    const c = genotypeToMergeConfig(def, [-0.7, 0.9, 0.3, 0.5, -0.4, -0.1], 4);
+    const p = c.slices![0].sources.map((s) => s.parameters);
+    assert.deepEqual({ ...p[0], epsilon: undefined }, { weight: 0.7, density: 0.9, epsilon: undefined });
+    assert.ok(Math.abs((p[0]!.epsilon as number) - 0.05) < 1e-15);
+    assert.deepEqual(p[1], { weight: 0.5, density: 0.4, epsilon: 0.1 });
+    assert.equal(c.parameters.normalize, true); // della's own default
+  });
+
+  test("breadcrumbs gamma is |gene| capped at 1 − density", () => {
+    const def: GenomeDefinition = { models: M, merge_method: "breadcrumbs", base_model: "org/base" };
+    const c = genotypeToMergeConfig(def, [1, 0.7, 0.5, 1, 0.2, -0.05], 4);
+    assert.ok(Math.abs((c.slices![0].sources[0].parameters!.gamma as number) - 0.3) < 1e-15);
+    assert.equal(c.slices![0].sources[1].parameters!.gamma, 0.05);
+    assert.equal(c.parameters.normalize, false);
+  });
+
+  test("per_model_lambda appends one gene per model that scales all of its weights", () => {
+    const def: GenomeDefinition = { models: M, merge_method: "task_arithmetic", base_model: "org/base", layer_granularity: 2, filters: ["mlp"], per_model_lambda: true };
+    // 2 groups × 2 models × 2 sets × 1 param + 2 λ
+    assert.equal(genotypeLength(def, 4), 10);
+    const x = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 2, -0.5];
+    const c = genotypeToMergeConfig(def, x, 4);
+    assert.deepEqual(c.slices![1].sources[0].parameters, { weight: [{ filter: "mlp", value: 0.5 * 2 }, { value: 0.6 * 2 }] });
+    assert.deepEqual(c.slices![1].sources[1].parameters, { weight: [{ filter: "mlp", value: 0.7 * 0.5 }, { value: 0.8 * 0.5 }] });
+    assert.deepEqual(initialGenotype(def, 4).slice(-2), [1, 1]);
+  });
+
+  test("`initial` sets x0 per gene kind and unknown kinds are rejected", () => {
+    const def: GenomeDefinition = { models: M, merge_method: "ties", base_model: "org/base", initial: { weight: 0.6, density: 0.3 } };
+    assert.deepEqual(initialGenotype(def, 4), [0.6, 0.3, 0.6, 0.3]);
+    assert.throws(() => validateGenomeDefinition({ ...def, initial: { gamma: 0.1 } }, 4), /genome\.initial\.gamma: not a gene of ties \(genes: weight, density\)/);
+  });
+
+  test("slerp genomes give each layer group its own base_model: the larger gene's model", () => {
+    const def: GenomeDefinition = { models: ["org/a", "org/b", "org/c"], merge_method: "slerp", layer_granularity: 2 };
+    const c = genotypeToMergeConfig(def, [0.1, 2, 1, /* group 1 */ 3, -1, 0], 4);
+    assert.equal(c.slices![0].base_model, "org/b");
+    assert.deepEqual(c.slices![0].sources.map((s) => s.model), ["org/b", "org/c"]);
+    assert.ok(Math.abs((c.slices![0].parameters!.t as number) - 1 / (1 + Math.E)) < 1e-15);
+    assert.equal(c.slices![1].base_model, "org/a");
+  });
+});

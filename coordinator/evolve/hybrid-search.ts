@@ -1,0 +1,134 @@
+/**
+ * Hybrid search (Akiba et al. 2024, §3.3: parameter space, then data-flow space):
+ *
+ * 1. PS phase — the merge genome, `split` of the budget, in OUT/ps (a whole evolve search: best.yml,
+ *    report, resumable state). Its best is merged to OUT/ps/model.
+ * 2. DFS phase — a layer path over [OUT/ps/model, ...dfs.models] with the rest of the budget, in
+ *    OUT/dfs. The PS model comes first, so the layer path's x0 (init first_model) is the PS merge
+ *    itself and the search explores paths around it.
+ *
+ * The result is the better of the two phases' bests by fitness, so never worse than the PS phase.
+ *
+ * OUT/best.yml is the better phase's best: the PS merge config, or the passthrough config over
+ * OUT/ps/model (+ OUT/best.onnx, the evaluation graph for its depth). A layer path over a merged
+ * model is two configs — mergekit has no single-file form for it — so OUT/report.md lists both
+ * commands that rebuild the model. Resuming resumes whichever phase was running.
+ */
+import { copyFile, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
+import { parseMergeConfig } from "../config/parse-merge-config.js";
+import { writeCandidateCheckpoint } from "../../worker/runtime/write-candidate.js";
+import type { CandidateEvaluator } from "./candidate-evaluator.js";
+import { runEvolve, type EvolveEvent, type EvolveResult } from "./run-evolve.js";
+import type { SearchConfig } from "./search-config.js";
+import { decodeNumber } from "./search-strategy.js";
+
+export interface HybridOptions {
+  config: SearchConfig;
+  sourceText: string;
+  out: string;
+  /** Evaluators for a phase's config (the PS phase gets the merge genome, the DFS phase the dfs one). */
+  createEvaluator(phase: SearchConfig): Promise<CandidateEvaluator>;
+  createValidator?(phase: SearchConfig): Promise<CandidateEvaluator | undefined>;
+  resume?: boolean;
+  signal?: AbortSignal;
+  onEvent?: (e: EvolveEvent & { phase?: "ps" | "dfs" }) => void;
+}
+
+export interface HybridResult {
+  ps: EvolveResult;
+  dfs: EvolveResult;
+  winner: "ps" | "dfs";
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The two phase configs of a hybrid search: the DFS phase's models are [psModel, ...dfs.models]. */
+export function hybridPhases(config: SearchConfig, psModel: string): { ps: SearchConfig; dfs: SearchConfig } {
+  const h = config.hybrid!;
+  const psBudget = Math.max(1, Math.round(config.search.budget * config.search.split));
+  const ps: SearchConfig = { ...config, hybrid: undefined, search: { ...config.search, budget: psBudget } };
+  const { graph: _graph, ...dfsFitness } = config.fitness;
+  const dfs: SearchConfig = {
+    ...config,
+    hybrid: undefined,
+    baselines: [],
+    dfs: { ...h.dfs, models: [psModel, ...h.dfs.models] },
+    genome: { models: [psModel, ...h.dfs.models], merge_method: "linear" },
+    fitness: dfsFitness,
+    search: { ...config.search, budget: Math.max(1, config.search.budget - psBudget), sigma0: h.dfsSigma0, seed: config.search.seed + 1 },
+  };
+  if (config.validation) {
+    const { graph: _g, ...v } = config.validation.spec;
+    dfs.validation = { ...config.validation, spec: v };
+  }
+  return { ps, dfs };
+}
+
+async function phase(opts: HybridOptions, cfg: SearchConfig, out: string, name: "ps" | "dfs"): Promise<EvolveResult> {
+  const evaluator = await opts.createEvaluator(cfg);
+  const validator = cfg.validation ? await opts.createValidator?.(cfg) : undefined;
+  try {
+    return await runEvolve({
+      config: cfg,
+      sourceText: `${opts.sourceText}\n# hybrid phase ${name}`,
+      out,
+      evaluator,
+      validator,
+      resume: opts.resume && (await exists(join(out, "state.json"))),
+      signal: opts.signal,
+      onEvent: (e) => opts.onEvent?.({ ...e, phase: name }),
+    });
+  } finally {
+    await evaluator.close();
+    await validator?.close();
+  }
+}
+
+export async function runHybrid(opts: HybridOptions): Promise<HybridResult> {
+  const out = resolve(opts.out);
+  const psModel = join(out, "ps", "model");
+  const phases = hybridPhases(opts.config, psModel);
+  const ps = await phase(opts, phases.ps, join(out, "ps"), "ps");
+  if (!ps.bestYaml) throw new Error(`evolve hybrid ${out}: the parameter-space phase found no candidate that scored; see ${join(out, "ps", "report.md")}`);
+  // The PS best as a checkpoint: the first model of the layer path.
+  await rm(psModel, { recursive: true, force: true });
+  await writeCandidateCheckpoint(parseMergeConfig(ps.bestYaml, join(out, "ps", "best.yml"), createDefaultRegistry()), psModel, opts.config.search.mergeSeed);
+  const dfs = await phase(opts, phases.dfs, join(out, "dfs"), "dfs");
+
+  const fit = (r: EvolveResult) => (r.state.best ? decodeNumber(r.state.best.fitness) : -Infinity);
+  const winner = fit(dfs) > fit(ps) ? "dfs" : "ps";
+  await copyFile(join(out, winner, "best.yml"), join(out, "best.yml"));
+  await rm(join(out, "best.onnx"), { force: true });
+  if (winner === "dfs") await copyFile(join(out, "dfs", "best.onnx"), join(out, "best.onnx"));
+  const psReport = await readFile(join(out, "ps", "report.md"), "utf8").catch(() => "");
+  const line = (r: EvolveResult) => `${r.state.evaluations.length} evaluations, best fitness ${fit(r).toFixed(4)}${r.state.best?.validation !== undefined ? `, validation ${decodeNumber(r.state.best.validation).toFixed(4)}` : ""}`;
+  await writeFile(
+    join(out, "report.md"),
+    [
+      `# mergeloom evolve: hybrid search (parameter space, then layer path)`,
+      "",
+      `- parameter-space phase (ps/report.md): ${line(ps)}`,
+      `- layer-path phase over ps/model + ${phases.dfs.dfs!.models.length - 1} models (dfs/report.md): ${line(dfs)}`,
+      `- best.yml is the ${winner === "dfs" ? "layer-path" : "parameter-space"} phase's best (chosen by fitness).`,
+      "",
+      "Rebuild the model:",
+      "",
+      "```sh",
+      ...(winner === "dfs"
+        ? [`mergeloom merge ${join(out, "ps", "best.yml")} -o ${psModel}   # the PS merge the path uses`, `mergeloom merge ${join(out, "best.yml")} -o MODEL                # the layer path; score with --onnx ${join(out, "best.onnx")}`]
+        : [`mergeloom merge ${join(out, "best.yml")} -o MODEL`]),
+      "```",
+      "",
+      psReport ? "The phases' own reports hold the curves, baselines and validation." : "",
+      "",
+    ].join("\n"),
+  );
+  return { ps, dfs, winner };
+}
