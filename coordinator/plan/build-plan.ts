@@ -15,6 +15,7 @@ import { modelLocation } from "../../worker/storage/model-location.js";
 import type { MergeConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
 import { gradientPosition, resolveParam } from "../config/resolve-param.js";
 import { classifyTensors, layerTensorName, type TensorLayout } from "./classify-tensors.js";
+import { checkMergekitNumerics, mergekitComputeDtype, type NumericsMode } from "../../worker/numerics/numerics-mode.js";
 
 export interface PlannedTensor extends TensorSpec {
   /** Output layer index, or -1 for pre weights and -2 for post weights (task grouping). */
@@ -40,6 +41,8 @@ export interface PlanOptions {
   storageRoots?: readonly string[];
   /** Opens a model reference; defaults to reading headers from disk or HTTP. */
   open?: (ref: string) => Promise<Checkpoint>;
+  /** "mergekit": every float tensor carries the compute dtype mergekit would use (`--numerics mergekit`). */
+  numerics?: NumericsMode;
 }
 
 const LM_HEAD = "lm_head.weight";
@@ -49,6 +52,7 @@ export { modelLocation };
 
 export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise<MergePlan> {
   const method = opts.registry.get(config.mergeMethod);
+  if (opts.numerics === "mergekit") checkMergekitNumerics(method.name);
   if (config.tokenizerSource === "union") {
     // Fail before any work: a union vocabulary needs embedding permutation, which is not built yet.
     throw new ConfigError("tokenizer_source", "'union' is not supported yet; use 'base' or a model path (the tokenizer is then copied from it)");
@@ -160,6 +164,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
       baseIndex,
       layer,
     };
+    if (opts.numerics === "mergekit" && float) tensor.computeDtype = mergekitComputeDtype(config.dtype, inputs, baseIndex, method.name);
     method.check?.({ tensorName: outName, shape, baseIndex, params, inputs: inputs.map((i) => ({ model: i.model, params: i.params })) });
     tensors.push(tensor);
   };

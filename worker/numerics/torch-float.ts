@@ -60,15 +60,18 @@ export const div = (dt: ComputeDType, a: number, b: number): number => roundTo(d
  * The torch build being reproduced. Two things differ between the builds checked
  * (scripts/numerics/torch-reference.py): how a Python float meets a bf16/fp16 tensor in `*` and
  * `/` (torch 1.13 casts it to the tensor's dtype, so 0.3 acts as 0.30078125; torch 2.x keeps it
- * as fp32 "opmath"; `+` and `-` cast it to the dtype in both), and the fp32 vector width of the
+ * as fp32 "opmath"; `+` and `-` cast it to the dtype in both), and whether the fp32 2-norm kernel
+ * fuses x·x + acc into one FMA (1.13's Debian build does, the 2.x wheel does not). Both sum with
+ * 8 fp32 lanes, also where torch 2.x reports AVX512 (its reductions are not dispatched to AVX512).
  */
 export interface TorchProfile {
   name: string;
   scalarOpmath: boolean;
+  normFma: boolean;
   lanes: number;
 }
-export const TORCH2: TorchProfile = { name: "torch 2.x", scalarOpmath: true, lanes: 8 };
-export const TORCH1: TorchProfile = { name: "torch 1.13", scalarOpmath: false, lanes: 8 };
+export const TORCH2: TorchProfile = { name: "torch 2.x", scalarOpmath: true, normFma: false, lanes: 8 };
+export const TORCH1: TorchProfile = { name: "torch 1.13", scalarOpmath: false, normFma: true, lanes: 8 };
 /** What `--numerics mergekit` reproduces: current torch (2.x). */
 export const DEFAULT_PROFILE = TORCH2;
 
@@ -157,25 +160,77 @@ export function sumAllF32(dt: ComputeDType, n: number, get: (i: number) => numbe
 }
 
 /**
- * `stack(rows).sum(dim=0)` in dtype `dt` for rows of length m: torch's vectorized_outer_sum
- * (columns in blocks of 4 vectors summed by cascade, then single vectors and the tail by
- * row_sum), or scalar_outer_sum when m is shorter than one vector. `get(r, j)` gives row r's
- * element j. Writes the rounded sums to `out`.
+ * `stack(rows).sum(dim=0)` in dtype `dt` for rows of `total` elements: torch's
+ * vectorized_outer_sum (columns in blocks of 4 vectors summed by cascade, then single vectors and
+ * the tail by row_sum), or scalar_outer_sum when a row is shorter than one vector. Computes the
+ * `out.length` columns from `start` on; `get(r, j)` gives row r's element start + j. Writes the
+ * rounded sums to `out`.
  */
-export function sumDim0(dt: ComputeDType, nRows: number, m: number, get: (r: number, j: number) => number, out: Float32Array, lanes = VEC_LANES): Float32Array {
+export function sumDim0(
+  dt: ComputeDType,
+  nRows: number,
+  m: number,
+  get: (r: number, j: number) => number,
+  out: Float32Array,
+  lanes = VEC_LANES,
+  start = 0,
+  total = m,
+): Float32Array {
   const vecElems = dt === "F32" ? lanes : 2 * lanes;
-  let cascadeEnd: number;
-  if (m >= vecElems) cascadeEnd = Math.floor(m / (4 * lanes)) * 4 * lanes;
-  else cascadeEnd = Math.floor(m / 4) * 4;
+  const cascadeEnd = total >= vecElems ? Math.floor(total / (4 * lanes)) * 4 * lanes : Math.floor(total / 4) * 4;
   for (let j = 0; j < m; j++) {
     const col = (r: number) => get(r, j);
-    const s = j < cascadeEnd ? cascadeSum(col, nRows) : rowSum(col, nRows);
+    // Up to 4 rows every order is the plain one: skip the bookkeeping.
+    let s: number;
+    if (nRows <= 4) {
+      s = 0;
+      for (let r = 0; r < nRows; r++) s = fround(s + get(r, j));
+    } else s = start + j < cascadeEnd ? cascadeSum(col, nRows) : rowSum(col, nRows);
     out[j] = roundTo(dt, 0 + s);
   }
   return out;
 }
 
-/** Whether `sumDim0` adds the rows in plain order for every column (true up to 4 rows). */
-export function dim0SumIsSequential(nRows: number): boolean {
-  return nRows <= 4;
+/** fp32 x·x + acc, fused (one rounding) or not. */
+function sqAcc(fma: boolean, acc: number, x: number): number {
+  if (!fma) return fround(acc + fround(x * x));
+  // x·x is exact in double for fp32 x (48 bits), so acc + x·x rounds once: an FMA.
+  return fround(acc + x * x);
+}
+
+/**
+ * `torch.norm(x)` / `torch.norm(x, dim=-1)` of a contiguous fp32 row: torch's vectorized
+ * last-dim 2-norm (one 8-lane accumulator over whole vectors, lanes folded in order, then the
+ * tail), sqrt, rounded once.
+ */
+export function normF32(p: TorchProfile, x: ArrayLike<number>, from = 0, n = x.length - from): number {
+  const lanes = p.lanes;
+  const acc = new Array<number>(lanes).fill(0);
+  let d = 0;
+  for (; d < n - (n % lanes); d += lanes) for (let k = 0; k < lanes; k++) acc[k] = sqAcc(p.normFma, acc[k], x[from + d + k]);
+  let b = acc[0];
+  for (let j = 1; j < lanes; j++) b = fround(b + acc[j]);
+  for (; d < n; d++) b = sqAcc(p.normFma, b, x[from + d]);
+  return fround(Math.sqrt(b));
+}
+
+/**
+ * `torch.norm(x, dim=-1)` of a row of n values of dtype `dt` starting at `from`: fp32 rows as
+ * normF32; bf16/fp16 rows as torch 2.x's reduced-float path (16 values per step, each 8-lane half
+ * squared into one fp32 accumulator), sqrt in fp32, rounded to the dtype.
+ */
+export function norm(p: TorchProfile, dt: ComputeDType, x: ArrayLike<number>, from = 0, n = x.length - from): number {
+  if (dt === "F32") return normF32(p, x, from, n);
+  const lanes = p.lanes;
+  const step = 2 * lanes;
+  const acc = new Array<number>(lanes).fill(0);
+  let d = 0;
+  for (; d < n - (n % step); d += step) {
+    for (let k = 0; k < lanes; k++) acc[k] = sqAcc(false, acc[k], x[from + d + k]);
+    for (let k = 0; k < lanes; k++) acc[k] = sqAcc(false, acc[k], x[from + d + lanes + k]);
+  }
+  let b = acc[0];
+  for (let j = 1; j < lanes; j++) b = fround(b + acc[j]);
+  for (; d < n; d++) b = sqAcc(false, b, x[from + d]);
+  return roundTo(dt, Math.sqrt(b));
 }
