@@ -3,12 +3,14 @@
  * (`--numerics mergekit`): task vectors `x.to(base.dtype) - base`, sparsify, weights as a tensor
  * of the dtype, `deltas * weights`, sign consensus from `weighted.sum(dim=0) >= 0`, masked sums,
  * `divisor[divisor == 0] = 1` (or `|divisor| < 1e-8`), `/=` when normalize, `*= lambda`, `base +`.
+ *
+ * Memory: the task vectors overwrite the inputs' own buffers (the job's copies), so a tensor
+ * costs its inputs plus the output (and the sort's 9 bytes per element when pruning by magnitude).
  */
 import { ParamError } from "../../proto/errors.js";
 import { subjectOf, weightOf, numParam, requireBase } from "../merge/methods/generalized-task-arithmetic.js";
-import { add, div, mul, mulScalar, roundTo, sub, sumAll } from "./torch-float.js";
+import { columnCascades, mulScalarValue, rounder, roundTo, sumAll, sumTerms } from "./torch-float.js";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
-import { sumModels } from "./mergekit-context.js";
 import { sparsifyMergekit, type MergekitSparsifier } from "./mergekit-sparsify.js";
 
 interface GtaFlavour {
@@ -18,7 +20,7 @@ interface GtaFlavour {
   rescale: boolean;
 }
 
-/** Torch's sign(): −1, 0 or +1 (NaN gives 0 here; NaN inputs are refused before merging). */
+/** Torch's sign(): −1, 0 or +1. */
 const sign = (x: number): number => (x > 0 ? 1 : x < 0 ? -1 : 0);
 
 export function gtaMergekit(method: string, f: GtaFlavour): MergekitMethod {
@@ -28,6 +30,7 @@ export function gtaMergekit(method: string, f: GtaFlavour): MergekitMethod {
     merge(ctx: MergekitContext): Float32Array {
       requireBase(method, ctx);
       const { dt, profile: p } = ctx;
+      const R = rounder(dt);
       const base = ctx.inputs[ctx.baseIndex].data;
       const n = base.length;
       const normalize = typeof ctx.params.normalize === "boolean" ? ctx.params.normalize : f.normalize;
@@ -38,10 +41,9 @@ export function gtaMergekit(method: string, f: GtaFlavour): MergekitMethod {
       for (let i = 0; i < ctx.inputs.length; i++) {
         if (i === ctx.baseIndex) continue;
         const input = ctx.inputs[i];
-        const x = input.data;
-        if (x.length !== n) throw new ParamError(`${subjectOf(method, ctx.tensorName, input.model)}: input has ${x.length} elements but the base has ${n}`);
-        let d: Float32Array = new Float32Array(n);
-        for (let j = 0; j < n; j++) d[j] = sub(dt, x[j], base[j]);
+        let d = input.data;
+        if (d.length !== n) throw new ParamError(`${subjectOf(method, ctx.tensorName, input.model)}: input has ${d.length} elements but the base has ${n}`);
+        for (let j = 0; j < n; j++) d[j] = R(d[j] - base[j]);
         const density = numParam(input.params, "density", 1);
         if (f.sparsification && density < 1) {
           d = sparsifyMergekit(d, {
@@ -67,31 +69,37 @@ export function gtaMergekit(method: string, f: GtaFlavour): MergekitMethod {
       for (let t = 0; t < m; t++) {
         const d = deltas[t];
         const w = weights[t];
-        for (let j = 0; j < n; j++) d[j] = mul(dt, d[j], w);
+        for (let j = 0; j < n; j++) d[j] = R(d[j] * w);
       }
-      const mix = new Float32Array(n);
-      let divisor: Float32Array | number;
-      if (f.consensus) {
-        const signWeight = sumModels(ctx, m, (r, j) => deltas[r][j], new Float32Array(n));
-        // mask_i = sign(x_i) == majority_sign; weighted * mask and weights * mask, then sums
-        const maskOf = (r: number, j: number) => sign(deltas[r][j]) === (signWeight[j] >= 0 ? 1 : -1);
-        sumModels(ctx, m, (r, j) => mul(dt, deltas[r][j], maskOf(r, j) ? 1 : 0), mix);
-        const dv = sumModels(ctx, m, (r, j) => mul(dt, weights[r], maskOf(r, j) ? 1 : 0), new Float32Array(n));
-        for (let j = 0; j < n; j++) if (dv[j] === 0) dv[j] = 1;
-        divisor = dv;
-      } else {
-        sumModels(ctx, m, (r, j) => deltas[r][j], mix);
-        // weights.sum(dim=0) of an [m, 1, …] tensor: one contiguous row
-        const dv = sumAll(dt, weights, p.lanes);
-        divisor = Math.abs(dv) < roundTo(dt, 1e-8) ? 1 : dv;
+      const out = new Float32Array(n);
+      const terms = new Float64Array(m);
+      const lam = lambda !== 1 ? mulScalarValue(p, dt, lambda) : 1;
+      // `divisor` without consensus: weights.sum(dim=0), one contiguous row of m weights
+      let flatDiv = sumAll(dt, weights, p.lanes);
+      if (Math.abs(flatDiv) < roundTo(dt, 1e-8)) flatDiv = 1;
+      for (let j = 0; j < n; j++) {
+        const cascade = m > 4 && columnCascades(dt, ctx.start + j, ctx.numel, p.lanes);
+        let mix: number;
+        let div: number;
+        if (f.consensus) {
+          for (let r = 0; r < m; r++) terms[r] = deltas[r][j];
+          const maj = R(sumTerms(terms, m, cascade)) >= 0 ? 1 : -1;
+          // (weighted * mask).sum(0): a masked-out term is ±0 and leaves the fp32 sum unchanged
+          for (let r = 0; r < m; r++) terms[r] = sign(deltas[r][j]) === maj ? deltas[r][j] : 0;
+          mix = R(sumTerms(terms, m, cascade));
+          for (let r = 0; r < m; r++) terms[r] = sign(deltas[r][j]) === maj ? weights[r] : 0;
+          div = R(sumTerms(terms, m, cascade));
+          if (div === 0) div = 1;
+        } else {
+          for (let r = 0; r < m; r++) terms[r] = deltas[r][j];
+          mix = R(sumTerms(terms, m, cascade));
+          div = flatDiv;
+        }
+        if (normalize) mix = R(mix / div);
+        if (lambda !== 1) mix = R(mix * lam);
+        out[j] = R(base[j] + mix);
       }
-      if (normalize) {
-        if (typeof divisor === "number") for (let j = 0; j < n; j++) mix[j] = div(dt, mix[j], divisor);
-        else for (let j = 0; j < n; j++) mix[j] = div(dt, mix[j], divisor[j]);
-      }
-      if (lambda !== 1) for (let j = 0; j < n; j++) mix[j] = mulScalar(p, dt, mix[j], lambda);
-      for (let j = 0; j < n; j++) mix[j] = add(dt, base[j], mix[j]);
-      return mix;
+      return out;
     },
   };
 }

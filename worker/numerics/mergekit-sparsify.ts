@@ -5,7 +5,7 @@
  * generator (same distribution, different draws).
  */
 import { ParamError } from "../../proto/errors.js";
-import { sortedRangeMask, torchArgsort } from "./torch-sort.js";
+import { sortedRangeMaskOf, torchArgsort } from "./torch-sort.js";
 import { mul, roundTo, sumAll, div, sub, type ComputeDType, type TorchProfile } from "./torch-float.js";
 
 export type MergekitSparsifier = "magnitude" | "magnitude_outliers" | "random" | "della_magprune";
@@ -27,10 +27,10 @@ export interface SparsifyOptions {
 /** Python's int() of a float product: truncation toward zero. */
 const pyInt = (x: number): number => Math.trunc(x);
 
-/** `tensor * mask` (mask of 0/1 in the dtype): x·0 keeps the sign of x, as torch's product does. */
+/** `tensor * mask` (mask of 0/1 in the dtype) into a new array: x·0 keeps the sign of x, as torch's product does. */
 function applyMask(dt: ComputeDType, t: Float32Array, mask: Uint8Array): Float32Array {
   const out = new Float32Array(t.length);
-  for (let j = 0; j < t.length; j++) out[j] = mul(dt, t[j], mask[j]);
+  for (let j = 0; j < t.length; j++) out[j] = mask[j] ? t[j] : t[j] * 0;
   return out;
 }
 
@@ -57,16 +57,12 @@ export function sparsifyMergekit(t: Float32Array, o: SparsifyOptions): Float32Ar
   const { dt, profile: p, density } = o;
   if (density >= 1) return t;
   const n = t.length;
-  const magnitudes = () => {
-    const w = new Float32Array(n);
-    for (let j = 0; j < n; j++) w[j] = Math.abs(t[j]);
-    return w;
-  };
+  const magnitude = (j: number) => Math.abs(t[j]);
   switch (o.method) {
     case "magnitude": {
       const k = pyInt(density * n);
       if (!(k > 0)) throw new ParamError(`${o.subject}: density ${density} keeps int(${density}·${n}) = ${k} elements; mergekit asserts k > 0`);
-      return rescaledMasked(dt, p, t, sortedRangeMask(magnitudes(), true, 0, k), o.rescale);
+      return rescaledMasked(dt, p, t, sortedRangeMaskOf(n, magnitude, true, 0, k), o.rescale);
     }
     case "magnitude_outliers": {
       const target = pyInt(density * n);
@@ -77,7 +73,7 @@ export function sparsifyMergekit(t: Float32Array, o: SparsifyOptions): Float32Ar
         nBot = 0;
       }
       // indices[n_bot:-n_top] of an ascending sort; with n_top == 0 that Python slice is empty.
-      const mask = nTop === 0 ? new Uint8Array(n) : sortedRangeMask(magnitudes(), false, nBot, n - nTop);
+      const mask = nTop === 0 ? new Uint8Array(n) : sortedRangeMaskOf(n, magnitude, false, nBot, n - nTop);
       return rescaledMasked(dt, p, t, mask, o.rescale);
     }
     case "random": {

@@ -14,7 +14,6 @@
  * torch's 32 768-element grain size); with more threads torch splits long reductions per thread.
  */
 import type { FloatDType } from "../../proto/dtype.js";
-import { f16BitsToF32, f32ToF16Bits } from "../tensor/convert.js";
 
 export type ComputeDType = FloatDType;
 
@@ -22,17 +21,41 @@ const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 const fround = Math.fround;
 
+/** fp32 value → nearest bf16 (RNE; NaN stays NaN). */
+function roundBF16(v: number): number {
+  f32[0] = v;
+  const b = u32[0];
+  u32[0] = (b & 0x7fffffff) > 0x7f800000 ? (b | 0x00400000) & 0xffff0000 : (((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16) >>> 0;
+  return f32[0];
+}
+
+const F16_MAX_HALF_ULP = 65520; // values at or above round to inf
+/** fp32 value → nearest fp16 (RNE, subnormals, overflow to ±inf), without leaving fp32 bits. */
+function roundF16(v: number): number {
+  const a = Math.abs(v);
+  if (!(a < F16_MAX_HALF_ULP)) return a >= F16_MAX_HALF_ULP ? (v > 0 ? Infinity : -Infinity) : v; // inf or NaN
+  if (a < 2 ** -14) {
+    // subnormal: multiples of 2^-24; near 0.75 fp32 has exactly that spacing, so one fp32 add rounds
+    const r = fround(fround(a + 0.75) - 0.75);
+    return v < 0 || (v === 0 && 1 / v < 0) ? -r : r;
+  }
+  f32[0] = v;
+  const b = u32[0];
+  u32[0] = ((b + 0xfff + ((b >>> 13) & 1)) & ~0x1fff) >>> 0;
+  return f32[0];
+}
+
 /** x (any double) → fp32 → dtype, each step round-to-nearest-even: what storing an fp32 result does. */
 export function roundTo(dt: ComputeDType, x: number): number {
   const v = fround(x);
   if (dt === "F32") return v;
-  if (dt === "BF16") {
-    f32[0] = v;
-    const b = u32[0];
-    u32[0] = (b & 0x7fffffff) > 0x7f800000 ? (b | 0x00400000) & 0xffff0000 : (((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16) >>> 0;
-    return f32[0];
-  }
-  return f16BitsToF32(f32ToF16Bits(v));
+  return dt === "BF16" ? roundBF16(v) : roundF16(v);
+}
+
+/** The rounding of `roundTo(dt, ·)` as one function (hot loops pick it once). */
+export function rounder(dt: ComputeDType): (x: number) => number {
+  if (dt === "F32") return fround;
+  return dt === "BF16" ? (x) => roundBF16(fround(x)) : (x) => roundF16(fround(x));
 }
 
 /** Rounds every element to the dtype in place (a tensor `.to(dtype)`); returns `a`. */
@@ -46,7 +69,7 @@ export function roundArray(dt: ComputeDType, a: Float32Array): Float32Array {
     }
     return a;
   }
-  for (let i = 0; i < a.length; i++) a[i] = f16BitsToF32(f32ToF16Bits(a[i]));
+  for (let i = 0; i < a.length; i++) a[i] = roundF16(a[i]);
   return a;
 }
 
@@ -160,11 +183,33 @@ export function sumAllF32(dt: ComputeDType, n: number, get: (i: number) => numbe
 }
 
 /**
+ * Whether torch's vectorized_outer_sum adds column `j` of `total` columns by plain cascade (the
+ * blocks of 4 vectors) or by row_sum's 4-way interleaving (single vectors and the scalar tail);
+ * scalar_outer_sum (rows shorter than one vector) cascades groups of 4 columns.
+ */
+export function columnCascades(dt: ComputeDType, j: number, total: number, lanes = VEC_LANES): boolean {
+  const vecElems = dt === "F32" ? lanes : 2 * lanes;
+  const cascadeEnd = total >= vecElems ? Math.floor(total / (4 * lanes)) * 4 * lanes : Math.floor(total / 4) * 4;
+  return j < cascadeEnd;
+}
+
+/** The unrounded fp32 sum of terms[0..m) in torch's column order (`cascade` from columnCascades). */
+export function sumTerms(terms: ArrayLike<number>, m: number, cascade: boolean): number {
+  if (m <= 4) {
+    // every order is the plain one up to 4 terms
+    let s = 0;
+    for (let r = 0; r < m; r++) s = fround(s + terms[r]);
+    return s;
+  }
+  return cascade ? cascadeSum((r) => terms[r], m) : rowSum((r) => terms[r], m);
+}
+
+/**
  * `stack(rows).sum(dim=0)` in dtype `dt` for rows of `total` elements: torch's
  * vectorized_outer_sum (columns in blocks of 4 vectors summed by cascade, then single vectors and
  * the tail by row_sum), or scalar_outer_sum when a row is shorter than one vector. Computes the
- * `out.length` columns from `start` on; `get(r, j)` gives row r's element start + j. Writes the
- * rounded sums to `out`.
+ * `m` columns from `start` on; `get(r, j)` gives row r's element start + j. Writes the rounded
+ * sums to `out`.
  */
 export function sumDim0(
   dt: ComputeDType,
@@ -176,17 +221,19 @@ export function sumDim0(
   start = 0,
   total = m,
 ): Float32Array {
-  const vecElems = dt === "F32" ? lanes : 2 * lanes;
-  const cascadeEnd = total >= vecElems ? Math.floor(total / (4 * lanes)) * 4 * lanes : Math.floor(total / 4) * 4;
-  for (let j = 0; j < m; j++) {
-    const col = (r: number) => get(r, j);
-    // Up to 4 rows every order is the plain one: skip the bookkeeping.
-    let s: number;
-    if (nRows <= 4) {
-      s = 0;
+  const R = rounder(dt);
+  if (nRows <= 4) {
+    for (let j = 0; j < m; j++) {
+      let s = 0;
       for (let r = 0; r < nRows; r++) s = fround(s + get(r, j));
-    } else s = start + j < cascadeEnd ? cascadeSum(col, nRows) : rowSum(col, nRows);
-    out[j] = roundTo(dt, 0 + s);
+      out[j] = R(s);
+    }
+    return out;
+  }
+  const terms = new Float64Array(nRows);
+  for (let j = 0; j < m; j++) {
+    for (let r = 0; r < nRows; r++) terms[r] = get(r, j);
+    out[j] = R(0 + sumTerms(terms, nRows, columnCascades(dt, start + j, total, lanes)));
   }
   return out;
 }

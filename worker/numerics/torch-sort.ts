@@ -17,15 +17,24 @@
 
 const THRESHOLD = 16;
 
-/** comp(a, b): a strictly before b (torch's comparators, NaN greatest). */
-type Less = (a: number, b: number) => boolean;
-const lessAsc: Less = (a, b) => (a < b) || (a === a && b !== b);
-const lessDesc: Less = (a, b) => (a > b) || (a !== a && b === b);
-
-/** Working arrays: keys and original indices, swapped together as torch's composite accessor does. */
+/**
+ * Working arrays: order keys and original indices, swapped together as torch's composite
+ * accessor does. A key is a uint32 whose `<` is torch's comparator on the float: ascending by
+ * value, −0 equal to +0, every NaN equal and greatest; for a descending sort the keys are
+ * complemented, so one ascending replay serves both and compares plain integers.
+ */
 interface Pairs {
-  k: Float32Array;
+  k: Uint32Array;
   i: Int32Array;
+}
+
+const fb = new Float32Array(1);
+const ub = new Uint32Array(fb.buffer);
+function orderKey(v: number): number {
+  if (v !== v) return 0xffffffff;
+  fb[0] = v === 0 ? 0 : v;
+  const b = ub[0];
+  return (b & 0x80000000 ? ~b : b | 0x80000000) >>> 0;
 }
 
 function swap(p: Pairs, a: number, b: number): void {
@@ -42,44 +51,50 @@ function floorLog2(n: number): number {
 }
 
 /** std::__move_median_to_first(result, a, b, c). */
-function moveMedianToFirst(p: Pairs, result: number, a: number, b: number, c: number, less: Less): void {
+function moveMedianToFirst(p: Pairs, result: number, a: number, b: number, c: number): void {
   const k = p.k;
-  if (less(k[a], k[b])) {
-    if (less(k[b], k[c])) swap(p, result, b);
-    else if (less(k[a], k[c])) swap(p, result, c);
+  if (k[a] < k[b]) {
+    if (k[b] < k[c]) swap(p, result, b);
+    else if (k[a] < k[c]) swap(p, result, c);
     else swap(p, result, a);
-  } else if (less(k[a], k[c])) swap(p, result, a);
-  else if (less(k[b], k[c])) swap(p, result, c);
+  } else if (k[a] < k[c]) swap(p, result, a);
+  else if (k[b] < k[c]) swap(p, result, c);
   else swap(p, result, b);
 }
 
 /** std::__unguarded_partition_pivot: returns the cut. */
-function partitionPivot(p: Pairs, first: number, last: number, less: Less): number {
+function partitionPivot(p: Pairs, first: number, last: number): number {
   const mid = first + ((last - first) >> 1);
-  moveMedianToFirst(p, first, first + 1, mid, last - 1, less);
+  moveMedianToFirst(p, first, first + 1, mid, last - 1);
   const k = p.k;
+  const ix = p.i;
   const pivot = k[first];
   let lo = first + 1;
   let hi = last;
   for (;;) {
-    while (less(k[lo], pivot)) lo++;
+    while (k[lo] < pivot) lo++;
     hi--;
-    while (less(pivot, k[hi])) hi--;
+    while (pivot < k[hi]) hi--;
     if (!(lo < hi)) return lo;
-    swap(p, lo, hi);
+    const t = k[lo];
+    k[lo] = k[hi];
+    k[hi] = t;
+    const u = ix[lo];
+    ix[lo] = ix[hi];
+    ix[hi] = u;
     lo++;
   }
 }
 
 /** std::__adjust_heap over [first, first+len) with the hole at `hole` and value (vk, vi). */
-function adjustHeap(p: Pairs, first: number, hole: number, len: number, vk: number, vi: number, less: Less): void {
+function adjustHeap(p: Pairs, first: number, hole: number, len: number, vk: number, vi: number): void {
   const k = p.k;
   const ix = p.i;
   const top = hole;
   let second = hole;
   while (second < ((len - 1) >> 1)) {
     second = 2 * (second + 1);
-    if (less(k[first + second], k[first + second - 1])) second--;
+    if (k[first + second] < k[first + second - 1]) second--;
     k[first + hole] = k[first + second];
     ix[first + hole] = ix[first + second];
     hole = second;
@@ -92,7 +107,7 @@ function adjustHeap(p: Pairs, first: number, hole: number, len: number, vk: numb
   }
   // std::__push_heap
   let parent = (hole - 1) >> 1;
-  while (hole > top && less(k[first + parent], vk)) {
+  while (hole > top && k[first + parent] < vk) {
     k[first + hole] = k[first + parent];
     ix[first + hole] = ix[first + parent];
     hole = parent;
@@ -103,11 +118,11 @@ function adjustHeap(p: Pairs, first: number, hole: number, len: number, vk: numb
 }
 
 /** std::__partial_sort(first, last, last): make_heap then sort_heap. */
-function heapSort(p: Pairs, first: number, last: number, less: Less): void {
+function heapSort(p: Pairs, first: number, last: number): void {
   const len = last - first;
   if (len < 2) return;
   for (let parent = (len - 2) >> 1; ; parent--) {
-    adjustHeap(p, first, parent, len, p.k[first + parent], p.i[first + parent], less);
+    adjustHeap(p, first, parent, len, p.k[first + parent], p.i[first + parent]);
     if (parent === 0) break;
   }
   for (let end = last; end - first > 1; ) {
@@ -116,19 +131,19 @@ function heapSort(p: Pairs, first: number, last: number, less: Less): void {
     const vi = p.i[end];
     p.k[end] = p.k[first];
     p.i[end] = p.i[first];
-    adjustHeap(p, first, 0, end - first, vk, vi, less);
+    adjustHeap(p, first, 0, end - first, vk, vi);
   }
 }
 
 /** Insertion sort of [first, last): what libstdc++'s final insertion sort does inside one leaf. */
-function insertionSort(p: Pairs, first: number, last: number, less: Less): void {
+function insertionSort(p: Pairs, first: number, last: number): void {
   const k = p.k;
   const ix = p.i;
   for (let a = first + 1; a < last; a++) {
     const vk = k[a];
     const vi = ix[a];
     let b = a;
-    while (b > first && less(vk, k[b - 1])) {
+    while (b > first && vk < k[b - 1]) {
       k[b] = k[b - 1];
       ix[b] = ix[b - 1];
       b--;
@@ -142,7 +157,7 @@ function insertionSort(p: Pairs, first: number, last: number, less: Less): void 
  * Replays std::sort on [0, n) but only descends into ranges for which `needed(first, last)` holds;
  * the others keep their elements (as a set) but not their final order.
  */
-function introsort(p: Pairs, n: number, less: Less, needed: (first: number, last: number) => boolean): void {
+function introsort(p: Pairs, n: number, needed: (first: number, last: number) => boolean): void {
   if (n === 0) return;
   const stack: number[] = [0, n, 2 * floorLog2(n)];
   while (stack.length) {
@@ -154,48 +169,55 @@ function introsort(p: Pairs, n: number, less: Less, needed: (first: number, last
     while (last - first > THRESHOLD) {
       if (!needed(first, last)) break;
       if (depth === 0) {
-        heapSort(p, first, last, less);
+        heapSort(p, first, last);
         last = first; // sorted; nothing left for the insertion pass
         break;
       }
       depth--;
-      const cut = partitionPivot(p, first, last, less);
+      const cut = partitionPivot(p, first, last);
       stack.push(cut, last, depth);
       last = cut;
     }
-    if (last - first > 1 && last - first <= THRESHOLD && needed(first, last)) insertionSort(p, first, last, less);
+    if (last - first > 1 && last - first <= THRESHOLD && needed(first, last)) insertionSort(p, first, last);
   }
 }
 
-function pairsOf(keys: ArrayLike<number>): Pairs {
-  const n = keys.length;
-  const k = Float32Array.from(keys);
+/** Pairs for `n` keys `get(j)` (floats), complemented for a descending sort. */
+function pairsOf(n: number, get: (j: number) => number, descending: boolean): Pairs {
+  const k = new Uint32Array(n);
   const i = new Int32Array(n);
-  for (let j = 0; j < n; j++) i[j] = j;
+  for (let j = 0; j < n; j++) {
+    k[j] = descending ? ~orderKey(get(j)) >>> 0 : orderKey(get(j));
+    i[j] = j;
+  }
   return { k, i };
 }
 
 /** The full permutation `torch.sort(keys, descending).indices` gives (for tests and small inputs). */
 export function torchArgsort(keys: ArrayLike<number>, descending: boolean): Int32Array {
-  const p = pairsOf(keys);
-  introsort(p, keys.length, descending ? lessDesc : lessAsc, () => true);
+  const p = pairsOf(keys.length, (j) => keys[j], descending);
+  introsort(p, keys.length, () => true);
   return p.i;
 }
 
 /**
  * mask[j] = 1 when element j lands at a position in [from, to) of `torch.sort(keys, descending)`
- * (so `argsort(|δ|, descending=True)[:k]` is `sortedRangeMask(|δ|, true, 0, k)`). Equal to the
- * full sort's answer; only ranges straddling `from` or `to` are sorted.
+ * (so `argsort(|δ|, descending=True)[:k]` is `sortedRangeMask(n, j => |δ[j]|, true, 0, k)`).
+ * Equal to the full sort's answer; only ranges straddling `from` or `to` are sorted. Memory:
+ * 8 bytes per element (key and index) plus the 1-byte mask.
  */
 export function sortedRangeMask(keys: ArrayLike<number>, descending: boolean, from: number, to: number): Uint8Array {
-  const n = keys.length;
+  return sortedRangeMaskOf(keys.length, (j) => keys[j], descending, from, to);
+}
+
+export function sortedRangeMaskOf(n: number, get: (j: number) => number, descending: boolean, from: number, to: number): Uint8Array {
   const mask = new Uint8Array(n);
   from = Math.max(0, Math.min(n, from));
   to = Math.max(from, Math.min(n, to));
   if (from === to) return mask;
-  const p = pairsOf(keys);
+  const p = pairsOf(n, get, descending);
   const straddles = (a: number, b: number) => (a < from && from < b) || (a < to && to < b);
-  introsort(p, n, descending ? lessDesc : lessAsc, straddles);
+  introsort(p, n, straddles);
   for (let j = from; j < to; j++) mask[p.i[j]] = 1;
   return mask;
 }
