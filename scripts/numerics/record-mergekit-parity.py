@@ -6,7 +6,7 @@ mergekit` for 0-ulp parity without mergekit or torch.
 usage: record-mergekit-parity.py [MANIFEST] [--only SUBSTRING ...] [--keep DIR]
   MANIFEST  default test/reference/mergekit-parity/manifest.json (paths in it are relative to the
             repository root, which is the working directory of every run)
-  --only    record only entries whose name contains one of the substrings
+  --only    record only entries whose name contains one of the substrings (=NAME: exactly NAME)
   --keep    keep mergekit's output models under DIR/<entry name> (for ulp-level debugging)
 
 Each entry: {"name", "config", "dtype", "expected"}. The config is merged with its top-level
@@ -62,7 +62,7 @@ def main(argv):
     torch_version = torch_info()
     commit = open(os.path.join(os.environ.get("MKH_SRC", os.path.join(tempfile.gettempdir(), "mkh", "src")), ".mkh-commit")).read().strip()
     for e in entries:
-        if only and not any(s in e["name"] for s in only):
+        if only and not any((e["name"] == s[1:]) if s.startswith("=") else (s in e["name"]) for s in only):
             continue
         with tempfile.TemporaryDirectory() as tmp:
             cfg = os.path.join(tmp, "config.yml")

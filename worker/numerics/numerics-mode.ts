@@ -11,14 +11,19 @@ import { MERGEKIT_NUMERICS_METHODS } from "./mergekit-methods.js";
 export type NumericsMode = "default" | "mergekit";
 export const NUMERICS_MODES: readonly NumericsMode[] = ["default", "mergekit"];
 
-/** Fails when the method has no mergekit arithmetic to reproduce (mergeloom's own methods). */
+/** mergeloom's own methods: mergekit has no arithmetic for them to reproduce. */
+const OWN_METHODS = new Set(["consensus_ta", "consensus_ties"]);
+
+/** Fails when --numerics mergekit cannot reproduce the method's mergekit output bit for bit. */
 export function checkMergekitNumerics(method: string): void {
-  if (!MERGEKIT_NUMERICS_METHODS.has(method)) {
-    throw new ConfigError(
-      "merge_method",
-      `'${method}' is mergeloom's own method, so --numerics mergekit has nothing to reproduce; use --numerics default (mergekit methods: ${[...MERGEKIT_NUMERICS_METHODS].join(", ")})`,
-    );
-  }
+  if (MERGEKIT_NUMERICS_METHODS.has(method)) return;
+  const covered = [...MERGEKIT_NUMERICS_METHODS.keys()].join(", ");
+  throw new ConfigError(
+    "merge_method",
+    OWN_METHODS.has(method)
+      ? `'${method}' is mergeloom's own method, so --numerics mergekit has nothing to reproduce; use --numerics default`
+      : `--numerics mergekit does not reproduce '${method}' bit for bit yet (it covers ${covered}); use --numerics default, which follows mergekit's semantics in fp32`,
+  );
 }
 
 /**
