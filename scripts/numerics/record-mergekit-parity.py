@@ -9,7 +9,8 @@ usage: record-mergekit-parity.py [MANIFEST] [--only SUBSTRING ...] [--keep DIR]
   --only    record only entries whose name contains one of the substrings (=NAME: exactly NAME)
   --keep    keep mergekit's output models under DIR/<entry name> (for ulp-level debugging)
 
-Each entry: {"name", "config", "dtype", "expected"}. The config is merged with its top-level
+Each entry of "entries" (checked by the test) or "pending" (not recorded yet; move an entry to
+"entries" once its hashes exist): {"name", "config", "dtype", "expected"}. The config is merged with its top-level
 `dtype:`/`out_dtype:` lines replaced by `dtype: <dtype>` (so the output holds the compute dtype's
 bits), by ../shared/mergekit-oracle/run_mergekit.py with one torch thread (`--threads 1`) and
 `--no-write-model-card`. The oracle's torch is the one in $MKH_VENV (torch 2.x: setup.sh with
@@ -58,7 +59,8 @@ def main(argv):
             keep = argv[i + 1]; i += 2
         else:
             manifest = argv[i]; i += 1
-    entries = json.load(open(manifest))["entries"]
+    m = json.load(open(manifest))
+    entries = m["entries"] + m.get("pending", [])  # pending: listed configs not recorded yet
     torch_version = torch_info()
     commit = open(os.path.join(os.environ.get("MKH_SRC", os.path.join(tempfile.gettempdir(), "mkh", "src")), ".mkh-commit")).read().strip()
     for e in entries:
