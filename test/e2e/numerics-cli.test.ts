@@ -78,7 +78,7 @@ describe("mergeloom --numerics mergekit from the command line", () => {
     assert.match(bad.stderr.trim(), /^mergeloom: .*--numerics: 'torch' is not one of default, mergekit$/);
     assert.equal(bad.stderr.trim().split("\n").length, 1);
     const own = join(dir, "consensus.yml");
-    await writeFile(own, (await readFile(config, "utf8")).replace("merge_method: breadcrumbs_ties", "merge_method: consensus_ta").replace(/, gamma: [0-9.]+/g, ""));
+    await writeFile(own, (await readFile(config, "utf8")).replace("merge_method: breadcrumbs_ties", "merge_method: consensus_ta").replace(/, density: [0-9.]+, gamma: [0-9.]+/g, ""));
     const r = await runCli(["plan", own, "--numerics", "mergekit"]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr.trim(), /^mergeloom: .*'consensus_ta' is mergeloom's own method, so --numerics mergekit has nothing to reproduce; use --numerics default$/);
