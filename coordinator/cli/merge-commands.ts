@@ -20,7 +20,6 @@ import { parseMergeConfig } from "../config/parse-merge-config.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { parseConfigDType, CONFIG_DTYPE_NAMES } from "../../proto/dtype.js";
 import { MergeloomError } from "../../proto/errors.js";
-import { setMaxListeners } from "node:events";
 import { NUMERICS_MODES, type NumericsMode } from "../../worker/numerics/numerics-mode.js";
 import { constants as osConstants } from "node:os";
 import type { OutputDir } from "../../worker/storage/output-dir.js";
