@@ -50,6 +50,11 @@ export interface TensorSpec {
   inputs: TensorInputSpec[];
   /** Index of the base model in `inputs`, -1 when none. */
   baseIndex: number;
+  /**
+   * Set by `--numerics mergekit`: reproduce mergekit's torch arithmetic in this dtype (inputs
+   * cast to it on load, every op rounded to it) instead of mergeloom's fp32 default.
+   */
+  computeDtype?: "F32" | "F16" | "BF16";
 }
 
 export interface TensorTask extends TensorSpec {

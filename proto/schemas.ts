@@ -55,6 +55,7 @@ export const MergeTaskSchema: z.ZodType<MergeTask> = z.object({
         }),
       ),
       baseIndex: z.number().int().min(-1),
+      computeDtype: z.enum(["F32", "F16", "BF16"]).optional(),
       dest: z.object({ uri: z.string().min(1), offset: count, byteLength: count }),
     }),
   ),

@@ -20,6 +20,7 @@ import { parseMergeConfig } from "../config/parse-merge-config.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { parseConfigDType, CONFIG_DTYPE_NAMES } from "../../proto/dtype.js";
 import { MergeloomError } from "../../proto/errors.js";
+import { NUMERICS_MODES, type NumericsMode } from "../../worker/numerics/numerics-mode.js";
 import { constants as osConstants } from "node:os";
 import type { OutputDir } from "../../worker/storage/output-dir.js";
 import { addHttpOptions, httpOptionsFrom, type HttpFlags } from "./http-options.js";
@@ -37,6 +38,7 @@ interface MergeFlags extends NatsFlags, HttpFlags {
   json?: boolean;
   overwrite?: boolean;
   taskSize?: string;
+  numerics?: string;
 }
 
 export function registerMergeCommands(program: Command): void {
@@ -49,6 +51,7 @@ export function registerMergeCommands(program: Command): void {
     .option("--random-seed <n>", "seed for DARE/DELLA masks; each tensor derives its stream from (seed, name)", "0")
     .option("--threads <n>", "merge threads (default: all cores; 0 = the main thread only)")
     .option("--task-size <bytes>", "output bytes per task (layers are never split; default: one layer per task)")
+    .option("--numerics <mode>", "'default' (fp32 arithmetic, rounded once) or 'mergekit' (mergekit's torch arithmetic in the compute dtype, bit for bit)", "default")
     .option("--overwrite", "replace OUT if it is an earlier mergeloom output (it has a .mergeloom-output marker and only model files)")
     .option("--no-space-check", "skip checking the output filesystem's free space against the plan before starting")
     .option("--json", "print one JSON object per event instead of a progress bar")
@@ -67,10 +70,12 @@ export function registerMergeCommands(program: Command): void {
     .option("--out-shard-size <bytes>", "maximum bytes per output shard", "5GB")
     .option("--threads <n>", "threads to size the memory estimate for")
     .option("--json", "print the plan as JSON")
-    .option("-v, --verbose", "list every output tensor");
-  addHttpOptions(plan).action(async (config: string, flags: HttpFlags & { outShardSize: string; threads?: string; json?: boolean; verbose?: boolean }) => {
+    .option("-v, --verbose", "list every output tensor")
+    .option("--numerics <mode>", "'default' or 'mergekit' (shows each tensor's compute dtype)", "default");
+  addHttpOptions(plan).action(async (config: string, flags: HttpFlags & { outShardSize: string; threads?: string; json?: boolean; verbose?: boolean; numerics: string }) => {
       const cfg = await loadConfig(config);
-      const plan = await planMerge(cfg, { http: httpOptionsFrom(flags) });
+      const numerics = parseNumerics(flags.numerics);
+      const plan = await planMerge(cfg, { http: httpOptionsFrom(flags), numerics });
       const threads = flags.threads === undefined ? (await import("node:os")).availableParallelism() : parseIntFlag(flags.threads, "--threads");
       const taskOpts = { jobId: "plan", seed: 0, maxShardBytes: parseSize(flags.outShardSize, "--out-shard-size"), outDir: "discard://" };
       let taskSet;
@@ -87,6 +92,7 @@ export function registerMergeCommands(program: Command): void {
         name: t.name,
         shape: t.shape,
         dtype: t.outDtype,
+        ...(t.computeDtype ? { computeDtype: t.computeDtype } : {}),
         bytes: t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.outDtype],
         inputs: t.inputs.map((i) => ({ model: i.model, tensor: i.source.tensor, ...i.params })),
         params: t.params,
@@ -95,7 +101,7 @@ export function registerMergeCommands(program: Command): void {
       if (flags.json) {
         process.stdout.write(
           JSON.stringify(
-            { method: plan.method.name, warnings: plan.warnings, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
+            { method: plan.method.name, numerics, warnings: plan.warnings, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
             null,
             2,
           ) + "\n",
@@ -103,11 +109,12 @@ export function registerMergeCommands(program: Command): void {
         return;
       }
       const w = (s: string) => process.stdout.write(s + "\n");
-      w(`method: ${plan.method.name}   output layers: ${plan.numLayers}   output dtype: ${plan.outDtype}`);
+      const compute = [...new Set(plan.tensors.map((t) => t.computeDtype).filter(Boolean))].join(", ");
+      w(`method: ${plan.method.name}   output layers: ${plan.numLayers}   output dtype: ${plan.outDtype}   numerics: ${numerics}${compute ? ` (compute dtype ${compute})` : ""}`);
       w(`models: ${[...plan.checkpoints.keys()].join(", ")}`);
       w(`tensors: ${plan.tensors.length} in ${tasks.length} tasks → ${shards.length} shard(s)`);
       w(`read: ${formatBytes(plan.bytesToRead)}   write: ${formatBytes(plan.bytesToWrite)}   estimated peak memory (${threads} threads): ${formatBytes(peak)}`);
-      if (flags.verbose) for (const t of tensors) w(`  ${t.name} [${t.shape.join(", ")}] ${t.dtype} ← ${t.inputs.map((i) => `${i.model}${Object.keys(i).length > 2 ? " " + JSON.stringify(Object.fromEntries(Object.entries(i).filter(([k]) => k !== "model" && k !== "tensor"))) : ""}`).join(", ")}`);
+      if (flags.verbose) for (const t of tensors) w(`  ${t.name} [${t.shape.join(", ")}] ${t.dtype}${t.computeDtype ? ` (computed in ${t.computeDtype})` : ""} ← ${t.inputs.map((i) => `${i.model}${Object.keys(i).length > 2 ? " " + JSON.stringify(Object.fromEntries(Object.entries(i).filter(([k]) => k !== "model" && k !== "tensor"))) : ""}`).join(", ")}`);
     });
 
   const vector = program.command("vector").description("task vectors as artifacts");
@@ -190,10 +197,12 @@ export async function runWithDispatcher(cfg: Awaited<ReturnType<typeof loadConfi
   const out = flags.output.startsWith("discard://") ? flags.output : resolve(flags.output);
   try {
     const seed = parseIntFlag(flags.randomSeed, "--random-seed");
+    const numerics = parseNumerics(flags.numerics);
     const r = await runMergeJob(cfg, dispatcher, {
+      numerics,
       // Over NATS the job id is derived from config, seed and output, so rerunning the same
       // command after a coordinator crash resumes the job.
-      jobId: dispatcher instanceof EmbeddedDispatcher ? undefined : deriveJobId(cfg, seed, out),
+      jobId: dispatcher instanceof EmbeddedDispatcher ? undefined : deriveJobId(cfg, seed, out, numerics),
       out,
       seed,
       maxShardBytes: parseSize(flags.outShardSize, "--out-shard-size"),
@@ -215,6 +224,12 @@ export async function runWithDispatcher(cfg: Awaited<ReturnType<typeof loadConfi
     for (const [sig, h] of handlers) process.off(sig, h);
     await dispatcher.close();
   }
+}
+
+function parseNumerics(v: string | undefined): NumericsMode {
+  if (v === undefined) return "default";
+  if ((NUMERICS_MODES as readonly string[]).includes(v)) return v as NumericsMode;
+  throw new MergeloomError("USAGE", `--numerics: '${v}' is not one of ${NUMERICS_MODES.join(", ")}`);
 }
 
 function interrupted(out: string, sig: (typeof STOP_SIGNALS)[number], cause?: unknown): MergeloomError {

@@ -29,6 +29,7 @@ import { buildPlan, type MergePlan } from "../plan/build-plan.js";
 import { buildTasks } from "../plan/build-tasks.js";
 import { estimatePeakMemory } from "../plan/estimate-memory.js";
 import { assembleOutput } from "./assemble-output.js";
+import type { NumericsMode } from "../../worker/numerics/numerics-mode.js";
 import type { MergeEventSink } from "./merge-events.js";
 
 export interface TaskDispatcher {
@@ -56,6 +57,8 @@ export interface MergeJobOptions {
   jobId?: string;
   signal?: AbortSignal;
   onEvent?: MergeEventSink;
+  /** `--numerics`: "mergekit" reproduces mergekit's torch arithmetic in the compute dtype. */
+  numerics?: NumericsMode;
   /** Check the output filesystem's free space against the plan before starting (default true). */
   spaceCheck?: boolean;
   /** Reading http(s) inputs while planning. */
@@ -74,13 +77,15 @@ export async function loadConfig(path: string): Promise<MergeConfig> {
   return parseMergeConfig(text, path, createDefaultRegistry());
 }
 
-export async function planMerge(config: MergeConfig, opts: { http?: HttpOptions } = {}): Promise<MergePlan> {
-  return buildPlan(config, { registry: createDefaultRegistry(), http: opts.http });
+export async function planMerge(config: MergeConfig, opts: { http?: HttpOptions; numerics?: NumericsMode } = {}): Promise<MergePlan> {
+  return buildPlan(config, { registry: createDefaultRegistry(), http: opts.http, numerics: opts.numerics });
 }
 
 /** A job id that is stable for the same config, seed and output, so a restarted coordinator resumes it. */
-export function deriveJobId(config: MergeConfig, seed: number, out: string): string {
-  return createHash("sha256").update(config.sourceText).update(`\0${seed}\0${out}`).digest("hex").slice(0, 16);
+export function deriveJobId(config: MergeConfig, seed: number, out: string, numerics: NumericsMode = "default"): string {
+  // The default mode hashes as before, so jobs started by an earlier version still resume.
+  const mode = numerics === "default" ? "" : `\0numerics=${numerics}`;
+  return createHash("sha256").update(config.sourceText).update(`\0${seed}\0${out}${mode}`).digest("hex").slice(0, 16);
 }
 
 export async function runMergeJob(config: MergeConfig, dispatcher: TaskDispatcher, opts: MergeJobOptions): Promise<{ out: string; checksum?: string; resumed: boolean }> {
@@ -93,7 +98,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
   const emit = opts.onEvent ?? (() => {});
   const jobId = opts.jobId;
   const plan = await inSpan(SPAN_NAMES.plan, { [ATTR_JOB_ID]: jobId }, async (span) => {
-    const p = await planMerge(config, { http: opts.http });
+    const p = await planMerge(config, { http: opts.http, numerics: opts.numerics });
     span.setAttribute(ATTR_TENSOR_COUNT, p.tensors.length);
     span.setAttribute(ATTR_MERGE_METHOD, p.method.name);
     return p;

@@ -16,6 +16,7 @@ import type { HttpOptions } from "../../worker/storage/http-byte-source.js";
 import type { MergeConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
 import { gradientPosition, resolveParam } from "../config/resolve-param.js";
 import { classifyTensors, layerTensorName, type TensorLayout } from "./classify-tensors.js";
+import { checkMergekitNumerics, mergekitComputeDtype, type NumericsMode } from "../../worker/numerics/numerics-mode.js";
 import { checkTokenizerSource } from "./check-tokenizer-source.js";
 import { localPath } from "../../worker/merge/tensor-io.js";
 
@@ -47,6 +48,8 @@ export interface PlanOptions {
   http?: HttpOptions;
   /** Opens a model reference; defaults to reading headers from disk or HTTP. */
   open?: (ref: string) => Promise<Checkpoint>;
+  /** "mergekit": every float tensor carries the compute dtype mergekit would use (`--numerics mergekit`). */
+  numerics?: NumericsMode;
 }
 
 const LM_HEAD = "lm_head.weight";
@@ -63,6 +66,7 @@ export { modelLocation };
 
 export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise<MergePlan> {
   const method = opts.registry.get(config.mergeMethod);
+  if (opts.numerics === "mergekit") checkMergekitNumerics(method.name);
   if (config.tokenizerSource === "union") {
     // Fail before any work: a union vocabulary needs embedding permutation, which is not built yet.
     throw new ConfigError("tokenizer_source", "'union' is not supported yet; use 'base' or a model path (the tokenizer is then copied from it)");
@@ -216,6 +220,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
       baseIndex,
       layer,
     };
+    if (opts.numerics === "mergekit" && float) tensor.computeDtype = mergekitComputeDtype(config.dtype, inputs, baseIndex, method.name);
     method.check?.({ tensorName: outName, shape, baseIndex, params, inputs: inputs.map((i) => ({ model: i.model, params: i.params })) });
     tensors.push(tensor);
   };

@@ -86,6 +86,7 @@ export function buildTasks(plan: MergePlan, opts: TaskOptions): TaskSet {
       params: t.params,
       inputs: t.inputs,
       baseIndex: t.baseIndex,
+      ...(t.computeDtype ? { computeDtype: t.computeDtype } : {}),
       dest: { uri: discard ? "discard://" : join(opts.outDir, w.file), offset: w.offset, byteLength: w.byteLength },
     };
   };

@@ -9,6 +9,7 @@ import type { MergeMethod } from "../../worker/merge/define-merge-method.js";
 import { rowElems, STREAM_CACHE_BYTES, STREAM_CHUNK_ELEMENTS } from "../../worker/merge/merge-tensor.js";
 import type { MergePlan, PlannedTensor } from "./build-plan.js";
 import { CHUNK_ELEMENTS } from "../../worker/merge/run-merge-task.js";
+import { isElementwiseMergekit } from "../../worker/numerics/merge-mergekit.js";
 
 /** Baseline of a Node process with the merge code loaded. */
 const PROCESS_BASE = 120 * 2 ** 20;
@@ -20,13 +21,19 @@ export function estimatePeakMemory(plan: MergePlan, threads: number): number {
     const total = numelOf(t.shape);
     let numel = total;
     let cache = 0;
-    if (elementwise) numel = Math.min(CHUNK_ELEMENTS, total);
+    let mergekitExtra = 0;
+    if (t.computeDtype) {
+      // --numerics mergekit: row chunks when elementwise, else the whole tensor plus one working
+      // copy per model (task vectors) and torch's sort of |δ| (fp32 keys + int32 indices).
+      if (isElementwiseMergekit(t)) numel = Math.min(CHUNK_ELEMENTS, total);
+      else mergekitExtra = total * (4 * t.inputs.length + 9);
+    } else if (elementwise) numel = Math.min(CHUNK_ELEMENTS, total);
     else if (total > STREAM_CHUNK_ELEMENTS && streams(plan.method, t, total)) {
       const row = rowElems(t.shape);
       numel = Math.min(total, Math.max(row, Math.floor(STREAM_CHUNK_ELEMENTS / row) * row));
       if (t.inputs.every((i) => i.source.dtype === "BF16")) cache = Math.min(STREAM_CACHE_BYTES, total * 2 * t.inputs.length);
     }
-    let bytes = cache;
+    let bytes = cache + mergekitExtra;
     for (const i of t.inputs) bytes += numel * (DTYPE_BYTES[i.source.dtype] + 4) * (1 + (i.addVectors?.length ?? 0));
     bytes += numel * (4 + DTYPE_BYTES[t.outDtype]) + numel * 4; // result + encoded + method temporaries
     perJob = Math.max(perJob, bytes);

@@ -15,6 +15,7 @@ import { linear, linearBF16At } from "./methods/linear.js";
 import type { MergeContext, MergeInput, MergeMethod, StreamChunk, TensorStream } from "./define-merge-method.js";
 import type { MergeMethodRegistry } from "./merge-method-registry.js";
 import { newChecksum, type TensorIO } from "./tensor-io.js";
+import { isElementwiseMergekit, mergeMergekit } from "../numerics/merge-mergekit.js";
 
 export interface TensorJob {
   tensor: TensorTask;
@@ -96,6 +97,7 @@ export function rowElems(shape: readonly number[]): number {
 
 /** True when a tensor with these inputs may be merged in independent row chunks. */
 export function isElementwise(method: MergeMethod, tensor: TensorTask): boolean {
+  if (tensor.computeDtype) return (tensor.shape.length === 2 || tensor.shape.length === 1) && isElementwiseMergekit(tensor);
   const e = method.elementwise;
   if (!e) return false;
   if (tensor.shape.length !== 2 && tensor.shape.length !== 1) return false;
@@ -158,10 +160,12 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   }
 
   const method = registry.get(t.method);
-  if (method === linear && canFuseBF16(t)) return mergeLinearFused(t, r0, r1, outRowElems, io);
+  // --numerics mergekit: mergekit's torch arithmetic in the compute dtype, whole tensor or row chunk.
+  const mergekit = t.computeDtype;
+  if (!mergekit && method === linear && canFuseBF16(t)) return mergeLinearFused(t, r0, r1, outRowElems, io);
   const chunkElements = job.chunkElements ?? STREAM_CHUNK_ELEMENTS;
   const numel = numelOf(outShape);
-  if (!job.rows && method.streaming && outShape.length > 0 && numel > chunkElements) {
+  if (!mergekit && !job.rows && method.streaming && outShape.length > 0 && numel > chunkElements) {
     const stream = guard(t, () => method.streaming!({ tensorName: t.name, shape: outShape, inputs: t.inputs, baseIndex: t.baseIndex, params: t.params, numel }));
     if (stream) return mergeStreamed(job, stream, chunkElements, io);
   }
@@ -169,7 +173,7 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   bytesRead += read.bytesRead;
   markLoaded();
   const ctx = chunkContext(job, chunkShape, read.inputs, r0 * outRowElems);
-  const out = guard(t, () => method.merge(ctx));
+  const out = guard(t, () => (mergekit ? mergeMergekit(t.method, ctx, mergekit, r0 * outRowElems, numel) : method.merge(ctx)));
   const expect = (r1 - r0) * outRowElems;
   if (out.length !== expect) {
     throw new ParamError(`merge ${t.name} with ${t.method}: method returned ${out.length} values, expected ${expect}`);

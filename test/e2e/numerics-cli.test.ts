@@ -1,0 +1,86 @@
+/**
+ * `--numerics mergekit` as a user runs it: the CLI in embedded mode and over NATS JetStream with
+ * two worker processes writes the bytes mergekit wrote (hashes recorded from mergekit's own code),
+ * `plan` shows the compute dtype, and bad values fail with one line.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.js";
+import { runCli } from "../harness/run-cli.js";
+import { REPO_ROOT } from "../harness/repo-root.js";
+import { startCoordinator, startWorker, uniquePrefix, type Proc } from "../harness/cluster.js";
+import { configWithDtype, readExpected, readManifest, tensorHashes } from "../harness/mergekit-parity.js";
+
+// breadcrumbs_ties in bf16: torch's sort order at the pruning cuts, sign consensus and bf16 rounding at once.
+const ENTRY = readManifest(REPO_ROOT).find((e) => e.name === "breadcrumbs_ties/bfloat16")!;
+
+let server: NatsServerHandle;
+let dir: string;
+let config: string;
+const procs: Proc[] = [];
+
+function assertMergekitBytes(out: string): void {
+  const want = readExpected(REPO_ROOT, ENTRY);
+  assert.ok(want, `no recorded hashes at ${ENTRY.expected}`);
+  const got = tensorHashes(out);
+  const differ = Object.entries(want.tensors).filter(([name, w]) => got.get(name)?.sha256 !== w.sha256).map(([name]) => name);
+  assert.equal(got.size, Object.keys(want.tensors).length);
+  assert.deepEqual(differ, [], "tensors that differ from mergekit's output");
+}
+
+describe("mergeloom --numerics mergekit from the command line", () => {
+  before(async () => {
+    server = await startNatsServer({ jetstream: true });
+    dir = await mkdtemp(join(tmpdir(), "mergeloom-numerics-cli-"));
+    config = join(dir, "config.yml");
+    await writeFile(config, configWithDtype(await readFile(join(REPO_ROOT, ENTRY.config), "utf8"), ENTRY.dtype));
+  });
+  after(async () => {
+    await Promise.all(procs.map((p) => (p.child.exitCode === null ? p.kill("SIGKILL") : undefined)));
+    await server?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("merge in one process writes mergekit's bytes", async () => {
+    const out = join(dir, "embedded");
+    const r = await runCli(["merge", config, "-o", out, "--numerics", "mergekit", "--threads", "2"]);
+    assert.equal(r.code, 0, r.stderr);
+    assertMergekitBytes(out);
+  });
+
+  test("two worker processes over NATS write mergekit's bytes (the task message carries the compute dtype)", async () => {
+    const prefix = uniquePrefix();
+    const workers = ["w1", "w2"].map((name) => startWorker(server.url, { name, prefix, concurrency: 2 }));
+    procs.push(...workers);
+    await Promise.all(workers.map((w) => w.waitFor((s) => s.includes("ready"), 15_000, "worker ready")));
+    const out = join(dir, "nats");
+    const c = startCoordinator(server.url, prefix, config, out, ["--numerics", "mergekit"]);
+    procs.push(c);
+    assert.equal(await c.exited, 0, c.err);
+    assertMergekitBytes(out);
+    await Promise.all(workers.map((w) => w.kill("SIGTERM")));
+  });
+
+  test("plan --numerics mergekit shows every tensor's compute dtype", async () => {
+    const r = await runCli(["plan", config, "--numerics", "mergekit", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const plan = JSON.parse(r.stdout) as { numerics: string; tensors: Array<{ computeDtype?: string }> };
+    assert.equal(plan.numerics, "mergekit");
+    assert.ok(plan.tensors.length > 0 && plan.tensors.every((t) => t.computeDtype === "BF16"));
+  });
+
+  test("an unknown --numerics value and a method mergekit mode cannot reproduce fail with one line", async () => {
+    const bad = await runCli(["merge", config, "-o", join(dir, "x"), "--numerics", "torch"]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr.trim(), /^mergeloom: .*--numerics: 'torch' is not one of default, mergekit$/);
+    assert.equal(bad.stderr.trim().split("\n").length, 1);
+    const own = join(dir, "consensus.yml");
+    await writeFile(own, (await readFile(config, "utf8")).replace("merge_method: breadcrumbs_ties", "merge_method: consensus_ta").replace(/, density: [0-9.]+, gamma: [0-9.]+/g, ""));
+    const r = await runCli(["plan", own, "--numerics", "mergekit"]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr.trim(), /^mergeloom: .*'consensus_ta' is mergeloom's own method, so --numerics mergekit has nothing to reproduce; use --numerics default$/);
+  });
+});

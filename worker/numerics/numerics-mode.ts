@@ -1,0 +1,40 @@
+/**
+ * `--numerics default|mergekit`: which arithmetic a merge uses. "default" is mergeloom's (fp32
+ * throughout, rounded once to the output dtype); "mergekit" reproduces mergekit's torch CPU
+ * arithmetic in its compute dtype, bit for bit (worker/numerics/mergekit-methods.ts).
+ */
+import type { FloatDType } from "../../proto/dtype.js";
+import { ConfigError } from "../../proto/errors.js";
+import type { TensorInputSpec } from "../../proto/merge-task.js";
+import { MERGEKIT_NUMERICS_METHODS } from "./mergekit-methods.js";
+
+export type NumericsMode = "default" | "mergekit";
+export const NUMERICS_MODES: readonly NumericsMode[] = ["default", "mergekit"];
+
+/** mergeloom's own methods: mergekit has no arithmetic for them to reproduce. */
+const OWN_METHODS = new Set(["consensus_ta", "consensus_ties"]);
+
+/** Fails when --numerics mergekit cannot reproduce the method's mergekit output bit for bit. */
+export function checkMergekitNumerics(method: string): void {
+  if (MERGEKIT_NUMERICS_METHODS.has(method)) return;
+  const covered = [...MERGEKIT_NUMERICS_METHODS.keys()].join(", ");
+  throw new ConfigError(
+    "merge_method",
+    OWN_METHODS.has(method)
+      ? `'${method}' is mergeloom's own method, so --numerics mergekit has nothing to reproduce; use --numerics default`
+      : `--numerics mergekit does not reproduce '${method}' bit for bit yet (it covers ${covered}); use --numerics default, which follows mergekit's semantics in fp32`,
+  );
+}
+
+/**
+ * The dtype mergekit computes a tensor in: the config's `dtype` (every input is cast to it on
+ * load), else the stored dtype. Without `dtype`, the task-vector methods cast every model to the
+ * base's dtype; the others stack the inputs, which torch promotes to a common dtype (fp32 unless
+ * all inputs share one).
+ */
+export function mergekitComputeDtype(configDtype: FloatDType | undefined, inputs: readonly TensorInputSpec[], baseIndex: number, method: string): FloatDType {
+  if (configDtype) return configDtype;
+  const stored = inputs.map((i) => i.source.dtype as FloatDType);
+  if (baseIndex >= 0 && MERGEKIT_NUMERICS_METHODS.get(method)?.castsToBase) return stored[baseIndex];
+  return stored.every((d) => d === stored[0]) ? stored[0] : "F32";
+}
