@@ -30,3 +30,11 @@ test("an apostrophe inside words is not a quote: possessives around a short quot
   const long = "v".repeat(100);
   assert.equal(capEchoes(`the model's value '${long}' isn't valid`), `the model's value '${capText(long)}' (100 characters) isn't valid`);
 });
+
+test("paths are echoed whole up to 1024 characters, so a long cache path still names its file", () => {
+  const p = "/home/user/.cache/huggingface/hub/models--org--name/snapshots/" + "0".repeat(40) + "/model-00001-of-00030.safetensors";
+  const m = `plan: model '${p}' (${p}) has no tensors for layer 2`;
+  assert.equal(capEchoes(m), m);
+  const huge = "/" + "d".repeat(5000);
+  assert.ok(capEchoes(`read '${huge}': missing`).length < 300);
+});

@@ -203,7 +203,10 @@ async function assertReplaceable(final: string): Promise<void> {
 
 async function writeMarker(dir: string, jobId: string | undefined): Promise<void> {
   const marker = { tool: "mergeloom", jobId: jobId ?? null, ...currentOwner(), createdAt: Date.now() };
-  await writeFile(join(dir, OUTPUT_MARKER), JSON.stringify(marker) + "\n", { mode: 0o644 });
+  // Written aside and renamed: a reader (a concurrent run's stale-temp sweep, a test) never sees half a marker.
+  const tmp = join(dir, `${OUTPUT_MARKER}.${process.pid}.part`);
+  await writeFile(tmp, JSON.stringify(marker) + "\n", { mode: 0o644 });
+  await rename(tmp, join(dir, OUTPUT_MARKER));
 }
 
 function unsafeOutput(path: string, detail: string): MergeloomError {
