@@ -15,6 +15,7 @@ import { estimatePeakMemory } from "../plan/estimate-memory.js";
 import { createEventRenderer, formatBytes } from "./render-events.js";
 import type { MergeEventSink } from "../merge/merge-events.js";
 import { parseIntFlag, parseSize } from "./parse-size.js";
+import { addIgnoredMergekitOptions, ignoredMergekitWarnings } from "./mergekit-options.js";
 import { parseMergeConfig } from "../config/parse-merge-config.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { parseConfigDType, CONFIG_DTYPE_NAMES } from "../../proto/dtype.js";
@@ -33,38 +34,71 @@ interface MergeFlags extends NatsFlags {
   json?: boolean;
   overwrite?: boolean;
   taskSize?: string;
+  /** mergekit-yaml's options mergeloom honours. */
+  copyTokenizer?: boolean;
+  writeModelCard?: boolean;
+  allowCrimes?: boolean;
+  quiet?: boolean;
+  /** Warnings about mergekit-yaml options that do not apply, emitted with the config's. */
+  optionWarnings?: string[];
 }
+
+type MergeCommandFlags = Omit<MergeFlags, "output"> & {
+  output?: string;
+  strict?: boolean;
+  numThreads?: string;
+  safeSerialization?: boolean;
+} & Record<string, unknown>;
 
 export function registerMergeCommands(program: Command): void {
   const merge = program
     .command("merge")
-    .description("merge the models of a mergekit YAML config into OUT (an HF model directory)")
+    .description("merge the models of a mergekit YAML config into OUT (an HF model directory); takes mergekit-yaml's arguments and options too")
     .argument("<config>", "mergekit YAML config")
-    .requiredOption("-o, --output <dir>", "output model directory (written atomically)")
-    .option("--out-shard-size <bytes>", "maximum bytes of tensor data per output shard (5000000000, 5GB, 500MB)", "5GB")
+    .argument("[out]", "output model directory (written atomically); or -o OUT")
+    .option("-o, --output <dir>", "output model directory (same as the OUT argument)")
+    .option("--strict", "refuse what mergekit silently ignores (unknown keys and parameters, duplicate keys and models) instead of warning")
+    .option("--out-shard-size <bytes>", "maximum bytes of tensor data per output shard (mergekit's 5B = 5e9, 5GB, 500MB)", "5B")
     .option("--random-seed <n>", "seed for DARE/DELLA masks; each tensor derives its stream from (seed, name)", "0")
     .option("--threads <n>", "merge threads (default: all cores; 0 = the main thread only)")
+    .option("-j, --num-threads <n>", "mergekit-yaml's name for --threads")
+    .option("--copy-tokenizer", "copy the tokenizer files of the tokenizer source to OUT (default)")
+    .option("--no-copy-tokenizer", "write no tokenizer files")
+    .option("--write-model-card", "write README.md and mergekit_config.yml (default)")
+    .option("--no-write-model-card", "write no model card")
+    .option("--allow-crimes", "allow models whose config.json architectures differ")
+    .option("--no-allow-crimes", "refuse models of different architectures (default)")
+    .option("--safe-serialization", "write safetensors (default, and the only format written)")
+    .option("--no-safe-serialization", "accepted for mergekit-yaml; safetensors are written regardless")
+    .option("--quiet", "no progress bar (mergekit-yaml's --quiet)")
+    .option("--no-quiet", "progress bar on a TTY (default)")
     .option("--task-size <bytes>", "output bytes per task (layers are never split; default: one layer per task)")
     .option("--overwrite", "replace OUT if it exists")
     .option("--json", "print one JSON object per event instead of a progress bar")
     .option("--output-via <mode>", "with --nats: how workers deliver tensors: 'file' (a volume shared with the coordinator) or 'object' (the NATS object store)", "file")
     .option("--worker-wait-timeout <seconds>", "with --nats: fail when no worker connects within this time (default: keep waiting, with warnings)");
-  addNatsOptions(merge).action(async (config: string, flags: MergeFlags) => {
-    const cfg = await loadConfig(config);
-    await runWithDispatcher(cfg, flags);
+  addIgnoredMergekitOptions(merge);
+  addNatsOptions(merge).action(async (config: string, out: string | undefined, flags: MergeCommandFlags) => {
+    const output = resolveOutputArg(out, flags.output);
+    const cfg = await loadConfig(config, { strict: !!flags.strict });
+    await runWithDispatcher(cfg, { ...flags, ...mergekitFlags(flags), output });
   });
 
   program
     .command("plan")
     .description("validate a config and print the merge plan, reading only checkpoint headers")
     .argument("<config>", "mergekit YAML config")
-    .option("--out-shard-size <bytes>", "maximum bytes per output shard", "5GB")
+    .option("--strict", "refuse what mergekit silently ignores instead of warning")
+    .option("--allow-crimes", "allow models whose config.json architectures differ")
+    .option("--out-shard-size <bytes>", "maximum bytes per output shard", "5B")
     .option("--threads <n>", "threads to size the memory estimate for")
     .option("--json", "print the plan as JSON")
     .option("-v, --verbose", "list every output tensor")
-    .action(async (config: string, flags: { outShardSize: string; threads?: string; json?: boolean; verbose?: boolean }) => {
-      const cfg = await loadConfig(config);
-      const plan = await planMerge(cfg);
+    .action(async (config: string, flags: { outShardSize: string; threads?: string; json?: boolean; verbose?: boolean; strict?: boolean; allowCrimes?: boolean }) => {
+      const cfg = await loadConfig(config, { strict: !!flags.strict });
+      const plan = await planMerge(cfg, { allowCrimes: !!flags.allowCrimes });
+      // Warnings go to stderr (or into the JSON), so the plan on stdout stays parseable.
+      if (!flags.json) for (const w of cfg.warnings) process.stderr.write(`warning: ${w}\n`);
       const threads = flags.threads === undefined ? (await import("node:os")).availableParallelism() : parseIntFlag(flags.threads, "--threads");
       const { shards, tasks } = buildTasks(plan, { jobId: "plan", seed: 0, maxShardBytes: parseSize(flags.outShardSize, "--out-shard-size"), outDir: "discard://" });
       const peak = estimatePeakMemory(plan, threads);
@@ -79,7 +113,7 @@ export function registerMergeCommands(program: Command): void {
       if (flags.json) {
         process.stdout.write(
           JSON.stringify(
-            { method: plan.method.name, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
+            { method: plan.method.name, warnings: cfg.warnings, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
             null,
             2,
           ) + "\n",
@@ -133,6 +167,32 @@ export function registerMergeCommands(program: Command): void {
     });
 }
 
+/** OUT as the positional argument (mergekit-yaml's form) or -o; both only when they agree. */
+function resolveOutputArg(positional: string | undefined, flag: string | undefined): string {
+  if (positional !== undefined && flag !== undefined && resolve(positional) !== resolve(flag)) {
+    throw new MergeloomError("USAGE", `merge: output given twice ('${positional}' and -o '${flag}'); give one`);
+  }
+  const out = positional ?? flag;
+  if (out === undefined) throw new MergeloomError("USAGE", "merge: no output directory; write `mergeloom merge CONFIG OUT` (or -o OUT)");
+  return out;
+}
+
+/** mergekit-yaml's option names mapped onto mergeloom's, and the warnings for those that do not apply. */
+function mergekitFlags(flags: MergeCommandFlags): Partial<MergeFlags> {
+  const warnings = ignoredMergekitWarnings(flags);
+  let threads = flags.threads;
+  if (flags.numThreads !== undefined) {
+    if (threads !== undefined && threads !== flags.numThreads) {
+      throw new MergeloomError("USAGE", `merge: --threads ${threads} and --num-threads ${flags.numThreads} disagree; give one`);
+    }
+    threads = flags.numThreads;
+  }
+  if (flags.safeSerialization === false) {
+    warnings.push("--no-safe-serialization is accepted for mergekit-yaml compatibility and ignored: mergeloom writes safetensors only (pickled .bin files can run code when loaded)");
+  }
+  return { threads, optionWarnings: warnings };
+}
+
 async function createDispatcher(flags: MergeFlags, onEvent: MergeEventSink): Promise<TaskDispatcher & { close(): Promise<void> }> {
   const threads = flags.threads === undefined ? undefined : parseIntFlag(flags.threads, "--threads");
   const nats = natsOptionsFrom(flags, process.env, "coordinator", "mergeloom-coordinator");
@@ -148,7 +208,7 @@ async function createDispatcher(flags: MergeFlags, onEvent: MergeEventSink): Pro
 }
 
 export async function runWithDispatcher(cfg: Awaited<ReturnType<typeof loadConfig>>, flags: MergeFlags): Promise<void> {
-  const renderer = createEventRenderer({ json: !!flags.json });
+  const renderer = createEventRenderer({ json: !!flags.json, quiet: !!flags.quiet });
   const dispatcher = await createDispatcher(flags, renderer.sink);
   const ac = new AbortController();
   setMaxListeners(0, ac.signal); // every in-flight tensor job listens for cancellation
@@ -158,6 +218,10 @@ export async function runWithDispatcher(cfg: Awaited<ReturnType<typeof loadConfi
     const out = flags.output.startsWith("discard://") ? flags.output : resolve(flags.output);
     const seed = parseIntFlag(flags.randomSeed, "--random-seed");
     const r = await runMergeJob(cfg, dispatcher, {
+      copyTokenizer: flags.copyTokenizer !== false,
+      writeModelCard: flags.writeModelCard !== false,
+      allowCrimes: !!flags.allowCrimes,
+      warnings: flags.optionWarnings,
       // Over NATS the job id is derived from config, seed and output, so rerunning the same
       // command after a coordinator crash resumes the job.
       jobId: dispatcher instanceof EmbeddedDispatcher ? undefined : deriveJobId(cfg, seed, out),

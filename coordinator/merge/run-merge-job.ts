@@ -15,7 +15,7 @@ import { ATTR_BYTES_READ, ATTR_BYTES_WRITTEN, ATTR_JOB_ID, ATTR_MERGE_METHOD, AT
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { OutputDir } from "../../worker/storage/output-dir.js";
 import { preallocateShards } from "../../worker/storage/shard-layout.js";
-import { parseMergeConfig } from "../config/parse-merge-config.js";
+import { parseMergeConfig, type ParseOptions } from "../config/parse-merge-config.js";
 import type { MergeConfig } from "../config/merge-config.js";
 import { buildPlan, type MergePlan } from "../plan/build-plan.js";
 import { buildTasks } from "../plan/build-tasks.js";
@@ -44,20 +44,28 @@ export interface MergeJobOptions {
   jobId?: string;
   signal?: AbortSignal;
   onEvent?: MergeEventSink;
+  /** Copy the tokenizer files to the output (mergekit-yaml's --copy-tokenizer, default true). */
+  copyTokenizer?: boolean;
+  /** Write README.md and mergekit_config.yml (mergekit-yaml's --write-model-card, default true). */
+  writeModelCard?: boolean;
+  /** Merge models whose architectures differ (mergekit-yaml's --allow-crimes). */
+  allowCrimes?: boolean;
+  /** Warnings from the command line, emitted before the config's. */
+  warnings?: readonly string[];
 }
 
-export async function loadConfig(path: string): Promise<MergeConfig> {
+export async function loadConfig(path: string, opts: ParseOptions = {}): Promise<MergeConfig> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
     throw new MergeloomError("CONFIG_INVALID", `read config ${path}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "file does not exist" : (err as Error).message}`, { cause: err });
   }
-  return parseMergeConfig(text, path, createDefaultRegistry());
+  return parseMergeConfig(text, path, createDefaultRegistry(), opts);
 }
 
-export async function planMerge(config: MergeConfig): Promise<MergePlan> {
-  return buildPlan(config, { registry: createDefaultRegistry() });
+export async function planMerge(config: MergeConfig, opts: { allowCrimes?: boolean } = {}): Promise<MergePlan> {
+  return buildPlan(config, { registry: createDefaultRegistry(), allowCrimes: opts.allowCrimes });
 }
 
 /** A job id that is stable for the same config, seed and output, so a restarted coordinator resumes it. */
@@ -74,8 +82,9 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
   const started = performance.now();
   const emit = opts.onEvent ?? (() => {});
   const jobId = opts.jobId;
+  for (const message of [...(opts.warnings ?? []), ...(config.warnings ?? [])]) emit({ type: "warning", message });
   const plan = await inSpan(SPAN_NAMES.plan, { [ATTR_JOB_ID]: jobId }, async (span) => {
-    const p = await planMerge(config);
+    const p = await planMerge(config, { allowCrimes: opts.allowCrimes });
     span.setAttribute(ATTR_TENSOR_COUNT, p.tensors.length);
     span.setAttribute(ATTR_MERGE_METHOD, p.method.name);
     return p;
@@ -154,7 +163,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       await dispatcher.saveJob?.(record);
       emit({ type: "assemble", out: opts.out });
       await inSpan(SPAN_NAMES.assemble, { [ATTR_JOB_ID]: jobId }, async () => {
-        await assembleOutput(outDir!.path, plan, shards);
+        await assembleOutput(outDir!.path, plan, shards, { copyTokenizer: opts.copyTokenizer, writeModelCard: opts.writeModelCard, onWarning: (message) => emit({ type: "warning", message }) });
         await outDir!.commit();
       });
     }

@@ -40,6 +40,8 @@ export interface PlanOptions {
   storageRoots?: readonly string[];
   /** Opens a model reference; defaults to reading headers from disk or HTTP. */
   open?: (ref: string) => Promise<Checkpoint>;
+  /** Merge models whose config.json architectures differ (mergekit-yaml's --allow-crimes). */
+  allowCrimes?: boolean;
 }
 
 const LM_HEAD = "lm_head.weight";
@@ -63,6 +65,8 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
   for (const s of config.slices) for (const src of s.sources) for (const v of src.vectors ?? []) vectorRefs.add(v.path);
   const checkpoints = new Map<string, Checkpoint>();
   await Promise.all([...refs, ...vectorRefs].map(async (r) => checkpoints.set(r, await open(r))));
+
+  if (!opts.allowCrimes) checkArchitectures(refs, checkpoints);
 
   const layouts = new Map<string, TensorLayout>();
   for (const r of refs) layouts.set(r, classifyTensors(checkpoints.get(r)!.tensors.keys()));
@@ -205,6 +209,27 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     bytesToRead,
     bytesToWrite,
   };
+}
+
+/**
+ * mergekit's get_architecture_info: models of different architectures merge only with
+ * --allow-crimes. Compared when every model's config.json names one; otherwise the tensor names
+ * decide (as mergekit's inference does), and the shape checks catch real mismatches.
+ */
+function checkArchitectures(refs: ReadonlySet<string>, checkpoints: ReadonlyMap<string, Checkpoint>): void {
+  const archs = [...refs].map((r) => {
+    const a = checkpoints.get(r)!.config?.architectures;
+    return { ref: r, arch: Array.isArray(a) && typeof a[0] === "string" ? a[0] : undefined };
+  });
+  if (archs.some((a) => a.arch === undefined)) return;
+  const first = archs[0];
+  const other = archs.find((a) => a.arch !== first.arch);
+  if (other) {
+    throw new ConfigError(
+      "models",
+      `'${first.ref}' is ${first.arch} but '${other.ref}' is ${other.arch}; mixing architectures needs --allow-crimes (as in mergekit)`,
+    );
+  }
 }
 
 function sourceOf(e: CheckpointTensor, name: string): TensorSource {

@@ -66,7 +66,8 @@ describe("merging the arith-llama experts from the command line", () => {
       const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
       assert.equal(events.at(-1).type, "done");
       const files = await readdir(out);
-      for (const f of ["model.safetensors.index.json", "config.json", "README.md", "tokenizer_config.json", "vocab.json"]) assert.ok(files.includes(f), `${f} missing`);
+      for (const f of ["model.safetensors", "config.json", "README.md", "tokenizer_config.json", "vocab.json"]) assert.ok(files.includes(f), `${f} missing`);
+      assert.ok(!files.includes("model.safetensors.index.json"), "a single shard gets no index, as in mergekit");
       const ck = await openCheckpoint(out);
       assert.equal(ck.tensors.size, 3 + 9 * layers);
       assert.deepEqual(ck.tensors.get(`model.layers.${layers - 1}.mlp.down_proj.weight`)?.shape, [128, 352]);
