@@ -66,6 +66,8 @@ const STRICT_HINT = "mergekit ignores it too (--strict makes this an error)";
 
 class Reader {
   readonly warnings: string[] = [];
+  /** Unknown keys dropped so far, by parent path: a later "missing" error names its likely typo. */
+  private readonly dropped: { parent: string; key: string }[] = [];
 
   constructor(
     private readonly doc: Document,
@@ -87,7 +89,11 @@ class Reader {
   }
 
   fail(segs: readonly Seg[], message: string): never {
-    throw new ConfigError(formatPath(segs), `${message} (at ${this.where(segs)})`);
+    const last = segs[segs.length - 1];
+    const parent = formatPath(segs.slice(0, -1));
+    const typo = typeof last === "string" ? this.dropped.find((d) => d.parent === parent && closestName(d.key, [last]) === last) : undefined;
+    const hint = typo ? `; the unknown key '${typo.key}' here was ignored — did you mean '${last}'?` : "";
+    throw new ConfigError(formatPath(segs), `${message}${hint} (at ${this.where(segs)})`);
   }
 
   /** Something mergekit accepts and ignores: one warning, or an error under `strict`. */
@@ -102,6 +108,7 @@ class Reader {
       if (allowed.includes(key) || ignored.includes(key)) continue;
       const near = closestName(key, allowed);
       this.ignore([...segs, key], `unknown key '${key}' in ${what}${near ? `; did you mean '${near}'?` : ""} (valid: ${allowed.join(", ")})`);
+      this.dropped.push({ parent: formatPath(segs), key });
       delete obj[key];
     }
   }
