@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isScalar, parseDocument, visit } from "yaml";
+import { parseDocument, visit } from "yaml";
 import { LocalDispatcher } from "../../coordinator/dispatch/local-dispatcher.js";
 import { parseMergeConfig } from "../../coordinator/config/parse-merge-config.js";
 import { runMergeJob } from "../../coordinator/merge/run-merge-job.js";
