@@ -39,6 +39,7 @@ for job in json.loads(sys.argv[1]):
     if "sample" in job:
         tok = AutoTokenizer.from_pretrained(job["dir"])
         r["ids"] = tok(job["sample"], add_special_tokens=False)["input_ids"]
+        r["chat"] = tok.apply_chat_template(job["chat"], tokenize=False)
     results.append(r)
 print(json.dumps(results))
 `;
@@ -49,6 +50,7 @@ interface ConsumerResult {
   shape: number[];
   logits: number[];
   ids?: number[];
+  chat?: string;
 }
 
 let dir: string;
@@ -98,6 +100,12 @@ describe("merged outputs in transformers", () => {
     { example: "frankenmerge.yml", layers: 6, graph: (cfg: LlamaGraphConfig) => buildLlamaOnnxGraph(cfg) as string | Uint8Array },
   ];
   const SAMPLE = "w3 w17 w31 w4 unknown";
+  const CHAT = [
+    { role: "system", content: "Be nice." },
+    { role: "user", content: "Hi" },
+    { role: "assistant", content: "Hello!" },
+    { role: "user", content: "Bye" },
+  ];
   let rows: number[][];
   let results: ConsumerResult[];
   let tokOut: string;
@@ -113,11 +121,11 @@ describe("merged outputs in transformers", () => {
     await writeStandIn(a, { arch: "mistral", layers: 2 }, 11);
     await writeStandIn(b, { arch: "mistral", layers: 2 }, 12);
     const cfg = join(dir, "tok.yml");
-    await writeFile(cfg, `models:\n  - model: ${a}\n    parameters: {weight: 0.5}\n  - model: ${b}\n    parameters: {weight: 0.5}\nmerge_method: linear\ndtype: bfloat16\nchat_template: chatml\n`);
+    await writeFile(cfg, `models:\n  - model: ${a}\n    parameters: {weight: 0.5}\n  - model: ${b}\n    parameters: {weight: 0.5}\nmerge_method: linear\ndtype: bfloat16\nchat_template: mistral\n`);
     tokOut = join(dir, "tok-out");
     const r = await runCli(["merge", cfg, tokOut]);
     assert.equal(r.code, 0, r.stderr);
-    const jobs = [...EXAMPLES.map(({ example }) => ({ dir: join(dir, example), rows })), { dir: tokOut, rows: [[1, 3, 17, 31, 4, 2]], sample: SAMPLE }];
+    const jobs = [...EXAMPLES.map(({ example }) => ({ dir: join(dir, example), rows })), { dir: tokOut, rows: [[1, 3, 17, 31, 4, 2]], sample: SAMPLE, chat: CHAT }];
     results = JSON.parse(await runPython(CONSUMER_PY, [JSON.stringify(jobs)])) as ConsumerResult[];
   });
 
@@ -134,12 +142,14 @@ describe("merged outputs in transformers", () => {
     });
   });
 
-  test("a merged word-level tokenizer loads with AutoTokenizer and encodes a sample as its vocabulary says", () => {
+  test("a merged word-level tokenizer loads with AutoTokenizer, encodes a sample as its vocabulary says and renders mergekit's mistral template", () => {
     const vocab = (JSON.parse(readFileSync(join(tokOut, "tokenizer.json"), "utf8")) as { model: { vocab: Record<string, number> } }).model.vocab;
     const want = SAMPLE.split(" ").map((w) => vocab[w] ?? vocab["<unk>"]);
     const got = results[EXAMPLES.length];
     assert.deepEqual(got.ids, want);
     assert.equal(got.class, "MistralForCausalLM");
     assert.equal(got.layers, 2);
+    // Mistral's instruct format (system text joined to the first user turn), as mergekit's template renders it.
+    assert.equal(got.chat, "<s> [INST] Be nice.\n\nHi [/INST] Hello!</s> [INST] Bye [/INST]");
   });
 });
