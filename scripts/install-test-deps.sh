@@ -45,8 +45,9 @@ install_venv() {
   local started=$SECONDS
   rm -rf "$venv"
   python3 -m venv "$venv"
-  # --retries 0: an index that cannot be reached fails at once instead of backing off per package.
-  "$venv/bin/python" -m pip install --quiet --retries 0 --disable-pip-version-check \
+  # --retries 0: an index that cannot be reached fails at once instead of backing off per package;
+  # -qq: errors only (a configured index that lacks a package prints a warning per package).
+  "$venv/bin/python" -m pip install -qq --retries 0 --disable-pip-version-check \
     "$(torch_requirement)" transformers safetensors peft numpy
   "$venv/bin/python" -c "import torch, transformers, safetensors, peft, numpy; print('.venv-test: torch', torch.__version__, 'transformers', transformers.__version__)"
   echo "$packages" >"$venv/.installed"
