@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// tsc compiles only .ts: copy the JSON data files that tests and code load next to themselves
-// (reference values, schemas) into dist/ at the same relative paths.
+// tsc compiles only .ts: copy the data files that tests and code load next to themselves
+// (JSON reference values and schemas, .jinja chat templates) into dist/ at the same relative paths.
 import { copyFileSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 
@@ -13,7 +13,7 @@ function walk(dir) {
     if (SKIP.has(name)) continue;
     const p = join(dir, name);
     if (statSync(p).isDirectory()) walk(p);
-    else if (name.endsWith(".json") && !SKIP_FILES.has(name)) {
+    else if ((name.endsWith(".json") || name.endsWith(".jinja")) && !SKIP_FILES.has(name)) {
       const dest = join("dist", p);
       mkdirSync(dirname(dest), { recursive: true });
       copyFileSync(p, dest);
@@ -22,4 +22,4 @@ function walk(dir) {
   }
 }
 for (const r of ROOTS) walk(r);
-console.log(`copied ${n} JSON asset(s) into dist/`);
+console.log(`copied ${n} data file(s) into dist/`);

@@ -16,6 +16,7 @@ import { estimatePeakMemory } from "../plan/estimate-memory.js";
 import { createEventRenderer, formatBytes } from "./render-events.js";
 import type { MergeEventSink } from "../merge/merge-events.js";
 import { parseIntFlag, parseSize } from "./parse-size.js";
+import { addIgnoredMergekitOptions, ignoredMergekitWarnings } from "./mergekit-options.js";
 import { parseMergeConfig } from "../config/parse-merge-config.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { parseConfigDType, CONFIG_DTYPE_NAMES } from "../../proto/dtype.js";
@@ -39,17 +40,44 @@ interface MergeFlags extends NatsFlags, HttpFlags {
   overwrite?: boolean;
   taskSize?: string;
   numerics?: string;
+  /** mergekit-yaml's options mergeloom honours. */
+  copyTokenizer?: boolean;
+  writeModelCard?: boolean;
+  allowCrimes?: boolean;
+  quiet?: boolean;
+  /** Warnings about mergekit-yaml options that do not apply, emitted with the config's. */
+  optionWarnings?: string[];
 }
+
+type MergeCommandFlags = Omit<MergeFlags, "output"> & {
+  output?: string;
+  strict?: boolean;
+  numThreads?: string;
+  safeSerialization?: boolean;
+} & Record<string, unknown>;
 
 export function registerMergeCommands(program: Command): void {
   const merge = program
     .command("merge")
-    .description("merge the models of a mergekit YAML config into OUT (an HF model directory)")
+    .description("merge the models of a mergekit YAML config into OUT (an HF model directory); takes mergekit-yaml's arguments and options too")
     .argument("<config>", "mergekit YAML config")
-    .requiredOption("-o, --output <dir>", "output model directory (written atomically)")
-    .option("--out-shard-size <bytes>", "maximum bytes of tensor data per output shard (5000000000, 5GB, 500MB)", "5GB")
+    .argument("[out]", "output model directory (written atomically); or -o OUT")
+    .option("-o, --output <dir>", "output model directory (same as the OUT argument)")
+    .option("--strict", "refuse what mergekit silently ignores (unknown keys and parameters, duplicate keys and models) instead of warning")
+    .option("--out-shard-size <bytes>", "maximum bytes of tensor data per output shard (mergekit's 5B = 5e9, 5GB, 500MB)", "5B")
     .option("--random-seed <n>", "seed for DARE/DELLA masks; each tensor derives its stream from (seed, name)", "0")
     .option("--threads <n>", "merge threads (default: all cores; 0 = the main thread only)")
+    .option("-j, --num-threads <n>", "mergekit-yaml's name for --threads")
+    .option("--copy-tokenizer", "copy the tokenizer files of the tokenizer source to OUT (default)")
+    .option("--no-copy-tokenizer", "write no tokenizer files")
+    .option("--write-model-card", "write README.md and mergekit_config.yml (default)")
+    .option("--no-write-model-card", "write no model card")
+    .option("--allow-crimes", "allow models whose config.json architectures differ")
+    .option("--no-allow-crimes", "refuse models of different architectures (default)")
+    .option("--safe-serialization", "write safetensors (default, and the only format written)")
+    .option("--no-safe-serialization", "accepted for mergekit-yaml; safetensors are written regardless")
+    .option("--quiet", "no progress bar (mergekit-yaml's --quiet)")
+    .option("--no-quiet", "progress bar on a TTY (default)")
     .option("--task-size <bytes>", "output bytes per task (layers are never split; default: one layer per task)")
     .option("--numerics <mode>", "'default' (fp32 arithmetic, rounded once) or 'mergekit' (mergekit's torch arithmetic in the compute dtype, bit for bit)", "default")
     .option("--overwrite", "replace OUT if it is an earlier mergeloom output (it has a .mergeloom-output marker and only model files)")
@@ -57,25 +85,30 @@ export function registerMergeCommands(program: Command): void {
     .option("--json", "print one JSON object per event instead of a progress bar")
     .option("--output-via <mode>", "with --nats: how workers deliver tensors: 'file' (a volume shared with the coordinator) or 'object' (the NATS object store)", "file")
     .option("--worker-wait-timeout <seconds>", "with --nats: fail when no worker connects within this time (default: keep waiting, with warnings)");
+  addIgnoredMergekitOptions(merge);
   addHttpOptions(merge);
-  addNatsOptions(merge).action(async (config: string, flags: MergeFlags) => {
-    const cfg = await loadConfig(config);
-    await runWithDispatcher(cfg, flags);
+  addNatsOptions(merge).action(async (config: string, out: string | undefined, flags: MergeCommandFlags) => {
+    const output = resolveOutputArg(out, flags.output);
+    const cfg = await loadConfig(config, { strict: !!flags.strict });
+    await runWithDispatcher(cfg, { ...flags, ...mergekitFlags(flags), output });
   });
 
   const plan = program
     .command("plan")
     .description("validate a config and print the merge plan, reading only checkpoint headers")
     .argument("<config>", "mergekit YAML config")
-    .option("--out-shard-size <bytes>", "maximum bytes per output shard", "5GB")
+    .option("--strict", "refuse what mergekit silently ignores instead of warning")
+    .option("--allow-crimes", "allow models whose config.json architectures differ")
+    .option("--out-shard-size <bytes>", "maximum bytes per output shard", "5B")
     .option("--threads <n>", "threads to size the memory estimate for")
     .option("--json", "print the plan as JSON")
     .option("-v, --verbose", "list every output tensor")
     .option("--numerics <mode>", "'default' or 'mergekit' (shows each tensor's compute dtype)", "default");
-  addHttpOptions(plan).action(async (config: string, flags: HttpFlags & { outShardSize: string; threads?: string; json?: boolean; verbose?: boolean; numerics: string }) => {
-      const cfg = await loadConfig(config);
+  addHttpOptions(plan).action(async (config: string, flags: HttpFlags & { outShardSize: string; threads?: string; json?: boolean; verbose?: boolean; numerics: string; strict?: boolean; allowCrimes?: boolean }) => {
+      const cfg = await loadConfig(config, { strict: !!flags.strict });
       const numerics = parseNumerics(flags.numerics);
-      const plan = await planMerge(cfg, { http: httpOptionsFrom(flags), numerics });
+      const plan = await planMerge(cfg, { http: httpOptionsFrom(flags), numerics, allowCrimes: !!flags.allowCrimes });
+      plan.warnings.unshift(...cfg.warnings); // what mergekit ignores, then what planning found
       const threads = flags.threads === undefined ? (await import("node:os")).availableParallelism() : parseIntFlag(flags.threads, "--threads");
       const taskOpts = { jobId: "plan", seed: 0, maxShardBytes: parseSize(flags.outShardSize, "--out-shard-size"), outDir: "discard://" };
       let taskSet;
@@ -157,6 +190,32 @@ export function registerMergeCommands(program: Command): void {
     });
 }
 
+/** OUT as the positional argument (mergekit-yaml's form) or -o; both only when they agree. */
+function resolveOutputArg(positional: string | undefined, flag: string | undefined): string {
+  if (positional !== undefined && flag !== undefined && resolve(positional) !== resolve(flag)) {
+    throw new MergeloomError("USAGE", `merge: output given twice ('${positional}' and -o '${flag}'); give one`);
+  }
+  const out = positional ?? flag;
+  if (out === undefined) throw new MergeloomError("USAGE", "merge: no output directory; write `mergeloom merge CONFIG OUT` (or -o OUT)");
+  return out;
+}
+
+/** mergekit-yaml's option names mapped onto mergeloom's, and the warnings for those that do not apply. */
+function mergekitFlags(flags: MergeCommandFlags): Partial<MergeFlags> {
+  const warnings = ignoredMergekitWarnings(flags);
+  let threads = flags.threads;
+  if (flags.numThreads !== undefined) {
+    if (threads !== undefined && threads !== flags.numThreads) {
+      throw new MergeloomError("USAGE", `merge: --threads ${threads} and --num-threads ${flags.numThreads} disagree; give one`);
+    }
+    threads = flags.numThreads;
+  }
+  if (flags.safeSerialization === false) {
+    warnings.push("--no-safe-serialization is accepted for mergekit-yaml compatibility and ignored: mergeloom writes safetensors only (pickled .bin files can run code when loaded)");
+  }
+  return { threads, optionWarnings: warnings };
+}
+
 async function createDispatcher(flags: MergeFlags, onEvent: MergeEventSink): Promise<TaskDispatcher & { close(): Promise<void> }> {
   const threads = flags.threads === undefined ? undefined : parseIntFlag(flags.threads, "--threads");
   const nats = natsOptionsFrom(flags, process.env, "coordinator", "mergeloom-coordinator");
@@ -178,7 +237,7 @@ export async function runWithDispatcher(cfg: Awaited<ReturnType<typeof loadConfi
   // `resolve("")` is the working directory: an empty -o must never reach the output code as ".".
   if (flags.output.trim() === "") throw new MergeloomError("USAGE", "--output: the output path is empty; pass a new directory with -o DIR");
   const http = httpOptionsFrom(flags);
-  const renderer = createEventRenderer({ json: !!flags.json });
+  const renderer = createEventRenderer({ json: !!flags.json, quiet: !!flags.quiet });
   const dispatcher = await createDispatcher(flags, renderer.sink);
   const ac = new AbortController();
   let received: (typeof STOP_SIGNALS)[number] | undefined;
@@ -200,6 +259,10 @@ export async function runWithDispatcher(cfg: Awaited<ReturnType<typeof loadConfi
     const numerics = parseNumerics(flags.numerics);
     const r = await runMergeJob(cfg, dispatcher, {
       numerics,
+      copyTokenizer: flags.copyTokenizer !== false,
+      writeModelCard: flags.writeModelCard !== false,
+      allowCrimes: !!flags.allowCrimes,
+      warnings: flags.optionWarnings,
       // Over NATS the job id is derived from config, seed and output, so rerunning the same
       // command after a coordinator crash resumes the job.
       jobId: dispatcher instanceof EmbeddedDispatcher ? undefined : deriveJobId(cfg, seed, out, numerics),

@@ -18,7 +18,8 @@ export function formatBytes(n: number): string {
   return `${n.toFixed(i ? 2 : 0)} ${u[i]}`;
 }
 
-export function createEventRenderer(opts: { json: boolean; stream?: NodeJS.WriteStream }): { sink: MergeEventSink; stop(): void } {
+/** `quiet` (mergekit-yaml's --quiet) draws no progress bar; warnings and the summary still print. */
+export function createEventRenderer(opts: { json: boolean; quiet?: boolean; stream?: NodeJS.WriteStream }): { sink: MergeEventSink; stop(): void } {
   const stream = opts.stream ?? process.stderr;
   if (opts.json) {
     return { sink: (e: MergeEvent) => process.stdout.write(JSON.stringify({ ts: new Date().toISOString(), ...capWarning(e) }) + "\n"), stop() {} };
@@ -35,7 +36,7 @@ export function createEventRenderer(opts: { json: boolean; stream?: NodeJS.Write
         );
         bytesTotal = e.bytesToWrite;
         started = performance.now();
-        if (stream.isTTY) {
+        if (stream.isTTY && !opts.quiet) {
           bar = new cliProgress.SingleBar(
             { format: " {bar} {percentage}% | tasks {value}/{total} | {bytes} | {rate} | ETA {eta_formatted}", stream, hideCursor: true },
             cliProgress.Presets.shades_classic,

@@ -66,6 +66,11 @@ export interface MergeConfig {
   tokenizerSource?: string;
   /** A template name (e.g. `chatml`, `auto`) or a Jinja template, as written. */
   chatTemplate?: string;
+  /**
+   * What mergekit accepts but ignores (unknown keys and parameters, duplicate keys or models), one
+   * line each, emitted as warning events; empty with `--strict`, which makes each an error.
+   */
+  warnings: string[];
   /** The YAML text as read, for the model card. */
   sourceText: string;
   /** File name for messages. */

@@ -23,16 +23,39 @@ const registry = new MergeMethodRegistry([
   gta("dare_ties"),
 ]);
 
-const parse = (text: string) => parseMergeConfig(text, "merge.yml", registry);
+const parse = (text: string, strict = false) => parseMergeConfig(text, "merge.yml", registry, { strict });
 
-/** Asserts a ConfigError at `path` whose message contains every fragment. */
+/**
+ * Asserts that with --strict the config fails with a ConfigError at `path` whose message contains
+ * every fragment, and that without it the config either fails the same way or (for what mergekit
+ * ignores) parses with exactly one warning naming the path and saying the same.
+ */
 function rejects(text: string, path: string, ...fragments: string[]): void {
-  assert.throws(() => parse(text), (e: unknown) => {
+  const check = (e: unknown) => {
     assert.ok(e instanceof ConfigError, `expected ConfigError, got ${String(e)}`);
     assert.equal(e.path, path, e.message);
     for (const f of fragments) assert.ok(e.message.includes(f), `'${f}' not in: ${e.message}`);
     return true;
-  });
+  };
+  assert.throws(() => parse(text, true), check);
+  let cfg;
+  try {
+    cfg = parse(text);
+  } catch (e) {
+    check(e);
+    return;
+  }
+  assert.equal(cfg.warnings.length, 1, cfg.warnings.join("\n"));
+  assert.ok(cfg.warnings[0].includes(path === "" ? "merge.yml" : path), cfg.warnings[0]);
+  for (const f of fragments.filter((f) => !f.startsWith("merge.yml:"))) assert.ok(cfg.warnings[0].includes(f), `'${f}' not in: ${cfg.warnings[0]}`);
+}
+
+/** Asserts the config parses without --strict, warning once with every fragment. */
+function warnsOnce(text: string, ...fragments: string[]) {
+  const cfg = parse(text);
+  assert.equal(cfg.warnings.length, 1, cfg.warnings.join("\n"));
+  for (const f of fragments) assert.ok(cfg.warnings[0].includes(f), `'${f}' not in: ${cfg.warnings[0]}`);
+  return cfg;
 }
 
 const LINEAR = `models:\n  - model: ./a\n    parameters: {weight: 1}\n  - model: ./b\n    parameters: {weight: 2}\nmerge_method: linear\n`;
@@ -233,8 +256,10 @@ describe("parseMergeConfig: rules", () => {
     rejects(`${LINEAR}modules:\n  text: {models: [{model: ./a}]}\n`, "modules", "not supported yet");
   });
 
-  test("unknown keys in slices and sources are errors too", () => {
-    rejects(`slices:\n  - sources: [{model: ./a, layers_range: [0, 2]}]\nmerge_method: passthrough\n`, "slices[0].sources[0].layers_range", "did you mean 'layer_range'?");
+  test("unknown keys in slices and sources are errors too with --strict; without, the missing key's error names the typo", () => {
+    const text = `slices:\n  - sources: [{model: ./a, layers_range: [0, 2]}]\nmerge_method: passthrough\n`;
+    assert.throws(() => parse(text, true), (e: unknown) => e instanceof ConfigError && e.path === "slices[0].sources[0].layers_range" && e.message.includes("did you mean 'layer_range'?"));
+    assert.throws(() => parse(text), (e: unknown) => e instanceof ConfigError && e.path === "slices[0].sources[0].layer_range" && e.message.includes("missing") && e.message.includes("the unknown key 'layers_range' here was ignored — did you mean 'layer_range'?"));
   });
 
   test("setting both models and slices is an error", () => {
@@ -261,7 +286,8 @@ describe("parseMergeConfig: rules", () => {
     rejects(`${LINEAR}parameters: {normalize: maybe}\n`, "parameters.normalize", "true or false");
     rejects(LINEAR.replace("{weight: 2}", "{weight: []}"), "models[1].parameters.weight", "empty list");
     rejects(LINEAR.replace("{weight: 2}", "{weight: [{filter: mlp, value: x}]}"), "models[1].parameters.weight[0].value", "must be a number");
-    rejects(LINEAR.replace("{weight: 2}", "{weight: [{filter: mlp, valeu: 1}]}"), "models[1].parameters.weight[0].valeu", "did you mean 'value'?");
+    assert.throws(() => parse(LINEAR.replace("{weight: 2}", "{weight: [{filter: mlp, valeu: 1}]}"), true), /models\[1\]\.parameters\.weight\[0\]\.valeu: unknown key 'valeu'.*did you mean 'value'\?/);
+    assert.throws(() => parse(LINEAR.replace("{weight: 2}", "{weight: [{filter: mlp, valeu: 1}]}")), /has no value; the unknown key 'valeu' here was ignored — did you mean 'value'\?/);
   });
 
   test("a string parameter outside its choices lists the valid ones", () => {
@@ -277,8 +303,8 @@ describe("parseMergeConfig: rules", () => {
     rejects(`slices:\n  - sources: [{model: ./a}]\nmerge_method: passthrough\n`, "slices[0].sources[0].layer_range", "missing");
   });
 
-  test("layer_range in the models form is rejected", () => {
-    rejects(LINEAR.replace("  - model: ./b\n", "  - model: ./b\n    layer_range: [0, 2]\n"), "models[1].layer_range", "only valid in `slices:`");
+  test("layer_range in the models form is ignored with a warning (an error with --strict)", () => {
+    rejects(LINEAR.replace("  - model: ./b\n", "  - model: ./b\n    layer_range: [0, 2]\n"), "models[1].layer_range", "only read in `slices:`");
   });
 
   test("sources of one slice must span the same number of layers", () => {
@@ -329,7 +355,67 @@ describe("parseMergeConfig: rules", () => {
     rejects(`- a\n- b\n`, "", "must be a YAML mapping");
   });
 
-  test("duplicate keys are reported as invalid YAML with their line", () => {
-    rejects(`${LINEAR}merge_method: ties\n`, "", "merge.yml:7:");
+  test("a duplicate key is an error with --strict, naming both lines", () => {
+    rejects(`${LINEAR}merge_method: linear\n`, "merge_method", "merge.yml:7:", "duplicate key 'merge_method' (first on line 6)");
+  });
+});
+
+describe("parseMergeConfig: what mergekit accepts and ignores is accepted with one warning each", () => {
+  test("parameters a method does not use are dropped with a warning naming method, field and line", () => {
+    const cfg = warnsOnce(`${LINEAR}parameters: {normalize: true, int8_mask: true}\n`, "parameters.int8_mask", "ignoring parameter 'int8_mask'", "'linear' does not use it", "merge.yml:7:", "--strict");
+    assert.deepEqual(cfg.parameters, { normalize: true });
+    const slerp = warnsOnce(`slices:\n  - sources:\n    - {model: ./a, layer_range: [0, 2]}\n    - {model: ./b, layer_range: [0, 2]}\nmerge_method: slerp\nbase_model: ./a\nparameters: {t: 0.5, normalize: true}\n`, "'normalize'", "'slerp' does not use it");
+    assert.deepEqual(slerp.parameters, { t: 0.5 });
+  });
+
+  test("a misspelled parameter is ignored with a 'did you mean'", () => {
+    const cfg = warnsOnce(LINEAR.replace("{weight: 2}", "{wieght: 2}"), "models[1].parameters.wieght", "did you mean 'weight'?");
+    assert.deepEqual(cfg.slices[0].sources[1].parameters, {});
+  });
+
+  test("a per-model parameter a method lacks (weight on passthrough) and a global one set per model are ignored", () => {
+    const cfg = parse(`slices:\n  - sources: [{model: ./a, layer_range: [0, 2], parameters: {weight: 0.5, scale: 2}}]\nmerge_method: passthrough\n`);
+    assert.equal(cfg.warnings.length, 1);
+    assert.deepEqual(cfg.slices[0].sources[0].parameters, { scale: 2 });
+    const ties = warnsOnce(`${LINEAR.replace("linear", "ties").replace("{weight: 2}", "{weight: 2, lambda: 0.5}")}base_model: ./a\n`, "models[1].parameters.lambda", "global parameter of 'ties'");
+    assert.deepEqual(ties.slices[0].sources[1].parameters, { weight: 2 });
+  });
+
+  test("unknown keys at every level (select_topk on top, revision in a source, a stray key in tokenizer) are ignored", () => {
+    const top = warnsOnce(`${LINEAR}select_topk: 0.5\n`, "unknown key 'select_topk'", "merge.yml:7:1");
+    assert.equal(top.mergeMethod, "linear");
+    const src = warnsOnce(`slices:\n  - sources: [{model: ./a, layer_range: [0, 2], revision: main}]\nmerge_method: passthrough\n`, "slices[0].sources[0].revision", "unknown key 'revision'");
+    assert.deepEqual(src.slices[0].sources, [{ model: "./a", layerRange: [0, 2] }]);
+  });
+
+  test("a duplicate YAML key keeps the last value, as PyYAML does, with a warning naming both lines", () => {
+    const cfg = warnsOnce(`${LINEAR}dtype: float16\ndtype: bfloat16\n`, "merge.yml:8:1", "duplicate key 'dtype' (first on line 7)", "last value is used");
+    assert.equal(cfg.dtype, "BF16");
+    const nested = warnsOnce(LINEAR.replace("{weight: 2}", "{weight: 2, weight: 3}"), "duplicate key 'weight'");
+    assert.deepEqual(nested.slices[0].sources[1].parameters, { weight: 3 });
+  });
+
+  test("the same model listed twice in a slice is merged once, as mergekit keys inputs by model: last entry's layers, first entry's parameters", () => {
+    const cfg = warnsOnce(
+      `slices:\n  - sources:\n    - {model: ./a, layer_range: [0, 2], parameters: {weight: 0.2}}\n    - {model: ./b, layer_range: [0, 2], parameters: {weight: 0.5}}\n    - {model: ./a, layer_range: [2, 4], parameters: {weight: 0.9}}\n    - {model: ./a, layer_range: [4, 6]}\nmerge_method: linear\n`,
+      "slices[0].sources[0]", "'./a' is listed 3 times (entries 0, 2, 3)", "layer_range [4, 6]", "earlier entries are ignored",
+    );
+    assert.deepEqual(cfg.slices[0].sources, [
+      { model: "./a", layerRange: [4, 6], parameters: { weight: 0.2 } },
+      { model: "./b", layerRange: [0, 2], parameters: { weight: 0.5 } },
+    ]);
+    assert.throws(() => parse(`models:\n  - model: ./a\n  - model: ./a\nmerge_method: linear\nparameters: {weight: 1}\n`, true), /listed 2 times/);
+  });
+
+  test("a duplicated model's conditional parameters fall through to the later entries, as ConfigReader.parameter does", () => {
+    const cfg = parse(`models:\n  - model: ./a\n    parameters: {weight: [{filter: mlp, value: 1}]}\n  - model: ./a\n    parameters: {weight: 0.3}\nmerge_method: linear\n`);
+    assert.deepEqual(cfg.slices[0].sources, [{ model: "./a", parameters: { weight: [{ filter: "mlp", value: 1 }, { value: 0.3 }] } }]);
+  });
+
+  test("chat_template: every mergekit built-in, auto and a literal template pass; an unknown name fails while parsing", () => {
+    for (const t of ["alpaca", "chatml", "exaone", "llama3", "mistral", "auto", "'{% for m in messages %}{{ m.content }}{% endfor %}'"]) {
+      assert.ok(parse(`${LINEAR}chat_template: ${t}\n`).chatTemplate);
+    }
+    rejects(`${LINEAR}chat_template: mistrall\n`, "chat_template", "unknown chat template 'mistrall'", "did you mean 'mistral'?", "alpaca, chatml, exaone, llama3, mistral, auto");
   });
 });

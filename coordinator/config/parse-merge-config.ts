@@ -1,17 +1,20 @@
 /**
- * mergekit YAML → validated MergeConfig. Accepts mergekit's format unchanged (mergekit/config.py:
- * MergeConfiguration and friends; ModelReference from mergekit/common.py) and rejects, with the
- * field path, its location and the fix, what mergekit would silently ignore or fail on much later
- * (misspelled keys and parameter names, global parameters set per model, wrong value types).
+ * mergekit YAML → validated MergeConfig. Accepts what mergekit accepts (mergekit/config.py:
+ * MergeConfiguration and friends; ModelReference from mergekit/common.py): what mergekit's pydantic
+ * schema silently drops — unknown keys, parameters the method does not read, global parameters set
+ * on a model, a duplicate YAML key — is dropped here too, with one warning each naming the field,
+ * its location and the closest valid name. With `strict`, each of those is an error instead.
+ * Wrong value types, unknown methods and dtypes are errors either way (mergekit fails on them too).
  * Checks are written by hand rather than with a schema library: almost every rule needs its own
  * message (closest name, valid choices, location), which is clearer inline.
  */
-import { isMap, isNode, LineCounter, parseDocument, type Document } from "yaml";
+import { isMap, isNode, isScalar, LineCounter, parseDocument, visit, type Document } from "yaml";
 import { CONFIG_DTYPE_NAMES, parseConfigDType, type FloatDType } from "../../proto/dtype.js";
 import { ConfigError, UnknownMethodError } from "../../proto/errors.js";
 import type { MergeMethod } from "../../worker/merge/define-merge-method.js";
 import type { MergeMethodRegistry } from "../../worker/merge/merge-method-registry.js";
 import type { ParamSpec, ParamValue } from "../../worker/merge/params.js";
+import { chatTemplateNames, resolveChatTemplate } from "../../worker/storage/chat-templates.js";
 import { closestName } from "./closest-name.js";
 import type {
   ConditionalParam, MergeConfig, ParamExpr, ParamScope, SliceConfig, SourceConfig, TaskVectorRef,
@@ -53,11 +56,24 @@ function isObj(v: unknown): v is Obj {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+export interface ParseOptions {
+  /** Refuse what mergekit ignores (unknown keys and parameters, duplicate keys and models). */
+  strict?: boolean;
+}
+
+/** How the message of a warning ends: what mergekit does and how to silence it. */
+const STRICT_HINT = "mergekit ignores it too (--strict makes this an error)";
+
 class Reader {
+  readonly warnings: string[] = [];
+  /** Unknown keys dropped so far, by parent path: a later "missing" error names its likely typo. */
+  private readonly dropped: { parent: string; key: string }[] = [];
+
   constructor(
     private readonly doc: Document,
     private readonly lines: LineCounter,
     readonly file: string,
+    readonly strict: boolean,
   ) {}
 
   /** The nearest position in the file of `segs` (or of its closest existing parent). */
@@ -73,15 +89,51 @@ class Reader {
   }
 
   fail(segs: readonly Seg[], message: string): never {
-    throw new ConfigError(formatPath(segs), `${message} (at ${this.where(segs)})`);
+    const last = segs[segs.length - 1];
+    const parent = formatPath(segs.slice(0, -1));
+    const typo = typeof last === "string" ? this.dropped.find((d) => d.parent === parent && closestName(d.key, [last]) === last) : undefined;
+    const hint = typo ? `; the unknown key '${typo.key}' here was ignored — did you mean '${last}'?` : "";
+    throw new ConfigError(formatPath(segs), `${message}${hint} (at ${this.where(segs)})`);
   }
 
-  /** Rejects keys outside `allowed` (suggesting the closest), skipping `ignored`. */
+  /** Something mergekit accepts and ignores: one warning, or an error under `strict`. */
+  ignore(segs: readonly Seg[], message: string, tail = STRICT_HINT): void {
+    if (this.strict) this.fail(segs, message);
+    this.warnings.push(`${this.where(segs)}: ${formatPath(segs)}: ${message}; ${tail}`);
+  }
+
+  /** Drops keys outside `allowed` with a warning (suggesting the closest), skipping `ignored`. */
   checkKeys(obj: Obj, segs: readonly Seg[], allowed: readonly string[], what: string, ignored: readonly string[] = []): void {
     for (const key of Object.keys(obj)) {
       if (allowed.includes(key) || ignored.includes(key)) continue;
       const near = closestName(key, allowed);
-      this.fail([...segs, key], `unknown key '${key}' in ${what}${near ? `; did you mean '${near}'?` : ""} (valid: ${allowed.join(", ")})`);
+      this.ignore([...segs, key], `unknown key '${key}' in ${what}${near ? `; did you mean '${near}'?` : ""} (valid: ${allowed.join(", ")})`);
+      this.dropped.push({ parent: formatPath(segs), key });
+      delete obj[key];
+    }
+  }
+
+  /** PyYAML keeps the last of duplicate mapping keys; so does `toJS` with uniqueKeys off. */
+  checkDuplicateKeys(): void {
+    const dups: { key: string; first: number; again: number }[] = [];
+    visit(this.doc, {
+      Map: (_key, node) => {
+        const seen = new Map<string, number>();
+        for (const pair of node.items) {
+          const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+          const at = isNode(pair.key) && pair.key.range ? pair.key.range[0] : 0;
+          const first = seen.get(k);
+          if (first !== undefined) dups.push({ key: k, first, again: at });
+          else seen.set(k, at);
+        }
+      },
+    });
+    for (const d of dups) {
+      const first = this.lines.linePos(d.first).line;
+      const { line, col } = this.lines.linePos(d.again);
+      const message = `duplicate key '${d.key}' (first on line ${first})`;
+      if (this.strict) throw new ConfigError(d.key, `${message}; keep one (at ${this.file}:${line}:${col})`);
+      this.warnings.push(`${this.file}:${line}:${col}: ${message}; the last value is used, as PyYAML does (--strict makes this an error)`);
     }
   }
 
@@ -101,18 +153,23 @@ class Reader {
   }
 }
 
-/** Parses and validates a mergekit merge config; throws ConfigError / UnknownMethodError. */
-export function parseMergeConfig(text: string, file: string, registry: MergeMethodRegistry): MergeConfig {
+/**
+ * Parses and validates a mergekit merge config; throws ConfigError / UnknownMethodError. What
+ * mergekit ignores is listed in the result's `warnings` (or thrown, with `strict`).
+ */
+export function parseMergeConfig(text: string, file: string, registry: MergeMethodRegistry, opts: ParseOptions = {}): MergeConfig {
   const lines = new LineCounter();
   // YAML 1.1 like mergekit's PyYAML (`yes`/`on` are booleans); `1e-3` is still read as a number.
-  const doc = parseDocument(text, { version: "1.1", lineCounter: lines, prettyErrors: false });
+  // Duplicate keys are allowed (PyYAML keeps the last) and reported by checkDuplicateKeys.
+  const doc = parseDocument(text, { version: "1.1", lineCounter: lines, prettyErrors: false, uniqueKeys: false });
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     const { line, col } = lines.linePos(e.pos[0]);
     const at = `${file}:${line}:${col}`;
     throw new ConfigError("", `parse ${at}: invalid YAML: ${e.message.split("\n")[0]}`, { cause: e });
   }
-  const r: Reader = new Reader(doc, lines, file);
+  const r: Reader = new Reader(doc, lines, file, !!opts.strict);
+  r.checkDuplicateKeys();
   const root: unknown = doc.toJS({ maxAliasCount: 1000 });
   if (!isMap(doc.contents) || !isObj(root)) r.fail([], `the file must be a YAML mapping with merge_method and models or slices, got ${describe(root)}`);
 
@@ -137,17 +194,17 @@ export function parseMergeConfig(text: string, file: string, registry: MergeMeth
   if (!hasModels && !hasSlices) r.fail([], "neither `models:` nor `slices:` lists any model; add one of them");
 
   const slices = hasModels
-    ? [{ sources: r.list(root.models, ["models"], "models").map((m, i) => parseSource(r, method, m, ["models", i], false)) }]
+    ? [{ sources: collapseDuplicateModels(r, r.list(root.models, ["models"], "models").map((m, i) => parseSource(r, method, m, ["models", i], false)), ["models"]) }]
     : r.list(root.slices, ["slices"], "slices").map((s, i) => parseSlice(r, method, s, ["slices", i], baseModel));
 
-  const cfg: MergeConfig = { mergeMethod: methodName, fromModels: hasModels, slices, sourceText: text, file };
+  const cfg: MergeConfig = { mergeMethod: methodName, fromModels: hasModels, slices, sourceText: text, file, warnings: r.warnings };
   if (baseModel !== undefined) cfg.baseModel = baseModel;
   if (present(root.parameters)) cfg.parameters = parseScope(r, method, root.parameters, ["parameters"], "global");
   if (present(root.dtype)) cfg.dtype = parseDType(r, root.dtype, ["dtype"]);
   if (present(root.out_dtype)) cfg.outDtype = parseDType(r, root.out_dtype, ["out_dtype"]);
   const tokenizerSource = parseTokenizer(r, root);
   if (tokenizerSource !== undefined) cfg.tokenizerSource = tokenizerSource;
-  if (present(root.chat_template)) cfg.chatTemplate = r.string(root.chat_template, ["chat_template"], "chat_template");
+  if (present(root.chat_template)) cfg.chatTemplate = parseChatTemplate(r, root.chat_template);
 
   checkBase(r, method, cfg);
   return cfg;
@@ -188,7 +245,7 @@ function parseSlice(r: Reader, method: MergeMethod, v: unknown, segs: Seg[], bas
   if (bad > 0) {
     r.fail([...segs, "sources", bad, "layer_range"], `all sources of a slice must span the same number of layers (source 0 has ${lengths[0]}, source ${bad} has ${lengths[bad]})`);
   }
-  const slice: SliceConfig = { sources };
+  const slice: SliceConfig = { sources: collapseDuplicateModels(r, sources, [...segs, "sources"]) };
   if (sliceBase !== undefined && sliceBase !== baseModel) slice.baseModel = sliceBase;
   if (present(obj.parameters)) slice.parameters = parseScope(r, method, obj.parameters, [...segs, "parameters"], "global");
   return slice;
@@ -198,7 +255,8 @@ function parseSource(r: Reader, method: MergeMethod, v: unknown, segs: Seg[], in
   const what = inSlice ? "a slice source" : "a models entry";
   const obj = r.mapping(v, segs, what);
   if (!inSlice && "layer_range" in obj) {
-    r.fail([...segs, "layer_range"], "layer_range is only valid in `slices:` sources; `models:` always merges whole models (use `slices:` to pick layers)");
+    r.ignore([...segs, "layer_range"], "layer_range is only read in `slices:` sources; `models:` always merges whole models (use `slices:` to pick layers)");
+    delete obj.layer_range;
   }
   r.checkKeys(obj, segs, inSlice ? SOURCE_KEYS : MODEL_KEYS, what);
   if (!present(obj.model)) r.fail([...segs, "model"], `${what} needs \`model: <path>\``);
@@ -245,6 +303,20 @@ function checkModelPath(r: Reader, s: string, segs: Seg[], short: boolean): stri
     r.fail(segs, `'${s}' names a Hugging Face Hub revision (path@revision), which mergeloom does not download; use a local checkpoint directory`);
   }
   return s;
+}
+
+/** A built-in name, "auto" or a literal template, checked now so a bad name fails before the merge. */
+function parseChatTemplate(r: Reader, v: unknown): string {
+  const t = r.string(v, ["chat_template"], "chat_template");
+  if (t !== "auto") {
+    try {
+      resolveChatTemplate(t);
+    } catch (err) {
+      const near = closestName(t, chatTemplateNames());
+      r.fail(["chat_template"], `${(err as Error).message.replace(/^config chat_template: /, "")}${near ? `; did you mean '${near}'?` : ""}`);
+    }
+  }
+  return t;
 }
 
 function parseVectors(r: Reader, v: unknown, segs: Seg[]): TaskVectorRef[] {
@@ -299,12 +371,15 @@ function parseScope(r: Reader, method: MergeMethod, v: unknown, segs: Seg[], lev
     const ps = [...segs, name];
     const spec = Object.prototype.hasOwnProperty.call(allowed, name) ? allowed[name] : undefined;
     if (spec === undefined) {
+      // mergekit reads only the method's own parameters, and global ones never per model.
       if (level === "model" && Object.prototype.hasOwnProperty.call(method.params, name)) {
-        r.fail(ps, `'${name}' is a global parameter of '${method.name}' and cannot be set per model; move it to the top-level (or slice) parameters`);
+        r.ignore(ps, `ignoring '${name}': it is a global parameter of '${method.name}' and is never read per model; move it to the top-level (or slice) parameters`);
+        continue;
       }
       const near = closestName(name, valid);
       const list = valid.length > 0 ? valid.join(", ") : "none";
-      r.fail(ps, `unknown parameter '${name}' for merge method '${method.name}'${near ? `; did you mean '${near}'?` : ""} (valid${level === "model" ? " per model" : ""}: ${list})`);
+      r.ignore(ps, `ignoring parameter '${name}': merge method '${method.name}' does not use it${near ? `; did you mean '${near}'?` : ""} (valid${level === "model" ? " per model" : ""}: ${list})`);
+      continue;
     }
     scope[name] = parseParamExpr(r, value, ps, name, spec);
   }
@@ -368,4 +443,60 @@ function parseScalar(r: Reader, v: unknown, segs: Seg[], name: string, spec: Par
     r.fail(segs, `'${name}' is ${JSON.stringify(v)}${near ? `; did you mean '${near}'?` : ""} (valid: ${spec.choices.join(", ")})`);
   }
   return v;
+}
+
+/**
+ * mergekit keys a slice's inputs by model reference (plan.py: `dict(zip(models, weights_in))`), so
+ * a model listed twice in one slice (or models list) is merged once: in the place of its first
+ * entry, reading the layers of its last entry, with each per-model parameter taken from the first
+ * entry that sets it (ConfigReader.parameter scans the sources in order). Reproduced, with a
+ * warning, because the same config must give the same model.
+ */
+function collapseDuplicateModels(r: Reader, sources: SourceConfig[], segs: Seg[]): SourceConfig[] {
+  const byModel = new Map<string, number[]>();
+  sources.forEach((s, i) => byModel.set(s.model, [...(byModel.get(s.model) ?? []), i]));
+  if (byModel.size === sources.length) return sources;
+  const out: SourceConfig[] = [];
+  for (const [model, idx] of byModel) {
+    if (idx.length === 1) {
+      out.push(sources[idx[0]]);
+      continue;
+    }
+    const entries = idx.map((i) => sources[i]);
+    const last = entries[entries.length - 1];
+    const range = last.layerRange ? ` (layer_range [${last.layerRange.join(", ")}])` : "";
+    r.ignore(
+      [...segs, idx[0]],
+      `model '${model}' is listed ${idx.length} times (entries ${idx.join(", ")}); mergekit keys inputs by model, so it is merged once, from its last entry${range}, and the earlier entries are ignored (per-model parameters come from the first entry that sets them); list distinct models to merge them all`,
+      "this reproduces mergekit (--strict makes it an error)",
+    );
+    const merged: SourceConfig = { model };
+    if (last.layerRange) merged.layerRange = last.layerRange;
+    const params = firstSetScope(entries.map((e) => e.parameters));
+    if (params) merged.parameters = params;
+    if (last.vectors) merged.vectors = last.vectors;
+    out.push(merged);
+  }
+  return out;
+}
+
+/**
+ * One scope equivalent to looking a parameter up in `scopes` in order, first defined value wins:
+ * a scalar or gradient is always defined, so it ends the search; a conditional list is defined only
+ * when a filter matches, so the later scopes' settings are appended to it as fallbacks.
+ */
+function firstSetScope(scopes: readonly (ParamScope | undefined)[]): ParamScope | undefined {
+  const out: ParamScope = {};
+  for (const scope of scopes) {
+    for (const [name, expr] of Object.entries(scope ?? {})) {
+      const prev = out[name];
+      if (prev === undefined) out[name] = expr;
+      else if (isConditionalList(prev)) out[name] = [...prev, ...(isConditionalList(expr) ? expr : [{ value: expr as ParamValue | ParamValue[] }])];
+    }
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+function isConditionalList(e: ParamExpr): e is ConditionalParam[] {
+  return Array.isArray(e) && e.length > 0 && isObj(e[0]);
 }

@@ -2,14 +2,25 @@
  * Writes everything around the tensors: the shard index, config.json, tokenizer files and the
  * model card. Runs inside the temporary output directory before it is renamed into place.
  */
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { torchDTypeName } from "../../proto/dtype.js";
+import { StorageError } from "../../proto/errors.js";
 import { writeShardIndex, type ShardPlan } from "../../worker/storage/shard-layout.js";
 import { copyTokenizerFiles, writeModelConfig, writeModelCard } from "../../worker/storage/hf-files.js";
 import { localPath } from "../../worker/merge/tensor-io.js";
 import type { MergePlan } from "../plan/build-plan.js";
 import { modelLocation } from "../plan/build-plan.js";
 
-export async function assembleOutput(dir: string, plan: MergePlan, shards: readonly ShardPlan[]): Promise<void> {
+export interface AssembleOptions {
+  /** mergekit-yaml's --copy-tokenizer (default true). */
+  copyTokenizer?: boolean;
+  /** mergekit-yaml's --write-model-card (default true): README.md and mergekit_config.yml. */
+  writeModelCard?: boolean;
+  onWarning?: (message: string) => void;
+}
+
+export async function assembleOutput(dir: string, plan: MergePlan, shards: readonly ShardPlan[], opts: AssembleOptions = {}): Promise<void> {
   await writeShardIndex(dir, shards, { mergeloom_version: "0.1.0" });
   const cfgSource = plan.checkpoints.get(plan.configModel);
   if (cfgSource?.config) {
@@ -19,12 +30,24 @@ export async function assembleOutput(dir: string, plan: MergePlan, shards: reado
       torchDtype: torchDTypeName(plan.outDtype),
     });
   }
-  const tok = plan.config.tokenizerSource;
-  let tokRef: string | undefined;
-  if (tok === undefined || tok === "base") tokRef = plan.config.baseModel ?? plan.config.slices[0].sources[0].model;
-  else tokRef = tok; // 'union' was refused while planning
-  const tokDir = localPath(modelLocation(tokRef));
-  if (tokDir) await copyTokenizerFiles(tokDir, dir, { chatTemplate: plan.config.chatTemplate });
-  const models = [...new Set(plan.config.slices.flatMap((s) => s.sources.map((x) => x.model)))];
-  await writeModelCard(dir, { yaml: plan.config.sourceText, method: plan.method.name, models, baseModel: plan.config.baseModel });
+  if (opts.copyTokenizer !== false) {
+    const tok = plan.config.tokenizerSource;
+    let tokRef: string | undefined;
+    if (tok === undefined || tok === "base") tokRef = plan.config.baseModel ?? plan.config.slices[0].sources[0].model;
+    else tokRef = tok; // 'union' was refused while planning
+    const tokDir = localPath(modelLocation(tokRef));
+    if (tokDir) await copyTokenizerFiles(tokDir, dir, { chatTemplate: plan.config.chatTemplate });
+  } else if (plan.config.chatTemplate) {
+    // mergekit's run_merge says the same: the template lives in the tokenizer files.
+    opts.onWarning?.("chat_template is set but --no-copy-tokenizer writes no tokenizer files, so the template is not saved");
+  }
+  if (opts.writeModelCard !== false) {
+    const models = [...new Set(plan.config.slices.flatMap((s) => s.sources.map((x) => x.model)))];
+    await writeModelCard(dir, { yaml: plan.config.sourceText, method: plan.method.name, models, baseModel: plan.config.baseModel });
+    // mergekit writes the config next to the card, as given.
+    const path = join(dir, "mergekit_config.yml");
+    await writeFile(path, plan.config.sourceText).catch((err: unknown) => {
+      throw new StorageError(`write ${path}: ${(err as Error).message}`, { cause: err });
+    });
+  }
 }

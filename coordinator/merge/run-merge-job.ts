@@ -23,7 +23,7 @@ import { checkFreeSpace, extraOutputBytes } from "../plan/check-free-space.js";
 import { assertNoLiveJobFor, JOB_HEARTBEAT_MS, ownerMeta } from "./check-job-conflict.js";
 import { writeJobMarker, removeJobMarker } from "../../worker/storage/job-marker.js";
 import { preallocateShards } from "../../worker/storage/shard-layout.js";
-import { parseMergeConfig } from "../config/parse-merge-config.js";
+import { parseMergeConfig, type ParseOptions } from "../config/parse-merge-config.js";
 import type { MergeConfig } from "../config/merge-config.js";
 import { buildPlan, type MergePlan } from "../plan/build-plan.js";
 import { buildTasks } from "../plan/build-tasks.js";
@@ -59,6 +59,14 @@ export interface MergeJobOptions {
   onEvent?: MergeEventSink;
   /** `--numerics`: "mergekit" reproduces mergekit's torch arithmetic in the compute dtype. */
   numerics?: NumericsMode;
+  /** Copy the tokenizer files to the output (mergekit-yaml's --copy-tokenizer, default true). */
+  copyTokenizer?: boolean;
+  /** Write README.md and mergekit_config.yml (mergekit-yaml's --write-model-card, default true). */
+  writeModelCard?: boolean;
+  /** Merge models whose architectures differ (mergekit-yaml's --allow-crimes). */
+  allowCrimes?: boolean;
+  /** Warnings from the command line, emitted before the config's. */
+  warnings?: readonly string[];
   /** Check the output filesystem's free space against the plan before starting (default true). */
   spaceCheck?: boolean;
   /** Reading http(s) inputs while planning. */
@@ -67,18 +75,18 @@ export interface MergeJobOptions {
   onOutputDir?: (dir: OutputDir | undefined) => void;
 }
 
-export async function loadConfig(path: string): Promise<MergeConfig> {
+export async function loadConfig(path: string, opts: ParseOptions = {}): Promise<MergeConfig> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
     throw new MergeloomError("CONFIG_INVALID", `read config ${path}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "file does not exist" : (err as Error).message}`, { cause: err });
   }
-  return parseMergeConfig(text, path, createDefaultRegistry());
+  return parseMergeConfig(text, path, createDefaultRegistry(), opts);
 }
 
-export async function planMerge(config: MergeConfig, opts: { http?: HttpOptions; numerics?: NumericsMode } = {}): Promise<MergePlan> {
-  return buildPlan(config, { registry: createDefaultRegistry(), http: opts.http, numerics: opts.numerics });
+export async function planMerge(config: MergeConfig, opts: { http?: HttpOptions; numerics?: NumericsMode; allowCrimes?: boolean } = {}): Promise<MergePlan> {
+  return buildPlan(config, { registry: createDefaultRegistry(), http: opts.http, numerics: opts.numerics, allowCrimes: opts.allowCrimes });
 }
 
 /** A job id that is stable for the same config, seed and output, so a restarted coordinator resumes it. */
@@ -97,8 +105,9 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
   const started = performance.now();
   const emit = opts.onEvent ?? (() => {});
   const jobId = opts.jobId;
+  for (const message of [...(opts.warnings ?? []), ...(config.warnings ?? [])]) emit({ type: "warning", message });
   const plan = await inSpan(SPAN_NAMES.plan, { [ATTR_JOB_ID]: jobId }, async (span) => {
-    const p = await planMerge(config, { http: opts.http, numerics: opts.numerics });
+    const p = await planMerge(config, { http: opts.http, numerics: opts.numerics, allowCrimes: opts.allowCrimes });
     span.setAttribute(ATTR_TENSOR_COUNT, p.tensors.length);
     span.setAttribute(ATTR_MERGE_METHOD, p.method.name);
     return p;
@@ -208,7 +217,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       emit({ type: "assemble", out: opts.out });
       await inSpan(SPAN_NAMES.assemble, { [ATTR_JOB_ID]: jobId }, async () => {
         await removeJobMarker(outDir!.path); // every task is done; the marker is no part of the model
-        await assembleOutput(outDir!.path, plan, shards);
+        await assembleOutput(outDir!.path, plan, shards, { copyTokenizer: opts.copyTokenizer, writeModelCard: opts.writeModelCard, onWarning: (message) => emit({ type: "warning", message }) });
         await outDir!.commit();
       });
       opts.onOutputDir?.(undefined);

@@ -50,6 +50,8 @@ export interface PlanOptions {
   open?: (ref: string) => Promise<Checkpoint>;
   /** "mergekit": every float tensor carries the compute dtype mergekit would use (`--numerics mergekit`). */
   numerics?: NumericsMode;
+  /** Merge models whose config.json architectures differ (mergekit-yaml's --allow-crimes). */
+  allowCrimes?: boolean;
 }
 
 const LM_HEAD = "lm_head.weight";
@@ -83,6 +85,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
   const checkpoints = new Map<string, Checkpoint>();
   await Promise.all([...refs, ...vectorRefs].map(async (r) => checkpoints.set(r, await open(r))));
 
+  if (!opts.allowCrimes) checkArchitectures(refs, checkpoints);
   const tokBase = checkpoints.get(config.baseModel ?? config.slices[0]?.sources[0]?.model ?? "");
   await checkTokenizerSource(config.tokenizerSource, tokBase && localPath(tokBase.location));
 
@@ -268,6 +271,27 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     bytesToWrite,
     warnings: [...new Set(warnings)],
   };
+}
+
+/**
+ * mergekit's get_architecture_info: models of different architectures merge only with
+ * --allow-crimes. Compared when every model's config.json names one; otherwise the tensor names
+ * decide (as mergekit's inference does), and the shape checks catch real mismatches.
+ */
+function checkArchitectures(refs: ReadonlySet<string>, checkpoints: ReadonlyMap<string, Checkpoint>): void {
+  const archs = [...refs].map((r) => {
+    const a = checkpoints.get(r)!.config?.architectures;
+    return { ref: r, arch: Array.isArray(a) && typeof a[0] === "string" ? a[0] : undefined };
+  });
+  if (archs.some((a) => a.arch === undefined)) return;
+  const first = archs[0];
+  const other = archs.find((a) => a.arch !== first.arch);
+  if (other) {
+    throw new ConfigError(
+      "models",
+      `'${first.ref}' is ${first.arch} but '${other.ref}' is ${other.arch}; mixing architectures needs --allow-crimes (as in mergekit)`,
+    );
+  }
 }
 
 /** The file to name for a model: its one weight file, or its shard index. */

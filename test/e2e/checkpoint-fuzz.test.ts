@@ -127,7 +127,7 @@ async function writeCase(i: number, m: Mutation): Promise<{ model: string; cfg: 
 
 /** The merged output equals the intact merge except where the mutation changed the mean. */
 async function checkOutput(out: string, m: Mutation, caseLabel: string): Promise<void> {
-  const got = await readRawTensors(join(out, "model-00001-of-00001.safetensors"));
+  const got = await readRawTensors(join(out, "model.safetensors"));
   assert.deepEqual(got.map((t) => t.name).sort(), cleanTensors.map((t) => t.name).sort(), caseLabel);
   const mutatedTensors = m.dataOnly ? await readRawTensorsFrom(m.bytes) : cleanTensors;
   for (const t of cleanTensors) {

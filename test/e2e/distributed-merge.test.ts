@@ -46,7 +46,7 @@ async function writeConfig(name: string, yaml: string): Promise<string> {
   await writeFile(p, yaml);
   return p;
 }
-const SHARD = "model-00001-of-00001.safetensors";
+const SHARD = "model.safetensors";
 async function shardBytes(out: string): Promise<Buffer> {
   return readFile(join(out, SHARD));
 }

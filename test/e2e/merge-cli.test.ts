@@ -66,7 +66,8 @@ describe("merging the arith-llama experts from the command line", () => {
       const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
       assert.equal(events.at(-1).type, "done");
       const files = await readdir(out);
-      for (const f of ["model.safetensors.index.json", "config.json", "README.md", "tokenizer_config.json", "vocab.json"]) assert.ok(files.includes(f), `${f} missing`);
+      for (const f of ["model.safetensors", "config.json", "README.md", "tokenizer_config.json", "vocab.json"]) assert.ok(files.includes(f), `${f} missing`);
+      assert.ok(!files.includes("model.safetensors.index.json"), "a single shard gets no index, as in mergekit");
       const ck = await openCheckpoint(out);
       assert.equal(ck.tensors.size, 3 + 9 * layers);
       assert.deepEqual(ck.tensors.get(`model.layers.${layers - 1}.mlp.down_proj.weight`)?.shape, [128, 352]);
@@ -141,10 +142,10 @@ describe("merging the arith-llama experts from the command line", () => {
 });
 
 describe("bad inputs fail with one clear line and leave no output behind", () => {
-  async function expectFailure(name: string, yaml: string, pattern: RegExp): Promise<void> {
+  async function expectFailure(name: string, yaml: string, pattern: RegExp, flags: string[] = []): Promise<void> {
     const cfg = await writeConfig(name, yaml);
     const out = join(dir, `bad-${name}`);
-    const r = await runCli(["merge", cfg, "-o", out]);
+    const r = await runCli(["merge", cfg, "-o", out, ...flags]);
     assert.notEqual(r.code, 0);
     const lines = r.stderr.trim().split("\n");
     assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
@@ -154,7 +155,9 @@ describe("bad inputs fail with one clear line and leave no output behind", () =>
     const leftovers = (await readdir(dir)).filter((f) => f.startsWith(`bad-${name}`));
     assert.deepEqual(leftovers, [], "no temporary directory may be left");
   }
-  const linearOf = (a: string, b: string) => `merge_method: linear\nmodels:\n  - model: ${a}\n    parameters: { weight: 1 }\n  - model: ${b}\n    parameters: { weight: 1 }\n`;
+  // One entry when a === b: a model listed twice is merged once, with a warning (as mergekit does).
+  const linearOf = (a: string, b: string) =>
+    `merge_method: linear\nmodels:\n  - model: ${a}\n    parameters: { weight: 1 }\n${a === b ? "" : `  - model: ${b}\n    parameters: { weight: 1 }\n`}`;
 
   test("a truncated safetensors file is named as truncated", async () => {
     const m = join(dir, "trunc");
@@ -201,8 +204,8 @@ describe("bad inputs fail with one clear line and leave no output behind", () =>
     await expectFailure("method", `merge_method: tie\nmodels:\n  - model: ${F("base")}\n`, /unknown merge method 'tie' \(known: .*ties/);
   });
 
-  test("a misspelled parameter is an error suggesting the right name", async () => {
-    await expectFailure("param", `merge_method: linear\nmodels:\n  - model: ${F("base")}\n    parameters: { wieght: 1.0 }\n`, /wieght.*did you mean 'weight'/);
+  test("with --strict, a misspelled parameter is an error suggesting the right name", async () => {
+    await expectFailure("param", `merge_method: linear\nmodels:\n  - model: ${F("base")}\n    parameters: { wieght: 1.0 }\n`, /wieght.*did you mean 'weight'/, ["--strict"]);
   });
 
   test("a layer_range beyond the model names the field and the model's layer count", async () => {

@@ -49,7 +49,7 @@ describe("the shipped NATS account config", () => {
     const out = join(dir, "merged");
     const r = await runCli(["merge", "examples/linear-arith.yml", "-o", out, "--nats", `nats://coordinator:${COORD_PW}@${host()}`, "--worker-wait-timeout", "20", "--json"]);
     assert.equal(r.code, 0, r.stderr);
-    await access(join(out, "model-00001-of-00001.safetensors"));
+    await access(join(out, "model.safetensors"));
     const jobs = await runCli(["jobs", "--nats", `nats://coordinator:${COORD_PW}@${host()}`]);
     assert.equal(jobs.code, 0, jobs.stderr);
     assert.match(jobs.stdout, /done\s+\d+\/\d+/);

@@ -1,48 +1,45 @@
 /**
- * The chat template names mergekit's `chat_template` accepts, besides "auto" and a literal Jinja
- * template. chatml, llama3 and alpaca render exactly what mergekit's bundled templates render
- * (checked with jinja2 under transformers' trim_blocks/lstrip_blocks settings; mergekit's llama3
- * puts a newline after every <|eot_id|>); exaone renders the EXAONE format without the stray
- * indentation that mergekit's multi-line exaone template leaks into prompts.
+ * The chat template names mergekit's `chat_template` accepts (mergekit/_data/chat_templates: alpaca,
+ * chatml, exaone, llama3, mistral), besides "auto" and a literal Jinja template. The texts are data
+ * files next to this module (`chat-templates/NAME.jinja`), written from each format's public
+ * definition: chatml, llama3, alpaca and mistral render exactly what mergekit's bundled templates
+ * render (mergekit's llama3 puts a newline after every <|eot_id|>); exaone renders the EXAONE format
+ * without the stray indentation that mergekit's multi-line exaone template leaks into prompts.
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { ConfigError } from "../../proto/errors.js";
 
-export const CHAT_TEMPLATES: Readonly<Record<string, string>> = {
-  alpaca:
-    "{% set sys = messages | selectattr('role', 'equalto', 'system') | list %}" +
-    "{{ (sys | last).content | trim if sys else '' }}{{ '\\n\\n' }}" +
-    "{% for m in messages %}" +
-    "{% set head = {'user': '### Instruction:', 'assistant': '### Response:', 'user_context': '### Input:'}.get(m['role']) %}" +
-    "{% if head %}{{ head + '\\n' + (m['content'] | trim) }}{% if not loop.last %}{{ '\\n\\n' }}{% endif %}{% endif %}" +
-    "{% endfor %}" +
-    "{% if add_generation_prompt and messages[-1]['role'] != 'assistant' %}{{ '### Response:\\n' }}{% endif %}",
-  chatml:
-    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}" +
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}",
-  exaone:
-    "{%- for m in messages %}" +
-    "{%- if loop.first and m['role'] != 'system' %}{{ '[|system|][|endofturn|]\\n' }}{% endif %}" +
-    "{{- '[|' + m['role'] + '|]' + m['content'] }}" +
-    "{{- '\\n' if m['role'] == 'user' else '[|endofturn|]\\n' }}" +
-    "{%- endfor %}" +
-    "{%- if add_generation_prompt %}{{ '[|assistant|]' }}{% endif %}",
-  llama3:
-    "{%- for m in messages %}" +
-    "{%- if loop.first %}{{ bos_token }}{% endif %}" +
-    "{{- '<|start_header_id|>' + m['role'] + '<|end_header_id|>\\n\\n' + (m['content'] | trim) + '<|eot_id|>\\n' }}" +
-    "{%- endfor %}" +
-    "{%- if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}",
-};
+const DIR = new URL("./chat-templates/", import.meta.url);
+
+let cache: Readonly<Record<string, string>> | undefined;
+
+/** Built-in templates by name, read once from the data files. */
+export function chatTemplates(): Readonly<Record<string, string>> {
+  if (!cache) {
+    const out: Record<string, string> = {};
+    for (const f of readdirSync(DIR).filter((n) => n.endsWith(".jinja")).sort()) {
+      out[f.slice(0, -".jinja".length)] = readFileSync(new URL(f, DIR), "utf8").replace(/\n+$/, "");
+    }
+    cache = out;
+  }
+  return cache;
+}
+
+/** Names `chat_template` accepts besides a literal template, for messages. */
+export function chatTemplateNames(): string[] {
+  return [...Object.keys(chatTemplates()), "auto"];
+}
 
 /**
  * Resolves a `chat_template` setting that is not "auto": a known name, or a literal template
- * (mergekit's rule: at least 20 characters and containing `{`).
+ * (mergekit's rule: at least 20 characters and containing `{`). Throws for anything else, so the
+ * config fails while planning, not after the merge.
  */
 export function resolveChatTemplate(value: string): string {
-  const named = CHAT_TEMPLATES[value];
+  const named = chatTemplates()[value];
   if (named !== undefined) return named;
   if (value.length < 20 || !value.includes("{")) {
-    throw new ConfigError("chat_template", `unknown chat template '${value}' (known: ${[...Object.keys(CHAT_TEMPLATES), "auto"].join(", ")}, or a Jinja template string)`);
+    throw new ConfigError("chat_template", `unknown chat template '${value}' (known: ${chatTemplateNames().join(", ")}, or a Jinja template string)`);
   }
   return value;
 }

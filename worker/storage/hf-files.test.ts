@@ -5,7 +5,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { ConfigError } from "../../proto/errors.js";
-import { CHAT_TEMPLATES } from "./chat-templates.js";
+import { chatTemplates } from "./chat-templates.js";
 import { copyTokenizerFiles, writeModelCard, writeModelConfig } from "./hf-files.js";
 import { fixtureDir, withTempDir } from "./storage-test-support.js";
 
@@ -44,7 +44,7 @@ describe("copyTokenizerFiles", () => {
     await withTempDir(async (dir) => {
       await copyTokenizerFiles(BASE, dir, { chatTemplate: "chatml" });
       const cfg = readJson(join(dir, "tokenizer_config.json"));
-      assert.equal(cfg.chat_template, CHAT_TEMPLATES.chatml);
+      assert.equal(cfg.chat_template, chatTemplates().chatml);
       assert.match(String(cfg.chat_template), /<\|im_start\|>/);
       const src = readJson(join(BASE, "tokenizer_config.json"));
       delete cfg.chat_template;
@@ -59,7 +59,7 @@ describe("copyTokenizerFiles", () => {
       assert.equal(readJson(join(dir, "tokenizer_config.json")).chat_template, literal);
       await assert.rejects(copyTokenizerFiles(BASE, dir, { chatTemplate: "chatmI" }), (err: unknown) => {
         assert.ok(err instanceof ConfigError);
-        assert.match(err.message, /unknown chat template 'chatmI' \(known: alpaca, chatml, exaone, llama3, auto/);
+        assert.match(err.message, /unknown chat template 'chatmI' \(known: alpaca, chatml, exaone, llama3, mistral, auto/);
         return true;
       });
     });

@@ -22,7 +22,7 @@ const OLD_TAG = ".mergeloom-old-";
 export const OUTPUT_MARKER = ".mergeloom-output";
 
 /** Files a model output may hold; anything else (or any subdirectory) means the directory is not only an output. */
-const OUTPUT_FILE = /^(?:[^/]+\.safetensors|[^/]+\.json|README\.md|tokenizer\.model|merges\.txt|vocab\.txt|[^/]+\.jinja|[^/]+\.tiktoken|\.mergeloom-output)$/;
+const OUTPUT_FILE = /^(?:[^/]+\.safetensors|[^/]+\.json|README\.md|mergekit_config\.yml|tokenizer\.model|merges\.txt|vocab\.txt|[^/]+\.jinja|[^/]+\.tiktoken|\.mergeloom-output)$/;
 
 export interface OutputDirOptions {
   overwrite?: boolean;

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import type { DType } from "../../proto/dtype.js";
@@ -32,11 +32,17 @@ describe("layoutShards", () => {
     }
   });
 
-  test("a single shard is still named model-00001-of-00001 (as mergekit writes it)", () => {
+  test("a single shard is named model.safetensors and gets no index (mergekit's TensorWriter.finalize)", async () => {
     const plans = layoutShards(TENSORS, 1 << 20);
     assert.equal(plans.length, 1);
-    assert.equal(plans[0].file, "model-00001-of-00001.safetensors");
+    assert.equal(plans[0].file, "model.safetensors");
+    assert.equal(shardFileName(0, 1), "model.safetensors");
     assert.equal(shardFileName(11, 12), "model-00012-of-00012.safetensors");
+    await withTempDir(async (dir) => {
+      await preallocateShards(dir, plans);
+      await writeShardIndex(dir, plans);
+      assert.deepEqual(readdirSync(dir), ["model.safetensors"]);
+    });
   });
 
   test("entries are contiguous after the header, in the given order", () => {

@@ -20,7 +20,7 @@ export interface ShardPlanEntry {
 }
 
 export interface ShardPlan {
-  /** File name inside the output directory, `model-00001-of-0000N.safetensors`. */
+  /** File name inside the output directory: `model-00001-of-0000N.safetensors`, or `model.safetensors` alone. */
   file: string;
   /** Length prefix + padded JSON header, written at byte 0. */
   header: Buffer;
@@ -29,15 +29,19 @@ export interface ShardPlan {
   fileBytes: number;
 }
 
-/** HF/mergekit shard name: 1-based index and total, 5 digits each. */
+/**
+ * HF/mergekit shard name: 1-based index and total, 5 digits each; a lone shard is
+ * `model.safetensors` (mergekit's TensorWriter.finalize renames it so and writes no index).
+ */
 export function shardFileName(index: number, total: number): string {
+  if (total === 1) return "model.safetensors";
   return `model-${String(index + 1).padStart(5, "0")}-of-${String(total).padStart(5, "0")}.safetensors`;
 }
 
 /**
  * Packs tensors in the given order, greedily, so each shard's tensor data is at most
  * `maxShardBytes`; a tensor larger than the cap gets a shard of its own (as HF and mergekit do).
- * Like mergekit, a single shard is still named `model-00001-of-00001.safetensors`.
+ * Like mergekit, a single shard is named `model.safetensors`.
  */
 export function layoutShards(tensors: readonly { name: string; dtype: DType; shape: readonly number[] }[], maxShardBytes: number): ShardPlan[] {
   if (!Number.isSafeInteger(maxShardBytes) || maxShardBytes <= 0) {
@@ -94,8 +98,12 @@ export async function preallocateShards(dir: string, shards: readonly ShardPlan[
   );
 }
 
-/** Writes model.safetensors.index.json: metadata.total_size (tensor payload bytes) and weight_map. */
+/**
+ * Writes model.safetensors.index.json: metadata.total_size (tensor payload bytes) and weight_map —
+ * only for two or more shards, as mergekit does (a lone `model.safetensors` needs no index).
+ */
 export async function writeShardIndex(dir: string, shards: readonly ShardPlan[], metadata: Record<string, string> = {}): Promise<void> {
+  if (shards.length < 2) return;
   let total = 0;
   const weightMap: Record<string, string> = {};
   for (const s of shards) {
