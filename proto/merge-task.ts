@@ -85,4 +85,9 @@ export interface MergeTaskResult {
   bytesWritten: number;
   durationMs: number;
   worker?: string;
+  /** Of bytesRead: bytes fetched over the network (Hub, HTTP), and bytes served by a local cache. */
+  networkBytes?: number;
+  cacheBytes?: number;
+  /** Network bytes by host. */
+  hosts?: Record<string, number>;
 }

@@ -67,6 +67,9 @@ export const MergeTaskResultSchema: z.ZodType<MergeTaskResult> = z.object({
   bytesWritten: count,
   durationMs: z.number().nonnegative(),
   worker: z.string().optional(),
+  networkBytes: count.optional(),
+  cacheBytes: count.optional(),
+  hosts: z.record(z.string().max(255), count).optional(),
 });
 
 export const WireErrorSchema: z.ZodType<WireError> = z.object({

@@ -20,6 +20,7 @@ import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { parseConfigDType, CONFIG_DTYPE_NAMES } from "../../proto/dtype.js";
 import { MergeloomError } from "../../proto/errors.js";
 import { setMaxListeners } from "node:events";
+import { downloadConfig } from "./download-command.js";
 
 export const DEFAULT_SHARD_BYTES = 5_000_000_000;
 
@@ -33,6 +34,7 @@ interface MergeFlags extends NatsFlags {
   json?: boolean;
   overwrite?: boolean;
   taskSize?: string;
+  download?: boolean;
 }
 
 export function registerMergeCommands(program: Command): void {
@@ -48,9 +50,11 @@ export function registerMergeCommands(program: Command): void {
     .option("--overwrite", "replace OUT if it exists")
     .option("--json", "print one JSON object per event instead of a progress bar")
     .option("--output-via <mode>", "with --nats: how workers deliver tensors: 'file' (a volume shared with the coordinator) or 'object' (the NATS object store)", "file")
-    .option("--worker-wait-timeout <seconds>", "with --nats: fail when no worker connects within this time (default: keep waiting, with warnings)");
+    .option("--worker-wait-timeout <seconds>", "with --nats: fail when no worker connects within this time (default: keep waiting, with warnings)")
+    .option("--download", "first download the config's Hub models into the Hugging Face cache (as `mergeloom download`)");
   addNatsOptions(merge).action(async (config: string, flags: MergeFlags) => {
     const cfg = await loadConfig(config);
+    if (flags.download) await downloadConfig(cfg, { json: flags.json });
     await runWithDispatcher(cfg, flags);
   });
 
@@ -62,8 +66,10 @@ export function registerMergeCommands(program: Command): void {
     .option("--threads <n>", "threads to size the memory estimate for")
     .option("--json", "print the plan as JSON")
     .option("-v, --verbose", "list every output tensor")
-    .action(async (config: string, flags: { outShardSize: string; threads?: string; json?: boolean; verbose?: boolean }) => {
+    .option("--download", "first download the config's Hub models into the Hugging Face cache")
+    .action(async (config: string, flags: { outShardSize: string; threads?: string; json?: boolean; verbose?: boolean; download?: boolean }) => {
       const cfg = await loadConfig(config);
+      if (flags.download) await downloadConfig(cfg, { json: flags.json });
       const plan = await planMerge(cfg);
       const threads = flags.threads === undefined ? (await import("node:os")).availableParallelism() : parseIntFlag(flags.threads, "--threads");
       const { shards, tasks } = buildTasks(plan, { jobId: "plan", seed: 0, maxShardBytes: parseSize(flags.outShardSize, "--out-shard-size"), outDir: "discard://" });
@@ -79,7 +85,7 @@ export function registerMergeCommands(program: Command): void {
       if (flags.json) {
         process.stdout.write(
           JSON.stringify(
-            { method: plan.method.name, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
+            { method: plan.method.name, pins: plan.pins, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
             null,
             2,
           ) + "\n",
@@ -88,7 +94,7 @@ export function registerMergeCommands(program: Command): void {
       }
       const w = (s: string) => process.stdout.write(s + "\n");
       w(`method: ${plan.method.name}   output layers: ${plan.numLayers}   output dtype: ${plan.outDtype}`);
-      w(`models: ${[...plan.checkpoints.keys()].join(", ")}`);
+      w(`models: ${[...plan.checkpoints.keys()].map((r) => (plan.pins[r] ? `${r} (${plan.pins[r]})` : r)).join(", ")}`);
       w(`tensors: ${plan.tensors.length} in ${tasks.length} tasks → ${shards.length} shard(s)`);
       w(`read: ${formatBytes(plan.bytesToRead)}   write: ${formatBytes(plan.bytesToWrite)}   estimated peak memory (${threads} threads): ${formatBytes(peak)}`);
       if (flags.verbose) for (const t of tensors) w(`  ${t.name} [${t.shape.join(", ")}] ${t.dtype} ← ${t.inputs.map((i) => `${i.model}${Object.keys(i).length > 2 ? " " + JSON.stringify(Object.fromEntries(Object.entries(i).filter(([k]) => k !== "model" && k !== "tensor"))) : ""}`).join(", ")}`);
