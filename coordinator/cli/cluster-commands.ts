@@ -34,19 +34,17 @@ export function registerClusterCommands(program: Command): void {
     .option("--drain-timeout <seconds>", "on SIGTERM, how long in-flight tasks may finish before being handed back", "25")
     .option("--eval-concurrency <n>", "evolve candidate evaluations processed at once (0 = take no evaluation tasks)", "1")
     .option("--eval-device <device>", "ONNX execution provider for evaluations: cpu, cuda or auto (CUDA when it loads, else CPU)", "auto")
-    .option("--cache-dir <dir>", "keep tensor byte ranges read from the Hub in DIR, so re-reads (evolve candidates) skip the network")
-    .option("--cache-size <bytes>", "size limit of --cache-dir (least recently used ranges are deleted)", "20GB");
+    .option("--cache-dir <dir>", "keep tensor byte ranges read from the Hub in DIR, so re-reads (streaming passes, evolve candidates) skip the network (default: <tmp>/mergeloom-hub-ranges)")
+    .option("--cache-size <bytes>", "size limit of the range cache; least recently used ranges are deleted (0 = no cache)", "8GB");
   addNatsOptions(worker, { required: true }).action(
     async (flags: NatsFlags & { concurrency: string; threads?: string; name?: string; storageRoot?: string[]; cacheDir?: string; cacheSize: string; httpPort: string; ackWait: string; maxDeliver: string; drainTimeout: string; evalConcurrency: string; evalDevice: string }) => {
       const evalConcurrency = parseIntFlag(flags.evalConcurrency, "--eval-concurrency", 0);
       const evalDevice = flags.evalDevice;
       if (evalDevice !== "cpu" && evalDevice !== "cuda" && evalDevice !== "auto") throw new MergeloomError("USAGE", `--eval-device: '${evalDevice}' is not one of cpu, cuda, auto`);
       const name = flags.name ?? process.env.MERGELOOM_WORKER_NAME;
-      if (flags.cacheDir) {
-        // Merge threads read the Hub settings from their (inherited) environment: set it before they start.
-        process.env.MERGELOOM_RANGE_CACHE_DIR = resolve(flags.cacheDir);
-        process.env.MERGELOOM_RANGE_CACHE_SIZE = String(parseSize(flags.cacheSize, "--cache-size"));
-      }
+      // Merge threads read the Hub settings from their (inherited) environment: set it before they start.
+      if (flags.cacheDir) process.env.MERGELOOM_RANGE_CACHE_DIR = resolve(flags.cacheDir);
+      process.env.MERGELOOM_RANGE_CACHE_SIZE = String(parseSize(flags.cacheSize, "--cache-size"));
       const nats = requireNats(flags, "worker", name);
       const transport = traced(await connectNatsTransport(nats));
       const metrics = new WorkerMetrics();

@@ -27,7 +27,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), "mergeloom-hubdist-"));
   for (const m of ["base", "expert-add", "expert-sub"]) await hub.addCommit(`arith/${m}`, join(FIXTURES, m));
   // Worker and coordinator processes inherit these: the Hub is the only place the models are.
-  Object.assign(process.env, { HF_ENDPOINT: hub.url, HF_HUB_CACHE: join(dir, "empty-cache"), HF_TOKEN: "", MERGELOOM_HUB_RETRY_DELAY_MS: "5" });
+  Object.assign(process.env, { HF_ENDPOINT: hub.url, HF_HUB_CACHE: join(dir, "empty-cache"), HF_TOKEN: "", MERGELOOM_HUB_RETRY_DELAY_MS: "5", MERGELOOM_RANGE_CACHE_DIR: join(dir, "ranges") });
 });
 after(async () => {
   process.env = saved;

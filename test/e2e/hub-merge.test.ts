@@ -39,8 +39,11 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+let runs = 0;
+/** A fresh range cache per run, so every run's tensor reads cross the network (and meet its faults). */
 function env(extra: Record<string, string> = {}): Record<string, string> {
-  return { HF_ENDPOINT: hub.url, HF_HUB_CACHE: join(dir, "cache-default"), HF_TOKEN: "", HF_HOME: join(dir, "hf-home"), MERGELOOM_HUB_RETRY_DELAY_MS: "5", ...extra };
+  const ranges = join(dir, `ranges-${runs++}`);
+  return { HF_ENDPOINT: hub.url, HF_HUB_CACHE: join(dir, "cache-default"), HF_TOKEN: "", HF_HOME: join(dir, "hf-home"), MERGELOOM_HUB_RETRY_DELAY_MS: "5", MERGELOOM_RANGE_CACHE_DIR: ranges, ...extra };
 }
 
 async function config(name: string, refs: { base: string; add: string; sub: string }): Promise<string> {

@@ -14,7 +14,7 @@
  * bytes served, bytes of safetensors *tensor data* served (past the header), Authorization headers
  * seen by the storage host (must be 0: the token stays with the Hub).
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, readdir, readFile, stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -53,7 +53,7 @@ export interface TestHub {
   counters: HubServerCounters;
   resetCounters(): void;
   /** Adds a commit built from the files of `dir` (recursively); returns its sha. */
-  addCommit(repo: string, dir: string, opts?: { branch?: string; tags?: string[] }): Promise<string>;
+  addCommit(repo: string, dir: string, opts?: { branch?: string; tags?: string[]; unhashed?: boolean }): Promise<string>;
   setRef(repo: string, ref: string, sha: string): void;
   gate(repo: string, token: string): void;
   /** Faults: a 429 on every Nth request (0 = off), a reset on every Nth storage body (0 = off). */
@@ -101,6 +101,7 @@ export async function startTestHub(): Promise<TestHub> {
   const faults = { throttleEvery: 0, resetEvery: 0 };
   let storageReads = 0;
   let commitSeq = 0;
+  const nonce = randomBytes(8).toString("hex");
 
   const repoOf = (id: string): Repo => {
     let r = repos.get(id);
@@ -222,13 +223,16 @@ export async function startTestHub(): Promise<TestHub> {
         const path = relative(dir, disk).split("\\").join("/");
         const size = (await stat(disk)).size;
         const lfs = LFS.test(path);
-        const etag = lfs ? await hashFile(disk, "sha256") : await hashFile(disk, "sha1", `blob ${size}\0`);
+        // Benchmarks serve huge (sparse) files: `unhashed` names LFS blobs by path and size instead of
+        // reading them (downloads of such a commit fail verification; range reads do not verify).
+        const etag = lfs && opts.unhashed ? createHash("sha256").update(`${disk}\0${size}`).digest("hex") : lfs ? await hashFile(disk, "sha256") : await hashFile(disk, "sha1", `blob ${size}\0`);
         const f: HubFile = { path, disk, size, lfs, etag };
         if (path.endsWith(".safetensors")) f.dataStart = await safetensorsDataStart(disk);
         if (lfs) blobs.set(etag, f);
         files.set(path, f);
       }
-      const sha = createHash("sha1").update(`${id}\0${++commitSeq}\0${dir}`).digest("hex");
+      // A fresh nonce per server: commits of different test runs never share a sha (and so never share cache entries).
+      const sha = createHash("sha1").update(`${id}\0${++commitSeq}\0${dir}\0${nonce}`).digest("hex");
       repo.commits.set(sha, files);
       repo.refs.set(opts.branch ?? "main", sha);
       for (const t of opts.tags ?? []) repo.refs.set(t, sha);

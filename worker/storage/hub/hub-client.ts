@@ -39,6 +39,8 @@ export interface HubFileMetadata {
 }
 
 const MAX_REDIRECTS = 5;
+/** Range size above which a read is split into parallel requests. */
+const PART_BYTES = 8 << 20;
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;
 
 export function normalizeEtag(v: string | null): string | undefined {
@@ -126,8 +128,22 @@ export class HubClient {
     });
   }
 
-  /** Reads `length` bytes at `offset` of a file pinned to a commit, into `into`. */
+  /**
+   * Reads `length` bytes at `offset` of a file pinned to a commit, into `into`. A large read is
+   * split into parts fetched in parallel (bounded by the request cap): one TCP stream rarely
+   * fills a fast link, and a failed part is retried alone.
+   */
   async readRange(repo: string, sha: string, file: string, offset: number, length: number, into: Uint8Array): Promise<void> {
+    if (length <= PART_BYTES * 1.5) return this.readPart(repo, sha, file, offset, length, into);
+    const parts: Promise<void>[] = [];
+    for (let p = 0; p < length; p += PART_BYTES) {
+      const n = Math.min(PART_BYTES, length - p);
+      parts.push(this.readPart(repo, sha, file, offset + p, n, into.subarray(p, p + n)));
+    }
+    await Promise.all(parts);
+  }
+
+  private async readPart(repo: string, sha: string, file: string, offset: number, length: number, into: Uint8Array): Promise<void> {
     const s: HubRequestSubject = { repo, revision: sha, file };
     const key = `${repo}@${sha}/${file}`;
     const last = offset + length - 1;

@@ -4,7 +4,7 @@
  * cache and the login with Python tools. The token is held here and only ever sent as a header.
  */
 import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 
 export interface HubSettings {
@@ -16,9 +16,13 @@ export interface HubSettings {
   cacheDir: string;
   /** `HF_HUB_OFFLINE=1`: resolve and read from the cache only. */
   offline: boolean;
-  /** Bounded local cache of tensor byte ranges (worker `--cache-dir`); off when undefined. */
+  /**
+   * Bounded local cache of tensor byte ranges read over the network (worker `--cache-dir`;
+   * default `<tmp>/mergeloom-hub-ranges`). Streamed merges of big tensors read their inputs once
+   * per pass; with this cache only the first pass crosses the network.
+   */
   rangeCacheDir?: string;
-  /** Its size limit in bytes (worker `--cache-size`). */
+  /** Its size limit in bytes (worker `--cache-size`, default 8 GB; 0 turns the cache off). */
   rangeCacheBytes?: number;
   /** Range requests in flight per process. */
   concurrency: number;
@@ -30,6 +34,7 @@ export interface HubSettings {
 }
 
 export const DEFAULT_ENDPOINT = "https://huggingface.co";
+export const DEFAULT_RANGE_CACHE_BYTES = 8e9;
 
 function truthy(v: string | undefined): boolean {
   return v !== undefined && ["1", "ON", "YES", "TRUE"].includes(v.toUpperCase());
@@ -53,9 +58,9 @@ export function hubSettingsFromEnv(env: NodeJS.ProcessEnv): HubSettings {
     token: token?.trim() || undefined,
     cacheDir,
     offline: truthy(env.HF_HUB_OFFLINE) || truthy(env.TRANSFORMERS_OFFLINE),
-    rangeCacheDir: env.MERGELOOM_RANGE_CACHE_DIR || undefined,
-    rangeCacheBytes: env.MERGELOOM_RANGE_CACHE_SIZE ? num(env.MERGELOOM_RANGE_CACHE_SIZE, 0) : undefined,
-    concurrency: num(env.MERGELOOM_HUB_CONCURRENCY, 8),
+    rangeCacheDir: env.MERGELOOM_RANGE_CACHE_DIR || join(tmpdir(), "mergeloom-hub-ranges"),
+    rangeCacheBytes: num(env.MERGELOOM_RANGE_CACHE_SIZE, DEFAULT_RANGE_CACHE_BYTES),
+    concurrency: num(env.MERGELOOM_HUB_CONCURRENCY, 16),
     retries: num(env.MERGELOOM_HUB_RETRIES, 5),
     retryDelayMs: num(env.MERGELOOM_HUB_RETRY_DELAY_MS, 250),
     timeoutMs: num(env.MERGELOOM_HUB_TIMEOUT_MS, 60_000),
