@@ -10,6 +10,7 @@ import { resolve } from "node:path";
 import { CheckpointError, MergeloomError } from "../../../proto/errors.js";
 import { cachedCommit } from "./hf-cache.js";
 import { HubClient } from "./hub-client.js";
+import { HubMissingError } from "./hub-errors.js";
 import { DEFAULT_REVISION, hubUri, parseHubReference } from "./hub-reference.js";
 import { hubSettings, type HubSettings } from "./hub-settings.js";
 import { sharedHubClient } from "./hub-byte-source.js";
@@ -55,6 +56,10 @@ export async function resolveModelReference(ref: string, opts: ResolveOptions = 
   } catch (err) {
     // Like huggingface_hub: the Hub unreachable (not an answer such as 401/404) and the ref cached → use the cache.
     if (cached && err instanceof MergeloomError && err.retryable) return done(cached);
+    // `org/name` may have been meant as a local path: say that no such directory exists either.
+    if (err instanceof HubMissingError && err.missing === "repo") {
+      throw new HubMissingError(`hub ${hub.repo}@${revision}`, `${err.message.replace(/^read checkpoint hub \S+: /, "")}; no local directory ${local} exists either`, "repo");
+    }
     throw err;
   }
 }
