@@ -90,4 +90,6 @@ export interface MergeTaskResult {
   cacheBytes?: number;
   /** Network bytes by host. */
   hosts?: Record<string, number>;
+  /** Once per tensor: inputs holding NaN/±inf that the merged tensor carries on. */
+  warnings?: string[];
 }

@@ -4,7 +4,7 @@
  * (missing tensors, shape mismatches, layer ranges, missing parameters) surfaces here, in
  * seconds, before any tensor data is read.
  */
-import { DTYPE_BYTES, isFloatDType, numelOf, type FloatDType } from "../../proto/dtype.js";
+import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf, type FloatDType } from "../../proto/dtype.js";
 import { ConfigError, MergeloomError, ParamError, ShapeMismatchError } from "../../proto/errors.js";
 import type { ParamValue, TensorInputSpec, TensorSource, TensorSpec } from "../../proto/merge-task.js";
 import type { MergeMethod } from "../../worker/merge/define-merge-method.js";
@@ -14,9 +14,12 @@ import type { Checkpoint, CheckpointTensor } from "../../worker/storage/checkpoi
 import { openModel } from "../../worker/storage/hub/open-model.js";
 import { resolveModelReference, type ResolvedModel } from "../../worker/storage/hub/resolve-model-reference.js";
 import { modelLocation } from "../../worker/storage/model-location.js";
+import type { HttpOptions } from "../../worker/storage/http-byte-source.js";
 import type { MergeConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
 import { gradientPosition, resolveParam } from "../config/resolve-param.js";
 import { classifyTensors, layerTensorName, type TensorLayout } from "./classify-tensors.js";
+import { checkTokenizerSource } from "./check-tokenizer-source.js";
+import { localPath } from "../../worker/merge/tensor-io.js";
 
 export interface PlannedTensor extends TensorSpec {
   /** Output layer index, or -1 for pre weights and -2 for post weights (task grouping). */
@@ -39,11 +42,15 @@ export interface MergePlan {
   pins: Record<string, string>;
   /** The tokenizer donor (`tokenizer_source` / `tokenizer.source` or the base), resolved. */
   tokenizer?: ResolvedModel;
+  /** Things that are legal but probably not what the user wants; emitted as `warning` events. */
+  warnings: string[];
 }
 
 export interface PlanOptions {
   registry: MergeMethodRegistry;
   storageRoots?: readonly string[];
+  /** Timeouts and retries for http(s) inputs. */
+  http?: HttpOptions;
   /** Opens a model reference; defaults to reading headers from disk, HTTP or the Hub. */
   open?: (ref: string) => Promise<Checkpoint>;
   /** Hub commits pinned earlier (a resumed job): reused instead of resolving the revisions again. */
@@ -52,6 +59,13 @@ export interface PlanOptions {
 
 const LM_HEAD = "lm_head.weight";
 const EMBED = "model.embed_tokens.weight";
+/**
+ * Tensors a model may lack, as in mergekit's architecture files (`optional: true`): the output
+ * head (tied to the embeddings), and the rotary-frequency and position-id buffers some
+ * checkpoints carry. Every other tensor must be present in every model that contributes to it.
+ */
+const OPTIONAL = [/^lm_head\.weight$/, /(^|\.)rotary_emb\.inv_freq$/, /(^|\.)position_ids$/];
+const LAYER_INDEX = /\blayers\.(\d+)\./;
 
 export { modelLocation };
 
@@ -61,7 +75,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     // Fail before any work: a union vocabulary needs embedding permutation, which is not built yet.
     throw new ConfigError("tokenizer_source", "'union' is not supported yet; use 'base' or a model path (the tokenizer is then copied from it)");
   }
-  const open = opts.open ?? ((ref: string) => openModel(ref, { storageRoots: opts.storageRoots, pins: opts.pins }));
+  const open = opts.open ?? ((ref: string) => openModel(ref, { storageRoots: opts.storageRoots, http: opts.http, pins: opts.pins }));
 
   // Open every referenced checkpoint (headers only), in parallel.
   const refs = new Set<string>();
@@ -83,8 +97,18 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     if (tokenizer.kind === "hub") pins[tokRef] = tokenizer.sha;
   }
 
+  const tokBase = checkpoints.get(config.baseModel ?? config.slices[0]?.sources[0]?.model ?? "");
+  // A Hub tokenizer source is checked by its reader (fetched from the pinned commit at assembly).
+  if (tokenizer?.kind !== "hub") await checkTokenizerSource(config.tokenizerSource, tokBase && localPath(tokBase.location));
+
   const layouts = new Map<string, TensorLayout>();
   for (const r of refs) layouts.set(r, classifyTensors(checkpoints.get(r)!.tensors.keys()));
+  const warnings: string[] = [];
+  for (const r of refs) {
+    if (checkpoints.get(r)!.tensors.size === 0) {
+      throw new MergeloomError("CHECKPOINT_MISSING", `plan: model '${r}' (${checkpointFile(checkpoints.get(r)!)}) holds no tensors; the file is empty or not a model — check the path`);
+    }
+  }
   const numLayersOf = (ref: string): number => {
     const ck = checkpoints.get(ref)!;
     const n = ck.config?.num_hidden_layers;
@@ -103,6 +127,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
           `[${range[0]}, ${range[1]}] is beyond model '${src.model}', which has ${n} layers; use a range within [0, ${n}]`,
         );
       }
+      assertLayersPresent(checkpoints.get(src.model)!, src.model, range, n);
       return { ...src, layerRange: range };
     }),
   }));
@@ -127,7 +152,10 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
 
   const firstRef = slices[0].sources[0].model;
   const firstCk = checkpoints.get(firstRef)!;
-  const layout = layouts.get(firstRef)!;
+  // Every tensor name any source model has: a tensor only the second model holds is then
+  // reported as missing from the first instead of being silently left out of the output.
+  const layout = classifyTensors(new Set([...refs].flatMap((r) => [...checkpoints.get(r)!.tensors.keys()])));
+  layout.layerPrefix = layouts.get(firstRef)!.layerPrefix;
   const outDtype: FloatDType = config.outDtype ?? config.dtype ?? inferDType(firstCk);
   const tensors: PlannedTensor[] = [];
 
@@ -136,19 +164,35 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     const inputs: TensorInputSpec[] = [];
     let baseIndex = -1;
     const seen = new Set<string>();
+    const missing: number[] = [];
     sources.forEach((src, j) => {
       const ck = checkpoints.get(src.model)!;
       let tn = inNames[j];
       let entry: CheckpointTensor | undefined = ck.tensors.get(tn);
       if (!entry && tn === LM_HEAD) {
         entry = ck.tensors.get(EMBED); // tied embeddings: mergekit's tied_names fallback
-        if (entry) tn = EMBED;
+        if (entry) {
+          tn = EMBED;
+          if (ck.config?.tie_word_embeddings === false) {
+            warnings.push(`model '${src.model}' has no ${LM_HEAD} although its config.json sets tie_word_embeddings: false; its ${EMBED} is used in its place (mergekit's tied_names) — the checkpoint may be incomplete`);
+          }
+        }
       }
-      if (!entry) return; // a model lacking an (optional) tensor is left out of it
+      if (!entry) {
+        missing.push(j);
+        return;
+      }
       if (src.model === baseRef && !seen.has(src.model)) baseIndex = inputs.length;
       seen.add(src.model);
       const scopes = [src.parameters, slice?.parameters, config.parameters];
       const params = resolveParams(method.modelParams, scopes, inNames[j], t, src.model === baseRef, `${src.model}: ${inNames[j]}`);
+      if (!isMergeableDType(entry.dtype) && !(sources.length === 1 && method.name === "passthrough" && (params.scale ?? 1) === 1)) {
+        throw new MergeloomError(
+          "CHECKPOINT_INVALID",
+          `plan ${outName}: tensor '${tn}' of model '${src.model}' (${entry.uri}) has dtype ${entry.dtype}, which cannot be merged (mergeable: ${MERGEABLE_DTYPES.join(", ")}); ` +
+            `only an unmerged passthrough copies such a tensor — convert the checkpoint to a float dtype or leave this model out of this tensor`,
+        );
+      }
       const spec: TensorInputSpec = { model: src.model, source: sourceOf(entry, tn), params };
       if (src.vectors?.length) {
         spec.addVectors = src.vectors.map((v) => {
@@ -162,13 +206,23 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
       }
       inputs.push(spec);
     });
-    if (inputs.length === 0) return; // optional everywhere (e.g. lm_head with tied embeddings)
+    if (inputs.length === 0) return; // in no source (optional everywhere, e.g. lm_head with tied embeddings, or another layer type)
+    if (missing.length && !OPTIONAL.some((re) => re.test(inNames[missing[0]]))) {
+      const j = missing[0];
+      const src = sources[j];
+      const holder = inputs[0].model;
+      throw new MergeloomError(
+        "CHECKPOINT_MISSING",
+        `plan ${outName}: tensor '${inNames[j]}' required but not present in model '${src.model}' (${checkpointFile(checkpoints.get(src.model)!)}), while '${holder}' has it; ` +
+          `every model that contributes to a tensor must hold it — check that the checkpoint is complete and of the same architecture, or leave the model out of this slice`,
+      );
+    }
     if (method.base === "required" && baseIndex < 0) {
       throw new MergeloomError("CHECKPOINT_MISSING", `plan ${outName}: base model '${baseRef}' has no tensor '${outName}', and '${method.name}' needs the base for every tensor`);
     }
     const shape = commonShape(outName, inputs);
     const params = resolveParams(method.params, [slice?.parameters, config.parameters], outName, t, false, outName);
-    const float = inputs.every((i) => isFloatDType(i.source.dtype));
+    const float = inputs.every((i) => isMergeableDType(i.source.dtype));
     const tensor: PlannedTensor = {
       name: outName,
       shape,
@@ -200,9 +254,10 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
       outLayer++;
     }
   }
-  const postNames = [...layout.post];
-  if (!postNames.includes(LM_HEAD) && last.sources.some((src) => checkpoints.get(src.model)!.tensors.has(LM_HEAD))) postNames.push(LM_HEAD);
-  for (const name of postNames) planTensor(name, last.sources.map(() => name), last.sources, last, 0, -2);
+  for (const name of layout.post) planTensor(name, last.sources.map(() => name), last.sources, last, 0, -2);
+  if (tensors.length === 0) {
+    throw new MergeloomError("CHECKPOINT_MISSING", `plan: the models hold no tensors to merge for this config; check the model paths and layer ranges`);
+  }
 
   let bytesToRead = 0;
   let bytesToWrite = 0;
@@ -225,7 +280,31 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     bytesToWrite,
     pins,
     ...(tokenizer ? { tokenizer } : {}),
+    warnings: [...new Set(warnings)],
   };
+}
+
+/** The file to name for a model: its one weight file, or its shard index. */
+function checkpointFile(ck: Checkpoint): string {
+  if (ck.files.length === 1) return ck.files[0];
+  return ck.location.endsWith("/") ? `${ck.location}model.safetensors.index.json` : `${ck.location}/model.safetensors.index.json`;
+}
+
+/** A layer the config (num_hidden_layers) promises must have tensors in the checkpoint. */
+function assertLayersPresent(ck: Checkpoint, ref: string, range: readonly [number, number] | number[], declared: number): void {
+  const present = new Set<number>();
+  for (const name of ck.tensors.keys()) {
+    const m = LAYER_INDEX.exec(name);
+    if (m) present.add(Number(m[1]));
+  }
+  for (let l = range[0]; l < range[1]; l++) {
+    if (!present.has(l)) {
+      throw new MergeloomError(
+        "CHECKPOINT_MISSING",
+        `plan: model '${ref}' (${checkpointFile(ck)}) has no tensors for layer ${l}, but its config.json says ${declared} layers; the checkpoint is incomplete — check the download or the layer_range`,
+      );
+    }
+  }
 }
 
 function sourceOf(e: CheckpointTensor, name: string): TensorSource {

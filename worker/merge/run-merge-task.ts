@@ -19,6 +19,7 @@ import type { ThreadReply } from "./tensor-thread.js";
 import { fromWireError } from "../../proto/wire-error.js";
 import { createRemoteReader } from "./remote-reader.js";
 import { countedMergeTensor } from "./counted-merge-tensor.js";
+import type { HttpOptions } from "../storage/http-byte-source.js";
 
 /** Row chunks of about this many elements; fixed (not thread-dependent) so results never change. */
 export const CHUNK_ELEMENTS = 1 << 22;
@@ -53,7 +54,8 @@ export class LocalMergeExecutor implements MergeExecutor {
   private readonly io?: TensorIO;
 
   /** threads: worker threads to use; 0 merges in the calling thread (tests, tiny models). */
-  constructor(opts: { threads?: number } = {}) {
+  /** http: timeouts and retries for http(s) inputs (handed to every merge thread). */
+  constructor(opts: { threads?: number; http?: HttpOptions } = {}) {
     const threads = opts.threads ?? availableParallelism();
     this.threads = threads;
     this.registry = createDefaultRegistry();
@@ -63,9 +65,10 @@ export class LocalMergeExecutor implements MergeExecutor {
         minThreads: threads,
         maxThreads: threads,
         idleTimeout: 60_000,
+        workerData: { http: opts.http ?? {} },
       });
     } else {
-      this.io = new TensorIO(createRemoteReader());
+      this.io = new TensorIO(createRemoteReader({ http: opts.http }));
     }
   }
 
@@ -83,23 +86,53 @@ export class LocalMergeExecutor implements MergeExecutor {
     }
     const next = this.inlineChain.then(() => {
       signal?.throwIfAborted();
-      return countedMergeTensor(() => mergeTensor(job, this.registry, this.io!));
+      return countedMergeTensor(() => mergeTensor(job, this.registry, this.io!)).finally(() => this.io!.endJob());
     });
     this.inlineChain = next.catch(() => {});
     return next;
   }
 
   async run(task: MergeTask, opts: RunOptions = {}): Promise<MergeTaskResult> {
+    // One listener on the caller's signal per task, removed when the task settles, fans the abort
+    // out to the task's own signal; each tensor job gets a signal of its own (one listener each).
+    // Passing the caller's signal to every job put one listener per tensor on it at once: more
+    // than ten per layer on Qwen2/Gemma2 shapes (MaxListenersExceededWarning).
+    const jobAborts = new Set<AbortController>();
+    const onAbort = () => {
+      for (const c of jobAborts) c.abort(opts.signal?.reason);
+    };
+    opts.signal?.throwIfAborted();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await this.runTask(task, opts, jobAborts);
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private async runJobAbortable(job: TensorJob, aborts: Set<AbortController> | undefined): Promise<TensorJobResult> {
+    if (!aborts) return this.runJob(job);
+    const c = new AbortController();
+    aborts.add(c);
+    try {
+      return await this.runJob(job, c.signal);
+    } finally {
+      aborts.delete(c);
+    }
+  }
+
+  private async runTask(task: MergeTask, opts: RunOptions, aborts: Set<AbortController>): Promise<MergeTaskResult> {
     const start = performance.now();
     let bytesRead = 0;
     let bytesWritten = 0;
     const net = { networkBytes: 0, cacheBytes: 0, byHost: {} as Record<string, number> };
     const stages: StageTimes[] = [];
+    const warnings: string[] = [];
     const results: TensorResult[] = await Promise.all(
       // Largest tensors first: the pool then ends on small jobs instead of one thread finishing a big one alone.
       [...task.tensors].sort((a, b) => b.dest.byteLength - a.dest.byteLength).map(async (tensor) => {
         const jobs = jobsFor(tensor, task.seed, this.registry);
-        const parts = await Promise.all(jobs.map((j) => this.runJob(j, opts.signal)));
+        const parts = await Promise.all(jobs.map((j) => this.runJobAbortable(j, opts.signal ? aborts : undefined)));
         opts.signal?.throwIfAborted();
         let tRead = 0;
         let tWritten = 0;
@@ -113,6 +146,9 @@ export class LocalMergeExecutor implements MergeExecutor {
             for (const [h, n] of Object.entries(p.hub.byHost)) net.byHost[h] = (net.byHost[h] ?? 0) + n;
           }
         }
+        // Once per tensor, however many row chunks saw it.
+        const w = parts.find((p) => p.warnings?.length)?.warnings;
+        if (w) warnings.push(...w);
         bytesRead += tRead;
         bytesWritten += tWritten;
         const r: TensorResult = { name: tensor.name, byteLength: tensor.dest.byteLength };
@@ -129,6 +165,7 @@ export class LocalMergeExecutor implements MergeExecutor {
     recordStageSpans(task, stages, bytesRead, bytesWritten, net);
     const result: MergeTaskResult = { taskId: task.taskId, tensors: results, bytesRead, bytesWritten, durationMs: performance.now() - start };
     if (net.networkBytes || net.cacheBytes) Object.assign(result, { networkBytes: net.networkBytes, cacheBytes: net.cacheBytes, hosts: net.byHost });
+    if (warnings.length) result.warnings = warnings;
     return result;
   }
 
