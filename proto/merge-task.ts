@@ -90,6 +90,11 @@ export interface MergeTaskResult {
   bytesWritten: number;
   durationMs: number;
   worker?: string;
+  /** Of bytesRead: bytes fetched over the network (Hub, HTTP), and bytes served by a local cache. */
+  networkBytes?: number;
+  cacheBytes?: number;
+  /** Network bytes by host. */
+  hosts?: Record<string, number>;
   /** Once per tensor: inputs holding NaN/±inf that the merged tensor carries on. */
   warnings?: string[];
 }

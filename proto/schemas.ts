@@ -68,6 +68,9 @@ export const MergeTaskResultSchema: z.ZodType<MergeTaskResult> = z.object({
   bytesWritten: count,
   durationMs: z.number().nonnegative(),
   worker: z.string().optional(),
+  networkBytes: count.optional(),
+  cacheBytes: count.optional(),
+  hosts: z.record(z.string().max(255), count).optional(),
   warnings: z.array(z.string().max(2000)).max(10_000).optional(),
 });
 

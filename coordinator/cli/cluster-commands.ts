@@ -14,6 +14,7 @@ import { MergeWorker } from "../../worker/runtime/merge-worker.js";
 import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
 import { redactUrls } from "../../proto/nats-url.js";
 import { parseIntFlag, parseSize } from "./parse-size.js";
+import { resolve } from "node:path";
 import { addHttpOptions, httpOptionsFrom, type HttpFlags } from "./http-options.js";
 import { addScorerOptions, gpuFrom, scorersFrom, type ScorerFlags } from "./scorer-options.js";
 import { ScratchDir } from "../../worker/runtime/scratch-dir.js";
@@ -41,11 +42,13 @@ export function registerClusterCommands(program: Command): void {
     .option("--eval-concurrency <n>", "evolve candidate evaluations processed at once (0 = take no evaluation tasks)", "1")
     .option("--eval-device <device>", "ONNX execution provider for evaluations: cpu, cuda or auto (CUDA when it loads, else CPU)", "auto")
     .option("--scratch-dir <dir>", "local directory for candidate checkpoints that scorers read (default: $TMPDIR/mergeloom-scratch-<name>)")
-    .option("--scratch-max-bytes <size>", "most bytes of candidate checkpoints held in scratch at once (e.g. 200GB)", "100GB");
+    .option("--scratch-max-bytes <size>", "most bytes of candidate checkpoints held in scratch at once (e.g. 200GB)", "100GB")
+    .option("--cache-dir <dir>", "keep tensor byte ranges read from the Hub in DIR, so re-reads (streaming passes, evolve candidates) skip the network (default: <tmp>/mergeloom-hub-ranges)")
+    .option("--cache-size <bytes>", "size limit of the range cache; least recently used ranges are deleted (0 = no cache)", "8GB");
   addScorerOptions(worker);
   addHttpOptions(worker);
   addNatsOptions(worker, { required: true }).action(
-    async (flags: NatsFlags & HttpFlags & ScorerFlags & { concurrency: string; threads?: string; name?: string; storageRoot?: string[]; httpPort?: string; ackWait: string; maxDeliver: string; drainTimeout: string; evalConcurrency: string; evalDevice: string; scratchDir?: string; scratchMaxBytes: string }) => {
+    async (flags: NatsFlags & HttpFlags & ScorerFlags & { concurrency: string; threads?: string; name?: string; storageRoot?: string[]; cacheDir?: string; cacheSize: string; httpPort?: string; ackWait: string; maxDeliver: string; drainTimeout: string; evalConcurrency: string; evalDevice: string; scratchDir?: string; scratchMaxBytes: string }) => {
       const evalConcurrency = parseIntFlag(flags.evalConcurrency, "--eval-concurrency", 0);
       const evalDevice = flags.evalDevice;
       if (evalDevice !== "cpu" && evalDevice !== "cuda" && evalDevice !== "auto") throw new MergeloomError("USAGE", `--eval-device: '${evalDevice}' is not one of cpu, cuda, auto`);
@@ -53,6 +56,9 @@ export function registerClusterCommands(program: Command): void {
       const scorers = await scorersFrom(flags);
       if (scorers.size && !evalConcurrency) throw new MergeloomError("USAGE", "--scorer: a worker with scorers must take evaluation tasks; set --eval-concurrency 1 or more");
       const scratchMax = parseSize(flags.scratchMaxBytes, "--scratch-max-bytes");
+      // Merge threads read the Hub settings from their (inherited) environment: set it before they start.
+      if (flags.cacheDir) process.env.MERGELOOM_RANGE_CACHE_DIR = resolve(flags.cacheDir);
+      process.env.MERGELOOM_RANGE_CACHE_SIZE = String(parseSize(flags.cacheSize, "--cache-size"));
       const nats = requireNats(flags, "worker", name);
       const transport = traced(await connectNatsTransport(nats));
       const metrics = new WorkerMetrics();

@@ -12,6 +12,7 @@ import { registerMergeCommands } from "./merge-commands.js";
 import { registerEvalCommand } from "./eval-command.js";
 import { registerClusterCommands } from "./cluster-commands.js";
 import { registerEvolveCommand } from "./evolve-command.js";
+import { registerDownloadCommand } from "./download-command.js";
 import { startTelemetry } from "../telemetry/start-telemetry.js";
 
 export function buildProgram(): Command {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerEvalCommand(program);
   registerClusterCommands(program);
   registerEvolveCommand(program);
+  registerDownloadCommand(program);
   return program;
 }
 

@@ -22,6 +22,7 @@ import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { parseConfigDType, CONFIG_DTYPE_NAMES } from "../../proto/dtype.js";
 import { MergeloomError } from "../../proto/errors.js";
 import { NUMERICS_MODES, type NumericsMode } from "../../worker/numerics/numerics-mode.js";
+import { downloadConfig } from "./download-command.js";
 import { constants as osConstants } from "node:os";
 import type { OutputDir } from "../../worker/storage/output-dir.js";
 import { addHttpOptions, httpOptionsFrom, type HttpFlags } from "./http-options.js";
@@ -47,6 +48,7 @@ interface MergeFlags extends NatsFlags, HttpFlags {
   quiet?: boolean;
   /** Warnings about mergekit-yaml options that do not apply, emitted with the config's. */
   optionWarnings?: string[];
+  download?: boolean;
 }
 
 type MergeCommandFlags = Omit<MergeFlags, "output"> & {
@@ -84,12 +86,14 @@ export function registerMergeCommands(program: Command): void {
     .option("--no-space-check", "skip checking the output filesystem's free space against the plan before starting")
     .option("--json", "print one JSON object per event instead of a progress bar")
     .option("--output-via <mode>", "with --nats: how workers deliver tensors: 'file' (a volume shared with the coordinator) or 'object' (the NATS object store)", "file")
-    .option("--worker-wait-timeout <seconds>", "with --nats: fail when no worker connects within this time (default: keep waiting, with warnings)");
+    .option("--worker-wait-timeout <seconds>", "with --nats: fail when no worker connects within this time (default: keep waiting, with warnings)")
+    .option("--download", "first download the config's Hub models into the Hugging Face cache (as `mergeloom download`)");
   addIgnoredMergekitOptions(merge);
   addHttpOptions(merge);
   addNatsOptions(merge).action(async (config: string, out: string | undefined, flags: MergeCommandFlags) => {
     const output = resolveOutputArg(out, flags.output);
     const cfg = await loadConfig(config, { strict: !!flags.strict });
+    if (flags.download) await downloadConfig(cfg, { json: !!flags.json });
     await runWithDispatcher(cfg, { ...flags, ...mergekitFlags(flags), output });
   });
 
@@ -103,9 +107,11 @@ export function registerMergeCommands(program: Command): void {
     .option("--threads <n>", "threads to size the memory estimate for")
     .option("--json", "print the plan as JSON")
     .option("-v, --verbose", "list every output tensor")
-    .option("--numerics <mode>", "'default' or 'mergekit' (shows each tensor's compute dtype)", "default");
-  addHttpOptions(plan).action(async (config: string, flags: HttpFlags & { outShardSize: string; threads?: string; json?: boolean; verbose?: boolean; numerics: string; strict?: boolean; allowCrimes?: boolean }) => {
+    .option("--numerics <mode>", "'default' or 'mergekit' (shows each tensor's compute dtype)", "default")
+    .option("--download", "first download the config's Hub models into the Hugging Face cache");
+  addHttpOptions(plan).action(async (config: string, flags: HttpFlags & { outShardSize: string; threads?: string; json?: boolean; verbose?: boolean; numerics: string; strict?: boolean; allowCrimes?: boolean; download?: boolean }) => {
       const cfg = await loadConfig(config, { strict: !!flags.strict });
+      if (flags.download) await downloadConfig(cfg, { json: flags.json });
       const numerics = parseNumerics(flags.numerics);
       const plan = await planMerge(cfg, { http: httpOptionsFrom(flags), numerics, allowCrimes: !!flags.allowCrimes });
       plan.warnings.unshift(...cfg.warnings); // what mergekit ignores, then what planning found
@@ -134,7 +140,7 @@ export function registerMergeCommands(program: Command): void {
       if (flags.json) {
         process.stdout.write(
           JSON.stringify(
-            { method: plan.method.name, numerics, warnings: plan.warnings, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
+            { method: plan.method.name, numerics, pins: plan.pins, warnings: plan.warnings, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
             null,
             2,
           ) + "\n",
@@ -143,8 +149,7 @@ export function registerMergeCommands(program: Command): void {
       }
       const w = (s: string) => process.stdout.write(s + "\n");
       const compute = [...new Set(plan.tensors.map((t) => t.computeDtype).filter(Boolean))].join(", ");
-      w(`method: ${plan.method.name}   output layers: ${plan.numLayers}   output dtype: ${plan.outDtype}   numerics: ${numerics}${compute ? ` (compute dtype ${compute})` : ""}`);
-      w(`models: ${[...plan.checkpoints.keys()].join(", ")}`);
+      w(`models: ${[...plan.checkpoints.keys()].map((r) => (plan.pins[r] ? `${r} (${plan.pins[r]})` : r)).join(", ")}`);
       w(`tensors: ${plan.tensors.length} in ${tasks.length} tasks → ${shards.length} shard(s)`);
       w(`read: ${formatBytes(plan.bytesToRead)}   write: ${formatBytes(plan.bytesToWrite)}   estimated peak memory (${threads} threads): ${formatBytes(peak)}`);
       if (flags.verbose) for (const t of tensors) w(`  ${t.name} [${t.shape.join(", ")}] ${t.dtype}${t.computeDtype ? ` (computed in ${t.computeDtype})` : ""} ← ${t.inputs.map((i) => `${i.model}${Object.keys(i).length > 2 ? " " + JSON.stringify(Object.fromEntries(Object.entries(i).filter(([k]) => k !== "model" && k !== "tensor"))) : ""}`).join(", ")}`);

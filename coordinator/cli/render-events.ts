@@ -48,7 +48,8 @@ export function createEventRenderer(opts: { json: boolean; quiet?: boolean; stre
         if (bar) {
           const secs = (performance.now() - started) / 1000;
           bytesDone = (bytesTotal * e.done) / e.total;
-          bar.update(e.done, { bytes: `${formatBytes(bytesDone)}/${formatBytes(bytesTotal)}`, rate: `${formatBytes(bytesDone / Math.max(secs, 1e-3))}/s` });
+          const net = e.networkBytes ? ` | net ${formatBytes(e.networkBytes)} ${formatBytes(e.networkBytes / Math.max(secs, 1e-3))}/s` : "";
+          bar.update(e.done, { bytes: `${formatBytes(bytesDone)}/${formatBytes(bytesTotal)}`, rate: `${formatBytes(bytesDone / Math.max(secs, 1e-3))}/s${net}` });
         }
         break;
       }

@@ -331,8 +331,11 @@ describe("parseMergeConfig: rules", () => {
     rejects(LINEAR.replace("./b", "{model: {path: ./b}, lora: {path: ./l}}"), "models[1].model.lora", "LoRA adapters are not supported yet");
   });
 
-  test("hub revisions (path@rev) are rejected with a local-path fix", () => {
-    rejects(LINEAR.replace("./b", "org/b@main"), "models[1].model", "local checkpoint directory");
+  test("Hub references keep their revision; the long form's revision becomes @revision; a malformed one is rejected", () => {
+    assert.equal(parse(LINEAR.replace("./b", "org/b@main")).slices[0].sources[1].model, "org/b@main");
+    assert.equal(parse(LINEAR.replace("model: ./b", "model: {model: {path: org/b, revision: v1.0}}")).slices[0].sources[1].model, "org/b@v1.0");
+    rejects(LINEAR.replace("./b", "org/b@"), "models[1].model", "write org/name@revision");
+    rejects(LINEAR.replace("model: ./b", "model: {model: {path: org/b@main, revision: v1}}"), "models[1].model.model.revision", "already names a revision");
   });
 
   test("tokenizer_source and tokenizer together are an error, and tokenizer.tokens is unsupported", () => {

@@ -290,8 +290,12 @@ function parseModelRef(r: Reader, v: unknown, segs: Seg[]): string {
   if (typeof inner === "string") return checkModelPath(r, inner, innerSegs, false);
   if (!isObj(inner)) r.fail(innerSegs, `model must be a path string or {path: ...}, got ${describe(inner)}`);
   r.checkKeys(inner, innerSegs, MODEL_PATH_KEYS, "a model path");
-  if (present(inner.revision)) r.fail([...innerSegs, "revision"], "model revisions select a Hugging Face Hub version, which mergeloom does not download; point `path` at a local checkpoint directory");
-  return checkModelPath(r, r.string(inner.path, [...innerSegs, "path"], "path"), [...innerSegs, "path"], false);
+  const path = checkModelPath(r, r.string(inner.path, [...innerSegs, "path"], "path"), [...innerSegs, "path"], false);
+  if (!present(inner.revision)) return path;
+  // The long form's revision is the short form's `@revision`: one reference string either way.
+  const revision = r.string(inner.revision, [...innerSegs, "revision"], "revision");
+  if (path.includes("@")) r.fail([...innerSegs, "revision"], `'${path}' already names a revision; remove one of them`);
+  return checkModelPath(r, `${path}@${revision}`, [...innerSegs, "revision"], false);
 }
 
 function checkModelPath(r: Reader, s: string, segs: Seg[], short: boolean): string {
@@ -300,7 +304,11 @@ function checkModelPath(r: Reader, s: string, segs: Seg[], short: boolean): stri
     r.fail(segs, `'${s}' is mergekit's model+LoRA syntax; LoRA adapters are not supported yet (merge the adapter into its model first)`);
   }
   if (s.includes("@")) {
-    r.fail(segs, `'${s}' names a Hugging Face Hub revision (path@revision), which mergeloom does not download; use a local checkpoint directory`);
+    // `org/name@revision`: a Hub reference (a local path that exists still wins when resolved).
+    const at = s.indexOf("@");
+    if (at === 0 || at === s.length - 1 || s.indexOf("@", at + 1) >= 0) {
+      r.fail(segs, `'${s}' is not a valid reference; write org/name@revision (branch, tag or commit)`);
+    }
   }
   return s;
 }

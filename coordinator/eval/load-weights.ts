@@ -1,14 +1,14 @@
 /** Loads every floating-point tensor of a checkpoint as fp32 (evaluation of small models). */
 import { isFloatDType } from "../../proto/dtype.js";
 import { decodeToF32 } from "../../worker/tensor/convert.js";
-import { openCheckpoint } from "../../worker/storage/checkpoint.js";
+import { openModel } from "../../worker/storage/hub/open-model.js";
 import { TensorIO } from "../../worker/merge/tensor-io.js";
 import { createRemoteReader } from "../../worker/merge/remote-reader.js";
 
 export type WeightMap = Map<string, { data: Float32Array; shape: number[] }>;
 
 export async function loadWeightsF32(ref: string): Promise<WeightMap> {
-  const ck = await openCheckpoint(ref);
+  const ck = await openModel(ref);
   const io = new TensorIO(createRemoteReader());
   const out: WeightMap = new Map();
   try {

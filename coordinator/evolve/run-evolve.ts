@@ -12,8 +12,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError, MergeloomError } from "../../proto/errors.js";
-import { openCheckpoint } from "../../worker/storage/checkpoint.js";
-import { modelLocation } from "../plan/build-plan.js";
+import { openModel } from "../../worker/storage/hub/open-model.js";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
 import { candidateYaml } from "./candidate-yaml.js";
 import { CmaEs, type CmaState } from "./cma-es.js";
@@ -113,7 +112,7 @@ export interface EvolveResult {
 }
 
 export async function readNumLayers(ref: string): Promise<number> {
-  const ck = await openCheckpoint(modelLocation(ref));
+  const ck = await openModel(ref);
   const n = ck.config?.num_hidden_layers;
   if (typeof n !== "number") throw new ConfigError("genome.models", `model '${ref}' has no num_hidden_layers in its config.json`);
   return n;

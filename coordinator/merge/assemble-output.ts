@@ -11,6 +11,7 @@ import { copyTokenizerFiles, writeModelConfig, writeModelCard } from "../../work
 import { localPath } from "../../worker/merge/tensor-io.js";
 import type { MergePlan } from "../plan/build-plan.js";
 import { modelLocation } from "../plan/build-plan.js";
+import { fetchTokenizerFiles } from "../../worker/storage/hub/fetch-tokenizer-files.js";
 
 export interface AssembleOptions {
   /** mergekit-yaml's --copy-tokenizer (default true). */
@@ -35,7 +36,12 @@ export async function assembleOutput(dir: string, plan: MergePlan, shards: reado
     let tokRef: string | undefined;
     if (tok === undefined || tok === "base") tokRef = plan.config.baseModel ?? plan.config.slices[0].sources[0].model;
     else tokRef = tok; // 'union' was refused while planning
-    const tokDir = localPath(modelLocation(tokRef));
+    let tokDir: string | undefined;
+    const hubTok = plan.tokenizer?.kind === "hub" ? plan.tokenizer : undefined;
+    if (hubTok) {
+      // Tokenizer files of the pinned commit, through the HF cache (downloaded there when missing).
+      tokDir = (await fetchTokenizerFiles(hubTok.repo, hubTok.revision, hubTok.sha)).dir;
+    } else tokDir = localPath(plan.tokenizer?.location ?? modelLocation(tokRef));
     if (tokDir) await copyTokenizerFiles(tokDir, dir, { chatTemplate: plan.config.chatTemplate });
   } else if (plan.config.chatTemplate) {
     // mergekit's run_merge says the same: the template lives in the tokenizer files.
@@ -43,7 +49,7 @@ export async function assembleOutput(dir: string, plan: MergePlan, shards: reado
   }
   if (opts.writeModelCard !== false) {
     const models = [...new Set(plan.config.slices.flatMap((s) => s.sources.map((x) => x.model)))];
-    await writeModelCard(dir, { yaml: plan.config.sourceText, method: plan.method.name, models, baseModel: plan.config.baseModel });
+    await writeModelCard(dir, { yaml: plan.config.sourceText, method: plan.method.name, models, baseModel: plan.config.baseModel, revisions: plan.pins });
     // mergekit writes the config next to the card, as given.
     const path = join(dir, "mergekit_config.yml");
     await writeFile(path, plan.config.sourceText).catch((err: unknown) => {

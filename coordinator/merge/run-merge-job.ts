@@ -85,8 +85,18 @@ export async function loadConfig(path: string, opts: ParseOptions = {}): Promise
   return parseMergeConfig(text, path, createDefaultRegistry(), opts);
 }
 
-export async function planMerge(config: MergeConfig, opts: { http?: HttpOptions; numerics?: NumericsMode; allowCrimes?: boolean } = {}): Promise<MergePlan> {
-  return buildPlan(config, { registry: createDefaultRegistry(), http: opts.http, numerics: opts.numerics, allowCrimes: opts.allowCrimes });
+export async function planMerge(config: MergeConfig, opts: { http?: HttpOptions; numerics?: NumericsMode; allowCrimes?: boolean; pins?: Readonly<Record<string, string>> } = {}): Promise<MergePlan> {
+  return buildPlan(config, { registry: createDefaultRegistry(), http: opts.http, numerics: opts.numerics, allowCrimes: opts.allowCrimes, pins: opts.pins });
+}
+
+const PIN_PREFIX = "pin:";
+
+/** Hub pins kept in a job record's meta (`pin:<ref>` → sha), so a resumed job reads the same commits. */
+export function pinsOf(rec: JobRecord | null | undefined): Record<string, string> | undefined {
+  if (!rec?.meta) return undefined;
+  const pins: Record<string, string> = {};
+  for (const [k, v] of Object.entries(rec.meta)) if (k.startsWith(PIN_PREFIX) && typeof v === "string") pins[k.slice(PIN_PREFIX.length)] = v;
+  return Object.keys(pins).length ? pins : undefined;
 }
 
 /** A job id that is stable for the same config, seed and output, so a restarted coordinator resumes it. */
@@ -106,8 +116,12 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
   const emit = opts.onEvent ?? (() => {});
   const jobId = opts.jobId;
   for (const message of [...(opts.warnings ?? []), ...(config.warnings ?? [])]) emit({ type: "warning", message });
+  // Resume: the same job id (same config, seed and output) with its temporary directory still there.
+  const prior = await dispatcher.loadJob?.(jobId);
+  const priorActive = !!prior && ["planned", "running", "assembling"].includes(prior.state);
   const plan = await inSpan(SPAN_NAMES.plan, { [ATTR_JOB_ID]: jobId }, async (span) => {
-    const p = await planMerge(config, { http: opts.http, numerics: opts.numerics, allowCrimes: opts.allowCrimes });
+    // A resumed job keeps the Hub commits it was planned with, even if a branch moved since.
+    const p = await planMerge(config, { http: opts.http, numerics: opts.numerics, allowCrimes: opts.allowCrimes, pins: priorActive ? pinsOf(prior) : undefined });
     span.setAttribute(ATTR_TENSOR_COUNT, p.tensors.length);
     span.setAttribute(ATTR_MERGE_METHOD, p.method.name);
     return p;
@@ -119,9 +133,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
     await checkOutputAgainstInputs(opts.out, localInputsOf(plan));
     if (dispatcher.listJobs) assertNoLiveJobFor(opts.out, await dispatcher.listJobs(), me);
   }
-  // Resume: the same job id (same config, seed and output) with its temporary directory still there.
-  const prior = await dispatcher.loadJob?.(jobId);
-  const resumable = !!prior && ["planned", "running", "assembling"].includes(prior.state) && (discard || existsSync(prior.outputDir));
+  const resumable = priorActive && (discard || existsSync(prior!.outputDir));
   let outDir: OutputDir | undefined;
   if (!discard) {
     outDir = resumable
@@ -144,7 +156,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
     doneTasks: 0,
     failedTasks: 0,
     outputDir: outDir ? outDir.path : opts.out,
-    meta: { out: opts.out, seed: opts.seed, method: plan.method.name, ...ownerMeta(me) },
+    meta: { out: opts.out, seed: opts.seed, method: plan.method.name, ...ownerMeta(me), ...Object.fromEntries(Object.entries(plan.pins).map(([r, sha]) => [PIN_PREFIX + r, sha])) },
   };
   let heartbeat: NodeJS.Timeout | undefined;
   try {
@@ -187,6 +199,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
     let done = 0;
     let bytesRead = 0;
     let bytesWritten = 0;
+    let networkBytes = 0;
     const digests = new Map<string, string>();
     await inSpan(SPAN_NAMES.dispatch, { [ATTR_JOB_ID]: jobId, [ATTR_TASK_COUNT]: tasks.length }, async (span) => {
       await dispatcher.runTasks(
@@ -196,8 +209,9 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
           bytesRead += r.bytesRead;
           bytesWritten += r.bytesWritten;
           for (const t of r.tensors) if (t.sha256) digests.set(t.name, t.sha256);
+          networkBytes += r.networkBytes ?? 0;
           for (const message of r.warnings ?? []) emit({ type: "warning", message });
-          emit({ type: "task", taskId: r.taskId, worker: r.worker, done, total: tasks.length });
+          emit({ type: "task", taskId: r.taskId, worker: r.worker, done, total: tasks.length, ...(networkBytes ? { networkBytes } : {}) });
         },
         opts.signal,
       );

@@ -10,7 +10,9 @@ import type { ParamValue, TensorInputSpec, TensorSource, TensorSpec } from "../.
 import type { MergeMethod } from "../../worker/merge/define-merge-method.js";
 import type { MergeMethodRegistry } from "../../worker/merge/merge-method-registry.js";
 import type { ParamSpecs } from "../../worker/merge/params.js";
-import { openCheckpoint, type Checkpoint, type CheckpointTensor } from "../../worker/storage/checkpoint.js";
+import type { Checkpoint, CheckpointTensor } from "../../worker/storage/checkpoint.js";
+import { openModel } from "../../worker/storage/hub/open-model.js";
+import { resolveModelReference, type ResolvedModel } from "../../worker/storage/hub/resolve-model-reference.js";
 import { modelLocation } from "../../worker/storage/model-location.js";
 import type { HttpOptions } from "../../worker/storage/http-byte-source.js";
 import type { MergeConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
@@ -37,6 +39,10 @@ export interface MergePlan {
   configModel: string;
   bytesToRead: number;
   bytesToWrite: number;
+  /** Hub references (as written) → the commit sha they were pinned to for this job. */
+  pins: Record<string, string>;
+  /** The tokenizer donor (`tokenizer_source` / `tokenizer.source` or the base), resolved. */
+  tokenizer?: ResolvedModel;
   /** Things that are legal but probably not what the user wants; emitted as `warning` events. */
   warnings: string[];
 }
@@ -46,12 +52,14 @@ export interface PlanOptions {
   storageRoots?: readonly string[];
   /** Timeouts and retries for http(s) inputs. */
   http?: HttpOptions;
-  /** Opens a model reference; defaults to reading headers from disk or HTTP. */
+  /** Opens a model reference; defaults to reading headers from disk, HTTP or the Hub. */
   open?: (ref: string) => Promise<Checkpoint>;
   /** "mergekit": every float tensor carries the compute dtype mergekit would use (`--numerics mergekit`). */
   numerics?: NumericsMode;
   /** Merge models whose config.json architectures differ (mergekit-yaml's --allow-crimes). */
   allowCrimes?: boolean;
+  /** Hub commits pinned earlier (a resumed job): reused instead of resolving the revisions again. */
+  pins?: Readonly<Record<string, string>>;
 }
 
 const LM_HEAD = "lm_head.weight";
@@ -73,7 +81,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     // Fail before any work: a union vocabulary needs embedding permutation, which is not built yet.
     throw new ConfigError("tokenizer_source", "'union' is not supported yet; use 'base' or a model path (the tokenizer is then copied from it)");
   }
-  const open = opts.open ?? ((ref: string) => openCheckpoint(modelLocation(ref), { storageRoots: opts.storageRoots, http: opts.http }));
+  const open = opts.open ?? ((ref: string) => openModel(ref, { storageRoots: opts.storageRoots, http: opts.http, pins: opts.pins }));
 
   // Open every referenced checkpoint (headers only), in parallel.
   const refs = new Set<string>();
@@ -84,10 +92,22 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
   for (const s of config.slices) for (const src of s.sources) for (const v of src.vectors ?? []) vectorRefs.add(v.path);
   const checkpoints = new Map<string, Checkpoint>();
   await Promise.all([...refs, ...vectorRefs].map(async (r) => checkpoints.set(r, await open(r))));
+  const pins: Record<string, string> = {};
+  for (const [r, ck] of checkpoints) if (ck.hub) pins[r] = ck.hub.sha;
+  // The tokenizer donor is resolved (and pinned) now too, so assembly copies the files of the same commit.
+  const tokRef = config.tokenizerSource === undefined || config.tokenizerSource === "base" ? config.baseModel ?? config.slices[0].sources[0].model : config.tokenizerSource;
+  let tokenizer: ResolvedModel | undefined;
+  const tokCk = checkpoints.get(tokRef);
+  if (tokCk?.hub) tokenizer = { kind: "hub", ref: tokRef, ...tokCk.hub, location: tokCk.location };
+  else if (!tokCk) {
+    tokenizer = await resolveModelReference(tokRef, { pins: opts.pins });
+    if (tokenizer.kind === "hub") pins[tokRef] = tokenizer.sha;
+  }
 
   if (!opts.allowCrimes) checkArchitectures(refs, checkpoints);
   const tokBase = checkpoints.get(config.baseModel ?? config.slices[0]?.sources[0]?.model ?? "");
-  await checkTokenizerSource(config.tokenizerSource, tokBase && localPath(tokBase.location));
+  // A Hub tokenizer source is checked by its reader (fetched from the pinned commit at assembly).
+  if (tokenizer?.kind !== "hub") await checkTokenizerSource(config.tokenizerSource, tokBase && localPath(tokBase.location));
 
   const layouts = new Map<string, TensorLayout>();
   for (const r of refs) layouts.set(r, classifyTensors(checkpoints.get(r)!.tensors.keys()));
@@ -269,6 +289,8 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     configModel: config.baseModel ?? firstRef,
     bytesToRead,
     bytesToWrite,
+    pins,
+    ...(tokenizer ? { tokenizer } : {}),
     warnings: [...new Set(warnings)],
   };
 }

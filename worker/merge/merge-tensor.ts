@@ -4,6 +4,7 @@
  * write. This is the whole per-tensor pipeline; it runs the same in the main thread, a worker
  * thread or a worker process.
  */
+import type { HubByteStats } from "../storage/hub/hub-stats.js";
 import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf } from "../../proto/dtype.js";
 import { MergeloomError, ParamError } from "../../proto/errors.js";
 import type { TensorSource, TensorTask } from "../../proto/merge-task.js";
@@ -55,6 +56,8 @@ export interface TensorJobResult {
   bytesWritten: number;
   /** sha256 of the bytes, when the destination is `discard://`. */
   sha256?: string;
+  /** Hub/HTTP bytes of this job that came over the network vs from a cache (set by the thread). */
+  hub?: HubByteStats;
   /** Said once per tensor: inputs holding NaN/±inf that the merged tensor carries on. */
   warnings?: string[];
 }

@@ -18,6 +18,7 @@ import { TensorIO } from "./tensor-io.js";
 import type { ThreadReply } from "./tensor-thread.js";
 import { fromWireError } from "../../proto/wire-error.js";
 import { createRemoteReader } from "./remote-reader.js";
+import { countedMergeTensor } from "./counted-merge-tensor.js";
 import type { HttpOptions } from "../storage/http-byte-source.js";
 
 /** Row chunks of about this many elements; fixed (not thread-dependent) so results never change. */
@@ -85,7 +86,7 @@ export class LocalMergeExecutor implements MergeExecutor {
     }
     const next = this.inlineChain.then(() => {
       signal?.throwIfAborted();
-      return mergeTensor(job, this.registry, this.io!).finally(() => this.io!.endJob());
+      return countedMergeTensor(() => mergeTensor(job, this.registry, this.io!)).finally(() => this.io!.endJob());
     });
     this.inlineChain = next.catch(() => {});
     return next;
@@ -124,6 +125,7 @@ export class LocalMergeExecutor implements MergeExecutor {
     const start = performance.now();
     let bytesRead = 0;
     let bytesWritten = 0;
+    const net = { networkBytes: 0, cacheBytes: 0, byHost: {} as Record<string, number> };
     const stages: StageTimes[] = [];
     const warnings: string[] = [];
     const results: TensorResult[] = await Promise.all(
@@ -138,6 +140,11 @@ export class LocalMergeExecutor implements MergeExecutor {
           tRead += p.bytesRead;
           tWritten += p.bytesWritten;
           if (p.stages) stages.push(p.stages);
+          if (p.hub) {
+            net.networkBytes += p.hub.networkBytes;
+            net.cacheBytes += p.hub.cacheBytes;
+            for (const [h, n] of Object.entries(p.hub.byHost)) net.byHost[h] = (net.byHost[h] ?? 0) + n;
+          }
         }
         // Once per tensor, however many row chunks saw it.
         const w = parts.find((p) => p.warnings?.length)?.warnings;
@@ -155,8 +162,9 @@ export class LocalMergeExecutor implements MergeExecutor {
       if (opts.signal?.aborted) throw new MergeloomError("CANCELLED", `task ${task.taskId}: cancelled`, { cause: err });
       throw err;
     });
-    recordStageSpans(task, stages, bytesRead, bytesWritten);
+    recordStageSpans(task, stages, bytesRead, bytesWritten, net);
     const result: MergeTaskResult = { taskId: task.taskId, tensors: results, bytesRead, bytesWritten, durationMs: performance.now() - start };
+    if (net.networkBytes || net.cacheBytes) Object.assign(result, { networkBytes: net.networkBytes, cacheBytes: net.cacheBytes, hosts: net.byHost });
     if (warnings.length) result.warnings = warnings;
     return result;
   }
@@ -172,7 +180,7 @@ export class LocalMergeExecutor implements MergeExecutor {
  * `process` span). Tensor jobs overlap across threads, so each span runs from the first job
  * entering the stage to the last leaving it, and `mergeloom.busy_ms` sums the jobs' own time.
  */
-function recordStageSpans(task: MergeTask, stages: readonly StageTimes[], bytesRead: number, bytesWritten: number): void {
+function recordStageSpans(task: MergeTask, stages: readonly StageTimes[], bytesRead: number, bytesWritten: number, net: { networkBytes: number; cacheBytes: number; byHost: Record<string, number> }): void {
   if (!stages.length || !trace.getSpan(context.active())?.isRecording()) return;
   const tracer = mergeloomTracer();
   const span = (name: string, from: (s: StageTimes) => number, to: (s: StageTimes) => number, attrs: Attributes) => {
@@ -188,7 +196,13 @@ function recordStageSpans(task: MergeTask, stages: readonly StageTimes[], bytesR
       .startSpan(name, { startTime: a, attributes: { [ATTR_TASK_ID]: task.taskId, [ATTR_JOB_ID]: task.jobId, [ATTR_TENSOR_COUNT]: task.tensors.length, "mergeloom.busy_ms": busy, ...attrs } })
       .end(Math.max(a, b));
   };
-  span(SPAN_NAMES.load, (s) => s.start, (s) => s.loaded, { [ATTR_BYTES_READ]: bytesRead });
+  span(SPAN_NAMES.load, (s) => s.start, (s) => s.loaded, {
+    [ATTR_BYTES_READ]: bytesRead,
+    // Hub/HTTP inputs: how much came over the network (and from which hosts) vs a local cache.
+    "mergeloom.bytes.network": net.networkBytes,
+    "mergeloom.bytes.cache": net.cacheBytes,
+    ...(Object.keys(net.byHost).length ? { "server.address": Object.keys(net.byHost).sort().join(",") } : {}),
+  });
   span(SPAN_NAMES.merge, (s) => s.loaded, (s) => s.merged, {});
   span(SPAN_NAMES.write, (s) => s.merged, (s) => s.end, { [ATTR_BYTES_WRITTEN]: bytesWritten });
 }

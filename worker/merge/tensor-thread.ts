@@ -9,6 +9,7 @@ import { createDefaultRegistry } from "./all-methods.js";
 import { mergeTensor, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
 import { TensorIO } from "./tensor-io.js";
 import { createRemoteReader } from "./remote-reader.js";
+import { countedMergeTensor } from "./counted-merge-tensor.js";
 import { workerData } from "piscina";
 import type { HttpOptions } from "../storage/http-byte-source.js";
 
@@ -20,7 +21,7 @@ export type ThreadReply = { ok: true; result: TensorJobResult } | { ok: false; e
 
 export default async function run(job: TensorJob): Promise<ThreadReply> {
   try {
-    return { ok: true, result: await mergeTensor(job, registry, io) };
+    return { ok: true, result: await countedMergeTensor(() => mergeTensor(job, registry, io)) };
   } catch (err) {
     return { ok: false, error: toWireError(err) };
   } finally {

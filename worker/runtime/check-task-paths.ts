@@ -1,18 +1,23 @@
 /**
  * A worker reads and writes only under its storage roots: every local path a task names (inputs,
  * task vectors, destinations, evaluation files) must resolve — symlinks included — inside one of
- * them. Remote inputs (http, synthetic) and `discard://` are not paths.
+ * them. Remote inputs (http, synthetic, pinned Hub files `hf://`) and `discard://` are not paths.
  */
 import { PathEscapeError } from "../../proto/errors.js";
 import type { MergeTask, TensorSpec } from "../../proto/merge-task.js";
 import { localPath } from "../merge/tensor-io.js";
 import { assertInsideRoots } from "../storage/storage-roots.js";
+import { isHubUri, parsePinnedHubUri } from "../storage/hub/hub-reference.js";
 
 /** Checks each URI that names a local path; `..` segments are refused outright. */
 export async function checkPathsInsideRoots(uris: Iterable<string>, roots: readonly string[]): Promise<void> {
   const paths = new Set<string>();
   for (const uri of uris) {
     if (uri.startsWith("discard://") || /^https?:\/\//.test(uri) || uri.startsWith("synthetic://")) continue;
+    if (isHubUri(uri)) {
+      parsePinnedHubUri(uri); // validated: its cache path cannot leave the HF cache
+      continue;
+    }
     const p = localPath(uri) ?? (uri.includes("://") ? undefined : uri);
     if (p === undefined) throw new PathEscapeError(uri, roots);
     paths.add(p);

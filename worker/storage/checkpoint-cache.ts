@@ -2,8 +2,8 @@
  * Opened checkpoints (headers) by model reference, for processes that plan many merges of the
  * same models (evolutionary search candidates). A failed open is forgotten so it can be retried.
  */
-import { modelLocation } from "./model-location.js";
-import { openCheckpoint, type Checkpoint } from "./checkpoint.js";
+import type { Checkpoint } from "./checkpoint.js";
+import { openModel } from "./hub/open-model.js";
 import type { OpenByteSourceOptions } from "./open-byte-source.js";
 
 export class CheckpointCache {
@@ -13,7 +13,7 @@ export class CheckpointCache {
   open(ref: string): Promise<Checkpoint> {
     let p = this.byRef.get(ref);
     if (!p) {
-      p = openCheckpoint(modelLocation(ref), this.opts);
+      p = openModel(ref, this.opts);
       this.byRef.set(ref, p);
       p.catch(() => this.byRef.delete(ref));
     }

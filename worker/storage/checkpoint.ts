@@ -14,12 +14,14 @@ import { readSafetensorsHeader } from "./read-safetensors-header.js";
 import { notRegularFile, readRegularFile } from "./regular-file.js";
 import { assertInsideRoots } from "./storage-roots.js";
 import { isSyntheticUri, openSyntheticCheckpoint } from "./synthetic-checkpoint.js";
+import { isHubUri } from "./hub/hub-reference.js";
+import { openHubCheckpoint } from "./hub/open-hub-checkpoint.js";
 
 export interface CheckpointTensor {
   name: string;
   dtype: DType;
   shape: number[];
-  /** The weight file holding the tensor: an absolute path or an http(s) URL. */
+  /** The weight file holding the tensor: an absolute path, an http(s) URL or a pinned `hf://org/name@sha/file`. */
   uri: string;
   /** Absolute byte offset of the tensor's data in that file. */
   offset: number;
@@ -36,6 +38,8 @@ export interface Checkpoint {
   tensors: Map<string, CheckpointTensor>;
   /** config.json when present. */
   config?: Record<string, unknown>;
+  /** A Hub reference: the repo, the revision as written, and the commit it was pinned to. */
+  hub?: { repo: string; revision: string; sha: string };
 }
 
 export const INDEX_FILE = "model.safetensors.index.json";
@@ -44,6 +48,7 @@ const HEADER_CONCURRENCY = 8;
 
 export async function openCheckpoint(ref: string, opts: OpenByteSourceOptions = {}): Promise<Checkpoint> {
   if (isSyntheticUri(ref)) return openSyntheticCheckpoint(ref);
+  if (isHubUri(ref)) return openHubCheckpoint(ref, opts);
   return isHttpUri(ref) ? openRemote(ref, opts) : openLocal(ref, opts);
 }
 
@@ -151,7 +156,7 @@ export function parseIndex(indexFile: string, raw: Uint8Array): Map<string, stri
   return out;
 }
 
-function groupByShard(weightMap: Map<string, string>): Map<string, string[]> {
+export function groupByShard(weightMap: Map<string, string>): Map<string, string[]> {
   const shards = new Map<string, string[]>();
   for (const [name, file] of weightMap) {
     const list = shards.get(file);
@@ -166,7 +171,7 @@ function groupByShard(weightMap: Map<string, string>): Map<string, string[]> {
  * Reads every shard's header and collects tensors. With `names` (from an index) only those
  * tensors are taken and each must be present; a name found in two shards is an error either way.
  */
-async function readShards(
+export async function readShards(
   shards: readonly { uri: string; names: readonly string[] | undefined }[],
   indexFile: string | undefined,
   opts: OpenByteSourceOptions,
@@ -216,7 +221,7 @@ async function readShards(
   return tensors;
 }
 
-function parseConfig(file: string, raw: Uint8Array): Record<string, unknown> {
+export function parseConfig(file: string, raw: Uint8Array): Record<string, unknown> {
   let doc: unknown;
   try {
     doc = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(raw));

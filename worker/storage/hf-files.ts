@@ -116,13 +116,15 @@ export interface ModelCardInfo {
   method: string;
   models: string[];
   baseModel?: string;
+  /** Hub references → the commit sha each was merged from. */
+  revisions?: Readonly<Record<string, string>>;
 }
 
 /** Writes README.md in the shape of mergekit's model card, tagged for the Hub. */
 export async function writeModelCard(outDir: string, info: ModelCardInfo): Promise<void> {
   const all = [...new Set([...(info.baseModel ? [info.baseModel] : []), ...info.models])];
   // The Hub validates base_model as repo ids, so local paths and URLs are left out of the metadata.
-  const hubIds = all.filter(isHubId);
+  const hubIds = [...new Set(all.map((m) => m.replace(/@[^/]*$/, "")).filter(isHubId))];
   const front: Record<string, unknown> = {};
   if (hubIds.length) front.base_model = hubIds;
   front.library_name = "transformers";
@@ -147,6 +149,9 @@ export async function writeModelCard(outDir: string, info: ModelCardInfo): Promi
     "The following models were included in the merge:",
     ...(merged.length ? merged : info.models).map((m) => `* ${link(m)}`),
     "",
+    ...(info.revisions && Object.keys(info.revisions).length
+      ? ["### Revisions", "", "Hub references were pinned to these commits when the merge was planned:", "", ...Object.entries(info.revisions).map(([r, sha]) => `* ${r}: \`${sha}\``), ""]
+      : []),
     "### Configuration",
     "",
     "The following YAML configuration was used to produce this model:",
@@ -164,7 +169,8 @@ function isHubId(ref: string): boolean {
 }
 
 function link(ref: string): string {
-  return isHubId(ref) ? `[${ref}](https://huggingface.co/${ref})` : ref;
+  const id = ref.replace(/@[^/]*$/, "");
+  return isHubId(id) ? `[${ref}](https://huggingface.co/${id})` : ref;
 }
 
 function longestBacktickRun(s: string): number {

@@ -6,6 +6,8 @@ import { FileByteSource } from "./file-byte-source.js";
 import type { FileHandlePool } from "./file-handle-pool.js";
 import { HttpByteSource, type HttpOptions } from "./http-byte-source.js";
 import { isSyntheticUri, SyntheticByteSource } from "./synthetic-checkpoint.js";
+import { HubByteSource } from "./hub/hub-byte-source.js";
+import { isHubUri } from "./hub/hub-reference.js";
 
 export { assertInsideRoots } from "./storage-roots.js";
 
@@ -44,9 +46,10 @@ export function localPathOf(uri: string): string | undefined {
 export function openByteSource(uri: string, opts: OpenByteSourceOptions = {}): ByteSource {
   if (isHttpUri(uri)) return new HttpByteSource(uri, opts.http);
   if (isSyntheticUri(uri)) return new SyntheticByteSource(uri);
+  if (isHubUri(uri)) return new HubByteSource(uri);
   const path = localPathOf(uri);
   if (path === undefined) {
-    throw new StorageError(`open ${uri}: unsupported URI scheme '${SCHEME.exec(uri)?.[1]}' (supported: http://, https://, file://, synthetic://, or a plain path)`);
+    throw new StorageError(`open ${uri}: unsupported URI scheme '${SCHEME.exec(uri)?.[1]}' (supported: http://, https://, file://, synthetic://, hf://, or a plain path)`);
   }
   if (path === "") throw new StorageError("open: empty path; pass a file path or URL");
   return new FileByteSource(path, { storageRoots: opts.storageRoots, pool: opts.pool });

@@ -7,8 +7,7 @@ import { writeFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError } from "../../../proto/errors.js";
 import { buildLlamaOnnxGraph, type LlamaGraphConfig } from "../../../worker/eval/llama-onnx-graph.js";
-import { openCheckpoint } from "../../../worker/storage/checkpoint.js";
-import { modelLocation } from "../../plan/build-plan.js";
+import { openModel } from "../../../worker/storage/hub/open-model.js";
 import type { EvolveGenome } from "../run-evolve.js";
 import { llamaGraphConfigOf, sameArchitecture } from "./dfs-candidate-evaluator.js";
 import { decodeDfsPath, describePath, dfsCandidateYaml, dfsGenotypeLength, dfsInitialGenotype, dfsSlots, type DfsGenomeDefinition } from "./dfs-genome.js";
@@ -23,7 +22,7 @@ export interface DfsModels {
 export async function readDfsModels(def: DfsGenomeDefinition): Promise<DfsModels> {
   const configs: LlamaGraphConfig[] = [];
   for (const m of def.models) {
-    const ck = await openCheckpoint(modelLocation(m));
+    const ck = await openModel(m);
     configs.push(llamaGraphConfigOf(ck.config, m));
   }
   configs.forEach((c, i) => {

@@ -106,6 +106,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- with $v.hub }}
+{{- if .endpoint }}
+- name: HF_ENDPOINT
+  value: {{ .endpoint | quote }}
+{{- end }}
+{{- if .tokenSecret }}
+{{- /* One token for the whole pool (one egress): from a Secret, never from values. */}}
+- name: HF_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .tokenSecret }}
+      key: {{ .tokenKey | default "token" }}
+{{- end }}
+{{- if .offline }}
+- name: HF_HUB_OFFLINE
+  value: "1"
+{{- end }}
+{{- end }}
 {{- if $v.otel.endpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ $v.otel.endpoint | quote }}

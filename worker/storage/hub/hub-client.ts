@@ -1,0 +1,301 @@
+/**
+ * A small Hugging Face Hub client over global fetch (undici: keep-alive connection pool): the
+ * revision API, `resolve` with Range, whole-file downloads. Written here rather than taken from
+ * @huggingface/hub because range reads must land in a caller's buffer (the kernels' memory) with
+ * per-host byte counts, one retry policy (backoff with jitter, Retry-After), a cap on requests in
+ * flight, and redirects followed by hand so that the token goes only to the Hub's own host — the
+ * rule huggingface_hub gets from requests (Authorization dropped on a redirect to another host).
+ */
+import { CheckpointError, MergeloomError, StorageError } from "../../../proto/errors.js";
+import { RetryAfterError, parseRetryAfter, withHttpRetries, describeFetchError, type RetryPolicy } from "../http-retry.js";
+import { hubHttpError, HubMissingError, type HubRequestSubject } from "./hub-errors.js";
+import { countNetworkBytes } from "./hub-stats.js";
+import type { HubSettings } from "./hub-settings.js";
+import { Semaphore } from "./semaphore.js";
+
+export interface HubFileInfo {
+  /** Path inside the repository. */
+  path: string;
+  size?: number;
+  /** Git blob id (the cache's blob name for small files). */
+  blobId?: string;
+  /** sha256 of an LFS file (the cache's blob name; verified on download). */
+  lfsSha256?: string;
+}
+
+export interface HubRevisionInfo {
+  repo: string;
+  /** Full commit sha the revision points at now. */
+  sha: string;
+  files: Map<string, HubFileInfo>;
+}
+
+/** What a HEAD on `resolve` tells (huggingface_hub's HfFileMetadata). */
+export interface HubFileMetadata {
+  commit?: string;
+  /** Normalized: no `W/`, no quotes. X-Linked-Etag (LFS sha256) when present, else ETag (git blob sha1). */
+  etag?: string;
+  size?: number;
+}
+
+const MAX_REDIRECTS = 5;
+/** Range size above which a read is split into parallel requests. */
+const PART_BYTES = 8 << 20;
+const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;
+
+export function normalizeEtag(v: string | null): string | undefined {
+  if (!v) return undefined;
+  return v.replace(/^W\//, "").replace(/^"|"$/g, "") || undefined;
+}
+
+export class HubClient {
+  private readonly sem: Semaphore;
+  private readonly policy: RetryPolicy;
+  private readonly endpointHost: string;
+  /** Where `resolve` redirected each file: range reads go straight there until it stops answering. */
+  private readonly located = new Map<string, string>();
+  private readonly infos = new Map<string, Promise<HubRevisionInfo>>();
+
+  constructor(readonly settings: HubSettings, policy?: Partial<RetryPolicy>) {
+    this.sem = new Semaphore(Math.max(1, settings.concurrency));
+    this.policy = { retries: settings.retries, retryDelayMs: settings.retryDelayMs, timeoutMs: settings.timeoutMs, ...policy };
+    this.endpointHost = new URL(settings.endpoint).host;
+  }
+
+  resolveUrl(repo: string, revision: string, file: string): string {
+    return `${this.settings.endpoint}/${repo}/resolve/${encodeURIComponent(revision)}/${file.split("/").map(encodeURIComponent).join("/")}`;
+  }
+
+  /** `GET /api/models/{repo}/revision/{rev}?blobs=true`: the commit sha and the file list with sizes and LFS hashes. */
+  revisionInfo(repo: string, revision: string): Promise<HubRevisionInfo> {
+    // Only commits are immutable: a branch or tag is asked again each time (it may have moved).
+    if (!/^[0-9a-f]{40}$/.test(revision)) return this.fetchRevisionInfo(repo, revision).then((info) => (this.infos.set(`${repo}@${info.sha}`, Promise.resolve(info)), info));
+    const key = `${repo}@${revision}`;
+    let p = this.infos.get(key);
+    if (!p) {
+      p = this.fetchRevisionInfo(repo, revision);
+      this.infos.set(key, p);
+      p.catch(() => this.infos.delete(key));
+    }
+    return p;
+  }
+
+  private async fetchRevisionInfo(repo: string, revision: string): Promise<HubRevisionInfo> {
+    const url = `${this.settings.endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}?blobs=true`;
+    const s: HubRequestSubject = { repo, revision };
+    const body = await this.withRetries(s, async (signal) => {
+      const res = await this.send(url, { headers: { accept: "application/json" } }, s, signal);
+      try {
+        return new Uint8Array(await res.arrayBuffer());
+      } catch (err) {
+        throw new StorageError(`read hub ${repo}@${revision}: ${describeFetchError(err)}`, { cause: err, retryable: true });
+      }
+    });
+    let doc: { sha?: unknown; siblings?: unknown };
+    try {
+      doc = JSON.parse(new TextDecoder().decode(body)) as typeof doc;
+    } catch (err) {
+      throw new CheckpointError(`hub ${repo}@${revision}`, `the revision API answered something that is not JSON (${(err as Error).message}); check HF_ENDPOINT`, { cause: err });
+    }
+    if (typeof doc.sha !== "string" || !/^[0-9a-f]{40}$/.test(doc.sha) || !Array.isArray(doc.siblings)) {
+      throw new CheckpointError(`hub ${repo}@${revision}`, "the revision API answered without a commit sha and file list; check HF_ENDPOINT");
+    }
+    const files = new Map<string, HubFileInfo>();
+    for (const sib of doc.siblings as Array<Record<string, unknown>>) {
+      if (typeof sib?.rfilename !== "string") continue;
+      const lfs = sib.lfs as { sha256?: unknown; size?: unknown } | undefined;
+      const info: HubFileInfo = { path: sib.rfilename };
+      if (typeof sib.size === "number") info.size = sib.size;
+      if (typeof sib.blobId === "string") info.blobId = sib.blobId;
+      if (lfs && typeof lfs.sha256 === "string") info.lfsSha256 = lfs.sha256;
+      if (lfs && typeof lfs.size === "number") info.size = lfs.size;
+      files.set(info.path, info);
+    }
+    return { repo, sha: doc.sha, files };
+  }
+
+  /** HEAD on `resolve` (no redirect to storage followed): commit, etag and size of one file. */
+  async fileMetadata(repo: string, revision: string, file: string): Promise<HubFileMetadata> {
+    const s: HubRequestSubject = { repo, revision, file };
+    return this.withRetries(s, async (signal) => {
+      const res = await this.send(this.resolveUrl(repo, revision, file), { method: "HEAD", headers: { "accept-encoding": "identity" } }, s, signal, { stopAtStorage: true });
+      const size = Number(res.headers.get("x-linked-size") ?? res.headers.get("content-length"));
+      return {
+        commit: res.headers.get("x-repo-commit") ?? undefined,
+        etag: normalizeEtag(res.headers.get("x-linked-etag")) ?? normalizeEtag(res.headers.get("etag")),
+        size: Number.isSafeInteger(size) ? size : undefined,
+      };
+    });
+  }
+
+  /**
+   * Reads `length` bytes at `offset` of a file pinned to a commit, into `into`. A large read is
+   * split into parts fetched in parallel (bounded by the request cap): one TCP stream rarely
+   * fills a fast link, and a failed part is retried alone.
+   */
+  async readRange(repo: string, sha: string, file: string, offset: number, length: number, into: Uint8Array): Promise<void> {
+    if (length <= PART_BYTES * 1.5) return this.readPart(repo, sha, file, offset, length, into);
+    const parts: Promise<void>[] = [];
+    for (let p = 0; p < length; p += PART_BYTES) {
+      const n = Math.min(PART_BYTES, length - p);
+      parts.push(this.readPart(repo, sha, file, offset + p, n, into.subarray(p, p + n)));
+    }
+    await Promise.all(parts);
+  }
+
+  private async readPart(repo: string, sha: string, file: string, offset: number, length: number, into: Uint8Array): Promise<void> {
+    const s: HubRequestSubject = { repo, revision: sha, file };
+    const key = `${repo}@${sha}/${file}`;
+    const last = offset + length - 1;
+    await this.sem.run(() =>
+      this.withRetries(s, async (signal) => {
+        const cached = this.located.get(key);
+        let res: Response;
+        try {
+          res = await this.send(cached ?? this.resolveUrl(repo, sha, file), { headers: { range: `bytes=${offset}-${last}` } }, s, signal, { onLocation: (u) => this.located.set(key, u) });
+        } catch (err) {
+          // A stored redirect target can expire (signed URLs): forget it and go through `resolve` again.
+          if (cached) {
+            this.located.delete(key);
+            if (err instanceof MergeloomError && !err.retryable) throw new StorageError((err as Error).message, { cause: err, retryable: true });
+          }
+          throw err;
+        }
+        if (res.status !== 206) {
+          await res.body?.cancel().catch(() => undefined);
+          throw new StorageError(`read hub ${repo}@${sha}/${file}: the server answered ${res.status} to a Range request instead of 206; HF_ENDPOINT must support HTTP Range requests`);
+        }
+        const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
+        if (!m || Number(m[1]) !== offset || Number(m[2]) < last) {
+          await res.body?.cancel().catch(() => undefined);
+          throw new CheckpointError(`hub ${repo}@${sha}/${file}`, `asked for bytes ${offset}-${last} but the server answered Content-Range ${JSON.stringify(res.headers.get("content-range"))}; the file is shorter than its header says`);
+        }
+        const got = await readBodyInto(res, into.subarray(0, length), new URL(res.url || this.settings.endpoint).host, `read hub ${repo}@${sha}/${file}`);
+        if (got !== length) throw new StorageError(`read hub ${repo}@${sha}/${file}: connection closed after ${got} of ${length} bytes`, { retryable: true });
+      }),
+    );
+  }
+
+  /** A small file (index, config, tokenizer) whole; undefined when it does not exist. */
+  async getSmallFile(repo: string, sha: string, file: string, maxBytes = 64 << 20): Promise<Uint8Array | undefined> {
+    const s: HubRequestSubject = { repo, revision: sha, file };
+    return this.withRetries(s, async (signal) => {
+      let res: Response;
+      try {
+        res = await this.send(this.resolveUrl(repo, sha, file), {}, s, signal);
+      } catch (err) {
+        if (err instanceof HubMissingError && err.missing === "file") return undefined;
+        throw err;
+      }
+      const declared = Number(res.headers.get("content-length") ?? "0");
+      if (declared > maxBytes) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new CheckpointError(`hub ${repo}@${sha}/${file}`, `file is ${declared} bytes, over the ${maxBytes}-byte limit for metadata files`);
+      }
+      const buf = new Uint8Array(declared || maxBytes);
+      const got = await readBodyInto(res, buf, new URL(res.url || this.settings.endpoint).host, `read hub ${repo}@${sha}/${file}`, !declared);
+      if (declared && got !== declared) throw new StorageError(`read hub ${repo}@${sha}/${file}: connection closed after ${got} of ${declared} bytes`, { retryable: true });
+      return buf.slice(0, got);
+    });
+  }
+
+  /**
+   * Streams a whole file (from `from` on, to resume) to `sink`, in order; retries continue where
+   * the last attempt stopped. Returns the bytes written.
+   */
+  async download(repo: string, sha: string, file: string, from: number, sink: (chunk: Uint8Array) => Promise<void>): Promise<number> {
+    const s: HubRequestSubject = { repo, revision: sha, file };
+    let pos = from;
+    await this.withRetries(s, async (signal) => {
+      const headers: Record<string, string> = pos > 0 ? { range: `bytes=${pos}-` } : {};
+      // Large files take longer than one request timeout: only the connection setup is timed.
+      const res = await this.send(this.resolveUrl(repo, sha, file), { headers }, s, signal);
+      if (pos > 0 && res.status !== 206) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new StorageError(`download hub ${repo}@${sha}/${file}: the server answered ${res.status} to a resume request instead of 206; HF_ENDPOINT must support HTTP Range requests`);
+      }
+      const host = new URL(res.url || this.settings.endpoint).host;
+      if (!res.body) return;
+      const reader = res.body.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return;
+          countNetworkBytes(host, value.byteLength);
+          await sink(value);
+          pos += value.byteLength;
+        }
+      } catch (err) {
+        if (err instanceof MergeloomError) throw err;
+        throw new StorageError(`download hub ${repo}@${sha}/${file}: connection failed at byte ${pos} (${describeFetchError(err)})`, { cause: err, retryable: true });
+      }
+    }, { noTimeout: true });
+    return pos - from;
+  }
+
+  private withRetries<T>(s: HubRequestSubject, fn: (signal: AbortSignal) => Promise<T>, opts: { noTimeout?: boolean } = {}): Promise<T> {
+    const what = `read hub ${s.repo}@${s.revision}${s.file ? `/${s.file}` : ""}`;
+    return withHttpRetries(what, opts.noTimeout ? { ...this.policy, timeoutMs: 2 ** 31 - 1 } : this.policy, fn);
+  }
+
+  /**
+   * One request with redirects followed by hand. The token goes to the endpoint's host only;
+   * any non-success status becomes a typed error (retryable for 408/429/5xx).
+   */
+  private async send(
+    url: string,
+    init: { method?: string; headers?: Record<string, string> },
+    s: HubRequestSubject,
+    signal: AbortSignal,
+    opts: { stopAtStorage?: boolean; onLocation?: (url: string) => void } = {},
+  ): Promise<Response> {
+    let current = url;
+    for (let hop = 0; ; hop++) {
+      const u = new URL(current);
+      const headers: Record<string, string> = { "user-agent": "mergeloom/0.1.0", ...init.headers };
+      if (this.settings.token && u.host === this.endpointHost) headers.authorization = `Bearer ${this.settings.token}`;
+      const res = await fetch(current, { method: init.method ?? "GET", headers, redirect: "manual", signal });
+      if (res.status >= 300 && res.status < 400 && res.headers.has("location")) {
+        await res.body?.cancel().catch(() => undefined);
+        if (hop >= MAX_REDIRECTS) throw new StorageError(`read hub ${s.repo}@${s.revision}: more than ${MAX_REDIRECTS} redirects`);
+        const next = new URL(res.headers.get("location")!, current).href;
+        // HEAD stops at the storage host: the metadata headers are on the Hub's answer.
+        if (opts.stopAtStorage && new URL(next).host !== u.host) return res;
+        if (new URL(next).host !== u.host) opts.onLocation?.(next);
+        current = next;
+        continue;
+      }
+      if (res.ok) {
+        Object.defineProperty(res, "url", { value: current });
+        return res;
+      }
+      await res.body?.cancel().catch(() => undefined);
+      const err = hubHttpError(s, res.status, res.headers.get("x-error-code"), this.settings.endpoint);
+      if (err.retryable) throw new RetryAfterError(err.message, parseRetryAfter(res.headers.get("retry-after")));
+      throw err;
+    }
+  }
+}
+
+/** Streams a body into `buf`, counting network bytes per host; returns the bytes received. */
+async function readBodyInto(res: Response, buf: Uint8Array, host: string, what: string, allowShort = false): Promise<number> {
+  if (!res.body) return 0;
+  const reader = res.body.getReader();
+  let got = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return got;
+      if (got + value.byteLength > buf.byteLength) {
+        await reader.cancel().catch(() => undefined);
+        throw new StorageError(`${what}: the server sent more than the ${buf.byteLength} bytes ${allowShort ? "allowed" : "requested"}`);
+      }
+      buf.set(value, got);
+      got += value.byteLength;
+      countNetworkBytes(host, value.byteLength);
+    }
+  } catch (err) {
+    if (err instanceof MergeloomError) throw err;
+    throw new StorageError(`${what}: connection failed after ${got} of ${buf.byteLength} bytes (${describeFetchError(err)})`, { cause: err, retryable: true });
+  }
+}
