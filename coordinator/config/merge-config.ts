@@ -48,6 +48,26 @@ export interface SliceConfig {
   parameters?: ParamScope;
 }
 
+/** Where a token's default embedding comes from (mergekit's TokenEmbeddingConfig.source). */
+export type TokenEmbeddingSource =
+  | { kind: "model_token"; model: string; tokenId?: number; token?: string }
+  | { kind: "zero" }
+  | { kind: "model"; model: string };
+
+export interface TokenEmbeddingConfig {
+  source?: TokenEmbeddingSource;
+  /** Use the default embedding even for models that have the token. */
+  force: boolean;
+}
+
+/** mergekit's `tokenizer:` block (or `tokenizer_source: X`, which is `{source: X}`). */
+export interface TokenizerConfig {
+  /** 'union' | 'base' | a model reference. */
+  source: string;
+  tokens?: Record<string, TokenEmbeddingConfig>;
+  padToMultipleOf?: number;
+}
+
 export interface MergeConfig {
   mergeMethod: string;
   baseModel?: string;
@@ -62,6 +82,8 @@ export interface MergeConfig {
   outDtype?: FloatDType;
   /** 'base' | 'union' | a model path (from `tokenizer_source` or `tokenizer.source`). */
   tokenizerSource?: string;
+  /** Set with tokenizerSource: embeddings are then rearranged to the merged vocabulary. */
+  tokenizer?: TokenizerConfig;
   /** A template name (e.g. `chatml`, `auto`) or a Jinja template, as written. */
   chatTemplate?: string;
   /** The YAML text as read, for the model card. */

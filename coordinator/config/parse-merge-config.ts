@@ -14,7 +14,7 @@ import type { MergeMethodRegistry } from "../../worker/merge/merge-method-regist
 import type { ParamSpec, ParamValue } from "../../worker/merge/params.js";
 import { closestName } from "./closest-name.js";
 import type {
-  ConditionalParam, MergeConfig, ParamExpr, ParamScope, SliceConfig, SourceConfig, TaskVectorRef,
+  ConditionalParam, MergeConfig, ParamExpr, ParamScope, SliceConfig, SourceConfig, TaskVectorRef, TokenEmbeddingConfig, TokenizerConfig,
 } from "./merge-config.js";
 
 type Seg = string | number;
@@ -145,8 +145,11 @@ export function parseMergeConfig(text: string, file: string, registry: MergeMeth
   if (present(root.parameters)) cfg.parameters = parseScope(r, method, root.parameters, ["parameters"], "global");
   if (present(root.dtype)) cfg.dtype = parseDType(r, root.dtype, ["dtype"]);
   if (present(root.out_dtype)) cfg.outDtype = parseDType(r, root.out_dtype, ["out_dtype"]);
-  const tokenizerSource = parseTokenizer(r, root);
-  if (tokenizerSource !== undefined) cfg.tokenizerSource = tokenizerSource;
+  const tokenizer = parseTokenizer(r, root);
+  if (tokenizer !== undefined) {
+    cfg.tokenizer = tokenizer;
+    cfg.tokenizerSource = tokenizer.source;
+  }
   if (present(root.chat_template)) cfg.chatTemplate = r.string(root.chat_template, ["chat_template"], "chat_template");
 
   checkBase(r, method, cfg);
@@ -226,12 +229,15 @@ function parseModelRef(r: Reader, v: unknown, segs: Seg[]): string {
   if (typeof v === "string") return checkModelPath(r, v, segs, true);
   if (!isObj(v)) r.fail(segs, `a model reference must be a path string or {model: {path: ...}}, got ${describe(v)}`);
   r.checkKeys(v, segs, MODEL_REF_KEYS, "a model reference");
-  if (present(v.lora)) r.fail([...segs, "lora"], "LoRA adapters are not supported yet; merge the adapter into its model first and reference the result");
   if (present(v.override_architecture)) r.fail([...segs, "override_architecture"], "override_architecture is not supported yet; remove it");
-  const inner = v.model;
-  const innerSegs = [...segs, "model"];
+  const model = parseModelPath(r, v.model, [...segs, "model"], "model");
+  // The long form's `lora:` is the same reference as the short `model+adapter`.
+  return present(v.lora) ? `${model}+${parseModelPath(r, v.lora, [...segs, "lora"], "lora")}` : model;
+}
+
+function parseModelPath(r: Reader, inner: unknown, innerSegs: Seg[], what: string): string {
   if (typeof inner === "string") return checkModelPath(r, inner, innerSegs, false);
-  if (!isObj(inner)) r.fail(innerSegs, `model must be a path string or {path: ...}, got ${describe(inner)}`);
+  if (!isObj(inner)) r.fail(innerSegs, `${what} must be a path string or {path: ...}, got ${describe(inner)}`);
   r.checkKeys(inner, innerSegs, MODEL_PATH_KEYS, "a model path");
   if (present(inner.revision)) r.fail([...innerSegs, "revision"], "model revisions select a Hugging Face Hub version, which mergeloom does not download; point `path` at a local checkpoint directory");
   return checkModelPath(r, r.string(inner.path, [...innerSegs, "path"], "path"), [...innerSegs, "path"], false);
@@ -239,9 +245,9 @@ function parseModelRef(r: Reader, v: unknown, segs: Seg[]): string {
 
 function checkModelPath(r: Reader, s: string, segs: Seg[], short: boolean): string {
   if (s === "") r.fail(segs, "the model path is empty; write the checkpoint directory");
-  if (short && s.includes("+")) {
-    r.fail(segs, `'${s}' is mergekit's model+LoRA syntax; LoRA adapters are not supported yet (merge the adapter into its model first)`);
-  }
+  // mergekit's `model+adapter` (a PEFT LoRA directory merged into the model); exactly one `+`.
+  if (short && s.split("+").length > 2) r.fail(segs, `'${s}' has more than one '+'; write model+adapter with one LoRA adapter`);
+  if (short && (s.startsWith("+") || s.endsWith("+"))) r.fail(segs, `'${s}' has an empty model or adapter around '+'; write model+adapter`);
   if (s.includes("@")) {
     r.fail(segs, `'${s}' names a Hugging Face Hub revision (path@revision), which mergeloom does not download; use a local checkpoint directory`);
   }
@@ -270,20 +276,61 @@ function parseDType(r: Reader, v: unknown, segs: Seg[]): FloatDType {
   return d;
 }
 
-function parseTokenizer(r: Reader, root: Obj): string | undefined {
+function parseTokenizer(r: Reader, root: Obj): TokenizerConfig | undefined {
   const parseSource = (v: unknown, segs: Seg[]): string => (v === "base" || v === "union" ? v : parseModelRef(r, v, segs));
   if (present(root.tokenizer_source) && present(root.tokenizer)) {
     r.fail(["tokenizer"], "both tokenizer_source and tokenizer are set; keep one");
   }
-  if (present(root.tokenizer_source)) return parseSource(root.tokenizer_source, ["tokenizer_source"]);
+  if (present(root.tokenizer_source)) return { source: parseSource(root.tokenizer_source, ["tokenizer_source"]) };
+  // `tokenizer: {}` is a TokenizerConfig with every default, so a union; an empty `tokenizer:` is none.
   if (!present(root.tokenizer)) return undefined;
   const tok = r.mapping(root.tokenizer, ["tokenizer"], "tokenizer");
   r.checkKeys(tok, ["tokenizer"], TOKENIZER_KEYS, "tokenizer");
-  for (const key of ["tokens", "pad_to_multiple_of"]) {
-    if (present(tok[key])) r.fail(["tokenizer", key], `tokenizer.${key} is not supported yet; remove it or use tokenizer_source`);
-  }
   // mergekit's TokenizerConfig.source defaults to "union".
-  return present(tok.source) ? parseSource(tok.source, ["tokenizer", "source"]) : "union";
+  const cfg: TokenizerConfig = { source: present(tok.source) ? parseSource(tok.source, ["tokenizer", "source"]) : "union" };
+  if (present(tok.pad_to_multiple_of)) {
+    const n = tok.pad_to_multiple_of;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 1) r.fail(["tokenizer", "pad_to_multiple_of"], `pad_to_multiple_of must be a positive integer, got ${describe(n)}`);
+    cfg.padToMultipleOf = n;
+  }
+  if (present(tok.tokens)) {
+    const tokens = r.mapping(tok.tokens, ["tokenizer", "tokens"], "tokenizer.tokens");
+    cfg.tokens = {};
+    for (const [name, v] of Object.entries(tokens)) cfg.tokens[name] = parseTokenEmbedding(r, v, ["tokenizer", "tokens", name]);
+  }
+  return cfg;
+}
+
+/** mergekit's TokenEmbeddingConfig: {source: model | {kind: model_token, model, token|token_id} | {kind: zero}, force}. */
+function parseTokenEmbedding(r: Reader, v: unknown, segs: Seg[]): TokenEmbeddingConfig {
+  const obj = v === null ? {} : r.mapping(v, segs, "a token's embedding config");
+  r.checkKeys(obj, segs, ["source", "force"], "a token's embedding config");
+  const out: TokenEmbeddingConfig = { force: false };
+  if (present(obj.force)) {
+    if (typeof obj.force !== "boolean") r.fail([...segs, "force"], `force must be true or false, got ${describe(obj.force)}`);
+    out.force = obj.force;
+  }
+  const src = obj.source;
+  const ss = [...segs, "source"];
+  if (!present(src)) return out;
+  if (isObj(src) && present(src.kind)) {
+    if (src.kind === "zero") {
+      r.checkKeys(src, ss, ["kind"], "a zero embedding source");
+      out.source = { kind: "zero" };
+    } else if (src.kind === "model_token") {
+      r.checkKeys(src, ss, ["kind", "model", "token", "token_id"], "a model_token embedding source");
+      const model = parseModelRef(r, src.model, [...ss, "model"]);
+      const hasId = present(src.token_id);
+      if (hasId === present(src.token)) r.fail(ss, "a model_token source needs exactly one of token or token_id");
+      if (hasId && (typeof src.token_id !== "number" || !Number.isInteger(src.token_id))) r.fail([...ss, "token_id"], `token_id must be an integer, got ${describe(src.token_id)}`);
+      out.source = hasId ? { kind: "model_token", model, tokenId: src.token_id as number } : { kind: "model_token", model, token: r.string(src.token, [...ss, "token"], "token") };
+    } else {
+      r.fail([...ss, "kind"], `unknown embedding source kind ${describe(src.kind)} (valid: model_token, zero; or a model reference)`);
+    }
+  } else {
+    out.source = { kind: "model", model: parseModelRef(r, src, ss) };
+  }
+  return out;
 }
 
 /**

@@ -120,6 +120,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       bytesToWrite: plan.bytesToWrite,
       peakMemoryBytes: estimatePeakMemory(plan, dispatcher.threads),
     });
+    for (const message of plan.warnings) emit({ type: "warning", message });
     if (resumable) emit({ type: "warning", message: `resuming job ${jobId} in ${record.outputDir}: finished tasks are kept` });
     if (outDir && !resumable) await preallocateShards(outDir.path, shards);
     record.state = "running";

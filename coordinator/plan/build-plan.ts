@@ -15,6 +15,11 @@ import { modelLocation } from "../../worker/storage/model-location.js";
 import type { MergeConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
 import { gradientPosition, resolveParam } from "../config/resolve-param.js";
 import { classifyTensors, layerTensorName, type TensorLayout } from "./classify-tensors.js";
+import { checkDeltaShape, openLoraAdapter, type LoraAdapter } from "./lora-adapter.js";
+import { resolveModelReference, splitModelRef } from "./model-ref.js";
+import { buildTokenizer, type MergedTokenizer } from "../tokenizer/build-tokenizer.js";
+import { isEmbeddingTensor, planEmbedding } from "../tokenizer/plan-embeddings.js";
+import { readTokenizerJson, type TokenizerJson } from "../tokenizer/tokenizer-json.js";
 
 export interface PlannedTensor extends TensorSpec {
   /** Output layer index, or -1 for pre weights and -2 for post weights (task grouping). */
@@ -33,6 +38,12 @@ export interface MergePlan {
   configModel: string;
   bytesToRead: number;
   bytesToWrite: number;
+  /** The merged tokenizer when the config sets one (tokenizer_source / tokenizer). */
+  tokenizer?: MergedTokenizer;
+  /** vocab_size for the output config.json when the vocabulary was merged (padded). */
+  vocabSize?: number;
+  /** Things mergekit would also accept but that the user should know (emitted as warning events). */
+  warnings: string[];
 }
 
 export interface PlanOptions {
@@ -49,11 +60,9 @@ export { modelLocation };
 
 export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise<MergePlan> {
   const method = opts.registry.get(config.mergeMethod);
-  if (config.tokenizerSource === "union") {
-    // Fail before any work: a union vocabulary needs embedding permutation, which is not built yet.
-    throw new ConfigError("tokenizer_source", "'union' is not supported yet; use 'base' or a model path (the tokenizer is then copied from it)");
-  }
-  const open = opts.open ?? ((ref: string) => openCheckpoint(modelLocation(ref), { storageRoots: opts.storageRoots }));
+  const openModel = opts.open ?? ((ref: string) => openCheckpoint(resolveModelReference(ref), { storageRoots: opts.storageRoots }));
+  const open = (ref: string) => openModel(splitModelRef(ref).model);
+  const warnings: string[] = [];
 
   // Open every referenced checkpoint (headers only), in parallel.
   const refs = new Set<string>();
@@ -63,6 +72,21 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
   for (const s of config.slices) for (const src of s.sources) for (const v of src.vectors ?? []) vectorRefs.add(v.path);
   const checkpoints = new Map<string, Checkpoint>();
   await Promise.all([...refs, ...vectorRefs].map(async (r) => checkpoints.set(r, await open(r))));
+  // model+adapter references: the adapter's deltas are added as the model's tensors load.
+  const adapters = new Map<string, LoraAdapter>();
+  await Promise.all(
+    [...refs].map(async (r) => {
+      const lora = splitModelRef(r).lora;
+      if (lora === undefined) return;
+      const a = await openLoraAdapter(lora);
+      warnings.push(...a.warnings);
+      adapters.set(r, a);
+    }),
+  );
+
+  const tokenizer = config.tokenizer ? await mergeTokenizers(config, refs, checkpoints) : undefined;
+  if (tokenizer) warnings.push(...tokenizer.warnings);
+  let vocabSize: number | undefined;
 
   const layouts = new Map<string, TensorLayout>();
   for (const r of refs) layouts.set(r, classifyTensors(checkpoints.get(r)!.tensors.keys()));
@@ -119,10 +143,11 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     const seen = new Set<string>();
     sources.forEach((src, j) => {
       const ck = checkpoints.get(src.model)!;
+      const adapter = adapters.get(src.model);
       let tn = inNames[j];
-      let entry: CheckpointTensor | undefined = ck.tensors.get(tn);
+      let entry: CheckpointTensor | undefined = adapter?.replacements.get(tn) ?? ck.tensors.get(tn);
       if (!entry && tn === LM_HEAD) {
-        entry = ck.tensors.get(EMBED); // tied embeddings: mergekit's tied_names fallback
+        entry = adapter?.replacements.get(EMBED) ?? ck.tensors.get(EMBED); // tied embeddings: mergekit's tied_names fallback
         if (entry) tn = EMBED;
       }
       if (!entry) return; // a model lacking an (optional) tensor is left out of it
@@ -141,13 +166,37 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
           return { source: sourceOf(vt, tn), scale: v.scale };
         });
       }
+      const delta = adapter && !adapter.replacements.has(tn) ? adapter.deltas.get(tn) : undefined;
+      if (delta) {
+        checkDeltaShape(delta, entry.shape, `${src.model}: ${tn}`);
+        spec.lora = { a: sourceOf(delta.a, delta.a.name), b: sourceOf(delta.b, delta.b.name), scale: delta.scale, transpose: delta.transpose };
+      }
       inputs.push(spec);
     });
     if (inputs.length === 0) return; // optional everywhere (e.g. lm_head with tied embeddings)
     if (method.base === "required" && baseIndex < 0) {
       throw new MergeloomError("CHECKPOINT_MISSING", `plan ${outName}: base model '${baseRef}' has no tensor '${outName}', and '${method.name}' needs the base for every tensor`);
     }
-    const shape = commonShape(outName, inputs);
+    let shape: number[];
+    let vocab: TensorSpec["vocab"];
+    if (tokenizer && isEmbeddingTensor(outName)) {
+      const cols = inputs[0].source.shape[1];
+      if (!inputs.every((i) => i.source.shape.length === 2 && i.source.shape[1] === cols)) {
+        throw new ShapeMismatchError(`plan ${outName}: embedding widths differ (${inputs.map((i) => `'${i.model}' [${i.source.shape}]`).join(" vs ")}); embeddings must have the same hidden size to merge vocabularies`);
+      }
+      const e = planEmbedding(outName, inputs, tokenizer, {
+        tokens: config.tokenizer?.tokens,
+        padToMultipleOf: config.tokenizer?.padToMultipleOf,
+        baseModel: baseRef,
+        dtype: config.dtype ?? inputs[0].source.dtype,
+      });
+      inputs.forEach((inp, k) => (inp.rowMap = e.rowMaps[k]));
+      vocab = e.vocab;
+      shape = [e.rows, cols];
+      vocabSize = e.rows;
+    } else {
+      shape = commonShape(outName, inputs);
+    }
     const params = resolveParams(method.params, [slice?.parameters, config.parameters], outName, t, false, outName);
     const float = inputs.every((i) => isFloatDType(i.source.dtype));
     const tensor: PlannedTensor = {
@@ -159,6 +208,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
       inputs,
       baseIndex,
       layer,
+      ...(vocab ? { vocab } : {}),
     };
     method.check?.({ tensorName: outName, shape, baseIndex, params, inputs: inputs.map((i) => ({ model: i.model, params: i.params })) });
     tensors.push(tensor);
@@ -190,6 +240,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
   for (const t of tensors) {
     for (const i of t.inputs) {
       bytesToRead += i.source.byteLength;
+      if (i.lora) bytesToRead += i.lora.a.byteLength + i.lora.b.byteLength;
       for (const v of i.addVectors ?? []) bytesToRead += v.source.byteLength;
     }
     bytesToWrite += numelOf(t.shape) * DTYPE_BYTES[t.outDtype];
@@ -204,7 +255,34 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     configModel: config.baseModel ?? firstRef,
     bytesToRead,
     bytesToWrite,
+    warnings,
+    ...(tokenizer ? { tokenizer, vocabSize: vocabSize ?? tokenizer.vocab.size } : {}),
   };
+}
+
+function vocabSizeOf(cfg: Record<string, unknown> | undefined): number | undefined {
+  const v = cfg?.vocab_size ?? (cfg?.text_config as Record<string, unknown> | undefined)?.vocab_size;
+  return typeof v === "number" ? v : undefined;
+}
+
+/** Reads every model's tokenizer.json and builds the merged tokenizer (mergekit's BuildTokenizer). */
+async function mergeTokenizers(config: MergeConfig, refs: Set<string>, checkpoints: Map<string, Checkpoint>): Promise<MergedTokenizer> {
+  const tok = config.tokenizer!;
+  const order = [...refs];
+  const base = config.baseModel ?? order[0];
+  const tokenizers = new Map<string, TokenizerJson>();
+  const vocabSizes = new Map<string, number>();
+  const sources = new Set(order);
+  if (tok.source !== "union" && tok.source !== "base") sources.add(tok.source);
+  await Promise.all(
+    [...sources].map(async (r) => {
+      const t = await readTokenizerJson(checkpoints.get(r)?.location ?? resolveModelReference(r));
+      if (t) tokenizers.set(r, t);
+      const n = vocabSizeOf(checkpoints.get(r)?.config);
+      if (n !== undefined) vocabSizes.set(r, n);
+    }),
+  );
+  return buildTokenizer({ base, refs: order, source: tok.source, addTokens: Object.keys(tok.tokens ?? {}), tokenizers, vocabSizes });
 }
 
 function sourceOf(e: CheckpointTensor, name: string): TensorSource {
