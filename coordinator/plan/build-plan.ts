@@ -15,7 +15,7 @@ import { modelLocation } from "../../worker/storage/model-location.js";
 import type { MergeConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
 import { gradientPosition, resolveParam } from "../config/resolve-param.js";
 import { classifyTensors, layerTensorName, type TensorLayout } from "./classify-tensors.js";
-import { checkDeltaShape, openLoraAdapter, type LoraAdapter } from "./lora-adapter.js";
+import { orientDelta, openLoraAdapter, type LoraAdapter } from "./lora-adapter.js";
 import { resolveModelReference, splitModelRef } from "./model-ref.js";
 import { buildTokenizer, type MergedTokenizer } from "../tokenizer/build-tokenizer.js";
 import { isEmbeddingTensor, planEmbedding } from "../tokenizer/plan-embeddings.js";
@@ -168,8 +168,8 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
       }
       const delta = adapter && !adapter.replacements.has(tn) ? adapter.deltas.get(tn) : undefined;
       if (delta) {
-        checkDeltaShape(delta, entry.shape, `${src.model}: ${tn}`);
-        spec.lora = { a: sourceOf(delta.a, delta.a.name), b: sourceOf(delta.b, delta.b.name), scale: delta.scale, transpose: delta.transpose };
+        const transpose = orientDelta(delta, entry.shape, `${src.model}: ${tn}`);
+        spec.lora = { a: sourceOf(delta.a, delta.a.name), b: sourceOf(delta.b, delta.b.name), scale: delta.scale, transpose };
       }
       inputs.push(spec);
     });

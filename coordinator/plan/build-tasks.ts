@@ -80,6 +80,7 @@ export function buildTasks(plan: MergePlan, opts: TaskOptions): TaskSet {
         params: t.params,
         inputs: t.inputs,
         baseIndex: t.baseIndex,
+        ...(t.vocab ? { vocab: t.vocab } : {}),
         dest: { uri: discard ? "discard://" : join(opts.outDir, w.file), offset: w.offset, byteLength: w.byteLength },
       };
     }),

@@ -141,11 +141,17 @@ export async function openLoraAdapter(ref: string): Promise<LoraAdapter> {
   return { ref, deltas, replacements, warnings };
 }
 
-/** Checks a delta against the stored shape of the tensor it changes. */
-export function checkDeltaShape(d: LoraTensorDelta, shape: readonly number[], what: string): void {
+/**
+ * Whether the delta is added transposed to a weight of this stored shape. PEFT decides by layer
+ * type: Linear layers take B·A (a `fan_in_fan_out: true` on them is reset, with a warning),
+ * Conv1D layers (GPT-2 style, stored [in, out]) and embeddings take (B·A)ᵀ. The stored shapes
+ * tell the two apart; only a square weight falls back to the flag.
+ */
+export function orientDelta(d: LoraTensorDelta, shape: readonly number[], what: string): boolean {
   const [rows, cols] = shape.length === 2 ? shape : [-1, -1];
-  const ok = d.transpose ? d.a.shape[1] === rows && d.b.shape[0] === cols : d.b.shape[0] === rows && d.a.shape[1] === cols;
-  if (!ok) {
-    throw new CheckpointError(what, `LoRA lora_A [${d.a.shape}] · lora_B [${d.b.shape}] does not fit the weight's shape [${shape}]${d.transpose ? " (transposed: fan_in_fan_out or embedding)" : ""}`, { code: "SHAPE_MISMATCH" });
-  }
+  const plain = d.b.shape[0] === rows && d.a.shape[1] === cols;
+  const transposed = d.a.shape[1] === rows && d.b.shape[0] === cols;
+  if (plain && transposed) return d.transpose;
+  if (plain || transposed) return transposed;
+  throw new CheckpointError(what, `LoRA lora_A [${d.a.shape}] and lora_B [${d.b.shape}] do not fit the weight's shape [${shape}]`, { code: "SHAPE_MISMATCH" });
 }

@@ -38,6 +38,10 @@ export function roundThrough(values: Float32Array, dtype: DType): Float32Array {
  */
 export async function readStoredRows(spec: TensorInputSpec, r0: number, r1: number, read: ElementReader): Promise<Float32Array> {
   const cols = rowLen(spec.source.shape);
+  const stored = spec.source.shape.length === 0 ? 1 : spec.source.shape[0];
+  if (r0 < 0 || r1 > stored) {
+    throw new MergeloomError("SHAPE_MISMATCH", `rows [${r0}, ${r1}) of '${spec.model}' ${spec.source.tensor} are outside its ${stored} stored rows`);
+  }
   const w = await read(spec.source, r0 * cols, (r1 - r0) * cols);
   if (spec.lora) await addLoraDelta(w, spec.lora, spec.source.shape, r0, r1, read);
   return w;
