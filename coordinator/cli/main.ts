@@ -10,6 +10,7 @@ import { registerMergeCommands } from "./merge-commands.js";
 import { registerEvalCommand } from "./eval-command.js";
 import { registerClusterCommands } from "./cluster-commands.js";
 import { registerEvolveCommand } from "./evolve-command.js";
+import { registerLoraCommand } from "./lora-command.js";
 import { startTelemetry } from "../telemetry/start-telemetry.js";
 
 export function buildProgram(): Command {
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerEvalCommand(program);
   registerClusterCommands(program);
   registerEvolveCommand(program);
+  registerLoraCommand(program);
   return program;
 }
 
