@@ -8,7 +8,7 @@
  */
 import { existsSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { DTYPE_BYTES, isFloatDType, type DType } from "../../proto/dtype.js";
 import { CheckpointError, MergeloomError } from "../../proto/errors.js";
 import { buildSafetensorsHeader } from "../../proto/safetensors.js";
@@ -157,7 +157,7 @@ export async function extractLora(opts: ExtractOptions): Promise<ExtractReport> 
       fan_in_fan_out: false,
       inference_mode: true,
     };
-    await writeAdapter(opts.out, out, config, io);
+    await writeAdapter(resolve(opts.out), out, config, io);
     let err2 = 0;
     let d2 = 0;
     for (const t of report) {
