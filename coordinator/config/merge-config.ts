@@ -68,12 +68,23 @@ export interface TokenizerConfig {
   padToMultipleOf?: number;
 }
 
+/** One entry of mergekit's `modules:` (e.g. text_decoder, vision_tower), planned on its own tensors. */
+export interface ModuleConfig {
+  name: string;
+  slices: SliceConfig[];
+  fromModels: boolean;
+  parameters?: ParamScope;
+}
+
 export interface MergeConfig {
   mergeMethod: string;
   baseModel?: string;
   /** True when the `models:` form was used (the planner appends a base that is not listed). */
   fromModels: boolean;
+  /** Every slice (of every module, when `modules:` is used). */
   slices: SliceConfig[];
+  /** `modules:` configs: each module's own slices; absent otherwise. */
+  modules?: ModuleConfig[];
   /** Top-level parameters: global ones and defaults for per-model ones. */
   parameters?: ParamScope;
   /** Compute dtype: every input is cast to it on load. Absent = the checkpoint's stored dtype. */

@@ -14,7 +14,7 @@ import type { MergeMethodRegistry } from "../../worker/merge/merge-method-regist
 import type { ParamSpec, ParamValue } from "../../worker/merge/params.js";
 import { closestName } from "./closest-name.js";
 import type {
-  ConditionalParam, MergeConfig, ParamExpr, ParamScope, SliceConfig, SourceConfig, TaskVectorRef, TokenEmbeddingConfig, TokenizerConfig,
+  ConditionalParam, MergeConfig, ParamExpr, ParamScope, SliceConfig, SourceConfig, TaskVectorRef, TokenEmbeddingConfig, TokenizerConfig, ModuleConfig,
 } from "./merge-config.js";
 
 type Seg = string | number;
@@ -117,9 +117,6 @@ export function parseMergeConfig(text: string, file: string, registry: MergeMeth
   if (!isMap(doc.contents) || !isObj(root)) r.fail([], `the file must be a YAML mapping with merge_method and models or slices, got ${describe(root)}`);
 
   r.checkKeys(root, [], TOP_KEYS, "the merge config", IGNORED_TOP_KEYS);
-  if (root.modules !== undefined && root.modules !== null) {
-    r.fail(["modules"], "multi-module configs (`modules:`) are not supported yet; use `models:` or `slices:`");
-  }
 
   if (root.merge_method === undefined || root.merge_method === null) {
     r.fail(["merge_method"], `merge_method is missing; add e.g. \`merge_method: linear\` (known: ${registry.names().join(", ")})`);
@@ -130,17 +127,26 @@ export function parseMergeConfig(text: string, file: string, registry: MergeMeth
 
   const baseModel = present(root.base_model) ? parseModelRef(r, root.base_model, ["base_model"]) : undefined;
 
-  // mergekit: exactly one of models/slices, where an empty list counts as absent.
+  // mergekit: exactly one of models/slices/modules, where an empty list or mapping counts as absent.
   const hasModels = Array.isArray(root.models) ? root.models.length > 0 : present(root.models);
   const hasSlices = Array.isArray(root.slices) ? root.slices.length > 0 : present(root.slices);
-  if (hasModels && hasSlices) r.fail(["slices"], "both `models:` and `slices:` are set; keep exactly one");
-  if (!hasModels && !hasSlices) r.fail([], "neither `models:` nor `slices:` lists any model; add one of them");
+  const hasModules = isObj(root.modules) ? Object.keys(root.modules).length > 0 : present(root.modules);
+  if ([hasModels, hasSlices, hasModules].filter(Boolean).length > 1) {
+    r.fail([hasModules ? "modules" : "slices"], "more than one of `models:`, `slices:` and `modules:` is set; keep exactly one");
+  }
+  if (!hasModels && !hasSlices && !hasModules) r.fail([], "neither `models:` nor `slices:` lists any model; add one of them");
 
-  const slices = hasModels
-    ? [{ sources: r.list(root.models, ["models"], "models").map((m, i) => parseSource(r, method, m, ["models", i], false)) }]
-    : r.list(root.slices, ["slices"], "slices").map((s, i) => parseSlice(r, method, s, ["slices", i], baseModel));
-
+  let modules: ModuleConfig[] | undefined;
+  let slices: SliceConfig[];
+  if (hasModules) {
+    const obj = r.mapping(root.modules, ["modules"], "modules");
+    modules = Object.entries(obj).map(([name, v]) => parseModule(r, method, name, v, baseModel));
+    slices = modules.flatMap((m) => m.slices);
+  } else {
+    slices = parseInputs(r, method, root, [], baseModel, hasModels);
+  }
   const cfg: MergeConfig = { mergeMethod: methodName, fromModels: hasModels, slices, sourceText: text, file };
+  if (modules) cfg.modules = modules;
   if (baseModel !== undefined) cfg.baseModel = baseModel;
   if (present(root.parameters)) cfg.parameters = parseScope(r, method, root.parameters, ["parameters"], "global");
   if (present(root.dtype)) cfg.dtype = parseDType(r, root.dtype, ["dtype"]);
@@ -156,6 +162,26 @@ export function parseMergeConfig(text: string, file: string, registry: MergeMeth
   return cfg;
 }
 
+/** `models:` (one slice of whole models) or `slices:` of a config or of one module. */
+function parseInputs(r: Reader, method: MergeMethod, obj: Obj, segs: Seg[], baseModel: string | undefined, fromModels: boolean): SliceConfig[] {
+  return fromModels
+    ? [{ sources: r.list(obj.models, [...segs, "models"], "models").map((m, i) => parseSource(r, method, m, [...segs, "models", i], false)) }]
+    : r.list(obj.slices, [...segs, "slices"], "slices").map((s, i) => parseSlice(r, method, s, [...segs, "slices", i], baseModel));
+}
+
+/** mergekit's OutputModuleDefinition: `{slices | models, parameters}` for one module. */
+function parseModule(r: Reader, method: MergeMethod, name: string, v: unknown, baseModel: string | undefined): ModuleConfig {
+  const segs: Seg[] = ["modules", name];
+  const obj = r.mapping(v, segs, `module '${name}'`);
+  r.checkKeys(obj, segs, ["slices", "models", "parameters"], `module '${name}'`);
+  const hasModels = Array.isArray(obj.models) ? obj.models.length > 0 : present(obj.models);
+  const hasSlices = Array.isArray(obj.slices) ? obj.slices.length > 0 : present(obj.slices);
+  if (hasModels === hasSlices) r.fail(segs, `module '${name}' needs exactly one of \`models:\` or \`slices:\``);
+  const mod: ModuleConfig = { name, slices: parseInputs(r, method, obj, segs, baseModel, hasModels), fromModels: hasModels };
+  if (present(obj.parameters)) mod.parameters = parseScope(r, method, obj.parameters, [...segs, "parameters"], "global");
+  return mod;
+}
+
 function present(v: unknown): boolean {
   return v !== undefined && v !== null;
 }
@@ -166,10 +192,12 @@ function checkBase(r: Reader, method: MergeMethod, cfg: MergeConfig): void {
     r.fail(["base_model"], `merge method '${method.name}' needs a base model; add \`base_model: <path>\``);
   }
   // In the slices form the base is not appended: each slice must list it, or its tensors are missing.
-  if (!cfg.fromModels) {
-    cfg.slices.forEach((s, i) => {
+  const groups = cfg.modules ?? [{ name: "", slices: cfg.slices, fromModels: cfg.fromModels }];
+  for (const g of groups) {
+    if (g.fromModels) continue;
+    g.slices.forEach((s, i) => {
       if (!s.sources.some((src) => src.model === cfg.baseModel)) {
-        r.fail(["slices", i, "sources"], `merge method '${method.name}' needs the base model '${cfg.baseModel}' among each slice's sources; add it with the same layer_range`);
+        r.fail([...(g.name ? ["modules", g.name] : []), "slices", i, "sources"], `merge method '${method.name}' needs the base model '${cfg.baseModel}' among each slice's sources; add it with the same layer_range`);
       }
     });
   }

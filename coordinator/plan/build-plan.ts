@@ -12,9 +12,9 @@ import type { MergeMethodRegistry } from "../../worker/merge/merge-method-regist
 import type { ParamSpecs } from "../../worker/merge/params.js";
 import { openCheckpoint, type Checkpoint, type CheckpointTensor } from "../../worker/storage/checkpoint.js";
 import { modelLocation } from "../../worker/storage/model-location.js";
-import type { MergeConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
+import type { MergeConfig, ModuleConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
 import { gradientPosition, resolveParam } from "../config/resolve-param.js";
-import { classifyTensors, layerTensorName, type TensorLayout } from "./classify-tensors.js";
+import { classifyModuleTensors, classifyTensors, layerTensorName, moduleOfTensor, type TensorLayout } from "./classify-tensors.js";
 import { orientDelta, openLoraAdapter, type LoraAdapter } from "./lora-adapter.js";
 import { resolveModelReference, splitModelRef } from "./model-ref.js";
 import { buildTokenizer, type MergedTokenizer } from "../tokenizer/build-tokenizer.js";
@@ -88,152 +88,166 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
   if (tokenizer) warnings.push(...tokenizer.warnings);
   let vocabSize: number | undefined;
 
-  const layouts = new Map<string, TensorLayout>();
-  for (const r of refs) layouts.set(r, classifyTensors(checkpoints.get(r)!.tensors.keys()));
-  const numLayersOf = (ref: string): number => {
-    const ck = checkpoints.get(ref)!;
-    const n = ck.config?.num_hidden_layers;
-    return typeof n === "number" ? n : layouts.get(ref)!.numLayers;
-  };
+  // `modules:` configs plan each module with its own slices; other configs are one unnamed module.
+  const modules: ModuleConfig[] = config.modules ?? [{ name: "", slices: config.slices, fromModels: config.fromModels }];
+  const tensors: PlannedTensor[] = [];
+  let firstRef: string | undefined;
+  let outDtype: FloatDType | undefined;
+  let numLayers: number | undefined;
+  for (const mod of modules) {
+    const layouts = new Map<string, TensorLayout>();
+    for (const r of refs) layouts.set(r, mod.name === "" ? classifyTensors(checkpoints.get(r)!.tensors.keys()) : classifyModuleTensors(mod.name, checkpoints.get(r)!.tensors.keys()));
+    const numLayersOf = (ref: string): number => {
+      const ck = checkpoints.get(ref)!;
+      const n = ck.config?.num_hidden_layers;
+      return typeof n === "number" && mod.name === "" ? n : layouts.get(ref)!.numLayers;
+    };
+    const at = (path: string) => (mod.name === "" ? path : `modules.${mod.name}.${path}`);
 
-  // models: form → one slice over every layer, base appended last when not listed (mergekit).
-  const slices: Required<Pick<SliceConfig, "sources">>[] & SliceConfig[] = config.slices.map((s, si) => ({
-    ...s,
-    sources: s.sources.map((src, j) => {
-      const n = numLayersOf(src.model);
-      const range = src.layerRange ?? [0, n];
-      if (range[1] > n || range[0] < 0) {
+    // models: form → one slice over every layer, base appended last when not listed (mergekit).
+    const slices: Required<Pick<SliceConfig, "sources">>[] & SliceConfig[] = mod.slices.map((s, si) => ({
+      ...s,
+      sources: s.sources.map((src, j) => {
+        const n = numLayersOf(src.model);
+        const range = src.layerRange ?? [0, n];
+        if (range[1] > n || range[0] < 0) {
+          throw new ConfigError(
+            at(`slices[${si}].sources[${j}].layer_range`),
+            `[${range[0]}, ${range[1]}] is beyond model '${src.model}', which has ${n} layers; use a range within [0, ${n}]`,
+          );
+        }
+        return { ...src, layerRange: range };
+      }),
+    }));
+    if (mod.fromModels && config.baseModel && !slices[0].sources.some((s) => s.model === config.baseModel)) {
+      slices[0].sources.push({ model: config.baseModel, layerRange: [0, numLayersOf(config.baseModel)] });
+    }
+    slices.forEach((s, si) => {
+      const lens = s.sources.map((src) => src.layerRange![1] - src.layerRange![0]);
+      if (!lens.every((l) => l === lens[0])) {
+        throw new ConfigError(at(`slices[${si}].sources`), `all sources of a slice must span the same number of layers (got ${lens.join(", ")})`);
+      }
+      if (method.base === "required" && config.baseModel && !s.sources.some((src) => src.model === config.baseModel)) {
         throw new ConfigError(
-          `slices[${si}].sources[${j}].layer_range`,
-          `[${range[0]}, ${range[1]}] is beyond model '${src.model}', which has ${n} layers; use a range within [0, ${n}]`,
+          at(`slices[${si}].sources`),
+          `merge method '${method.name}' needs base_model '${config.baseModel}' as a source of every slice; add it with a layer_range of the same length`,
         );
       }
-      return { ...src, layerRange: range };
-    }),
-  }));
-  if (config.fromModels && config.baseModel && !slices[0].sources.some((s) => s.model === config.baseModel)) {
-    slices[0].sources.push({ model: config.baseModel, layerRange: [0, numLayersOf(config.baseModel)] });
-  }
-  slices.forEach((s, si) => {
-    const lens = s.sources.map((src) => src.layerRange![1] - src.layerRange![0]);
-    if (!lens.every((l) => l === lens[0])) {
-      throw new ConfigError(`slices[${si}].sources`, `all sources of a slice must span the same number of layers (got ${lens.join(", ")})`);
-    }
-    if (method.base === "required" && config.baseModel && !s.sources.some((src) => src.model === config.baseModel)) {
-      throw new ConfigError(
-        `slices[${si}].sources`,
-        `merge method '${method.name}' needs base_model '${config.baseModel}' as a source of every slice; add it with a layer_range of the same length`,
-      );
-    }
-  });
-  if (method.base === "required" && !config.baseModel) {
-    throw new ConfigError("base_model", `merge method '${method.name}' needs a base_model`);
-  }
-
-  const firstRef = slices[0].sources[0].model;
-  const firstCk = checkpoints.get(firstRef)!;
-  const layout = layouts.get(firstRef)!;
-  const outDtype: FloatDType = config.outDtype ?? config.dtype ?? inferDType(firstCk);
-  const tensors: PlannedTensor[] = [];
-
-  const planTensor = (outName: string, inNames: string[], sources: SourceConfig[], slice: SliceConfig | undefined, t: number, layer: number) => {
-    const baseRef = config.baseModel;
-    const inputs: TensorInputSpec[] = [];
-    let baseIndex = -1;
-    const seen = new Set<string>();
-    sources.forEach((src, j) => {
-      const ck = checkpoints.get(src.model)!;
-      const adapter = adapters.get(src.model);
-      let tn = inNames[j];
-      let entry: CheckpointTensor | undefined = adapter?.replacements.get(tn) ?? ck.tensors.get(tn);
-      if (!entry && tn === LM_HEAD) {
-        entry = adapter?.replacements.get(EMBED) ?? ck.tensors.get(EMBED); // tied embeddings: mergekit's tied_names fallback
-        if (entry) tn = EMBED;
-      }
-      if (!entry) return; // a model lacking an (optional) tensor is left out of it
-      if (src.model === baseRef && !seen.has(src.model)) baseIndex = inputs.length;
-      seen.add(src.model);
-      const scopes = [src.parameters, slice?.parameters, config.parameters];
-      const params = resolveParams(method.modelParams, scopes, inNames[j], t, src.model === baseRef, `${src.model}: ${inNames[j]}`);
-      const spec: TensorInputSpec = { model: src.model, source: sourceOf(entry, tn), params };
-      if (src.vectors?.length) {
-        spec.addVectors = src.vectors.map((v) => {
-          const vt = checkpoints.get(v.path)!.tensors.get(tn);
-          if (!vt) throw new MergeloomError("CHECKPOINT_MISSING", `plan ${outName}: task vector '${v.path}' has no tensor '${tn}' to add to '${src.model}'`);
-          if (vt.shape.join("x") !== entry!.shape.join("x")) {
-            throw new ShapeMismatchError(`plan ${outName}: task vector '${v.path}' has shape [${vt.shape}] but '${src.model}' has [${entry!.shape}]`);
-          }
-          return { source: sourceOf(vt, tn), scale: v.scale };
-        });
-      }
-      const delta = adapter && !adapter.replacements.has(tn) ? adapter.deltas.get(tn) : undefined;
-      if (delta) {
-        const transpose = orientDelta(delta, entry.shape, `${src.model}: ${tn}`);
-        spec.lora = { a: sourceOf(delta.a, delta.a.name), b: sourceOf(delta.b, delta.b.name), scale: delta.scale, transpose };
-      }
-      inputs.push(spec);
     });
-    if (inputs.length === 0) return; // optional everywhere (e.g. lm_head with tied embeddings)
-    if (method.base === "required" && baseIndex < 0) {
-      throw new MergeloomError("CHECKPOINT_MISSING", `plan ${outName}: base model '${baseRef}' has no tensor '${outName}', and '${method.name}' needs the base for every tensor`);
+    if (method.base === "required" && !config.baseModel) {
+      throw new ConfigError("base_model", `merge method '${method.name}' needs a base_model`);
     }
-    let shape: number[];
-    let vocab: TensorSpec["vocab"];
-    if (tokenizer && isEmbeddingTensor(outName)) {
-      const cols = inputs[0].source.shape[1];
-      if (!inputs.every((i) => i.source.shape.length === 2 && i.source.shape[1] === cols)) {
-        throw new ShapeMismatchError(`plan ${outName}: embedding widths differ (${inputs.map((i) => `'${i.model}' [${i.source.shape}]`).join(" vs ")}); embeddings must have the same hidden size to merge vocabularies`);
-      }
-      const e = planEmbedding(outName, inputs, tokenizer, {
-        tokens: config.tokenizer?.tokens,
-        padToMultipleOf: config.tokenizer?.padToMultipleOf,
-        baseModel: baseRef,
-        dtype: config.dtype ?? inputs[0].source.dtype,
-      });
-      inputs.forEach((inp, k) => (inp.rowMap = e.rowMaps[k]));
-      vocab = e.vocab;
-      shape = [e.rows, cols];
-      vocabSize = e.rows;
-    } else {
-      shape = commonShape(outName, inputs);
-    }
-    const params = resolveParams(method.params, [slice?.parameters, config.parameters], outName, t, false, outName);
-    const float = inputs.every((i) => isFloatDType(i.source.dtype));
-    const tensor: PlannedTensor = {
-      name: outName,
-      shape,
-      outDtype: float ? outDtype : inputs[0].source.dtype,
-      method: method.name,
-      params,
-      inputs,
-      baseIndex,
-      layer,
-      ...(vocab ? { vocab } : {}),
-    };
-    method.check?.({ tensorName: outName, shape, baseIndex, params, inputs: inputs.map((i) => ({ model: i.model, params: i.params })) });
-    tensors.push(tensor);
-  };
 
-  // Pre weights from the first slice's sources, post weights from the last slice's, at t = 0.
-  const first = slices[0];
-  const last = slices[slices.length - 1];
-  for (const name of layout.pre) planTensor(name, first.sources.map(() => name), first.sources, first, 0, -1);
-  let outLayer = 0;
-  for (const s of slices) {
-    const n = s.sources[0].layerRange![1] - s.sources[0].layerRange![0];
-    for (let j = 0; j < n; j++) {
-      const t = gradientPosition(j, n);
-      for (const suffix of layout.layerSuffixes) {
-        const outName = layerTensorName(layout, outLayer, suffix);
-        const inNames = s.sources.map((src) => layerTensorName(layouts.get(src.model)!, src.layerRange![0] + j, suffix));
-        planTensor(outName, inNames, s.sources, s, t, outLayer);
-      }
-      outLayer++;
+    const modFirst = slices[0].sources[0].model;
+    firstRef ??= modFirst;
+    outDtype ??= config.outDtype ?? config.dtype ?? inferDType(checkpoints.get(modFirst)!);
+    const layout = layouts.get(modFirst)!;
+    if (mod.name !== "" && layout.pre.length + layout.post.length + layout.layerSuffixes.length === 0) {
+      throw new ConfigError(`modules.${mod.name}`, `model '${modFirst}' has no tensors of module '${mod.name}' (modules: text_decoder, vision_tower, multi_modal_projector, or a tensor-name prefix)`);
     }
+
+    const planTensor = (outName: string, inNames: string[], sources: SourceConfig[], slice: SliceConfig | undefined, t: number, layer: number) => {
+      const baseRef = config.baseModel;
+      const inputs: TensorInputSpec[] = [];
+      let baseIndex = -1;
+      const seen = new Set<string>();
+      sources.forEach((src, j) => {
+        const ck = checkpoints.get(src.model)!;
+        const adapter = adapters.get(src.model);
+        let tn = inNames[j];
+        let entry: CheckpointTensor | undefined = adapter?.replacements.get(tn) ?? ck.tensors.get(tn);
+        if (!entry && tn === LM_HEAD) {
+          entry = adapter?.replacements.get(EMBED) ?? ck.tensors.get(EMBED); // tied embeddings: mergekit's tied_names fallback
+          if (entry) tn = EMBED;
+        }
+        if (!entry) return; // a model lacking an (optional) tensor is left out of it
+        if (src.model === baseRef && !seen.has(src.model)) baseIndex = inputs.length;
+        seen.add(src.model);
+        const scopes = [src.parameters, slice?.parameters, mod.parameters, config.parameters];
+        const params = resolveParams(method.modelParams, scopes, inNames[j], t, src.model === baseRef, `${src.model}: ${inNames[j]}`);
+        const spec: TensorInputSpec = { model: src.model, source: sourceOf(entry, tn), params };
+        if (src.vectors?.length) {
+          spec.addVectors = src.vectors.map((v) => {
+            const vt = checkpoints.get(v.path)!.tensors.get(tn);
+            if (!vt) throw new MergeloomError("CHECKPOINT_MISSING", `plan ${outName}: task vector '${v.path}' has no tensor '${tn}' to add to '${src.model}'`);
+            if (vt.shape.join("x") !== entry!.shape.join("x")) {
+              throw new ShapeMismatchError(`plan ${outName}: task vector '${v.path}' has shape [${vt.shape}] but '${src.model}' has [${entry!.shape}]`);
+            }
+            return { source: sourceOf(vt, tn), scale: v.scale };
+          });
+        }
+        const delta = adapter && !adapter.replacements.has(tn) ? adapter.deltas.get(tn) : undefined;
+        if (delta) {
+          const transpose = orientDelta(delta, entry.shape, `${src.model}: ${tn}`);
+          spec.lora = { a: sourceOf(delta.a, delta.a.name), b: sourceOf(delta.b, delta.b.name), scale: delta.scale, transpose };
+        }
+        inputs.push(spec);
+      });
+      if (inputs.length === 0) return; // optional everywhere (e.g. lm_head with tied embeddings)
+      if (method.base === "required" && baseIndex < 0) {
+        throw new MergeloomError("CHECKPOINT_MISSING", `plan ${outName}: base model '${baseRef}' has no tensor '${outName}', and '${method.name}' needs the base for every tensor`);
+      }
+      let shape: number[];
+      let vocab: TensorSpec["vocab"];
+      if (tokenizer && isEmbeddingTensor(outName)) {
+        const cols = inputs[0].source.shape[1];
+        if (!inputs.every((i) => i.source.shape.length === 2 && i.source.shape[1] === cols)) {
+          throw new ShapeMismatchError(`plan ${outName}: embedding widths differ (${inputs.map((i) => `'${i.model}' [${i.source.shape}]`).join(" vs ")}); embeddings must have the same hidden size to merge vocabularies`);
+        }
+        const e = planEmbedding(outName, inputs, tokenizer, {
+          tokens: config.tokenizer?.tokens,
+          padToMultipleOf: config.tokenizer?.padToMultipleOf,
+          baseModel: baseRef,
+          dtype: config.dtype ?? inputs[0].source.dtype,
+        });
+        inputs.forEach((inp, k) => (inp.rowMap = e.rowMaps[k]));
+        vocab = e.vocab;
+        shape = [e.rows, cols];
+        vocabSize = e.rows;
+      } else {
+        shape = commonShape(outName, inputs);
+      }
+      const params = resolveParams(method.params, [slice?.parameters, mod.parameters, config.parameters], outName, t, false, outName);
+      const float = inputs.every((i) => isFloatDType(i.source.dtype));
+      const tensor: PlannedTensor = {
+        name: outName,
+        shape,
+        outDtype: float ? outDtype! : inputs[0].source.dtype,
+        method: method.name,
+        params,
+        inputs,
+        baseIndex,
+        layer,
+        ...(vocab ? { vocab } : {}),
+      };
+      method.check?.({ tensorName: outName, shape, baseIndex, params, inputs: inputs.map((i) => ({ model: i.model, params: i.params })) });
+      tensors.push(tensor);
+    };
+
+    // Pre weights from the first slice's sources, post weights from the last slice's, at t = 0.
+    const first = slices[0];
+    const last = slices[slices.length - 1];
+    for (const name of layout.pre) planTensor(name, first.sources.map(() => name), first.sources, first, 0, -1);
+    let outLayer = 0; // mergekit numbers each module's layers from 0
+    for (const s of slices) {
+      const n = s.sources[0].layerRange![1] - s.sources[0].layerRange![0];
+      for (let j = 0; j < n; j++) {
+        const t = gradientPosition(j, n);
+        for (const suffix of layout.layerSuffixes) {
+          const outName = layerTensorName(layout, outLayer, suffix);
+          const inNames = s.sources.map((src) => layerTensorName(layouts.get(src.model)!, src.layerRange![0] + j, suffix));
+          planTensor(outName, inNames, s.sources, s, t, outLayer);
+        }
+        outLayer++;
+      }
+    }
+    const postNames = [...layout.post];
+    const headHere = mod.name === "" || moduleOfTensor(mod.name, LM_HEAD);
+    if (headHere && !postNames.includes(LM_HEAD) && last.sources.some((src) => checkpoints.get(src.model)!.tensors.has(LM_HEAD))) postNames.push(LM_HEAD);
+    for (const name of postNames) planTensor(name, last.sources.map(() => name), last.sources, last, 0, -2);
+    // The output config's layer count is the text decoder's (the only module, or the one so named).
+    if (mod.name === "" || mod.name === "text_decoder" || numLayers === undefined) numLayers = outLayer;
   }
-  const postNames = [...layout.post];
-  if (!postNames.includes(LM_HEAD) && last.sources.some((src) => checkpoints.get(src.model)!.tensors.has(LM_HEAD))) postNames.push(LM_HEAD);
-  for (const name of postNames) planTensor(name, last.sources.map(() => name), last.sources, last, 0, -2);
 
   let bytesToRead = 0;
   let bytesToWrite = 0;
@@ -250,9 +264,9 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     method,
     checkpoints,
     tensors,
-    numLayers: outLayer,
-    outDtype,
-    configModel: config.baseModel ?? firstRef,
+    numLayers: numLayers ?? 0,
+    outDtype: outDtype!,
+    configModel: config.baseModel ?? firstRef!,
     bytesToRead,
     bytesToWrite,
     warnings,
