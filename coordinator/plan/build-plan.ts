@@ -84,7 +84,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     }),
   );
 
-  const tokenizer = config.tokenizer ? await mergeTokenizers(config, refs, checkpoints) : undefined;
+  const tokenizer = config.tokenizer ? await mergeTokenizers(config, refs, checkpoints, warnings) : undefined;
   if (tokenizer) warnings.push(...tokenizer.warnings);
   let vocabSize: number | undefined;
 
@@ -280,7 +280,7 @@ function vocabSizeOf(cfg: Record<string, unknown> | undefined): number | undefin
 }
 
 /** Reads every model's tokenizer.json and builds the merged tokenizer (mergekit's BuildTokenizer). */
-async function mergeTokenizers(config: MergeConfig, refs: Set<string>, checkpoints: Map<string, Checkpoint>): Promise<MergedTokenizer> {
+async function mergeTokenizers(config: MergeConfig, refs: Set<string>, checkpoints: Map<string, Checkpoint>, warnings: string[]): Promise<MergedTokenizer | undefined> {
   const tok = config.tokenizer!;
   const order = [...refs];
   const base = config.baseModel ?? order[0];
@@ -296,6 +296,13 @@ async function mergeTokenizers(config: MergeConfig, refs: Set<string>, checkpoin
       if (n !== undefined) vocabSizes.set(r, n);
     }),
   );
+  // A non-union source without a fast tokenizer (e.g. a custom tokenizer): its files are copied and
+  // the embeddings keep their rows, as before tokenizer merging existed; mergekit would fail here.
+  const donor = tok.source === "union" || tok.source === "base" ? base : tok.source;
+  if (tok.source !== "union" && !tokenizers.has(donor)) {
+    warnings.push(`tokenizer source '${donor}' has no tokenizer.json, so the vocabularies cannot be merged; its tokenizer files are copied and the embeddings are not re-ordered`);
+    return undefined;
+  }
   return buildTokenizer({ base, refs: order, source: tok.source, addTokens: Object.keys(tok.tokens ?? {}), tokenizers, vocabSizes });
 }
 

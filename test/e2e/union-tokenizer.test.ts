@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../harness/run-cli.js";
+import { FIXTURES } from "../harness/repo-root.js";
 import { readSafetensors, rowOf, writeUnionFixture, type StoredTensor } from "../harness/tokenizer-fixtures.js";
 
 let dir: string;
@@ -148,6 +149,21 @@ out_dtype: bfloat16
       const expected = Array.from({ length: 21 }, (_, r) => row("chat", name, r).map((v, j) => (v + row("tool", name, r)[j]) / 2));
       assertRows(tensors.get(name)!, expected, name);
     }
+  });
+
+  test("tokenizer_source: base without a tokenizer.json copies the tokenizer files with a warning and leaves the rows in place", async () => {
+    const yaml = `merge_method: linear\nmodels:\n  - {model: ${join(FIXTURES, "expert-add")}, parameters: {weight: 1}}\n  - {model: ${join(FIXTURES, "expert-sub")}, parameters: {weight: 1}}\ntokenizer_source: base\ndtype: float32\n`;
+    const { out, stderr } = await merge("no-fast-tokenizer", yaml);
+    assert.match(stderr, /warning: tokenizer source '.*expert-add' has no tokenizer\.json, so the vocabularies cannot be merged/);
+    assert.deepEqual(JSON.parse(await readFile(join(out, "vocab.json"), "utf8")), JSON.parse(await readFile(join(FIXTURES, "expert-add", "vocab.json"), "utf8")));
+  });
+
+  test("a union without the base model's tokenizer.json fails at plan time naming it", async () => {
+    const cfg = join(dir, "no-base-tok.yml");
+    await writeFile(cfg, `merge_method: linear\nmodels:\n  - {model: ${join(FIXTURES, "expert-add")}, parameters: {weight: 1}}\ntokenizer_source: union\n`);
+    const r = await runCli(["merge", cfg, "-o", join(dir, "no-base-tok-out")]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr.trim(), /^mergeloom: .*the base model '.*expert-add' has no tokenizer\.json; tokenizer merging needs a fast \(tokenizer\.json\) tokenizer for it$/);
   });
 
   test("a token source naming a model without the token fails at plan time with the field", async () => {
