@@ -33,6 +33,11 @@ export function encodeMessage<K extends MessageKind>(kind: K, body: MessageMap[K
   return bytes;
 }
 
+/** Bytes `encodeMessage` would produce, without the size check (planning sizes tasks with it). */
+export function encodedMessageBytes<K extends MessageKind>(kind: K, body: MessageMap[K]): number {
+  return packr.pack({ v: PROTOCOL_VERSION, kind, body }).byteLength;
+}
+
 /** Decodes and validates one message; with `expect`, any other kind is rejected. */
 export function decodeMessage<K extends MessageKind = MessageKind>(
   bytes: Uint8Array,

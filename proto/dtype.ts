@@ -16,6 +16,11 @@ export function isDType(s: string): s is DType {
 export function isFloatDType(d: DType): d is FloatDType {
   return d === "F32" || d === "F16" || d === "BF16";
 }
+/** Input dtypes the merge decodes to fp32; any other (integers, bool, fp8) can only be copied. */
+export const MERGEABLE_DTYPES = ["F32", "F16", "BF16", "F64"] as const;
+export function isMergeableDType(d: DType): boolean {
+  return (MERGEABLE_DTYPES as readonly string[]).includes(d);
+}
 
 const CONFIG_NAMES: Record<string, FloatDType> = {
   float32: "F32", fp32: "F32", float: "F32",

@@ -3,6 +3,8 @@
  * choice was wrong, list the valid ones. `retryable` tells the transport whether a redelivery can
  * help (a missing file will still be missing; a dropped connection may not be).
  */
+import { capEchoes } from "./cap-echoes.js";
+
 export type ErrorCode =
   | "CONFIG_INVALID"
   | "CHECKPOINT_INVALID"
@@ -21,13 +23,16 @@ export type ErrorCode =
   | "CANCELLED"
   | "EVAL_FAILED"
   | "OUTPUT_EXISTS"
+  | "OUTPUT_UNSAFE"
+  | "OUTPUT_LOCKED"
   | "USAGE";
 
 export class MergeloomError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
   constructor(code: ErrorCode, message: string, opts: { cause?: unknown; retryable?: boolean } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    // Config values echoed into messages are capped here, once for every error (see cap-echoes.ts).
+    super(capEchoes(message), opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
     this.retryable = opts.retryable ?? false;

@@ -319,9 +319,9 @@ export class MemoryTransport implements Transport {
       checkKvKey(bucket, key);
       return encodeMessage(kind, v, codec);
     };
-    const dec = (d: Uint8Array) => decodeMessage(d, { ...codec, expect: kind }).body as MessageMap[K];
+    const dec = (key: string, d: Uint8Array) => decodeMessage(d, { ...codec, subject: `kv ${bucket}/${key}`, expect: kind }).body as MessageMap[K];
     const toEntry = (key: string, r: KvRecord | undefined): KvEntry<MessageMap[K]> | null =>
-      r && r.data ? { key, value: dec(r.data), revision: r.revision, created: r.created } : null;
+      r && r.data ? { key, value: dec(key, r.data), revision: r.revision, created: r.created } : null;
     return {
       name: bucket,
       get: async (key) => toEntry(key, s.live(key)),
@@ -346,7 +346,14 @@ export class MemoryTransport implements Transport {
       watch: async (fn, wopts = {}) => {
         const emit = (key: string, r: KvRecord) => {
           if (wopts.key && !subjectMatches(wopts.key, key)) return;
-          fn(r.data ? { key, value: dec(r.data), op: "put", revision: r.revision } : { key, value: null, op: "delete", revision: r.revision } satisfies KvChange<MessageMap[K]>);
+          if (!r.data) return fn({ key, value: null, op: "delete", revision: r.revision });
+          let value: MessageMap[K];
+          try {
+            value = dec(key, r.data);
+          } catch (err) {
+            return wopts.onError?.(err, key);
+          }
+          fn({ key, value, op: "put", revision: r.revision } satisfies KvChange<MessageMap[K]>);
         };
         if (!wopts.updatesOnly) {
           const current = [...s.entries.keys()].map((k) => [k, s.live(k)] as const).filter((x): x is [string, KvRecord] => !!x[1]?.data);

@@ -129,4 +129,6 @@ export interface MergeTaskResult {
   bytesWritten: number;
   durationMs: number;
   worker?: string;
+  /** Once per tensor: inputs holding NaN/±inf that the merged tensor carries on. */
+  warnings?: string[];
 }

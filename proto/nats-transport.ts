@@ -15,6 +15,7 @@ import { Objm } from "@nats-io/obj";
 import { connect, credsAuthenticator, TimeoutError, headers as natsHeaders, nanos, nkeyAuthenticator, type Authenticator, type MsgHdrs, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { decodeMessage, encodeMessage, type CodecOptions, type PeerRole } from "./codec.js";
 import { errorMessage } from "./errors.js";
+import { parseNatsUrls, redactSecrets } from "./nats-url.js";
 import { runDelivery } from "./run-delivery.js";
 import type { AnyMessage, MessageKind, MessageMap } from "./schemas.js";
 import { streams as STREAMS, SUBJECT_ROOT } from "./subjects.js";
@@ -22,7 +23,10 @@ import { resolveConsumeOptions, type AbandonedTask, type ConsumeOptions, type Ha
 import { checkBucketName, checkKvKey, KvConflictError, TransportError } from "./transport-errors.js";
 
 export interface NatsConnectOptions {
-  /** `nats://host:4222`, or several for a cluster. */
+  /**
+   * `nats://host:4222`, or several for a cluster. Credentials in a URL (`nats://user:pass@host`,
+   * `nats://token@host`) are used as the nats CLI uses them: they win over user/pass/token.
+   */
   servers: string | string[];
   user?: string;
   pass?: string;
@@ -47,20 +51,25 @@ export interface NatsConnectOptions {
 }
 
 export async function connectNatsTransport(opts: NatsConnectOptions): Promise<NatsTransport> {
+  const fromUrl = parseNatsUrls([opts.servers].flat());
+  const auth = fromUrl.user !== undefined ? { user: fromUrl.user, pass: fromUrl.pass, token: undefined } : fromUrl.token !== undefined ? { user: undefined, pass: undefined, token: fromUrl.token } : { user: opts.user, pass: opts.pass, token: opts.token };
+  // Every message below names the servers without credentials and scrubs any secret nats.js may echo.
+  const where = fromUrl.servers.join(",");
+  const scrub = (err: unknown) => redactSecrets(errorMessage(err), [auth.pass, auth.token, opts.pass, opts.token, opts.nkeySeed]);
   const authenticators: Authenticator[] = [];
   if (opts.nkeySeed) authenticators.push(nkeyAuthenticator(new TextEncoder().encode(opts.nkeySeed)));
   if (opts.credsFile) {
     const creds = await readFile(opts.credsFile).catch((err) => {
-      throw new TransportError(`read creds file ${opts.credsFile}: ${errorMessage(err)}`, { cause: err, retryable: false });
+      throw new TransportError(`read creds file ${opts.credsFile}: ${scrub(err)}`, { cause: err, retryable: false });
     });
     authenticators.push(credsAuthenticator(new Uint8Array(creds)));
   }
   const connectOpts: NodeConnectionOptions = {
-    servers: opts.servers,
+    servers: fromUrl.servers,
     name: opts.name,
-    user: opts.user,
-    pass: opts.pass,
-    token: opts.token,
+    user: auth.user,
+    pass: auth.pass,
+    token: auth.token,
     authenticator: authenticators.length ? authenticators : undefined,
     tls: opts.tls ? { caFile: opts.tls.caFile, certFile: opts.tls.certFile, keyFile: opts.tls.keyFile } : undefined,
     // Ride out server restarts: JetStream state is durable, so reconnecting is always right.
@@ -74,15 +83,16 @@ export async function connectNatsTransport(opts: NatsConnectOptions): Promise<Na
   try {
     nc = await connect(connectOpts);
   } catch (err) {
-    throw new TransportError(`connect to nats ${[opts.servers].flat().join(",")}: ${errorMessage(err)}; check the server address and credentials`, { cause: err });
+    // No `cause`: the original error's text may hold a secret and causes get printed by stack dumps.
+    throw new TransportError(`connect to nats ${where}: ${scrub(err)}; check the server address and credentials`);
   }
   try {
-    const t = new NatsTransport(nc, await jetstreamManager(nc), opts);
+    const t = new NatsTransport(nc, await jetstreamManager(nc), { ...opts, servers: fromUrl.servers, user: auth.user, pass: auth.pass, token: auth.token });
     await t.ensureStreams();
     return t;
   } catch (err) {
     await nc.close();
-    throw err instanceof TransportError ? err : new TransportError(`set up jetstream on ${[opts.servers].flat().join(",")}: ${errorMessage(err)}; is the server running with -js?`, { cause: err });
+    throw err instanceof TransportError ? err : new TransportError(`set up jetstream on ${where}: ${scrub(err)}; is the server running with -js?`);
   }
 }
 
@@ -308,7 +318,7 @@ export class NatsTransport implements Transport {
       checkKvKey(bucket, key);
       return encodeMessage(kind, v, codec);
     };
-    const dec = (e: NatsKvEntry) => decodeMessage(e.value, { ...codec, expect: kind }).body as MessageMap[K];
+    const dec = (e: NatsKvEntry) => decodeMessage(e.value, { ...codec, subject: `kv ${bucket}/${e.key}`, expect: kind }).body as MessageMap[K];
     const cas = async (key: string, op: () => Promise<number>, defect: string) => {
       try {
         return await op();
@@ -352,7 +362,16 @@ export class NatsTransport implements Transport {
         const it = await this.guard(`watch kv ${bucket}`, () => kv.watch({ key: wopts.key, include: wopts.updatesOnly ? "updates" : "" }));
         const loop = (async () => {
           for await (const e of it) {
-            if (e.operation === "PUT") fn({ key: e.key, value: dec(e), op: "put", revision: e.revision });
+            if (e.operation === "PUT") {
+              let value: MessageMap[K];
+              try {
+                value = dec(e);
+              } catch (err) {
+                wopts.onError?.(err, e.key);
+                continue;
+              }
+              fn({ key: e.key, value, op: "put", revision: e.revision });
+            }
             // Initial replay shows only live keys, as the in-memory transport does.
             else if (e.isUpdate) fn({ key: e.key, value: null, op: "delete", revision: e.revision });
           }

@@ -90,13 +90,26 @@ export function parseSafetensorsHeader(file: string, json: Uint8Array, fileSize:
     tensors.set(name, { name, dtype: e.dtype, shape: e.shape.slice(), offset: dataStart + begin, byteLength: expected });
     spans.push([begin, end, name]);
   }
+  // The reference implementation (safetensors' Rust `Metadata::validate` and `read_metadata`)
+  // sorts entries by offsets and requires each to begin where the previous one ended, the first
+  // at 0 and the last at the end of the file: no overlap, no hole, no trailing bytes. Checking
+  // pairs of neighbours instead let a zero-length tensor sorted between two overlapping ones hide
+  // the overlap.
   spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  for (let i = 1; i < spans.length; i++) {
-    const [pb, pe, pn] = spans[i - 1];
-    const [b, e, n] = spans[i];
-    if (b < pe && e > b && pe > pb) {
-      throw new CheckpointError(file, `tensors '${pn}' and '${n}' overlap (bytes ${pb}-${pe} and ${b}-${e}); the file is corrupt`);
+  let pos = 0;
+  let prev = "";
+  for (const [b, e, n] of spans) {
+    if (b < pos) {
+      throw new CheckpointError(file, `tensors '${prev}' and '${n}' overlap (tensor '${n}' starts at data byte ${b}, before byte ${pos} where '${prev}' ends); the file is corrupt`);
     }
+    if (b > pos) {
+      throw new CheckpointError(file, `data bytes ${pos}-${b} before tensor '${n}' belong to no tensor (safetensors requires contiguous tensor data); the file is corrupt`);
+    }
+    pos = e;
+    prev = n;
+  }
+  if (pos !== dataBytes) {
+    throw new CheckpointError(file, `the file has ${dataBytes - pos} bytes after the last tensor's data (safetensors requires the tensors to end at the end of the file); the file is corrupt or was appended to`);
   }
   return { dataStart, metadata, tensors };
 }

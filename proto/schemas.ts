@@ -13,7 +13,7 @@ const ERROR_CODES = [
   "CONFIG_INVALID", "CHECKPOINT_INVALID", "CHECKPOINT_MISSING", "SHAPE_MISMATCH", "UNKNOWN_METHOD",
   "PARAM_INVALID", "MERGE_FAILED", "PROTOCOL_MISMATCH", "MESSAGE_INVALID", "PATH_ESCAPE",
   "STORAGE_FAILED", "TRANSPORT_FAILED", "NO_WORKERS", "JOB_FAILED", "CANCELLED", "EVAL_FAILED",
-  "OUTPUT_EXISTS", "USAGE",
+  "OUTPUT_EXISTS", "OUTPUT_UNSAFE", "OUTPUT_LOCKED", "USAGE",
 ] as const satisfies readonly ErrorCode[];
 // Fails to compile when errors.ts gains a code this list lacks.
 type MissingCodes = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;
@@ -72,6 +72,7 @@ export const MergeTaskResultSchema: z.ZodType<MergeTaskResult> = z.object({
   bytesWritten: count,
   durationMs: z.number().nonnegative(),
   worker: z.string().optional(),
+  warnings: z.array(z.string().max(2000)).max(10_000).optional(),
 });
 
 export const WireErrorSchema: z.ZodType<WireError> = z.object({

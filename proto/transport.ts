@@ -125,9 +125,16 @@ export interface KvChange<T> {
   revision: number;
 }
 
+export interface KvWatchOptions {
+  key?: string;
+  updatesOnly?: boolean;
+  /** An entry whose value does not decode (a ProtocolError naming bucket and key). */
+  onError?: (err: unknown, key: string) => void;
+}
+
 export interface KvBucket<T> {
   readonly name: string;
-  /** The current value, or null when absent, deleted or expired. */
+  /** The current value, or null when absent, deleted or expired; a value that does not decode throws a ProtocolError naming bucket and key. */
   get(key: string): Promise<KvEntry<T> | null>;
   /** Unconditional write; returns the new revision. */
   put(key: string, value: T): Promise<number>;
@@ -138,8 +145,12 @@ export interface KvBucket<T> {
   delete(key: string): Promise<void>;
   /** Keys with a live value. */
   keys(): Promise<string[]>;
-  /** Calls `fn` with the current values (unless `updatesOnly`), then with each change. */
-  watch(fn: (change: KvChange<T>) => void, opts?: { key?: string; updatesOnly?: boolean }): Promise<Stoppable>;
+  /**
+   * Calls `fn` with the current values (unless `updatesOnly`), then with each change. A value that
+   * does not decode (written by something other than mergeloom) goes to `onError` with its key,
+   * and the watch goes on; without `onError` it is skipped.
+   */
+  watch(fn: (change: KvChange<T>) => void, opts?: KvWatchOptions): Promise<Stoppable>;
 }
 
 export interface ObjectInfo {

@@ -1,17 +1,20 @@
 /** `mergeloom worker`, `mergeloom jobs` and `mergeloom cancel`. */
 import { availableParallelism } from "node:os";
 import type { Command } from "commander";
-import { MergeloomError } from "../../proto/errors.js";
+import { errorMessage, MergeloomError, ProtocolError } from "../../proto/errors.js";
 import { traced } from "../../proto/tracing/traced-transport.js";
 import { connectNatsTransport, type NatsConnectOptions } from "../../proto/nats-transport.js";
 import type { JobRecord, WorkerRecord } from "../../proto/records.js";
 import { buckets } from "../../proto/subjects.js";
+import type { KvBucket } from "../../proto/transport.js";
 import { startHealthServer } from "../../worker/ops/health-server.js";
 import { WorkerMetrics } from "../../worker/ops/worker-metrics.js";
 import { EvalWorker } from "../../worker/runtime/eval-worker.js";
 import { MergeWorker } from "../../worker/runtime/merge-worker.js";
 import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
+import { redactUrls } from "../../proto/nats-url.js";
 import { parseIntFlag } from "./parse-size.js";
+import { addHttpOptions, httpOptionsFrom, type HttpFlags } from "./http-options.js";
 
 function requireNats(flags: NatsFlags, role: "coordinator" | "worker", name?: string): NatsConnectOptions {
   const o = natsOptionsFrom(flags, process.env, role, name);
@@ -26,15 +29,16 @@ export function registerClusterCommands(program: Command): void {
     .option("--concurrency <n>", "tasks processed at once (2 keeps the merge threads busy across task boundaries)", "2")
     .option("--threads <n>", "merge threads (default: all cores)")
     .option("--name <id>", "worker name shown in `mergeloom jobs` and traces (default: host-pid)")
-    .option("--storage-root <dir...>", "directories tasks may read and write (repeatable); paths outside are refused")
-    .option("--http-port <port>", "port for /healthz, /readyz and /metrics (0 = off)", "9464")
+    .option("--storage-root <dir...>", "directories tasks may read and write (repeatable; default: the current directory); paths outside are refused")
+    .option("--http-port <port>", "serve /healthz, /readyz and /metrics on this port (default: not served, so several workers share a host; 0 = off)")
     .option("--ack-wait <seconds>", "seconds a task may go without a heartbeat before it is redelivered", "30")
     .option("--max-deliver <n>", "attempts per task before it fails the job", "5")
     .option("--drain-timeout <seconds>", "on SIGTERM, how long in-flight tasks may finish before being handed back", "25")
     .option("--eval-concurrency <n>", "evolve candidate evaluations processed at once (0 = take no evaluation tasks)", "1")
     .option("--eval-device <device>", "ONNX execution provider for evaluations: cpu, cuda or auto (CUDA when it loads, else CPU)", "auto");
+  addHttpOptions(worker);
   addNatsOptions(worker, { required: true }).action(
-    async (flags: NatsFlags & { concurrency: string; threads?: string; name?: string; storageRoot?: string[]; httpPort: string; ackWait: string; maxDeliver: string; drainTimeout: string; evalConcurrency: string; evalDevice: string }) => {
+    async (flags: NatsFlags & HttpFlags & { concurrency: string; threads?: string; name?: string; storageRoot?: string[]; httpPort?: string; ackWait: string; maxDeliver: string; drainTimeout: string; evalConcurrency: string; evalDevice: string }) => {
       const evalConcurrency = parseIntFlag(flags.evalConcurrency, "--eval-concurrency", 0);
       const evalDevice = flags.evalDevice;
       if (evalDevice !== "cpu" && evalDevice !== "cuda" && evalDevice !== "auto") throw new MergeloomError("USAGE", `--eval-device: '${evalDevice}' is not one of cpu, cuda, auto`);
@@ -43,13 +47,16 @@ export function registerClusterCommands(program: Command): void {
       const transport = traced(await connectNatsTransport(nats));
       const metrics = new WorkerMetrics();
       const taskDelayMs = process.env.MERGELOOM_FAULT_TASK_DELAY_MS ? Number(process.env.MERGELOOM_FAULT_TASK_DELAY_MS) : undefined;
-      const log = (l: string) => process.stderr.write(`${new Date().toISOString()} ${l}\n`);
+      const log = (l: string) => process.stderr.write(`${new Date().toISOString()} ${redactUrls(l)}\n`);
+      // Tasks come from the network: without --storage-root they may touch only the working directory.
+      const storageRoots = flags.storageRoot?.length ? flags.storageRoot : [process.cwd()];
       const w = new MergeWorker({
         transport,
         name,
         concurrency: parseIntFlag(flags.concurrency, "--concurrency", 1),
         threads: flags.threads === undefined ? availableParallelism() : parseIntFlag(flags.threads, "--threads"),
-        storageRoots: flags.storageRoot,
+        storageRoots,
+        http: httpOptionsFrom(flags),
         ackWaitMs: parseIntFlag(flags.ackWait, "--ack-wait", 1) * 1000,
         maxDeliver: parseIntFlag(flags.maxDeliver, "--max-deliver", 1),
         metrics,
@@ -62,15 +69,18 @@ export function registerClusterCommands(program: Command): void {
             name: w.name,
             concurrency: evalConcurrency,
             device: evalDevice,
-            storageRoots: flags.storageRoot,
+            storageRoots,
             ackWaitMs: parseIntFlag(flags.ackWait, "--ack-wait", 1) * 1000,
             maxDeliver: parseIntFlag(flags.maxDeliver, "--max-deliver", 1),
             taskDelayMs,
             log,
           })
         : undefined;
-      const port = parseIntFlag(flags.httpPort, "--http-port");
+      // Health is served only when asked for: one host runs a worker per GPU, and a fixed default
+      // port would make every worker after the first fail with EADDRINUSE.
+      const port = flags.httpPort === undefined ? 0 : parseIntFlag(flags.httpPort, "--http-port");
       const health = port ? await startHealthServer({ port, metrics, ready: () => w.ready && (ev?.ready ?? true) }) : undefined;
+      log(`storage roots: ${storageRoots.join(", ")}${health ? `; /healthz, /readyz, /metrics on port ${health.port}` : ""}`);
       await w.start();
       await ev?.start();
       await new Promise<void>((resolve) => {
@@ -99,19 +109,27 @@ export function registerClusterCommands(program: Command): void {
     try {
       const jobsKv = await transport.kv(buckets.jobs, "job", { history: 1 });
       const workersKv = await transport.kv(buckets.workers, "worker", { ttlMs: 15_000 });
-      const list: JobRecord[] = [];
-      for (const k of await jobsKv.keys()) {
-        const e = await jobsKv.get(k);
-        if (e) list.push(e.value);
-      }
-      const ws: WorkerRecord[] = [];
-      for (const k of await workersKv.keys()) {
-        const e = await workersKv.get(k);
-        if (e) ws.push(e.value);
-      }
+      // One undecodable record (a foreign writer, a different version) is reported on its own
+      // line, never allowed to hide every other job.
+      const skipped: Array<{ bucket: string; key: string; error: string }> = [];
+      const readAll = async <T>(kv: KvBucket<T>): Promise<T[]> => {
+        const out: T[] = [];
+        for (const k of await kv.keys()) {
+          try {
+            const e = await kv.get(k);
+            if (e) out.push(e.value);
+          } catch (err) {
+            if (!(err instanceof ProtocolError)) throw err;
+            skipped.push({ bucket: kv.name, key: k, error: errorMessage(err) });
+          }
+        }
+        return out;
+      };
+      const list: JobRecord[] = await readAll(jobsKv);
+      const ws: WorkerRecord[] = await readAll(workersKv);
       list.sort((a, b) => b.updatedAt - a.updatedAt);
       if (flags.json) {
-        process.stdout.write(JSON.stringify({ jobs: list, workers: ws }) + "\n");
+        process.stdout.write(JSON.stringify({ jobs: list, workers: ws, skipped }) + "\n");
         return;
       }
       const w = (s: string) => process.stdout.write(s + "\n");
@@ -119,8 +137,10 @@ export function registerClusterCommands(program: Command): void {
       for (const j of list) {
         w(`${j.jobId.padEnd(18)} ${j.state.padEnd(11)} ${`${j.doneTasks}/${j.totalTasks}`.padEnd(11)} ${new Date(j.updatedAt).toISOString().slice(0, 19).padEnd(20)} ${j.meta?.out ?? j.outputDir}${j.error ? `  (${j.error.message})` : ""}`);
       }
+      for (const x of skipped) if (x.bucket === buckets.jobs) w(`${x.key.padEnd(18)} ${"unreadable".padEnd(11)} skipped: ${x.error}`);
       w(`\n${ws.length} worker(s) connected`);
       for (const x of ws) w(`  ${x.name.padEnd(24)} ${x.status.padEnd(9)} tasks ${x.activeTasks}/${x.concurrency}  threads ${x.threads}  v${x.version}${x.gpu ? `  ${x.gpu}` : ""}`);
+      for (const x of skipped) if (x.bucket !== buckets.jobs) w(`  ${x.key.padEnd(24)} unreadable, skipped: ${x.error}`);
     } finally {
       await transport.close();
     }

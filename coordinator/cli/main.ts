@@ -5,6 +5,8 @@
  */
 import { Command, Option } from "commander";
 import { MergeloomError, errorMessage } from "../../proto/errors.js";
+import { capEchoes } from "../../proto/cap-echoes.js";
+import { redactUrls } from "../../proto/nats-url.js";
 import { parseIntFlag, parseSize } from "./parse-size.js";
 import { registerMergeCommands } from "./merge-commands.js";
 import { registerEvalCommand } from "./eval-command.js";
@@ -48,10 +50,13 @@ async function main(argv: string[]): Promise<void> {
     if (typeof e.code === "string" && e.code.startsWith("commander.")) {
       process.exit(e.exitCode ?? 2);
     }
-    const msg = errorMessage(err).split("\n")[0];
+    // Never print URL credentials (`nats://user:password@host`), whatever the error quoted.
+    const msg = redactUrls(capEchoes(errorMessage(err).split("\n")[0]));
     process.stderr.write(`mergeloom: ${msg}\n`);
-    if (process.env.MERGELOOM_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-    process.exit(err instanceof MergeloomError && err.code === "USAGE" ? 2 : 1);
+    if (process.env.MERGELOOM_DEBUG && err instanceof Error) process.stderr.write(`${redactUrls(err.stack ?? "")}\n`);
+    // An interrupted merge exits 128 + signal number, as a shell reports a process killed by it.
+    const exitCode = (err as { exitCode?: unknown }).exitCode;
+    process.exit(typeof exitCode === "number" ? exitCode : err instanceof MergeloomError && err.code === "USAGE" ? 2 : 1);
   }
 }
 

@@ -9,6 +9,7 @@ import { TransportDispatcher } from "../dispatch/transport-dispatcher.js";
 import { traced } from "../../proto/tracing/traced-transport.js";
 import { connectNatsTransport } from "../../proto/nats-transport.js";
 import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
+import { redactUrls } from "../../proto/nats-url.js";
 import { deriveJobId, loadConfig, planMerge, runMergeJob, type TaskDispatcher } from "../merge/run-merge-job.js";
 import { buildTasks } from "../plan/build-tasks.js";
 import { estimatePeakMemory } from "../plan/estimate-memory.js";
@@ -19,11 +20,14 @@ import { parseMergeConfig } from "../config/parse-merge-config.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
 import { parseConfigDType, CONFIG_DTYPE_NAMES } from "../../proto/dtype.js";
 import { MergeloomError } from "../../proto/errors.js";
-import { setMaxListeners } from "node:events";
+import { constants as osConstants } from "node:os";
+import type { OutputDir } from "../../worker/storage/output-dir.js";
+import { addHttpOptions, httpOptionsFrom, type HttpFlags } from "./http-options.js";
 
 export const DEFAULT_SHARD_BYTES = 5_000_000_000;
 
-interface MergeFlags extends NatsFlags {
+interface MergeFlags extends NatsFlags, HttpFlags {
+  spaceCheck?: boolean;
   outputVia?: string;
   workerWaitTimeout?: string;
   output: string;
@@ -45,28 +49,39 @@ export function registerMergeCommands(program: Command): void {
     .option("--random-seed <n>", "seed for DARE/DELLA masks; each tensor derives its stream from (seed, name)", "0")
     .option("--threads <n>", "merge threads (default: all cores; 0 = the main thread only)")
     .option("--task-size <bytes>", "output bytes per task (layers are never split; default: one layer per task)")
-    .option("--overwrite", "replace OUT if it exists")
+    .option("--overwrite", "replace OUT if it is an earlier mergeloom output (it has a .mergeloom-output marker and only model files)")
+    .option("--no-space-check", "skip checking the output filesystem's free space against the plan before starting")
     .option("--json", "print one JSON object per event instead of a progress bar")
     .option("--output-via <mode>", "with --nats: how workers deliver tensors: 'file' (a volume shared with the coordinator) or 'object' (the NATS object store)", "file")
     .option("--worker-wait-timeout <seconds>", "with --nats: fail when no worker connects within this time (default: keep waiting, with warnings)");
+  addHttpOptions(merge);
   addNatsOptions(merge).action(async (config: string, flags: MergeFlags) => {
     const cfg = await loadConfig(config);
     await runWithDispatcher(cfg, flags);
   });
 
-  program
+  const plan = program
     .command("plan")
     .description("validate a config and print the merge plan, reading only checkpoint headers")
     .argument("<config>", "mergekit YAML config")
     .option("--out-shard-size <bytes>", "maximum bytes per output shard", "5GB")
     .option("--threads <n>", "threads to size the memory estimate for")
     .option("--json", "print the plan as JSON")
-    .option("-v, --verbose", "list every output tensor")
-    .action(async (config: string, flags: { outShardSize: string; threads?: string; json?: boolean; verbose?: boolean }) => {
+    .option("-v, --verbose", "list every output tensor");
+  addHttpOptions(plan).action(async (config: string, flags: HttpFlags & { outShardSize: string; threads?: string; json?: boolean; verbose?: boolean }) => {
       const cfg = await loadConfig(config);
-      const plan = await planMerge(cfg);
+      const plan = await planMerge(cfg, { http: httpOptionsFrom(flags) });
       const threads = flags.threads === undefined ? (await import("node:os")).availableParallelism() : parseIntFlag(flags.threads, "--threads");
-      const { shards, tasks } = buildTasks(plan, { jobId: "plan", seed: 0, maxShardBytes: parseSize(flags.outShardSize, "--out-shard-size"), outDir: "discard://" });
+      const taskOpts = { jobId: "plan", seed: 0, maxShardBytes: parseSize(flags.outShardSize, "--out-shard-size"), outDir: "discard://" };
+      let taskSet;
+      try {
+        taskSet = buildTasks(plan, taskOpts); // as a --nats merge would cut them
+      } catch (err) {
+        if (!(err instanceof MergeloomError && err.code === "CONFIG_INVALID")) throw err;
+        plan.warnings.push(`${err.message.replace(/, or run without --nats$/, "")}: a merge with --nats will fail; a local merge (no --nats) has no message limit`);
+        taskSet = buildTasks(plan, { ...taskOpts, maxMessageBytes: Infinity });
+      }
+      const { shards, tasks } = taskSet;
       const peak = estimatePeakMemory(plan, threads);
       const tensors = plan.tensors.map((t) => ({
         name: t.name,
@@ -76,10 +91,11 @@ export function registerMergeCommands(program: Command): void {
         inputs: t.inputs.map((i) => ({ model: i.model, tensor: i.source.tensor, ...i.params })),
         params: t.params,
       }));
+      for (const m of plan.warnings) process.stderr.write(`warning: ${m}\n`);
       if (flags.json) {
         process.stdout.write(
           JSON.stringify(
-            { method: plan.method.name, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
+            { method: plan.method.name, warnings: plan.warnings, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
             null,
             2,
           ) + "\n",
@@ -95,7 +111,7 @@ export function registerMergeCommands(program: Command): void {
     });
 
   const vector = program.command("vector").description("task vectors as artifacts");
-  vector
+  const extract = vector
     .command("extract")
     .description("write the task vector A − B as a safetensors checkpoint (add it to a model with `vectors:` in a config)")
     .argument("<a>", "fine-tuned model (e.g. the GRPO model)")
@@ -104,9 +120,10 @@ export function registerMergeCommands(program: Command): void {
     .option("--dtype <name>", `dtype of the vector (${CONFIG_DTYPE_NAMES.join(", ")})`, "float32")
     .option("--out-shard-size <bytes>", "maximum bytes per output shard", "5GB")
     .option("--threads <n>", "merge threads")
-    .option("--overwrite", "replace the output if it exists")
-    .option("--json", "JSON events")
-    .action(async (a: string, flags: MergeFlags & { minus: string; dtype: string }) => {
+    .option("--overwrite", "replace the output if it is an earlier mergeloom output")
+    .option("--no-space-check", "skip the free-space check of the output filesystem")
+    .option("--json", "JSON events");
+  addHttpOptions(extract).action(async (a: string, flags: MergeFlags & { minus: string; dtype: string }) => {
       if (!parseConfigDType(flags.dtype)) throw new MergeloomError("USAGE", `--dtype: unknown dtype '${flags.dtype}' (known: ${CONFIG_DTYPE_NAMES.join(", ")})`);
       // Δ = 1·A + (−1)·B through the linear method, so the vector gets the same planning checks.
       const yaml = [
@@ -136,26 +153,42 @@ export function registerMergeCommands(program: Command): void {
 async function createDispatcher(flags: MergeFlags, onEvent: MergeEventSink): Promise<TaskDispatcher & { close(): Promise<void> }> {
   const threads = flags.threads === undefined ? undefined : parseIntFlag(flags.threads, "--threads");
   const nats = natsOptionsFrom(flags, process.env, "coordinator", "mergeloom-coordinator");
-  if (!nats) return EmbeddedDispatcher.start({ threads, onEvent });
+  if (!nats) return EmbeddedDispatcher.start({ threads, onEvent, http: httpOptionsFrom(flags) });
   const transport = traced(await connectNatsTransport(nats));
   const d = new TransportDispatcher(transport, {
     threads: threads ?? 1,
-    natsUrl: [nats.servers].flat().join(","),
+    natsUrl: redactUrls([nats.servers].flat().join(",")),
     onEvent,
     noWorkerTimeoutMs: flags.workerWaitTimeout ? parseIntFlag(flags.workerWaitTimeout, "--worker-wait-timeout") * 1000 : 0,
   });
   return Object.assign(d, { close: () => transport.close() });
 }
 
+/** Signals that stop a merge cleanly: the temporary output is removed and the exit status is 128 + the signal number. */
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
 export async function runWithDispatcher(cfg: Awaited<ReturnType<typeof loadConfig>>, flags: MergeFlags): Promise<void> {
+  // `resolve("")` is the working directory: an empty -o must never reach the output code as ".".
+  if (flags.output.trim() === "") throw new MergeloomError("USAGE", "--output: the output path is empty; pass a new directory with -o DIR");
+  const http = httpOptionsFrom(flags);
   const renderer = createEventRenderer({ json: !!flags.json });
   const dispatcher = await createDispatcher(flags, renderer.sink);
   const ac = new AbortController();
-  setMaxListeners(0, ac.signal); // every in-flight tensor job listens for cancellation
-  const onSig = () => ac.abort();
-  process.once("SIGINT", onSig);
+  let received: (typeof STOP_SIGNALS)[number] | undefined;
+  let openOutput: OutputDir | undefined;
+  const onSig = (sig: (typeof STOP_SIGNALS)[number]) => {
+    if (received) {
+      // A second signal while cleaning up: remove the temp dir now and go.
+      openOutput?.abortSync();
+      process.exit(128 + osConstants.signals[sig]);
+    }
+    received = sig;
+    ac.abort();
+  };
+  const handlers = STOP_SIGNALS.map((sig) => [sig, () => onSig(sig)] as const);
+  for (const [sig, h] of handlers) process.on(sig, h);
+  const out = flags.output.startsWith("discard://") ? flags.output : resolve(flags.output);
   try {
-    const out = flags.output.startsWith("discard://") ? flags.output : resolve(flags.output);
     const seed = parseIntFlag(flags.randomSeed, "--random-seed");
     const r = await runMergeJob(cfg, dispatcher, {
       // Over NATS the job id is derived from config, seed and output, so rerunning the same
@@ -167,15 +200,26 @@ export async function runWithDispatcher(cfg: Awaited<ReturnType<typeof loadConfi
       taskBytes: flags.taskSize ? parseSize(flags.taskSize, "--task-size") : undefined,
       output: parseOutputVia(flags.outputVia),
       overwrite: !!flags.overwrite,
+      spaceCheck: flags.spaceCheck !== false,
+      http,
       signal: ac.signal,
       onEvent: renderer.sink,
+      onOutputDir: (d) => (openOutput = d),
     });
+    if (received) throw interrupted(out, received);
     if (!flags.json) process.stdout.write(r.checksum ? `checksum ${r.checksum}\n` : `${r.out}\n`);
+  } catch (err) {
+    throw received ? interrupted(out, received, err) : err;
   } finally {
     renderer.stop();
-    process.off("SIGINT", onSig);
+    for (const [sig, h] of handlers) process.off(sig, h);
     await dispatcher.close();
   }
+}
+
+function interrupted(out: string, sig: (typeof STOP_SIGNALS)[number], cause?: unknown): MergeloomError {
+  const e = new MergeloomError("CANCELLED", `merge ${out}: interrupted by ${sig}; the partial output was removed`, { cause });
+  return Object.assign(e, { exitCode: 128 + osConstants.signals[sig] });
 }
 
 function parseOutputVia(v: string | undefined): "file" | "object" | undefined {

@@ -22,7 +22,7 @@ export interface NatsFlags {
 
 export function addNatsOptions(cmd: Command, opts: { required?: boolean } = {}): Command {
   return cmd
-    .option("--nats <url>", `NATS server URL(s), comma-separated${opts.required ? "" : " (default: run embedded, no NATS)"} [env MERGELOOM_NATS_URL]`)
+    .option("--nats <url>", `NATS server URL(s), comma-separated; nats://user:password@host or nats://token@host credentials are used as the nats CLI uses them (and never printed)${opts.required ? "" : " (default: run embedded, no NATS)"} [env MERGELOOM_NATS_URL]`)
     .option("--nats-user <user>", "NATS user [env NATS_USER]")
     .option("--nats-password <password>", "NATS password [env NATS_PASSWORD]")
     .option("--nats-token <token>", "NATS token [env NATS_TOKEN]")

@@ -1,6 +1,12 @@
 /** Renders merge events: a progress bar (tensors, bytes, rate, ETA) on a TTY, JSON lines with --json. */
 import cliProgress from "cli-progress";
 import type { MergeEvent, MergeEventSink } from "../merge/merge-events.js";
+import { capEchoes } from "../../proto/cap-echoes.js";
+
+/** Warnings echo config values too: capped like error messages. */
+function capWarning(e: MergeEvent): MergeEvent {
+  return e.type === "warning" ? { ...e, message: capEchoes(e.message) } : e;
+}
 
 export function formatBytes(n: number): string {
   const u = ["B", "KB", "MB", "GB", "TB"];
@@ -15,7 +21,7 @@ export function formatBytes(n: number): string {
 export function createEventRenderer(opts: { json: boolean; stream?: NodeJS.WriteStream }): { sink: MergeEventSink; stop(): void } {
   const stream = opts.stream ?? process.stderr;
   if (opts.json) {
-    return { sink: (e: MergeEvent) => process.stdout.write(JSON.stringify({ ts: new Date().toISOString(), ...e }) + "\n"), stop() {} };
+    return { sink: (e: MergeEvent) => process.stdout.write(JSON.stringify({ ts: new Date().toISOString(), ...capWarning(e) }) + "\n"), stop() {} };
   }
   let bar: cliProgress.SingleBar | undefined;
   let bytesTotal = 0;
@@ -55,7 +61,7 @@ export function createEventRenderer(opts: { json: boolean; stream?: NodeJS.Write
         stream.write(`merged ${e.tensors} tensors in ${e.seconds.toFixed(2)} s (read ${formatBytes(e.bytesRead)}, wrote ${formatBytes(e.bytesWritten)})\n`);
         break;
       case "warning":
-        stream.write(`warning: ${e.message}\n`);
+        stream.write(`warning: ${capEchoes(e.message)}\n`);
         break;
       default:
         break;

@@ -14,6 +14,9 @@ export function editDistance(a: string, b: string): number {
 
 /** The candidate closest to `name`, if it is close enough to be a plausible typo. */
 export function closestName(name: string, candidates: readonly string[]): string | undefined {
+  // A name far longer than every candidate is no typo of one; the distance would cost O(length · candidates).
+  const longest = Math.max(0, ...candidates.map((c) => c.length));
+  if (name.length > 2 * longest + 2) return undefined;
   let best: string | undefined;
   let bestDist = Infinity;
   for (const c of candidates) {

@@ -9,6 +9,7 @@ import { TransportDispatcher } from "./transport-dispatcher.js";
 import { traced } from "../../proto/tracing/traced-transport.js";
 import type { Transport } from "../../proto/transport.js";
 import type { MergeEventSink } from "../merge/merge-events.js";
+import type { HttpOptions } from "../../worker/storage/http-byte-source.js";
 
 export class EmbeddedDispatcher extends TransportDispatcher {
   private constructor(
@@ -20,13 +21,16 @@ export class EmbeddedDispatcher extends TransportDispatcher {
     super(transport, { threads, onEvent, noWorkerWarnMs: 60_000 });
   }
 
+  /** In-process messages have no payload limit: a merge of thousands of models is not split or refused for message size. */
+  override readonly maxMessageBytes: number = Infinity;
+
   /** Two tasks in flight keep every merge thread busy across task boundaries (a one-tensor embedding task would leave the others idle). */
-  static async start(opts: { threads?: number; onEvent?: MergeEventSink } = {}): Promise<EmbeddedDispatcher> {
+  static async start(opts: { threads?: number; onEvent?: MergeEventSink; http?: HttpOptions } = {}): Promise<EmbeddedDispatcher> {
     const broker = new MemoryBroker();
-    const executor = new LocalMergeExecutor({ threads: opts.threads });
-    const worker = new MergeWorker({ transport: traced(new MemoryTransport({ broker, role: "worker" })), name: "embedded", executor, ackWaitMs: 600_000, maxDeliver: 1, concurrency: 2 });
+    const executor = new LocalMergeExecutor({ threads: opts.threads, http: opts.http });
+    const worker = new MergeWorker({ transport: traced(new MemoryTransport({ broker, role: "worker", maxMessageBytes: Infinity })), name: "embedded", executor, ackWaitMs: 600_000, maxDeliver: 1, concurrency: 2 });
     await worker.start();
-    return new EmbeddedDispatcher(traced(new MemoryTransport({ broker, role: "coordinator" })), worker, executor.threads, opts.onEvent);
+    return new EmbeddedDispatcher(traced(new MemoryTransport({ broker, role: "coordinator", maxMessageBytes: Infinity })), worker, executor.threads, opts.onEvent);
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,7 @@ import type { TaskDispatcher } from "../merge/run-merge-job.js";
 export class LocalDispatcher implements TaskDispatcher {
   private readonly executor: LocalMergeExecutor;
   readonly threads: number;
+  readonly maxMessageBytes = Infinity;
   constructor(opts: { threads?: number } = {}) {
     this.executor = new LocalMergeExecutor(opts);
     this.threads = this.executor.threads;

@@ -4,7 +4,8 @@
  * before they ack — so a restarted coordinator sees everything that finished while it was away
  * and republishes only the rest. Job state lives in the jobs bucket.
  */
-import { MergeloomError, ProtocolError } from "../../proto/errors.js";
+import { MAX_MESSAGE_BYTES } from "../../proto/codec.js";
+import { errorMessage, MergeloomError, ProtocolError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { JobRecord, TaskOutcome } from "../../proto/records.js";
 import { buckets, headers as H, PROTOCOL_VERSION, subjects } from "../../proto/subjects.js";
@@ -33,6 +34,8 @@ export interface TransportDispatcherOptions {
 
 export class TransportDispatcher implements TaskDispatcher {
   readonly threads: number;
+  /** Task messages travel through the transport's codec: NATS's default max_payload. */
+  readonly maxMessageBytes: number = MAX_MESSAGE_BYTES;
   private jobs?: KvBucket<JobRecord>;
   private tasks?: KvBucket<TaskOutcome>;
   constructor(
@@ -48,12 +51,34 @@ export class TransportDispatcher implements TaskDispatcher {
     return { jobs: this.jobs, tasks: this.tasks };
   }
 
+  /**
+   * The job's record, or null. A record that does not decode (not written by mergeloom) is not
+   * resumable: it is reported, the job's old task outcomes are forgotten, and the job starts over.
+   */
   async loadJob(jobId: string): Promise<JobRecord | null> {
-    return (await (await this.buckets()).jobs.get(jobId))?.value ?? null;
+    try {
+      return (await (await this.buckets()).jobs.get(jobId))?.value ?? null;
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.opts.onEvent?.({ type: "warning", message: `job ${jobId}: its record in ${buckets.jobs} is unreadable (${errorMessage(err)}); starting the job over` });
+      await this.resetJob(jobId);
+      return null;
+    }
   }
 
   async saveJob(rec: JobRecord): Promise<void> {
     await (await this.buckets()).jobs.put(rec.jobId, { ...rec, updatedAt: Date.now() });
+  }
+
+  /** Every job record that decodes (an undecodable entry is no job this coordinator can conflict with). */
+  async listJobs(): Promise<JobRecord[]> {
+    const { jobs } = await this.buckets();
+    const out: JobRecord[] = [];
+    for (const k of await jobs.keys()) {
+      const e = await jobs.get(k).catch(() => null);
+      if (e) out.push(e.value);
+    }
+    return out;
   }
 
   /** Forgets the outcomes of an earlier, abandoned run of the same job id. */
@@ -73,6 +98,7 @@ export class TransportDispatcher implements TaskDispatcher {
     let abandonWatcher: Stoppable | undefined;
     // Stops the no-worker watch once the job settles (it may be scheduled after that).
     const settled = new AbortController();
+    let onCancel: (() => void) | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
         const fail = (err: unknown) => reject(err);
@@ -97,10 +123,19 @@ export class TransportDispatcher implements TaskDispatcher {
             fail(new MergeloomError("JOB_FAILED", `job ${jobId} failed: ${e.message}`, { cause: e }));
           }
         };
-        signal?.addEventListener("abort", () => fail(new MergeloomError("CANCELLED", `job ${jobId}: cancelled`)), { once: true });
+        // Removed when the job settles: a long-lived signal (evolve runs many jobs) must not collect one per job.
+        onCancel = () => fail(new MergeloomError("CANCELLED", `job ${jobId}: cancelled`));
+        signal?.addEventListener("abort", onCancel, { once: true });
         void (async () => {
           // Outcomes first (resume), then publish only what has not finished.
-          watcher = await tasks.watch((c) => onOutcome(c.key, c.value), { key: `${jobId}.*` });
+          watcher = await tasks.watch((c) => onOutcome(c.key, c.value), {
+            key: `${jobId}.*`,
+            // A task record this job cannot read fails this job (only), saying which record.
+            onError: (err, key) => {
+              if (!pending.has(key) || reported.has(key)) return;
+              fail(new MergeloomError("JOB_FAILED", `job ${jobId} failed: the outcome of task ${key.slice(jobId.length + 1)} in ${buckets.tasks} is unreadable (${errorMessage(err)}); run the merge again`));
+            },
+          });
           // A task every worker dropped (killed or stalled on each of its deliveries) gets no
           // outcome from any worker: record its failure here, so the job fails instead of waiting.
           abandonWatcher = await this.transport.watchAbandoned(subjects.taskMerge, (a) => {
@@ -141,6 +176,7 @@ export class TransportDispatcher implements TaskDispatcher {
         })().catch(fail);
       });
     } finally {
+      if (onCancel) signal?.removeEventListener("abort", onCancel);
       settled.abort();
       await watcher?.stop().catch(() => {});
       await jobWatcher?.stop().catch(() => {});
@@ -194,7 +230,8 @@ export class TransportDispatcher implements TaskDispatcher {
     const check = async () => {
       const registry = await this.transport.kv(buckets.workers, "worker", { ttlMs: 15_000 });
       const workers = await registry.keys();
-      const records = (await Promise.all(workers.map((k) => registry.get(k)))).flatMap((e) => (e ? [e.value] : []));
+      // An unreadable registry entry is no worker of ours: skip it instead of ending the watch.
+      const records = (await Promise.all(workers.map((k) => registry.get(k).catch(() => null)))).flatMap((e) => (e ? [e.value] : []));
       if (records.length && !records.some((r) => r.protocol === PROTOCOL_VERSION)) {
         // Workers of another version consume other subjects: they would never take these tasks.
         const seen = records.map((r) => `${r.name} v${r.protocol} (mergeloom ${r.version})`).join(", ");

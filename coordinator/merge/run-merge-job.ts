@@ -6,14 +6,22 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { MergeloomError } from "../../proto/errors.js";
+import { MergeloomError, StorageError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { JobRecord } from "../../proto/records.js";
 import { toWireError } from "../../proto/wire-error.js";
 import { existsSync } from "node:fs";
 import { ATTR_BYTES_READ, ATTR_BYTES_WRITTEN, ATTR_JOB_ID, ATTR_MERGE_METHOD, ATTR_TASK_COUNT, ATTR_TENSOR_COUNT, inSpan, SPAN_NAMES } from "../../proto/tracing/in-span.js";
 import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
-import { OutputDir } from "../../worker/storage/output-dir.js";
+import { checkOutputPath, OutputDir } from "../../worker/storage/output-dir.js";
+import { currentOwner } from "../../worker/storage/process-owner.js";
+import type { HttpOptions } from "../../worker/storage/http-byte-source.js";
+import { localPath } from "../../worker/merge/tensor-io.js";
+import { modelLocation } from "../../worker/storage/model-location.js";
+import { checkOutputAgainstInputs, localInputsOf } from "../plan/check-output-path.js";
+import { checkFreeSpace, extraOutputBytes } from "../plan/check-free-space.js";
+import { assertNoLiveJobFor, JOB_HEARTBEAT_MS, ownerMeta } from "./check-job-conflict.js";
+import { writeJobMarker, removeJobMarker } from "../../worker/storage/job-marker.js";
 import { preallocateShards } from "../../worker/storage/shard-layout.js";
 import { parseMergeConfig } from "../config/parse-merge-config.js";
 import type { MergeConfig } from "../config/merge-config.js";
@@ -27,8 +35,12 @@ export interface TaskDispatcher {
   /** Runs every task to completion (or throws); reports progress per finished task. */
   runTasks(tasks: readonly MergeTask[], onResult: (r: MergeTaskResult) => void, signal?: AbortSignal): Promise<void>;
   readonly threads: number;
+  /** Largest task message the dispatcher carries (default MAX_MESSAGE_BYTES; Infinity in-process). */
+  readonly maxMessageBytes?: number;
   /** Durable job state (dispatchers over a transport); absent = nothing to resume. */
   loadJob?(jobId: string): Promise<JobRecord | null>;
+  /** Every job record (to refuse a second live run on the same output). */
+  listJobs?(): Promise<JobRecord[]>;
   saveJob?(rec: JobRecord): Promise<void>;
   resetJob?(jobId: string): Promise<void>;
 }
@@ -44,6 +56,12 @@ export interface MergeJobOptions {
   jobId?: string;
   signal?: AbortSignal;
   onEvent?: MergeEventSink;
+  /** Check the output filesystem's free space against the plan before starting (default true). */
+  spaceCheck?: boolean;
+  /** Reading http(s) inputs while planning. */
+  http?: HttpOptions;
+  /** Called with the open output directory (and undefined once it is committed or removed), so a signal handler can clean up. */
+  onOutputDir?: (dir: OutputDir | undefined) => void;
 }
 
 export async function loadConfig(path: string): Promise<MergeConfig> {
@@ -56,8 +74,8 @@ export async function loadConfig(path: string): Promise<MergeConfig> {
   return parseMergeConfig(text, path, createDefaultRegistry());
 }
 
-export async function planMerge(config: MergeConfig): Promise<MergePlan> {
-  return buildPlan(config, { registry: createDefaultRegistry() });
+export async function planMerge(config: MergeConfig, opts: { http?: HttpOptions } = {}): Promise<MergePlan> {
+  return buildPlan(config, { registry: createDefaultRegistry(), http: opts.http });
 }
 
 /** A job id that is stable for the same config, seed and output, so a restarted coordinator resumes it. */
@@ -75,18 +93,32 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
   const emit = opts.onEvent ?? (() => {});
   const jobId = opts.jobId;
   const plan = await inSpan(SPAN_NAMES.plan, { [ATTR_JOB_ID]: jobId }, async (span) => {
-    const p = await planMerge(config);
+    const p = await planMerge(config, { http: opts.http });
     span.setAttribute(ATTR_TENSOR_COUNT, p.tensors.length);
     span.setAttribute(ATTR_MERGE_METHOD, p.method.name);
     return p;
   });
   const discard = opts.out.startsWith("discard://");
+  const me = currentOwner();
+  if (!discard) {
+    await checkOutputPath(opts.out);
+    await checkOutputAgainstInputs(opts.out, localInputsOf(plan));
+    if (dispatcher.listJobs) assertNoLiveJobFor(opts.out, await dispatcher.listJobs(), me);
+  }
   // Resume: the same job id (same config, seed and output) with its temporary directory still there.
   const prior = await dispatcher.loadJob?.(jobId);
   const resumable = !!prior && ["planned", "running", "assembling"].includes(prior.state) && (discard || existsSync(prior.outputDir));
   let outDir: OutputDir | undefined;
   if (!discard) {
-    outDir = resumable ? await OutputDir.adopt(opts.out, prior!.outputDir, { overwrite: opts.overwrite }) : await OutputDir.create(opts.out, { overwrite: opts.overwrite });
+    outDir = resumable
+      ? await OutputDir.adopt(opts.out, prior!.outputDir, { overwrite: opts.overwrite, jobId })
+      : await OutputDir.create(opts.out, { overwrite: opts.overwrite, jobId });
+    opts.onOutputDir?.(outDir);
+    // Workers write only into a directory whose marker names their task's job (worker/runtime/check-task-output.ts).
+    await writeJobMarker(outDir.path, jobId).catch(async (err: unknown) => {
+      await outDir?.abort().catch(() => {});
+      throw new StorageError(`create output ${opts.out}: writing the job marker failed (${(err as Error).message})`, { cause: err });
+    });
   }
   if (prior && !resumable) await dispatcher.resetJob?.(jobId);
   const record: JobRecord = {
@@ -98,8 +130,9 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
     doneTasks: 0,
     failedTasks: 0,
     outputDir: outDir ? outDir.path : opts.out,
-    meta: { out: opts.out, seed: opts.seed, method: plan.method.name },
+    meta: { out: opts.out, seed: opts.seed, method: plan.method.name, ...ownerMeta(me) },
   };
+  let heartbeat: NodeJS.Timeout | undefined;
   try {
     const { shards, tasks } = buildTasks(plan, {
       jobId,
@@ -108,6 +141,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       outDir: outDir ? outDir.path : "discard://",
       taskBytes: opts.taskBytes,
       output: opts.output,
+      maxMessageBytes: dispatcher.maxMessageBytes,
     });
     record.totalTasks = tasks.length;
     emit({
@@ -122,9 +156,20 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
     });
     for (const message of plan.warnings) emit({ type: "warning", message });
     if (resumable) emit({ type: "warning", message: `resuming job ${jobId} in ${record.outputDir}: finished tasks are kept` });
+    if (outDir && !resumable && opts.spaceCheck !== false) {
+      const tok = plan.config.tokenizerSource;
+      const tokRef = tok === undefined || tok === "base" ? plan.configModel : tok;
+      const need = shards.reduce((a, s) => a + s.fileBytes, 0) + (await extraOutputBytes(localPath(modelLocation(tokRef))));
+      await checkFreeSpace(opts.out, need);
+    }
     if (outDir && !resumable) await preallocateShards(outDir.path, shards);
     record.state = "running";
     await dispatcher.saveJob?.(record);
+    // Keeps the record fresh so a coordinator on another host can tell this run is alive.
+    if (dispatcher.saveJob && !discard) {
+      heartbeat = setInterval(() => void dispatcher.saveJob?.(record).catch(() => undefined), JOB_HEARTBEAT_MS);
+      heartbeat.unref();
+    }
     let done = 0;
     let bytesRead = 0;
     let bytesWritten = 0;
@@ -137,6 +182,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
           bytesRead += r.bytesRead;
           bytesWritten += r.bytesWritten;
           for (const t of r.tensors) if (t.sha256) digests.set(t.name, t.sha256);
+          for (const message of r.warnings ?? []) emit({ type: "warning", message });
           emit({ type: "task", taskId: r.taskId, worker: r.worker, done, total: tasks.length });
         },
         opts.signal,
@@ -144,6 +190,7 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       span.setAttribute(ATTR_BYTES_READ, bytesRead);
       span.setAttribute(ATTR_BYTES_WRITTEN, bytesWritten);
     });
+    clearInterval(heartbeat);
     record.doneTasks = done;
     let checksum: string | undefined;
     if (discard) {
@@ -155,9 +202,11 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       await dispatcher.saveJob?.(record);
       emit({ type: "assemble", out: opts.out });
       await inSpan(SPAN_NAMES.assemble, { [ATTR_JOB_ID]: jobId }, async () => {
+        await removeJobMarker(outDir!.path); // every task is done; the marker is no part of the model
         await assembleOutput(outDir!.path, plan, shards);
         await outDir!.commit();
       });
+      opts.onOutputDir?.(undefined);
     }
     record.state = "done";
     await dispatcher.saveJob?.(record);
@@ -172,9 +221,11 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
     });
     return { out: opts.out, checksum, resumed: resumable };
   } catch (err) {
+    clearInterval(heartbeat);
     const cancelled = err instanceof MergeloomError && err.code === "CANCELLED";
     await dispatcher.saveJob?.({ ...record, state: cancelled ? "cancelled" : "failed", error: toWireError(err) }).catch(() => {});
     await outDir?.abort().catch(() => {});
+    opts.onOutputDir?.(undefined);
     throw err;
   }
 }

@@ -4,7 +4,7 @@
  * (missing tensors, shape mismatches, layer ranges, missing parameters) surfaces here, in
  * seconds, before any tensor data is read.
  */
-import { DTYPE_BYTES, isFloatDType, numelOf, type FloatDType } from "../../proto/dtype.js";
+import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf, type FloatDType } from "../../proto/dtype.js";
 import { ConfigError, MergeloomError, ParamError, ShapeMismatchError } from "../../proto/errors.js";
 import type { ParamValue, TensorInputSpec, TensorSource, TensorSpec } from "../../proto/merge-task.js";
 import type { MergeMethod } from "../../worker/merge/define-merge-method.js";
@@ -12,6 +12,7 @@ import type { MergeMethodRegistry } from "../../worker/merge/merge-method-regist
 import type { ParamSpecs } from "../../worker/merge/params.js";
 import { openCheckpoint, type Checkpoint, type CheckpointTensor } from "../../worker/storage/checkpoint.js";
 import { modelLocation } from "../../worker/storage/model-location.js";
+import type { HttpOptions } from "../../worker/storage/http-byte-source.js";
 import type { MergeConfig, ModuleConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
 import { gradientPosition, resolveParam } from "../config/resolve-param.js";
 import { classifyModuleTensors, classifyTensors, layerTensorName, moduleOfTensor, type TensorLayout } from "./classify-tensors.js";
@@ -20,6 +21,8 @@ import { resolveModelReference, splitModelRef } from "./model-ref.js";
 import { buildTokenizer, type MergedTokenizer } from "../tokenizer/build-tokenizer.js";
 import { isEmbeddingTensor, planEmbedding } from "../tokenizer/plan-embeddings.js";
 import { readTokenizerJson, type TokenizerJson } from "../tokenizer/tokenizer-json.js";
+import { checkTokenizerSource } from "./check-tokenizer-source.js";
+import { localPath } from "../../worker/merge/tensor-io.js";
 
 export interface PlannedTensor extends TensorSpec {
   /** Output layer index, or -1 for pre weights and -2 for post weights (task grouping). */
@@ -38,29 +41,38 @@ export interface MergePlan {
   configModel: string;
   bytesToRead: number;
   bytesToWrite: number;
+  /** Things that are legal but probably not what the user wants; emitted as `warning` events. */
+  warnings: string[];
   /** The merged tokenizer when the config sets one (tokenizer_source / tokenizer). */
   tokenizer?: MergedTokenizer;
   /** vocab_size for the output config.json when the vocabulary was merged (padded). */
   vocabSize?: number;
-  /** Things mergekit would also accept but that the user should know (emitted as warning events). */
-  warnings: string[];
 }
 
 export interface PlanOptions {
   registry: MergeMethodRegistry;
   storageRoots?: readonly string[];
+  /** Timeouts and retries for http(s) inputs. */
+  http?: HttpOptions;
   /** Opens a model reference; defaults to reading headers from disk or HTTP. */
   open?: (ref: string) => Promise<Checkpoint>;
 }
 
 const LM_HEAD = "lm_head.weight";
 const EMBED = "model.embed_tokens.weight";
+/**
+ * Tensors a model may lack, as in mergekit's architecture files (`optional: true`): the output
+ * head (tied to the embeddings), and the rotary-frequency and position-id buffers some
+ * checkpoints carry. Every other tensor must be present in every model that contributes to it.
+ */
+const OPTIONAL = [/^lm_head\.weight$/, /(^|\.)rotary_emb\.inv_freq$/, /(^|\.)position_ids$/];
+const LAYER_INDEX = /\blayers\.(\d+)\./;
 
 export { modelLocation };
 
 export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise<MergePlan> {
   const method = opts.registry.get(config.mergeMethod);
-  const openModel = opts.open ?? ((ref: string) => openCheckpoint(resolveModelReference(ref), { storageRoots: opts.storageRoots }));
+  const openModel = opts.open ?? ((ref: string) => openCheckpoint(resolveModelReference(ref), { storageRoots: opts.storageRoots, http: opts.http }));
   const open = (ref: string) => openModel(splitModelRef(ref).model);
   const warnings: string[] = [];
 
@@ -72,6 +84,9 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
   for (const s of config.slices) for (const src of s.sources) for (const v of src.vectors ?? []) vectorRefs.add(v.path);
   const checkpoints = new Map<string, Checkpoint>();
   await Promise.all([...refs, ...vectorRefs].map(async (r) => checkpoints.set(r, await open(r))));
+
+  const tokBase = checkpoints.get(config.baseModel ?? config.slices[0]?.sources[0]?.model ?? "");
+  await checkTokenizerSource(config.tokenizerSource, tokBase && localPath(tokBase.location));
   // model+adapter references: the adapter's deltas are added as the model's tensors load.
   const adapters = new Map<string, LoraAdapter>();
   await Promise.all(
@@ -83,11 +98,15 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
       adapters.set(r, a);
     }),
   );
-
   const tokenizer = config.tokenizer ? await mergeTokenizers(config, refs, checkpoints, warnings) : undefined;
   if (tokenizer) warnings.push(...tokenizer.warnings);
   let vocabSize: number | undefined;
 
+  for (const r of refs) {
+    if (checkpoints.get(r)!.tensors.size === 0) {
+      throw new MergeloomError("CHECKPOINT_MISSING", `plan: model '${r}' (${checkpointFile(checkpoints.get(r)!)}) holds no tensors; the file is empty or not a model — check the path`);
+    }
+  }
   // `modules:` configs plan each module with its own slices; other configs are one unnamed module.
   const modules: ModuleConfig[] = config.modules ?? [{ name: "", slices: config.slices, fromModels: config.fromModels }];
   const tensors: PlannedTensor[] = [];
@@ -116,6 +135,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
             `[${range[0]}, ${range[1]}] is beyond model '${src.model}', which has ${n} layers; use a range within [0, ${n}]`,
           );
         }
+        if (mod.name === "") assertLayersPresent(checkpoints.get(src.model)!, src.model, range, n);
         return { ...src, layerRange: range };
       }),
     }));
@@ -141,7 +161,11 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     const modFirst = slices[0].sources[0].model;
     firstRef ??= modFirst;
     outDtype ??= config.outDtype ?? config.dtype ?? inferDType(checkpoints.get(modFirst)!);
-    const layout = layouts.get(modFirst)!;
+    // Every tensor name any source model has: a tensor only the second model holds is then
+    // reported as missing from the first instead of being silently left out of the output.
+    const allNames = new Set([...refs].flatMap((r) => [...checkpoints.get(r)!.tensors.keys()]));
+    const layout = mod.name === "" ? classifyTensors(allNames) : classifyModuleTensors(mod.name, allNames);
+    layout.layerPrefix = layouts.get(modFirst)!.layerPrefix;
     if (mod.name !== "" && layout.pre.length + layout.post.length + layout.layerSuffixes.length === 0) {
       throw new ConfigError(`modules.${mod.name}`, `model '${modFirst}' has no tensors of module '${mod.name}' (modules: text_decoder, vision_tower, multi_modal_projector, or a tensor-name prefix)`);
     }
@@ -151,6 +175,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
       const inputs: TensorInputSpec[] = [];
       let baseIndex = -1;
       const seen = new Set<string>();
+      const missing: number[] = [];
       sources.forEach((src, j) => {
         const ck = checkpoints.get(src.model)!;
         const adapter = adapters.get(src.model);
@@ -158,13 +183,28 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
         let entry: CheckpointTensor | undefined = adapter?.replacements.get(tn) ?? ck.tensors.get(tn);
         if (!entry && tn === LM_HEAD) {
           entry = adapter?.replacements.get(EMBED) ?? ck.tensors.get(EMBED); // tied embeddings: mergekit's tied_names fallback
-          if (entry) tn = EMBED;
+          if (entry) {
+            tn = EMBED;
+            if (ck.config?.tie_word_embeddings === false) {
+              warnings.push(`model '${src.model}' has no ${LM_HEAD} although its config.json sets tie_word_embeddings: false; its ${EMBED} is used in its place (mergekit's tied_names) — the checkpoint may be incomplete`);
+            }
+          }
         }
-        if (!entry) return; // a model lacking an (optional) tensor is left out of it
+        if (!entry) {
+          missing.push(j);
+          return;
+        }
         if (src.model === baseRef && !seen.has(src.model)) baseIndex = inputs.length;
         seen.add(src.model);
         const scopes = [src.parameters, slice?.parameters, mod.parameters, config.parameters];
         const params = resolveParams(method.modelParams, scopes, inNames[j], t, src.model === baseRef, `${src.model}: ${inNames[j]}`);
+        if (!isMergeableDType(entry.dtype) && !(sources.length === 1 && method.name === "passthrough" && (params.scale ?? 1) === 1)) {
+          throw new MergeloomError(
+            "CHECKPOINT_INVALID",
+            `plan ${outName}: tensor '${tn}' of model '${src.model}' (${entry.uri}) has dtype ${entry.dtype}, which cannot be merged (mergeable: ${MERGEABLE_DTYPES.join(", ")}); ` +
+              `only an unmerged passthrough copies such a tensor — convert the checkpoint to a float dtype or leave this model out of this tensor`,
+          );
+        }
         const spec: TensorInputSpec = { model: src.model, source: sourceOf(entry, tn), params };
         if (src.vectors?.length) {
           spec.addVectors = src.vectors.map((v) => {
@@ -183,7 +223,17 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
         }
         inputs.push(spec);
       });
-      if (inputs.length === 0) return; // optional everywhere (e.g. lm_head with tied embeddings)
+      if (inputs.length === 0) return; // in no source (optional everywhere, e.g. lm_head with tied embeddings, or another layer type)
+      if (missing.length && !OPTIONAL.some((re) => re.test(inNames[missing[0]]))) {
+        const j = missing[0];
+        const src = sources[j];
+        const holder = inputs[0].model;
+        throw new MergeloomError(
+          "CHECKPOINT_MISSING",
+          `plan ${outName}: tensor '${inNames[j]}' required but not present in model '${src.model}' (${checkpointFile(checkpoints.get(src.model)!)}), while '${holder}' has it; ` +
+            `every model that contributes to a tensor must hold it — check that the checkpoint is complete and of the same architecture, or leave the model out of this slice`,
+        );
+      }
       if (method.base === "required" && baseIndex < 0) {
         throw new MergeloomError("CHECKPOINT_MISSING", `plan ${outName}: base model '${baseRef}' has no tensor '${outName}', and '${method.name}' needs the base for every tensor`);
       }
@@ -208,7 +258,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
         shape = commonShape(outName, inputs);
       }
       const params = resolveParams(method.params, [slice?.parameters, mod.parameters, config.parameters], outName, t, false, outName);
-      const float = inputs.every((i) => isFloatDType(i.source.dtype));
+      const float = inputs.every((i) => isMergeableDType(i.source.dtype));
       const tensor: PlannedTensor = {
         name: outName,
         shape,
@@ -241,12 +291,12 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
         outLayer++;
       }
     }
-    const postNames = [...layout.post];
-    const headHere = mod.name === "" || moduleOfTensor(mod.name, LM_HEAD);
-    if (headHere && !postNames.includes(LM_HEAD) && last.sources.some((src) => checkpoints.get(src.model)!.tensors.has(LM_HEAD))) postNames.push(LM_HEAD);
-    for (const name of postNames) planTensor(name, last.sources.map(() => name), last.sources, last, 0, -2);
+    for (const name of layout.post) planTensor(name, last.sources.map(() => name), last.sources, last, 0, -2);
     // The output config's layer count is the text decoder's (the only module, or the one so named).
     if (mod.name === "" || mod.name === "text_decoder" || numLayers === undefined) numLayers = outLayer;
+  }
+  if (tensors.length === 0) {
+    throw new MergeloomError("CHECKPOINT_MISSING", `plan: the models hold no tensors to merge for this config; check the model paths and layer ranges`);
   }
 
   let bytesToRead = 0;
@@ -269,41 +319,32 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     configModel: config.baseModel ?? firstRef!,
     bytesToRead,
     bytesToWrite,
-    warnings,
+    warnings: [...new Set(warnings)],
     ...(tokenizer ? { tokenizer, vocabSize: vocabSize ?? tokenizer.vocab.size } : {}),
   };
 }
 
-function vocabSizeOf(cfg: Record<string, unknown> | undefined): number | undefined {
-  const v = cfg?.vocab_size ?? (cfg?.text_config as Record<string, unknown> | undefined)?.vocab_size;
-  return typeof v === "number" ? v : undefined;
+/** The file to name for a model: its one weight file, or its shard index. */
+function checkpointFile(ck: Checkpoint): string {
+  if (ck.files.length === 1) return ck.files[0];
+  return ck.location.endsWith("/") ? `${ck.location}model.safetensors.index.json` : `${ck.location}/model.safetensors.index.json`;
 }
 
-/** Reads every model's tokenizer.json and builds the merged tokenizer (mergekit's BuildTokenizer). */
-async function mergeTokenizers(config: MergeConfig, refs: Set<string>, checkpoints: Map<string, Checkpoint>, warnings: string[]): Promise<MergedTokenizer | undefined> {
-  const tok = config.tokenizer!;
-  const order = [...refs];
-  const base = config.baseModel ?? order[0];
-  const tokenizers = new Map<string, TokenizerJson>();
-  const vocabSizes = new Map<string, number>();
-  const sources = new Set(order);
-  if (tok.source !== "union" && tok.source !== "base") sources.add(tok.source);
-  await Promise.all(
-    [...sources].map(async (r) => {
-      const t = await readTokenizerJson(checkpoints.get(r)?.location ?? resolveModelReference(r));
-      if (t) tokenizers.set(r, t);
-      const n = vocabSizeOf(checkpoints.get(r)?.config);
-      if (n !== undefined) vocabSizes.set(r, n);
-    }),
-  );
-  // A non-union source without a fast tokenizer (e.g. a custom tokenizer): its files are copied and
-  // the embeddings keep their rows, as before tokenizer merging existed; mergekit would fail here.
-  const donor = tok.source === "union" || tok.source === "base" ? base : tok.source;
-  if (tok.source !== "union" && !tokenizers.has(donor)) {
-    warnings.push(`tokenizer source '${donor}' has no tokenizer.json, so the vocabularies cannot be merged; its tokenizer files are copied and the embeddings are not re-ordered`);
-    return undefined;
+/** A layer the config (num_hidden_layers) promises must have tensors in the checkpoint. */
+function assertLayersPresent(ck: Checkpoint, ref: string, range: readonly [number, number] | number[], declared: number): void {
+  const present = new Set<number>();
+  for (const name of ck.tensors.keys()) {
+    const m = LAYER_INDEX.exec(name);
+    if (m) present.add(Number(m[1]));
   }
-  return buildTokenizer({ base, refs: order, source: tok.source, addTokens: Object.keys(tok.tokens ?? {}), tokenizers, vocabSizes });
+  for (let l = range[0]; l < range[1]; l++) {
+    if (!present.has(l)) {
+      throw new MergeloomError(
+        "CHECKPOINT_MISSING",
+        `plan: model '${ref}' (${checkpointFile(ck)}) has no tensors for layer ${l}, but its config.json says ${declared} layers; the checkpoint is incomplete — check the download or the layer_range`,
+      );
+    }
+  }
 }
 
 function sourceOf(e: CheckpointTensor, name: string): TensorSource {
@@ -346,4 +387,36 @@ function resolveParams(
     out[name] = v;
   }
   return out;
+}
+
+function vocabSizeOf(cfg: Record<string, unknown> | undefined): number | undefined {
+  const v = cfg?.vocab_size ?? (cfg?.text_config as Record<string, unknown> | undefined)?.vocab_size;
+  return typeof v === "number" ? v : undefined;
+}
+
+/** Reads every model's tokenizer.json and builds the merged tokenizer (mergekit's BuildTokenizer). */
+async function mergeTokenizers(config: MergeConfig, refs: Set<string>, checkpoints: Map<string, Checkpoint>, warnings: string[]): Promise<MergedTokenizer | undefined> {
+  const tok = config.tokenizer!;
+  const order = [...refs];
+  const base = config.baseModel ?? order[0];
+  const tokenizers = new Map<string, TokenizerJson>();
+  const vocabSizes = new Map<string, number>();
+  const sources = new Set(order);
+  if (tok.source !== "union" && tok.source !== "base") sources.add(tok.source);
+  await Promise.all(
+    [...sources].map(async (r) => {
+      const t = await readTokenizerJson(checkpoints.get(r)?.location ?? resolveModelReference(r));
+      if (t) tokenizers.set(r, t);
+      const n = vocabSizeOf(checkpoints.get(r)?.config);
+      if (n !== undefined) vocabSizes.set(r, n);
+    }),
+  );
+  // A non-union source without a fast tokenizer (e.g. a custom tokenizer): its files are copied and
+  // the embeddings keep their rows, as before tokenizer merging existed; mergekit would fail here.
+  const donor = tok.source === "union" || tok.source === "base" ? base : tok.source;
+  if (tok.source !== "union" && !tokenizers.has(donor)) {
+    warnings.push(`tokenizer source '${donor}' has no tokenizer.json, so the vocabularies cannot be merged; its tokenizer files are copied and the embeddings are not re-ordered`);
+    return undefined;
+  }
+  return buildTokenizer({ base, refs: order, source: tok.source, addTokens: Object.keys(tok.tokens ?? {}), tokenizers, vocabSizes });
 }

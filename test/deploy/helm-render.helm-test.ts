@@ -271,7 +271,7 @@ describe("helm template with ci/full-values.yaml", () => {
         natsServerMonitoringEndpoint: "nats.messaging.svc:8222",
         account: "MERGE",
         stream: "MERGELOOM_TASKS",
-        consumer: "mergeloom-workers",
+        consumer: "mergeloom_v1_task_merge",
         lagThreshold: "4",
         activationLagThreshold: "1",
         useHttps: "false",

@@ -3,6 +3,7 @@
  * with their output captured so a test can wait for "task … started" and kill at that moment.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { tmpdir } from "node:os";
 import { CLI, REPO_ROOT } from "./repo-root.js";
 
 export class Proc {
@@ -71,6 +72,9 @@ export interface WorkerOpts {
 export function startWorker(url: string, o: WorkerOpts): Proc {
   const args = [...(o.traceFile ? ["--trace-file", o.traceFile] : []), "worker", "--nats", url, "--nats-prefix", o.prefix, "--name", o.name, "--threads", String(o.threads ?? 1), "--concurrency", String(o.concurrency ?? 1), "--http-port", "0"];
   args.push("--ack-wait", String(o.ackWaitS ?? 3), "--max-deliver", String(o.maxDeliver ?? 5), ...(o.extra ?? []));
+  // Workers run in the repository (fixtures) and tests write under the OS temp dir: both are roots
+  // unless the test confines the worker itself.
+  if (!o.extra?.includes("--storage-root")) args.push("--storage-root", REPO_ROOT, tmpdir());
   return new Proc(args, o.delayMs ? { MERGELOOM_FAULT_TASK_DELAY_MS: String(o.delayMs) } : {});
 }
 

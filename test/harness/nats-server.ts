@@ -30,6 +30,10 @@ export interface StartNatsServerOptions {
   storeDir?: string;
   /** Client port; default a free one. */
   port?: number;
+  /** A nats-server configuration file (`-c`): accounts, users, permissions. Command-line flags win over it. */
+  configFile?: string;
+  /** Environment for the server: a config file reads `$VAR`s (passwords) from it. */
+  env?: Record<string, string>;
 }
 
 export class NatsServerUnavailableError extends MergeloomError {
@@ -45,19 +49,19 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
   const jetstream = opts.jetstream ?? true;
   const forced = process.env.MERGELOOM_NATS;
   if (forced !== "binary" && (forced === "docker" || (await dockerReachable()))) {
-    return startContainer(port, storeDir, jetstream, ownsStore);
+    return startContainer(port, storeDir, jetstream, ownsStore, opts);
   }
   const bin = findBinary();
   if (!bin) throw new NatsServerUnavailableError("no Docker engine is reachable and no nats-server binary is on PATH");
-  return startBinary(bin, port, storeDir, jetstream, ownsStore);
+  return startBinary(bin, port, storeDir, jetstream, ownsStore, opts);
 }
 
-async function startBinary(bin: string, port: number, storeDir: string, jetstream: boolean, ownsStore: boolean): Promise<NatsServerHandle> {
+async function startBinary(bin: string, port: number, storeDir: string, jetstream: boolean, ownsStore: boolean, opts: StartNatsServerOptions): Promise<NatsServerHandle> {
   const monitorPort = await freePort();
-  const args = ["-a", "127.0.0.1", "-p", String(port), "-m", String(monitorPort), ...(jetstream ? ["-js", "-sd", storeDir] : [])];
+  const args = [...(opts.configFile ? ["-c", opts.configFile] : []), "-a", "127.0.0.1", "-p", String(port), "-m", String(monitorPort), ...(jetstream ? ["-js", "-sd", storeDir] : [])];
   let child: ChildProcess | undefined;
   const launch = async () => {
-    const proc = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
+    const proc = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...opts.env } });
     let log = "";
     proc.stderr?.on("data", (b: Buffer) => {
       log = (log + b.toString()).slice(-4000);
@@ -101,13 +105,15 @@ async function startBinary(bin: string, port: number, storeDir: string, jetstrea
   };
 }
 
-async function startContainer(port: number, storeDir: string, jetstream: boolean, ownsStore: boolean): Promise<NatsServerHandle> {
+async function startContainer(port: number, storeDir: string, jetstream: boolean, ownsStore: boolean, opts: StartNatsServerOptions): Promise<NatsServerHandle> {
   const { GenericContainer, Wait } = await import("testcontainers");
   // A fixed host port binding survives container restarts, so clients reconnect to the same URL.
+  const conf = opts.configFile ? ["-c", "/etc/nats/server.conf"] : [];
   const container = await new GenericContainer("nats:2.10")
     .withExposedPorts({ container: 4222, host: port })
-    .withBindMounts([{ source: storeDir, target: "/data" }])
-    .withCommand(jetstream ? ["-js", "-sd", "/data"] : [])
+    .withBindMounts([{ source: storeDir, target: "/data" }, ...(opts.configFile ? [{ source: opts.configFile, target: "/etc/nats/server.conf", mode: "ro" as const }] : [])])
+    .withEnvironment(opts.env ?? {})
+    .withCommand([...conf, ...(jetstream ? ["-js", "-sd", "/data"] : [])])
     .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
     .start();
   const host = container.getHost();

@@ -34,6 +34,7 @@ export interface KernelExports {
   dotScaledBF16(x0: number, x1: number, n: number, d0: number, d1: number, s: number): number;
   blendBF16(out: number, x0: number, x1: number, n: number, c0: number, c1: number, toF32: number): void;
   randomL1BF16(x: number, b: number, n: number, k0: number, k1: number, mk: number, thr: number, start: number, sums: number): void;
+  nonFiniteBF16(p: number, n: number): number;
 }
 
 const PAGE = 65536;

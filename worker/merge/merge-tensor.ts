@@ -4,10 +4,11 @@
  * write. This is the whole per-tensor pipeline; it runs the same in the main thread, a worker
  * thread or a worker process.
  */
-import { DTYPE_BYTES, isFloatDType, numelOf } from "../../proto/dtype.js";
+import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf } from "../../proto/dtype.js";
 import { MergeloomError, ParamError } from "../../proto/errors.js";
 import type { TensorSource, TensorTask } from "../../proto/merge-task.js";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
+import { hasNonFinite } from "../tensor/non-finite.js";
 import { createRandom, hashKey } from "../tensor/random.js";
 import { kernelArena, type KernelArena } from "../kernels/wasm-kernels.js";
 import { linear, linearBF16At } from "./methods/linear.js";
@@ -54,6 +55,8 @@ export interface TensorJobResult {
   bytesWritten: number;
   /** sha256 of the bytes, when the destination is `discard://`. */
   sha256?: string;
+  /** Said once per tensor: inputs holding NaN/±inf that the merged tensor carries on. */
+  warnings?: string[];
 }
 
 /**
@@ -141,8 +144,13 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   const chunkShape = outShape.length === 0 ? [] : [r1 - r0, ...outShape.slice(1)];
   let bytesRead = 0;
 
-  // Non-float tensors (integer buffers) are copied from the first input untouched.
-  if (!isFloatDType(t.outDtype) || !t.inputs.every((i) => isFloatDType(i.source.dtype))) {
+  // A non-float tensor (integer buffer) of one input is copied untouched (passthrough). The plan
+  // refuses to merge several; a task that asks anyway (hand-made) fails rather than drop inputs.
+  if (!isFloatDType(t.outDtype) || !t.inputs.every((i) => isMergeableDType(i.source.dtype))) {
+    if (t.inputs.length !== 1) {
+      const bad = t.inputs.find((i) => !isMergeableDType(i.source.dtype)) ?? t.inputs[0];
+      throw new MergeloomError("MERGE_FAILED", `merge ${t.name} with ${t.method}: input '${bad.model}' has dtype ${bad.source.dtype}, which cannot be merged (mergeable: ${MERGEABLE_DTYPES.join(", ")})`);
+    }
     const src = t.inputs[0].source;
     const n = src.byteLength;
     const buf = scratch.get(0, n);
@@ -170,8 +178,38 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   const esz = DTYPE_BYTES[t.outDtype];
   const encoded = encodeFromF32(out, t.outDtype, scratch.get(t.inputs.length + 2, out.length * esz));
   markMerged();
+  const warnings = hasNonFinite(encoded, t.outDtype) ? await explainNonFinite(t, io) : undefined;
   const res = writeOut(t, encoded, r0 * outRowElems * esz, io, bytesRead);
+  if (warnings) res.warnings = warnings;
   return res;
+}
+
+/** Bytes per read when scanning inputs for NaN/±inf (a multiple of every element size). */
+const SCAN_BYTES = 16 << 20;
+
+/**
+ * The merged tensor holds NaN/±inf: a warning when an input already held one (mergekit's result,
+ * kept), else a MERGE_FAILED — the merge itself overflowed (e.g. `weight: 1e308`). Scans every
+ * input's whole stored tensor, whatever rows this job merged; runs only on this rare path.
+ */
+async function explainNonFinite(t: TensorTask, io: TensorIO): Promise<string[]> {
+  const buf = scratch.get(t.inputs.length + 3, SCAN_BYTES);
+  for (const spec of t.inputs) {
+    for (const src of [spec.source, ...(spec.addVectors ?? []).map((v) => v.source)]) {
+      for (let off = 0; off < src.byteLength; off += SCAN_BYTES) {
+        const n = Math.min(SCAN_BYTES, src.byteLength - off);
+        const part = buf.subarray(0, n);
+        await io.read(src.uri, src.offset + off, n, part);
+        if (hasNonFinite(part, src.dtype)) {
+          return [`merge ${t.name}: input '${spec.model}' (tensor '${src.tensor}' in ${src.uri}) holds NaN or ±inf, and the merged tensor carries it on (kept, as mergekit does)`];
+        }
+      }
+    }
+  }
+  throw new MergeloomError(
+    "MERGE_FAILED",
+    `merge ${t.name} with ${t.method}: the merged tensor holds NaN or ±inf although no input does — the parameters overflow (check weight, lambda, scale and density); nothing is written`,
+  );
 }
 
 /** Runs a method call, turning a plain exception into a MERGE_FAILED naming tensor and method. */
@@ -270,12 +308,14 @@ async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements
   const hash = discard ? newChecksum() : undefined;
   let bytesRead = 0;
   let bytesWritten = 0;
+  let nonFinite = false;
   await chunks((chunk, r0, n) => {
     bytesRead += n;
     const expect = numelOf(chunk.ctx.shape);
     let encoded: Uint8Array;
     if (outSlot >= 0) {
       guard(t, () => stream.applyBF16!(chunk, outSlot));
+      nonFinite ||= arena!.k.nonFiniteBF16(outSlot, expect) !== 0;
       encoded = arena!.u8(outSlot, expect * 2);
     } else {
       const out = guard(t, () => stream.apply(chunk));
@@ -283,12 +323,16 @@ async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements
         throw new ParamError(`merge ${t.name} with ${t.method}: streaming apply returned ${out.length} values, expected ${expect}`);
       }
       encoded = encodeFromF32(out, t.outDtype, scratch.get(t.inputs.length + 2, out.length * esz));
+      nonFinite ||= hasNonFinite(encoded, t.outDtype);
     }
     if (hash) hash.update(encoded);
     else io.write(t.dest.uri, t.dest.offset + r0 * rowLen * esz, encoded);
     bytesWritten += encoded.byteLength;
   });
-  return hash ? { bytesRead, bytesWritten: 0, sha256: hash.digest("hex") } : { bytesRead, bytesWritten };
+  const warnings = nonFinite ? await explainNonFinite(t, io) : undefined;
+  const res: TensorJobResult = hash ? { bytesRead, bytesWritten: 0, sha256: hash.digest("hex") } : { bytesRead, bytesWritten };
+  if (warnings) res.warnings = warnings;
+  return res;
 }
 
 /**
@@ -343,6 +387,7 @@ async function mergeLinearFused(t: TensorTask, r0: number, r1: number, outRowEle
   let bytesRead = 0;
   let readMs = 0;
   let writeMs = 0;
+  let nonFinite = false;
   const begin = epochNow();
   for (let c0 = r0; c0 < r1; c0 += per) {
     const c1 = Math.min(r1, c0 + per);
@@ -359,6 +404,7 @@ async function mergeLinearFused(t: TensorTask, r0: number, r1: number, outRowEle
     const t1 = epochNow();
     readMs += t1 - t0;
     guard(t, () => linearBF16At({ tensorName: t.name, inputs: t.inputs, params: t.params }, ptrs, out, n));
+    nonFinite ||= a.k.nonFiniteBF16(out, n) !== 0;
     const t2 = epochNow();
     const bytes = a.u8(out, n * 2);
     if (hash) hash.update(bytes);
@@ -369,7 +415,10 @@ async function mergeLinearFused(t: TensorTask, r0: number, r1: number, outRowEle
   // Stages interleave per chunk; the spans get their summed durations, in order.
   marks.loaded = begin + readMs;
   marks.merged = epochNow() - writeMs;
-  return hash ? { bytesRead, bytesWritten: 0, sha256: hash.digest("hex") } : { bytesRead, bytesWritten: (r1 - r0) * outRowElems * 2 };
+  const warnings = nonFinite ? await explainNonFinite(t, io) : undefined;
+  const res: TensorJobResult = hash ? { bytesRead, bytesWritten: 0, sha256: hash.digest("hex") } : { bytesRead, bytesWritten: (r1 - r0) * outRowElems * 2 };
+  if (warnings) res.warnings = warnings;
+  return res;
 }
 
 function writeOut(t: TensorTask, bytes: Uint8Array, relOffset: number, io: TensorIO, bytesRead: number): TensorJobResult {

@@ -1,9 +1,10 @@
 /** Reads non-local tensor bytes (HTTP ranges, synthetic checkpoints) through cached byte sources. */
 import { openByteSource } from "../storage/open-byte-source.js";
 import type { ByteSource } from "../storage/byte-source.js";
+import type { HttpOptions } from "../storage/http-byte-source.js";
 import type { RemoteReader } from "./tensor-io.js";
 
-export function createRemoteReader(opts: { storageRoots?: readonly string[] } = {}): RemoteReader {
+export function createRemoteReader(opts: { storageRoots?: readonly string[]; http?: HttpOptions } = {}): RemoteReader {
   const sources = new Map<string, ByteSource>();
   return {
     async read(uri, offset, length, into) {

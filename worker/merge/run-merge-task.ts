@@ -18,6 +18,7 @@ import { TensorIO } from "./tensor-io.js";
 import type { ThreadReply } from "./tensor-thread.js";
 import { fromWireError } from "../../proto/wire-error.js";
 import { createRemoteReader } from "./remote-reader.js";
+import type { HttpOptions } from "../storage/http-byte-source.js";
 
 /** Row chunks of about this many elements; fixed (not thread-dependent) so results never change. */
 export const CHUNK_ELEMENTS = 1 << 22;
@@ -52,7 +53,8 @@ export class LocalMergeExecutor implements MergeExecutor {
   private readonly io?: TensorIO;
 
   /** threads: worker threads to use; 0 merges in the calling thread (tests, tiny models). */
-  constructor(opts: { threads?: number } = {}) {
+  /** http: timeouts and retries for http(s) inputs (handed to every merge thread). */
+  constructor(opts: { threads?: number; http?: HttpOptions } = {}) {
     const threads = opts.threads ?? availableParallelism();
     this.threads = threads;
     this.registry = createDefaultRegistry();
@@ -62,9 +64,10 @@ export class LocalMergeExecutor implements MergeExecutor {
         minThreads: threads,
         maxThreads: threads,
         idleTimeout: 60_000,
+        workerData: { http: opts.http ?? {} },
       });
     } else {
-      this.io = new TensorIO(createRemoteReader());
+      this.io = new TensorIO(createRemoteReader({ http: opts.http }));
     }
   }
 
@@ -82,22 +85,52 @@ export class LocalMergeExecutor implements MergeExecutor {
     }
     const next = this.inlineChain.then(() => {
       signal?.throwIfAborted();
-      return mergeTensor(job, this.registry, this.io!);
+      return mergeTensor(job, this.registry, this.io!).finally(() => this.io!.endJob());
     });
     this.inlineChain = next.catch(() => {});
     return next;
   }
 
   async run(task: MergeTask, opts: RunOptions = {}): Promise<MergeTaskResult> {
+    // One listener on the caller's signal per task, removed when the task settles, fans the abort
+    // out to the task's own signal; each tensor job gets a signal of its own (one listener each).
+    // Passing the caller's signal to every job put one listener per tensor on it at once: more
+    // than ten per layer on Qwen2/Gemma2 shapes (MaxListenersExceededWarning).
+    const jobAborts = new Set<AbortController>();
+    const onAbort = () => {
+      for (const c of jobAborts) c.abort(opts.signal?.reason);
+    };
+    opts.signal?.throwIfAborted();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await this.runTask(task, opts, jobAborts);
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private async runJobAbortable(job: TensorJob, aborts: Set<AbortController> | undefined): Promise<TensorJobResult> {
+    if (!aborts) return this.runJob(job);
+    const c = new AbortController();
+    aborts.add(c);
+    try {
+      return await this.runJob(job, c.signal);
+    } finally {
+      aborts.delete(c);
+    }
+  }
+
+  private async runTask(task: MergeTask, opts: RunOptions, aborts: Set<AbortController>): Promise<MergeTaskResult> {
     const start = performance.now();
     let bytesRead = 0;
     let bytesWritten = 0;
     const stages: StageTimes[] = [];
+    const warnings: string[] = [];
     const results: TensorResult[] = await Promise.all(
       // Largest tensors first: the pool then ends on small jobs instead of one thread finishing a big one alone.
       [...task.tensors].sort((a, b) => b.dest.byteLength - a.dest.byteLength).map(async (tensor) => {
         const jobs = jobsFor(tensor, task.seed, this.registry);
-        const parts = await Promise.all(jobs.map((j) => this.runJob(j, opts.signal)));
+        const parts = await Promise.all(jobs.map((j) => this.runJobAbortable(j, opts.signal ? aborts : undefined)));
         opts.signal?.throwIfAborted();
         let tRead = 0;
         let tWritten = 0;
@@ -106,6 +139,9 @@ export class LocalMergeExecutor implements MergeExecutor {
           tWritten += p.bytesWritten;
           if (p.stages) stages.push(p.stages);
         }
+        // Once per tensor, however many row chunks saw it.
+        const w = parts.find((p) => p.warnings?.length)?.warnings;
+        if (w) warnings.push(...w);
         bytesRead += tRead;
         bytesWritten += tWritten;
         const r: TensorResult = { name: tensor.name, byteLength: tensor.dest.byteLength };
@@ -120,7 +156,9 @@ export class LocalMergeExecutor implements MergeExecutor {
       throw err;
     });
     recordStageSpans(task, stages, bytesRead, bytesWritten);
-    return { taskId: task.taskId, tensors: results, bytesRead, bytesWritten, durationMs: performance.now() - start };
+    const result: MergeTaskResult = { taskId: task.taskId, tensors: results, bytesRead, bytesWritten, durationMs: performance.now() - start };
+    if (warnings.length) result.warnings = warnings;
+    return result;
   }
 
   async close(): Promise<void> {

@@ -9,9 +9,12 @@ import { createDefaultRegistry } from "./all-methods.js";
 import { mergeTensor, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
 import { TensorIO } from "./tensor-io.js";
 import { createRemoteReader } from "./remote-reader.js";
+import { workerData } from "piscina";
+import type { HttpOptions } from "../storage/http-byte-source.js";
 
 const registry = createDefaultRegistry();
-const io = new TensorIO(createRemoteReader());
+// The pool hands the process's HTTP timeouts and retries to each thread (functions cannot cross).
+const io = new TensorIO(createRemoteReader({ http: (workerData as { http?: HttpOptions } | undefined)?.http }));
 
 export type ThreadReply = { ok: true; result: TensorJobResult } | { ok: false; error: WireError };
 
@@ -20,5 +23,7 @@ export default async function run(job: TensorJob): Promise<ThreadReply> {
     return { ok: true, result: await mergeTensor(job, registry, io) };
   } catch (err) {
     return { ok: false, error: toWireError(err) };
+  } finally {
+    io.endJob(); // a worker thread serves job after job: no output descriptor outlives its job
   }
 }

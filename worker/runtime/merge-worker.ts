@@ -9,16 +9,18 @@ import { createReadStream } from "node:fs";
 import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { hostname, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { errorMessage, isPermanent, MergeloomError } from "../../proto/errors.js";
+import { errorMessage, isPermanent, MergeloomError, ProtocolError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { TaskOutcome, WorkerRecord } from "../../proto/records.js";
 import { buckets, headers as H, PROTOCOL_VERSION, subjects } from "../../proto/subjects.js";
-import type { Delivery, KvBucket, Stoppable, Transport } from "../../proto/transport.js";
+import type { Delivery, KvBucket, KvEntry, Stoppable, Transport } from "../../proto/transport.js";
 import { toWireError } from "../../proto/wire-error.js";
 import { ALL_METHODS } from "../merge/all-methods.js";
 import { LocalMergeExecutor, type MergeExecutor } from "../merge/run-merge-task.js";
+import type { HttpOptions } from "../storage/http-byte-source.js";
 import type { WorkerMetrics } from "../ops/worker-metrics.js";
 import { checkTaskPaths } from "./check-task-paths.js";
+import { checkTaskOutput } from "./check-task-output.js";
 import { trace } from "@opentelemetry/api";
 import { ATTR_TENSOR_COUNT, ATTR_WORKER_NAME } from "../../proto/tracing/in-span.js";
 
@@ -40,6 +42,8 @@ export interface MergeWorkerOptions {
   registryTtlMs?: number;
   metrics?: WorkerMetrics;
   executor?: MergeExecutor;
+  /** Timeouts and retries for http(s) inputs (ignored when `executor` is given). */
+  http?: HttpOptions;
   log?: (line: string) => void;
   /**
    * Fault injection for chaos and integration tests: sleep this long (heart-beating) before each
@@ -88,7 +92,7 @@ export class MergeWorker {
   constructor(opts: MergeWorkerOptions) {
     this.opts = opts;
     this.name = opts.name ?? `${hostname()}-${process.pid}`;
-    const exec = opts.executor ?? new LocalMergeExecutor({ threads: opts.threads });
+    const exec = opts.executor ?? new LocalMergeExecutor({ threads: opts.threads, http: opts.http });
     this.executor = exec;
     this.threads = (exec as LocalMergeExecutor).threads ?? opts.threads ?? 0;
   }
@@ -181,12 +185,14 @@ export class MergeWorker {
     this.active++;
     const beat = setInterval(() => d.heartbeat(), Math.max(100, Math.floor((this.opts.ackWaitMs ?? 30_000) / 3)));
     try {
-      const [prev, job] = await Promise.all([this.tasksKv!.get(key), this.jobsKv!.get(task.jobId)]);
+      // A record that does not decode fails this task (and so its job) with the reason, never the worker.
+      const [prev, job] = await Promise.all([readRecord(this.tasksKv!, key, task), readRecord(this.jobsKv!, task.jobId, task)]);
       if (prev?.value.ok) return; // a duplicate of a finished task (coordinator restarted): nothing to do
       if (job && (job.value.state === "cancelled" || job.value.state === "failed")) {
         throw new MergeloomError("CANCELLED", `task ${task.taskId} of job ${task.jobId}: the job is ${job.value.state}`);
       }
       if (this.opts.storageRoots) await checkTaskPaths(task, this.opts.storageRoots);
+      await checkTaskOutput(task);
       this.log(`task ${task.taskId} of job ${task.jobId} started (attempt ${d.attempt}, ${task.tensors.length} tensors)`);
       if (this.opts.taskDelayMs) await abortableSleep(this.opts.taskDelayMs, d.signal);
       const result = task.output === "object" ? await this.runToObject(task, d.signal) : await this.executor.run(task, { signal: d.signal });
@@ -264,6 +270,15 @@ export class MergeWorker {
     const id = this.name.replace(/[^A-Za-z0-9_-]/g, "_");
     await this.workersKv?.delete(id).catch(() => {});
     await this.executor.close();
+  }
+}
+
+async function readRecord<T>(kv: KvBucket<T>, key: string, task: MergeTask): Promise<KvEntry<T> | null> {
+  try {
+    return await kv.get(key);
+  } catch (err) {
+    if (!(err instanceof ProtocolError)) throw err;
+    throw new ProtocolError(`task ${task.taskId} of job ${task.jobId}: record ${kv.name}/${key} is unreadable (${err.message}); it was not written by this mergeloom version, run the merge again`, "MESSAGE_INVALID");
   }
 }
 

@@ -2,7 +2,7 @@
  * Opens a Hugging Face style safetensors checkpoint (a directory, an http(s) base URL, or one
  * .safetensors file) and lists its tensors with their byte ranges. Only headers are read.
  */
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { DType } from "../../proto/dtype.js";
 import { CheckpointError, MergeloomError } from "../../proto/errors.js";
@@ -11,6 +11,7 @@ import { fsError } from "./fs-error.js";
 import { fetchSmallFile } from "./http-byte-source.js";
 import { isHttpUri, localPathOf, openByteSource, type OpenByteSourceOptions } from "./open-byte-source.js";
 import { readSafetensorsHeader } from "./read-safetensors-header.js";
+import { notRegularFile, readRegularFile } from "./regular-file.js";
 import { assertInsideRoots } from "./storage-roots.js";
 import { isSyntheticUri, openSyntheticCheckpoint } from "./synthetic-checkpoint.js";
 
@@ -57,6 +58,7 @@ async function openLocal(ref: string, opts: OpenByteSourceOptions): Promise<Chec
     const e = fsError("open", path, err);
     throw e.code === "CHECKPOINT_MISSING" ? new CheckpointError(ref, "no such file or directory; check the model path", { cause: err, code: "CHECKPOINT_MISSING" }) : e;
   }
+  if (!st.isFile() && !st.isDirectory()) throw notRegularFile(path, st);
   if (st.isFile()) {
     if (!path.endsWith(".safetensors")) {
       throw new CheckpointError(ref, "not a directory or .safetensors file; pass a model directory or its model.safetensors");
@@ -70,7 +72,7 @@ async function openLocal(ref: string, opts: OpenByteSourceOptions): Promise<Chec
   let tensors: Map<string, CheckpointTensor>;
   if (entries.has(INDEX_FILE)) {
     const indexPath = join(path, INDEX_FILE);
-    const raw = await readFile(indexPath).catch((err: unknown) => { throw fsError("read", indexPath, err); });
+    const raw = await readRegularFile(indexPath).catch((err: unknown) => { throw fsError("read", indexPath, err); });
     const weightMap = parseIndex(indexPath, raw);
     const shards = groupByShard(weightMap);
     for (const shard of shards.keys()) {
@@ -229,7 +231,7 @@ async function readLocalConfig(dir: string): Promise<Record<string, unknown> | u
   const file = join(dir, "config.json");
   let raw: Buffer;
   try {
-    raw = await readFile(file);
+    raw = await readRegularFile(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw fsError("read", file, err);

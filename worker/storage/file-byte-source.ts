@@ -1,8 +1,9 @@
 /** ByteSource over a local file: positional reads on a FileHandle, looping over short reads. */
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { checkReadArgs, truncatedError, type ByteSource } from "./byte-source.js";
 import type { FileHandlePool } from "./file-handle-pool.js";
 import { fsError } from "./fs-error.js";
+import { openRegularFile } from "./regular-file.js";
 import { assertInsideRoots } from "./storage-roots.js";
 
 export interface FileByteSourceOptions {
@@ -56,7 +57,7 @@ export class FileByteSource implements ByteSource {
     this.resolved ??= this.opts.storageRoots ? assertInsideRoots(this.uri, this.opts.storageRoots) : Promise.resolve(this.uri);
     const path = await this.resolved;
     if (this.opts.pool) return this.opts.pool.use(path, (fh) => fn(fh, path));
-    this.own ??= open(path, "r").catch((err: unknown) => {
+    this.own ??= openRegularFile(path).catch((err: unknown) => {
       this.own = undefined;
       throw fsError("open", this.uri, err);
     });

@@ -3,8 +3,9 @@
  * files; reopening a file per range costs a syscall pair and, on network filesystems, a round trip.
  * Handles in use are never closed; idle ones are closed least-recently-used first past `maxOpen`.
  */
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { fsError } from "./fs-error.js";
+import { openRegularFile } from "./regular-file.js";
 
 interface Slot {
   handle: Promise<FileHandle>;
@@ -30,7 +31,7 @@ export class FileHandlePool {
   async use<T>(path: string, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
     let slot = this.slots.get(path);
     if (!slot) {
-      const handle = open(path, "r").catch((err: unknown) => {
+      const handle = openRegularFile(path).catch((err: unknown) => {
         this.slots.delete(path);
         throw fsError("open", path, err);
       });

@@ -9,6 +9,13 @@ export function fsError(operation: string, path: string, err: unknown): Mergeloo
   if (code === "ENOENT") {
     return new CheckpointError(path, "file does not exist; check the path", { cause: err, code: "CHECKPOINT_MISSING" });
   }
-  const detail = err instanceof Error ? err.message : String(err);
+  const detail = fsErrorDetail(err);
   return new StorageError(`${operation} ${path}: ${detail}`, { cause: err, retryable: !code || !PERMANENT.has(code) });
+}
+
+/** The errno detail for a message that already names the path; ENOSPC says what to do. */
+export function fsErrorDetail(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === "ENOSPC" || code === "EDQUOT") return `no space left on the device (${code}); free space there or write the output to another filesystem`;
+  return err instanceof Error ? err.message : String(err);
 }

@@ -4,6 +4,8 @@ import { basename, join } from "node:path";
 import { stringify } from "yaml";
 import { CheckpointError, StorageError } from "../../proto/errors.js";
 import { resolveChatTemplate } from "./chat-templates.js";
+import { fsErrorDetail } from "./fs-error.js";
+import { isRegularFileIfPresent } from "./regular-file.js";
 
 /** Files copied from the tokenizer donor when present (mergekit's list plus vocab/generation files). */
 export const TOKENIZER_FILES = [
@@ -48,6 +50,8 @@ export interface CopyTokenizerOptions {
 export async function copyTokenizerFiles(fromDir: string, toDir: string, opts: CopyTokenizerOptions = {}): Promise<string[]> {
   const copied: string[] = [];
   for (const name of TOKENIZER_FILES) {
+    // A FIFO or device would block copyFile or copy garbage; the plan refuses them too.
+    if (!(await isRegularFileIfPresent(join(fromDir, name)))) continue;
     try {
       await copyFile(join(fromDir, name), join(toDir, name));
       // copyFile keeps the source mode; a read-only donor (a cache, a fixture) must not make the output read-only.
@@ -55,7 +59,7 @@ export async function copyTokenizerFiles(fromDir: string, toDir: string, opts: C
       copied.push(name);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
-      throw new StorageError(`copy tokenizer file ${join(fromDir, name)}: ${(err as Error).message}`, { cause: err });
+      throw new StorageError(`copy tokenizer file ${join(fromDir, name)} to ${join(toDir, name)}: ${fsErrorDetail(err)}`, { cause: err });
     }
   }
   if (opts.chatTemplate) {
@@ -190,6 +194,6 @@ async function writeText(path: string, text: string): Promise<void> {
   try {
     await writeFile(path, text);
   } catch (err) {
-    throw new StorageError(`write ${path}: ${(err as Error).message}`, { cause: err });
+    throw new StorageError(`write ${path}: ${fsErrorDetail(err)}`, { cause: err });
   }
 }

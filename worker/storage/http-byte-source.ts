@@ -1,21 +1,30 @@
 /**
  * ByteSource over HTTP(S) Range requests (global fetch). A server that ignores Range and sends the
  * whole file (200) is an error rather than a silent multi-gigabyte download. Transient failures
- * (network errors, 408/429/5xx, bodies cut short) are retried a bounded number of times with
- * exponential backoff and surface as retryable StorageErrors when retries run out.
+ * (network errors, 408/429/5xx, bodies cut short, stalls — see http-stall-watch.ts) are retried a
+ * bounded number of times with exponential backoff and full jitter, and surface as retryable
+ * StorageErrors naming the URL and byte range when retries run out.
  */
 import { CheckpointError, MergeloomError, StorageError } from "../../proto/errors.js";
 import { checkReadArgs, truncatedError, type ByteSource } from "./byte-source.js";
+import { StallWatch } from "./http-stall-watch.js";
 
 export interface HttpOptions {
-  /** Extra attempts after the first for transient failures (default 3). */
+  /** Extra attempts after the first for transient failures (default 5; --http-retries). */
   retries?: number;
-  /** Delay before the first retry, doubled for each further one (default 200 ms). */
+  /** Backoff base: retry i waits a uniformly random time in [0, base·2^i], capped at 30 s (default 200 ms). */
   retryDelayMs?: number;
-  /** Per-request timeout (default 60 s). */
+  /**
+   * Read timeout (default 30 s; --http-timeout): a request fails as stalled when a window this long
+   * brings neither its response headers nor 64 KiB (or the rest of its range).
+   */
   timeoutMs?: number;
   headers?: Record<string, string>;
 }
+
+export const DEFAULT_HTTP_TIMEOUT_MS = 30_000;
+export const DEFAULT_HTTP_RETRIES = 5;
+const MAX_BACKOFF_MS = 30_000;
 
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;
 const UNSATISFIED_RANGE = /^bytes \*\/(\d+)$/;
@@ -33,8 +42,10 @@ export class HttpByteSource implements ByteSource {
   /** Probes `bytes=0-0` and reads the total from Content-Range; this also proves Range support. */
   async size(): Promise<number> {
     if (this.knownSize !== undefined) return this.knownSize;
-    const size = await withRetries(this.uri, this.opts, async (signal) => {
+    const size = await withRetries(this.uri, "bytes 0-0", 1, this.opts, async (watch) => {
+      const signal = watch.signal;
       const res = await fetch(this.uri, { headers: { ...this.opts.headers, Range: "bytes=0-0" }, signal });
+      watch.headers();
       await res.body?.cancel().catch(() => undefined);
       if (res.status === 416) {
         // An empty file cannot satisfy any range; the total is in `bytes */N` or, failing that, HEAD.
@@ -57,8 +68,9 @@ export class HttpByteSource implements ByteSource {
     if (length === 0) return buf;
     if (this.knownSize !== undefined && offset + length > this.knownSize) throw truncatedError(this.uri, offset, length, this.knownSize);
     const last = offset + length - 1;
-    await withRetries(this.uri, this.opts, async (signal) => {
-      const res = await fetch(this.uri, { headers: { ...this.opts.headers, Range: `bytes=${offset}-${last}` }, signal });
+    await withRetries(this.uri, `bytes ${offset}-${last}`, length, this.opts, async (watch) => {
+      const res = await fetch(this.uri, { headers: { ...this.opts.headers, Range: `bytes=${offset}-${last}` }, signal: watch.signal });
+      watch.headers();
       if (res.status === 416) {
         await res.body?.cancel().catch(() => undefined);
         const m = UNSATISFIED_RANGE.exec(res.headers.get("content-range") ?? "");
@@ -81,7 +93,7 @@ export class HttpByteSource implements ByteSource {
         await res.body?.cancel().catch(() => undefined);
         throw truncatedError(this.uri, offset, length, this.knownSize);
       }
-      const got = await readBody(this.uri, res, buf);
+      const got = await readBody(this.uri, res, buf, watch);
       if (got !== length) {
         throw new StorageError(`read ${this.uri}: connection closed after ${got} of ${length} bytes`, { retryable: true });
       }
@@ -106,8 +118,9 @@ export class HttpByteSource implements ByteSource {
 
 /** GETs a small whole file (an index or config); undefined when the server answers 404. */
 export async function fetchSmallFile(url: string, opts: HttpOptions = {}, maxBytes = 64 << 20): Promise<Uint8Array | undefined> {
-  return withRetries(url, opts, async (signal) => {
-    const res = await fetch(url, { headers: opts.headers, signal });
+  return withRetries(url, "whole file", undefined, opts, async (watch) => {
+    const res = await fetch(url, { headers: opts.headers, signal: watch.signal });
+    watch.headers();
     if (res.status === 404) {
       await res.body?.cancel().catch(() => undefined);
       return undefined;
@@ -118,12 +131,39 @@ export async function fetchSmallFile(url: string, opts: HttpOptions = {}, maxByt
       await res.body?.cancel().catch(() => undefined);
       throw new CheckpointError(url, `file is ${declared} bytes, over the ${maxBytes}-byte limit for metadata files`);
     }
-    try {
-      return new Uint8Array(await res.arrayBuffer());
-    } catch (err) {
-      throw new StorageError(`read ${url}: ${(err as Error).message}`, { cause: err, retryable: true });
-    }
+    return readWhole(url, res, maxBytes, watch);
   });
+}
+
+/** Reads a whole (small) body, reporting progress to the stall watch. */
+async function readWhole(url: string, res: Response, maxBytes: number, watch: StallWatch): Promise<Uint8Array> {
+  if (!res.body) return new Uint8Array(0);
+  const parts: Uint8Array[] = [];
+  let got = 0;
+  const reader = res.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      got += value.byteLength;
+      watch.progress(value.byteLength);
+      if (got > maxBytes) {
+        await reader.cancel().catch(() => undefined);
+        throw new CheckpointError(url, `file is over the ${maxBytes}-byte limit for metadata files`);
+      }
+      parts.push(value);
+    }
+  } catch (err) {
+    if (err instanceof MergeloomError) throw err;
+    throw watch.stalled ?? new StorageError(`read ${url}: connection failed after ${got} bytes (${(err as Error).message})`, { cause: err, retryable: true });
+  }
+  const out = new Uint8Array(got);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
 }
 
 function checkStatus(url: string, res: Response): void {
@@ -140,7 +180,7 @@ function rangeIgnored(url: string, status: number): StorageError {
 }
 
 /** Streams the body into `buf`; returns the number of bytes received, failing if there are more. */
-async function readBody(url: string, res: Response, buf: Uint8Array): Promise<number> {
+async function readBody(url: string, res: Response, buf: Uint8Array, watch: StallWatch): Promise<number> {
   if (!res.body) return 0;
   const reader = res.body.getReader();
   let got = 0;
@@ -154,29 +194,49 @@ async function readBody(url: string, res: Response, buf: Uint8Array): Promise<nu
       }
       buf.set(value, got);
       got += value.byteLength;
+      watch.progress(value.byteLength);
     }
   } catch (err) {
     if (err instanceof MergeloomError) throw err;
+    if (watch.stalled) throw watch.stalled;
     throw new StorageError(`read ${url}: connection failed after ${got} of ${buf.byteLength} bytes (${(err as Error).message})`, { cause: err, retryable: true });
   }
 }
 
-async function withRetries<T>(url: string, opts: HttpOptions, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const retries = Math.max(0, opts.retries ?? 3);
-  const delay = opts.retryDelayMs ?? 200;
+/**
+ * Delay before retry `i` (0-based): uniform in [0, min(30 s, base·2^i)] — "full jitter", so many
+ * workers retrying one server spread out instead of arriving in waves.
+ */
+export function backoffDelayMs(i: number, base: number, random: () => number = Math.random): number {
+  return random() * Math.min(MAX_BACKOFF_MS, base * 2 ** i);
+}
+
+/**
+ * Runs `attempt` with a fresh stall watch per try. `range` and `expected` describe the request
+ * for the stall rule and for errors, which always name the URL and the byte range.
+ */
+async function withRetries<T>(url: string, range: string, expected: number | undefined, opts: HttpOptions, attempt: (watch: StallWatch) => Promise<T>): Promise<T> {
+  const retries = Math.max(0, opts.retries ?? DEFAULT_HTTP_RETRIES);
+  const base = opts.retryDelayMs ?? 200;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS;
   for (let i = 0; ; i++) {
     let err: MergeloomError;
+    const watch = new StallWatch(`read ${url} ${range}`, timeoutMs, expected);
     try {
-      return await attempt(AbortSignal.timeout(opts.timeoutMs ?? 60_000));
+      return await attempt(watch);
     } catch (e) {
-      // fetch rejects with a TypeError on network failure and a DOMException on timeout: both transient.
-      err = e instanceof MergeloomError ? e : new StorageError(`read ${url}: ${describe(e)}`, { cause: e, retryable: true });
+      // fetch rejects with a TypeError on network failure and with the abort reason on a stall: both transient.
+      err = watch.stalled ?? (e instanceof MergeloomError ? e : new StorageError(`read ${url} ${range}: ${describe(e)}`, { cause: e, retryable: true }));
+    } finally {
+      watch.stop();
     }
     if (!err.retryable) throw err;
     if (i >= retries) {
-      throw new StorageError(`read ${url}: failed after ${i + 1} attempts: ${err.message}`, { cause: err, retryable: true });
+      const prefix = `read ${url} ${range}: `;
+      const last = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
+      throw new StorageError(`${prefix}failed after ${i + 1} attempts (--http-retries ${retries}): ${last}`, { cause: err, retryable: true });
     }
-    await new Promise((r) => setTimeout(r, delay * 2 ** i));
+    await new Promise((r) => setTimeout(r, backoffDelayMs(i, base)));
   }
 }
 

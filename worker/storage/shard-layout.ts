@@ -4,6 +4,7 @@
  * any tensor with a positional write, in any order, with no coordination beyond the plan.
  */
 import { open, writeFile } from "node:fs/promises";
+import { fsErrorDetail } from "./fs-error.js";
 import { join } from "node:path";
 import { DTYPE_BYTES, numelOf, type DType } from "../../proto/dtype.js";
 import { ProtocolError, StorageError } from "../../proto/errors.js";
@@ -86,7 +87,8 @@ export async function preallocateShards(dir: string, shards: readonly ShardPlan[
           await fh.close();
         }
       } catch (err) {
-        throw new StorageError(`preallocate shard ${path}: ${(err as Error).message}`, { cause: err, retryable: true });
+        const full = ["ENOSPC", "EDQUOT"].includes((err as NodeJS.ErrnoException).code ?? "");
+        throw new StorageError(`preallocate shard ${path}: ${fsErrorDetail(err)}`, { cause: err, retryable: !full });
       }
     }),
   );

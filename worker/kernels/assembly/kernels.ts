@@ -519,3 +519,16 @@ export function blendBF16(out: usize, x0: usize, x1: usize, n: i32, c0: f64, c1:
     else store<u16>(out + (<usize>k << 1), rne1(reinterpret<u32>(r)));
   }
 }
+
+// --- output check (worker/tensor/non-finite.ts) ---------------------------------------------
+
+/** 1 when any of the n bf16 values at p is NaN or ±inf (all exponent bits set), else 0. */
+export function nonFiniteBF16(p: usize, n: i32): i32 {
+  const n8 = n & ~7;
+  const e = i16x8.splat(0x7f80);
+  let acc = i16x8.splat(0);
+  for (let k = 0; k < n8; k += 8) acc = v128.or(acc, i16x8.eq(v128.and(v128.load(p + (<usize>k << 1)), e), e));
+  if (v128.any_true(acc)) return 1;
+  for (let k = n8; k < n; k++) if ((<i32>load<u16>(p + (<usize>k << 1)) & 0x7f80) == 0x7f80) return 1;
+  return 0;
+}
