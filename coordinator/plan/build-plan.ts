@@ -15,7 +15,7 @@ import { modelLocation } from "../../worker/storage/model-location.js";
 import type { HttpOptions } from "../../worker/storage/http-byte-source.js";
 import type { MergeConfig, ModuleConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
 import { gradientPosition, resolveParam } from "../config/resolve-param.js";
-import { classifyModuleTensors, classifyTensors, layerTensorName, moduleOfTensor, type TensorLayout } from "./classify-tensors.js";
+import { classifyModuleTensors, classifyTensors, layerTensorName, type TensorLayout } from "./classify-tensors.js";
 import { orientDelta, openLoraAdapter, type LoraAdapter } from "./lora-adapter.js";
 import { resolveModelReference, splitModelRef } from "./model-ref.js";
 import { buildTokenizer, type MergedTokenizer } from "../tokenizer/build-tokenizer.js";
