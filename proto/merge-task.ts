@@ -29,6 +29,48 @@ export interface TensorInputSpec {
   params: Record<string, ParamValue>;
   /** Added to the input after loading (task-vector transplant: model + scale·vector). */
   addVectors?: Array<{ source: TensorSource; scale: number }>;
+  /** A LoRA adapter's delta added to the stored tensor as it loads (`model+adapter` references). */
+  lora?: LoraDelta;
+  /** Embedding rows rearranged to the merged vocabulary (tokenizer merging); see `TensorSpec.vocab`. */
+  rowMap?: RowMap;
+}
+
+/**
+ * W + scale·B·A with A [r, in] and B [out, r] (PEFT's lora_A / lora_B). `transpose`: the delta is
+ * (B·A)ᵀ, for PEFT's fan_in_fan_out layers and embeddings (lora_embedding_A [r, rows],
+ * lora_embedding_B [cols, r]).
+ */
+export interface LoraDelta {
+  a: TensorSource;
+  b: TensorSource;
+  scale: number;
+  transpose: boolean;
+}
+
+/**
+ * Which stored row fills each output row of one input: `runs` holds triples (outStart, inStart,
+ * length); output rows below the vocabulary size outside every run take the tensor's default row
+ * (`TensorSpec.vocab.defaults`), rows at or above it the mean of this input's vocabulary rows
+ * (mergekit's padding). Runs keep the message small: vocabularies mostly move in blocks.
+ */
+export interface RowMap {
+  runs: number[];
+}
+
+/** One default embedding row: the average, a copy or zero of stored rows of this tensor's inputs. */
+export interface DefaultRow {
+  row: number;
+  /** Input index and stored row of each term; empty = a zero row. The mean is taken in `dtype`. */
+  from: Array<[number, number]>;
+}
+
+/** Tokenizer merging of an embedding tensor (mergekit's PermutedEmbeddings). */
+export interface VocabSpec {
+  /** Token rows of the merged vocabulary; rows beyond it (up to shape[0]) are padding. */
+  rows: number;
+  defaults: DefaultRow[];
+  /** Dtype the defaults and the padding mean are rounded to (mergekit computes them in it). */
+  dtype: DType;
 }
 
 /** Where an output tensor's bytes go. */
@@ -55,6 +97,8 @@ export interface TensorSpec {
    * cast to it on load, every op rounded to it) instead of mergeloom's fp32 default.
    */
   computeDtype?: "F32" | "F16" | "BF16";
+  /** Present when the inputs' rows are rearranged to a merged vocabulary. */
+  vocab?: VocabSpec;
 }
 
 export interface TensorTask extends TensorSpec {

@@ -52,8 +52,13 @@ export const MergeTaskSchema: z.ZodType<MergeTask> = z.object({
           source: tensorSource,
           params: z.record(z.string(), paramValue),
           addVectors: z.array(z.object({ source: tensorSource, scale: z.number() })).optional(),
+          lora: z.object({ a: tensorSource, b: tensorSource, scale: z.number(), transpose: z.boolean() }).optional(),
+          rowMap: z.object({ runs: z.array(count) }).optional(),
         }),
       ),
+      vocab: z
+        .object({ rows: count, defaults: z.array(z.object({ row: count, from: z.array(z.tuple([count, count])) })), dtype })
+        .optional(),
       baseIndex: z.number().int().min(-1),
       computeDtype: z.enum(["F32", "F16", "BF16"]).optional(),
       dest: z.object({ uri: z.string().min(1), offset: count, byteLength: count }),

@@ -13,6 +13,7 @@ import { registerEvalCommand } from "./eval-command.js";
 import { registerClusterCommands } from "./cluster-commands.js";
 import { registerEvolveCommand } from "./evolve-command.js";
 import { registerDownloadCommand } from "./download-command.js";
+import { registerLoraCommand } from "./lora-command.js";
 import { startTelemetry } from "../telemetry/start-telemetry.js";
 
 export function buildProgram(): Command {
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerClusterCommands(program);
   registerEvolveCommand(program);
   registerDownloadCommand(program);
+  registerLoraCommand(program);
   return program;
 }
 

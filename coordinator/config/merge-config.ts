@@ -50,12 +50,43 @@ export interface SliceConfig {
   baseModel?: string;
 }
 
+/** Where a token's default embedding comes from (mergekit's TokenEmbeddingConfig.source). */
+export type TokenEmbeddingSource =
+  | { kind: "model_token"; model: string; tokenId?: number; token?: string }
+  | { kind: "zero" }
+  | { kind: "model"; model: string };
+
+export interface TokenEmbeddingConfig {
+  source?: TokenEmbeddingSource;
+  /** Use the default embedding even for models that have the token. */
+  force: boolean;
+}
+
+/** mergekit's `tokenizer:` block (or `tokenizer_source: X`, which is `{source: X}`). */
+export interface TokenizerConfig {
+  /** 'union' | 'base' | a model reference. */
+  source: string;
+  tokens?: Record<string, TokenEmbeddingConfig>;
+  padToMultipleOf?: number;
+}
+
+/** One entry of mergekit's `modules:` (e.g. text_decoder, vision_tower), planned on its own tensors. */
+export interface ModuleConfig {
+  name: string;
+  slices: SliceConfig[];
+  fromModels: boolean;
+  parameters?: ParamScope;
+}
+
 export interface MergeConfig {
   mergeMethod: string;
   baseModel?: string;
   /** True when the `models:` form was used (the planner appends a base that is not listed). */
   fromModels: boolean;
+  /** Every slice (of every module, when `modules:` is used). */
   slices: SliceConfig[];
+  /** `modules:` configs: each module's own slices; absent otherwise. */
+  modules?: ModuleConfig[];
   /** Top-level parameters: global ones and defaults for per-model ones. */
   parameters?: ParamScope;
   /** Compute dtype: every input is cast to it on load. Absent = the checkpoint's stored dtype. */
@@ -64,6 +95,8 @@ export interface MergeConfig {
   outDtype?: FloatDType;
   /** 'base' | 'union' | a model path (from `tokenizer_source` or `tokenizer.source`). */
   tokenizerSource?: string;
+  /** Set with tokenizerSource: embeddings are then rearranged to the merged vocabulary. */
+  tokenizer?: TokenizerConfig;
   /** A template name (e.g. `chatml`, `auto`) or a Jinja template, as written. */
   chatTemplate?: string;
   /**

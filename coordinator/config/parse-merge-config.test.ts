@@ -252,8 +252,19 @@ describe("parseMergeConfig: rules", () => {
     rejects(`${LINEAR}base_modle: ./a\n`, "base_modle", "unknown key 'base_modle'", "did you mean 'base_model'?", "merge.yml:7:");
   });
 
-  test("modules is rejected as not supported yet", () => {
-    rejects(`${LINEAR}modules:\n  text: {models: [{model: ./a}]}\n`, "modules", "not supported yet");
+  test("modules next to models is an error, and each module needs exactly one of models or slices", () => {
+    rejects(`${LINEAR}modules:\n  text: {models: [{model: ./a}]}\n`, "modules", "more than one of `models:`, `slices:` and `modules:`");
+    rejects(`merge_method: linear\nmodules:\n  text_decoder: {parameters: {weight: 1}}\n`, "modules.text_decoder", "exactly one of `models:` or `slices:`");
+    rejects(`merge_method: linear\nmodules:\n  text_decoder: {models: [{model: ./a}], slice: []}\n`, "modules.text_decoder.slice", "did you mean 'slices'?");
+  });
+
+  test("modules become one config per module, every slice listed at the top too, with module parameters", () => {
+    const cfg = parse(`merge_method: linear\nmodules:\n  text_decoder:\n    slices: [{sources: [{model: ./a, layer_range: [0, 2]}]}]\n  vision_tower:\n    models: [{model: ./a}, {model: ./b}]\n    parameters: {weight: 0.5}\n`);
+    assert.deepEqual(cfg.modules?.map((m) => [m.name, m.fromModels, m.slices.length, m.parameters]), [
+      ["text_decoder", false, 1, undefined],
+      ["vision_tower", true, 1, { weight: 0.5 }],
+    ]);
+    assert.equal(cfg.slices.length, 2);
   });
 
   test("unknown keys in slices and sources are errors too with --strict; without, the missing key's error names the typo", () => {
@@ -263,7 +274,7 @@ describe("parseMergeConfig: rules", () => {
   });
 
   test("setting both models and slices is an error", () => {
-    rejects(`${LINEAR}slices:\n  - sources: [{model: ./a, layer_range: [0, 2]}]\n`, "slices", "both `models:` and `slices:`");
+    rejects(`${LINEAR}slices:\n  - sources: [{model: ./a, layer_range: [0, 2]}]\n`, "slices", "more than one of `models:`, `slices:` and `modules:`");
   });
 
   test("setting neither models nor slices (or only empty lists) is an error", () => {
@@ -326,9 +337,11 @@ describe("parseMergeConfig: rules", () => {
       "slices[0].sources", "among each slice's sources");
   });
 
-  test("LoRA syntax a+b is rejected as not supported yet, in short and long form", () => {
-    rejects(LINEAR.replace("./b", "./b+./lora"), "models[1].model", "LoRA adapters are not supported yet");
-    rejects(LINEAR.replace("./b", "{model: {path: ./b}, lora: {path: ./l}}"), "models[1].model.lora", "LoRA adapters are not supported yet");
+  test("LoRA references model+adapter are read in short and long form as the same reference", () => {
+    assert.equal(parse(LINEAR.replace("./b", "./b+./lora")).slices[0].sources[1].model, "./b+./lora");
+    assert.equal(parse(LINEAR.replace("./b", "{model: {path: ./b}, lora: {path: ./lora}}")).slices[0].sources[1].model, "./b+./lora");
+    rejects(LINEAR.replace("./b", "./b+./l1+./l2"), "models[1].model", "more than one '+'");
+    rejects(LINEAR.replace("./b", "./b+"), "models[1].model", "empty model or adapter");
   });
 
   test("Hub references keep their revision; the long form's revision becomes @revision; a malformed one is rejected", () => {
@@ -338,9 +351,37 @@ describe("parseMergeConfig: rules", () => {
     rejects(LINEAR.replace("model: ./b", "model: {model: {path: org/b@main, revision: v1}}"), "models[1].model.model.revision", "already names a revision");
   });
 
-  test("tokenizer_source and tokenizer together are an error, and tokenizer.tokens is unsupported", () => {
+  test("tokenizer_source and tokenizer together are an error (as in mergekit)", () => {
     rejects(`${LINEAR}tokenizer_source: union\ntokenizer: {source: union}\n`, "tokenizer", "keep one");
-    rejects(`${LINEAR}tokenizer: {tokens: {x: {source: ./a}}}\n`, "tokenizer.tokens", "not supported yet");
+  });
+
+  test("tokenizer: {} is a union, and tokens, force and pad_to_multiple_of are read with mergekit's source forms", () => {
+    assert.deepEqual(parse(`${LINEAR}tokenizer: {}\n`).tokenizer, { source: "union" });
+    assert.equal(parse(`${LINEAR}tokenizer: {}\n`).tokenizerSource, "union");
+    assert.deepEqual(parse(`${LINEAR}tokenizer_source: ./a\n`).tokenizer, { source: "./a" });
+    assert.equal(parse(`${LINEAR}tokenizer:\n`).tokenizer, undefined);
+    const cfg = parse(`${LINEAR}tokenizer:
+  source: base
+  pad_to_multiple_of: 64
+  tokens:
+    "<|im_start|>": {source: ./b, force: true}
+    "<|im_end|>": {source: {kind: model_token, model: ./a, token: "</s>"}}
+    "<x>": {source: {kind: model_token, model: ./a, token_id: 7}}
+    "<z>": {source: {kind: zero}}
+`);
+    assert.deepEqual(cfg.tokenizer, {
+      source: "base",
+      padToMultipleOf: 64,
+      tokens: {
+        "<|im_start|>": { force: true, source: { kind: "model", model: "./b" } },
+        "<|im_end|>": { force: false, source: { kind: "model_token", model: "./a", token: "</s>" } },
+        "<x>": { force: false, source: { kind: "model_token", model: "./a", tokenId: 7 } },
+        "<z>": { force: false, source: { kind: "zero" } },
+      },
+    });
+    rejects(`${LINEAR}tokenizer: {pad_to_multiple_of: 0}\n`, "tokenizer.pad_to_multiple_of", "positive integer");
+    rejects(`${LINEAR}tokenizer: {tokens: {x: {source: {kind: model_token, model: ./a}}}}\n`, "tokenizer.tokens.x.source", "exactly one of token or token_id");
+    rejects(`${LINEAR}tokenizer: {tokens: {x: {source: {kind: random}}}}\n`, "tokenizer.tokens.x.source.kind", "model_token, zero");
   });
 
   test("a slice base_model overrides the top-level one for that slice, and must be among its sources", () => {

@@ -17,7 +17,7 @@ import type { ParamSpec, ParamValue } from "../../worker/merge/params.js";
 import { chatTemplateNames, resolveChatTemplate } from "../../worker/storage/chat-templates.js";
 import { closestName } from "./closest-name.js";
 import type {
-  ConditionalParam, MergeConfig, ParamExpr, ParamScope, SliceConfig, SourceConfig, TaskVectorRef,
+  ConditionalParam, MergeConfig, ParamExpr, ParamScope, SliceConfig, SourceConfig, TaskVectorRef, TokenEmbeddingConfig, TokenizerConfig, ModuleConfig,
 } from "./merge-config.js";
 
 type Seg = string | number;
@@ -174,9 +174,6 @@ export function parseMergeConfig(text: string, file: string, registry: MergeMeth
   if (!isMap(doc.contents) || !isObj(root)) r.fail([], `the file must be a YAML mapping with merge_method and models or slices, got ${describe(root)}`);
 
   r.checkKeys(root, [], TOP_KEYS, "the merge config", IGNORED_TOP_KEYS);
-  if (root.modules !== undefined && root.modules !== null) {
-    r.fail(["modules"], "multi-module configs (`modules:`) are not supported yet; use `models:` or `slices:`");
-  }
 
   if (root.merge_method === undefined || root.merge_method === null) {
     r.fail(["merge_method"], `merge_method is missing; add e.g. \`merge_method: linear\` (known: ${registry.names().join(", ")})`);
@@ -187,27 +184,59 @@ export function parseMergeConfig(text: string, file: string, registry: MergeMeth
 
   const baseModel = present(root.base_model) ? parseModelRef(r, root.base_model, ["base_model"]) : undefined;
 
-  // mergekit: exactly one of models/slices, where an empty list counts as absent.
+  // mergekit: exactly one of models/slices/modules, where an empty list or mapping counts as absent.
   const hasModels = Array.isArray(root.models) ? root.models.length > 0 : present(root.models);
   const hasSlices = Array.isArray(root.slices) ? root.slices.length > 0 : present(root.slices);
-  if (hasModels && hasSlices) r.fail(["slices"], "both `models:` and `slices:` are set; keep exactly one");
-  if (!hasModels && !hasSlices) r.fail([], "neither `models:` nor `slices:` lists any model; add one of them");
+  const hasModules = isObj(root.modules) ? Object.keys(root.modules).length > 0 : present(root.modules);
+  if ([hasModels, hasSlices, hasModules].filter(Boolean).length > 1) {
+    r.fail([hasModules ? "modules" : "slices"], "more than one of `models:`, `slices:` and `modules:` is set; keep exactly one");
+  }
+  if (!hasModels && !hasSlices && !hasModules) r.fail([], "neither `models:` nor `slices:` lists any model; add one of them");
 
-  const slices = hasModels
-    ? [{ sources: collapseDuplicateModels(r, r.list(root.models, ["models"], "models").map((m, i) => parseSource(r, method, m, ["models", i], false)), ["models"]) }]
-    : r.list(root.slices, ["slices"], "slices").map((s, i) => parseSlice(r, method, s, ["slices", i], baseModel));
-
+  let modules: ModuleConfig[] | undefined;
+  let slices: SliceConfig[];
+  if (hasModules) {
+    const obj = r.mapping(root.modules, ["modules"], "modules");
+    modules = Object.entries(obj).map(([name, v]) => parseModule(r, method, name, v, baseModel));
+    slices = modules.flatMap((m) => m.slices);
+  } else {
+    slices = parseInputs(r, method, root, [], baseModel, hasModels);
+  }
   const cfg: MergeConfig = { mergeMethod: methodName, fromModels: hasModels, slices, sourceText: text, file, warnings: r.warnings };
+  if (modules) cfg.modules = modules;
   if (baseModel !== undefined) cfg.baseModel = baseModel;
   if (present(root.parameters)) cfg.parameters = parseScope(r, method, root.parameters, ["parameters"], "global");
   if (present(root.dtype)) cfg.dtype = parseDType(r, root.dtype, ["dtype"]);
   if (present(root.out_dtype)) cfg.outDtype = parseDType(r, root.out_dtype, ["out_dtype"]);
-  const tokenizerSource = parseTokenizer(r, root);
-  if (tokenizerSource !== undefined) cfg.tokenizerSource = tokenizerSource;
+  const tokenizer = parseTokenizer(r, root);
+  if (tokenizer !== undefined) {
+    cfg.tokenizer = tokenizer;
+    cfg.tokenizerSource = tokenizer.source;
+  }
   if (present(root.chat_template)) cfg.chatTemplate = parseChatTemplate(r, root.chat_template);
 
   checkBase(r, method, cfg);
   return cfg;
+}
+
+/** `models:` (one slice of whole models) or `slices:` of a config or of one module. */
+function parseInputs(r: Reader, method: MergeMethod, obj: Obj, segs: Seg[], baseModel: string | undefined, fromModels: boolean): SliceConfig[] {
+  return fromModels
+    ? [{ sources: collapseDuplicateModels(r, r.list(obj.models, [...segs, "models"], "models").map((m, i) => parseSource(r, method, m, [...segs, "models", i], false)), [...segs, "models"]) }]
+    : r.list(obj.slices, [...segs, "slices"], "slices").map((s, i) => parseSlice(r, method, s, [...segs, "slices", i], baseModel));
+}
+
+/** mergekit's OutputModuleDefinition: `{slices | models, parameters}` for one module. */
+function parseModule(r: Reader, method: MergeMethod, name: string, v: unknown, baseModel: string | undefined): ModuleConfig {
+  const segs: Seg[] = ["modules", name];
+  const obj = r.mapping(v, segs, `module '${name}'`);
+  r.checkKeys(obj, segs, ["slices", "models", "parameters"], `module '${name}'`);
+  const hasModels = Array.isArray(obj.models) ? obj.models.length > 0 : present(obj.models);
+  const hasSlices = Array.isArray(obj.slices) ? obj.slices.length > 0 : present(obj.slices);
+  if (hasModels === hasSlices) r.fail(segs, `module '${name}' needs exactly one of \`models:\` or \`slices:\``);
+  const mod: ModuleConfig = { name, slices: parseInputs(r, method, obj, segs, baseModel, hasModels), fromModels: hasModels };
+  if (present(obj.parameters)) mod.parameters = parseScope(r, method, obj.parameters, [...segs, "parameters"], "global");
+  return mod;
 }
 
 function present(v: unknown): boolean {
@@ -220,11 +249,13 @@ function checkBase(r: Reader, method: MergeMethod, cfg: MergeConfig): void {
     r.fail(["base_model"], `merge method '${method.name}' needs a base model; add \`base_model: <path>\``);
   }
   // In the slices form the base is not appended: each slice must list it, or its tensors are missing.
-  if (!cfg.fromModels) {
-    cfg.slices.forEach((s, i) => {
+  const groups = cfg.modules ?? [{ name: "", slices: cfg.slices, fromModels: cfg.fromModels }];
+  for (const g of groups) {
+    if (g.fromModels) continue;
+    g.slices.forEach((s, i) => {
       const base = s.baseModel ?? cfg.baseModel;
       if (!s.sources.some((src) => src.model === base)) {
-        r.fail(["slices", i, "sources"], `merge method '${method.name}' needs the base model '${base}' among each slice's sources; add it with the same layer_range`);
+        r.fail([...(g.name ? ["modules", g.name] : []), "slices", i, "sources"], `merge method '${method.name}' needs the base model '${base}' among each slice's sources; add it with the same layer_range`);
       }
     });
   }
@@ -283,12 +314,15 @@ function parseModelRef(r: Reader, v: unknown, segs: Seg[]): string {
   if (typeof v === "string") return checkModelPath(r, v, segs, true);
   if (!isObj(v)) r.fail(segs, `a model reference must be a path string or {model: {path: ...}}, got ${describe(v)}`);
   r.checkKeys(v, segs, MODEL_REF_KEYS, "a model reference");
-  if (present(v.lora)) r.fail([...segs, "lora"], "LoRA adapters are not supported yet; merge the adapter into its model first and reference the result");
   if (present(v.override_architecture)) r.fail([...segs, "override_architecture"], "override_architecture is not supported yet; remove it");
-  const inner = v.model;
-  const innerSegs = [...segs, "model"];
+  const model = parseModelPath(r, v.model, [...segs, "model"], "model");
+  // The long form's `lora:` is the same reference as the short `model+adapter`.
+  return present(v.lora) ? `${model}+${parseModelPath(r, v.lora, [...segs, "lora"], "lora")}` : model;
+}
+
+function parseModelPath(r: Reader, inner: unknown, innerSegs: Seg[], what: string): string {
   if (typeof inner === "string") return checkModelPath(r, inner, innerSegs, false);
-  if (!isObj(inner)) r.fail(innerSegs, `model must be a path string or {path: ...}, got ${describe(inner)}`);
+  if (!isObj(inner)) r.fail(innerSegs, `${what} must be a path string or {path: ...}, got ${describe(inner)}`);
   r.checkKeys(inner, innerSegs, MODEL_PATH_KEYS, "a model path");
   const path = checkModelPath(r, r.string(inner.path, [...innerSegs, "path"], "path"), [...innerSegs, "path"], false);
   if (!present(inner.revision)) return path;
@@ -300,9 +334,9 @@ function parseModelRef(r: Reader, v: unknown, segs: Seg[]): string {
 
 function checkModelPath(r: Reader, s: string, segs: Seg[], short: boolean): string {
   if (s === "") r.fail(segs, "the model path is empty; write the checkpoint directory");
-  if (short && s.includes("+")) {
-    r.fail(segs, `'${s}' is mergekit's model+LoRA syntax; LoRA adapters are not supported yet (merge the adapter into its model first)`);
-  }
+  // mergekit's `model+adapter` (a PEFT LoRA directory merged into the model); exactly one `+`.
+  if (short && s.split("+").length > 2) r.fail(segs, `'${s}' has more than one '+'; write model+adapter with one LoRA adapter`);
+  if (short && (s.startsWith("+") || s.endsWith("+"))) r.fail(segs, `'${s}' has an empty model or adapter around '+'; write model+adapter`);
   if (s.includes("@")) {
     // `org/name@revision`: a Hub reference (a local path that exists still wins when resolved).
     const at = s.indexOf("@");
@@ -349,20 +383,61 @@ function parseDType(r: Reader, v: unknown, segs: Seg[]): FloatDType {
   return d;
 }
 
-function parseTokenizer(r: Reader, root: Obj): string | undefined {
+function parseTokenizer(r: Reader, root: Obj): TokenizerConfig | undefined {
   const parseSource = (v: unknown, segs: Seg[]): string => (v === "base" || v === "union" ? v : parseModelRef(r, v, segs));
   if (present(root.tokenizer_source) && present(root.tokenizer)) {
     r.fail(["tokenizer"], "both tokenizer_source and tokenizer are set; keep one");
   }
-  if (present(root.tokenizer_source)) return parseSource(root.tokenizer_source, ["tokenizer_source"]);
+  if (present(root.tokenizer_source)) return { source: parseSource(root.tokenizer_source, ["tokenizer_source"]) };
+  // `tokenizer: {}` is a TokenizerConfig with every default, so a union; an empty `tokenizer:` is none.
   if (!present(root.tokenizer)) return undefined;
   const tok = r.mapping(root.tokenizer, ["tokenizer"], "tokenizer");
   r.checkKeys(tok, ["tokenizer"], TOKENIZER_KEYS, "tokenizer");
-  for (const key of ["tokens", "pad_to_multiple_of"]) {
-    if (present(tok[key])) r.fail(["tokenizer", key], `tokenizer.${key} is not supported yet; remove it or use tokenizer_source`);
-  }
   // mergekit's TokenizerConfig.source defaults to "union".
-  return present(tok.source) ? parseSource(tok.source, ["tokenizer", "source"]) : "union";
+  const cfg: TokenizerConfig = { source: present(tok.source) ? parseSource(tok.source, ["tokenizer", "source"]) : "union" };
+  if (present(tok.pad_to_multiple_of)) {
+    const n = tok.pad_to_multiple_of;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 1) r.fail(["tokenizer", "pad_to_multiple_of"], `pad_to_multiple_of must be a positive integer, got ${describe(n)}`);
+    cfg.padToMultipleOf = n;
+  }
+  if (present(tok.tokens)) {
+    const tokens = r.mapping(tok.tokens, ["tokenizer", "tokens"], "tokenizer.tokens");
+    cfg.tokens = {};
+    for (const [name, v] of Object.entries(tokens)) cfg.tokens[name] = parseTokenEmbedding(r, v, ["tokenizer", "tokens", name]);
+  }
+  return cfg;
+}
+
+/** mergekit's TokenEmbeddingConfig: {source: model | {kind: model_token, model, token|token_id} | {kind: zero}, force}. */
+function parseTokenEmbedding(r: Reader, v: unknown, segs: Seg[]): TokenEmbeddingConfig {
+  const obj = v === null ? {} : r.mapping(v, segs, "a token's embedding config");
+  r.checkKeys(obj, segs, ["source", "force"], "a token's embedding config");
+  const out: TokenEmbeddingConfig = { force: false };
+  if (present(obj.force)) {
+    if (typeof obj.force !== "boolean") r.fail([...segs, "force"], `force must be true or false, got ${describe(obj.force)}`);
+    out.force = obj.force;
+  }
+  const src = obj.source;
+  const ss = [...segs, "source"];
+  if (!present(src)) return out;
+  if (isObj(src) && present(src.kind)) {
+    if (src.kind === "zero") {
+      r.checkKeys(src, ss, ["kind"], "a zero embedding source");
+      out.source = { kind: "zero" };
+    } else if (src.kind === "model_token") {
+      r.checkKeys(src, ss, ["kind", "model", "token", "token_id"], "a model_token embedding source");
+      const model = parseModelRef(r, src.model, [...ss, "model"]);
+      const hasId = present(src.token_id);
+      if (hasId === present(src.token)) r.fail(ss, "a model_token source needs exactly one of token or token_id");
+      if (hasId && (typeof src.token_id !== "number" || !Number.isInteger(src.token_id))) r.fail([...ss, "token_id"], `token_id must be an integer, got ${describe(src.token_id)}`);
+      out.source = hasId ? { kind: "model_token", model, tokenId: src.token_id as number } : { kind: "model_token", model, token: r.string(src.token, [...ss, "token"], "token") };
+    } else {
+      r.fail([...ss, "kind"], `unknown embedding source kind ${describe(src.kind)} (valid: model_token, zero; or a model reference)`);
+    }
+  } else {
+    out.source = { kind: "model", model: parseModelRef(r, src, ss) };
+  }
+  return out;
 }
 
 /**

@@ -10,8 +10,9 @@ import { writeShardIndex, type ShardPlan } from "../../worker/storage/shard-layo
 import { copyTokenizerFiles, writeModelConfig, writeModelCard } from "../../worker/storage/hf-files.js";
 import { localPath } from "../../worker/merge/tensor-io.js";
 import type { MergePlan } from "../plan/build-plan.js";
-import { modelLocation } from "../plan/build-plan.js";
 import { fetchTokenizerFiles } from "../../worker/storage/hub/fetch-tokenizer-files.js";
+import { resolveModelReference } from "../plan/model-ref.js";
+import { writeMergedTokenizer } from "../tokenizer/write-tokenizer.js";
 
 export interface AssembleOptions {
   /** mergekit-yaml's --copy-tokenizer (default true). */
@@ -26,23 +27,23 @@ export async function assembleOutput(dir: string, plan: MergePlan, shards: reado
   const cfgSource = plan.checkpoints.get(plan.configModel);
   if (cfgSource?.config) {
     const srcLayers = cfgSource.config.num_hidden_layers;
-    await writeModelConfig(dir, cfgSource.config, {
+    await writeModelConfig(dir, withVocabSize(cfgSource.config, plan.vocabSize), {
       numHiddenLayers: srcLayers !== plan.numLayers || typeof srcLayers === "number" ? plan.numLayers : undefined,
       torchDtype: torchDTypeName(plan.outDtype),
     });
   }
   if (opts.copyTokenizer !== false) {
     const tok = plan.config.tokenizerSource;
-    let tokRef: string | undefined;
-    if (tok === undefined || tok === "base") tokRef = plan.config.baseModel ?? plan.config.slices[0].sources[0].model;
-    else tokRef = tok; // 'union' was refused while planning
+    const tokRef = tok === undefined || tok === "base" || tok === "union" ? plan.config.baseModel ?? plan.config.slices[0].sources[0].model : tok;
     let tokDir: string | undefined;
-    const hubTok = plan.tokenizer?.kind === "hub" ? plan.tokenizer : undefined;
-    if (hubTok) {
+    const donor = plan.tokenizerDonor;
+    if (donor?.kind === "hub") {
       // Tokenizer files of the pinned commit, through the HF cache (downloaded there when missing).
-      tokDir = (await fetchTokenizerFiles(hubTok.repo, hubTok.revision, hubTok.sha)).dir;
-    } else tokDir = localPath(plan.tokenizer?.location ?? modelLocation(tokRef));
+      tokDir = (await fetchTokenizerFiles(donor.repo, donor.revision, donor.sha)).dir;
+    } else tokDir = localPath(donor?.location ?? resolveModelReference(tokRef));
     if (tokDir) await copyTokenizerFiles(tokDir, dir, { chatTemplate: plan.config.chatTemplate });
+    // A merged vocabulary (mergekit's BuildTokenizer ran): its files replace the copied ones.
+    if (plan.tokenizer) await writeMergedTokenizer(dir, plan.tokenizer);
   } else if (plan.config.chatTemplate) {
     // mergekit's run_merge says the same: the template lives in the tokenizer files.
     opts.onWarning?.("chat_template is set but --no-copy-tokenizer writes no tokenizer files, so the template is not saved");
@@ -56,4 +57,12 @@ export async function assembleOutput(dir: string, plan: MergePlan, shards: reado
       throw new StorageError(`write ${path}: ${(err as Error).message}`, { cause: err });
     });
   }
+}
+
+/** mergekit's _update_config_vocab: vocab_size becomes the merged (padded) vocabulary's size. */
+function withVocabSize(cfg: Record<string, unknown>, vocabSize: number | undefined): Record<string, unknown> {
+  if (vocabSize === undefined) return cfg;
+  const text = cfg.text_config as Record<string, unknown> | undefined;
+  if (!("vocab_size" in cfg) && text && "vocab_size" in text) return { ...cfg, text_config: { ...text, vocab_size: vocabSize } };
+  return { ...cfg, vocab_size: vocabSize };
 }

@@ -41,14 +41,14 @@ function byKnownOrder(known: readonly string[]) {
   };
 }
 
-export function classifyTensors(names: Iterable<string>): TensorLayout {
+export function classifyTensors(names: Iterable<string>, layerPattern: RegExp = LAYER): TensorLayout {
   const pre: string[] = [];
   const post: string[] = [];
   const suffixes = new Set<string>();
   let prefix = "model.layers.";
   let maxLayer = -1;
   for (const name of names) {
-    const m = LAYER.exec(name);
+    const m = layerPattern.exec(name);
     if (m) {
       prefix = m[1];
       const idx = Number(m[2]);
@@ -67,4 +67,34 @@ export function classifyTensors(names: Iterable<string>): TensorLayout {
 
 export function layerTensorName(layout: Pick<TensorLayout, "layerPrefix">, layer: number, suffix: string): string {
   return `${layout.layerPrefix}${layer}.${suffix}`;
+}
+
+/** Layers of any module: `layers.N.`, vision `blocks.N.`, GPT-style `h.N.`. */
+const MODULE_LAYER = /^(.*?\b(?:layers|blocks|h)\.)(\d+)\.(.+)$/;
+
+const PROJECTOR = /^(?:model\.)?(?:multi_modal_projector\.|mm_projector\.|visual\.merger\.)/;
+const VISION = /^(?:model\.)?(?:vision_tower\.|vision_model\.|visual\.)/;
+
+/**
+ * Which module of a multimodal checkpoint a tensor belongs to, for mergekit's `modules:` names:
+ * `vision_tower` (vision_tower.*, vision_model.*, visual.* but the merger), `multi_modal_projector`
+ * (multi_modal_projector.*, mm_projector.*, visual.merger.*), `text_decoder` (everything else);
+ * any other module name selects the tensors under `<name>.` or `model.<name>.`.
+ */
+export function moduleOfTensor(module: string, name: string): boolean {
+  switch (module) {
+    case "multi_modal_projector":
+      return PROJECTOR.test(name);
+    case "vision_tower":
+      return VISION.test(name) && !PROJECTOR.test(name);
+    case "text_decoder":
+      return !VISION.test(name) && !PROJECTOR.test(name);
+    default:
+      return name.startsWith(`${module}.`) || name.startsWith(`model.${module}.`);
+  }
+}
+
+/** The layout of one module's tensors (mergekit's per-module pre, layer and post weights). */
+export function classifyModuleTensors(module: string, names: Iterable<string>): TensorLayout {
+  return classifyTensors([...names].filter((n) => moduleOfTensor(module, n)), MODULE_LAYER);
 }

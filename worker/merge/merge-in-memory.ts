@@ -18,6 +18,7 @@ import type { MergeContext, MergeInput } from "./define-merge-method.js";
 import type { MergeMethodRegistry } from "./merge-method-registry.js";
 import { rowElems, rowsOf } from "./merge-tensor.js";
 import type { TensorIO } from "./tensor-io.js";
+import { hasTransform, readInputRows } from "./transform-input.js";
 
 /** The part of a planned tensor the in-memory merge needs (a TensorTask without its destination). */
 export type InMemoryTensor = TensorSpec;
@@ -59,8 +60,8 @@ export class InMemoryMerger {
     if (!isFloatDType(t.outDtype) || !t.inputs.every((i) => isFloatDType(i.source.dtype))) return undefined;
     const method = this.registry.get(t.method);
     const inputs: MergeInput[] = [];
-    for (const spec of t.inputs) {
-      const data = await this.cropped(spec.source, t.shape);
+    for (const [i, spec] of t.inputs.entries()) {
+      const data = hasTransform(spec) ? await this.transformed(t, i) : await this.cropped(spec.source, t.shape);
       for (const v of spec.addVectors ?? []) {
         const b = await this.cropped(v.source, t.shape);
         const s = Math.fround(v.scale);
@@ -91,6 +92,11 @@ export class InMemoryMerger {
     if (t.outDtype !== "F32") values = decodeToF32(encodeFromF32(values, t.outDtype), t.outDtype);
     else if (inputs.some((i) => i.data === values)) values = values.slice();
     return { data: values, shape: t.shape.slice() };
+  }
+
+  /** An input with a LoRA delta or a vocabulary row map, read through the decoded-tensor cache. */
+  private async transformed(t: InMemoryTensor, i: number): Promise<Float32Array> {
+    return readInputRows(t, i, 0, rowsOf(t.shape), async (src, start, count) => (await this.decoded(src)).slice(start, start + count));
   }
 
   /** A fresh copy of the input, cropped to the output's leading rows and row length. */

@@ -17,6 +17,7 @@ import type { MergeContext, MergeInput, MergeMethod, StreamChunk, TensorStream }
 import type { MergeMethodRegistry } from "./merge-method-registry.js";
 import { newChecksum, type TensorIO } from "./tensor-io.js";
 import { isElementwiseMergekit, mergeMergekit } from "../numerics/merge-mergekit.js";
+import { elementReader, hasTransform, readInputRows } from "./transform-input.js";
 
 export interface TensorJob {
   tensor: TensorTask;
@@ -234,7 +235,9 @@ async function readInputs(t: TensorTask, r0: number, r1: number, io: TensorIO): 
   let bytesRead = 0;
   for (let i = 0; i < t.inputs.length; i++) {
     const spec = t.inputs[i];
-    const data = await readRows(spec.source, t.shape, r0, r1, io, i);
+    const data = hasTransform(spec)
+      ? await readTransformed(t, i, r0, r1, io)
+      : await readRows(spec.source, t.shape, r0, r1, io, i);
     bytesRead += data.bytesRead;
     for (const v of spec.addVectors ?? []) {
       const d = await readRows(v.source, t.shape, r0, r1, io, t.inputs.length + 1);
@@ -274,7 +277,7 @@ async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements
   const rowLen = rowElems(t.shape);
   const per = Math.max(1, Math.floor(chunkElements / rowLen));
   const tail = t.shape.slice(1);
-  const raw = stream.rawBF16 === true && t.inputs.every((i) => i.source.dtype === "BF16" && !i.addVectors?.length && rowElems(i.source.shape) === rowLen);
+  const raw = stream.rawBF16 === true && t.inputs.every((i) => i.source.dtype === "BF16" && !i.addVectors?.length && !hasTransform(i) && rowElems(i.source.shape) === rowLen);
   const keys = t.inputs.map((_, i) => hashKey(job.seed, `${t.name}\u0000${i}`));
   const randomKey = (i: number): readonly [number, number, number] => [keys[i][0], keys[i][1], keys[i][2]];
   // Raw chunks live in the kernel arena: one slot per input (and the bf16 output), sized for the
@@ -375,7 +378,7 @@ async function readRawBF16(
 function canFuseBF16(t: TensorTask): boolean {
   if (t.outDtype !== "BF16") return false;
   const outRow = rowElems(t.shape);
-  return t.inputs.every((i) => i.source.dtype === "BF16" && !i.addVectors?.length && rowElems(i.source.shape) === outRow);
+  return t.inputs.every((i) => i.source.dtype === "BF16" && !i.addVectors?.length && !hasTransform(i) && rowElems(i.source.shape) === outRow);
 }
 
 /**
@@ -431,6 +434,13 @@ function writeOut(t: TensorTask, bytes: Uint8Array, relOffset: number, io: Tenso
   }
   io.write(t.dest.uri, t.dest.offset + relOffset, bytes);
   return { bytesRead, bytesWritten: bytes.byteLength };
+}
+
+/** Output rows [r0, r1) of an input with a LoRA delta or a vocabulary row map (fresh buffers). */
+async function readTransformed(t: TensorTask, i: number, r0: number, r1: number, io: TensorIO): Promise<{ values: Float32Array; bytesRead: number }> {
+  let bytesRead = 0;
+  const values = await readInputRows(t, i, r0, r1, elementReader((uri, off, len, into) => io.read(uri, off, len, into), (n) => (bytesRead += n)));
+  return { values, bytesRead };
 }
 
 /**

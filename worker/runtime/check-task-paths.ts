@@ -35,6 +35,7 @@ export function inputUris(tensors: readonly TensorSpec[]): string[] {
     for (const i of t.inputs) {
       out.push(i.source.uri);
       for (const v of i.addVectors ?? []) out.push(v.source.uri);
+      if (i.lora) out.push(i.lora.a.uri, i.lora.b.uri);
     }
   }
   return out;
