@@ -29,7 +29,9 @@ const QUOTED = new RegExp(`${OPEN}(?:'([^'\\n]{81,}?)'|"((?:[^"\\\\\\n]|\\\\.){8
 const LONG_TOKEN = new RegExp(`[^\\s'"\`]{${MAX_TOKEN + 1},}`, "g");
 
 function isPathLike(s: string): boolean {
-  return s.length <= MAX_PATH && /^(\.{0,2}\/|[A-Za-z][\w+.-]*:\/\/)[^\s]*$/.test(s);
+  // A bare path may stand in parentheses or end a clause: look past that punctuation.
+  const p = s.replace(/^[([{]+/, "").replace(/[)\]},.;:]+$/, "");
+  return p.length <= MAX_PATH && /^(\.{0,2}\/|[A-Za-z][\w+.-]*:\/\/)[^\s]*$/.test(p);
 }
 
 /** Shortens every quoted value over MAX_ECHO characters, every unquoted token over MAX_TOKEN, and the whole message over MAX_MESSAGE. */

@@ -31,8 +31,6 @@ interface Entry {
   method: string;
   arch: StandInArch;
   layers: number;
-  /** Features another branch adds; until they land the one-line refusal of each is accepted. */
-  needs?: ("union-tokenizer" | "lora" | "modules")[];
   /** Fragments of the warnings the config must produce (what mergekit ignores). */
   warns?: string[];
   verbatim?: boolean;
@@ -41,16 +39,6 @@ type StandIn = { arch: StandInArch; layers: number } | { arch: "lora"; of: Stand
 
 const manifest = JSON.parse(readFileSync(join(CORPUS, "manifest.json"), "utf8")) as { configs: Entry[] };
 const standins = JSON.parse(readFileSync(join(CORPUS, "standins.json"), "utf8")) as Record<string, StandIn>;
-
-/**
- * The refusal each missing feature answers with today (compat-tok's branch adds them; the lead
- * removes these once it is merged, so that those configs must merge).
- */
-const REFUSALS: Record<NonNullable<Entry["needs"]>[number], RegExp> = {
-  "union-tokenizer": /'union' is not supported yet/,
-  lora: /LoRA adapters are not supported yet/,
-  modules: /`modules:`\) are not supported yet/,
-};
 
 let dir: string;
 const local = new Map<string, string>();
@@ -168,15 +156,7 @@ describe("the corpus of real mergekit configs", () => {
       } finally {
         await dispatcher.close();
       }
-      if (merged.error) {
-        const refusal = (e.needs ?? []).map((n) => REFUSALS[n]).find((re) => re.test(merged.error!.message));
-        // Only a feature this config needs and another branch is adding may refuse it, in one line.
-        assert.ok(refusal, `${e.file}: ${merged.error.message}`);
-        assert.ok(!merged.error.message.includes("\n"));
-        assert.ok(!existsSync(out), "a refused merge leaves no output");
-        rows.push(`| \`${e.file}\` | ${e.method} | ${e.arch} (${e.layers}) | refused until ${e.needs!.join(", ")} lands |`);
-        return;
-      }
+      if (merged.error) assert.fail(`${e.file}: ${merged.error.message}`);
       for (const w of e.warns ?? []) assert.ok(warnings.some((x) => x.includes(w)), `expected a warning with "${w}", got:\n${warnings.join("\n")}`);
       const layers = expectedLayers(text, e);
       const names = await checkShards(out);

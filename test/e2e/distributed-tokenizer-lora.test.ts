@@ -46,7 +46,7 @@ out_dtype: bfloat16
     const ref = join(dir, "embedded");
     const r = await runCli(["merge", cfg, "-o", ref, "--random-seed", "3"]);
     assert.equal(r.code, 0, r.stderr);
-    const refBytes = await readFile(join(ref, "model-00001-of-00001.safetensors"));
+    const refBytes = await readFile(join(ref, "model.safetensors"));
     for (const output of ["file", "object"]) {
       const prefix = uniquePrefix();
       const w = startWorker(server.url, { name: `w-${output}`, prefix, concurrency: 2 });
@@ -56,7 +56,7 @@ out_dtype: bfloat16
       const c = startCoordinator(server.url, prefix, cfg, out, ["--random-seed", "3", "--output-via", output]);
       procs.push(c);
       assert.equal(await c.exited, 0, c.err);
-      assert.ok((await readFile(join(out, "model-00001-of-00001.safetensors"))).equals(refBytes), `${output} delivery differs from the embedded output`);
+      assert.ok((await readFile(join(out, "model.safetensors"))).equals(refBytes), `${output} delivery differs from the embedded output`);
       assert.deepEqual(JSON.parse(await readFile(join(out, "tokenizer.json"), "utf8")), JSON.parse(await readFile(join(ref, "tokenizer.json"), "utf8")));
       await w.kill("SIGTERM");
     }

@@ -14,6 +14,7 @@ import { runCli } from "../harness/run-cli.js";
 import { FIXTURES } from "../harness/repo-root.js";
 import { expectedLora, writeLoraAdapter, type LoraFixture } from "../harness/lora-fixtures.js";
 import { readSafetensors, type StoredTensor } from "../harness/tokenizer-fixtures.js";
+import { outputShardFiles } from "../harness/output-shards.js";
 
 let dir: string;
 let base: Map<string, StoredTensor>;
@@ -39,9 +40,8 @@ async function mergeWith(name: string, adapter: LoraFixture): Promise<{ tensors:
   const out = join(dir, name);
   const r = await runCli(["merge", cfg, "-o", out]);
   assert.equal(r.code, 0, r.stderr);
-  const idx = JSON.parse(await readFile(join(out, "model.safetensors.index.json"), "utf8")) as { weight_map: Record<string, string> };
-  const tensors = new Map<string, StoredTensor>();
-  for (const file of new Set(Object.values(idx.weight_map))) for (const [k, v] of await readSafetensors(join(out, file))) tensors.set(k, v);
+    const tensors = new Map<string, StoredTensor>();
+  for (const file of await outputShardFiles(out)) for (const [k, v] of await readSafetensors(join(out, file))) tensors.set(k, v);
   return { tensors, stderr: r.stderr };
 }
 

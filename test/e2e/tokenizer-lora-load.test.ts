@@ -18,6 +18,7 @@ import { FIXTURES, REPO_ROOT } from "../harness/repo-root.js";
 import { venvPython } from "../harness/python-venv.js";
 import { writeLoraAdapter } from "../harness/lora-fixtures.js";
 import { readSafetensors, writeUnionFixture, type StoredTensor } from "../harness/tokenizer-fixtures.js";
+import { outputShardFiles } from "../harness/output-shards.js";
 
 const run = promisify(execFile);
 const SCRIPT = join(REPO_ROOT, "test", "reference", "check_tokenizer_lora_load.py");
@@ -56,9 +57,8 @@ function toF32(t: StoredTensor, rows?: number): Float32Array {
 
 /** Logits of the evaluation graph (`mergeloom eval`'s) for `ids`, its embedding rows cropped to the graph's 21-token vocabulary. */
 async function onnxLogits(out: string, ids: number[]): Promise<number[][]> {
-  const idx = JSON.parse(await readFile(join(out, "model.safetensors.index.json"), "utf8")) as { weight_map: Record<string, string> };
-  const tensors = new Map<string, StoredTensor>();
-  for (const f of new Set(Object.values(idx.weight_map))) for (const [k, v] of await readSafetensors(join(out, f))) tensors.set(k, v);
+    const tensors = new Map<string, StoredTensor>();
+  for (const f of await outputShardFiles(out)) for (const [k, v] of await readSafetensors(join(out, f))) tensors.set(k, v);
   const session = await ort.InferenceSession.create(join(FIXTURES, "eval", "model.onnx"));
   try {
     const feeds: Record<string, ort.Tensor> = { input_ids: new ort.Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, ids.length]) };

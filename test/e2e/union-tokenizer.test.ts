@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { runCli } from "../harness/run-cli.js";
 import { FIXTURES } from "../harness/repo-root.js";
 import { readSafetensors, rowOf, writeUnionFixture, type StoredTensor } from "../harness/tokenizer-fixtures.js";
+import { outputShardFiles } from "../harness/output-shards.js";
 
 let dir: string;
 let fx: { base: string; chat: string; tool: string };
@@ -35,9 +36,8 @@ async function merge(name: string, yaml: string): Promise<{ out: string; tensors
   const out = join(dir, name);
   const r = await runCli(["merge", cfg, "-o", out]);
   assert.equal(r.code, 0, r.stderr);
-  const idx = JSON.parse(await readFile(join(out, "model.safetensors.index.json"), "utf8")) as { weight_map: Record<string, string> };
-  const tensors = new Map<string, StoredTensor>();
-  for (const file of new Set(Object.values(idx.weight_map))) for (const [k, v] of await readSafetensors(join(out, file))) tensors.set(k, v);
+    const tensors = new Map<string, StoredTensor>();
+  for (const file of await outputShardFiles(out)) for (const [k, v] of await readSafetensors(join(out, file))) tensors.set(k, v);
   return { out, tensors, stderr: r.stderr };
 }
 
