@@ -12,6 +12,7 @@ import type { MergeMethodRegistry } from "../../worker/merge/merge-method-regist
 import type { ParamSpecs } from "../../worker/merge/params.js";
 import type { Checkpoint, CheckpointTensor } from "../../worker/storage/checkpoint.js";
 import { openModel } from "../../worker/storage/hub/open-model.js";
+import { fetchAdapterFiles } from "../../worker/storage/hub/fetch-adapter-files.js";
 import { resolveModelReference as resolveHubReference, type ResolvedModel } from "../../worker/storage/hub/resolve-model-reference.js";
 import { checkMergekitNumerics, mergekitComputeDtype, type NumericsMode } from "../../worker/numerics/numerics-mode.js";
 import { modelLocation } from "../../worker/storage/model-location.js";
@@ -122,7 +123,14 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     [...refs].map(async (r) => {
       const lora = splitModelRef(r).lora;
       if (lora === undefined) return;
-      const a = await openLoraAdapter(lora);
+      // A Hub adapter (org/adapter[@rev]) is pinned like a model and read from the HF cache (small files, downloaded whole).
+      const where = await resolveHubReference(lora, { pins: opts.pins });
+      let dir: string | undefined;
+      if (where.kind === "hub") {
+        pins[lora] = where.sha;
+        dir = (await fetchAdapterFiles(where.repo, where.revision, where.sha)).dir;
+      }
+      const a = await openLoraAdapter(lora, dir);
       warnings.push(...a.warnings);
       adapters.set(r, a);
     }),
@@ -143,12 +151,14 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
   let outDtype: FloatDType | undefined;
   let numLayers: number | undefined;
   for (const mod of modules) {
+    // mergekit names the one module of a single-module architecture "default": the whole model.
+    const whole = mod.name === "" || (mod.name === "default" && modules.length === 1);
     const layouts = new Map<string, TensorLayout>();
-    for (const r of refs) layouts.set(r, mod.name === "" ? classifyTensors(checkpoints.get(r)!.tensors.keys()) : classifyModuleTensors(mod.name, checkpoints.get(r)!.tensors.keys()));
+    for (const r of refs) layouts.set(r, whole ? classifyTensors(checkpoints.get(r)!.tensors.keys()) : classifyModuleTensors(mod.name, checkpoints.get(r)!.tensors.keys()));
     const numLayersOf = (ref: string): number => {
       const ck = checkpoints.get(ref)!;
       const n = ck.config?.num_hidden_layers;
-      return typeof n === "number" && mod.name === "" ? n : layouts.get(ref)!.numLayers;
+      return typeof n === "number" && whole ? n : layouts.get(ref)!.numLayers;
     };
     const at = (path: string) => (mod.name === "" ? path : `modules.${mod.name}.${path}`);
 
@@ -164,7 +174,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
             `[${range[0]}, ${range[1]}] is beyond model '${src.model}', which has ${n} layers; use a range within [0, ${n}]`,
           );
         }
-        if (mod.name === "") assertLayersPresent(checkpoints.get(src.model)!, src.model, range, n);
+        if (whole) assertLayersPresent(checkpoints.get(src.model)!, src.model, range, n);
         return { ...src, layerRange: range };
       }),
     }));
@@ -194,9 +204,9 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     // Every tensor name any source model has: a tensor only the second model holds is then
     // reported as missing from the first instead of being silently left out of the output.
     const allNames = new Set([...refs].flatMap((r) => [...checkpoints.get(r)!.tensors.keys()]));
-    const layout = mod.name === "" ? classifyTensors(allNames) : classifyModuleTensors(mod.name, allNames);
+    const layout = whole ? classifyTensors(allNames) : classifyModuleTensors(mod.name, allNames);
     layout.layerPrefix = layouts.get(modFirst)!.layerPrefix;
-    if (mod.name !== "" && layout.pre.length + layout.post.length + layout.layerSuffixes.length === 0) {
+    if (!whole && layout.pre.length + layout.post.length + layout.layerSuffixes.length === 0) {
       throw new ConfigError(`modules.${mod.name}`, `model '${modFirst}' has no tensors of module '${mod.name}' (modules: text_decoder, vision_tower, multi_modal_projector, or a tensor-name prefix)`);
     }
 
@@ -325,7 +335,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     }
     for (const name of layout.post) planTensor(name, last.sources.map(() => name), last.sources, last, 0, -2);
     // The output config's layer count is the text decoder's (the only module, or the one so named).
-    if (mod.name === "" || mod.name === "text_decoder" || numLayers === undefined) numLayers = outLayer;
+    if (whole || mod.name === "text_decoder" || numLayers === undefined) numLayers = outLayer;
   }
   if (tensors.length === 0) {
     throw new MergeloomError("CHECKPOINT_MISSING", `plan: the models hold no tensors to merge for this config; check the model paths and layer ranges`);

@@ -95,8 +95,8 @@ function isTargeted(cfg: AdapterConfig, module: string): boolean {
   return m !== null && wanted.includes(Number(m[1]));
 }
 
-export async function openLoraAdapter(ref: string): Promise<LoraAdapter> {
-  const location = resolveAdapterReference(ref);
+export async function openLoraAdapter(ref: string, localDir?: string): Promise<LoraAdapter> {
+  const location = localDir ?? resolveAdapterReference(ref);
   const cfg = await readAdapterConfig(location, ref);
   const file = isHttpUri(location) ? new URL("adapter_model.safetensors", location.endsWith("/") ? location : `${location}/`).href : join(location, "adapter_model.safetensors");
   if (cfg.peft_type !== undefined && cfg.peft_type !== "LORA") {

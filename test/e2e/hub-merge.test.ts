@@ -16,6 +16,7 @@ import { FIXTURES } from "../harness/repo-root.js";
 import { runCli, type CliResult } from "../harness/run-cli.js";
 import { startTestHub, type TestHub } from "../harness/hub-server.js";
 import { venvPython } from "../harness/python-venv.js";
+import { writeLoraAdapter } from "../harness/lora-fixtures.js";
 
 const F = (m: string) => join(FIXTURES, m);
 const TOKEN = "hf_testTOKENs3cr3t0123456789";
@@ -136,7 +137,24 @@ describe("Hub references", () => {
     const r = await runCli(["plan", cfg, "--json"], { env: env() });
     assert.equal(JSON.parse(r.stdout).pins["arith/moving"], other);
   });
+  test("a Hub LoRA adapter (model+org/adapter@rev) is pinned and merges like the same adapter on disk", async () => {
+    await writeLoraAdapter(join(dir, "adapter-src"));
+    const sha = await hub.addCommit("arith/lora", join(dir, "adapter-src"), { tags: ["v1"] });
+    const cfgOf = async (name: string, ref: string) => {
+      const p = join(dir, `${name}.yml`);
+      await writeFile(p, `merge_method: linear\nmodels:\n  - model: ${JSON.stringify(ref)}\n    parameters: { weight: 1.0 }\ndtype: float32\n`);
+      return p;
+    };
+    const local = await merge(await cfgOf("lora-local", `${F("base")}+${join(dir, "adapter-src")}`), "lora-local");
+    assert.equal(local.code, 0, local.stderr);
+    const remote = await merge(await cfgOf("lora-hub", "arith/base+arith/lora@v1"), "lora-hub");
+    assert.equal(remote.code, 0, remote.stderr);
+    assert.ok((await tensorsOf("lora-hub")).equals(await tensorsOf("lora-local")), "Hub adapter output differs from the local adapter's");
+    const card = await readFile(join(dir, "lora-hub", "README.md"), "utf8");
+    assert.ok(card.includes(sha), "the model card names the adapter's pinned commit");
+  });
 });
+
 
 describe("the Hugging Face cache", () => {
   let cache: string;
