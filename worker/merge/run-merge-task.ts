@@ -67,6 +67,12 @@ export class LocalMergeExecutor implements MergeExecutor {
         idleTimeout: 60_000,
         workerData: { http: opts.http ?? {} },
       });
+      // An abort pops the task from piscina before its thread finishes; the thread's late reply then
+      // has no task and piscina emits it as a pool 'error' (an uncaught exception without this
+      // listener). That reply is stale by design: drop it; surface any other pool error.
+      this.pool.on("error", (err: Error) => {
+        if (!err.message.startsWith("Unexpected message from Worker")) process.emitWarning(err);
+      });
     } else {
       this.io = new TensorIO(createRemoteReader({ http: opts.http }));
     }
