@@ -12,8 +12,8 @@
  *   node dist/bench/dispatch-overhead.js [--tasks 5000] [--repeat 3] [--concurrency 1]
  *        [--setups memory,nats-inproc,nats-1proc,nats-2proc]
  */
-import { MemoryBroker, MemoryTransport } from "../proto/memory-transport.js";
-import type { Transport } from "../proto/transport.js";
+import { MemoryBroker, MemoryTransport } from "../transport/memory-transport.js";
+import type { Transport } from "../transport/transport.js";
 import { TransportDispatcher } from "../coordinator/dispatch/transport-dispatcher.js";
 import { MergeWorker } from "../worker/runtime/merge-worker.js";
 import { startNatsServer } from "../test/harness/nats-server.js";

@@ -18,13 +18,13 @@ import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, ftruncateSync, symlinkSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildSafetensorsHeader } from "../proto/safetensors.js";
-import { openSyntheticCheckpoint } from "../worker/storage/synthetic-checkpoint.js";
+import { buildSafetensorsHeader } from "../engine/tensor/safetensors.js";
+import { openSyntheticCheckpoint } from "../engine/storage/synthetic-checkpoint.js";
 import { startTestHub } from "../test/harness/hub-server.js";
 import { startNatsServer } from "../test/harness/nats-server.js";
 import { makeSyntheticCheckpoints, parseFlag, repoRoot } from "./make-synthetic-checkpoints.js";
-import { configureHub, hubSettingsFromEnv } from "../worker/storage/hub/hub-settings.js";
-import { loadConfig, planMerge } from "../coordinator/merge/run-merge-job.js";
+import { configureHub, hubSettingsFromEnv } from "../engine/storage/hub/hub-settings.js";
+import { loadConfig, planMerge } from "../engine/job/run-merge-job.js";
 
 const ROOT = repoRoot();
 const CLI = join(ROOT, "bin", "mergeloom.js");

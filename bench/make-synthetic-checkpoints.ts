@@ -14,8 +14,8 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildSafetensorsHeader, type HeaderEntryInput } from "../proto/safetensors.js";
-import { hashKey } from "../worker/tensor/random.js";
+import { buildSafetensorsHeader, type HeaderEntryInput } from "../engine/tensor/safetensors.js";
+import { hashKey } from "../engine/tensor/random.js";
 
 export interface SyntheticOptions {
   /** Minimum bytes of tensor data per checkpoint, in GB (1e9 bytes). */

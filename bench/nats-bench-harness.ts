@@ -6,9 +6,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { cpus, availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { MergeTask, MergeTaskResult } from "../proto/merge-task.js";
-import type { MergeExecutor } from "../worker/merge/run-merge-task.js";
+import type { MergeExecutor } from "../engine/driver/run-merge-task.js";
 import type { PeerRole } from "../proto/codec.js";
-import { connectNatsTransport, NatsTransport } from "../proto/nats-transport.js";
+import { connectNatsTransport, NatsTransport } from "../transport/nats-transport.js";
 import { repoRoot } from "./make-synthetic-checkpoints.js";
 
 /** Returns an empty result at once: the worker still decodes, checks KV, records and acks. */

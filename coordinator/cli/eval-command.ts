@@ -3,8 +3,8 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { MergeloomError } from "../../proto/errors.js";
-import { evaluateModelDir } from "../../worker/eval/evaluate-model.js";
-import { loadWeightsF32 } from "../eval/load-weights.js";
+import { evaluateModelDir } from "../../engine/eval/evaluate-model.js";
+import { loadWeightsF32 } from "../../engine/eval/load-weights.js";
 import { parseIntFlag } from "./parse-size.js";
 
 export interface EvalReport {

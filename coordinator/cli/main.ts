@@ -6,7 +6,7 @@
 import { Command, Option } from "commander";
 import { MergeloomError, errorMessage } from "../../proto/errors.js";
 import { capEchoes } from "../../proto/cap-echoes.js";
-import { redactUrls } from "../../proto/nats-url.js";
+import { redactUrls } from "../../transport/nats-url.js";
 import { parseIntFlag, parseSize } from "./parse-size.js";
 import { registerMergeCommands } from "./merge-commands.js";
 import { registerEvalCommand } from "./eval-command.js";

@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { MergeloomError } from "../../proto/errors.js";
-import type { NatsConnectOptions } from "../../proto/nats-transport.js";
+import type { NatsConnectOptions } from "../../transport/nats-transport.js";
 
 export interface NatsFlags {
   nats?: string;

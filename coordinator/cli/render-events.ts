@@ -1,6 +1,6 @@
 /** Renders merge events: a progress bar (tensors, bytes, rate, ETA) on a TTY, JSON lines with --json. */
 import cliProgress from "cli-progress";
-import type { MergeEvent, MergeEventSink } from "../merge/merge-events.js";
+import type { MergeEvent, MergeEventSink } from "../../engine/job/merge-events.js";
 import { capEchoes } from "../../proto/cap-echoes.js";
 
 /** Warnings echo config values too: capped like error messages. */

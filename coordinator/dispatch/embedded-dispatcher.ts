@@ -2,14 +2,14 @@
  * The embedded default: the same coordinator → transport → worker path as a cluster, with the
  * in-memory transport and one in-process worker that owns the merge threads.
  */
-import { MemoryBroker, MemoryTransport } from "../../proto/memory-transport.js";
+import { MemoryBroker, MemoryTransport } from "../../transport/memory-transport.js";
 import { MergeWorker } from "../../worker/runtime/merge-worker.js";
-import { LocalMergeExecutor } from "../../worker/merge/run-merge-task.js";
+import { LocalMergeExecutor } from "../../engine/driver/run-merge-task.js";
 import { TransportDispatcher } from "./transport-dispatcher.js";
-import { traced } from "../../proto/tracing/traced-transport.js";
-import type { Transport } from "../../proto/transport.js";
-import type { MergeEventSink } from "../merge/merge-events.js";
-import type { HttpOptions } from "../../worker/storage/http-byte-source.js";
+import { traced } from "../../transport/traced-transport.js";
+import type { Transport } from "../../transport/transport.js";
+import type { MergeEventSink } from "../../engine/job/merge-events.js";
+import type { HttpOptions } from "../../engine/storage/http-byte-source.js";
 
 export class EmbeddedDispatcher extends TransportDispatcher {
   private constructor(

@@ -9,13 +9,13 @@ import { errorMessage, MergeloomError, ProtocolError } from "../../proto/errors.
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { JobRecord, TaskOutcome } from "../../proto/records.js";
 import { buckets, headers as H, PROTOCOL_VERSION, subjects } from "../../proto/subjects.js";
-import type { KvBucket, Stoppable, Transport } from "../../proto/transport.js";
-import { KvConflictError } from "../../proto/transport-errors.js";
+import type { KvBucket, Stoppable, Transport } from "../../transport/transport.js";
+import { KvConflictError } from "../../transport/transport-errors.js";
 import { fromWireError } from "../../proto/wire-error.js";
 import { outputObjectName, taskKey } from "../../worker/runtime/merge-worker.js";
 import { open, type FileHandle } from "node:fs/promises";
-import type { MergeEventSink } from "../merge/merge-events.js";
-import type { TaskDispatcher } from "../merge/run-merge-job.js";
+import type { MergeEventSink } from "../../engine/job/merge-events.js";
+import type { TaskDispatcher } from "../../engine/job/run-merge-job.js";
 
 /** Task publishes awaiting their JetStream ack at once. */
 const PUBLISH_WINDOW = 256;

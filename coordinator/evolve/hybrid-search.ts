@@ -16,8 +16,8 @@
  */
 import { copyFile, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
-import { parseMergeConfig } from "../config/parse-merge-config.js";
+import { createDefaultRegistry } from "../../engine/methods/all-methods.js";
+import { parseMergeConfig } from "../../engine/config/parse-merge-config.js";
 import { writeCandidateCheckpoint } from "../../worker/runtime/write-candidate.js";
 import type { CandidateEvaluator } from "./candidate-evaluator.js";
 import { runEvolve, type EvolveEvent, type EvolveResult } from "./run-evolve.js";

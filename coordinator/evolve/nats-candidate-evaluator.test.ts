@@ -4,12 +4,12 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { MemoryTransport } from "../../proto/memory-transport.js";
+import { MemoryTransport } from "../../transport/memory-transport.js";
 import type { EvalOutcome } from "../../proto/records.js";
 import { buckets, consumers, subjects } from "../../proto/subjects.js";
-import type { KvBucket } from "../../proto/transport.js";
+import type { KvBucket } from "../../transport/transport.js";
 import { FIXTURES } from "../../test/harness/repo-root.js";
-import type { FitnessSpec } from "../../worker/eval/fitness/fitness-spec.js";
+import type { FitnessSpec } from "../../engine/eval/fitness/fitness-spec.js";
 import { EVAL_BUCKET_OPTIONS, EvalWorker, evalKey } from "../../worker/runtime/eval-worker.js";
 import type { Candidate } from "./candidate-evaluator.js";
 import { LocalCandidateEvaluator } from "./local-candidate-evaluator.js";

@@ -12,10 +12,10 @@ import { createHash } from "node:crypto";
 import { MergeloomError } from "../../proto/errors.js";
 import type { EvalFitnessSpec, EvalOutcome, EvalTask } from "../../proto/records.js";
 import { buckets, consumers, headers as H, subjects } from "../../proto/subjects.js";
-import type { KvBucket, Stoppable, Transport } from "../../proto/transport.js";
-import { KvConflictError } from "../../proto/transport-errors.js";
-import { combineScores, type FitnessSpec } from "../../worker/eval/fitness/fitness-spec.js";
-import { scorersUsed } from "../../worker/eval/fitness/scorers.js";
+import type { KvBucket, Stoppable, Transport } from "../../transport/transport.js";
+import { KvConflictError } from "../../transport/transport-errors.js";
+import { combineScores, type FitnessSpec } from "../../engine/eval/fitness/fitness-spec.js";
+import { scorersUsed } from "../../engine/eval/fitness/scorers.js";
 import { EVAL_BUCKET_OPTIONS, evalKey } from "../../worker/runtime/eval-worker.js";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
 

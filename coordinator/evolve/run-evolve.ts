@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError, MergeloomError } from "../../proto/errors.js";
-import { openModel } from "../../worker/storage/hub/open-model.js";
+import { openModel } from "../../engine/storage/hub/open-model.js";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
 import { candidateYaml } from "./candidate-yaml.js";
 import { CmaEs, type CmaState } from "./cma-es.js";

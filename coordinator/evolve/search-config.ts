@@ -6,7 +6,7 @@
 import { resolve } from "node:path";
 import { parseDocument, stringify } from "yaml";
 import { ConfigError } from "../../proto/errors.js";
-import type { FitnessSpec, FitnessTask, FitnessTaskKind } from "../../worker/eval/fitness/fitness-spec.js";
+import type { FitnessSpec, FitnessTask, FitnessTaskKind } from "../../engine/eval/fitness/fitness-spec.js";
 import { DFS_DEFAULT_SIGMA0, parseDfsGenome, type DfsGenomeDefinition } from "./dfs/dfs-genome.js";
 import { METHOD_PARAMS, type GenomeDefinition, type GenomeMergeMethod } from "./genome.js";
 

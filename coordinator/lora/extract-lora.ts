@@ -11,12 +11,12 @@ import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { DTYPE_BYTES, isFloatDType, type DType } from "../../proto/dtype.js";
 import { CheckpointError, MergeloomError } from "../../proto/errors.js";
-import { buildSafetensorsHeader } from "../../proto/safetensors.js";
-import { TensorIO } from "../../worker/merge/tensor-io.js";
-import { openCheckpoint, type CheckpointTensor } from "../../worker/storage/checkpoint.js";
-import { decodeToF32, encodeFromF32 } from "../../worker/tensor/convert.js";
-import { resolveModelReference } from "../plan/model-ref.js";
-import { isEmbeddingTensor } from "../tokenizer/plan-embeddings.js";
+import { buildSafetensorsHeader } from "../../engine/tensor/safetensors.js";
+import { TensorIO } from "../../engine/driver/tensor-io.js";
+import { openCheckpoint, type CheckpointTensor } from "../../engine/storage/checkpoint.js";
+import { decodeToF32, encodeFromF32 } from "../../engine/tensor/convert.js";
+import { resolveModelReference } from "../../engine/plan/model-ref.js";
+import { isEmbeddingTensor } from "../../engine/tokenizer/plan-embeddings.js";
 import { randomizedSvd } from "./randomized-svd.js";
 
 export interface ExtractOptions {

@@ -177,7 +177,7 @@ describe("chart templates (regex-level scan, no helm)", () => {
 
 describe("worker-side scorers in the chart", () => {
   test("worker.scorers renders to the scorers file mergeloom worker --scorers-file reads", async () => {
-    const { parseScorersDocument } = await import("../../worker/eval/fitness/scorers.js");
+    const { parseScorersDocument } = await import("../../engine/eval/fitness/scorers.js");
     const { stringify } = await import("yaml");
     const scorers = (fullValues.worker as { scorers: Record<string, unknown> }).scorers;
     // the ConfigMap's data is `dict "scorers" .Values.worker.scorers | toYaml`

@@ -13,10 +13,10 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MergeloomError } from "../../proto/errors.js";
-import { parseMergeConfig } from "../../coordinator/config/parse-merge-config.js";
-import { planMerge, runMergeJob } from "../../coordinator/merge/run-merge-job.js";
+import { parseMergeConfig } from "../../engine/config/parse-merge-config.js";
+import { planMerge, runMergeJob } from "../../engine/job/run-merge-job.js";
 import { EmbeddedDispatcher } from "../../coordinator/dispatch/embedded-dispatcher.js";
-import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
+import { createDefaultRegistry } from "../../engine/methods/all-methods.js";
 import { runCli } from "../harness/run-cli.js";
 import { tinyLlamaTensors, writeFakeCheckpoint } from "../harness/synthetic-checkpoint.js";
 import { readRawTensors, type RawTensor } from "../harness/rewrite-checkpoint.js";

@@ -14,12 +14,12 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument, visit } from "yaml";
-import { LocalDispatcher } from "../../coordinator/dispatch/local-dispatcher.js";
-import { parseMergeConfig } from "../../coordinator/config/parse-merge-config.js";
-import { runMergeJob } from "../../coordinator/merge/run-merge-job.js";
-import { createDefaultRegistry } from "../../worker/merge/all-methods.js";
-import { parseHeaderLength, parseSafetensorsHeader } from "../../proto/safetensors.js";
-import { readCheckpointF32 } from "../../worker/eval/test-weights.js";
+import { LocalDispatcher } from "../../engine/job/local-dispatcher.js";
+import { parseMergeConfig } from "../../engine/config/parse-merge-config.js";
+import { runMergeJob } from "../../engine/job/run-merge-job.js";
+import { createDefaultRegistry } from "../../engine/methods/all-methods.js";
+import { parseHeaderLength, parseSafetensorsHeader } from "../../engine/tensor/safetensors.js";
+import { readCheckpointF32 } from "../../engine/eval/test-weights.js";
 import { REPO_ROOT } from "../harness/repo-root.js";
 import { standInTensorNames, writeLoraStandIn, writeStandIn, type StandInArch } from "../harness/stand-in-checkpoints.js";
 

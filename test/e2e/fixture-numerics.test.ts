@@ -11,9 +11,9 @@ import { readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadConfig, runMergeJob } from "../../coordinator/merge/run-merge-job.js";
-import { LocalDispatcher } from "../../coordinator/dispatch/local-dispatcher.js";
-import { loadWeightsF32, type WeightMap } from "../../coordinator/eval/load-weights.js";
+import { loadConfig, runMergeJob } from "../../engine/job/run-merge-job.js";
+import { LocalDispatcher } from "../../engine/job/local-dispatcher.js";
+import { loadWeightsF32, type WeightMap } from "../../engine/eval/load-weights.js";
 
 // Works from test/e2e/ (tsx) and from dist/test/e2e/ (compiled).
 function findRepoRoot(): string {

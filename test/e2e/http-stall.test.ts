@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile, mkdir, cp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { StorageError } from "../../proto/errors.js";
-import { backoffDelayMs, HttpByteSource } from "../../worker/storage/http-byte-source.js";
+import { backoffDelayMs, HttpByteSource } from "../../engine/storage/http-byte-source.js";
 import { runCli } from "../harness/run-cli.js";
 import { FIXTURES } from "../harness/repo-root.js";
 import { startSlowServer } from "../harness/slow-http-server.js";

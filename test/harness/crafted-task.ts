@@ -8,9 +8,9 @@ import { lstat, mkdtemp, readdir, readFile, readlink, truncate, writeFile } from
 import { join } from "node:path";
 import type { MergeTask } from "../../proto/merge-task.js";
 import type { TaskOutcome } from "../../proto/records.js";
-import type { KvBucket } from "../../proto/transport.js";
-import { buildSafetensorsHeader } from "../../proto/safetensors.js";
-import { writeJobMarker } from "../../worker/storage/job-marker.js";
+import type { KvBucket } from "../../transport/transport.js";
+import { buildSafetensorsHeader } from "../../engine/tensor/safetensors.js";
+import { writeJobMarker } from "../../engine/output/job-marker.js";
 import { writeFakeCheckpoint } from "./synthetic-checkpoint.js";
 
 const SHAPE = [4, 4];

@@ -7,7 +7,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { buildSafetensorsHeader } from "../../proto/safetensors.js";
+import { buildSafetensorsHeader } from "../../engine/tensor/safetensors.js";
 import type { DType } from "../../proto/dtype.js";
 import type { StoredTensor } from "./tokenizer-fixtures.js";
 

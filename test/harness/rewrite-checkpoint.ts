@@ -1,7 +1,7 @@
 /** Copies a single-file safetensors checkpoint with its tensors edited (dropped, renamed, retyped) for tests. */
 import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { buildSafetensorsHeader } from "../../proto/safetensors.js";
+import { buildSafetensorsHeader } from "../../engine/tensor/safetensors.js";
 import type { DType } from "../../proto/dtype.js";
 
 export interface RawTensor {

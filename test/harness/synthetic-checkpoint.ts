@@ -1,7 +1,7 @@
 /** Writes small seeded checkpoints (and deliberately broken ones) for tests. */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { buildSafetensorsHeader } from "../../proto/safetensors.js";
+import { buildSafetensorsHeader } from "../../engine/tensor/safetensors.js";
 import type { DType } from "../../proto/dtype.js";
 
 export interface FakeTensor {

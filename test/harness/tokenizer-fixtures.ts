@@ -6,7 +6,7 @@
  */
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { buildSafetensorsHeader } from "../../proto/safetensors.js";
+import { buildSafetensorsHeader } from "../../engine/tensor/safetensors.js";
 import type { DType } from "../../proto/dtype.js";
 import { FIXTURES } from "./repo-root.js";
 

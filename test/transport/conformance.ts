@@ -10,8 +10,8 @@ import { MergeloomError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { JobRecord } from "../../proto/records.js";
 import { subjects } from "../../proto/subjects.js";
-import type { AbandonedTask, Delivery, KvChange, Received, Transport } from "../../proto/transport.js";
-import { KvConflictError } from "../../proto/transport-errors.js";
+import type { AbandonedTask, Delivery, KvChange, Received, Transport } from "../../transport/transport.js";
+import { KvConflictError } from "../../transport/transport-errors.js";
 
 export type TransportFactory = () => Promise<Transport>;
 

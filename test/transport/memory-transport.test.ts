@@ -1,4 +1,4 @@
-import { MemoryTransport } from "../../proto/memory-transport.js";
+import { MemoryTransport } from "../../transport/memory-transport.js";
 import { describeTransportConformance } from "./conformance.js";
 
 describeTransportConformance("memory", async () => new MemoryTransport());

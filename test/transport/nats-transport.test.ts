@@ -1,7 +1,7 @@
 import { before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { connectNatsTransport } from "../../proto/nats-transport.js";
+import { connectNatsTransport } from "../../transport/nats-transport.js";
 import { subjects } from "../../proto/subjects.js";
 import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.js";
 import { describeTransportConformance } from "./conformance.js";

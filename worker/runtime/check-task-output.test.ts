@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MergeTask } from "../../proto/merge-task.js";
-import { writeJobMarker } from "../storage/job-marker.js";
+import { writeJobMarker } from "../../engine/output/job-marker.js";
 import { checkTaskOutput } from "./check-task-output.js";
 
 let root: string;

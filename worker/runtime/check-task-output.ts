@@ -13,8 +13,8 @@ import { lstat } from "node:fs/promises";
 import { basename, dirname, isAbsolute } from "node:path";
 import { MergeloomError } from "../../proto/errors.js";
 import type { MergeTask } from "../../proto/merge-task.js";
-import { localPath } from "../merge/tensor-io.js";
-import { readJobMarker, TEMP_OUTPUT_TAG } from "../storage/job-marker.js";
+import { localPath } from "../../engine/driver/tensor-io.js";
+import { readJobMarker, TEMP_OUTPUT_TAG } from "../../engine/output/job-marker.js";
 
 export class OutputRefusedError extends MergeloomError {
   constructor(task: MergeTask, dest: string, defect: string) {

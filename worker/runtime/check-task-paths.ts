@@ -5,9 +5,9 @@
  */
 import { PathEscapeError } from "../../proto/errors.js";
 import type { MergeTask, TensorSpec } from "../../proto/merge-task.js";
-import { localPath } from "../merge/tensor-io.js";
-import { assertInsideRoots } from "../storage/storage-roots.js";
-import { isHubUri, parsePinnedHubUri } from "../storage/hub/hub-reference.js";
+import { localPath } from "../../engine/driver/tensor-io.js";
+import { assertInsideRoots } from "../../engine/storage/storage-roots.js";
+import { isHubUri, parsePinnedHubUri } from "../../engine/storage/hub/hub-reference.js";
 
 /** Checks each URI that names a local path; `..` segments are refused outright. */
 export async function checkPathsInsideRoots(uris: Iterable<string>, roots: readonly string[]): Promise<void> {

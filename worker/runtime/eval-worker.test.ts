@@ -5,12 +5,12 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LocalCandidateEvaluator } from "../../coordinator/evolve/local-candidate-evaluator.js";
-import { MemoryTransport } from "../../proto/memory-transport.js";
+import { MemoryTransport } from "../../transport/memory-transport.js";
 import type { EvalOutcome, EvalTask } from "../../proto/records.js";
 import { buckets, subjects } from "../../proto/subjects.js";
-import type { KvBucket } from "../../proto/transport.js";
+import type { KvBucket } from "../../transport/transport.js";
 import { FIXTURES } from "../../test/harness/repo-root.js";
-import type { FitnessSpec } from "../eval/fitness/fitness-spec.js";
+import type { FitnessSpec } from "../../engine/eval/fitness/fitness-spec.js";
 import { EVAL_BUCKET_OPTIONS, EvalWorker, evalKey } from "./eval-worker.js";
 
 const fitness: FitnessSpec = {

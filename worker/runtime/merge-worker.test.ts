@@ -1,12 +1,12 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Packr } from "msgpackr";
-import { MemoryBroker, MemoryTransport } from "../../proto/memory-transport.js";
+import { MemoryBroker, MemoryTransport } from "../../transport/memory-transport.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { TaskOutcome, WorkerRecord } from "../../proto/records.js";
 import { buckets, headers as H, subjects } from "../../proto/subjects.js";
 import { TransportDispatcher } from "../../coordinator/dispatch/transport-dispatcher.js";
-import type { MergeExecutor } from "../merge/run-merge-task.js";
+import type { MergeExecutor } from "../../engine/driver/run-merge-task.js";
 import { MergeWorker, taskKey } from "./merge-worker.js";
 
 /** Finishes every task at once without touching storage. */

@@ -13,11 +13,11 @@ import { errorMessage, isPermanent, MergeloomError, ProtocolError } from "../../
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { TaskOutcome, WorkerRecord } from "../../proto/records.js";
 import { buckets, headers as H, PROTOCOL_VERSION, subjects } from "../../proto/subjects.js";
-import type { Delivery, KvBucket, KvEntry, Stoppable, Transport } from "../../proto/transport.js";
+import type { Delivery, KvBucket, KvEntry, Stoppable, Transport } from "../../transport/transport.js";
 import { toWireError } from "../../proto/wire-error.js";
-import { ALL_METHODS } from "../merge/all-methods.js";
-import { LocalMergeExecutor, type MergeExecutor } from "../merge/run-merge-task.js";
-import type { HttpOptions } from "../storage/http-byte-source.js";
+import { ALL_METHODS } from "../../engine/methods/all-methods.js";
+import { LocalMergeExecutor, type MergeExecutor } from "../../engine/driver/run-merge-task.js";
+import type { HttpOptions } from "../../engine/storage/http-byte-source.js";
 import type { WorkerMetrics } from "../ops/worker-metrics.js";
 import { checkTaskPaths } from "./check-task-paths.js";
 import { checkTaskOutput } from "./check-task-output.js";

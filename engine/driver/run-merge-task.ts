@@ -1,0 +1,220 @@
+/**
+ * Runs one MergeTask: splits it into per-tensor (or per-row-chunk) jobs, runs them on a thread
+ * pool (or inline with threads = 0), and collects the result. Memory stays bounded because a job
+ * only describes its inputs; bytes are read inside the thread that merges them.
+ */
+import { createHash } from "node:crypto";
+import { context, trace, type Attributes } from "@opentelemetry/api";
+import { ATTR_BYTES_READ, ATTR_BYTES_WRITTEN, ATTR_JOB_ID, ATTR_TASK_ID, ATTR_TENSOR_COUNT, mergeloomTracer, SPAN_NAMES } from "../../proto/tracing/in-span.js";
+import { availableParallelism } from "node:os";
+import { Piscina } from "piscina";
+import { numelOf } from "../../proto/dtype.js";
+import { MergeloomError } from "../../proto/errors.js";
+import type { MergeTask, MergeTaskResult, TensorResult, TensorTask } from "../../proto/merge-task.js";
+import { createDefaultRegistry } from "../methods/all-methods.js";
+import { isElementwise, mergeTensor, type StageTimes, rowElems, rowsOf, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
+import type { MergeMethodRegistry } from "../methods/merge-method-registry.js";
+import { TensorIO } from "./tensor-io.js";
+import type { ThreadReply } from "./tensor-thread.js";
+import { fromWireError } from "../../proto/wire-error.js";
+import { createRemoteReader } from "./remote-reader.js";
+import { countedMergeTensor } from "./counted-merge-tensor.js";
+import type { HttpOptions } from "../storage/http-byte-source.js";
+
+/** Row chunks of about this many elements; fixed (not thread-dependent) so results never change. */
+export const CHUNK_ELEMENTS = 1 << 22;
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  /** Called after each tensor completes, with its output byte count. */
+  onTensor?: (name: string, bytes: number, bytesRead: number) => void;
+}
+
+export interface MergeExecutor {
+  run(task: MergeTask, opts?: RunOptions): Promise<MergeTaskResult>;
+  close(): Promise<void>;
+}
+
+/** Splits a tensor into jobs: row chunks for elementwise methods, else the whole tensor. */
+export function jobsFor(tensor: TensorTask, seed: number, registry: MergeMethodRegistry): TensorJob[] {
+  const numel = numelOf(tensor.shape);
+  if (numel <= CHUNK_ELEMENTS || !registry.has(tensor.method) || !isElementwise(registry.get(tensor.method), tensor)) {
+    return [{ tensor, seed }];
+  }
+  const rows = rowsOf(tensor.shape);
+  const per = Math.max(1, Math.floor(CHUNK_ELEMENTS / rowElems(tensor.shape)));
+  const jobs: TensorJob[] = [];
+  for (let r = 0; r < rows; r += per) jobs.push({ tensor, seed, rows: [r, Math.min(rows, r + per)] });
+  return jobs;
+}
+
+export class LocalMergeExecutor implements MergeExecutor {
+  private readonly pool?: Piscina;
+  private readonly registry: MergeMethodRegistry;
+  private readonly io?: TensorIO;
+
+  /** threads: worker threads to use; 0 merges in the calling thread (tests, tiny models). */
+  /** http: timeouts and retries for http(s) inputs (handed to every merge thread). */
+  constructor(opts: { threads?: number; http?: HttpOptions } = {}) {
+    const threads = opts.threads ?? availableParallelism();
+    this.threads = threads;
+    this.registry = createDefaultRegistry();
+    if (threads > 0) {
+      this.pool = new Piscina({
+        filename: new URL("./tensor-thread.js", import.meta.url).href,
+        minThreads: threads,
+        maxThreads: threads,
+        idleTimeout: 60_000,
+        workerData: { http: opts.http ?? {} },
+      });
+      // An abort pops the task from piscina before its thread finishes; the thread's late reply then
+      // has no task and piscina emits it as a pool 'error' (an uncaught exception without this
+      // listener). That reply is stale by design: drop it; surface any other pool error.
+      this.pool.on("error", (err: Error) => {
+        if (!err.message.startsWith("Unexpected message from Worker")) process.emitWarning(err);
+      });
+    } else {
+      this.io = new TensorIO(createRemoteReader({ http: opts.http }));
+    }
+  }
+
+  /** Inline jobs run one at a time, so memory holds one tensor's buffers, as with one thread. */
+  private inlineChain: Promise<unknown> = Promise.resolve();
+
+  readonly threads: number;
+
+  private runJob(job: TensorJob, signal?: AbortSignal): Promise<TensorJobResult> {
+    if (this.pool) {
+      return (this.pool.run(job, signal ? { signal } : {}) as Promise<ThreadReply>).then((r) => {
+        if (!r.ok) throw fromWireError(r.error);
+        return r.result;
+      });
+    }
+    const next = this.inlineChain.then(() => {
+      signal?.throwIfAborted();
+      return countedMergeTensor(() => mergeTensor(job, this.registry, this.io!)).finally(() => this.io!.endJob());
+    });
+    this.inlineChain = next.catch(() => {});
+    return next;
+  }
+
+  async run(task: MergeTask, opts: RunOptions = {}): Promise<MergeTaskResult> {
+    // One listener on the caller's signal per task, removed when the task settles, fans the abort
+    // out to the task's own signal; each tensor job gets a signal of its own (one listener each).
+    // Passing the caller's signal to every job put one listener per tensor on it at once: more
+    // than ten per layer on Qwen2/Gemma2 shapes (MaxListenersExceededWarning).
+    const jobAborts = new Set<AbortController>();
+    const onAbort = () => {
+      for (const c of jobAborts) c.abort(opts.signal?.reason);
+    };
+    opts.signal?.throwIfAborted();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await this.runTask(task, opts, jobAborts);
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private async runJobAbortable(job: TensorJob, aborts: Set<AbortController> | undefined): Promise<TensorJobResult> {
+    if (!aborts) return this.runJob(job);
+    const c = new AbortController();
+    aborts.add(c);
+    try {
+      return await this.runJob(job, c.signal);
+    } finally {
+      aborts.delete(c);
+    }
+  }
+
+  private async runTask(task: MergeTask, opts: RunOptions, aborts: Set<AbortController>): Promise<MergeTaskResult> {
+    const start = performance.now();
+    let bytesRead = 0;
+    let bytesWritten = 0;
+    const net = { networkBytes: 0, cacheBytes: 0, byHost: {} as Record<string, number> };
+    const stages: StageTimes[] = [];
+    const warnings: string[] = [];
+    const results: TensorResult[] = await Promise.all(
+      // Largest tensors first: the pool then ends on small jobs instead of one thread finishing a big one alone.
+      [...task.tensors].sort((a, b) => b.dest.byteLength - a.dest.byteLength).map(async (tensor) => {
+        const jobs = jobsFor(tensor, task.seed, this.registry);
+        const parts = await Promise.all(jobs.map((j) => this.runJobAbortable(j, opts.signal ? aborts : undefined)));
+        opts.signal?.throwIfAborted();
+        let tRead = 0;
+        let tWritten = 0;
+        for (const p of parts) {
+          tRead += p.bytesRead;
+          tWritten += p.bytesWritten;
+          if (p.stages) stages.push(p.stages);
+          if (p.hub) {
+            net.networkBytes += p.hub.networkBytes;
+            net.cacheBytes += p.hub.cacheBytes;
+            for (const [h, n] of Object.entries(p.hub.byHost)) net.byHost[h] = (net.byHost[h] ?? 0) + n;
+          }
+        }
+        // Once per tensor, however many row chunks saw it.
+        const w = parts.find((p) => p.warnings?.length)?.warnings;
+        if (w) warnings.push(...w);
+        bytesRead += tRead;
+        bytesWritten += tWritten;
+        const r: TensorResult = { name: tensor.name, byteLength: tensor.dest.byteLength };
+        if (parts[0].sha256 !== undefined) {
+          r.sha256 = parts.length === 1 ? parts[0].sha256 : combineDigests(parts.map((p) => p.sha256!));
+        }
+        opts.onTensor?.(tensor.name, tensor.dest.byteLength, tRead);
+        return r;
+      }),
+    ).catch((err: unknown) => {
+      if (opts.signal?.aborted) throw new MergeloomError("CANCELLED", `task ${task.taskId}: cancelled`, { cause: err });
+      throw err;
+    });
+    recordStageSpans(task, stages, bytesRead, bytesWritten, net);
+    const result: MergeTaskResult = { taskId: task.taskId, tensors: results, bytesRead, bytesWritten, durationMs: performance.now() - start };
+    if (net.networkBytes || net.cacheBytes) Object.assign(result, { networkBytes: net.networkBytes, cacheBytes: net.cacheBytes, hosts: net.byHost });
+    if (warnings.length) result.warnings = warnings;
+    return result;
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.destroy();
+    this.io?.close();
+  }
+}
+
+/**
+ * The task's load, merge and write stages as spans under the caller's active span (the worker's
+ * `process` span). Tensor jobs overlap across threads, so each span runs from the first job
+ * entering the stage to the last leaving it, and `mergeloom.busy_ms` sums the jobs' own time.
+ */
+function recordStageSpans(task: MergeTask, stages: readonly StageTimes[], bytesRead: number, bytesWritten: number, net: { networkBytes: number; cacheBytes: number; byHost: Record<string, number> }): void {
+  if (!stages.length || !trace.getSpan(context.active())?.isRecording()) return;
+  const tracer = mergeloomTracer();
+  const span = (name: string, from: (s: StageTimes) => number, to: (s: StageTimes) => number, attrs: Attributes) => {
+    let a = Infinity;
+    let b = -Infinity;
+    let busy = 0;
+    for (const s of stages) {
+      a = Math.min(a, from(s));
+      b = Math.max(b, to(s));
+      busy += to(s) - from(s);
+    }
+    tracer
+      .startSpan(name, { startTime: a, attributes: { [ATTR_TASK_ID]: task.taskId, [ATTR_JOB_ID]: task.jobId, [ATTR_TENSOR_COUNT]: task.tensors.length, "mergeloom.busy_ms": busy, ...attrs } })
+      .end(Math.max(a, b));
+  };
+  span(SPAN_NAMES.load, (s) => s.start, (s) => s.loaded, {
+    [ATTR_BYTES_READ]: bytesRead,
+    // Hub/HTTP inputs: how much came over the network (and from which hosts) vs a local cache.
+    "mergeloom.bytes.network": net.networkBytes,
+    "mergeloom.bytes.cache": net.cacheBytes,
+    ...(Object.keys(net.byHost).length ? { "server.address": Object.keys(net.byHost).sort().join(",") } : {}),
+  });
+  span(SPAN_NAMES.merge, (s) => s.loaded, (s) => s.merged, {});
+  span(SPAN_NAMES.write, (s) => s.merged, (s) => s.end, { [ATTR_BYTES_WRITTEN]: bytesWritten });
+}
+
+function combineDigests(digests: string[]): string {
+  const h = createHash("sha256");
+  for (const d of digests) h.update(d);
+  return h.digest("hex");
+}

@@ -1,0 +1,30 @@
+/**
+ * Entry module of a merge worker thread (run by piscina): each call merges one tensor or row chunk.
+ * The thread keeps its own registry, file descriptors and scratch buffers between calls. Errors
+ * come back as data: a thrown MergeloomError would lose its code and retryability crossing threads.
+ */
+import { toWireError } from "../../proto/wire-error.js";
+import type { WireError } from "../../proto/records.js";
+import { createDefaultRegistry } from "../methods/all-methods.js";
+import { mergeTensor, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
+import { TensorIO } from "./tensor-io.js";
+import { createRemoteReader } from "./remote-reader.js";
+import { countedMergeTensor } from "./counted-merge-tensor.js";
+import { workerData } from "piscina";
+import type { HttpOptions } from "../storage/http-byte-source.js";
+
+const registry = createDefaultRegistry();
+// The pool hands the process's HTTP timeouts and retries to each thread (functions cannot cross).
+const io = new TensorIO(createRemoteReader({ http: (workerData as { http?: HttpOptions } | undefined)?.http }));
+
+export type ThreadReply = { ok: true; result: TensorJobResult } | { ok: false; error: WireError };
+
+export default async function run(job: TensorJob): Promise<ThreadReply> {
+  try {
+    return { ok: true, result: await countedMergeTensor(() => mergeTensor(job, registry, io)) };
+  } catch (err) {
+    return { ok: false, error: toWireError(err) };
+  } finally {
+    io.endJob(); // a worker thread serves job after job: no output descriptor outlives its job
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * linear: Σ w_i·X_i, divided by Σ w_i when `normalize` (default true). Every input takes part,
+ * the base included when the config sets one (mergekit appends it as an ordinary source).
+ *
+ * Numerics are mergekit's fp32 ones: weights rounded to fp32 (it builds an fp32 weight tensor),
+ * each product w_i·x_i rounded to fp32 and summed in fp32 in input order, then divided by the fp32
+ * sum of the weights (`(weights * tensors).sum(0) / weights.sum(0)`).
+ */
+import { ParamError } from "../../proto/errors.js";
+import { defineMergeMethod, type MergeInput } from "./define-merge-method.js";
+import { kernelArena } from "../kernels/wasm-kernels.js";
+import { bool, num } from "./params.js";
+
+/** Weights with |Σw| below this count as summing to zero (mergekit would divide by ~0). */
+const ZERO_SUM = 1e-8;
+
+function weightsOf(tensorName: string, inputs: readonly Pick<MergeInput, "model" | "params">[]): number[] {
+  if (inputs.length === 0) throw new ParamError(`merge ${tensorName} with linear: no input models`);
+  return inputs.map((inp) => {
+    const w = inp.params.weight;
+    if (typeof w !== "number") {
+      throw new ParamError(
+        `merge ${tensorName} with linear: model '${inp.model}' has no weight; add a weight for it (parameters: {weight: ...} under that model, or a top-level weight)`,
+      );
+    }
+    return Math.fround(w);
+  });
+}
+
+function checkSum(tensorName: string, weights: readonly number[], normalize: boolean): void {
+  if (!normalize) return;
+  const sum = divisorOf(weights, true);
+  if (!(Math.abs(sum) >= ZERO_SUM)) {
+    throw new ParamError(
+      `merge ${tensorName} with linear: weights sum to ${sum} with normalize: true, so the result would be inf/nan; change the weights or set normalize: false`,
+    );
+  }
+}
+
+export const linear = defineMergeMethod({
+  name: "linear",
+  reference: "https://arxiv.org/abs/2203.05482",
+  params: { normalize: bool(true) },
+  modelParams: { weight: num() },
+  base: "none",
+  elementwise: true,
+  check(ctx) {
+    checkSum(ctx.tensorName, weightsOf(ctx.tensorName, ctx.inputs), ctx.params.normalize !== false);
+  },
+  merge(ctx) {
+    const weights = weightsOf(ctx.tensorName, ctx.inputs);
+    const normalize = ctx.params.normalize !== false;
+    checkSum(ctx.tensorName, weights, normalize);
+    const div = divisorOf(weights, normalize);
+    const n = ctx.inputs[0].data.length;
+    const out = new Float32Array(n);
+    const x0 = ctx.inputs[0].data;
+    const w0 = weights[0];
+    for (let k = 0; k < n; k++) out[k] = w0 * x0[k];
+    for (let m = 1; m < ctx.inputs.length; m++) {
+      const x = ctx.inputs[m].data;
+      const w = weights[m];
+      for (let k = 0; k < n; k++) out[k] += Math.fround(w * x[k]);
+    }
+    if (div !== 1) for (let k = 0; k < n; k++) out[k] /= div;
+    return out;
+  },
+});
+
+/** Σw summed in fp32 in input order when normalizing, else 1: the divisor of every output. */
+function divisorOf(weights: readonly number[], normalize: boolean): number {
+  if (!normalize) return 1;
+  let s = 0;
+  for (const w of weights) s = Math.fround(s + w);
+  return s;
+}
+
+type LinearCtx = { tensorName: string; inputs: readonly Pick<MergeInput, "model" | "params">[]; params: Record<string, unknown> };
+
+/**
+ * linear straight from bf16 bits to bf16 bits in the kernel arena (`srcs`, `out`: byte offsets of
+ * n elements each): the same fp32 products, sums in the same order, division and round-to-nearest-
+ * even to bf16 as `merge` + the driver's conversions, so the bytes are identical (SIMD kernel
+ * `linearBF16`).
+ */
+export function linearBF16At(ctx: LinearCtx, srcs: readonly number[], out: number, n: number): void {
+  const weights = weightsOf(ctx.tensorName, ctx.inputs);
+  const normalize = ctx.params.normalize !== false;
+  checkSum(ctx.tensorName, weights, normalize);
+  const a = kernelArena();
+  const mark = a.mark();
+  const m = srcs.length;
+  const sp = a.alloc(4 * m);
+  const wp = a.alloc(4 * m);
+  a.u32(sp, m).set(srcs);
+  a.f32(wp, m).set(weights);
+  a.k.linearBF16(out, sp, wp, m, n, divisorOf(weights, normalize));
+  a.release(mark);
+}
+
+/** `linearBF16At` on ordinary arrays (copied through the arena). */
+export function mergeLinearBF16(ctx: LinearCtx, srcs: readonly Uint16Array[], out: Uint16Array): void {
+  const a = kernelArena();
+  const mark = a.mark();
+  const n = out.length;
+  const ptrs = srcs.map((s) => {
+    const p = a.alloc(2 * n);
+    a.u16(p, n).set(s.subarray(0, n));
+    return p;
+  });
+  const op = a.alloc(2 * n);
+  linearBF16At(ctx, ptrs, op, n);
+  out.set(a.u16(op, n));
+  a.release(mark);
+}
