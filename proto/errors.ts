@@ -5,27 +5,31 @@
  */
 import { capEchoes } from "./cap-echoes.js";
 
-export type ErrorCode =
-  | "CONFIG_INVALID"
-  | "CHECKPOINT_INVALID"
-  | "CHECKPOINT_MISSING"
-  | "SHAPE_MISMATCH"
-  | "UNKNOWN_METHOD"
-  | "PARAM_INVALID"
-  | "MERGE_FAILED"
-  | "PROTOCOL_MISMATCH"
-  | "MESSAGE_INVALID"
-  | "PATH_ESCAPE"
-  | "STORAGE_FAILED"
-  | "TRANSPORT_FAILED"
-  | "NO_WORKERS"
-  | "JOB_FAILED"
-  | "CANCELLED"
-  | "EVAL_FAILED"
-  | "OUTPUT_EXISTS"
-  | "OUTPUT_UNSAFE"
-  | "OUTPUT_LOCKED"
-  | "USAGE";
+export const ERROR_CODES = [
+  "CONFIG_INVALID",
+  "CHECKPOINT_INVALID",
+  "CHECKPOINT_MISSING",
+  "SHAPE_MISMATCH",
+  "UNKNOWN_METHOD",
+  "PARAM_INVALID",
+  "MERGE_FAILED",
+  "PROTOCOL_MISMATCH",
+  "MESSAGE_INVALID",
+  "PATH_ESCAPE",
+  "STORAGE_FAILED",
+  "TRANSPORT_FAILED",
+  "NO_WORKERS",
+  "JOB_FAILED",
+  "CANCELLED",
+  "EVAL_FAILED",
+  "OUTPUT_EXISTS",
+  "OUTPUT_UNSAFE",
+  "OUTPUT_LOCKED",
+  "USAGE",
+] as const;
+
+/** Every code an error may carry; this list is the only one (schemas validate wire errors against it). */
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export class MergeloomError extends Error {
   readonly code: ErrorCode;

@@ -86,17 +86,41 @@ export interface ErrorReport {
   error: WireError;
 }
 
+export type FitnessTaskKind = "accuracy" | "entropy" | "command" | "scorer";
+
+/** One scored task of a fitness (see engine/eval/fitness for what each kind measures). */
+export interface FitnessTask {
+  name: string;
+  kind: FitnessTaskKind;
+  /** JSONL file (accuracy, entropy). */
+  data?: string;
+  /** Shell command (command); `{checkpoint}` is replaced by the checkpoint path, also in $MERGELOOM_CHECKPOINT. */
+  command?: string;
+  /** Name of a worker-side scorer (scorer): the worker's configured command runs, not one from the config. */
+  scorer?: string;
+  /** Field of the command's / scorer's JSON object to read (default "score"). */
+  key?: string;
+  /** Weight in the combined fitness (default 1). */
+  weight: number;
+  /** First N examples of `data` only. */
+  limit?: number;
+}
+
 /**
- * The fitness spec an evaluation task carries (mirrors worker/eval/fitness FitnessSpec, kept here
- * so proto depends on nothing). Paths are read by the worker, relative to its working directory.
+ * What a search scores a candidate with; an evaluation task carries it. Paths are read by the
+ * worker, relative to its working directory.
  */
-export interface EvalFitnessSpec {
+export interface FitnessSpec {
+  /** ONNX graph taking the weights as inputs (needed by accuracy and entropy tasks). */
   graph?: string;
+  /** vocab.json of the character tokenizer. */
   vocab?: string;
   batchSize: number;
+  /** onnxruntime intra-op threads per evaluator (default: onnxruntime's choice). */
   threads?: number;
+  /** weighted: one scalar; pareto: also keep the non-dominated set over the task scores. */
   objective: "weighted" | "pareto";
-  tasks: { name: string; kind: "accuracy" | "entropy" | "command" | "scorer"; data?: string; command?: string; scorer?: string; key?: string; weight: number; limit?: number }[];
+  tasks: FitnessTask[];
 }
 
 /** One candidate of an evolutionary search to merge (in memory) and score on a worker. */
@@ -109,7 +133,7 @@ export interface EvalTask {
   candidateId: string;
   /** The candidate as mergekit YAML text. */
   mergeYaml: string;
-  fitness: EvalFitnessSpec;
+  fitness: FitnessSpec;
   /** Merge seed (DARE masks), as `mergeloom merge --random-seed`. */
   seed: number;
 }

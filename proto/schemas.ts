@@ -5,20 +5,10 @@
  */
 import { z } from "zod";
 import { DTYPES, type DType } from "./dtype.js";
-import type { ErrorCode } from "./errors.js";
+import { ERROR_CODES } from "./errors.js";
 import type { MergeTask, MergeTaskResult, TensorSource } from "./merge-task.js";
-import { JOB_STATES, WORKER_STATUSES, type ErrorReport, type EvalFitnessSpec, type EvalOutcome, type EvalTask, type JobRecord, type TaskOutcome, type WireError, type WorkerRecord } from "./records.js";
+import { JOB_STATES, WORKER_STATUSES, type ErrorReport, type FitnessSpec, type EvalOutcome, type EvalTask, type JobRecord, type TaskOutcome, type WireError, type WorkerRecord } from "./records.js";
 
-const ERROR_CODES = [
-  "CONFIG_INVALID", "CHECKPOINT_INVALID", "CHECKPOINT_MISSING", "SHAPE_MISMATCH", "UNKNOWN_METHOD",
-  "PARAM_INVALID", "MERGE_FAILED", "PROTOCOL_MISMATCH", "MESSAGE_INVALID", "PATH_ESCAPE",
-  "STORAGE_FAILED", "TRANSPORT_FAILED", "NO_WORKERS", "JOB_FAILED", "CANCELLED", "EVAL_FAILED",
-  "OUTPUT_EXISTS", "OUTPUT_UNSAFE", "OUTPUT_LOCKED", "USAGE",
-] as const satisfies readonly ErrorCode[];
-// Fails to compile when errors.ts gains a code this list lacks.
-type MissingCodes = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;
-const _allCodesListed: MissingCodes extends never ? true : false = true;
-void _allCodesListed;
 
 const count = z.number().int().nonnegative();
 const dim = z.number().int().nonnegative();
@@ -137,7 +127,7 @@ export const TaskOutcomeSchema: z.ZodType<TaskOutcome> = z.object({
   finishedAt: z.number(),
 });
 
-const evalFitnessSpec: z.ZodType<EvalFitnessSpec> = z.object({
+const evalFitnessSpec: z.ZodType<FitnessSpec> = z.object({
   graph: z.string().min(1).optional(),
   vocab: z.string().min(1).optional(),
   batchSize: z.number().int().positive(),

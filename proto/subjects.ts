@@ -1,5 +1,5 @@
 /**
- * Names on the wire: subjects, streams, consumers and buckets. The protocol version is part of
+ * Names on the wire: subjects, streams, and consumers (buckets: buckets.ts). The protocol version is part of
  * every subject, so a v2 coordinator and a v1 worker never share a queue; the envelope carries
  * it again so a mismatch that does slip through fails loudly instead of mis-decoding.
  */
@@ -45,20 +45,6 @@ export const consumers = {
   evalWorkers: "mergeloom-eval-workers",
   /** Workers that have scorer `name` (see subjects.taskScore). */
   scorerWorkers: (scorer: string): string => `mergeloom-scorer-${subjectToken(scorer)}`,
-} as const;
-
-/** KV and object-store bucket names. */
-export const buckets = {
-  /** JobRecord per job id. */
-  jobs: "mergeloom-jobs",
-  /** WorkerRecord per worker id; entries expire (TTL) when a worker stops heart-beating. */
-  workers: "mergeloom-workers",
-  /** TaskOutcome per `<jobId>.<taskId>`: the durable record of finished tasks (resume). */
-  tasks: "mergeloom-tasks",
-  /** EvalOutcome per `<jobId>.<taskId>`: finished candidate evaluations (a resumed search reuses them). */
-  evals: "mergeloom-evals",
-  /** Task outputs (tensor bytes) when workers have no shared file system. */
-  outputs: "mergeloom-outputs",
 } as const;
 
 /** Headers the transports and tracing agree on. */

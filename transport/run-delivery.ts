@@ -5,6 +5,7 @@
  */
 import { decodeMessage, type CodecOptions } from "../proto/codec.js";
 import { errorMessage, isPermanent } from "../proto/errors.js";
+import { toWireError } from "../proto/wire-error.js";
 import type { MessageKind, MessageMap } from "../proto/schemas.js";
 import { backoffFor, type Delivery, type Handler, type ResolvedConsumeOptions } from "./transport.js";
 import { TransportError } from "./transport-errors.js";
@@ -40,7 +41,7 @@ export async function runDelivery<K extends MessageKind>(
     // Malformed bytes stay malformed: never redeliver them.
     const reason = errorMessage(err);
     try {
-      opts.onRejected?.(reason, raw.headers, raw.subject);
+      opts.onRejected?.(toWireError(err), raw.headers, raw.subject);
     } catch {
       // reporting must not change the outcome
     }

@@ -18,6 +18,8 @@
  * catches the same size and schema violations as a distributed one.
  */
 import type { AnyMessage, MessageKind, MessageMap } from "../proto/schemas.js";
+import type { WireError } from "../proto/records.js";
+import type { KvOptions } from "../proto/buckets.js";
 
 /** Resolve → ack. Permanent error → term. Other errors → nak with backoff. */
 export type Handler<T> = (d: Delivery<T>) => Promise<void>;
@@ -57,9 +59,10 @@ export interface ConsumeOptions {
   durable?: string;
   /**
    * Called when a message is refused before the handler runs (oversized, malformed, another
-   * protocol version): it is terminated, and this lets the consumer report why.
+   * protocol version): it is terminated, and this lets the consumer report why, with the decoder's
+   * error code (PROTOCOL_MISMATCH, MESSAGE_INVALID) as it crosses the wire.
    */
-  onRejected?: (reason: string, headers: Record<string, string>, subject: string) => void;
+  onRejected?: (error: WireError, headers: Record<string, string>, subject: string) => void;
 }
 
 /** Options with every default applied. */
@@ -102,12 +105,7 @@ export interface SubscribeOptions {
   onError?: (err: unknown) => void;
 }
 
-export interface KvOptions {
-  /** Entries expire this long after their last write (the whole bucket shares the TTL). */
-  ttlMs?: number;
-  /** Revisions kept per key (default 1). */
-  history?: number;
-}
+export type { KvOptions };
 
 export interface KvEntry<T> {
   key: string;

@@ -5,7 +5,8 @@ import { errorMessage, MergeloomError, ProtocolError } from "../../proto/errors.
 import { traced } from "../../transport/traced-transport.js";
 import { connectNatsTransport, type NatsConnectOptions } from "../../transport/nats-transport.js";
 import type { JobRecord, WorkerRecord } from "../../proto/records.js";
-import { buckets } from "../../proto/subjects.js";
+import { buckets } from "../../proto/buckets.js";
+import { openKv } from "../../transport/open-kv.js";
 import type { KvBucket } from "../../transport/transport.js";
 import { startHealthServer } from "../../worker/ops/health-server.js";
 import { WorkerMetrics } from "../../worker/ops/worker-metrics.js";
@@ -126,8 +127,8 @@ export function registerClusterCommands(program: Command): void {
   addNatsOptions(jobs, { required: true }).action(async (flags: NatsFlags & { json?: boolean }) => {
     const transport = await connectNatsTransport(requireNats(flags, "coordinator"));
     try {
-      const jobsKv = await transport.kv(buckets.jobs, "job", { history: 1 });
-      const workersKv = await transport.kv(buckets.workers, "worker", { ttlMs: 15_000 });
+      const jobsKv = await openKv(transport, buckets.jobs);
+      const workersKv = await openKv(transport, buckets.workers);
       // One undecodable record (a foreign writer, a different version) is reported on its own
       // line, never allowed to hide every other job.
       const skipped: Array<{ bucket: string; key: string; error: string }> = [];
@@ -156,10 +157,10 @@ export function registerClusterCommands(program: Command): void {
       for (const j of list) {
         w(`${j.jobId.padEnd(18)} ${j.state.padEnd(11)} ${`${j.doneTasks}/${j.totalTasks}`.padEnd(11)} ${new Date(j.updatedAt).toISOString().slice(0, 19).padEnd(20)} ${j.meta?.out ?? j.outputDir}${j.error ? `  (${j.error.message})` : ""}`);
       }
-      for (const x of skipped) if (x.bucket === buckets.jobs) w(`${x.key.padEnd(18)} ${"unreadable".padEnd(11)} skipped: ${x.error}`);
+      for (const x of skipped) if (x.bucket === buckets.jobs.name) w(`${x.key.padEnd(18)} ${"unreadable".padEnd(11)} skipped: ${x.error}`);
       w(`\n${ws.length} worker(s) connected`);
       for (const x of ws) w(`  ${x.name.padEnd(24)} ${x.status.padEnd(9)} tasks ${x.activeTasks}/${x.concurrency}  threads ${x.threads}  v${x.version}${x.gpu ? `  ${x.gpu}` : ""}`);
-      for (const x of skipped) if (x.bucket !== buckets.jobs) w(`  ${x.key.padEnd(24)} unreadable, skipped: ${x.error}`);
+      for (const x of skipped) if (x.bucket !== buckets.jobs.name) w(`  ${x.key.padEnd(24)} unreadable, skipped: ${x.error}`);
     } finally {
       await transport.close();
     }
@@ -169,7 +170,7 @@ export function registerClusterCommands(program: Command): void {
   addNatsOptions(cancel, { required: true }).action(async (jobId: string, flags: NatsFlags) => {
     const transport = await connectNatsTransport(requireNats(flags, "coordinator"));
     try {
-      const kv = await transport.kv(buckets.jobs, "job", { history: 1 });
+      const kv = await openKv(transport, buckets.jobs);
       const e = await kv.get(jobId);
       if (!e) throw new MergeloomError("USAGE", `cancel ${jobId}: no such job (see mergeloom jobs)`);
       if (["done", "failed", "cancelled"].includes(e.value.state)) {

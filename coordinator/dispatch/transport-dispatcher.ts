@@ -8,11 +8,12 @@ import { MAX_MESSAGE_BYTES } from "../../proto/codec.js";
 import { errorMessage, MergeloomError, ProtocolError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { JobRecord, TaskOutcome } from "../../proto/records.js";
-import { buckets, headers as H, PROTOCOL_VERSION, subjects } from "../../proto/subjects.js";
+import { headers as H, PROTOCOL_VERSION, subjects } from "../../proto/subjects.js";
+import { buckets } from "../../proto/buckets.js";
+import { openKv } from "../../transport/open-kv.js";
 import type { KvBucket, Stoppable, Transport } from "../../transport/transport.js";
 import { KvConflictError } from "../../transport/transport-errors.js";
 import { fromWireError } from "../../proto/wire-error.js";
-import { outputObjectName, taskKey } from "../../worker/runtime/merge-worker.js";
 import { open, type FileHandle } from "node:fs/promises";
 import type { MergeEventSink } from "../../engine/job/merge-events.js";
 import type { TaskDispatcher } from "../../engine/job/run-merge-job.js";
@@ -46,8 +47,8 @@ export class TransportDispatcher implements TaskDispatcher {
   }
 
   private async buckets(): Promise<{ jobs: KvBucket<JobRecord>; tasks: KvBucket<TaskOutcome> }> {
-    this.jobs ??= await this.transport.kv(buckets.jobs, "job", { history: 1 });
-    this.tasks ??= await this.transport.kv(buckets.tasks, "task-outcome", { history: 1 });
+    this.jobs ??= await openKv(this.transport, buckets.jobs);
+    this.tasks ??= await openKv(this.transport, buckets.tasks);
     return { jobs: this.jobs, tasks: this.tasks };
   }
 
@@ -60,7 +61,7 @@ export class TransportDispatcher implements TaskDispatcher {
       return (await (await this.buckets()).jobs.get(jobId))?.value ?? null;
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
-      this.opts.onEvent?.({ type: "warning", message: `job ${jobId}: its record in ${buckets.jobs} is unreadable (${errorMessage(err)}); starting the job over` });
+      this.opts.onEvent?.({ type: "warning", message: `job ${jobId}: its record in ${buckets.jobs.name} is unreadable (${errorMessage(err)}); starting the job over` });
       await this.resetJob(jobId);
       return null;
     }
@@ -91,7 +92,7 @@ export class TransportDispatcher implements TaskDispatcher {
     if (!list.length) return;
     const { jobs, tasks } = await this.buckets();
     const jobId = list[0].jobId;
-    const pending = new Map(list.map((t) => [taskKey(t.jobId, t.taskId), t]));
+    const pending = new Map(list.map((t) => [buckets.tasks.key(t.jobId, t.taskId), t]));
     const reported = new Set<string>();
     let watcher: Stoppable | undefined;
     let jobWatcher: Stoppable | undefined;
@@ -133,7 +134,7 @@ export class TransportDispatcher implements TaskDispatcher {
             // A task record this job cannot read fails this job (only), saying which record.
             onError: (err, key) => {
               if (!pending.has(key) || reported.has(key)) return;
-              fail(new MergeloomError("JOB_FAILED", `job ${jobId} failed: the outcome of task ${key.slice(jobId.length + 1)} in ${buckets.tasks} is unreadable (${errorMessage(err)}); run the merge again`));
+              fail(new MergeloomError("JOB_FAILED", `job ${jobId} failed: the outcome of task ${key.slice(jobId.length + 1)} in ${buckets.tasks.name} is unreadable (${errorMessage(err)}); run the merge again`));
             },
           });
           // A task every worker dropped (killed or stalled on each of its deliveries) gets no
@@ -142,7 +143,7 @@ export class TransportDispatcher implements TaskDispatcher {
             if (a.headers[H.jobId] !== jobId) return;
             void a.discard();
             const taskId = a.headers[H.taskId] ?? "?";
-            const key = taskKey(jobId, taskId);
+            const key = buckets.tasks.key(jobId, taskId);
             if (!pending.has(key) || reported.has(key)) return;
             const message =
               `task ${taskId} was given up after ${a.deliveries} deliveries: every worker that took it stopped or lost its lease before finishing ` +
@@ -186,8 +187,8 @@ export class TransportDispatcher implements TaskDispatcher {
 
   /** Writes an object-mode task's uploaded bytes to the tensors' offsets in the local output, then drops the object. */
   private async fetchOutputs(task: MergeTask): Promise<void> {
-    const outputs = await this.transport.objects(buckets.outputs);
-    const name = outputObjectName(task.jobId, task.taskId);
+    const outputs = await this.transport.objects(buckets.outputs.name);
+    const name = buckets.outputs.key(task.jobId, task.taskId);
     const stream = await outputs.get(name);
     if (!stream) throw new MergeloomError("JOB_FAILED", `job ${task.jobId}: outputs of task ${task.taskId} are missing from the object store (${name})`, { retryable: true });
     const fds = new Map<string, FileHandle>();
@@ -228,7 +229,7 @@ export class TransportDispatcher implements TaskDispatcher {
     const every = this.opts.noWorkerWarnMs ?? 5000;
     const since = Date.now();
     const check = async () => {
-      const registry = await this.transport.kv(buckets.workers, "worker", { ttlMs: 15_000 });
+      const registry = await openKv(this.transport, buckets.workers);
       const workers = await registry.keys();
       // An unreadable registry entry is no worker of ours: skip it instead of ending the watch.
       const records = (await Promise.all(workers.map((k) => registry.get(k).catch(() => null)))).flatMap((e) => (e ? [e.value] : []));

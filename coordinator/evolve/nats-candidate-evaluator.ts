@@ -10,13 +10,14 @@
  */
 import { createHash } from "node:crypto";
 import { MergeloomError } from "../../proto/errors.js";
-import type { EvalFitnessSpec, EvalOutcome, EvalTask } from "../../proto/records.js";
-import { buckets, consumers, headers as H, subjects } from "../../proto/subjects.js";
+import type { EvalOutcome, EvalTask } from "../../proto/records.js";
+import { consumers, headers as H, subjects } from "../../proto/subjects.js";
+import { buckets } from "../../proto/buckets.js";
+import { openKv } from "../../transport/open-kv.js";
 import type { KvBucket, Stoppable, Transport } from "../../transport/transport.js";
 import { KvConflictError } from "../../transport/transport-errors.js";
 import { combineScores, type FitnessSpec } from "../../engine/eval/fitness/fitness-spec.js";
 import { scorersUsed } from "../../engine/eval/fitness/scorers.js";
-import { EVAL_BUCKET_OPTIONS, evalKey } from "../../worker/runtime/eval-worker.js";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
 
 export interface NatsEvaluatorOptions {
@@ -76,7 +77,7 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
     if (opts.searchId.replace(TOKEN_UNSAFE, "") !== opts.searchId) {
       throw new MergeloomError("USAGE", `evaluate on nats: search id '${opts.searchId}' may only use letters, digits, '_' and '-'`);
     }
-    const outcomes = await opts.transport.kv(buckets.evals, "eval-outcome", EVAL_BUCKET_OPTIONS);
+    const outcomes = await openKv(opts.transport, buckets.evals);
     if (opts.fresh) {
       for (const k of await outcomes.keys()) if (k.startsWith(`${opts.searchId}.`)) await outcomes.delete(k);
     }
@@ -88,7 +89,7 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
     const { searchId } = this.opts;
     const fitness = toWireSpec(this.opts.fitness);
     const tasks = candidates.map<EvalTask>((c) => ({ jobId: searchId, taskId: evalTaskId(c), candidateId: c.id, mergeYaml: c.mergeYaml, fitness, seed: this.opts.mergeSeed ?? 0 }));
-    const index = new Map(tasks.map((t, i) => [evalKey(t.jobId, t.taskId), i]));
+    const index = new Map(tasks.map((t, i) => [buckets.evals.key(t.jobId, t.taskId), i]));
     if (index.size !== tasks.length) throw new MergeloomError("EVAL_FAILED", `evaluate generation: two candidates share an id; candidate ids must be unique`);
     const results = new Array<CandidateResult | undefined>(tasks.length);
     let left = tasks.length;
@@ -120,16 +121,16 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
               if (a.headers[H.jobId] !== searchId) return;
               void a.discard();
               const taskId = a.headers[H.taskId] ?? "?";
-              const i = index.get(evalKey(searchId, taskId));
+              const i = index.get(buckets.evals.key(searchId, taskId));
               if (i === undefined || results[i]) return;
               const message = `candidate ${candidates[i].id} was given up after ${a.deliveries} deliveries: every worker that took it stopped or lost its lease before finishing (killed, out of memory, or stalled); check the workers' logs`;
               const o: EvalOutcome = { jobId: searchId, taskId, candidateId: candidates[i].id, ok: false, scores: {}, error: { code: "EVAL_FAILED", message, retryable: true }, worker: "coordinator", attempt: a.deliveries, durationMs: 0, finishedAt: Date.now() };
-              this.outcomes.create(evalKey(searchId, taskId), o).catch((e: unknown) => (e instanceof KvConflictError ? undefined : reject(e)));
+              this.outcomes.create(buckets.evals.key(searchId, taskId), o).catch((e: unknown) => (e instanceof KvConflictError ? undefined : reject(e)));
             },
             { durable: this.durable },
           );
           for (const t of tasks) {
-            if (results[index.get(evalKey(t.jobId, t.taskId))!]) continue;
+            if (results[index.get(buckets.evals.key(t.jobId, t.taskId))!]) continue;
             signal?.throwIfAborted();
             await this.opts.transport.publishTask(this.subject, "eval-task", t, { [H.jobId]: t.jobId, [H.taskId]: t.taskId });
           }
@@ -150,7 +151,7 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
     const every = this.opts.noWorkerWarnMs ?? 10_000;
     const since = Date.now();
     const check = async () => {
-      const workers = await (await this.opts.transport.kv(buckets.workers, "worker", { ttlMs: 15_000 })).keys();
+      const workers = await (await openKv(this.opts.transport, buckets.workers)).keys();
       if (!workers.length) {
         this.opts.onWarning?.(`no mergeloom worker is connected (waited ${Math.round((Date.now() - since) / 1000)} s); start one with: mergeloom worker --nats URL`);
       }
@@ -169,6 +170,6 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
 }
 
 /** The spec as plain data (drops undefined fields, which the codec would otherwise carry as null). */
-function toWireSpec(spec: FitnessSpec): EvalFitnessSpec {
-  return JSON.parse(JSON.stringify(spec)) as EvalFitnessSpec;
+function toWireSpec(spec: FitnessSpec): FitnessSpec {
+  return JSON.parse(JSON.stringify(spec)) as FitnessSpec;
 }

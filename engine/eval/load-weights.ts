@@ -4,13 +4,12 @@ import { decodeToF32 } from "../tensor/convert.js";
 import { openModel } from "../storage/hub/open-model.js";
 import { TensorIO } from "../driver/tensor-io.js";
 import { createRemoteReader } from "../driver/remote-reader.js";
-
-export type WeightMap = Map<string, { data: Float32Array; shape: number[] }>;
+import type { WeightMap, WeightTensor } from "./onnx-evaluator.js";
 
 export async function loadWeightsF32(ref: string): Promise<WeightMap> {
   const ck = await openModel(ref);
   const io = new TensorIO(createRemoteReader());
-  const out: WeightMap = new Map();
+  const out = new Map<string, WeightTensor>();
   try {
     for (const t of ck.tensors.values()) {
       if (!isFloatDType(t.dtype)) continue;

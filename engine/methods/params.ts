@@ -3,7 +3,9 @@
  * per-model ("tensor") parameters with defaults; the driver resolves every value (precedence,
  * gradients, filters) once, so a method only ever sees plain scalars.
  */
-export type ParamValue = number | boolean | string;
+import type { ParamValue } from "../../proto/merge-task.js";
+// A parameter value crosses the wire in every task message: one definition, in proto.
+export type { ParamValue };
 
 export interface ParamSpec {
   kind: "number" | "bool" | "string";

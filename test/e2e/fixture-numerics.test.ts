@@ -13,7 +13,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig, runMergeJob } from "../../engine/job/run-merge-job.js";
 import { LocalDispatcher } from "../../engine/job/local-dispatcher.js";
-import { loadWeightsF32, type WeightMap } from "../../engine/eval/load-weights.js";
+import { loadWeightsF32 } from "../../engine/eval/load-weights.js";
+import type { WeightMap } from "../../engine/eval/onnx-evaluator.js";
 
 // Works from test/e2e/ (tsx) and from dist/test/e2e/ (compiled).
 function findRepoRoot(): string {

@@ -10,9 +10,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectNatsTransport, type NatsTransport } from "../../transport/nats-transport.js";
 import type { TaskOutcome } from "../../proto/records.js";
-import { buckets, headers as H, subjects } from "../../proto/subjects.js";
+import { headers as H, subjects } from "../../proto/subjects.js";
+import { buckets } from "../../proto/buckets.js";
+import { openKv } from "../../transport/open-kv.js";
 import type { KvBucket } from "../../transport/transport.js";
-import { taskKey } from "../../worker/runtime/merge-worker.js";
 import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.js";
 import { Proc, startWorker, uniquePrefix } from "../harness/cluster.js";
 import { createJobOutput, linearTask, waitOutcome, writeTinyModels } from "../harness/crafted-task.js";
@@ -51,7 +52,7 @@ describe("worker resources", () => {
     procs.push(w);
     await w.waitFor((s) => /worker longlived ready/.test(s), 20_000, "worker ready");
     const coord: NatsTransport = await connectNatsTransport({ servers: server.url, prefix, role: "coordinator" });
-    const kv: KvBucket<TaskOutcome> = await coord.kv(buckets.tasks, "task-outcome", { history: 1 });
+    const kv: KvBucket<TaskOutcome> = await openKv(coord, buckets.tasks);
     const pid = w.child.pid!;
     // One job = one temporary output, one task, then the output is deleted (as after a cancel).
     const runJobs = async (from: number, to: number) => {
@@ -61,7 +62,7 @@ describe("worker resources", () => {
         const outs = await Promise.all(ids.map((id) => createJobOutput(root, id)));
         await Promise.all(ids.map((id, k) => coord.publishTask(subjects.taskMerge, "merge-task", linearTask(id, "t0", models, outs[k].shard), { [H.jobId]: id, [H.taskId]: "t0" })));
         for (const id of ids) {
-          const o = await waitOutcome(kv, taskKey(id, "t0"));
+          const o = await waitOutcome(kv, buckets.tasks.key(id, "t0"));
           assert.equal(o.ok, true, JSON.stringify(o.error));
         }
         await Promise.all(outs.map((o) => rm(o.dir, { recursive: true, force: true })));

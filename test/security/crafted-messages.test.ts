@@ -15,9 +15,10 @@ import { headers as natsHeaders } from "@nats-io/transport-node";
 import { connectNatsTransport, type NatsTransport } from "../../transport/nats-transport.js";
 import { encodeMessage } from "../../proto/codec.js";
 import type { TaskOutcome } from "../../proto/records.js";
-import { buckets, headers as H, subjects } from "../../proto/subjects.js";
+import { headers as H, subjects } from "../../proto/subjects.js";
+import { buckets } from "../../proto/buckets.js";
+import { openKv } from "../../transport/open-kv.js";
 import type { KvBucket } from "../../transport/transport.js";
-import { taskKey } from "../../worker/runtime/merge-worker.js";
 import { JOB_MARKER_FILE, writeJobMarker } from "../../engine/output/job-marker.js";
 import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.js";
 import { startWorker, uniquePrefix, type Proc } from "../harness/cluster.js";
@@ -43,7 +44,7 @@ before(async () => {
   await writeFile(join(jail, "notes.txt"), "a user's file inside the storage root\n");
   models = await writeTinyModels(jail);
   coord = await connectNatsTransport({ servers: server.url, prefix, role: "coordinator" });
-  tasksKv = await coord.kv(buckets.tasks, "task-outcome", { history: 1 });
+  tasksKv = await openKv(coord, buckets.tasks);
   worker = startWorker(server.url, { name: "target", prefix, maxDeliver: 1, extra: ["--storage-root", jail] });
   await worker.waitFor((s) => /worker target ready/.test(s), 20_000, "worker ready");
 });
@@ -57,7 +58,7 @@ after(async () => {
 
 async function publish(task: ReturnType<typeof linearTask>): Promise<TaskOutcome> {
   await coord.publishTask(subjects.taskMerge, "merge-task", task, { [H.jobId]: task.jobId, [H.taskId]: task.taskId });
-  return waitOutcome(tasksKv, taskKey(task.jobId, task.taskId));
+  return waitOutcome(tasksKv, buckets.tasks.key(task.jobId, task.taskId));
 }
 
 /** Runs `fn`, then asserts nothing under the jail or the outside directory changed, except `allowed`. */
@@ -151,7 +152,7 @@ describe("crafted task messages never write outside the job's temporary output",
     h.set(H.taskId, "t0");
     await unchanged(async () => {
       await coord.js.publish(`${prefix}.${subjects.taskMerge}`, new Uint8Array([0xc1, 0xff, 0x00, 0x13, 0x37]), { headers: h });
-      const o = await waitOutcome(tasksKv, taskKey(j, "t0"));
+      const o = await waitOutcome(tasksKv, buckets.tasks.key(j, "t0"));
       assert.equal(o.ok, false);
       assert.match(o.error!.message, /not valid msgpack|field/);
       const h2 = natsHeaders();
@@ -159,7 +160,7 @@ describe("crafted task messages never write outside the job's temporary output",
       h2.set(H.taskId, "t1");
       const bad = encodeMessage("merge-task", { jobId: j, taskId: "t1", seed: 0, tensors: [{ name: 1 }] } as never);
       await coord.js.publish(`${prefix}.${subjects.taskMerge}`, bad, { headers: h2 });
-      const o2 = await waitOutcome(tasksKv, taskKey(j, "t1"));
+      const o2 = await waitOutcome(tasksKv, buckets.tasks.key(j, "t1"));
       assert.equal(o2.ok, false);
       assert.match(o2.error!.message, /field body\.tensors/);
       // No headers at all: nothing to record, the worker only logs it.
@@ -169,18 +170,18 @@ describe("crafted task messages never write outside the job's temporary output",
 
   test("garbage job and task records fail that task with the record named, not the worker", async () => {
     const kvm = new Kvm(coord.js);
-    const jobs = await kvm.open(`${prefix}_${buckets.jobs}`);
-    const tasks = await kvm.open(`${prefix}_${buckets.tasks}`);
+    const jobs = await kvm.open(`${prefix}_${buckets.jobs.name}`);
+    const tasks = await kvm.open(`${prefix}_${buckets.tasks.name}`);
     const j1 = jobId();
     const out1 = await createJobOutput(jail, j1);
     await jobs.put(j1, new Uint8Array([0xde, 0xad, 0xbe, 0xef]));
     const j2 = jobId();
     const out2 = await createJobOutput(jail, j2);
-    await tasks.put(taskKey(j2, "t0"), new TextEncoder().encode("{not msgpack"));
+    await tasks.put(buckets.tasks.key(j2, "t0"), new TextEncoder().encode("{not msgpack"));
     await unchanged(
       async () => {
-        await refused(linearTask(j1, "t0", models, out1.shard), new RegExp(`record ${buckets.jobs}/${j1} is unreadable`));
-        await refused(linearTask(j2, "t0", models, out2.shard), new RegExp(`record ${buckets.tasks}/${j2}\\.t0 is unreadable`));
+        await refused(linearTask(j1, "t0", models, out1.shard), new RegExp(`record ${buckets.jobs.name}/${j1} is unreadable`));
+        await refused(linearTask(j2, "t0", models, out2.shard), new RegExp(`record ${buckets.tasks.name}/${j2}\\.t0 is unreadable`));
       },
       (p) => p.startsWith(out1.dir) || p.startsWith(out2.dir),
     );

@@ -12,7 +12,8 @@ import { join, resolve } from "node:path";
 import { Kvm, type KV } from "@nats-io/kv";
 import { connectNatsTransport, type NatsTransport } from "../../transport/nats-transport.js";
 import type { JobRecord } from "../../proto/records.js";
-import { buckets } from "../../proto/subjects.js";
+import { buckets } from "../../proto/buckets.js";
+import { openKv } from "../../transport/open-kv.js";
 import { deriveJobId, loadConfig } from "../../engine/job/run-merge-job.js";
 import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.js";
 import { startCoordinator, startWorker, uniquePrefix, type Proc } from "../harness/cluster.js";
@@ -36,8 +37,8 @@ after(async () => {
 
 async function open(prefix: string): Promise<{ t: NatsTransport; raw: (bucket: string) => Promise<KV> }> {
   const t = await connectNatsTransport({ servers: server.url, prefix, role: "coordinator" });
-  await t.kv(buckets.jobs, "job", { history: 1 });
-  await t.kv(buckets.tasks, "task-outcome", { history: 1 });
+  await openKv(t, buckets.jobs);
+  await openKv(t, buckets.tasks);
   return { t, raw: (bucket) => new Kvm(t.js).open(`${prefix}_${bucket}`) };
 }
 
@@ -53,8 +54,8 @@ describe("undecodable KV records", () => {
     const { t, raw } = await open(prefix);
     try {
       const good: JobRecord = { jobId: "goodjob", state: "done", createdAt: 1, updatedAt: 2, totalTasks: 3, doneTasks: 3, failedTasks: 0, outputDir: "/models/out" };
-      await (await t.kv(buckets.jobs, "job", { history: 1 })).put("goodjob", good);
-      await (await raw(buckets.jobs)).put("badjob", GARBAGE);
+      await (await openKv(t, buckets.jobs)).put("goodjob", good);
+      await (await raw(buckets.jobs.name)).put("badjob", GARBAGE);
       const r = await runCli(["jobs", "--nats", server.url, "--nats-prefix", prefix]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^goodjob\s+done\s+3\/3/m);
@@ -76,7 +77,7 @@ describe("undecodable KV records", () => {
     const jobId = deriveJobId(await loadConfig(cfg), 0, resolve(out));
     const { t, raw } = await open(prefix);
     try {
-      await (await raw(buckets.jobs)).put(jobId, GARBAGE);
+      await (await raw(buckets.jobs.name)).put(jobId, GARBAGE);
       const w = startWorker(server.url, { name: "g1", prefix });
       procs.push(w);
       const c = startCoordinator(server.url, prefix, cfg, out, ["--random-seed", "0"]);
@@ -101,7 +102,7 @@ describe("undecodable KV records", () => {
       procs.push(c);
       await c.waitFor((s) => /"type":"plan"/.test(s), 20_000, "plan event");
       const jobId = String(c.events().find((e) => e.type === "plan")!.jobId);
-      await (await raw(buckets.tasks)).put(`${jobId}.t00000`, GARBAGE);
+      await (await raw(buckets.tasks.name)).put(`${jobId}.t00000`, GARBAGE);
       assert.equal(await c.exited, 1, c.err);
       const lines = c.err.trim().split("\n");
       assert.equal(lines.length, 1, c.err);

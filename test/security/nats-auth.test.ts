@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { encodeMessage } from "../../proto/codec.js";
-import { streams, subjects, buckets } from "../../proto/subjects.js";
+import { streams, subjects } from "../../proto/subjects.js";
+import { buckets } from "../../proto/buckets.js";
 import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.js";
 import { Proc } from "../harness/cluster.js";
 import { runCli } from "../harness/run-cli.js";
@@ -68,12 +69,12 @@ describe("the shipped NATS account config", () => {
       // Through JetStream (the server refuses the publish: no ack ever comes) and as a plain publish.
       await assert.rejects(() => jetstream(w, { timeout: 1500 }).publish(subjects.taskMerge, task), /permission|timeout|no responders/i);
       w.publish(subjects.taskMerge, task);
-      w.publish(`$KV.${buckets.jobs}.evil`, task);
+      w.publish(`$KV.${buckets.jobs.name}.evil`, task);
       await w.flush();
       assert.equal(await taskCount(coord), before, "a task published by the worker user reached the queue");
       const jsm = await jetstreamManager(coord);
-      const jobsStream = await jsm.streams.info(`KV_${buckets.jobs}`).catch(() => null);
-      const evil = jobsStream ? await jsm.streams.getMessage(`KV_${buckets.jobs}`, { last_by_subj: `$KV.${buckets.jobs}.evil` }).catch(() => null) : null;
+      const jobsStream = await jsm.streams.info(`KV_${buckets.jobs.name}`).catch(() => null);
+      const evil = jobsStream ? await jsm.streams.getMessage(`KV_${buckets.jobs.name}`, { last_by_subj: `$KV.${buckets.jobs.name}.evil` }).catch(() => null) : null;
       assert.equal(evil, null, "the worker user wrote a job record");
       // The coordinator user may publish tasks (the control).
       await jetstream(coord).publish(subjects.taskMerge, task);

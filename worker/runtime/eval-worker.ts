@@ -16,8 +16,10 @@ import { availableParallelism, hostname } from "node:os";
 import { parseMergeConfig } from "../../engine/config/parse-merge-config.js";
 import { buildPlan, type PlannedTensor } from "../../engine/plan/build-plan.js";
 import { errorMessage, isPermanent, MergeloomError } from "../../proto/errors.js";
-import type { EvalFitnessSpec, EvalOutcome, EvalTask } from "../../proto/records.js";
-import { buckets, consumers, subjects } from "../../proto/subjects.js";
+import type { FitnessSpec, EvalOutcome, EvalTask } from "../../proto/records.js";
+import { consumers, subjects } from "../../proto/subjects.js";
+import { buckets } from "../../proto/buckets.js";
+import { openKv } from "../../transport/open-kv.js";
 import type { Delivery, KvBucket, KvOptions, Stoppable, Transport } from "../../transport/transport.js";
 import { toWireError } from "../../proto/wire-error.js";
 import { CharTokenizer, loadEvalSet, type EvalSet } from "../../engine/eval/eval-data.js";
@@ -36,13 +38,6 @@ import { join } from "node:path";
 import { runScorerTask, scorersUsed, type Scorers } from "../../engine/eval/fitness/scorers.js";
 import type { ScratchDir } from "./scratch-dir.js";
 import { writeCandidateCheckpoint } from "./write-candidate.js";
-
-/** Options both sides open the eval bucket with (a bucket's config must match on every open). */
-export const EVAL_BUCKET_OPTIONS: KvOptions = { history: 1, ttlMs: 7 * 24 * 3600_000 };
-
-export function evalKey(jobId: string, taskId: string): string {
-  return `${jobId}.${taskId}`;
-}
 
 export interface EvalWorkerOptions {
   transport: Transport;
@@ -89,7 +84,7 @@ interface Prepared {
  * OnnxFitness's scoring with a choice of execution provider (OnnxFitness pins the CPU); same data
  * loading, limits and per-task scores.
  */
-async function createFitness(spec: EvalFitnessSpec, device: EvalDevice, threads: number | undefined): Promise<Fitness> {
+async function createFitness(spec: FitnessSpec, device: EvalDevice, threads: number | undefined): Promise<Fitness> {
   if (!spec.graph || !spec.vocab) throw new MergeloomError("EVAL_FAILED", "create fitness: accuracy and entropy tasks need fitness.graph and fitness.vocab");
   const tok = await CharTokenizer.fromVocabFile(spec.vocab);
   const prepared: Prepared[] = [];
@@ -143,7 +138,7 @@ export class EvalWorker {
 
   async start(): Promise<void> {
     const t = this.opts.transport;
-    this.outcomes = await t.kv(buckets.evals, "eval-outcome", EVAL_BUCKET_OPTIONS);
+    this.outcomes = await openKv(t, buckets.evals);
     this.consumer = await t.consume(subjects.taskEvaluate, "eval-task", (d) => this.handle(d), {
       concurrency: this.concurrency,
       ackWaitMs: this.opts.ackWaitMs ?? 30_000,
@@ -179,7 +174,7 @@ export class EvalWorker {
 
   private async handle(d: Delivery<EvalTask>): Promise<void> {
     const task = d.body;
-    const key = evalKey(task.jobId, task.taskId);
+    const key = buckets.evals.key(task.jobId, task.taskId);
     const started = performance.now();
     this.opts.metrics?.taskStarted(d.attempt);
     this.active++;
@@ -264,7 +259,7 @@ export class EvalWorker {
     return { scores, device };
   }
 
-  private async acquire(spec: EvalFitnessSpec): Promise<Fitness> {
+  private async acquire(spec: FitnessSpec): Promise<Fitness> {
     const k = specKey(spec);
     const idle = this.sessions.get(k);
     const f = idle?.pop();
@@ -275,7 +270,7 @@ export class EvalWorker {
     return createFitness(spec, this.opts.device ?? "auto", threads);
   }
 
-  private releaseSession(spec: EvalFitnessSpec, f: Fitness): void {
+  private releaseSession(spec: FitnessSpec, f: Fitness): void {
     const k = specKey(spec);
     const list = this.sessions.get(k) ?? [];
     this.sessions.delete(k);
@@ -312,12 +307,12 @@ export class EvalWorker {
   }
 }
 
-function specKey(spec: EvalFitnessSpec): string {
+function specKey(spec: FitnessSpec): string {
   return createHash("sha256").update(JSON.stringify(spec)).digest("hex");
 }
 
 /** The graph, vocabulary and data files must lie under the storage roots. */
-async function checkFitnessPaths(spec: EvalFitnessSpec, roots: readonly string[]): Promise<void> {
+async function checkFitnessPaths(spec: FitnessSpec, roots: readonly string[]): Promise<void> {
   await checkPathsInsideRoots([spec.graph, spec.vocab, ...spec.tasks.map((t) => t.data)].filter((f): f is string => f !== undefined), roots);
 }
 

@@ -11,8 +11,10 @@ import { hostname, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { errorMessage, isPermanent, MergeloomError, ProtocolError } from "../../proto/errors.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
-import type { TaskOutcome, WorkerRecord } from "../../proto/records.js";
-import { buckets, headers as H, PROTOCOL_VERSION, subjects } from "../../proto/subjects.js";
+import type { TaskOutcome, WireError, WorkerRecord } from "../../proto/records.js";
+import { headers as H, PROTOCOL_VERSION, subjects } from "../../proto/subjects.js";
+import { buckets } from "../../proto/buckets.js";
+import { openKv } from "../../transport/open-kv.js";
 import type { Delivery, KvBucket, KvEntry, Stoppable, Transport } from "../../transport/transport.js";
 import { toWireError } from "../../proto/wire-error.js";
 import { ALL_METHODS } from "../../engine/methods/all-methods.js";
@@ -52,15 +54,6 @@ export interface MergeWorkerOptions {
   taskDelayMs?: number;
   /** Where object-mode tasks stage their outputs before upload (default: the OS temp dir). */
   scratchDir?: string;
-}
-
-export function taskKey(jobId: string, taskId: string): string {
-  return `${jobId}.${taskId}`;
-}
-
-/** Object-store name of a task's outputs (output mode "object"). */
-export function outputObjectName(jobId: string, taskId: string): string {
-  return `${jobId}.${taskId}`;
 }
 
 export function detectGpu(): string | undefined {
@@ -109,9 +102,9 @@ export class MergeWorker {
   async start(): Promise<void> {
     const t = this.opts.transport;
     this.started = Date.now();
-    this.tasksKv = await t.kv(buckets.tasks, "task-outcome", { history: 1 });
-    this.jobsKv = await t.kv(buckets.jobs, "job", { history: 1 });
-    this.workersKv = await t.kv(buckets.workers, "worker", { ttlMs: this.opts.registryTtlMs ?? 15_000 });
+    this.tasksKv = await openKv(t, buckets.tasks);
+    this.jobsKv = await openKv(t, buckets.jobs);
+    this.workersKv = await openKv(t, buckets.workers, { ttlMs: this.opts.registryTtlMs ?? 15_000 });
     await this.advertise();
     const every = Math.max(250, Math.floor((this.opts.registryTtlMs ?? 15_000) / 3));
     this.registryTimer = setInterval(() => void this.advertise().catch(() => {}), every);
@@ -121,7 +114,7 @@ export class MergeWorker {
       ackWaitMs: this.opts.ackWaitMs ?? 30_000,
       maxDeliver: this.opts.maxDeliver ?? 5,
       backoffMs: this.opts.backoffMs ?? [1000, 5000, 15000],
-      onRejected: (reason, headers) => void this.reportRejected(reason, headers),
+      onRejected: (error, headers) => void this.reportRejected(error, headers),
     });
     this.log(`worker ${this.name} ready: ${this.threads} merge threads, concurrency ${this.opts.concurrency ?? 2}${this.gpu ? `, ${this.gpu}` : ""}`);
   }
@@ -131,18 +124,18 @@ export class MergeWorker {
    * here, and recorded as the task's failure when its headers say which job it belongs to, so the
    * coordinator fails with the reason instead of waiting.
    */
-  private async reportRejected(reason: string, headers: Record<string, string>): Promise<void> {
+  private async reportRejected(error: WireError, headers: Record<string, string>): Promise<void> {
+    const reason = error.message;
     const jobId = headers[H.jobId];
     const taskId = headers[H.taskId];
     this.log(`refused a task message${taskId ? ` (task ${taskId} of job ${jobId})` : ""}: ${reason}`);
     if (!jobId || !taskId || !this.tasksKv) return;
-    const code = /speaks v\d/.test(reason) ? "PROTOCOL_MISMATCH" : "MESSAGE_INVALID";
     await this.tasksKv
-      .put(taskKey(jobId, taskId), {
+      .put(buckets.tasks.key(jobId, taskId), {
         jobId,
         taskId,
         ok: false,
-        error: { code, message: `task ${taskId} refused by worker ${this.name}: ${reason}`, retryable: false },
+        error: { code: error.code, message: `task ${taskId} refused by worker ${this.name}: ${reason}`, retryable: false },
         worker: this.name,
         attempt: 1,
         finishedAt: Date.now(),
@@ -178,7 +171,7 @@ export class MergeWorker {
 
   private async handle(d: Delivery<MergeTask>): Promise<void> {
     const task = d.body;
-    const key = taskKey(task.jobId, task.taskId);
+    const key = buckets.tasks.key(task.jobId, task.taskId);
     const started = performance.now();
     this.opts.metrics?.taskStarted(d.attempt);
     trace.getActiveSpan()?.setAttributes({ [ATTR_WORKER_NAME]: this.name, [ATTR_TENSOR_COUNT]: task.tensors.length });
@@ -239,8 +232,8 @@ export class MergeWorker {
       await writeFile(scratch, "");
       await truncate(scratch, offset);
       const result = await this.executor.run(local, { signal });
-      const outputs = await this.opts.transport.objects(buckets.outputs);
-      await outputs.put(outputObjectName(task.jobId, task.taskId), createReadStream(scratch, { highWaterMark: 8 << 20 }));
+      const outputs = await this.opts.transport.objects(buckets.outputs.name);
+      await outputs.put(buckets.outputs.key(task.jobId, task.taskId), createReadStream(scratch, { highWaterMark: 8 << 20 }));
       return result;
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -10,37 +10,10 @@
  * - scorer: the same, but the command is a named scorer configured where the evaluation runs
  *   (`--scorer NAME=COMMAND` on a worker or on `mergeloom evolve`); see scorers.ts.
  */
-export type FitnessTaskKind = "accuracy" | "entropy" | "command" | "scorer";
+import type { FitnessSpec, FitnessTask, FitnessTaskKind } from "../../../proto/records.js";
 
-export interface FitnessTask {
-  name: string;
-  kind: FitnessTaskKind;
-  /** JSONL file (accuracy, entropy). */
-  data?: string;
-  /** Shell command (command); `{checkpoint}` is replaced by the checkpoint path, also in $MERGELOOM_CHECKPOINT. */
-  command?: string;
-  /** Name of a worker-side scorer (scorer): the worker's configured command runs, not one from the config. */
-  scorer?: string;
-  /** Field of the command's / scorer's JSON object to read (default "score"). */
-  key?: string;
-  /** Weight in the combined fitness (default 1). */
-  weight: number;
-  /** First N examples of `data` only. */
-  limit?: number;
-}
-
-export interface FitnessSpec {
-  /** ONNX graph taking the weights as inputs (needed by accuracy and entropy tasks). */
-  graph?: string;
-  /** vocab.json of the character tokenizer. */
-  vocab?: string;
-  batchSize: number;
-  /** onnxruntime intra-op threads per evaluator (default: onnxruntime's choice). */
-  threads?: number;
-  /** weighted: one scalar; pareto: also keep the non-dominated set over the task scores. */
-  objective: "weighted" | "pareto";
-  tasks: FitnessTask[];
-}
+// The spec is part of the wire contract (an eval task carries it), so it is defined once, in proto.
+export type { FitnessSpec, FitnessTask, FitnessTaskKind };
 
 /** The weighted mean of the task scores (higher is better); NaN when any score is missing. */
 export function combineScores(scores: Readonly<Record<string, number>>, tasks: readonly FitnessTask[]): number {

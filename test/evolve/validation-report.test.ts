@@ -7,10 +7,10 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FIXTURES } from "../../test/harness/repo-root.js";
-import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
-import { runEvolve } from "./run-evolve.js";
-import { parseSearchConfig } from "./search-config.js";
+import { FIXTURES } from "../harness/repo-root.js";
+import type { Candidate, CandidateEvaluator, CandidateResult } from "../../coordinator/evolve/candidate-evaluator.js";
+import { runEvolve } from "../../coordinator/evolve/run-evolve.js";
+import { parseSearchConfig } from "../../coordinator/evolve/search-config.js";
 
 const dirs: string[] = [];
 after(async () => {

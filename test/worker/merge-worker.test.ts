@@ -4,10 +4,12 @@ import { Packr } from "msgpackr";
 import { MemoryBroker, MemoryTransport } from "../../transport/memory-transport.js";
 import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
 import type { TaskOutcome, WorkerRecord } from "../../proto/records.js";
-import { buckets, headers as H, subjects } from "../../proto/subjects.js";
+import { headers as H, subjects } from "../../proto/subjects.js";
+import { buckets } from "../../proto/buckets.js";
+import { openKv } from "../../transport/open-kv.js";
 import { TransportDispatcher } from "../../coordinator/dispatch/transport-dispatcher.js";
 import type { MergeExecutor } from "../../engine/driver/run-merge-task.js";
-import { MergeWorker, taskKey } from "./merge-worker.js";
+import { MergeWorker } from "../../worker/runtime/merge-worker.js";
 
 /** Finishes every task at once without touching storage. */
 class InstantExecutor implements MergeExecutor {
@@ -20,7 +22,7 @@ class InstantExecutor implements MergeExecutor {
 const task = (jobId: string, taskId: string): MergeTask => ({ jobId, taskId, seed: 0, tensors: [] });
 
 async function outcome(t: MemoryTransport, key: string): Promise<TaskOutcome | undefined> {
-  const kv = await t.kv(buckets.tasks, "task-outcome", { history: 1 });
+  const kv = await openKv(t, buckets.tasks);
   for (let i = 0; i < 50; i++) {
     const e = await kv.get(key);
     if (e) return e.value;
@@ -38,7 +40,7 @@ describe("merge worker refusals", () => {
     await w.start();
     const v2 = new Packr({ useRecords: false, mapsAsObjects: true }).pack({ v: 2, kind: "merge-task", body: task("j1", "t1") });
     broker.enqueue(subjects.taskMerge, v2, { [H.jobId]: "j1", [H.taskId]: "t1" });
-    const o = await outcome(wt, taskKey("j1", "t1"));
+    const o = await outcome(wt, buckets.tasks.key("j1", "t1"));
     assert.equal(o?.ok, false);
     assert.equal(o?.error?.code, "PROTOCOL_MISMATCH");
     assert.match(o!.error!.message, /speaks v2/);
@@ -60,7 +62,7 @@ describe("merge worker refusals", () => {
   test("a coordinator whose only workers speak another protocol version fails with both versions named", async () => {
     const broker = new MemoryBroker();
     const coord = new MemoryTransport({ broker, role: "coordinator" });
-    const workers = await coord.kv(buckets.workers, "worker", { ttlMs: 15_000 });
+    const workers = await openKv(coord, buckets.workers);
     const rec: WorkerRecord = {
       workerId: "old", name: "old", host: "h", pid: 1, version: "0.0.9", protocol: 2, concurrency: 1, activeTasks: 0, status: "idle",
       methods: [], startedAt: 0, heartbeatAt: Date.now(), threads: 1, memoryBytes: 1,
@@ -98,7 +100,7 @@ describe("merge worker refusals", () => {
       (err: Error) => /job j5 failed: task t7 was given up after 3 deliveries: every worker that took it stopped or lost its lease/.test(err.message),
     );
     assert.equal(taken, 3);
-    const o = await outcome(coord, taskKey("j5", "t7"));
+    const o = await outcome(coord, buckets.tasks.key("j5", "t7"));
     assert.equal(o?.ok, false, "the failure is recorded for `mergeloom jobs`");
     await crashing.close();
   });

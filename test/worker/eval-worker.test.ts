@@ -7,11 +7,13 @@ import { join } from "node:path";
 import { LocalCandidateEvaluator } from "../../coordinator/evolve/local-candidate-evaluator.js";
 import { MemoryTransport } from "../../transport/memory-transport.js";
 import type { EvalOutcome, EvalTask } from "../../proto/records.js";
-import { buckets, subjects } from "../../proto/subjects.js";
+import { subjects } from "../../proto/subjects.js";
+import { buckets } from "../../proto/buckets.js";
+import { openKv } from "../../transport/open-kv.js";
 import type { KvBucket } from "../../transport/transport.js";
-import { FIXTURES } from "../../test/harness/repo-root.js";
+import { FIXTURES } from "../harness/repo-root.js";
 import type { FitnessSpec } from "../../engine/eval/fitness/fitness-spec.js";
-import { EVAL_BUCKET_OPTIONS, EvalWorker, evalKey } from "./eval-worker.js";
+import { EvalWorker } from "../../worker/runtime/eval-worker.js";
 
 const fitness: FitnessSpec = {
   graph: join(FIXTURES, "eval", "model.onnx"),
@@ -47,7 +49,7 @@ before(async () => {
   transport = new MemoryTransport();
   worker = new EvalWorker({ transport, name: "w1", device: "cpu", ackWaitMs: 5000, maxDeliver: 3, backoffMs: [10], log: (l) => lines.push(l) });
   await worker.start();
-  outcomes = await transport.kv(buckets.evals, "eval-outcome", EVAL_BUCKET_OPTIONS);
+  outcomes = await openKv(transport, buckets.evals);
 });
 after(async () => {
   await worker.stop();
@@ -61,7 +63,7 @@ function task(taskId: string, mergeYaml: string, seed = 0): EvalTask {
 async function outcomeOf(taskId: string, timeoutMs = 60_000): Promise<EvalOutcome> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const e = await outcomes.get(evalKey("search1", taskId));
+    const e = await outcomes.get(buckets.evals.key("search1", taskId));
     if (e) return e.value;
     if (Date.now() > end) throw new Error(`no outcome for ${taskId}; log:\n${lines.join("\n")}`);
     await new Promise((r) => setTimeout(r, 20));

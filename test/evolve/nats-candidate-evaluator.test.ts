@@ -6,14 +6,16 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { MemoryTransport } from "../../transport/memory-transport.js";
 import type { EvalOutcome } from "../../proto/records.js";
-import { buckets, consumers, subjects } from "../../proto/subjects.js";
+import { consumers, subjects } from "../../proto/subjects.js";
+import { buckets } from "../../proto/buckets.js";
+import { openKv } from "../../transport/open-kv.js";
 import type { KvBucket } from "../../transport/transport.js";
-import { FIXTURES } from "../../test/harness/repo-root.js";
+import { FIXTURES } from "../harness/repo-root.js";
 import type { FitnessSpec } from "../../engine/eval/fitness/fitness-spec.js";
-import { EVAL_BUCKET_OPTIONS, EvalWorker, evalKey } from "../../worker/runtime/eval-worker.js";
-import type { Candidate } from "./candidate-evaluator.js";
-import { LocalCandidateEvaluator } from "./local-candidate-evaluator.js";
-import { deriveSearchId, evalTaskId, NatsCandidateEvaluator } from "./nats-candidate-evaluator.js";
+import { EvalWorker } from "../../worker/runtime/eval-worker.js";
+import type { Candidate } from "../../coordinator/evolve/candidate-evaluator.js";
+import { LocalCandidateEvaluator } from "../../coordinator/evolve/local-candidate-evaluator.js";
+import { deriveSearchId, evalTaskId, NatsCandidateEvaluator } from "../../coordinator/evolve/nats-candidate-evaluator.js";
 
 const fitness: FitnessSpec = {
   graph: join(FIXTURES, "eval", "model.onnx"),
@@ -49,7 +51,7 @@ before(async () => {
   transport = new MemoryTransport();
   worker = new EvalWorker({ transport: new MemoryTransport({ broker: transport.broker }), name: "w", device: "cpu", concurrency: 2, log: (l) => started.push(l) });
   await worker.start();
-  outcomes = await transport.kv(buckets.evals, "eval-outcome", EVAL_BUCKET_OPTIONS);
+  outcomes = await openKv(transport, buckets.evals);
 });
 after(async () => {
   await worker.stop();
@@ -73,7 +75,7 @@ describe("NatsCandidateEvaluator", () => {
   test("a resumed search reuses recorded outcomes and publishes only the missing candidates", async () => {
     const cands = [cand("g1-c0", [0.3, 0.3, 0.3, 0.3]), cand("g1-c1", [0.9, 0.1, 0.1, 0.1])];
     // As if an earlier run had recorded c0 (with scores no real evaluation gives) before it died.
-    const key = evalKey("s-resume", evalTaskId(cands[0]));
+    const key = buckets.evals.key("s-resume", evalTaskId(cands[0]));
     await outcomes.put(key, { jobId: "s-resume", taskId: evalTaskId(cands[0]), candidateId: "g1-c0", ok: true, scores: { add: 0.125, rev: 0.375 }, worker: "old", attempt: 1, durationMs: 1, finishedAt: Date.now() });
     const n = started.length;
     const ev = await NatsCandidateEvaluator.create({ transport, fitness, searchId: "s-resume" });

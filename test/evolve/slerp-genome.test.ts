@@ -6,13 +6,13 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { FIXTURES } from "../../test/harness/repo-root.js";
+import { FIXTURES } from "../harness/repo-root.js";
 import { createDefaultRegistry } from "../../engine/methods/all-methods.js";
 import { parseMergeConfig } from "../../engine/config/parse-merge-config.js";
 import { loadWeightsF32 } from "../../engine/eval/load-weights.js";
-import { candidateYaml } from "./candidate-yaml.js";
-import type { GenomeDefinition } from "./genome.js";
-import { LocalCandidateEvaluator } from "./local-candidate-evaluator.js";
+import { candidateYaml } from "../../coordinator/evolve/candidate-yaml.js";
+import type { GenomeDefinition } from "../../coordinator/evolve/genome.js";
+import { LocalCandidateEvaluator } from "../../coordinator/evolve/local-candidate-evaluator.js";
 
 describe("slerp genomes", () => {
   test("each slice is merged against its own base_model and the merge reproduces the winners' weights", async () => {
