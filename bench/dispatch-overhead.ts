@@ -9,14 +9,14 @@
  * job, then `--repeat` jobs of `--tasks` tasks, each job under a fresh prefix (fresh streams and
  * buckets). "publish" is the time until the last publishTask resolved.
  *
- *   node dist/bench/dispatch-overhead.js [--tasks 5000] [--repeat 3] [--concurrency 1]
+ *   node bench/dist/dispatch-overhead.js [--tasks 5000] [--repeat 3] [--concurrency 1]
  *        [--setups memory,nats-inproc,nats-1proc,nats-2proc]
  */
-import { MemoryBroker, MemoryTransport } from "../transport/memory-transport.js";
-import type { Transport } from "../transport/transport.js";
-import { TransportDispatcher } from "../coordinator/dispatch/transport-dispatcher.js";
-import { MergeWorker } from "../worker/runtime/merge-worker.js";
-import { startNatsServer } from "../test/harness/nats-server.js";
+import { MemoryBroker, MemoryTransport } from "@mergeloom/transport";
+import type { Transport } from "@mergeloom/transport";
+import { TransportDispatcher } from "@mergeloom/coordinator/dispatch";
+import { MergeWorker } from "@mergeloom/worker";
+import { startNatsServer } from "@mergeloom/test/harness";
 import { connectBenchTransport, machine, makeTinyTasks, NoopExecutor, parseFlag, startNoopWorkerProc, stats, type BenchProc } from "./nats-bench-harness.js";
 
 interface JobTiming {

@@ -4,14 +4,14 @@
  * writing every candidate to disk (the in-memory path's baseline), and over NATS with 1 and 2
  * worker processes.
  *
- *   npm run build && node dist/bench/evolve-throughput.js [--budget 48]
+ *   npm run build && node bench/dist/evolve-throughput.js [--budget 48]
  */
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Proc, startWorker, uniquePrefix } from "../test/harness/cluster.js";
-import { startNatsServer } from "../test/harness/nats-server.js";
-import { REPO_ROOT } from "../test/harness/repo-root.js";
+import { Proc, startWorker, uniquePrefix } from "@mergeloom/test/harness";
+import { startNatsServer } from "@mergeloom/test/harness";
+import { REPO_ROOT } from "@mergeloom/test/harness";
 
 const budget = (() => {
   const i = process.argv.indexOf("--budget");

@@ -12,19 +12,19 @@
  *    (real safetensors headers over sparse 140 GB files, 30 shards each), vs the same plan from
  *    local directories.
  *
- *   node dist/bench/hub-throughput.js [--size-gb 1] [--repeat 3] [--threads N] [--skip-distributed]
+ *   node bench/dist/hub-throughput.js [--size-gb 1] [--repeat 3] [--threads N] [--skip-distributed]
  */
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, ftruncateSync, symlinkSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildSafetensorsHeader } from "../engine/tensor/safetensors.js";
-import { openSyntheticCheckpoint } from "../engine/storage/synthetic-checkpoint.js";
-import { startTestHub } from "../test/harness/hub-server.js";
-import { startNatsServer } from "../test/harness/nats-server.js";
+import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
+import { openSyntheticCheckpoint } from "@mergeloom/engine/storage";
+import { startTestHub } from "@mergeloom/test/harness";
+import { startNatsServer } from "@mergeloom/test/harness";
 import { makeSyntheticCheckpoints, parseFlag, repoRoot } from "./make-synthetic-checkpoints.js";
-import { configureHub, hubSettingsFromEnv } from "../engine/storage/hub/hub-settings.js";
-import { loadConfig, planMerge } from "../engine/job/run-merge-job.js";
+import { configureHub, hubSettingsFromEnv } from "@mergeloom/engine/storage";
+import { loadConfig, planMerge } from "@mergeloom/engine/job";
 
 const ROOT = repoRoot();
 const CLI = join(ROOT, "bin", "mergeloom.js");

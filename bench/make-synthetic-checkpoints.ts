@@ -9,13 +9,13 @@
  * random floats at per-tensor offsets, converted in 8 MB chunks and written with large writes.
  * A directory that already holds checkpoints made with the same parameters is left alone.
  *
- *   node dist/bench/make-synthetic-checkpoints.js --size-gb 1.0 --models 3 [--dir .bench]
+ *   node bench/dist/make-synthetic-checkpoints.js --size-gb 1.0 --models 3 [--dir .bench]
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildSafetensorsHeader, type HeaderEntryInput } from "../engine/tensor/safetensors.js";
-import { hashKey } from "../engine/tensor/random.js";
+import { buildSafetensorsHeader, type HeaderEntryInput } from "@mergeloom/engine/tensor";
+import { hashKey } from "@mergeloom/engine/tensor";
 
 export interface SyntheticOptions {
   /** Minimum bytes of tensor data per checkpoint, in GB (1e9 bytes). */
@@ -186,7 +186,7 @@ export function parseFlag(argv: readonly string[], name: string): string | undef
   return i >= 0 ? argv[i + 1] : undefined;
 }
 
-/** The repository root (this file lives in bench/ or dist/bench/). */
+/** The repository root (this file lives in bench/ or bench/dist/). */
 export function repoRoot(): string {
   const here = fileURLToPath(new URL(".", import.meta.url));
   return resolve(here, here.includes(`${"/dist/"}`) ? "../.." : "..");

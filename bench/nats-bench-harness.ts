@@ -5,10 +5,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { cpus, availableParallelism } from "node:os";
 import { join } from "node:path";
-import type { MergeTask, MergeTaskResult } from "../proto/merge-task.js";
-import type { MergeExecutor } from "../engine/driver/run-merge-task.js";
-import type { PeerRole } from "../proto/codec.js";
-import { connectNatsTransport, NatsTransport } from "../transport/nats-transport.js";
+import type { MergeTask, MergeTaskResult } from "@mergeloom/proto";
+import type { MergeExecutor } from "@mergeloom/engine/driver";
+import type { PeerRole } from "@mergeloom/proto";
+import { connectNatsTransport, NatsTransport } from "@mergeloom/transport";
 import { repoRoot } from "./make-synthetic-checkpoints.js";
 
 /** Returns an empty result at once: the worker still decodes, checks KV, records and acks. */

@@ -2,9 +2,9 @@
  * A merge worker process with the no-op executor, for bench/dispatch-overhead.ts: the real
  * MergeWorker over the real NATS transport, doing no merge work.
  *
- *   node dist/bench/noop-worker.js --nats URL --prefix P [--name N] [--concurrency C]
+ *   node bench/dist/noop-worker.js --nats URL --prefix P [--name N] [--concurrency C]
  */
-import { MergeWorker } from "../worker/runtime/merge-worker.js";
+import { MergeWorker } from "@mergeloom/worker";
 import { connectBenchTransport, NoopExecutor, parseFlag } from "./nats-bench-harness.js";
 
 const argv = process.argv.slice(2);

@@ -4,7 +4,7 @@
  * the whole process's) with each method in both modes and reports merge seconds, input GB/s,
  * peak RSS and the ratio mergekit ÷ default.
  *
- *   npm run build && node dist/bench/numerics-speed.js [--size-gb 0.25] [--methods linear,task_arithmetic,ties,model_stock]
+ *   npm run build && node bench/dist/numerics-speed.js [--size-gb 0.25] [--methods linear,task_arithmetic,ties,model_stock]
  *                                                     [--dtype bfloat16] [--repeat 1] [--threads N]
  *
  * The dtype is the config's `dtype:` (the compute dtype in mergekit mode; default mode computes in

@@ -4,14 +4,14 @@
  * processes over a real nats-server, output checksummed by `-o discard://`. Reports per-worker
  * peak RSS (VmHWM), total time and coordinator CPU per task.
  *
- *   npm run build && node dist/bench/rehearsal-70b.js [--layers 80] [--workers 2] [--threads 1]
+ *   npm run build && node bench/dist/rehearsal-70b.js [--layers 80] [--workers 2] [--threads 1]
  */
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { startNatsServer } from "../test/harness/nats-server.js";
-import { Proc, startWorker, uniquePrefix } from "../test/harness/cluster.js";
-import { REPO_ROOT } from "../test/harness/repo-root.js";
+import { startNatsServer } from "@mergeloom/test/harness";
+import { Proc, startWorker, uniquePrefix } from "@mergeloom/test/harness";
+import { REPO_ROOT } from "@mergeloom/test/harness";
 
 function flag(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);

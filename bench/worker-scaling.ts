@@ -10,13 +10,13 @@
  * cache. The checkpoints are generated deterministically (bench/make-synthetic-checkpoints.ts)
  * and removed at the end unless --keep.
  *
- *   node dist/bench/worker-scaling.js [--repeat 3] [--size-gb 0.4] [--keep]
+ *   node bench/dist/worker-scaling.js [--repeat 3] [--size-gb 0.4] [--keep]
  *        [--modes embedded-1,embedded-2,nats-1w,nats-2w]
  */
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startNatsServer } from "../test/harness/nats-server.js";
+import { startNatsServer } from "@mergeloom/test/harness";
 import { makeSyntheticCheckpoints } from "./make-synthetic-checkpoints.js";
 import { BenchProc, CLI, machine, parseFlag, ROOT, stats } from "./nats-bench-harness.js";
 

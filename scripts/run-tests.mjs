@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// Runs every compiled *.test.js under dist/ with node's test runner. Node 20 has no glob support
-// in `node --test`, so the file list is collected here. Integration tests (dist/test/) run with
+// Runs every compiled *.test.js under each package's dist/ with node's test runner. Node 20 has no
+// glob support in `node --test`, so the file list is collected here. Integration tests (test/dist/) run with
 // concurrency 1: they start servers and processes and share the machine's two cores.
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 
 function collect(dir, out = []) {
+  if (!existsSync(dir)) return out;
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) collect(p, out);
@@ -15,10 +16,11 @@ function collect(dir, out = []) {
   return out;
 }
 const filter = process.argv.slice(2);
-let files = collect("dist").sort();
+const PACKAGES = ["proto", "transport", "engine", "worker", "coordinator", "test", "bench"];
+let files = PACKAGES.flatMap((p) => collect(join(p, "dist"))).sort();
 if (filter.length) files = files.filter((f) => filter.some((s) => f.includes(s)));
-const unit = files.filter((f) => !f.startsWith(join("dist", "test")));
-const integration = files.filter((f) => f.startsWith(join("dist", "test")));
+const unit = files.filter((f) => !f.startsWith(join("test", "dist")));
+const integration = files.filter((f) => f.startsWith(join("test", "dist")));
 let failed = false;
 for (const [label, group, conc] of [["unit", unit, 2], ["integration", integration, 1]]) {
   if (!group.length) continue;

@@ -1,8 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { MemoryBroker, MemoryTransport } from "./memory-transport.js";
-import { ProtocolError } from "../proto/errors.js";
-import type { JobRecord } from "../proto/records.js";
+import { ProtocolError } from "@mergeloom/proto";
+import type { JobRecord } from "@mergeloom/proto";
 
 const job = (jobId: string): JobRecord => ({ jobId, state: "running", createdAt: 1, updatedAt: 1, totalTasks: 1, doneTasks: 0, failedTasks: 0, outputDir: "/o" });
 

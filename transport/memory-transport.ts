@@ -8,9 +8,9 @@
  * results log, KV with revisions/compare-and-set/TTL, object store. Bodies round-trip through the
  * codec exactly as on the wire.
  */
-import { encodeMessage, decodeMessage, type CodecOptions, type PeerRole } from "../proto/codec.js";
+import { encodeMessage, decodeMessage, type CodecOptions, type PeerRole } from "@mergeloom/proto";
 import { runDelivery, subjectMatches } from "./run-delivery.js";
-import type { MessageKind, MessageMap, AnyMessage } from "../proto/schemas.js";
+import type { MessageKind, MessageMap, AnyMessage } from "@mergeloom/proto";
 import { resolveConsumeOptions, type AbandonedTask, type ConsumeOptions, type Handler, type KvBucket, type KvChange, type KvEntry, type KvOptions, type ObjectBucket, type ObjectInfo, type Received, type ResolvedConsumeOptions, type Stoppable, type SubscribeOptions, type Transport } from "./transport.js";
 import { checkBucketName, checkKvKey, KvConflictError, TransportError } from "./transport-errors.js";
 

@@ -13,12 +13,12 @@ import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstre
 import { Kvm, type KV, type KvEntry as NatsKvEntry } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import { connect, credsAuthenticator, TimeoutError, headers as natsHeaders, nanos, nkeyAuthenticator, type Authenticator, type MsgHdrs, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
-import { decodeMessage, encodeMessage, type CodecOptions, type PeerRole } from "../proto/codec.js";
-import { errorMessage } from "../proto/errors.js";
+import { decodeMessage, encodeMessage, type CodecOptions, type PeerRole } from "@mergeloom/proto";
+import { errorMessage } from "@mergeloom/proto";
 import { parseNatsUrls, redactSecrets } from "./nats-url.js";
 import { runDelivery } from "./run-delivery.js";
-import type { AnyMessage, MessageKind, MessageMap } from "../proto/schemas.js";
-import { streams as STREAMS, SUBJECT_ROOT } from "../proto/subjects.js";
+import type { AnyMessage, MessageKind, MessageMap } from "@mergeloom/proto";
+import { streams as STREAMS, SUBJECT_ROOT } from "@mergeloom/proto";
 import { resolveConsumeOptions, type AbandonedTask, type ConsumeOptions, type Handler, type KvBucket, type KvOptions, type ObjectBucket, type Received, type Stoppable, type SubscribeOptions, type Transport } from "./transport.js";
 import { checkBucketName, checkKvKey, KvConflictError, TransportError } from "./transport-errors.js";
 

@@ -3,10 +3,10 @@
  * decodes the body, runs the handler under a lease (ackWaitMs, renewed by heartbeat), and turns
  * the handler's outcome into ack / term / nak-with-backoff.
  */
-import { decodeMessage, type CodecOptions } from "../proto/codec.js";
-import { errorMessage, isPermanent } from "../proto/errors.js";
-import { toWireError } from "../proto/wire-error.js";
-import type { MessageKind, MessageMap } from "../proto/schemas.js";
+import { decodeMessage, type CodecOptions } from "@mergeloom/proto";
+import { errorMessage, isPermanent } from "@mergeloom/proto";
+import { toWireError } from "@mergeloom/proto";
+import type { MessageKind, MessageMap } from "@mergeloom/proto";
 import { backoffFor, type Delivery, type Handler, type ResolvedConsumeOptions } from "./transport.js";
 import { TransportError } from "./transport-errors.js";
 

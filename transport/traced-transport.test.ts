@@ -2,12 +2,12 @@ import { test, describe, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-node";
-import { MergeloomError } from "../proto/errors.js";
-import type { MergeTask, MergeTaskResult } from "../proto/merge-task.js";
+import { MergeloomError } from "@mergeloom/proto";
+import type { MergeTask, MergeTaskResult } from "@mergeloom/proto";
 import { MemoryBroker, MemoryTransport } from "./memory-transport.js";
-import { headers as H, subjects } from "../proto/subjects.js";
+import { headers as H, subjects } from "@mergeloom/proto";
 import type { Transport } from "./transport.js";
-import { inSpan } from "../proto/tracing/in-span.js";
+import { inSpan } from "@mergeloom/proto";
 import { processSpanName, traced } from "./traced-transport.js";
 
 // Stands in for an entry point's startTelemetry(): registers W3C propagation and AsyncLocalStorage.

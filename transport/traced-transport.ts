@@ -15,8 +15,8 @@
  * Propagation uses the entry point's registered propagator (see trace-headers.ts).
  */
 import { SpanKind, type Attributes } from "@opentelemetry/api";
-import type { AnyMessage, MessageKind, MessageMap } from "../proto/schemas.js";
-import { headers as H, SUBJECT_ROOT } from "../proto/subjects.js";
+import type { AnyMessage, MessageKind, MessageMap } from "@mergeloom/proto";
+import { headers as H, SUBJECT_ROOT } from "@mergeloom/proto";
 import {
   resolveConsumeOptions,
   type AbandonedTask,
@@ -31,7 +31,7 @@ import {
   type SubscribeOptions,
   type Transport,
 } from "./transport.js";
-import { inSpan } from "../proto/tracing/in-span.js";
+import { inSpan } from "@mergeloom/proto";
 import {
   ATTR_DELIVERY_ATTEMPT,
   ATTR_JOB_ID,
@@ -41,8 +41,8 @@ import {
   ATTR_MESSAGING_OPERATION_TYPE,
   ATTR_MESSAGING_SYSTEM,
   ATTR_TASK_ID,
-} from "../proto/tracing/span-attributes.js";
-import { extractTraceContext, injectTraceHeaders } from "../proto/tracing/trace-headers.js";
+} from "@mergeloom/proto";
+import { extractTraceContext, injectTraceHeaders } from "@mergeloom/proto";
 
 /** Wraps `transport` so trace context flows through every message. KV and objects pass through. */
 export function traced(transport: Transport): Transport {

@@ -17,9 +17,9 @@
  * Every body goes through the codec (proto/codec.ts) in both implementations, so an embedded run
  * catches the same size and schema violations as a distributed one.
  */
-import type { AnyMessage, MessageKind, MessageMap } from "../proto/schemas.js";
-import type { WireError } from "../proto/records.js";
-import type { KvOptions } from "../proto/buckets.js";
+import type { AnyMessage, MessageKind, MessageMap } from "@mergeloom/proto";
+import type { WireError } from "@mergeloom/proto";
+import type { KvOptions } from "@mergeloom/proto";
 
 /** Resolve → ack. Permanent error → term. Other errors → nak with backoff. */
 export type Handler<T> = (d: Delivery<T>) => Promise<void>;

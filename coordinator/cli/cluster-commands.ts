@@ -1,24 +1,24 @@
 /** `mergeloom worker`, `mergeloom jobs` and `mergeloom cancel`. */
 import { availableParallelism } from "node:os";
 import type { Command } from "commander";
-import { errorMessage, MergeloomError, ProtocolError } from "../../proto/errors.js";
-import { traced } from "../../transport/traced-transport.js";
-import { connectNatsTransport, type NatsConnectOptions } from "../../transport/nats-transport.js";
-import type { JobRecord, WorkerRecord } from "../../proto/records.js";
-import { buckets } from "../../proto/buckets.js";
-import { openKv } from "../../transport/open-kv.js";
-import type { KvBucket } from "../../transport/transport.js";
-import { startHealthServer } from "../../worker/ops/health-server.js";
-import { WorkerMetrics } from "../../worker/ops/worker-metrics.js";
-import { EvalWorker } from "../../worker/runtime/eval-worker.js";
-import { MergeWorker } from "../../worker/runtime/merge-worker.js";
+import { errorMessage, MergeloomError, ProtocolError } from "@mergeloom/proto";
+import { traced } from "@mergeloom/transport";
+import { connectNatsTransport, type NatsConnectOptions } from "@mergeloom/transport";
+import type { JobRecord, WorkerRecord } from "@mergeloom/proto";
+import { buckets } from "@mergeloom/proto";
+import { openKv } from "@mergeloom/transport";
+import type { KvBucket } from "@mergeloom/transport";
+import { startHealthServer } from "@mergeloom/worker";
+import { WorkerMetrics } from "@mergeloom/worker";
+import { EvalWorker } from "@mergeloom/worker";
+import { MergeWorker } from "@mergeloom/worker";
 import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
-import { redactUrls } from "../../transport/nats-url.js";
+import { redactUrls } from "@mergeloom/transport";
 import { parseIntFlag, parseSize } from "./parse-size.js";
 import { resolve } from "node:path";
 import { addHttpOptions, httpOptionsFrom, type HttpFlags } from "./http-options.js";
 import { addScorerOptions, gpuFrom, scorersFrom, type ScorerFlags } from "./scorer-options.js";
-import { ScratchDir } from "../../worker/runtime/scratch-dir.js";
+import { ScratchDir } from "@mergeloom/worker";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 

@@ -1,10 +1,10 @@
 /** `mergeloom download CONFIG` (and `--download` on merge/plan): fill the HF cache with what a config needs. */
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
-import { downloadModel } from "../../engine/storage/hub/download-model.js";
-import { resolveModelReference } from "../../engine/storage/hub/resolve-model-reference.js";
-import type { MergeConfig } from "../../engine/config/merge-config.js";
-import { loadConfig } from "../../engine/job/run-merge-job.js";
+import { downloadModel } from "@mergeloom/engine/storage";
+import { resolveModelReference } from "@mergeloom/engine/storage";
+import type { MergeConfig } from "@mergeloom/engine/config";
+import { loadConfig } from "@mergeloom/engine/job";
 import { formatBytes } from "./render-events.js";
 
 /** Every model reference in a config: models, base, task vectors and the tokenizer source. */

@@ -2,9 +2,9 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
-import { MergeloomError } from "../../proto/errors.js";
-import { evaluateModelDir } from "../../engine/eval/evaluate-model.js";
-import { loadWeightsF32 } from "../../engine/eval/load-weights.js";
+import { MergeloomError } from "@mergeloom/proto";
+import { evaluateModelDir } from "@mergeloom/engine/eval";
+import { loadWeightsF32 } from "@mergeloom/engine/eval";
 import { parseIntFlag } from "./parse-size.js";
 
 export interface EvalReport {

@@ -1,7 +1,7 @@
 /** `--http-timeout` and `--http-retries`: how patiently http(s) inputs are read (merge, plan, worker). */
 import type { Command } from "commander";
-import { MergeloomError } from "../../proto/errors.js";
-import { DEFAULT_HTTP_RETRIES, DEFAULT_HTTP_TIMEOUT_MS, type HttpOptions } from "../../engine/storage/http-byte-source.js";
+import { MergeloomError } from "@mergeloom/proto";
+import { DEFAULT_HTTP_RETRIES, DEFAULT_HTTP_TIMEOUT_MS, type HttpOptions } from "@mergeloom/engine/storage";
 import { parseIntFlag } from "./parse-size.js";
 
 export interface HttpFlags {

@@ -4,9 +4,9 @@
  * it is the only place (with the worker entry) that reads the environment.
  */
 import { Command, Option } from "commander";
-import { MergeloomError, errorMessage } from "../../proto/errors.js";
-import { capEchoes } from "../../proto/cap-echoes.js";
-import { redactUrls } from "../../transport/nats-url.js";
+import { MergeloomError, errorMessage } from "@mergeloom/proto";
+import { capEchoes } from "@mergeloom/proto";
+import { redactUrls } from "@mergeloom/transport";
 import { parseIntFlag, parseSize } from "./parse-size.js";
 import { registerMergeCommands } from "./merge-commands.js";
 import { registerEvalCommand } from "./eval-command.js";

@@ -4,8 +4,8 @@
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { MergeloomError } from "../../proto/errors.js";
-import type { NatsConnectOptions } from "../../transport/nats-transport.js";
+import { MergeloomError } from "@mergeloom/proto";
+import type { NatsConnectOptions } from "@mergeloom/transport";
 
 export interface NatsFlags {
   nats?: string;

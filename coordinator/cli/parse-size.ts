@@ -1,4 +1,4 @@
-import { MergeloomError } from "../../proto/errors.js";
+import { MergeloomError } from "@mergeloom/proto";
 
 /**
  * Size suffixes. A bare `B` (or `b`) is mergekit's billion (`parse_kmb`: `--out-shard-size 5B`

@@ -1,6 +1,6 @@
 /** `--scorer NAME=COMMAND` (repeatable), `--scorers-file FILE` and `--gpu ID`, shared by `mergeloom worker` and `mergeloom evolve`. */
 import type { Command } from "commander";
-import { DEFAULT_SCORER_TIMEOUT_MS, loadScorersFile, parseScorerFlag, scorerMap, type ScorerSpec } from "../../engine/eval/fitness/scorers.js";
+import { DEFAULT_SCORER_TIMEOUT_MS, loadScorersFile, parseScorerFlag, scorerMap, type ScorerSpec } from "@mergeloom/engine/eval";
 import { parseIntFlag } from "./parse-size.js";
 
 export interface ScorerFlags {

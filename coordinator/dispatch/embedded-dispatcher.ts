@@ -2,14 +2,14 @@
  * The embedded default: the same coordinator → transport → worker path as a cluster, with the
  * in-memory transport and one in-process worker that owns the merge threads.
  */
-import { MemoryBroker, MemoryTransport } from "../../transport/memory-transport.js";
-import { MergeWorker } from "../../worker/runtime/merge-worker.js";
-import { LocalMergeExecutor } from "../../engine/driver/run-merge-task.js";
+import { MemoryBroker, MemoryTransport } from "@mergeloom/transport";
+import { MergeWorker } from "@mergeloom/worker";
+import { LocalMergeExecutor } from "@mergeloom/engine/driver";
 import { TransportDispatcher } from "./transport-dispatcher.js";
-import { traced } from "../../transport/traced-transport.js";
-import type { Transport } from "../../transport/transport.js";
-import type { MergeEventSink } from "../../engine/job/merge-events.js";
-import type { HttpOptions } from "../../engine/storage/http-byte-source.js";
+import { traced } from "@mergeloom/transport";
+import type { Transport } from "@mergeloom/transport";
+import type { MergeEventSink } from "@mergeloom/engine/job";
+import type { HttpOptions } from "@mergeloom/engine/storage";
 
 export class EmbeddedDispatcher extends TransportDispatcher {
   private constructor(

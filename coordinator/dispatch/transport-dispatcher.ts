@@ -4,19 +4,19 @@
  * before they ack — so a restarted coordinator sees everything that finished while it was away
  * and republishes only the rest. Job state lives in the jobs bucket.
  */
-import { MAX_MESSAGE_BYTES } from "../../proto/codec.js";
-import { errorMessage, MergeloomError, ProtocolError } from "../../proto/errors.js";
-import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
-import type { JobRecord, TaskOutcome } from "../../proto/records.js";
-import { headers as H, PROTOCOL_VERSION, subjects } from "../../proto/subjects.js";
-import { buckets } from "../../proto/buckets.js";
-import { openKv } from "../../transport/open-kv.js";
-import type { KvBucket, Stoppable, Transport } from "../../transport/transport.js";
-import { KvConflictError } from "../../transport/transport-errors.js";
-import { fromWireError } from "../../proto/wire-error.js";
+import { MAX_MESSAGE_BYTES } from "@mergeloom/proto";
+import { errorMessage, MergeloomError, ProtocolError } from "@mergeloom/proto";
+import type { MergeTask, MergeTaskResult } from "@mergeloom/proto";
+import type { JobRecord, TaskOutcome } from "@mergeloom/proto";
+import { headers as H, PROTOCOL_VERSION, subjects } from "@mergeloom/proto";
+import { buckets } from "@mergeloom/proto";
+import { openKv } from "@mergeloom/transport";
+import type { KvBucket, Stoppable, Transport } from "@mergeloom/transport";
+import { KvConflictError } from "@mergeloom/transport";
+import { fromWireError } from "@mergeloom/proto";
 import { open, type FileHandle } from "node:fs/promises";
-import type { MergeEventSink } from "../../engine/job/merge-events.js";
-import type { TaskDispatcher } from "../../engine/job/run-merge-job.js";
+import type { MergeEventSink } from "@mergeloom/engine/job";
+import type { TaskDispatcher } from "@mergeloom/engine/job";
 
 /** Task publishes awaiting their JetStream ack at once. */
 const PUBLISH_WINDOW = 256;

@@ -16,9 +16,9 @@
  */
 import { copyFile, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { createDefaultRegistry } from "../../engine/methods/all-methods.js";
-import { parseMergeConfig } from "../../engine/config/parse-merge-config.js";
-import { writeCandidateCheckpoint } from "../../worker/runtime/write-candidate.js";
+import { createDefaultRegistry } from "@mergeloom/engine/methods";
+import { parseMergeConfig } from "@mergeloom/engine/config";
+import { writeCandidateCheckpoint } from "@mergeloom/worker";
 import type { CandidateEvaluator } from "./candidate-evaluator.js";
 import { runEvolve, type EvolveEvent, type EvolveResult } from "./run-evolve.js";
 import type { SearchConfig } from "./search-config.js";

@@ -9,15 +9,15 @@
  * so scores (and a seeded search's best.yml) are identical to an in-process search.
  */
 import { createHash } from "node:crypto";
-import { MergeloomError } from "../../proto/errors.js";
-import type { EvalOutcome, EvalTask } from "../../proto/records.js";
-import { consumers, headers as H, subjects } from "../../proto/subjects.js";
-import { buckets } from "../../proto/buckets.js";
-import { openKv } from "../../transport/open-kv.js";
-import type { KvBucket, Stoppable, Transport } from "../../transport/transport.js";
-import { KvConflictError } from "../../transport/transport-errors.js";
-import { combineScores, type FitnessSpec } from "../../engine/eval/fitness/fitness-spec.js";
-import { scorersUsed } from "../../engine/eval/fitness/scorers.js";
+import { MergeloomError } from "@mergeloom/proto";
+import type { EvalOutcome, EvalTask } from "@mergeloom/proto";
+import { consumers, headers as H, subjects } from "@mergeloom/proto";
+import { buckets } from "@mergeloom/proto";
+import { openKv } from "@mergeloom/transport";
+import type { KvBucket, Stoppable, Transport } from "@mergeloom/transport";
+import { KvConflictError } from "@mergeloom/transport";
+import { combineScores, type FitnessSpec } from "@mergeloom/engine/eval";
+import { scorersUsed } from "@mergeloom/engine/eval";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
 
 export interface NatsEvaluatorOptions {

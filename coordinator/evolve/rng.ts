@@ -7,7 +7,7 @@
  * come from the Marsaglia polar method, which yields pairs: the second deviate is kept in the
  * state and returned by the next `normal()` call.
  */
-import { ParamError } from "../../proto/errors.js";
+import { ParamError } from "@mergeloom/proto";
 
 export interface RngState {
   /** xoshiro128** words, each an unsigned 32-bit integer. */

@@ -11,8 +11,8 @@
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ConfigError, MergeloomError } from "../../proto/errors.js";
-import { openModel } from "../../engine/storage/hub/open-model.js";
+import { ConfigError, MergeloomError } from "@mergeloom/proto";
+import { openModel } from "@mergeloom/engine/storage";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
 import { candidateYaml } from "./candidate-yaml.js";
 import { CmaEs, type CmaState } from "./cma-es.js";

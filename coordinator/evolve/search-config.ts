@@ -5,8 +5,8 @@
  */
 import { resolve } from "node:path";
 import { parseDocument, stringify } from "yaml";
-import { ConfigError } from "../../proto/errors.js";
-import type { FitnessSpec, FitnessTask, FitnessTaskKind } from "../../engine/eval/fitness/fitness-spec.js";
+import { ConfigError } from "@mergeloom/proto";
+import type { FitnessSpec, FitnessTask, FitnessTaskKind } from "@mergeloom/engine/eval";
 import { DFS_DEFAULT_SIGMA0, parseDfsGenome, type DfsGenomeDefinition } from "./dfs/dfs-genome.js";
 import { METHOD_PARAMS, type GenomeDefinition, type GenomeMergeMethod } from "./genome.js";
 

@@ -9,14 +9,14 @@
 import { existsSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { DTYPE_BYTES, isFloatDType, type DType } from "../../proto/dtype.js";
-import { CheckpointError, MergeloomError } from "../../proto/errors.js";
-import { buildSafetensorsHeader } from "../../engine/tensor/safetensors.js";
-import { TensorIO } from "../../engine/driver/tensor-io.js";
-import { openCheckpoint, type CheckpointTensor } from "../../engine/storage/checkpoint.js";
-import { decodeToF32, encodeFromF32 } from "../../engine/tensor/convert.js";
-import { resolveModelReference } from "../../engine/plan/model-ref.js";
-import { isEmbeddingTensor } from "../../engine/tokenizer/plan-embeddings.js";
+import { DTYPE_BYTES, isFloatDType, type DType } from "@mergeloom/proto";
+import { CheckpointError, MergeloomError } from "@mergeloom/proto";
+import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
+import { TensorIO } from "@mergeloom/engine/driver";
+import { openCheckpoint, type CheckpointTensor } from "@mergeloom/engine/storage";
+import { decodeToF32, encodeFromF32 } from "@mergeloom/engine/tensor";
+import { resolveModelReference } from "@mergeloom/engine/plan";
+import { isEmbeddingTensor } from "@mergeloom/engine/tokenizer";
 import { randomizedSvd } from "./randomized-svd.js";
 
 export interface ExtractOptions {

@@ -11,7 +11,7 @@
  * affordable at these sizes. The small k×k eigenproblem reuses the Jacobi solver of evolve.
  */
 import { symmetricEigen } from "../evolve/symmetric-eigen.js";
-import { createRandom } from "../../engine/tensor/random.js";
+import { createRandom } from "@mergeloom/engine/tensor";
 
 /** Rows [r0, r1) of the matrix, row-major, `cols` values per row. */
 export type RowChunks = (r0: number, r1: number) => Promise<Float32Array | Float64Array>;

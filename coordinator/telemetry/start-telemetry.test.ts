@@ -7,9 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { propagation } from "@opentelemetry/api";
-import { MergeloomError } from "../../proto/errors.js";
-import { inSpan } from "../../proto/tracing/in-span.js";
-import { injectTraceHeaders } from "../../proto/tracing/trace-headers.js";
+import { MergeloomError } from "@mergeloom/proto";
+import { inSpan } from "@mergeloom/proto";
+import { injectTraceHeaders } from "@mergeloom/proto";
 import type { SpanLine } from "./json-file-span-exporter.js";
 import { otlpConfig, parseKeyValues, startTelemetry } from "./start-telemetry.js";
 

@@ -9,8 +9,8 @@
  * message (closest name, valid choices, location), which is clearer inline.
  */
 import { isMap, isNode, isScalar, LineCounter, parseDocument, visit, type Document } from "yaml";
-import { CONFIG_DTYPE_NAMES, parseConfigDType, type FloatDType } from "../../proto/dtype.js";
-import { ConfigError, UnknownMethodError } from "../../proto/errors.js";
+import { CONFIG_DTYPE_NAMES, parseConfigDType, type FloatDType } from "@mergeloom/proto";
+import { ConfigError, UnknownMethodError } from "@mergeloom/proto";
 import type { MergeMethod } from "../methods/define-merge-method.js";
 import type { MergeMethodRegistry } from "../methods/merge-method-registry.js";
 import type { ParamSpec, ParamValue } from "../methods/params.js";

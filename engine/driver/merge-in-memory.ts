@@ -9,9 +9,9 @@
  * Whole tensors are merged (never row chunks), which matches `mergeTensor` for every tensor below
  * its chunk threshold (4M elements) and for every non-random method above it.
  */
-import { DTYPE_BYTES, isFloatDType } from "../../proto/dtype.js";
-import { MergeloomError, ParamError } from "../../proto/errors.js";
-import type { TensorSource, TensorSpec } from "../../proto/merge-task.js";
+import { DTYPE_BYTES, isFloatDType } from "@mergeloom/proto";
+import { MergeloomError, ParamError } from "@mergeloom/proto";
+import type { TensorSource, TensorSpec } from "@mergeloom/proto";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
 import { createRandom } from "../tensor/random.js";
 import type { MergeContext, MergeInput } from "../methods/define-merge-method.js";

@@ -5,9 +5,9 @@
  * thread or a worker process.
  */
 import type { HubByteStats } from "../storage/hub/hub-stats.js";
-import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf } from "../../proto/dtype.js";
-import { MergeloomError, ParamError } from "../../proto/errors.js";
-import type { TensorSource, TensorTask } from "../../proto/merge-task.js";
+import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf } from "@mergeloom/proto";
+import { MergeloomError, ParamError } from "@mergeloom/proto";
+import type { TensorSource, TensorTask } from "@mergeloom/proto";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
 import { hasNonFinite } from "../tensor/non-finite.js";
 import { createRandom, hashKey } from "../tensor/random.js";

@@ -5,18 +5,18 @@
  */
 import { createHash } from "node:crypto";
 import { context, trace, type Attributes } from "@opentelemetry/api";
-import { ATTR_BYTES_READ, ATTR_BYTES_WRITTEN, ATTR_JOB_ID, ATTR_TASK_ID, ATTR_TENSOR_COUNT, mergeloomTracer, SPAN_NAMES } from "../../proto/tracing/in-span.js";
+import { ATTR_BYTES_READ, ATTR_BYTES_WRITTEN, ATTR_JOB_ID, ATTR_TASK_ID, ATTR_TENSOR_COUNT, mergeloomTracer, SPAN_NAMES } from "@mergeloom/proto";
 import { availableParallelism } from "node:os";
 import { Piscina } from "piscina";
-import { numelOf } from "../../proto/dtype.js";
-import { MergeloomError } from "../../proto/errors.js";
-import type { MergeTask, MergeTaskResult, TensorResult, TensorTask } from "../../proto/merge-task.js";
+import { numelOf } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import type { MergeTask, MergeTaskResult, TensorResult, TensorTask } from "@mergeloom/proto";
 import { createDefaultRegistry } from "../methods/all-methods.js";
 import { isElementwise, mergeTensor, type StageTimes, rowElems, rowsOf, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
 import type { MergeMethodRegistry } from "../methods/merge-method-registry.js";
 import { TensorIO } from "./tensor-io.js";
 import type { ThreadReply } from "./tensor-thread.js";
-import { fromWireError } from "../../proto/wire-error.js";
+import { fromWireError } from "@mergeloom/proto";
 import { createRemoteReader } from "./remote-reader.js";
 import { countedMergeTensor } from "./counted-merge-tensor.js";
 import type { HttpOptions } from "../storage/http-byte-source.js";

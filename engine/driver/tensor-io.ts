@@ -6,7 +6,7 @@
  */
 import { closeSync, constants, fdatasync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { createHash, type Hash } from "node:crypto";
-import { StorageError, CheckpointError, MergeloomError } from "../../proto/errors.js";
+import { StorageError, CheckpointError, MergeloomError } from "@mergeloom/proto";
 import { openRegularFileSync } from "../storage/regular-file.js";
 import { fsErrorDetail } from "../storage/fs-error.js";
 

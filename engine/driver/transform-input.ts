@@ -5,10 +5,10 @@
  * needs B's rows of the chunk and A (rank × columns), and a vocabulary chunk reads the stored
  * rows its runs name.
  */
-import { DTYPE_BYTES } from "../../proto/dtype.js";
-import { MergeloomError } from "../../proto/errors.js";
-import type { DType } from "../../proto/dtype.js";
-import type { LoraDelta, TensorInputSpec, TensorSource, TensorSpec } from "../../proto/merge-task.js";
+import { DTYPE_BYTES } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import type { DType } from "@mergeloom/proto";
+import type { LoraDelta, TensorInputSpec, TensorSource, TensorSpec } from "@mergeloom/proto";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
 
 /** Reads `count` elements of `src` starting at element `start`, as a fresh fp32 array. */

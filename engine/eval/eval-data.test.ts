@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CharTokenizer, encodeExample, loadEvalSet, parseEvalJsonl } from "./eval-data.js";
-import { MergeloomError } from "../../proto/errors.js";
+import { MergeloomError } from "@mergeloom/proto";
 import { FIXTURE } from "./test-weights.js";
 
 const VOCAB = { "<pad>": 0, "<bos>": 1, "<eos>": 2, "0": 3, "1": 4, "2": 5, "3": 6, "4": 7, "5": 8, "6": 9, "7": 10, "8": 11, "9": 12, "+": 13, "-": 14, "*": 15, "=": 16, "|": 17, r: 18, m: 19, x: 20 };

@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
-import { MergeloomError } from "../../proto/errors.js";
+import { MergeloomError } from "@mergeloom/proto";
 
 const SPECIALS = ["<pad>", "<bos>", "<eos>"] as const;
 

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { evaluateModelDir } from "./evaluate-model.js";
-import { MergeloomError } from "../../proto/errors.js";
+import { MergeloomError } from "@mergeloom/proto";
 import { FIXTURE, readCheckpointF32 } from "./test-weights.js";
 
 const opts = (dir: string) => ({

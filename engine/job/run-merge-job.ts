@@ -6,12 +6,12 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { MergeloomError, StorageError } from "../../proto/errors.js";
-import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
-import type { JobRecord } from "../../proto/records.js";
-import { toWireError } from "../../proto/wire-error.js";
+import { MergeloomError, StorageError } from "@mergeloom/proto";
+import type { MergeTask, MergeTaskResult } from "@mergeloom/proto";
+import type { JobRecord } from "@mergeloom/proto";
+import { toWireError } from "@mergeloom/proto";
 import { existsSync } from "node:fs";
-import { ATTR_BYTES_READ, ATTR_BYTES_WRITTEN, ATTR_JOB_ID, ATTR_MERGE_METHOD, ATTR_TASK_COUNT, ATTR_TENSOR_COUNT, inSpan, SPAN_NAMES } from "../../proto/tracing/in-span.js";
+import { ATTR_BYTES_READ, ATTR_BYTES_WRITTEN, ATTR_JOB_ID, ATTR_MERGE_METHOD, ATTR_TASK_COUNT, ATTR_TENSOR_COUNT, inSpan, SPAN_NAMES } from "@mergeloom/proto";
 import { createDefaultRegistry } from "../methods/all-methods.js";
 import { checkOutputPath, OutputDir } from "../output/output-dir.js";
 import { currentOwner } from "../output/process-owner.js";

@@ -1,5 +1,5 @@
 /**
- * The WebAssembly SIMD kernels (worker/kernels/assembly/kernels.ts, compiled by AssemblyScript at
+ * The WebAssembly SIMD kernels (engine/kernels/assembly/kernels.ts, compiled by AssemblyScript at
  * build time) and the arena their data lives in. One instance per thread, created on first use.
  *
  * Why WebAssembly: the hot loops (bf16 decode, weighted sums, task-vector masks, sign consensus,
@@ -43,12 +43,12 @@ const ALIGN = 64;
 let compiled: WebAssembly.Module | undefined;
 
 function wasmPath(): string {
-  // dist/worker/kernels/kernels.wasm next to the compiled loader; from sources, the built copy.
-  for (const rel of ["./kernels.wasm", "../../dist/worker/kernels/kernels.wasm"]) {
+  // engine/dist/kernels/kernels.wasm next to the compiled loader; from sources, the built copy.
+  for (const rel of ["./kernels.wasm", "../dist/kernels/kernels.wasm"]) {
     const p = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(p)) return p;
   }
-  throw new Error("mergeloom: the WebAssembly kernels (dist/worker/kernels/kernels.wasm) are missing; run `npm run build`");
+  throw new Error("mergeloom: the WebAssembly kernels (engine/dist/kernels/kernels.wasm) are missing; run `npm run build`");
 }
 
 /** A bump allocator over the kernels' memory; `mark`/`release` bracket per-chunk allocations. */

@@ -17,8 +17,8 @@
  * in the stats passes; δ, mask, rescale, mix, the base and the bf16 rounding in apply — each the
  * same operations on the same values as the fp32 path, so the bytes are identical.
  */
-import { ParamError } from "../../proto/errors.js";
-import { numelOf } from "../../proto/dtype.js";
+import { ParamError } from "@mergeloom/proto";
+import { numelOf } from "@mergeloom/proto";
 import { kernelArena } from "../kernels/wasm-kernels.js";
 import { encodeFromF32 } from "../tensor/convert.js";
 import type { StreamChunk, StreamInfo, TensorStream } from "./define-merge-method.js";

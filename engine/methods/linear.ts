@@ -6,7 +6,7 @@
  * each product w_i·x_i rounded to fp32 and summed in fp32 in input order, then divided by the fp32
  * sum of the weights (`(weights * tensors).sum(0) / weights.sum(0)`).
  */
-import { ParamError } from "../../proto/errors.js";
+import { ParamError } from "@mergeloom/proto";
 import { defineMergeMethod, type MergeInput } from "./define-merge-method.js";
 import { kernelArena } from "../kernels/wasm-kernels.js";
 import { bool, num } from "./params.js";

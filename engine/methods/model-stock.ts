@@ -11,7 +11,7 @@
  * whole-tensor mode takes one stats pass (norms and dots) before the blend; filter_wise rows of
  * a ≥ 2-D tensor lie inside a chunk and need none. `merge` is the stream over one chunk.
  */
-import { ParamError } from "../../proto/errors.js";
+import { ParamError } from "@mergeloom/proto";
 import { defineMergeMethod, type MergeContext, type StreamChunk, type TensorStream } from "./define-merge-method.js";
 import { bool } from "./params.js";
 

@@ -14,7 +14,7 @@
  * ‖x_i‖², ‖Σ w_i u_i‖², u_i·m, ‖T‖² — take one stats pass each and continue across row chunks.
  * `merge` is the stream over one chunk.
  */
-import { ParamError } from "../../proto/errors.js";
+import { ParamError } from "@mergeloom/proto";
 import { defineMergeMethod, type MergeContext, type MergeInput, type StreamChunk, type TensorStream } from "./define-merge-method.js";
 import { bool, num } from "./params.js";
 

@@ -15,7 +15,7 @@
  * the dot of the normalized vectors); the rows of a ≥ 2-D tensor lie inside a chunk and need
  * none. `merge` is the stream over one chunk.
  */
-import { ParamError } from "../../proto/errors.js";
+import { ParamError } from "@mergeloom/proto";
 import { defineMergeMethod, type MergeContext, type MergeInput, type StreamChunk, type TensorStream } from "./define-merge-method.js";
 import { bool, num } from "./params.js";
 

@@ -2,7 +2,7 @@
  * passthrough: copies the one input tensor (frankenmerges stack layers of different models by
  * slices), optionally multiplied by the model's `scale`.
  */
-import { ParamError } from "../../proto/errors.js";
+import { ParamError } from "@mergeloom/proto";
 import { defineMergeMethod, type MergeContext } from "./define-merge-method.js";
 import { optionalNum } from "./params.js";
 

@@ -7,10 +7,10 @@
  * fp32 too, so the lerp/slerp branch is taken on the same fp32 cosine mergekit sees (up to its
  * own summation rounding). Each output element is rounded once.
  */
-import { ParamError } from "../../proto/errors.js";
+import { ParamError } from "@mergeloom/proto";
 import { defineMergeMethod, type MergeContext, type StreamChunk, type TensorStream } from "./define-merge-method.js";
 import { num } from "./params.js";
-import { numelOf } from "../../proto/dtype.js";
+import { numelOf } from "@mergeloom/proto";
 import { kernelArena } from "../kernels/wasm-kernels.js";
 
 const DOT_THRESHOLD = 0.9995;

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ParamError } from "../../proto/errors.js";
+import { ParamError } from "@mergeloom/proto";
 import { createRandom } from "../tensor/random.js";
 import { assertAllClose, constantUniform, fixedUniform } from "./gta-test-context.js";
 import {

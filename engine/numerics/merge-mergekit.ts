@@ -4,8 +4,8 @@
  * loader does, run the method's mergekit arithmetic, return values of that dtype (the driver
  * casts them to the output dtype, as mergekit's writer does).
  */
-import { ParamError } from "../../proto/errors.js";
-import type { TensorSpec } from "../../proto/merge-task.js";
+import { ParamError } from "@mergeloom/proto";
+import type { TensorSpec } from "@mergeloom/proto";
 import type { MergeContext } from "../methods/define-merge-method.js";
 import { MERGEKIT_NUMERICS_METHODS } from "./mergekit-methods.js";
 import { DEFAULT_PROFILE, roundArray, type ComputeDType } from "./torch-float.js";

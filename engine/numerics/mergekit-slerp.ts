@@ -9,7 +9,7 @@
  * and the transcendental functions are computed in double and rounded to float32. The README
  * lists the measured differences.
  */
-import { ParamError } from "../../proto/errors.js";
+import { ParamError } from "@mergeloom/proto";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
 import { roundTo } from "./torch-float.js";
 

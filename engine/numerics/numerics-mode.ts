@@ -3,9 +3,9 @@
  * throughout, rounded once to the output dtype); "mergekit" reproduces mergekit's torch CPU
  * arithmetic in its compute dtype, bit for bit (worker/numerics/mergekit-methods.ts).
  */
-import type { FloatDType } from "../../proto/dtype.js";
-import { ConfigError } from "../../proto/errors.js";
-import type { TensorInputSpec } from "../../proto/merge-task.js";
+import type { FloatDType } from "@mergeloom/proto";
+import { ConfigError } from "@mergeloom/proto";
+import type { TensorInputSpec } from "@mergeloom/proto";
 import { MERGEKIT_NUMERICS_METHODS } from "./mergekit-methods.js";
 
 export type NumericsMode = "default" | "mergekit";

@@ -14,7 +14,8 @@ export interface TorchReference {
   data: any;
 }
 
-const DIR = new URL("../../test/reference/torch/", import.meta.url);
+// engine/numerics/ (tsx) or engine/dist/numerics/ (compiled): the recordings live in the repository's test/.
+const DIR = new URL(import.meta.url.includes("/dist/") ? "../../../test/reference/torch/" : "../../test/reference/torch/", import.meta.url);
 
 /** Every recorded torch build (fails if none is there: run the script). */
 export function torchReferences(): TorchReference[] {

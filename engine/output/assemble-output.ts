@@ -4,8 +4,8 @@
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { torchDTypeName } from "../../proto/dtype.js";
-import { StorageError } from "../../proto/errors.js";
+import { torchDTypeName } from "@mergeloom/proto";
+import { StorageError } from "@mergeloom/proto";
 import { writeShardIndex, type ShardPlan } from "./shard-layout.js";
 import { copyTokenizerFiles, writeModelConfig, writeModelCard } from "./hf-files.js";
 import { localPath } from "../driver/tensor-io.js";

@@ -7,7 +7,7 @@
  * without the stray indentation that mergekit's multi-line exaone template leaks into prompts.
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { ConfigError } from "../../proto/errors.js";
+import { ConfigError } from "@mergeloom/proto";
 
 const DIR = new URL("./chat-templates/", import.meta.url);
 

@@ -7,7 +7,7 @@
 import { link, open, readFile, rename, unlink } from "node:fs/promises";
 import { unlinkSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { MergeloomError, StorageError } from "../../proto/errors.js";
+import { MergeloomError, StorageError } from "@mergeloom/proto";
 import { currentOwner, isOwnerDead, parseOwner, type ProcessOwner } from "./process-owner.js";
 
 export const LOCK_TAG = ".mergeloom-lock";

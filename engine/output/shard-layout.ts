@@ -6,8 +6,8 @@
 import { open, writeFile } from "node:fs/promises";
 import { fsErrorDetail } from "../storage/fs-error.js";
 import { join } from "node:path";
-import { DTYPE_BYTES, numelOf, type DType } from "../../proto/dtype.js";
-import { ProtocolError, StorageError } from "../../proto/errors.js";
+import { DTYPE_BYTES, numelOf, type DType } from "@mergeloom/proto";
+import { ProtocolError, StorageError } from "@mergeloom/proto";
 import { buildSafetensorsHeader } from "../tensor/safetensors.js";
 
 export interface ShardPlanEntry {

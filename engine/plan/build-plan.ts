@@ -4,9 +4,9 @@
  * (missing tensors, shape mismatches, layer ranges, missing parameters) surfaces here, in
  * seconds, before any tensor data is read.
  */
-import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf, type FloatDType } from "../../proto/dtype.js";
-import { ConfigError, MergeloomError, ParamError, ShapeMismatchError } from "../../proto/errors.js";
-import type { ParamValue, TensorInputSpec, TensorSource, TensorSpec } from "../../proto/merge-task.js";
+import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf, type FloatDType } from "@mergeloom/proto";
+import { ConfigError, MergeloomError, ParamError, ShapeMismatchError } from "@mergeloom/proto";
+import type { ParamValue, TensorInputSpec, TensorSource, TensorSpec } from "@mergeloom/proto";
 import type { MergeMethod } from "../methods/define-merge-method.js";
 import type { MergeMethodRegistry } from "../methods/merge-method-registry.js";
 import type { ParamSpecs } from "../methods/params.js";

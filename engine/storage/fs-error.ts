@@ -1,5 +1,5 @@
 /** Maps Node filesystem errors to typed errors: what a retry cannot fix is permanent. */
-import { CheckpointError, MergeloomError, StorageError } from "../../proto/errors.js";
+import { CheckpointError, MergeloomError, StorageError } from "@mergeloom/proto";
 
 const PERMANENT = new Set(["EACCES", "EPERM", "EISDIR", "ENOTDIR", "ELOOP", "ENAMETOOLONG", "EROFS", "ENOSPC", "EDQUOT"]);
 

@@ -5,7 +5,7 @@
  * bounded number of times with exponential backoff and full jitter, and surface as retryable
  * StorageErrors naming the URL and byte range when retries run out.
  */
-import { CheckpointError, MergeloomError, StorageError } from "../../proto/errors.js";
+import { CheckpointError, MergeloomError, StorageError } from "@mergeloom/proto";
 import { checkReadArgs, truncatedError, type ByteSource } from "./byte-source.js";
 import { StallWatch } from "./http-stall-watch.js";
 

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { StorageError } from "../../proto/errors.js";
+import { StorageError } from "@mergeloom/proto";
 import { backoffDelay, parseRetryAfter, RetryAfterError, withHttpRetries } from "./http-retry.js";
 
 test("backoff is exponential with full jitter, capped", () => {

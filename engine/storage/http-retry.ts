@@ -4,7 +4,7 @@
  * one, and only retryable failures retried (MergeloomError.retryable; anything else thrown —
  * fetch's TypeError on a reset, a timeout's DOMException — counts as transient).
  */
-import { MergeloomError, StorageError } from "../../proto/errors.js";
+import { MergeloomError, StorageError } from "@mergeloom/proto";
 
 export interface RetryPolicy {
   /** Extra attempts after the first. */

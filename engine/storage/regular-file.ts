@@ -6,7 +6,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, type Stats } from "node:fs";
 import { open, stat, type FileHandle } from "node:fs/promises";
-import { CheckpointError } from "../../proto/errors.js";
+import { CheckpointError } from "@mergeloom/proto";
 
 const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
 

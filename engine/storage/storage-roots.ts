@@ -6,7 +6,7 @@
  */
 import { realpath } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
-import { PathEscapeError } from "../../proto/errors.js";
+import { PathEscapeError } from "@mergeloom/proto";
 import { fsError } from "./fs-error.js";
 
 /**

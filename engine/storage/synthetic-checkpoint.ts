@@ -5,8 +5,8 @@
  * "fine-tunes" of one shared base: the same values with the low mantissa bits perturbed, so TIES,
  * DARE and slerp see realistic small task vectors.
  */
-import { StorageError } from "../../proto/errors.js";
-import { DTYPE_BYTES, numelOf } from "../../proto/dtype.js";
+import { StorageError } from "@mergeloom/proto";
+import { DTYPE_BYTES, numelOf } from "@mergeloom/proto";
 import type { ByteSource } from "./byte-source.js";
 import type { Checkpoint, CheckpointTensor } from "./checkpoint.js";
 

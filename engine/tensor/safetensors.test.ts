@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { CheckpointError } from "../../proto/errors.js";
+import { CheckpointError } from "@mergeloom/proto";
 import { buildSafetensorsHeader, parseSafetensorsHeader } from "./safetensors.js";
 
 /** Header JSON bytes and the file size for a data section of `dataBytes` bytes. */

@@ -3,8 +3,8 @@
  * huggingface.js make, and header building for writers. Pure functions over bytes; reading files
  * is the storage layer's job.
  */
-import { CheckpointError } from "../../proto/errors.js";
-import { DTYPE_BYTES, isDType, numelOf, type DType } from "../../proto/dtype.js";
+import { CheckpointError } from "@mergeloom/proto";
+import { DTYPE_BYTES, isDType, numelOf, type DType } from "@mergeloom/proto";
 
 /** safetensors' own cap (MAX_HEADER_SIZE): a larger length is a corrupt or hostile file. */
 export const MAX_HEADER_BYTES = 100_000_000;

@@ -10,9 +10,9 @@
  * input's vocabulary rows. The models are the tensor's inputs in config order (mergekit iterates
  * a Python set, so its order of summation varies between runs).
  */
-import { ConfigError } from "../../proto/errors.js";
-import type { DType } from "../../proto/dtype.js";
-import type { DefaultRow, RowMap, TensorInputSpec, VocabSpec } from "../../proto/merge-task.js";
+import { ConfigError } from "@mergeloom/proto";
+import type { DType } from "@mergeloom/proto";
+import type { DefaultRow, RowMap, TensorInputSpec, VocabSpec } from "@mergeloom/proto";
 import type { TokenEmbeddingConfig } from "../config/merge-config.js";
 import type { MergedTokenizer } from "./build-tokenizer.js";
 

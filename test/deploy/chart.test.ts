@@ -14,7 +14,7 @@ import ajvModule from "ajv";
 const Ajv = ajvModule.default;
 import { lintTemplates, type TemplateFile } from "./chart-lint.js";
 
-// Works from test/deploy/ (tsx) and from dist/test/deploy/ (compiled).
+// Works from test/deploy/ (tsx) and from test/dist/deploy/ (compiled).
 function findRepoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
@@ -177,7 +177,7 @@ describe("chart templates (regex-level scan, no helm)", () => {
 
 describe("worker-side scorers in the chart", () => {
   test("worker.scorers renders to the scorers file mergeloom worker --scorers-file reads", async () => {
-    const { parseScorersDocument } = await import("../../engine/eval/fitness/scorers.js");
+    const { parseScorersDocument } = await import("@mergeloom/engine/eval");
     const { stringify } = await import("yaml");
     const scorers = (fullValues.worker as { scorers: Record<string, unknown> }).scorers;
     // the ConfigMap's data is `dict "scorers" .Values.worker.scorers | toYaml`
@@ -229,9 +229,12 @@ describe("Dockerfile", () => {
     assert.match(text, /--onnxruntime-node-install=\$ort/);
   });
 
-  test("the build stage compiles the WebAssembly kernels and the runtime gets them with dist/", () => {
-    assert.ok(instructions.some((l) => /^RUN .*npm run build:kernels/.test(l)), "no RUN npm run build:kernels: the image would lack dist/worker/kernels/kernels.wasm");
-    assert.ok(instructions.some((l) => /^COPY --from=build .*\/src\/dist /.test(l)), "the runtime stage does not copy dist/ from the build stage");
+  test("the build stage compiles the WebAssembly kernels and the runtime gets them with each package's dist/", () => {
+    assert.ok(instructions.some((l) => /^RUN .*npm run build:kernels/.test(l)), "no RUN npm run build:kernels: the image would lack engine/dist/kernels/kernels.wasm");
+    for (const pkg of ["proto", "transport", "engine", "worker", "coordinator"]) {
+      assert.ok(instructions.some((l) => new RegExp(`^COPY --from=build .*/src/${pkg}/dist ${pkg}/dist$`).test(l)), `the runtime stage does not copy ${pkg}/dist/ from the build stage`);
+      assert.ok(instructions.some((l) => new RegExp(`^COPY .*${pkg}/package\\.json ${pkg}/package\\.json$`).test(l)), `the runtime stage lacks ${pkg}/package.json (its exports resolve imports)`);
+    }
   });
 
   test("the entry point is the mergeloom CLI and the metrics port is exposed", () => {

@@ -14,12 +14,12 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseDocument, visit } from "yaml";
-import { LocalDispatcher } from "../../engine/job/local-dispatcher.js";
-import { parseMergeConfig } from "../../engine/config/parse-merge-config.js";
-import { runMergeJob } from "../../engine/job/run-merge-job.js";
-import { createDefaultRegistry } from "../../engine/methods/all-methods.js";
-import { parseHeaderLength, parseSafetensorsHeader } from "../../engine/tensor/safetensors.js";
-import { readCheckpointF32 } from "../../engine/eval/test-weights.js";
+import { LocalDispatcher } from "@mergeloom/engine/job";
+import { parseMergeConfig } from "@mergeloom/engine/config";
+import { runMergeJob } from "@mergeloom/engine/job";
+import { createDefaultRegistry } from "@mergeloom/engine/methods";
+import { parseHeaderLength, parseSafetensorsHeader } from "@mergeloom/engine/tensor";
+import { readCheckpointF32 } from "@mergeloom/engine/eval";
 import { REPO_ROOT } from "../harness/repo-root.js";
 import { standInTensorNames, writeLoraStandIn, writeStandIn, type StandInArch } from "../harness/stand-in-checkpoints.js";
 

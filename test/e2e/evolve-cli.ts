@@ -1,10 +1,10 @@
 // A CLI entry with just `evolve` and `merge` registered, for the evolve e2e tests (run under tsx,
 // so they need no build and no change to the main CLI).
 import { Command } from "commander";
-import { errorMessage } from "../../proto/errors.js";
-import { registerEvolveCommand } from "../../coordinator/cli/evolve-command.js";
-import { registerMergeCommands } from "../../coordinator/cli/merge-commands.js";
-import { registerEvalCommand } from "../../coordinator/cli/eval-command.js";
+import { errorMessage } from "@mergeloom/proto";
+import { registerEvolveCommand } from "@mergeloom/coordinator/cli";
+import { registerMergeCommands } from "@mergeloom/coordinator/cli";
+import { registerEvalCommand } from "@mergeloom/coordinator/cli";
 
 const program = new Command("mergeloom").exitOverride();
 registerEvolveCommand(program);

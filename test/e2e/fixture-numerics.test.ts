@@ -11,12 +11,12 @@ import { readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadConfig, runMergeJob } from "../../engine/job/run-merge-job.js";
-import { LocalDispatcher } from "../../engine/job/local-dispatcher.js";
-import { loadWeightsF32 } from "../../engine/eval/load-weights.js";
-import type { WeightMap } from "../../engine/eval/onnx-evaluator.js";
+import { loadConfig, runMergeJob } from "@mergeloom/engine/job";
+import { LocalDispatcher } from "@mergeloom/engine/job";
+import { loadWeightsF32 } from "@mergeloom/engine/eval";
+import type { WeightMap } from "@mergeloom/engine/eval";
 
-// Works from test/e2e/ (tsx) and from dist/test/e2e/ (compiled).
+// Works from test/e2e/ (tsx) and from test/dist/e2e/ (compiled).
 function findRepoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { cp, mkdtemp, readdir, readFile, rm, truncate, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openCheckpoint } from "../../engine/storage/checkpoint.js";
+import { openCheckpoint } from "@mergeloom/engine/storage";
 import { runCli } from "../harness/run-cli.js";
 import { FIXTURES } from "../harness/repo-root.js";
 import { tinyLlamaTensors, writeFakeCheckpoint, writeRawCheckpoint } from "../harness/synthetic-checkpoint.js";

@@ -11,7 +11,7 @@ import { existsSync } from "node:fs";
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readCheckpointF32 } from "../../engine/eval/test-weights.js";
+import { readCheckpointF32 } from "@mergeloom/engine/eval";
 import { runCli, type CliResult } from "../harness/run-cli.js";
 import { FIXTURES, REPO_ROOT } from "../harness/repo-root.js";
 

@@ -10,8 +10,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadConfig, runMergeJob } from "../../engine/job/run-merge-job.js";
-import { LocalDispatcher } from "../../engine/job/local-dispatcher.js";
+import { loadConfig, runMergeJob } from "@mergeloom/engine/job";
+import { LocalDispatcher } from "@mergeloom/engine/job";
 import { REPO_ROOT } from "../harness/repo-root.js";
 import { configWithDtype, readExpected, readManifest, tensorHashes } from "../harness/mergekit-parity.js";
 

@@ -4,18 +4,18 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { MemoryTransport } from "../../transport/memory-transport.js";
-import type { EvalOutcome } from "../../proto/records.js";
-import { consumers, subjects } from "../../proto/subjects.js";
-import { buckets } from "../../proto/buckets.js";
-import { openKv } from "../../transport/open-kv.js";
-import type { KvBucket } from "../../transport/transport.js";
+import { MemoryTransport } from "@mergeloom/transport";
+import type { EvalOutcome } from "@mergeloom/proto";
+import { consumers, subjects } from "@mergeloom/proto";
+import { buckets } from "@mergeloom/proto";
+import { openKv } from "@mergeloom/transport";
+import type { KvBucket } from "@mergeloom/transport";
 import { FIXTURES } from "../harness/repo-root.js";
-import type { FitnessSpec } from "../../engine/eval/fitness/fitness-spec.js";
-import { EvalWorker } from "../../worker/runtime/eval-worker.js";
-import type { Candidate } from "../../coordinator/evolve/candidate-evaluator.js";
-import { LocalCandidateEvaluator } from "../../coordinator/evolve/local-candidate-evaluator.js";
-import { deriveSearchId, evalTaskId, NatsCandidateEvaluator } from "../../coordinator/evolve/nats-candidate-evaluator.js";
+import type { FitnessSpec } from "@mergeloom/engine/eval";
+import { EvalWorker } from "@mergeloom/worker";
+import type { Candidate } from "@mergeloom/coordinator/evolve";
+import { LocalCandidateEvaluator } from "@mergeloom/coordinator/evolve";
+import { deriveSearchId, evalTaskId, NatsCandidateEvaluator } from "@mergeloom/coordinator/evolve";
 
 const fitness: FitnessSpec = {
   graph: join(FIXTURES, "eval", "model.onnx"),

@@ -7,12 +7,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { FIXTURES } from "../harness/repo-root.js";
-import { createDefaultRegistry } from "../../engine/methods/all-methods.js";
-import { parseMergeConfig } from "../../engine/config/parse-merge-config.js";
-import { loadWeightsF32 } from "../../engine/eval/load-weights.js";
-import { candidateYaml } from "../../coordinator/evolve/candidate-yaml.js";
-import type { GenomeDefinition } from "../../coordinator/evolve/genome.js";
-import { LocalCandidateEvaluator } from "../../coordinator/evolve/local-candidate-evaluator.js";
+import { createDefaultRegistry } from "@mergeloom/engine/methods";
+import { parseMergeConfig } from "@mergeloom/engine/config";
+import { loadWeightsF32 } from "@mergeloom/engine/eval";
+import { candidateYaml } from "@mergeloom/coordinator/evolve";
+import type { GenomeDefinition } from "@mergeloom/coordinator/evolve";
+import { LocalCandidateEvaluator } from "@mergeloom/coordinator/evolve";
 
 describe("slerp genomes", () => {
   test("each slice is merged against its own base_model and the merge reproduces the winners' weights", async () => {

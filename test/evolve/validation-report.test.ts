@@ -8,9 +8,9 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FIXTURES } from "../harness/repo-root.js";
-import type { Candidate, CandidateEvaluator, CandidateResult } from "../../coordinator/evolve/candidate-evaluator.js";
-import { runEvolve } from "../../coordinator/evolve/run-evolve.js";
-import { parseSearchConfig } from "../../coordinator/evolve/search-config.js";
+import type { Candidate, CandidateEvaluator, CandidateResult } from "@mergeloom/coordinator/evolve";
+import { runEvolve } from "@mergeloom/coordinator/evolve";
+import { parseSearchConfig } from "@mergeloom/coordinator/evolve";
 
 const dirs: string[] = [];
 after(async () => {

@@ -6,11 +6,11 @@
 import { createHash } from "node:crypto";
 import { lstat, mkdtemp, readdir, readFile, readlink, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { MergeTask } from "../../proto/merge-task.js";
-import type { TaskOutcome } from "../../proto/records.js";
-import type { KvBucket } from "../../transport/transport.js";
-import { buildSafetensorsHeader } from "../../engine/tensor/safetensors.js";
-import { writeJobMarker } from "../../engine/output/job-marker.js";
+import type { MergeTask } from "@mergeloom/proto";
+import type { TaskOutcome } from "@mergeloom/proto";
+import type { KvBucket } from "@mergeloom/transport";
+import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
+import { writeJobMarker } from "@mergeloom/engine/output";
 import { writeFakeCheckpoint } from "./synthetic-checkpoint.js";
 
 const SHAPE = [4, 4];

@@ -1,4 +1,4 @@
-/** The repository root, found from this file whether it runs compiled (dist/test/…) or under tsx. */
+/** The repository root, found from this file whether it runs compiled (test/dist/…) or under tsx. */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";

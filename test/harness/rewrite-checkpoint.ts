@@ -1,8 +1,8 @@
 /** Copies a single-file safetensors checkpoint with its tensors edited (dropped, renamed, retyped) for tests. */
 import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { buildSafetensorsHeader } from "../../engine/tensor/safetensors.js";
-import type { DType } from "../../proto/dtype.js";
+import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
+import type { DType } from "@mergeloom/proto";
 
 export interface RawTensor {
   name: string;

@@ -8,7 +8,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { buildSafetensorsHeader } from "../../engine/tensor/safetensors.js";
+import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
 
 export type StandInArch = "llama" | "llama-tied" | "mistral" | "qwen2" | "gemma2" | "phi3";
 

@@ -1,8 +1,8 @@
 /** Writes small seeded checkpoints (and deliberately broken ones) for tests. */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { buildSafetensorsHeader } from "../../engine/tensor/safetensors.js";
-import type { DType } from "../../proto/dtype.js";
+import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
+import type { DType } from "@mergeloom/proto";
 
 export interface FakeTensor {
   name: string;

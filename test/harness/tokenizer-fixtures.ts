@@ -6,8 +6,8 @@
  */
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { buildSafetensorsHeader } from "../../engine/tensor/safetensors.js";
-import type { DType } from "../../proto/dtype.js";
+import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
+import type { DType } from "@mergeloom/proto";
 import { FIXTURES } from "./repo-root.js";
 
 export interface StoredTensor {

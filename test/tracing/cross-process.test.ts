@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import type { SpanLine } from "../../coordinator/telemetry/json-file-span-exporter.js";
+import type { SpanLine } from "@mergeloom/coordinator/telemetry";
 import { REPO_ROOT } from "../harness/repo-root.js";
 
 const run = promisify(execFile);

@@ -6,12 +6,12 @@
 import { describe, test, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { MergeloomError } from "../../proto/errors.js";
-import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
-import type { JobRecord } from "../../proto/records.js";
-import { subjects } from "../../proto/subjects.js";
-import type { AbandonedTask, Delivery, KvChange, Received, Transport } from "../../transport/transport.js";
-import { KvConflictError } from "../../transport/transport-errors.js";
+import { MergeloomError } from "@mergeloom/proto";
+import type { MergeTask, MergeTaskResult } from "@mergeloom/proto";
+import type { JobRecord } from "@mergeloom/proto";
+import { subjects } from "@mergeloom/proto";
+import type { AbandonedTask, Delivery, KvChange, Received, Transport } from "@mergeloom/transport";
+import { KvConflictError } from "@mergeloom/transport";
 
 export type TransportFactory = () => Promise<Transport>;
 

@@ -1,4 +1,4 @@
-import { MemoryTransport } from "../../transport/memory-transport.js";
+import { MemoryTransport } from "@mergeloom/transport";
 import { describeTransportConformance } from "./conformance.js";
 
 describeTransportConformance("memory", async () => new MemoryTransport());

@@ -1,8 +1,8 @@
 import { before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { connectNatsTransport } from "../../transport/nats-transport.js";
-import { subjects } from "../../proto/subjects.js";
+import { connectNatsTransport } from "@mergeloom/transport";
+import { subjects } from "@mergeloom/proto";
 import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.js";
 import { describeTransportConformance } from "./conformance.js";
 

@@ -4,16 +4,16 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { LocalCandidateEvaluator } from "../../coordinator/evolve/local-candidate-evaluator.js";
-import { MemoryTransport } from "../../transport/memory-transport.js";
-import type { EvalOutcome, EvalTask } from "../../proto/records.js";
-import { subjects } from "../../proto/subjects.js";
-import { buckets } from "../../proto/buckets.js";
-import { openKv } from "../../transport/open-kv.js";
-import type { KvBucket } from "../../transport/transport.js";
+import { LocalCandidateEvaluator } from "@mergeloom/coordinator/evolve";
+import { MemoryTransport } from "@mergeloom/transport";
+import type { EvalOutcome, EvalTask } from "@mergeloom/proto";
+import { subjects } from "@mergeloom/proto";
+import { buckets } from "@mergeloom/proto";
+import { openKv } from "@mergeloom/transport";
+import type { KvBucket } from "@mergeloom/transport";
 import { FIXTURES } from "../harness/repo-root.js";
-import type { FitnessSpec } from "../../engine/eval/fitness/fitness-spec.js";
-import { EvalWorker } from "../../worker/runtime/eval-worker.js";
+import type { FitnessSpec } from "@mergeloom/engine/eval";
+import { EvalWorker } from "@mergeloom/worker";
 
 const fitness: FitnessSpec = {
   graph: join(FIXTURES, "eval", "model.onnx"),

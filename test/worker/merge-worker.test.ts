@@ -1,15 +1,15 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Packr } from "msgpackr";
-import { MemoryBroker, MemoryTransport } from "../../transport/memory-transport.js";
-import type { MergeTask, MergeTaskResult } from "../../proto/merge-task.js";
-import type { TaskOutcome, WorkerRecord } from "../../proto/records.js";
-import { headers as H, subjects } from "../../proto/subjects.js";
-import { buckets } from "../../proto/buckets.js";
-import { openKv } from "../../transport/open-kv.js";
-import { TransportDispatcher } from "../../coordinator/dispatch/transport-dispatcher.js";
-import type { MergeExecutor } from "../../engine/driver/run-merge-task.js";
-import { MergeWorker } from "../../worker/runtime/merge-worker.js";
+import { MemoryBroker, MemoryTransport } from "@mergeloom/transport";
+import type { MergeTask, MergeTaskResult } from "@mergeloom/proto";
+import type { TaskOutcome, WorkerRecord } from "@mergeloom/proto";
+import { headers as H, subjects } from "@mergeloom/proto";
+import { buckets } from "@mergeloom/proto";
+import { openKv } from "@mergeloom/transport";
+import { TransportDispatcher } from "@mergeloom/coordinator/dispatch";
+import type { MergeExecutor } from "@mergeloom/engine/driver";
+import { MergeWorker } from "@mergeloom/worker";
 
 /** Finishes every task at once without touching storage. */
 class InstantExecutor implements MergeExecutor {

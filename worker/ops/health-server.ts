@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { MergeloomError, errorMessage } from "../../proto/errors.js";
+import { MergeloomError, errorMessage } from "@mergeloom/proto";
 import type { WorkerMetrics } from "./worker-metrics.js";
 
 export interface HealthServerOptions {

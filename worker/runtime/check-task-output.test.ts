@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { MergeTask } from "../../proto/merge-task.js";
-import { writeJobMarker } from "../../engine/output/job-marker.js";
+import type { MergeTask } from "@mergeloom/proto";
+import { writeJobMarker } from "@mergeloom/engine/output";
 import { checkTaskOutput } from "./check-task-output.js";
 
 let root: string;

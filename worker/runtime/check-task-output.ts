@@ -11,10 +11,10 @@
  */
 import { lstat } from "node:fs/promises";
 import { basename, dirname, isAbsolute } from "node:path";
-import { MergeloomError } from "../../proto/errors.js";
-import type { MergeTask } from "../../proto/merge-task.js";
-import { localPath } from "../../engine/driver/tensor-io.js";
-import { readJobMarker, TEMP_OUTPUT_TAG } from "../../engine/output/job-marker.js";
+import { MergeloomError } from "@mergeloom/proto";
+import type { MergeTask } from "@mergeloom/proto";
+import { localPath } from "@mergeloom/engine/driver";
+import { readJobMarker, TEMP_OUTPUT_TAG } from "@mergeloom/engine/output";
 
 export class OutputRefusedError extends MergeloomError {
   constructor(task: MergeTask, dest: string, defect: string) {

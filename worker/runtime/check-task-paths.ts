@@ -3,11 +3,11 @@
  * task vectors, destinations, evaluation files) must resolve — symlinks included — inside one of
  * them. Remote inputs (http, synthetic, pinned Hub files `hf://`) and `discard://` are not paths.
  */
-import { PathEscapeError } from "../../proto/errors.js";
-import type { MergeTask, TensorSpec } from "../../proto/merge-task.js";
-import { localPath } from "../../engine/driver/tensor-io.js";
-import { assertInsideRoots } from "../../engine/storage/storage-roots.js";
-import { isHubUri, parsePinnedHubUri } from "../../engine/storage/hub/hub-reference.js";
+import { PathEscapeError } from "@mergeloom/proto";
+import type { MergeTask, TensorSpec } from "@mergeloom/proto";
+import { localPath } from "@mergeloom/engine/driver";
+import { assertInsideRoots } from "@mergeloom/engine/storage";
+import { isHubUri, parsePinnedHubUri } from "@mergeloom/engine/storage";
 
 /** Checks each URI that names a local path; `..` segments are refused outright. */
 export async function checkPathsInsideRoots(uris: Iterable<string>, roots: readonly string[]): Promise<void> {

@@ -6,7 +6,7 @@
  */
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { MergeloomError } from "../../proto/errors.js";
+import { MergeloomError } from "@mergeloom/proto";
 
 const PREFIX = "candidate-";
 

@@ -5,9 +5,9 @@
  */
 import { writeFile, rename } from "node:fs/promises";
 import { join } from "node:path";
-import { ConfigError } from "../../../proto/errors.js";
+import { ConfigError } from "@mergeloom/proto";
 import { buildLlamaOnnxGraph, type LlamaGraphConfig } from "./llama-onnx-graph.js";
-import { openModel } from "../../../engine/storage/hub/open-model.js";
+import { openModel } from "@mergeloom/engine/storage";
 import type { EvolveGenome } from "../run-evolve.js";
 import { llamaGraphConfigOf, sameArchitecture } from "./dfs-candidate-evaluator.js";
 import { decodeDfsPath, describePath, dfsCandidateYaml, dfsGenotypeLength, dfsInitialGenotype, dfsSlots, type DfsGenomeDefinition } from "./dfs-genome.js";

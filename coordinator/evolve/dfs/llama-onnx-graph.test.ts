@@ -4,10 +4,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { buildLlamaOnnxGraph, llamaWeightShapes, type LlamaGraphConfig } from "./llama-onnx-graph.js";
-import { OnnxEvaluator, type WeightTensor } from "../../../engine/eval/onnx-evaluator.js";
-import { CharTokenizer, loadEvalSet, type EvalSet } from "../../../engine/eval/eval-data.js";
-import { MergeloomError } from "../../../proto/errors.js";
-import { FIXTURE, readCheckpointF32 } from "../../../engine/eval/test-weights.js";
+import { OnnxEvaluator, type WeightTensor } from "@mergeloom/engine/eval";
+import { CharTokenizer, loadEvalSet, type EvalSet } from "@mergeloom/engine/eval";
+import { MergeloomError } from "@mergeloom/proto";
+import { FIXTURE, readCheckpointF32 } from "@mergeloom/engine/eval";
 
 const GRAPH = join(FIXTURE, "eval/model.onnx");
 const CONFIG = JSON.parse(readFileSync(join(FIXTURE, "base/config.json"), "utf8")) as LlamaGraphConfig;

@@ -3,7 +3,7 @@
  * session, loaded once: candidates merged in memory go straight into the graph.
  */
 import { readFile } from "node:fs/promises";
-import { MergeloomError } from "../../../proto/errors.js";
+import { MergeloomError } from "@mergeloom/proto";
 import { CharTokenizer, loadEvalSet, type EvalSet } from "../eval-data.js";
 import { OnnxEvaluator, type WeightMap } from "../onnx-evaluator.js";
 import type { FitnessSpec, FitnessTask } from "./fitness-spec.js";

@@ -11,7 +11,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { parse } from "yaml";
-import { MergeloomError } from "../../../proto/errors.js";
+import { MergeloomError } from "@mergeloom/proto";
 import { runScoreCommand } from "./command-fitness.js";
 
 export interface ScorerSpec {

@@ -1,5 +1,5 @@
 /** One-line errors for Hub answers that no retry fixes, naming the repo, revision and file. */
-import { CheckpointError, StorageError, type MergeloomError } from "../../../proto/errors.js";
+import { CheckpointError, StorageError, type MergeloomError } from "@mergeloom/proto";
 
 export interface HubRequestSubject {
   repo: string;

@@ -7,7 +7,7 @@
  */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { CheckpointError, MergeloomError } from "../../../proto/errors.js";
+import { CheckpointError, MergeloomError } from "@mergeloom/proto";
 import { cachedCommit } from "./hf-cache.js";
 import { HubClient } from "./hub-client.js";
 import { HubMissingError } from "./hub-errors.js";

@@ -1,0 +1,5 @@
+// Public entry point of @mergeloom/test/harness: what other packages may import.
+export { Proc, startWorker, uniquePrefix } from "./cluster.js";
+export { startTestHub } from "./hub-server.js";
+export { startNatsServer } from "./nats-server.js";
+export { REPO_ROOT } from "./repo-root.js";
