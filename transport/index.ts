@@ -6,5 +6,5 @@ export { redactUrls } from "./nats-url.js";
 export { openKv } from "./open-kv.js";
 export { traced } from "./traced-transport.js";
 export { KvConflictError } from "./transport-errors.js";
-export { KvOptions } from "./transport.js";
+export type { KvOptions } from "./transport.js";
 export type { AbandonedTask, Delivery, KvBucket, KvChange, KvEntry, Received, Stoppable, Transport } from "./transport.js";

@@ -12,7 +12,7 @@
  * and the eigen cache), and `CmaEs.fromState(JSON.parse(JSON.stringify(state)))` continues
  * bit-identically: every number is a double, which JSON round-trips exactly.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "@mergeloom/engine/errors";
 import { Rng, type RngState } from "./rng.js";
 import {
   argsortFitness,

@@ -21,7 +21,7 @@
  * keys and flow-style number lists, as mergekit's dumper does.
  */
 import { Document, isSeq, visit } from "yaml";
-import { ConfigError } from "@mergeloom/proto";
+import { ConfigError } from "@mergeloom/engine/errors";
 import type { Rng } from "./rng.js";
 
 /** Per-model parameters each method's genes encode, in gene order (weight is always first). */

@@ -6,7 +6,7 @@
  * every run is reproducible from the search seed. `state()` nests the current run's state, so a
  * resumed search continues bit-identically, restarts included.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "@mergeloom/engine/errors";
 import { CmaEs, defaultPopSize, type CmaOptions, type CmaState } from "./cma-es.js";
 import { decodeNumber, encodeNumber, rankKey, type JsonNumber, type SearchStrategy } from "./search-strategy.js";
 

@@ -14,7 +14,7 @@
  *   front must be truncated (see `truncateByCrowding`).
  * - The front is returned in input order.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "@mergeloom/engine/errors";
 
 export interface ParetoPoint<T> {
   scores: number[];

@@ -3,7 +3,7 @@
  * with a fixed σ. It learns nothing from fitness except which sample was best, which is what
  * makes it a fair control for CMA-ES at an equal evaluation budget.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "@mergeloom/engine/errors";
 import { Rng, type RngState } from "./rng.js";
 import {
   argsortFitness,

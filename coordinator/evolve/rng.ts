@@ -7,7 +7,7 @@
  * come from the Marsaglia polar method, which yields pairs: the second deviate is kept in the
  * state and returned by the next `normal()` call.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "@mergeloom/engine/errors";
 
 export interface RngState {
   /** xoshiro128** words, each an unsigned 32-bit integer. */

@@ -11,7 +11,8 @@
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ConfigError, MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import { ConfigError } from "@mergeloom/engine/errors";
 import { openModel } from "@mergeloom/engine/storage";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
 import { candidateYaml } from "./candidate-yaml.js";

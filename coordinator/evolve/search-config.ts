@@ -5,7 +5,7 @@
  */
 import { resolve } from "node:path";
 import { parseDocument, stringify } from "yaml";
-import { ConfigError } from "@mergeloom/proto";
+import { ConfigError } from "@mergeloom/engine/errors";
 import type { FitnessSpec, FitnessTask, FitnessTaskKind } from "@mergeloom/engine/eval";
 import { DFS_DEFAULT_SIGMA0, parseDfsGenome, type DfsGenomeDefinition } from "./dfs/dfs-genome.js";
 import { METHOD_PARAMS, type GenomeDefinition, type GenomeMergeMethod } from "./genome.js";

@@ -11,7 +11,7 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import { SpanKind, SpanStatusCode, type AttributeValue, type HrTime } from "@opentelemetry/api";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
-import { StorageError } from "@mergeloom/proto";
+import { StorageError } from "@mergeloom/engine/errors";
 
 type ExportCallback = Parameters<SpanExporter["export"]>[1];
 type ExportResultCode = Parameters<ExportCallback>[0]["code"];

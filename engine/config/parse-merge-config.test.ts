@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigError, UnknownMethodError } from "@mergeloom/proto";
+import { ConfigError, UnknownMethodError } from "../errors/index.js";
 import { defineMergeMethod } from "../methods/define-merge-method.js";
 import { MergeMethodRegistry } from "../methods/merge-method-registry.js";
 import { bool, num, optionalNum, str } from "../methods/params.js";

@@ -10,7 +10,7 @@
  */
 import { isMap, isNode, isScalar, LineCounter, parseDocument, visit, type Document } from "yaml";
 import { CONFIG_DTYPE_NAMES, parseConfigDType, type FloatDType } from "@mergeloom/proto";
-import { ConfigError, UnknownMethodError } from "@mergeloom/proto";
+import { ConfigError, UnknownMethodError } from "../errors/index.js";
 import type { MergeMethod } from "../methods/define-merge-method.js";
 import type { MergeMethodRegistry } from "../methods/merge-method-registry.js";
 import type { ParamSpec, ParamValue } from "../methods/params.js";

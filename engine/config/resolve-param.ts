@@ -3,7 +3,7 @@
  * (mergekit/config.py), after pydantic's coercions: numbers are float64, and a list of booleans is
  * coerced to a list of 0/1 floats, so it interpolates like a number gradient (true iff non-zero).
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import type { ParamValue } from "../methods/params.js";
 import type { ConditionalParam, ParamExpr, ParamScope } from "./merge-config.js";
 

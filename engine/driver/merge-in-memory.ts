@@ -10,7 +10,8 @@
  * its chunk threshold (4M elements) and for every non-random method above it.
  */
 import { DTYPE_BYTES, isFloatDType } from "@mergeloom/proto";
-import { MergeloomError, ParamError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import type { TensorSource, TensorSpec } from "@mergeloom/proto";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
 import { createRandom } from "../tensor/random.js";

@@ -6,13 +6,13 @@
  */
 import type { HubByteStats } from "../storage/hub/hub-stats.js";
 import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf } from "@mergeloom/proto";
-import { MergeloomError, ParamError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import type { TensorSource, TensorTask } from "@mergeloom/proto";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
 import { hasNonFinite } from "../tensor/non-finite.js";
 import { createRandom, hashKey } from "../tensor/random.js";
 import { kernelArena, type KernelArena } from "../kernels/wasm-kernels.js";
-import { linear, linearBF16At } from "../methods/linear.js";
 import type { MergeContext, MergeInput, MergeMethod, StreamChunk, TensorStream } from "../methods/define-merge-method.js";
 import type { MergeMethodRegistry } from "../methods/merge-method-registry.js";
 import { newChecksum, type TensorIO } from "./tensor-io.js";
@@ -108,25 +108,25 @@ export function isElementwise(method: MergeMethod, tensor: TensorTask): boolean 
   return typeof e === "function" ? e(tensor.params, tensor.inputs) : e;
 }
 
-/** Stage marks of the job running in this thread; set by the pipeline as it passes each stage. */
-const marks = { loaded: 0, merged: 0 };
 export function epochNow(): number {
   return performance.timeOrigin + performance.now();
 }
-/** Called by the pipeline when every input of the job is read and decoded. */
-function markLoaded(): void {
-  marks.loaded = epochNow();
-}
-/** Called when the merged values are encoded and only the write remains. */
-function markMerged(): void {
-  marks.merged = epochNow();
+
+/**
+ * Where one job's pipeline passed its stage boundaries (epoch ms; 0 = not passed): `loaded` when
+ * every input is read and decoded, `merged` when only the write remains. Paths that interleave
+ * stages per chunk set them from the summed durations, in order. One per job, returned in its result.
+ */
+interface StageMarks {
+  loaded: number;
+  merged: number;
 }
 
 export async function mergeTensor(job: TensorJob, registry: MergeMethodRegistry, io: TensorIO): Promise<TensorJobResult> {
   try {
     const start = epochNow();
-    marks.loaded = marks.merged = 0;
-    const r = await mergeTensorUnchecked(job, registry, io);
+    const marks: StageMarks = { loaded: 0, merged: 0 };
+    const r = await mergeTensorUnchecked(job, registry, io, marks);
     const end = epochNow();
     const loaded = marks.loaded || start;
     r.stages = { start, loaded, merged: Math.max(marks.merged || loaded, loaded), end };
@@ -141,7 +141,7 @@ export async function mergeTensor(job: TensorJob, registry: MergeMethodRegistry,
   }
 }
 
-async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistry, io: TensorIO): Promise<TensorJobResult> {
+async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistry, io: TensorIO, marks: StageMarks): Promise<TensorJobResult> {
   const t = job.tensor;
   const outShape = t.shape;
   const [r0, r1] = job.rows ?? [0, rowsOf(outShape)];
@@ -166,16 +166,23 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   const method = registry.get(t.method);
   // --numerics mergekit: mergekit's torch arithmetic in the compute dtype, whole tensor or row chunk.
   const mergekit = t.computeDtype;
-  if (!mergekit && method === linear && canFuseBF16(t)) return mergeLinearFused(t, r0, r1, outRowElems, io);
   const chunkElements = job.chunkElements ?? STREAM_CHUNK_ELEMENTS;
   const numel = numelOf(outShape);
-  if (!mergekit && !job.rows && method.streaming && outShape.length > 0 && numel > chunkElements) {
+  // A method's streaming form merges in bounded memory, so a tensor over one chunk is streamed. A
+  // single-pass stream that takes raw bf16 is also the cheapest path at any size (no fp32 decode or
+  // encode) and needs no whole-tensor statistics, so it also serves small tensors and row ranges.
+  const large = !job.rows && numel > chunkElements;
+  if (!mergekit && method.streaming && outShape.length > 0 && (large || rawBF16Inputs(t))) {
     const stream = guard(t, () => method.streaming!({ tensorName: t.name, shape: outShape, inputs: t.inputs, baseIndex: t.baseIndex, params: t.params, numel }));
-    if (stream) return mergeStreamed(job, stream, chunkElements, io);
+    if (stream) {
+      const statsPasses = guard(t, () => stream.needsPass(0));
+      const rawOnePass = !statsPasses && stream.rawBF16 === true && stream.applyBF16 !== undefined && t.outDtype === "BF16";
+      if (large || rawOnePass) return mergeStreamed(job, stream, statsPasses, chunkElements, io, marks);
+    }
   }
   const read = await readInputs(t, r0, r1, io);
   bytesRead += read.bytesRead;
-  markLoaded();
+  marks.loaded = epochNow();
   const ctx = chunkContext(job, chunkShape, read.inputs, r0 * outRowElems);
   const out = guard(t, () => (mergekit ? mergeMergekit(t.method, ctx, mergekit, r0 * outRowElems, numel) : method.merge(ctx)));
   const expect = (r1 - r0) * outRowElems;
@@ -184,7 +191,7 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   }
   const esz = DTYPE_BYTES[t.outDtype];
   const encoded = encodeFromF32(out, t.outDtype, scratch.get(t.inputs.length + 2, out.length * esz));
-  markMerged();
+  marks.merged = epochNow();
   const warnings = hasNonFinite(encoded, t.outDtype) ? await explainNonFinite(t, io) : undefined;
   const res = writeOut(t, encoded, r0 * outRowElems * esz, io, bytesRead);
   if (warnings) res.warnings = warnings;
@@ -271,13 +278,15 @@ function chunkContext(job: TensorJob, shape: readonly number[], inputs: MergeInp
  * the re-reads of the stats passes come from the page cache. bytesRead counts the input bytes
  * once (as the whole-tensor path does), so throughput figures stay comparable.
  */
-async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements: number, io: TensorIO): Promise<TensorJobResult> {
+async function mergeStreamed(job: TensorJob, stream: TensorStream, statsPasses: boolean, chunkElements: number, io: TensorIO, marks: StageMarks): Promise<TensorJobResult> {
   const t = job.tensor;
-  const rows = rowsOf(t.shape);
+  // A row range (job.rows) comes only with a single-pass stream: no pass needs the other rows.
+  const [first, end] = job.rows ?? [0, rowsOf(t.shape)];
+  const rows = end - first;
   const rowLen = rowElems(t.shape);
   const per = Math.max(1, Math.floor(chunkElements / rowLen));
   const tail = t.shape.slice(1);
-  const raw = stream.rawBF16 === true && t.inputs.every((i) => i.source.dtype === "BF16" && !i.addVectors?.length && !hasTransform(i) && rowElems(i.source.shape) === rowLen);
+  const raw = stream.rawBF16 === true && rawBF16Inputs(t);
   const keys = t.inputs.map((_, i) => hashKey(job.seed, `${t.name}\u0000${i}`));
   const randomKey = (i: number): readonly [number, number, number] => [keys[i][0], keys[i][1], keys[i][2]];
   // Raw chunks live in the kernel arena: one slot per input (and the bf16 output), sized for the
@@ -287,29 +296,38 @@ async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements
   arena?.reset();
   const chunkMax = Math.min(rows, per) * rowLen;
   const numel = rows * rowLen;
-  const cacheAll = arena !== undefined && numel * 2 * t.inputs.length <= (job.cacheBytes ?? STREAM_CACHE_BYTES);
+  const cacheAll = arena !== undefined && statsPasses && numel * 2 * t.inputs.length <= (job.cacheBytes ?? STREAM_CACHE_BYTES);
   const slots = arena ? t.inputs.map(() => arena.alloc((cacheAll ? numel : chunkMax) * 2)) : [];
   const outSlot = arena && t.outDtype === "BF16" && stream.applyBF16 ? arena.alloc(chunkMax * 2) : -1;
   let cached = false;
+  let readMs = 0;
   const chunks = async (f: (chunk: StreamChunk, r0: number, bytesRead: number) => void): Promise<void> => {
-    for (let r0 = 0; r0 < rows; r0 += per) {
-      const r1 = Math.min(rows, r0 + per);
+    for (let r0 = first; r0 < end; r0 += per) {
+      const r1 = Math.min(end, r0 + per);
       const start = r0 * rowLen;
+      const t0 = epochNow();
       if (arena) {
-        const at = cacheAll ? slots.map((s) => s + start * 2) : slots;
+        const at = cacheAll ? slots.map((s) => s + (start - first * rowLen) * 2) : slots;
         const read = await readRawBF16(t, r0, r1, rowLen, io, arena, at, !cached);
+        readMs += epochNow() - t0;
         f({ ctx: chunkContext(job, [r1 - r0, ...tail], read.inputs, start), start, bf16: at, randomKey }, r0, read.bytesRead);
         continue;
       }
       const read = await readInputs(t, r0, r1, io);
+      readMs += epochNow() - t0;
       f({ ctx: chunkContext(job, [r1 - r0, ...tail], read.inputs, start), start, randomKey }, r0, read.bytesRead);
     }
     cached = cacheAll;
   };
-  for (let pass = 0; guard(t, () => stream.needsPass(pass)); pass++) {
+  const begin = epochNow();
+  for (let pass = 0, more = statsPasses; more; more = guard(t, () => stream.needsPass(++pass))) {
     await chunks((chunk) => guard(t, () => stream.stats(pass, chunk)));
   }
-  markLoaded(); // the stats passes count as loading; reading, merging and writing interleave after
+  // The stats passes count as loading; reading, merging and writing then interleave per chunk, so
+  // the stages get the apply pass's summed read and write durations, in order.
+  const statsMs = epochNow() - begin;
+  readMs = 0;
+  let writeMs = 0;
   const esz = DTYPE_BYTES[t.outDtype];
   const discard = t.dest.uri.startsWith("discard://");
   const hash = discard ? newChecksum() : undefined;
@@ -332,10 +350,14 @@ async function mergeStreamed(job: TensorJob, stream: TensorStream, chunkElements
       encoded = encodeFromF32(out, t.outDtype, scratch.get(t.inputs.length + 2, out.length * esz));
       nonFinite ||= hasNonFinite(encoded, t.outDtype);
     }
+    const w0 = epochNow();
     if (hash) hash.update(encoded);
     else io.write(t.dest.uri, t.dest.offset + r0 * rowLen * esz, encoded);
+    writeMs += epochNow() - w0;
     bytesWritten += encoded.byteLength;
   });
+  marks.loaded = begin + statsMs + readMs;
+  marks.merged = epochNow() - writeMs;
   const warnings = nonFinite ? await explainNonFinite(t, io) : undefined;
   const res: TensorJobResult = hash ? { bytesRead, bytesWritten: 0, sha256: hash.digest("hex") } : { bytesRead, bytesWritten };
   if (warnings) res.warnings = warnings;
@@ -374,58 +396,10 @@ async function readRawBF16(
   return { inputs, bytesRead: n * 2 * t.inputs.length };
 }
 
-/** bf16 in and out, same row layout, no added vectors: the fused linear kernel applies. */
-function canFuseBF16(t: TensorTask): boolean {
-  if (t.outDtype !== "BF16") return false;
-  const outRow = rowElems(t.shape);
-  return t.inputs.every((i) => i.source.dtype === "BF16" && !i.addVectors?.length && !hasTransform(i) && rowElems(i.source.shape) === outRow);
-}
-
-/**
- * bf16 linear in row chunks: each input's rows are read straight into the kernel arena, merged by
- * the SIMD kernel and written (or hashed) before the next chunk, so memory is a few chunks.
- */
-async function mergeLinearFused(t: TensorTask, r0: number, r1: number, outRowElems: number, io: TensorIO): Promise<TensorJobResult> {
-  const a = kernelArena();
-  a.reset();
-  const per = Math.max(1, Math.floor(STREAM_CHUNK_ELEMENTS / Math.max(1, outRowElems)));
-  const discard = t.dest.uri.startsWith("discard://");
-  const hash = discard ? newChecksum() : undefined;
-  let bytesRead = 0;
-  let readMs = 0;
-  let writeMs = 0;
-  let nonFinite = false;
-  const begin = epochNow();
-  for (let c0 = r0; c0 < r1; c0 += per) {
-    const c1 = Math.min(r1, c0 + per);
-    const n = (c1 - c0) * outRowElems;
-    const mark = a.mark();
-    const ptrs = t.inputs.map(() => a.alloc(n * 2));
-    const out = a.alloc(n * 2);
-    const t0 = epochNow();
-    for (let i = 0; i < t.inputs.length; i++) {
-      const src = t.inputs[i].source;
-      await io.read(src.uri, src.offset + c0 * outRowElems * 2, n * 2, a.u8(ptrs[i], n * 2));
-      bytesRead += n * 2;
-    }
-    const t1 = epochNow();
-    readMs += t1 - t0;
-    guard(t, () => linearBF16At({ tensorName: t.name, inputs: t.inputs, params: t.params }, ptrs, out, n));
-    nonFinite ||= a.k.nonFiniteBF16(out, n) !== 0;
-    const t2 = epochNow();
-    const bytes = a.u8(out, n * 2);
-    if (hash) hash.update(bytes);
-    else io.write(t.dest.uri, t.dest.offset + c0 * outRowElems * 2, bytes);
-    writeMs += epochNow() - t2;
-    a.release(mark);
-  }
-  // Stages interleave per chunk; the spans get their summed durations, in order.
-  marks.loaded = begin + readMs;
-  marks.merged = epochNow() - writeMs;
-  const warnings = nonFinite ? await explainNonFinite(t, io) : undefined;
-  const res: TensorJobResult = hash ? { bytesRead, bytesWritten: 0, sha256: hash.digest("hex") } : { bytesRead, bytesWritten: (r1 - r0) * outRowElems * 2 };
-  if (warnings) res.warnings = warnings;
-  return res;
+/** Every input stored as bf16 in the output's row layout, with nothing added: raw bf16 chunks apply. */
+function rawBF16Inputs(t: TensorTask): boolean {
+  const rowLen = rowElems(t.shape);
+  return t.inputs.every((i) => i.source.dtype === "BF16" && !i.addVectors?.length && !hasTransform(i) && rowElems(i.source.shape) === rowLen);
 }
 
 function writeOut(t: TensorTask, bytes: Uint8Array, relOffset: number, io: TensorIO, bytesRead: number): TensorJobResult {

@@ -6,7 +6,8 @@
  */
 import { closeSync, constants, fdatasync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { createHash, type Hash } from "node:crypto";
-import { StorageError, CheckpointError, MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import { StorageError, CheckpointError } from "../errors/index.js";
 import { openRegularFileSync } from "../storage/regular-file.js";
 import { fsErrorDetail } from "../storage/fs-error.js";
 

@@ -1,6 +1,6 @@
 /**
  * Test-only: reads a fixture checkpoint (single file or sharded with an index) into fp32 weights.
- * The real checkpoint reader lives in worker/storage; this keeps the eval tests independent of it.
+ * The real checkpoint reader lives in engine/storage; this keeps the eval tests independent of it.
  */
 import { readFileSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";

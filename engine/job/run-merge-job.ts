@@ -6,7 +6,8 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { MergeloomError, StorageError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import { StorageError } from "../errors/index.js";
 import type { MergeTask, MergeTaskResult } from "@mergeloom/proto";
 import type { JobRecord } from "@mergeloom/proto";
 import { toWireError } from "@mergeloom/proto";

@@ -17,7 +17,7 @@
  * in the buckets holding the three quantile positions; that gives the exact values the sort
  * finds. The sample is the same index set (the tensor's draws from 0), kept as sorted indices.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { defineMergeMethod, type MergeContext, type StreamChunk, type StreamInfo, type TensorStream } from "./define-merge-method.js";
 
 const f32 = Math.fround;

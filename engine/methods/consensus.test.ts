@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { consensusTa, consensusTies, countTallMasks } from "./consensus.js";
 import { assertAllClose, gtaContext, runGta } from "./gta-test-context.js";
 

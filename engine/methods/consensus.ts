@@ -20,7 +20,7 @@
  * The masks are computed per tensor, which is exact: every step is elementwise once τ_MTL is known
  * (TIES' magnitude pruning is itself per tensor in mergekit).
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { defineMergeMethod, type MergeContext, type MergeMethod } from "./define-merge-method.js";
 import { num, type ParamSpecs, type ResolvedParams } from "./params.js";
 import { checkMagnitudeDensity } from "./sparsify.js";

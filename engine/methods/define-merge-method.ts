@@ -71,7 +71,7 @@ export interface StreamChunk {
   /** Flat index of the chunk's first element in the whole tensor. */
   start: number;
   /**
-   * Byte offsets, in this thread's kernel arena (worker/kernels/wasm-kernels.ts), of every input's
+   * Byte offsets, in this thread's kernel arena (engine/kernels/wasm-kernels.ts), of every input's
    * raw bf16 bits, given only to a stream that sets `rawBF16` when every input is stored as BF16
    * with no added vectors; `ctx.inputs[i].data` then decodes on first access.
    */
@@ -102,4 +102,20 @@ export interface TensorStream {
 
 export function defineMergeMethod(m: MergeMethod): MergeMethod {
   return Object.freeze(m);
+}
+
+/**
+ * `merge` derived from a method's streaming form, for methods whose stream covers every input:
+ * the whole tensor as one chunk through every pass. One code path, so the two forms cannot drift.
+ */
+export function mergeFromStream(streamFor: (info: StreamInfo) => TensorStream | undefined): (ctx: MergeContext) => Float32Array {
+  return (ctx) => {
+    let numel = 1;
+    for (const d of ctx.shape) numel *= d;
+    const stream = streamFor({ ...ctx, numel });
+    if (!stream) throw new Error(`merge ${ctx.tensorName}: the method's streaming form refused the whole tensor`);
+    const chunk: StreamChunk = { ctx, start: 0 };
+    for (let pass = 0; stream.needsPass(pass); pass++) stream.stats(pass, chunk);
+    return stream.apply(chunk);
+  };
 }

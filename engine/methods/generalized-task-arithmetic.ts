@@ -9,7 +9,7 @@
  * (div forced to 1 where 0); mix /= div when normalize; mix *= λ; result B + mix. All arithmetic is
  * fp32 with torch's order (products rounded, sums accumulated model by model).
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { defineMergeMethod, type MergeContext, type MergeInput, type MergeMethod } from "./define-merge-method.js";
 import { bool, num, type ParamSpecs, type ResolvedParams } from "./params.js";
 import { checkDellaDensity, checkMagnitudeDensity, sparsify, type SparsificationMethod } from "./sparsify.js";

@@ -17,7 +17,7 @@
  * in the stats passes; δ, mask, rescale, mix, the base and the bf16 rounding in apply — each the
  * same operations on the same values as the fp32 path, so the bytes are identical.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { numelOf } from "@mergeloom/proto";
 import { kernelArena } from "../kernels/wasm-kernels.js";
 import { encodeFromF32 } from "../tensor/convert.js";

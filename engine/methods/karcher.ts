@@ -11,7 +11,7 @@
  * The iterate u is not kept: u_t[k] depends only on the inputs' element k and the scalars of the
  * iterations so far, so each chunk recomputes it (O(t) per element) with the same operations.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { defineMergeMethod, type MergeContext, type StreamChunk, type StreamInfo, type TensorStream } from "./define-merge-method.js";
 import { num } from "./params.js";
 

@@ -6,8 +6,8 @@
  * each product w_i·x_i rounded to fp32 and summed in fp32 in input order, then divided by the fp32
  * sum of the weights (`(weights * tensors).sum(0) / weights.sum(0)`).
  */
-import { ParamError } from "@mergeloom/proto";
-import { defineMergeMethod, type MergeInput } from "./define-merge-method.js";
+import { ParamError } from "../errors/index.js";
+import { defineMergeMethod, type MergeInput, type StreamChunk, type TensorStream } from "./define-merge-method.js";
 import { kernelArena } from "../kernels/wasm-kernels.js";
 import { bool, num } from "./params.js";
 
@@ -51,21 +51,54 @@ export const linear = defineMergeMethod({
     const weights = weightsOf(ctx.tensorName, ctx.inputs);
     const normalize = ctx.params.normalize !== false;
     checkSum(ctx.tensorName, weights, normalize);
-    const div = divisorOf(weights, normalize);
-    const n = ctx.inputs[0].data.length;
-    const out = new Float32Array(n);
-    const x0 = ctx.inputs[0].data;
-    const w0 = weights[0];
-    for (let k = 0; k < n; k++) out[k] = w0 * x0[k];
-    for (let m = 1; m < ctx.inputs.length; m++) {
-      const x = ctx.inputs[m].data;
-      const w = weights[m];
-      for (let k = 0; k < n; k++) out[k] += Math.fround(w * x[k]);
-    }
-    if (div !== 1) for (let k = 0; k < n; k++) out[k] /= div;
-    return out;
+    return linearValues(ctx.inputs, weights, divisorOf(weights, normalize));
+  },
+  streaming(info) {
+    const weights = weightsOf(info.tensorName, info.inputs);
+    const normalize = info.params.normalize !== false;
+    checkSum(info.tensorName, weights, normalize);
+    return new LinearStream(weights, divisorOf(weights, normalize));
   },
 });
+
+function linearValues(inputs: readonly Pick<MergeInput, "data">[], weights: readonly number[], div: number): Float32Array {
+  const n = inputs[0].data.length;
+  const out = new Float32Array(n);
+  const x0 = inputs[0].data;
+  const w0 = weights[0];
+  for (let k = 0; k < n; k++) out[k] = w0 * x0[k];
+  for (let m = 1; m < inputs.length; m++) {
+    const x = inputs[m].data;
+    const w = weights[m];
+    for (let k = 0; k < n; k++) out[k] += Math.fround(w * x[k]);
+  }
+  if (div !== 1) for (let k = 0; k < n; k++) out[k] /= div;
+  return out;
+}
+
+/**
+ * linear needs no statistics: one apply pass, straight from raw bf16 to bf16 in the SIMD kernel
+ * when the driver hands raw chunks (the common bf16 checkpoint), else from fp32 like `merge`.
+ */
+class LinearStream implements TensorStream {
+  readonly rawBF16 = true;
+  constructor(
+    private readonly weights: readonly number[],
+    private readonly div: number,
+  ) {}
+  needsPass(): boolean {
+    return false;
+  }
+  stats(): void {}
+  apply(chunk: StreamChunk): Float32Array {
+    return linearValues(chunk.ctx.inputs, this.weights, this.div);
+  }
+  applyBF16(chunk: StreamChunk, out: number): void {
+    let n = 1;
+    for (const d of chunk.ctx.shape) n *= d;
+    linearBF16Kernel(chunk.bf16!, this.weights, this.div, out, n);
+  }
+}
 
 /** Σw summed in fp32 in input order when normalizing, else 1: the divisor of every output. */
 function divisorOf(weights: readonly number[], normalize: boolean): number {
@@ -87,6 +120,10 @@ export function linearBF16At(ctx: LinearCtx, srcs: readonly number[], out: numbe
   const weights = weightsOf(ctx.tensorName, ctx.inputs);
   const normalize = ctx.params.normalize !== false;
   checkSum(ctx.tensorName, weights, normalize);
+  linearBF16Kernel(srcs, weights, divisorOf(weights, normalize), out, n);
+}
+
+function linearBF16Kernel(srcs: readonly number[], weights: readonly number[], div: number, out: number, n: number): void {
   const a = kernelArena();
   const mark = a.mark();
   const m = srcs.length;
@@ -94,7 +131,7 @@ export function linearBF16At(ctx: LinearCtx, srcs: readonly number[], out: numbe
   const wp = a.alloc(4 * m);
   a.u32(sp, m).set(srcs);
   a.f32(wp, m).set(weights);
-  a.k.linearBF16(out, sp, wp, m, n, divisorOf(weights, normalize));
+  a.k.linearBF16(out, sp, wp, m, n, div);
   a.release(mark);
 }
 

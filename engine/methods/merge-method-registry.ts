@@ -1,5 +1,5 @@
 /** An explicit registry: no registration by import side effect. */
-import { UnknownMethodError } from "@mergeloom/proto";
+import { UnknownMethodError } from "../errors/index.js";
 import type { MergeMethod } from "./define-merge-method.js";
 
 export class MergeMethodRegistry {

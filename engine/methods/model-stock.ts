@@ -11,8 +11,8 @@
  * whole-tensor mode takes one stats pass (norms and dots) before the blend; filter_wise rows of
  * a ≥ 2-D tensor lie inside a chunk and need none. `merge` is the stream over one chunk.
  */
-import { ParamError } from "@mergeloom/proto";
-import { defineMergeMethod, type MergeContext, type StreamChunk, type TensorStream } from "./define-merge-method.js";
+import { ParamError } from "../errors/index.js";
+import { defineMergeMethod, mergeFromStream, type MergeContext, type StreamChunk, type TensorStream } from "./define-merge-method.js";
 import { bool } from "./params.js";
 
 const f32 = Math.fround;
@@ -142,10 +142,5 @@ export const modelStock = defineMergeMethod({
   base: "required",
   check: validate,
   streaming: streamFor,
-  merge(ctx) {
-    const stream = streamFor(ctx);
-    const chunk = { ctx, start: 0 };
-    for (let pass = 0; stream.needsPass(pass); pass++) stream.stats(pass, chunk);
-    return stream.apply(chunk);
-  },
+  merge: mergeFromStream(streamFor),
 });

@@ -14,8 +14,8 @@
  * ‖x_i‖², ‖Σ w_i u_i‖², u_i·m, ‖T‖² — take one stats pass each and continue across row chunks.
  * `merge` is the stream over one chunk.
  */
-import { ParamError } from "@mergeloom/proto";
-import { defineMergeMethod, type MergeContext, type MergeInput, type StreamChunk, type TensorStream } from "./define-merge-method.js";
+import { ParamError } from "../errors/index.js";
+import { defineMergeMethod, mergeFromStream, type MergeContext, type MergeInput, type StreamChunk, type TensorStream } from "./define-merge-method.js";
 import { bool, num } from "./params.js";
 
 const EPS = 1e-8;
@@ -182,10 +182,5 @@ export const multislerp = defineMergeMethod({
     pointsOf(ctx);
   },
   streaming: streamFor,
-  merge(ctx) {
-    const stream = streamFor(ctx);
-    const chunk = { ctx, start: 0 };
-    for (let pass = 0; stream.needsPass(pass); pass++) stream.stats(pass, chunk);
-    return stream.apply(chunk);
-  },
+  merge: mergeFromStream(streamFor),
 });

@@ -6,7 +6,7 @@
  * Numerics: fp32 in mergekit (torch); here each element is computed in float64 with w rounded
  * to fp32 and the result rounded once, within fp32 rounding of mergekit.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { defineMergeMethod, type MergeContext } from "./define-merge-method.js";
 import { num } from "./params.js";
 

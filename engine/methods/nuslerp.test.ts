@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { nuslerp } from "./nuslerp.js";
 import { assertClose, loadReference, makeContext, runMerge } from "./test-context.js";
 

@@ -15,8 +15,8 @@
  * the dot of the normalized vectors); the rows of a ≥ 2-D tensor lie inside a chunk and need
  * none. `merge` is the stream over one chunk.
  */
-import { ParamError } from "@mergeloom/proto";
-import { defineMergeMethod, type MergeContext, type MergeInput, type StreamChunk, type TensorStream } from "./define-merge-method.js";
+import { ParamError } from "../errors/index.js";
+import { defineMergeMethod, mergeFromStream, type MergeContext, type MergeInput, type StreamChunk, type TensorStream } from "./define-merge-method.js";
 import { bool, num } from "./params.js";
 
 const NORM_CLAMP = 1e-7;
@@ -200,10 +200,5 @@ export const nuslerp = defineMergeMethod({
     pickPair(ctx);
   },
   streaming: streamFor,
-  merge(ctx) {
-    const stream = streamFor(ctx);
-    const chunk = { ctx, start: 0 };
-    for (let pass = 0; stream.needsPass(pass); pass++) stream.stats(pass, chunk);
-    return stream.apply(chunk);
-  },
+  merge: mergeFromStream(streamFor),
 });

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { passthrough } from "./passthrough.js";
 import { makeContext, runMerge } from "./test-context.js";
 

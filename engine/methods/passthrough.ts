@@ -2,7 +2,7 @@
  * passthrough: copies the one input tensor (frankenmerges stack layers of different models by
  * slices), optionally multiplied by the model's `scale`.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { defineMergeMethod, type MergeContext } from "./define-merge-method.js";
 import { optionalNum } from "./params.js";
 

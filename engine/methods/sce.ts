@@ -14,7 +14,7 @@
  * applied in flat order with a running count of the ties still to keep, as `selectMask` does.
  * The mean squares of the masked τ_i are float64 sums in flat order (one more pass).
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { defineMergeMethod, type StreamChunk, type StreamInfo, type TensorStream } from "./define-merge-method.js";
 import { bool, num, type ResolvedParams } from "./params.js";
 

@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { slerp } from "./slerp.js";
 import { assertClose, makeContext, runMerge } from "./test-context.js";
 

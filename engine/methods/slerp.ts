@@ -7,7 +7,7 @@
  * fp32 too, so the lerp/slerp branch is taken on the same fp32 cosine mergekit sees (up to its
  * own summation rounding). Each output element is rounded once.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { defineMergeMethod, type MergeContext, type StreamChunk, type TensorStream } from "./define-merge-method.js";
 import { num } from "./params.js";
 import { numelOf } from "@mergeloom/proto";

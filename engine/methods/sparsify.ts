@@ -17,7 +17,7 @@
  * that orders like |x| (NaN above +inf, as torch's comparator puts NaN first in descending order),
  * so a two-pass 16-bit radix select finds the cut in O(n) without sorting or allocating keys.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 
 export type SparsificationMethod = "magnitude" | "magnitude_outliers" | "random" | "della_magprune";
 

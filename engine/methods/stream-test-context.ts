@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { numelOf } from "@mergeloom/proto";
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import type { TensorTask } from "@mergeloom/proto";
 import { createRandom } from "../tensor/random.js";
 import { createDefaultRegistry } from "./all-methods.js";

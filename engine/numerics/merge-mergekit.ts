@@ -4,7 +4,7 @@
  * loader does, run the method's mergekit arithmetic, return values of that dtype (the driver
  * casts them to the output dtype, as mergekit's writer does).
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import type { TensorSpec } from "@mergeloom/proto";
 import type { MergeContext } from "../methods/define-merge-method.js";
 import { MERGEKIT_NUMERICS_METHODS } from "./mergekit-methods.js";

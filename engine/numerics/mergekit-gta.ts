@@ -7,7 +7,7 @@
  * Memory: the task vectors overwrite the inputs' own buffers (the job's copies), so a tensor
  * costs its inputs plus the output (and the sort's 9 bytes per element when pruning by magnitude).
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { subjectOf, weightOf, numParam, requireBase } from "../methods/generalized-task-arithmetic.js";
 import { columnCascades, mulScalarValue, rounder, roundTo, sumAll, sumTerms } from "./torch-float.js";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";

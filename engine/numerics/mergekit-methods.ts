@@ -4,7 +4,7 @@
  * of the compute dtype rounded as torch rounds it (torch-float.ts). Methods mergekit does not
  * have (consensus_ta, consensus_ties) are absent: the planner refuses them in this mode.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { weightOf, numParam, subjectOf } from "../methods/generalized-task-arithmetic.js";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
 import { sumModels } from "./mergekit-context.js";

@@ -4,7 +4,7 @@
  * t = (N·cos)/(1 + (N−1)·cos), w_avg = sum(ws)/N (Python's sum, starting from 0), and
  * t·w_avg + (1 − t)·w_0. Over the flattened tensor, or per row with `filter_wise`.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
 import { add, addScalar, div, divScalar, mul, mulScalar, norm, roundTo, rsubScalar, sub, sumAll, sumAllF32, sumDim0 } from "./torch-float.js";
 

@@ -9,7 +9,7 @@
  * and the transcendental functions are computed in double and rounded to float32. The README
  * lists the measured differences.
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
 import { roundTo } from "./torch-float.js";
 

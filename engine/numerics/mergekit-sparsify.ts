@@ -4,7 +4,7 @@
  * (torch-sort.ts); the random ones draw from mergeloom's counter-based stream instead of torch's
  * generator (same distribution, different draws).
  */
-import { ParamError } from "@mergeloom/proto";
+import { ParamError } from "../errors/index.js";
 import { sortedRangeMaskOf, torchArgsort } from "./torch-sort.js";
 import { mul, roundTo, sumAll, div, sub, type ComputeDType, type TorchProfile } from "./torch-float.js";
 

@@ -1,10 +1,10 @@
 /**
  * `--numerics default|mergekit`: which arithmetic a merge uses. "default" is mergeloom's (fp32
  * throughout, rounded once to the output dtype); "mergekit" reproduces mergekit's torch CPU
- * arithmetic in its compute dtype, bit for bit (worker/numerics/mergekit-methods.ts).
+ * arithmetic in its compute dtype, bit for bit (engine/numerics/mergekit-methods.ts).
  */
 import type { FloatDType } from "@mergeloom/proto";
-import { ConfigError } from "@mergeloom/proto";
+import { ConfigError } from "../errors/index.js";
 import type { TensorInputSpec } from "@mergeloom/proto";
 import { MERGEKIT_NUMERICS_METHODS } from "./mergekit-methods.js";
 

@@ -5,7 +5,7 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { torchDTypeName } from "@mergeloom/proto";
-import { StorageError } from "@mergeloom/proto";
+import { StorageError } from "../errors/index.js";
 import { writeShardIndex, type ShardPlan } from "./shard-layout.js";
 import { copyTokenizerFiles, writeModelConfig, writeModelCard } from "./hf-files.js";
 import { localPath } from "../driver/tensor-io.js";

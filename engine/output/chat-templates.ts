@@ -7,7 +7,7 @@
  * without the stray indentation that mergekit's multi-line exaone template leaks into prompts.
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { ConfigError } from "@mergeloom/proto";
+import { ConfigError } from "../errors/index.js";
 
 const DIR = new URL("./chat-templates/", import.meta.url);
 

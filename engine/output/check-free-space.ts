@@ -4,7 +4,7 @@
  */
 import { stat, statfs } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { StorageError } from "@mergeloom/proto";
+import { StorageError } from "../errors/index.js";
 import { TOKENIZER_FILES } from "./hf-files.js";
 
 /** Room for config.json, the index and the model card. */

@@ -5,7 +5,7 @@
  */
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { ConfigError } from "@mergeloom/proto";
+import { ConfigError } from "../errors/index.js";
 import { localPath } from "../driver/tensor-io.js";
 import { TOKENIZER_FILES } from "./hf-files.js";
 import { modelLocation } from "../storage/model-location.js";

@@ -4,7 +4,7 @@ import { readFileSync, readdirSync, statSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { ConfigError } from "@mergeloom/proto";
+import { ConfigError } from "../errors/index.js";
 import { chatTemplates } from "./chat-templates.js";
 import { copyTokenizerFiles, writeModelCard, writeModelConfig } from "./hf-files.js";
 import { fixtureDir, withTempDir } from "../storage/storage-test-support.js";

@@ -2,7 +2,7 @@
 import { chmod, copyFile, readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { stringify } from "yaml";
-import { CheckpointError, StorageError } from "@mergeloom/proto";
+import { CheckpointError, StorageError } from "../errors/index.js";
 import { resolveChatTemplate } from "./chat-templates.js";
 import { fsErrorDetail } from "../storage/fs-error.js";
 import { isRegularFileIfPresent } from "../storage/regular-file.js";

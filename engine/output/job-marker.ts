@@ -9,7 +9,7 @@ import { lstat, open, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
 export const JOB_MARKER_FILE = ".mergeloom-job";
-/** The tag in every temporary output directory's name (`OUT.mergeloom-tmp-XXXXXX`, worker/storage/output-dir.ts). */
+/** The tag in every temporary output directory's name (`OUT.mergeloom-tmp-XXXXXX`, engine/output/output-dir.ts). */
 export const TEMP_OUTPUT_TAG = ".mergeloom-tmp-";
 /** Job ids are short tokens; anything longer in a marker is not ours. */
 const MAX_MARKER_BYTES = 256;

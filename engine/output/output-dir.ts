@@ -12,7 +12,8 @@ import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, realpath, rename
 import { rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join, resolve, sep } from "node:path";
-import { MergeloomError, StorageError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import { StorageError } from "../errors/index.js";
 import { OutputLock } from "./output-lock.js";
 import { currentOwner, isOwnerDead, parseOwner } from "./process-owner.js";
 

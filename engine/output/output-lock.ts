@@ -7,7 +7,8 @@
 import { link, open, readFile, rename, unlink } from "node:fs/promises";
 import { unlinkSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { MergeloomError, StorageError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import { StorageError } from "../errors/index.js";
 import { currentOwner, isOwnerDead, parseOwner, type ProcessOwner } from "./process-owner.js";
 
 export const LOCK_TAG = ".mergeloom-lock";

@@ -5,7 +5,8 @@
  * seconds, before any tensor data is read.
  */
 import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf, type FloatDType } from "@mergeloom/proto";
-import { ConfigError, MergeloomError, ParamError, ShapeMismatchError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import { ConfigError, ParamError, ShapeMismatchError } from "../errors/index.js";
 import type { ParamValue, TensorInputSpec, TensorSource, TensorSpec } from "@mergeloom/proto";
 import type { MergeMethod } from "../methods/define-merge-method.js";
 import type { MergeMethodRegistry } from "../methods/merge-method-registry.js";

@@ -14,7 +14,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CheckpointError, ConfigError } from "@mergeloom/proto";
+import { CheckpointError, ConfigError } from "../errors/index.js";
 import { openCheckpoint, type CheckpointTensor } from "../storage/checkpoint.js";
 import { fetchSmallFile } from "../storage/http-byte-source.js";
 import { isHttpUri } from "../storage/open-byte-source.js";

@@ -2,7 +2,7 @@
  * Random access to the bytes of one file, local or remote. Workers read tensor byte ranges
  * through this interface so that the merge code never cares where a checkpoint lives.
  */
-import { CheckpointError, StorageError } from "@mergeloom/proto";
+import { CheckpointError, StorageError } from "../errors/index.js";
 
 export interface ByteSource {
   /** Where the bytes come from (a plain path or an http(s) URL); used in error messages. */

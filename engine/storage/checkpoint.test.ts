@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { mkdir, realpath, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CheckpointError, PathEscapeError } from "@mergeloom/proto";
+import { CheckpointError, PathEscapeError } from "../errors/index.js";
 import { openCheckpoint } from "./checkpoint.js";
 import { fixtureDir, safetensorsBytes, withTempDir, writeSafetensors } from "./storage-test-support.js";
 

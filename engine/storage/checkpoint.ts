@@ -5,7 +5,8 @@
 import { readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { DType } from "@mergeloom/proto";
-import { CheckpointError, MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import { CheckpointError } from "../errors/index.js";
 import type { SafetensorsHeader } from "../tensor/safetensors.js";
 import { fsError } from "./fs-error.js";
 import { fetchSmallFile } from "./http-byte-source.js";

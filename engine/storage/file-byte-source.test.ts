@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { CheckpointError, StorageError } from "@mergeloom/proto";
+import { CheckpointError, StorageError } from "../errors/index.js";
 import { FileByteSource, readFully } from "./file-byte-source.js";
 import { FileHandlePool } from "./file-handle-pool.js";
 import { fixtureDir, withTempDir } from "./storage-test-support.js";

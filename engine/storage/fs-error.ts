@@ -1,5 +1,6 @@
 /** Maps Node filesystem errors to typed errors: what a retry cannot fix is permanent. */
-import { CheckpointError, MergeloomError, StorageError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import { CheckpointError, StorageError } from "../errors/index.js";
 
 const PERMANENT = new Set(["EACCES", "EPERM", "EISDIR", "ENOTDIR", "ELOOP", "ENAMETOOLONG", "EROFS", "ENOSPC", "EDQUOT"]);
 

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, normalize } from "node:path";
-import { CheckpointError, StorageError } from "@mergeloom/proto";
+import { CheckpointError, StorageError } from "../errors/index.js";
 import { openCheckpoint } from "./checkpoint.js";
 import { HttpByteSource } from "./http-byte-source.js";
 import { fixtureDir } from "./storage-test-support.js";

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { StorageError } from "@mergeloom/proto";
+import { StorageError } from "../errors/index.js";
 import { backoffDelay, parseRetryAfter, RetryAfterError, withHttpRetries } from "./http-retry.js";
 
 test("backoff is exponential with full jitter, capped", () => {

@@ -4,7 +4,8 @@
  * one, and only retryable failures retried (MergeloomError.retryable; anything else thrown —
  * fetch's TypeError on a reset, a timeout's DOMException — counts as transient).
  */
-import { MergeloomError, StorageError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import { StorageError } from "../errors/index.js";
 
 export interface RetryPolicy {
   /** Extra attempts after the first. */

@@ -5,7 +5,7 @@
  * MIN_WINDOW_BYTES of body (or the rest of the range, when less remains); otherwise it is aborted
  * as stalled (curl's --speed-limit/--speed-time idea with one knob).
  */
-import { StorageError } from "@mergeloom/proto";
+import { StorageError } from "../errors/index.js";
 
 export const MIN_WINDOW_BYTES = 64 * 1024;
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdir, realpath, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { PathEscapeError, StorageError } from "@mergeloom/proto";
+import { PathEscapeError, StorageError } from "../errors/index.js";
 import { FileByteSource } from "./file-byte-source.js";
 import { HttpByteSource } from "./http-byte-source.js";
 import { assertInsideRoots, openByteSource } from "./open-byte-source.js";

@@ -1,6 +1,6 @@
 /** Picks the ByteSource for a URI: http(s) URLs, file:// URLs and plain paths. */
 import { fileURLToPath } from "node:url";
-import { StorageError } from "@mergeloom/proto";
+import { StorageError } from "../errors/index.js";
 import type { ByteSource } from "./byte-source.js";
 import { FileByteSource } from "./file-byte-source.js";
 import type { FileHandlePool } from "./file-handle-pool.js";

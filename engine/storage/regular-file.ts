@@ -6,7 +6,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, type Stats } from "node:fs";
 import { open, stat, type FileHandle } from "node:fs/promises";
-import { CheckpointError } from "@mergeloom/proto";
+import { CheckpointError } from "../errors/index.js";
 
 const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
 

@@ -6,7 +6,7 @@
  */
 import { realpath } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
-import { PathEscapeError } from "@mergeloom/proto";
+import { PathEscapeError } from "../errors/index.js";
 import { fsError } from "./fs-error.js";
 
 /**

@@ -5,7 +5,7 @@
  * "fine-tunes" of one shared base: the same values with the low mantissa bits perturbed, so TIES,
  * DARE and slerp see realistic small task vectors.
  */
-import { StorageError } from "@mergeloom/proto";
+import { StorageError } from "../errors/index.js";
 import { DTYPE_BYTES, numelOf } from "@mergeloom/proto";
 import type { ByteSource } from "./byte-source.js";
 import type { Checkpoint, CheckpointTensor } from "./checkpoint.js";

@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { CheckpointError } from "@mergeloom/proto";
+import { CheckpointError } from "../errors/index.js";
 import { buildSafetensorsHeader, parseSafetensorsHeader } from "./safetensors.js";
 
 /** Header JSON bytes and the file size for a data section of `dataBytes` bytes. */

@@ -3,7 +3,7 @@
  * huggingface.js make, and header building for writers. Pure functions over bytes; reading files
  * is the storage layer's job.
  */
-import { CheckpointError } from "@mergeloom/proto";
+import { CheckpointError } from "../errors/index.js";
 import { DTYPE_BYTES, isDType, numelOf, type DType } from "@mergeloom/proto";
 
 /** safetensors' own cap (MAX_HEADER_SIZE): a larger length is a corrupt or hostile file. */

@@ -12,7 +12,7 @@
  * Orders that mergekit takes from Python sets and Rust hash maps (and so vary from run to run)
  * are fixed here: models in config order, each model's tokens by id.
  */
-import { ConfigError } from "@mergeloom/proto";
+import { ConfigError } from "../errors/index.js";
 import { fullVocab, sameAddedToken, type AddedToken, type TokenizerJson } from "./tokenizer-json.js";
 
 export interface TokenizerInputs {

@@ -10,7 +10,7 @@
  * input's vocabulary rows. The models are the tensor's inputs in config order (mergekit iterates
  * a Python set, so its order of summation varies between runs).
  */
-import { ConfigError } from "@mergeloom/proto";
+import { ConfigError } from "../errors/index.js";
 import type { DType } from "@mergeloom/proto";
 import type { DefaultRow, RowMap, TensorInputSpec, VocabSpec } from "@mergeloom/proto";
 import type { TokenEmbeddingConfig } from "../config/merge-config.js";

@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CheckpointError } from "@mergeloom/proto";
+import { CheckpointError } from "../errors/index.js";
 import { fetchSmallFile } from "../storage/http-byte-source.js";
 import { isHttpUri } from "../storage/open-byte-source.js";
 

@@ -6,7 +6,7 @@
  */
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { StorageError } from "@mergeloom/proto";
+import { StorageError } from "../errors/index.js";
 import type { MergedTokenizer } from "./build-tokenizer.js";
 
 const STALE = ["vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json"];

@@ -2,7 +2,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-node";
-import { ConfigError } from "../errors.js";
+import { MergeloomError } from "../errors.js";
 import { ATTR_ERROR_TYPE, ATTR_JOB_ID, ATTR_TENSOR_COUNT, errorType, inSpan, SPAN_NAMES, TRACER_NAME } from "./in-span.js";
 
 // The SDK stands in for an entry point's startTelemetry(); spans are kept in memory.
@@ -30,7 +30,7 @@ describe("inSpan", () => {
 
   test("a thrown MergeloomError is re-thrown unchanged and marks the span ERROR with its code as error.type", async () => {
     exporter.reset();
-    const err = new ConfigError("merge_method", "unknown merge method 'tie' (known: linear)");
+    const err = new MergeloomError("CONFIG_INVALID", "config merge_method: unknown merge method 'tie' (known: linear)");
     await assert.rejects(
       inSpan("assemble", {}, async () => {
         await sleep(1);

@@ -244,7 +244,7 @@ describe("Dockerfile", () => {
 
   test(".dockerignore keeps node_modules, dist, .git and secrets out of the build context", () => {
     const ignore = readFileSync(join(root, ".dockerignore"), "utf8").split("\n").map((l) => l.trim());
-    for (const p of ["**/node_modules", "dist", ".git", "**/*.creds"]) assert.ok(ignore.includes(p), `${p} not ignored`);
+    for (const p of ["**/node_modules", "**/dist", ".git", "**/*.creds"]) assert.ok(ignore.includes(p), `${p} not ignored`);
     assert.ok(ignore.includes("!test/package.json"), "npm ci needs every workspace's package.json");
   });
 });

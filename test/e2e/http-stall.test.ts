@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile, mkdir, cp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { StorageError } from "@mergeloom/proto";
+import { StorageError } from "@mergeloom/engine/errors";
 import { backoffDelayMs, HttpByteSource } from "@mergeloom/engine/storage";
 import { runCli } from "../harness/run-cli.js";
 import { FIXTURES } from "../harness/repo-root.js";

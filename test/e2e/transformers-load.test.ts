@@ -2,7 +2,7 @@
  * Outputs load in the real consumer: merged models are loaded with transformers'
  * AutoModelForCausalLM (torch, CPU) from `.venv-test`, and their logits must equal the logits of
  * the ONNX graph `mergeloom eval` scores them with (fixture's eval/model.onnx for 4 layers, the
- * generated graph of worker/eval/llama-onnx-graph.ts for the 6-layer frankenmerge), fed the
+ * generated graph of coordinator/evolve/dfs/llama-onnx-graph.ts for the 6-layer frankenmerge), fed the
  * merged weights exactly as `mergeloom eval` feeds them. AutoTokenizer must load a merged
  * tokenizer and encode a sample as the tokenizer's own definition says.
  */

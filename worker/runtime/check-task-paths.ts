@@ -3,7 +3,7 @@
  * task vectors, destinations, evaluation files) must resolve — symlinks included — inside one of
  * them. Remote inputs (http, synthetic, pinned Hub files `hf://`) and `discard://` are not paths.
  */
-import { PathEscapeError } from "@mergeloom/proto";
+import { PathEscapeError } from "@mergeloom/engine/errors";
 import type { MergeTask, TensorSpec } from "@mergeloom/proto";
 import { localPath } from "@mergeloom/engine/driver";
 import { assertInsideRoots } from "@mergeloom/engine/storage";

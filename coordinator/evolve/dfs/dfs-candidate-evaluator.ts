@@ -11,7 +11,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, errorMessage } from "@mergeloom/proto";
+import { errorMessage } from "@mergeloom/proto";
+import { ConfigError } from "@mergeloom/engine/errors";
 import { CharTokenizer, loadEvalSet, type EvalSet } from "@mergeloom/engine/eval";
 import { runScoreCommand } from "@mergeloom/engine/eval";
 import { combineScores, type FitnessSpec } from "@mergeloom/engine/eval";

@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { parse } from "yaml";
-import { ConfigError } from "@mergeloom/proto";
+import { ConfigError } from "@mergeloom/engine/errors";
 import { decodeDfsPath, describePath, dfsCandidateYaml, dfsGenotypeLength, dfsInitialGenotype, groupPath, parseDfsGenome, pathSlices, slotScale } from "./dfs-genome.js";
 
 // Two models of 2 and 3 layers: M = 5 concatenated layers a0 a1 b0 b1 b2; repeats 2 → T = 10 slots.

@@ -22,7 +22,7 @@
  * (rounded to 4 decimals), applied to the layer's o_proj and down_proj weights, so the layer
  * computes h + s·attn(h) then h + s·mlp(h). One factor per slot (T genes), not per layer pair.
  */
-import { ConfigError } from "@mergeloom/proto";
+import { ConfigError } from "@mergeloom/engine/errors";
 import { mergeConfigToYaml, type MergeConfigSlice } from "../genome.js";
 
 export type DfsInit = "first_model" | "all" | "zeros";

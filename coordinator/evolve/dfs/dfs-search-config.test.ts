@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigError } from "@mergeloom/proto";
+import { ConfigError } from "@mergeloom/engine/errors";
 import { parseSearchConfig } from "../search-config.js";
 
 const YAML = (extra = "", search = "") => `genome:

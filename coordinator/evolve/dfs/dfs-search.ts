@@ -5,7 +5,7 @@
  */
 import { writeFile, rename } from "node:fs/promises";
 import { join } from "node:path";
-import { ConfigError } from "@mergeloom/proto";
+import { ConfigError } from "@mergeloom/engine/errors";
 import { buildLlamaOnnxGraph, type LlamaGraphConfig } from "./llama-onnx-graph.js";
 import { openModel } from "@mergeloom/engine/storage";
 import type { EvolveGenome } from "../run-evolve.js";

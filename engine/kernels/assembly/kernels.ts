@@ -520,7 +520,7 @@ export function blendBF16(out: usize, x0: usize, x1: usize, n: i32, c0: f64, c1:
   }
 }
 
-// --- output check (worker/tensor/non-finite.ts) ---------------------------------------------
+// --- output check (engine/tensor/non-finite.ts) ---------------------------------------------
 
 /** 1 when any of the n bf16 values at p is NaN or ±inf (all exponent bits set), else 0. */
 export function nonFiniteBF16(p: usize, n: i32): i32 {

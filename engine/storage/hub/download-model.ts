@@ -4,7 +4,7 @@
  * model.safetensors) — never the other weight formats a repository may also hold.
  */
 import { readFile } from "node:fs/promises";
-import { CheckpointError } from "@mergeloom/proto";
+import { CheckpointError } from "../../errors/index.js";
 import { groupByShard, INDEX_FILE, parseIndex, SINGLE_FILE } from "../checkpoint.js";
 import { TOKENIZER_FILES } from "../../output/hf-files.js";
 import { downloadToCache, type DownloadProgress, type DownloadResult } from "./download-to-cache.js";

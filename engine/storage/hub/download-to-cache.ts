@@ -8,7 +8,7 @@ import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, rename, stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
-import { CheckpointError, StorageError } from "@mergeloom/proto";
+import { CheckpointError, StorageError } from "../../errors/index.js";
 import { blobPath, cachedFile, linkSnapshotFile, markAbsent, snapshotDir, writeRef } from "./hf-cache.js";
 import { sharedHubClient } from "./hub-byte-source.js";
 import type { HubFileInfo } from "./hub-client.js";

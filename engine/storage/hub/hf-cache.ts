@@ -9,7 +9,7 @@
 import { existsSync, statSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, stat, symlink, unlink, writeFile, lstat } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
-import { StorageError } from "@mergeloom/proto";
+import { StorageError } from "../../errors/index.js";
 import { checkRepoFilePath, COMMIT_SHA } from "./hub-reference.js";
 
 export function repoFolder(cacheDir: string, repo: string): string {

@@ -3,7 +3,7 @@
  * file, then the worker's range cache, then HTTP range reads from `{HF_ENDPOINT}/{repo}/resolve/{sha}/{file}`.
  * With HF_HUB_OFFLINE=1 only the cache is used, and a missing file is named.
  */
-import { CheckpointError, StorageError } from "@mergeloom/proto";
+import { CheckpointError, StorageError } from "../../errors/index.js";
 import { checkReadArgs, truncatedError, type ByteSource } from "../byte-source.js";
 import { FileByteSource } from "../file-byte-source.js";
 import { cachedFile } from "./hf-cache.js";

@@ -6,7 +6,8 @@
  * flight, and redirects followed by hand so that the token goes only to the Hub's own host — the
  * rule huggingface_hub gets from requests (Authorization dropped on a redirect to another host).
  */
-import { CheckpointError, MergeloomError, StorageError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import { CheckpointError, StorageError } from "../../errors/index.js";
 import { RetryAfterError, parseRetryAfter, withHttpRetries, describeFetchError, type RetryPolicy } from "../http-retry.js";
 import { hubHttpError, HubMissingError, type HubRequestSubject } from "./hub-errors.js";
 import { countNetworkBytes } from "./hub-stats.js";

@@ -1,5 +1,6 @@
 /** One-line errors for Hub answers that no retry fixes, naming the repo, revision and file. */
-import { CheckpointError, StorageError, type MergeloomError } from "@mergeloom/proto";
+import { type MergeloomError } from "@mergeloom/proto";
+import { CheckpointError, StorageError } from "../../errors/index.js";
 
 export interface HubRequestSubject {
   repo: string;

@@ -4,7 +4,7 @@
  * A pinned URI names exactly one set of bytes, so every worker reads the same model even when the
  * branch it came from moves during the job.
  */
-import { ConfigError, StorageError } from "@mergeloom/proto";
+import { ConfigError, StorageError } from "../../errors/index.js";
 
 export interface HubReference {
   /** `org/name`. */

@@ -4,7 +4,7 @@
  * shard's 8-byte length and JSON header by Range requests, and config.json. No tensor bytes.
  */
 import { readFile } from "node:fs/promises";
-import { CheckpointError } from "@mergeloom/proto";
+import { CheckpointError } from "../../errors/index.js";
 import { groupByShard, INDEX_FILE, parseConfig, parseIndex, readShards, SINGLE_FILE, type Checkpoint } from "../checkpoint.js";
 import type { OpenByteSourceOptions } from "../open-byte-source.js";
 import { cachedFile, isMarkedAbsent } from "./hf-cache.js";

@@ -7,7 +7,8 @@
  */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { CheckpointError, MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import { CheckpointError } from "../../errors/index.js";
 import { cachedCommit } from "./hf-cache.js";
 import { HubClient } from "./hub-client.js";
 import { HubMissingError } from "./hub-errors.js";

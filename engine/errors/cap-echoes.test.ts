@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { capEchoes, capText } from "./cap-echoes.js";
-import { ConfigError, UnknownMethodError } from "./errors.js";
+import { capEchoes, capText } from "@mergeloom/proto";
+import { ConfigError, UnknownMethodError } from "./domain-errors.js";
 
 test("short messages and values are left alone", () => {
   const m = "config merge_method: unknown merge method 'tie' (known: linear, ties)";

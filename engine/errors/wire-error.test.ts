@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { isPermanent, ShapeMismatchError, StorageError } from "./errors.js";
-import { fromWireError, toWireError } from "./wire-error.js";
+import { isPermanent } from "@mergeloom/proto";
+import { ShapeMismatchError, StorageError } from "./domain-errors.js";
+import { fromWireError, toWireError } from "@mergeloom/proto";
 
 test("a typed error crosses the wire with its code, message and retryability", () => {
   const wire = toWireError(new ShapeMismatchError("merge w: shapes [2,3] and [3,2] differ"));
