@@ -1,25 +1,15 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseMergeConfig } from "@mergeloom/engine/config";
 import { createDefaultRegistry } from "@mergeloom/engine/methods";
 import { candidateYaml } from "./candidate-yaml.js";
 import { summarize } from "./evolve-report.js";
 import { initialGenotype, type GenomeDefinition } from "./genome.js";
 import { parseSearchConfig } from "./search-config.js";
+import { repoRoot } from "@mergeloom/engine/testing";
 
-/** The repository root, whether this runs under tsx or compiled in dist/. */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "examples", "evolve-arith.yml"))) {
-    const up = dirname(dir);
-    assert.notEqual(up, dir, "repository root not found");
-    dir = up;
-  }
-  return dir;
-}
 const EXAMPLE = join(repoRoot(), "examples", "evolve-arith.yml");
 
 describe("search config", () => {

@@ -65,40 +65,27 @@ export async function randomizedSvd(read: RowChunks, rows: number, cols: number,
       f(await read(r0, r1), r0, r1);
     }
   };
-  // Y = A·Ω (rows × k) for Ω (cols × k).
-  const times = async (omega: Float64Array): Promise<Float64Array> => {
-    const y = new Float64Array(rows * k);
+  // Y = A·Ω (rows × k) from Ω (cols × k), or, transposed, Z = Aᵀ·Y (cols × k) from Y (rows × k):
+  // one pass over A's rows either way, skipping zeros (sparse deltas).
+  const multiply = async (m: Float64Array, transpose: boolean): Promise<Float64Array> => {
+    const out = new Float64Array((transpose ? cols : rows) * k);
     await pass((a, r0, r1) => {
       for (let i = r0; i < r1; i++) {
         const ai = (i - r0) * cols;
-        const yi = i * k;
+        const ik = i * k;
         for (let c = 0; c < cols; c++) {
           const v = a[ai + c];
           if (v === 0) continue;
-          const oc = c * k;
-          for (let j = 0; j < k; j++) y[yi + j] += v * omega[oc + j];
+          const dst = transpose ? c * k : ik;
+          const src = transpose ? ik : c * k;
+          for (let j = 0; j < k; j++) out[dst + j] += v * m[src + j];
         }
       }
     });
-    return y;
+    return out;
   };
-  // Z = Aᵀ·Y (cols × k).
-  const timesT = async (y: Float64Array): Promise<Float64Array> => {
-    const z = new Float64Array(cols * k);
-    await pass((a, r0, r1) => {
-      for (let i = r0; i < r1; i++) {
-        const ai = (i - r0) * cols;
-        const yi = i * k;
-        for (let c = 0; c < cols; c++) {
-          const v = a[ai + c];
-          if (v === 0) continue;
-          const zc = c * k;
-          for (let j = 0; j < k; j++) z[zc + j] += v * y[yi + j];
-        }
-      }
-    });
-    return z;
-  };
+  const times = (omega: Float64Array) => multiply(omega, false);
+  const timesT = (y: Float64Array) => multiply(y, true);
 
   const omega = new Float64Array(cols * k);
   for (let i = 0; i < omega.length; i++) omega[i] = gauss();

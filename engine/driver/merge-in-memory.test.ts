@@ -4,26 +4,15 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { loadConfig, planMerge, runMergeJob } from "../job/run-merge-job.js";
 import { LocalDispatcher } from "../job/local-dispatcher.js";
 import { loadWeightsF32 } from "../eval/load-weights.js";
 import { createDefaultRegistry } from "../methods/all-methods.js";
 import { InMemoryMerger } from "./merge-in-memory.js";
+import { repoRoot } from "../testing/repo-paths.js";
 import { TensorIO } from "./tensor-io.js";
 
-/** The repository root, whether this runs under tsx or compiled in dist/. */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "examples", "evolve-arith.yml"))) {
-    const up = dirname(dir);
-    assert.notEqual(up, dir, "repository root not found");
-    dir = up;
-  }
-  return dir;
-}
 const ROOT = repoRoot();
 const dirs: string[] = [];
 after(async () => {

@@ -2,26 +2,15 @@
  * Test-only: reads a fixture checkpoint (single file or sharded with an index) into fp32 weights.
  * The real checkpoint reader lives in engine/storage; this keeps the eval tests independent of it.
  */
-import { readFileSync, existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { arithFixtures } from "../testing/repo-paths.js";
 import { parseHeaderLength, parseSafetensorsHeader } from "../tensor/safetensors.js";
 import { decodeToF32 } from "../tensor/convert.js";
 import type { WeightTensor } from "./onnx-evaluator.js";
 
-/** The repository's copy of the arith-llama fixtures (found by walking up to the repo root). */
-export const FIXTURE = findFixture();
-
-function findFixture(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, "fixtures", "arith-llama");
-    if (existsSync(join(candidate, "base", "config.json"))) return candidate + "/";
-    const up = dirname(dir);
-    if (up === dir) throw new Error("fixtures/arith-llama not found above " + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-}
+/** The repository's copy of the arith-llama fixtures. */
+export const FIXTURE = arithFixtures() + "/";
 
 export function readSafetensorsF32(file: string, into = new Map<string, WeightTensor>()): Map<string, WeightTensor> {
   const buf = readFileSync(file);

@@ -1,22 +1,11 @@
 /** Helpers shared by the storage tests: fixture location, temp dirs, hand-made safetensors files. */
-import { existsSync } from "node:fs";
+import { arithFixtures } from "../testing/repo-paths.js";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 
-/** The arith-llama fixtures: $MERGELOOM_FIXTURES, else the repository's fixtures/ above this file. */
-export function fixtureDir(): string {
-  if (process.env.MERGELOOM_FIXTURES) return join(process.env.MERGELOOM_FIXTURES, "arith-llama");
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, "fixtures", "arith-llama");
-    if (existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error("arith-llama fixtures not found; set MERGELOOM_FIXTURES to the fixtures directory");
-    dir = parent;
-  }
-}
+/** The arith-llama fixtures: $MERGELOOM_FIXTURES, else the repository's fixtures/. */
+export const fixtureDir = arithFixtures;
 
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), "mergeloom-storage-"));

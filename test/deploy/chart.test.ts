@@ -4,31 +4,17 @@
 // by helm-render.helm-test.ts where helm is installed.
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, readdirSync, statSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readFileSync, readdirSync } from "node:fs";
+import { join, relative } from "node:path";
 import { parse } from "yaml";
 import ajvModule from "ajv";
 
 // ajv is CommonJS: its class is the module object itself, also exposed as `.default`.
 const Ajv = ajvModule.default;
 import { lintTemplates, type TemplateFile } from "./chart-lint.js";
+import { REPO_ROOT } from "../harness/repo-root.js";
 
-// Works from test/deploy/ (tsx) and from test/dist/deploy/ (compiled).
-function findRepoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    try {
-      if (statSync(join(dir, "deploy", "helm", "mergeloom", "Chart.yaml")).isFile()) return dir;
-    } catch {
-      /* keep climbing */
-    }
-    const up = dirname(dir);
-    assert.notEqual(up, dir, "repository root with deploy/helm/mergeloom not found above this test");
-    dir = up;
-  }
-}
-const root = findRepoRoot();
+const root = REPO_ROOT;
 const chartDir = join(root, "deploy", "helm", "mergeloom");
 const readYaml = (p: string): Record<string, unknown> => parse(readFileSync(p, "utf8")) as Record<string, unknown>;
 const values = readYaml(join(chartDir, "values.yaml"));

@@ -9,9 +9,9 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { basename, join } from "node:path";
 import { parse, parseAllDocuments, stringify } from "yaml";
+import { REPO_ROOT } from "../harness/repo-root.js";
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- rendered manifests are untyped YAML
 
@@ -19,16 +19,7 @@ const HELM = process.env.HELM ?? "helm";
 const RELEASE = "rel";
 const NAMESPACE = "ml";
 
-function findRepoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "deploy", "helm", "mergeloom", "Chart.yaml"))) {
-    const up = dirname(dir);
-    assert.notEqual(up, dir, "repository root with deploy/helm/mergeloom not found above this test");
-    dir = up;
-  }
-  return dir;
-}
-const chartSrc = join(findRepoRoot(), "deploy", "helm", "mergeloom");
+const chartSrc = join(REPO_ROOT, "deploy", "helm", "mergeloom");
 
 function helm(args: string[], cwd?: string): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(HELM, args, { cwd, encoding: "utf8", maxBuffer: 64 << 20 });

@@ -3,31 +3,20 @@
  * equals the embedded mode's bit for bit, and killing a worker, the coordinator or the server
  * mid-job costs retries, never the run.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { cp, mkdtemp, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.js";
+import { type NatsServerHandle } from "../harness/nats-server.js";
 import { runCli } from "../harness/run-cli.js";
 import { FIXTURES } from "../harness/repo-root.js";
-import { startCoordinator, startWorker, uniquePrefix, type Proc } from "../harness/cluster.js";
+import { startCoordinator, startWorker, uniquePrefix, type Proc, natsClusterFixture } from "../harness/cluster.js";
 import { startRangeServer } from "../harness/http-range-server.js";
 
 let server: NatsServerHandle;
 let dir: string;
-const procs: Proc[] = [];
-const track = (p: Proc) => (procs.push(p), p);
-
-before(async () => {
-  server = await startNatsServer({ jetstream: true });
-  dir = await mkdtemp(join(tmpdir(), "mergeloom-dist-"));
-});
-after(async () => {
-  await Promise.all(procs.map((p) => (p.child.exitCode === null ? p.kill("SIGKILL") : undefined)));
-  await server?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const { track } = natsClusterFixture("mergeloom-dist-", (s, d) => ((server = s), (dir = d)));
 
 const experts = ["expert-add", "expert-sub", "expert-mul", "expert-rev"];
 function configYaml(method: string, root = FIXTURES): string {

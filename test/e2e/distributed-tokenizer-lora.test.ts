@@ -3,29 +3,19 @@
  * maps and the adapter's byte ranges (small, by reference), and worker processes over a real
  * nats-server produce the embedded mode's output bit for bit — object-store delivery included.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.js";
+import { type NatsServerHandle } from "../harness/nats-server.js";
 import { runCli } from "../harness/run-cli.js";
-import { startCoordinator, startWorker, uniquePrefix, type Proc } from "../harness/cluster.js";
+import { startCoordinator, startWorker, uniquePrefix, natsClusterFixture } from "../harness/cluster.js";
 import { writeUnionFixture } from "../harness/tokenizer-fixtures.js";
 import { writeLoraAdapter } from "../harness/lora-fixtures.js";
 
 let server: NatsServerHandle;
 let dir: string;
-const procs: Proc[] = [];
-before(async () => {
-  server = await startNatsServer({ jetstream: true });
-  dir = await mkdtemp(join(tmpdir(), "mergeloom-dist-tok-"));
-});
-after(async () => {
-  await Promise.all(procs.map((p) => (p.child.exitCode === null ? p.kill("SIGKILL") : undefined)));
-  await server?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const { track } = natsClusterFixture("mergeloom-dist-tok-", (s, d) => ((server = s), (dir = d)));
 
 describe("tokenizer merging and LoRA over NATS", () => {
   test("a union-tokenizer merge with a LoRA-adapted input equals the embedded output bit for bit, with file and object delivery", async () => {
@@ -50,11 +40,11 @@ out_dtype: bfloat16
     for (const output of ["file", "object"]) {
       const prefix = uniquePrefix();
       const w = startWorker(server.url, { name: `w-${output}`, prefix, concurrency: 2 });
-      procs.push(w);
+      track(w);
       await w.waitFor((s) => s.includes("ready"), 15_000, "worker ready");
       const out = join(dir, `nats-${output}`);
       const c = startCoordinator(server.url, prefix, cfg, out, ["--random-seed", "3", "--output-via", output]);
-      procs.push(c);
+      track(c);
       assert.equal(await c.exited, 0, c.err);
       assert.ok((await readFile(join(out, "model.safetensors"))).equals(refBytes), `${output} delivery differs from the embedded output`);
       assert.deepEqual(JSON.parse(await readFile(join(out, "tokenizer.json"), "utf8")), JSON.parse(await readFile(join(ref, "tokenizer.json"), "utf8")));

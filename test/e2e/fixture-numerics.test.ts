@@ -9,30 +9,15 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { loadConfig, runMergeJob } from "@mergeloom/engine/job";
 import { LocalDispatcher } from "@mergeloom/engine/job";
 import { loadWeightsF32 } from "@mergeloom/engine/eval";
 import type { WeightMap } from "@mergeloom/engine/eval";
+import { REPO_ROOT } from "../harness/repo-root.js";
 
-// Works from test/e2e/ (tsx) and from test/dist/e2e/ (compiled).
-function findRepoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: string };
-      if (pkg.name === "mergeloom") return dir;
-    } catch {
-      /* keep climbing */
-    }
-    const up = dirname(dir);
-    assert.notEqual(up, dir, "repository root (package.json named mergeloom) not found above this test");
-    dir = up;
-  }
-}
 
-const root = findRepoRoot();
+const root = REPO_ROOT;
 const refDir = join(root, "test", "reference");
 const MERGES = ["linear", "task_arithmetic", "ties", "slerp", "model_stock", "passthrough"] as const;
 

@@ -4,30 +4,19 @@
  * fails up front naming that run; once the first is dead its job no longer blocks; and an output
  * overlapping an input is refused before any task is published.
  */
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
-import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.js";
+import { type NatsServerHandle } from "../harness/nats-server.js";
 import { FIXTURES } from "../harness/repo-root.js";
-import { startCoordinator, startWorker, uniquePrefix, type Proc } from "../harness/cluster.js";
+import { startCoordinator, startWorker, uniquePrefix, natsClusterFixture } from "../harness/cluster.js";
 
 let server: NatsServerHandle;
 let dir: string;
-const procs: Proc[] = [];
-const track = (p: Proc) => (procs.push(p), p);
-
-before(async () => {
-  server = await startNatsServer({ jetstream: true });
-  dir = await mkdtemp(join(tmpdir(), "mergeloom-conflict-"));
-});
-after(async () => {
-  await Promise.all(procs.map((p) => (p.child.exitCode === null && p.child.signalCode === null ? p.kill("SIGKILL") : undefined)));
-  await server?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const { track } = natsClusterFixture("mergeloom-conflict-", (s, d) => ((server = s), (dir = d)));
 
 const yaml = (weight: number) =>
   `merge_method: linear\nmodels:\n  - model: ${FIXTURES}/expert-add\n    parameters: { weight: ${weight} }\n  - model: ${FIXTURES}/expert-sub\n    parameters: { weight: 0.5 }\n`;

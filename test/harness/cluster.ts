@@ -3,7 +3,11 @@
  * with their output captured so a test can wait for "task … started" and kill at that moment.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { after, before } from "node:test";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startNatsServer, type NatsServerHandle } from "./nats-server.js";
 import { CLI, REPO_ROOT } from "./repo-root.js";
 
 export class Proc {
@@ -85,4 +89,25 @@ export function startCoordinator(url: string, prefix: string, config: string, ou
 let n = 0;
 export function uniquePrefix(): string {
   return `t${process.pid}_${Date.now().toString(36)}_${n++}`;
+}
+
+/**
+ * The usual setup of a cluster test, registered as the file's before/after hooks: a JetStream
+ * nats-server and a temp dir (handed to `ready`), and every process `track`ed killed at the end.
+ */
+export function natsClusterFixture(tmpPrefix: string, ready: (server: NatsServerHandle, dir: string) => void): { track(p: Proc): Proc } {
+  let server: NatsServerHandle | undefined;
+  let dir: string | undefined;
+  const procs: Proc[] = [];
+  before(async () => {
+    server = await startNatsServer({ jetstream: true });
+    dir = await mkdtemp(join(tmpdir(), tmpPrefix));
+    ready(server, dir);
+  });
+  after(async () => {
+    await Promise.all(procs.map((p) => (p.child.exitCode === null && p.child.signalCode === null ? p.kill("SIGKILL") : undefined)));
+    await server?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return { track: (p) => (procs.push(p), p) };
 }
