@@ -12,6 +12,7 @@ import { encodeMessage, decodeMessage, type CodecOptions, type PeerRole } from "
 import { runDelivery, subjectMatches } from "./run-delivery.js";
 import type { MessageKind, MessageMap, AnyMessage } from "@mergeloom/proto";
 import { resolveConsumeOptions, type AbandonedTask, type ConsumeOptions, type Handler, type KvBucket, type KvChange, type KvEntry, type KvOptions, type ObjectBucket, type ObjectInfo, type Received, type ResolvedConsumeOptions, type Stoppable, type SubscribeOptions, type Transport } from "./transport.js";
+import { OpenSubscriptions } from "./open-subscriptions.js";
 import { checkBucketName, checkKvKey, KvConflictError, TransportError } from "./transport-errors.js";
 
 interface QueuedMsg {
@@ -184,7 +185,7 @@ export interface MemoryTransportOptions {
 export class MemoryTransport implements Transport {
   readonly broker: MemoryBroker;
   private readonly codec: CodecOptions;
-  private readonly open = new Set<Stoppable>();
+  private readonly open = new OpenSubscriptions();
   private closed = false;
 
   constructor(opts: MemoryTransportOptions = {}) {
@@ -242,16 +243,11 @@ export class MemoryTransport implements Transport {
     };
     q.members.add(member);
     queueMicrotask(() => q.pump());
-    const sub: Stoppable = {
-      stop: async (o) => {
-        q.members.delete(member);
-        if (o?.abort) stopCtl.abort(new TransportError(`consume ${subject}: consumer stopped`));
-        await Promise.all([...running]);
-        this.open.delete(sub);
-      },
-    };
-    this.open.add(sub);
-    return sub;
+    return this.open.track(async (o) => {
+      q.members.delete(member);
+      if (o?.abort) stopCtl.abort(new TransportError(`consume ${subject}: consumer stopped`));
+      await Promise.all([...running]);
+    });
   }
 
   async watchAbandoned(subject: string, onAbandoned: (a: AbandonedTask) => void, options?: Pick<ConsumeOptions, "durable">): Promise<Stoppable> {
@@ -261,14 +257,9 @@ export class MemoryTransport implements Transport {
     if (!set) this.broker.abandonWatchers.set(durable, (set = new Set()));
     const w = (m: QueuedMsg) => onAbandoned({ headers: { ...m.headers }, deliveries: m.deliveries, discard: async () => undefined });
     set.add(w);
-    const sub: Stoppable = {
-      stop: async () => {
-        set.delete(w);
-        this.open.delete(sub);
-      },
-    };
-    this.open.add(sub);
-    return sub;
+    return this.open.track(async () => {
+      set.delete(w);
+    });
   }
 
   async publish(subject: string, message: AnyMessage, headers: Record<string, string> = {}): Promise<void> {
@@ -296,16 +287,11 @@ export class MemoryTransport implements Transport {
     };
     if (opts.deliver === "all") for (const e of this.broker.log) onEntry(e);
     this.broker.logListeners.add(onEntry);
-    const sub: Stoppable = {
-      stop: async () => {
-        stopped = true;
-        this.broker.logListeners.delete(onEntry);
-        await chain;
-        this.open.delete(sub);
-      },
-    };
-    this.open.add(sub);
-    return sub;
+    return this.open.track(async () => {
+      stopped = true;
+      this.broker.logListeners.delete(onEntry);
+      await chain;
+    });
   }
 
   async kv<K extends MessageKind>(bucket: string, kind: K, opts: KvOptions = {}): Promise<KvBucket<MessageMap[K]>> {
@@ -360,14 +346,9 @@ export class MemoryTransport implements Transport {
           for (const [k, r] of current.sort((a, b) => a[1].revision - b[1].revision)) emit(k, r);
         }
         s.watchers.add(emit);
-        const sub: Stoppable = {
-          stop: async () => {
-            s.watchers.delete(emit);
-            this.open.delete(sub);
-          },
-        };
-        this.open.add(sub);
-        return sub;
+        return this.open.track(async () => {
+          s.watchers.delete(emit);
+        });
       },
     };
   }
@@ -417,7 +398,7 @@ export class MemoryTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...this.open].map((s) => s.stop({ abort: true })));
+    await this.open.stopAll();
   }
 
   private checkOpen(): void {

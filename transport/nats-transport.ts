@@ -20,6 +20,7 @@ import { runDelivery } from "./run-delivery.js";
 import type { AnyMessage, MessageKind, MessageMap } from "@mergeloom/proto";
 import { streams as STREAMS, SUBJECT_ROOT } from "@mergeloom/proto";
 import { resolveConsumeOptions, type AbandonedTask, type ConsumeOptions, type Handler, type KvBucket, type KvOptions, type ObjectBucket, type Received, type Stoppable, type SubscribeOptions, type Transport } from "./transport.js";
+import { OpenSubscriptions } from "./open-subscriptions.js";
 import { checkBucketName, checkKvKey, KvConflictError, TransportError } from "./transport-errors.js";
 
 export interface NatsConnectOptions {
@@ -101,7 +102,7 @@ export class NatsTransport implements Transport {
   private readonly codec: CodecOptions;
   private readonly subjectPrefix: string;
   private readonly namePrefix: string;
-  private readonly open = new Set<Stoppable>();
+  private readonly open = new OpenSubscriptions();
   private closed = false;
   /** Resolves when connected; replaced by a pending promise while disconnected. */
   private connected: Promise<void> = Promise.resolve();
@@ -213,17 +214,12 @@ export class NatsTransport implements Transport {
       }
     };
     const slots = Array.from({ length: opts.concurrency }, slot);
-    const sub: Stoppable = {
-      stop: async (o) => {
-        stopping = true;
-        if (o?.abort) stopCtl.abort(new TransportError(`consume ${subject}: consumer stopped`));
-        await Promise.all(slots);
-        if (!this.nc.isClosed()) await this.nc.flush().catch(() => undefined);
-        this.open.delete(sub);
-      },
-    };
-    this.open.add(sub);
-    return sub;
+    return this.open.track(async (o) => {
+      stopping = true;
+      if (o?.abort) stopCtl.abort(new TransportError(`consume ${subject}: consumer stopped`));
+      await Promise.all(slots);
+      if (!this.nc.isClosed()) await this.nc.flush().catch(() => undefined);
+    });
   }
 
   /**
@@ -257,14 +253,9 @@ export class NatsTransport implements Transport {
         })().catch(() => undefined);
       },
     });
-    const sub: Stoppable = {
-      stop: async () => {
-        ns.unsubscribe();
-        this.open.delete(sub);
-      },
-    };
-    this.open.add(sub);
-    return sub;
+    return this.open.track(async () => {
+      ns.unsubscribe();
+    });
   }
 
   async publish(subject: string, message: AnyMessage, hdrs: Record<string, string> = {}): Promise<void> {
@@ -294,15 +285,10 @@ export class NatsTransport implements Transport {
         }
       }
     })();
-    const sub: Stoppable = {
-      stop: async () => {
-        await iter.close().catch(() => undefined);
-        await loop;
-        this.open.delete(sub);
-      },
-    };
-    this.open.add(sub);
-    return sub;
+    return this.open.track(async () => {
+      await iter.close().catch(() => undefined);
+      await loop;
+    });
   }
 
   async kv<K extends MessageKind>(bucket: string, kind: K, opts: KvOptions = {}): Promise<KvBucket<MessageMap[K]>> {
@@ -376,15 +362,10 @@ export class NatsTransport implements Transport {
             else if (e.isUpdate) fn({ key: e.key, value: null, op: "delete", revision: e.revision });
           }
         })();
-        const sub: Stoppable = {
-          stop: async () => {
-            it.stop();
-            await loop.catch(() => undefined);
-            this.open.delete(sub);
-          },
-        };
-        this.open.add(sub);
-        return sub;
+        return this.open.track(async () => {
+          it.stop();
+          await loop.catch(() => undefined);
+        });
       },
     };
   }
@@ -432,7 +413,7 @@ export class NatsTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...this.open].map((s) => s.stop({ abort: true })));
+    await this.open.stopAll();
     await this.nc.close();
   }
 
