@@ -4,4 +4,3 @@ export { WorkerMetrics } from "./ops/worker-metrics.js";
 export { EvalWorker } from "./runtime/eval-worker.js";
 export { MergeWorker } from "./runtime/merge-worker.js";
 export { ScratchDir } from "./runtime/scratch-dir.js";
-export { writeCandidateCheckpoint } from "./runtime/write-candidate.js";

@@ -18,7 +18,7 @@ import { copyFile, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { createDefaultRegistry } from "@mergeloom/engine/methods";
 import { parseMergeConfig } from "@mergeloom/engine/config";
-import { writeCandidateCheckpoint } from "@mergeloom/worker";
+import { writeCandidateCheckpoint } from "@mergeloom/engine/eval";
 import type { CandidateEvaluator } from "./candidate-evaluator.js";
 import { runEvolve, type EvolveEvent, type EvolveResult } from "./run-evolve.js";
 import type { SearchConfig } from "./search-config.js";

@@ -1,32 +1,19 @@
 /**
- * Scores candidates in this process: each mergeYaml goes through the same parse → plan → merge
- * numerics as `mergeloom merge` (in memory, rounded to the output dtype), and the weights go
- * straight into the ONNX graph. Command tasks get the candidate written to a temporary checkpoint.
+ * Scores candidates in this process through the engine's candidate pipeline (scoreCandidate): the
+ * same parse → plan → merge numerics as `mergeloom merge` (in memory, rounded to the output dtype),
+ * and the weights go straight into the ONNX graph. Command and scorer tasks get the candidate
+ * written to a temporary checkpoint.
  *
  * `workers` evaluation slots run candidates concurrently, each with its own ONNX session (the
  * merge itself runs on the main thread; inference runs on onnxruntime's threads).
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { availableParallelism, tmpdir } from "node:os";
-import { join } from "node:path";
-import { errorMessage, MergeloomError } from "@mergeloom/proto";
-import { runScorerTask, scorersUsed, type Scorers } from "@mergeloom/engine/eval";
-import { writeCandidateCheckpoint } from "@mergeloom/worker";
-import { createDefaultRegistry } from "@mergeloom/engine/methods";
-import { InMemoryMerger, type MergedTensor } from "@mergeloom/engine/driver";
-import type { MergeMethodRegistry } from "@mergeloom/engine/methods";
-import { TensorIO } from "@mergeloom/engine/driver";
-import { createRemoteReader } from "@mergeloom/engine/driver";
-import { runScoreCommand } from "@mergeloom/engine/eval";
-import { combineScores, type FitnessSpec } from "@mergeloom/engine/eval";
-import { OnnxFitness } from "@mergeloom/engine/eval";
-import { parseMergeConfig } from "@mergeloom/engine/config";
-import type { MergeConfig } from "@mergeloom/engine/config";
-import { loadWeightsF32 } from "@mergeloom/engine/eval";
-import { buildPlan } from "@mergeloom/engine/plan";
-import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
+import { MergeloomError } from "@mergeloom/proto";
 import { inSpan, SPAN_NAMES } from "@mergeloom/proto";
-import { CheckpointCache } from "@mergeloom/engine/storage";
+import { CandidateMerger, OnnxFitness, scoreCandidate, scorersUsed, tempScratch, type FitnessSpec, type Scorers } from "@mergeloom/engine/eval";
+import type { MergeConfig } from "@mergeloom/engine/config";
+import type { MergedTensor } from "@mergeloom/engine/driver";
+import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
+import { candidateResult } from "./candidate-result.js";
 
 export interface LocalEvaluatorOptions {
   fitness: FitnessSpec;
@@ -47,10 +34,8 @@ interface Slot {
 }
 
 export class LocalCandidateEvaluator implements CandidateEvaluator {
-  private readonly checkpoints = new CheckpointCache();
-  private readonly registry: MergeMethodRegistry = createDefaultRegistry();
-  private readonly io = new TensorIO(createRemoteReader());
-  private readonly merger = new InMemoryMerger(this.registry, this.io);
+  private readonly merger = new CandidateMerger();
+  private readonly scratch = tempScratch("mergeloom-candidate-");
 
   private constructor(
     private readonly opts: LocalEvaluatorOptions,
@@ -64,10 +49,8 @@ export class LocalCandidateEvaluator implements CandidateEvaluator {
       throw new MergeloomError("USAGE", `evolve: the fitness uses scorer ${missing.join(", ")}, which this process does not have; pass --scorer ${missing[0]}=COMMAND (or --scorers-file), or run with --nats on workers that have it`);
     }
     const needsGraph = opts.fitness.tasks.some((t) => t.kind === "accuracy" || t.kind === "entropy");
-    // Split the cores between the slots unless the spec pins the thread count.
-    const threads = opts.fitness.threads ?? (n > 1 ? Math.max(1, Math.floor(availableParallelism() / n)) : undefined);
     const slots: Slot[] = [];
-    for (let i = 0; i < n; i++) slots.push({ fitness: needsGraph ? await OnnxFitness.create({ ...opts.fitness, threads }) : undefined });
+    for (let i = 0; i < n; i++) slots.push({ fitness: needsGraph ? await OnnxFitness.create(opts.fitness, { slots: n }) : undefined });
     return new LocalCandidateEvaluator(opts, slots);
   }
 
@@ -91,47 +74,20 @@ export class LocalCandidateEvaluator implements CandidateEvaluator {
     return results;
   }
 
-  private async evaluateOne(c: Candidate, slot: Slot, signal?: AbortSignal): Promise<CandidateResult> {
-    const tasks = this.opts.fitness.tasks;
-    let dir: string | undefined;
-    try {
-      const config = parseMergeConfig(c.mergeYaml, `candidate ${c.id}`, this.registry);
-      const scores: Record<string, number> = {};
-      const needsDisk = this.opts.viaDisk || tasks.some((t) => t.kind === "command" || t.kind === "scorer");
-      if (needsDisk) {
-        dir = await mkdtemp(join(tmpdir(), "mergeloom-candidate-"));
-        await this.writeCheckpoint(config, join(dir, "model"));
-      }
-      if (slot.fitness) {
-        const weights = this.opts.viaDisk ? await loadWeightsF32(join(dir!, "model")) : await this.mergeInMemory(config);
-        Object.assign(scores, await slot.fitness.score(weights));
-      }
-      for (const t of tasks) {
-        if (t.kind === "command") scores[t.name] = await runScoreCommand(t.command!, join(dir!, "model"), { key: t.key, signal });
-        if (t.kind === "scorer") scores[t.name] = await runScorerTask(t, this.opts.scorers!, join(dir!, "model"), { signal, gpu: this.opts.gpu });
-      }
-      return { id: c.id, scores, fitness: combineScores(scores, tasks) };
-    } catch (err) {
-      if (signal?.aborted) throw err;
-      return { id: c.id, scores: {}, fitness: NaN, error: errorMessage(err) };
-    } finally {
-      if (dir) await rm(dir, { recursive: true, force: true });
-    }
+  private evaluateOne(c: Candidate, slot: Slot, signal?: AbortSignal): Promise<CandidateResult> {
+    const { fitness, mergeSeed, viaDisk, scorers, gpu } = this.opts;
+    return candidateResult(c, fitness.tasks, signal, () =>
+      scoreCandidate(this.merger, { id: c.id, mergeYaml: c.mergeYaml, seed: mergeSeed ?? 0 }, { tasks: fitness.tasks, scoreWeights: (w) => slot.fitness!.score(w), scratch: this.scratch, viaDisk, scorers, gpu, signal }),
+    );
   }
 
   /** The merged weights, as `mergeloom merge` would write them, read back as fp32. */
   async mergeInMemory(config: MergeConfig): Promise<Map<string, MergedTensor>> {
-    const plan = await buildPlan(config, { registry: this.registry, open: (ref) => this.checkpoints.open(ref) });
-    return this.merger.mergeAll(plan.tensors, this.opts.mergeSeed ?? 0);
-  }
-
-  private async writeCheckpoint(config: MergeConfig, out: string): Promise<void> {
-    await writeCandidateCheckpoint(config, out, this.opts.mergeSeed ?? 0);
+    return this.merger.merge(await this.merger.plan(config), this.opts.mergeSeed ?? 0);
   }
 
   async close(): Promise<void> {
     for (const s of this.slots) await s.fitness?.release();
-    this.io.close();
-    this.merger.clear();
+    this.merger.close();
   }
 }

@@ -1,43 +1,27 @@
 /**
  * An evaluation worker: competes for candidate evaluations of an evolutionary search on the work
- * queue, merges each candidate in memory and scores it with the ONNX fitness, records the outcome
- * in the eval bucket (before the ack, so a resumed search finds it) and acks.
+ * queue (through the shared TaskRuntime: lease, heartbeat, outcome in the eval bucket before the
+ * ack so a resumed search finds it, retry or fail, drain) and scores each candidate with the
+ * engine's candidate pipeline (scoreCandidate), as the in-process evaluators do, so a candidate
+ * scores the same on any worker as in-process.
  *
- * The numerics are LocalCandidateEvaluator's — parse → plan → in-memory merge rounded to the output
- * dtype → ONNX graph — so a candidate scores the same on any worker as in-process. Decoded inputs
- * are cached across candidates (a search merges the same few models hundreds of times), and one
- * ONNX session per concurrent slot is kept per fitness spec.
- *
- * Planning imports coordinator code (parseMergeConfig, buildPlan): a worker planning a whole merge
- * from its YAML is what makes a candidate one small message instead of hundreds of tensor tasks.
+ * What is its own: the trust boundary (no command tasks from the queue, paths confined to the
+ * storage roots), one queue per named scorer it has, and ONNX sessions kept per fitness spec, one
+ * per concurrent slot. Decoded inputs are cached across candidates (a search merges the same few
+ * models hundreds of times).
  */
 import { createHash } from "node:crypto";
-import { availableParallelism, hostname } from "node:os";
-import { parseMergeConfig } from "@mergeloom/engine/config";
-import { buildPlan, type PlannedTensor } from "@mergeloom/engine/plan";
-import { errorMessage, isPermanent, MergeloomError } from "@mergeloom/proto";
+import { hostname } from "node:os";
+import { MergeloomError } from "@mergeloom/proto";
 import type { FitnessSpec, EvalOutcome, EvalTask } from "@mergeloom/proto";
-import { consumers, subjects } from "@mergeloom/proto";
-import { buckets } from "@mergeloom/proto";
-import { openKv } from "@mergeloom/transport";
-import type { Delivery, KvBucket, Stoppable, Transport } from "@mergeloom/transport";
-import { toWireError } from "@mergeloom/proto";
-import { CharTokenizer, loadEvalSet, type EvalSet } from "@mergeloom/engine/eval";
-import { loadPrompts } from "@mergeloom/engine/eval";
-import { OnnxEvaluator, type EvalDevice, type WeightMap } from "@mergeloom/engine/eval";
-import { createDefaultRegistry } from "@mergeloom/engine/methods";
-import { InMemoryMerger } from "@mergeloom/engine/driver";
-import type { MergeMethodRegistry } from "@mergeloom/engine/methods";
-import { createRemoteReader } from "@mergeloom/engine/driver";
-import { TensorIO } from "@mergeloom/engine/driver";
+import { buckets, consumers, subjects } from "@mergeloom/proto";
+import { ATTR_JOB_ID, ATTR_TASK_ID, ATTR_WORKER_NAME, inSpan, SPAN_NAMES } from "@mergeloom/proto";
+import type { Transport } from "@mergeloom/transport";
+import { CandidateMerger, OnnxFitness, scoreCandidate, scorersUsed, type EvalDevice, type Scorers } from "@mergeloom/engine/eval";
 import type { WorkerMetrics } from "../ops/worker-metrics.js";
 import { checkPathsInsideRoots, inputUris } from "./check-task-paths.js";
-import { ATTR_JOB_ID, ATTR_TASK_ID, ATTR_WORKER_NAME, inSpan, SPAN_NAMES } from "@mergeloom/proto";
-import { CheckpointCache } from "@mergeloom/engine/storage";
-import { join } from "node:path";
-import { runScorerTask, scorersUsed, type Scorers } from "@mergeloom/engine/eval";
 import type { ScratchDir } from "./scratch-dir.js";
-import { writeCandidateCheckpoint } from "./write-candidate.js";
+import { TaskRuntime, type TaskHandler } from "./task-runtime.js";
 
 export interface EvalWorkerOptions {
   transport: Transport;
@@ -68,99 +52,36 @@ export interface EvalWorkerOptions {
   gpu?: string;
 }
 
-interface Fitness {
-  device: "cpu" | "cuda";
-  score(weights: WeightMap): Promise<Record<string, number>>;
-  release(): Promise<void>;
-}
-
-interface Prepared {
-  name: string;
-  set?: EvalSet;
-  prompts?: string[];
-}
-
-/**
- * OnnxFitness's scoring with a choice of execution provider (OnnxFitness pins the CPU); same data
- * loading, limits and per-task scores.
- */
-async function createFitness(spec: FitnessSpec, device: EvalDevice, threads: number | undefined): Promise<Fitness> {
-  if (!spec.graph || !spec.vocab) throw new MergeloomError("EVAL_FAILED", "create fitness: accuracy and entropy tasks need fitness.graph and fitness.vocab");
-  const tok = await CharTokenizer.fromVocabFile(spec.vocab);
-  const prepared: Prepared[] = [];
-  for (const t of spec.tasks) {
-    if (t.kind === "accuracy") {
-      const set = await loadEvalSet(t.data!, tok);
-      if (t.limit !== undefined) set.examples = set.examples.slice(0, t.limit);
-      prepared.push({ name: t.name, set });
-    } else if (t.kind === "entropy") {
-      prepared.push({ name: t.name, prompts: await loadPrompts(t.data!, t.limit) });
-    }
-  }
-  const ev = await OnnxEvaluator.create(spec.graph, { device, batchSize: spec.batchSize, threads, tokenizer: tok });
-  return {
-    device: ev.device,
-    async score(weights) {
-      const out: Record<string, number> = {};
-      for (const p of prepared) out[p.name] = p.set ? (await ev.accuracy(weights, p.set)).accuracy : -(await ev.meanEntropy(weights, p.prompts!));
-      return out;
-    },
-    release: () => ev.release(),
-  };
-}
-
 export class EvalWorker {
   readonly name: string;
-  private readonly checkpoints: CheckpointCache;
-  private readonly registry: MergeMethodRegistry = createDefaultRegistry();
-  private readonly io = new TensorIO(createRemoteReader());
-  private readonly merger = new InMemoryMerger(this.registry, this.io);
+  private readonly merger: CandidateMerger;
+  private readonly runtime: TaskRuntime;
   /** Idle ONNX sessions per fitness spec (most recent spec last). */
-  private readonly sessions = new Map<string, Fitness[]>();
-  private consumer?: Stoppable;
-  private scorerConsumers: Stoppable[] = [];
-  private outcomes?: KvBucket<EvalOutcome>;
-  private active = 0;
-  private draining = false;
+  private readonly sessions = new Map<string, OnnxFitness[]>();
 
   constructor(private readonly opts: EvalWorkerOptions) {
     this.name = opts.name ?? `${hostname()}-${process.pid}`;
-    this.checkpoints = new CheckpointCache(opts.storageRoots ? { storageRoots: opts.storageRoots } : {});
+    this.merger = new CandidateMerger({ storageRoots: opts.storageRoots, maxCacheBytes: opts.maxCacheBytes ?? 8 * 2 ** 30 });
+    this.runtime = new TaskRuntime({ ...opts, name: this.name });
   }
 
   get ready(): boolean {
-    return !!this.consumer && !this.draining;
+    return this.runtime.ready;
   }
 
   get activeTasks(): number {
-    return this.active;
+    return this.runtime.activeTasks;
   }
 
   async start(): Promise<void> {
-    const t = this.opts.transport;
-    this.outcomes = await openKv(t, buckets.evals);
-    this.consumer = await t.consume(subjects.taskEvaluate, "eval-task", (d) => this.handle(d), {
-      concurrency: this.concurrency,
-      ackWaitMs: this.opts.ackWaitMs ?? 30_000,
-      maxDeliver: this.opts.maxDeliver ?? 5,
-      backoffMs: this.opts.backoffMs ?? [1000, 5000, 15000],
-      durable: consumers.evalWorkers,
-    });
     const scorers = [...(this.opts.scorers?.keys() ?? [])];
     if (scorers.length && !this.opts.scratch) throw new MergeloomError("USAGE", "eval worker: scorers need a scratch directory for candidate checkpoints");
+    const handler = this.handler();
+    const queue = { kind: "eval-task", outcomes: buckets.evals, concurrency: this.concurrency, handler } as const;
+    await this.runtime.consume({ ...queue, subject: subjects.taskEvaluate, durable: consumers.evalWorkers });
     await this.opts.scratch?.init();
     // One durable consumer per scorer: only workers that have the scorer ever see its tasks.
-    for (const name of scorers) {
-      this.scorerConsumers.push(
-        await t.consume(subjects.taskScore(name), "eval-task", (d) => this.handle(d), {
-          concurrency: this.concurrency,
-          ackWaitMs: this.opts.ackWaitMs ?? 30_000,
-          maxDeliver: this.opts.maxDeliver ?? 5,
-          backoffMs: this.opts.backoffMs ?? [1000, 5000, 15000],
-          durable: consumers.scorerWorkers(name),
-        }),
-      );
-    }
+    for (const name of scorers) await this.runtime.consume({ ...queue, subject: subjects.taskScore(name), durable: consumers.scorerWorkers(name) });
     this.log(`eval worker ${this.name} ready: concurrency ${this.concurrency}, device ${this.opts.device ?? "auto"}, scorers: ${scorers.length ? scorers.join(", ") : "none"}`);
   }
 
@@ -172,39 +93,21 @@ export class EvalWorker {
     this.opts.log?.(line);
   }
 
-  private async handle(d: Delivery<EvalTask>): Promise<void> {
-    const task = d.body;
-    const key = buckets.evals.key(task.jobId, task.taskId);
-    const started = performance.now();
-    this.opts.metrics?.taskStarted(d.attempt);
-    this.active++;
-    const beat = setInterval(() => d.heartbeat(), Math.max(100, Math.floor((this.opts.ackWaitMs ?? 30_000) / 3)));
-    try {
-      const prev = await this.outcomes!.get(key);
-      if (prev?.value.ok) return; // a duplicate of a finished evaluation: nothing to do
-      this.log(`task ${task.taskId} of search ${task.jobId} started (attempt ${d.attempt}, candidate ${task.candidateId})`);
-      if (this.opts.taskDelayMs) await abortableSleep(this.opts.taskDelayMs, d.signal);
-      const { scores, device } = await this.evaluate(task, d.signal);
-      const durationMs = performance.now() - started;
-      this.log(`task ${task.taskId} of search ${task.jobId} done in ${Math.round(durationMs)} ms (${device})`);
-      await this.outcomes!.put(key, { jobId: task.jobId, taskId: task.taskId, candidateId: task.candidateId, ok: true, scores, worker: this.name, attempt: d.attempt, durationMs, device, finishedAt: Date.now() });
-      this.opts.metrics?.taskFinished(durationMs, 0, 0);
-    } catch (err) {
-      this.opts.metrics?.taskFailed();
-      const final = isPermanent(err) || d.attempt >= d.maxDeliver;
-      const wire = toWireError(err);
-      wire.message = `evaluate candidate ${task.candidateId} on worker ${this.name} (attempt ${d.attempt}/${d.maxDeliver}): ${wire.message}`;
-      this.log(`${final ? "failed" : "retrying"} ${wire.message}`);
-      if (final && !d.signal.aborted) {
-        // Recorded so the search ranks the candidate last instead of waiting for it.
-        const o: EvalOutcome = { jobId: task.jobId, taskId: task.taskId, candidateId: task.candidateId, ok: false, scores: {}, error: wire, worker: this.name, attempt: d.attempt, durationMs: performance.now() - started, finishedAt: Date.now() };
-        await this.outcomes!.put(key, o).catch((e) => this.log(`could not record failure of ${key}: ${errorMessage(e)}`));
-      }
-      throw err;
-    } finally {
-      clearInterval(beat);
-      this.active--;
-    }
+  /** What the task runtime needs to know about an evaluation. */
+  private handler(): TaskHandler<EvalTask, EvalOutcome> {
+    return {
+      describe: (task) => `task ${task.taskId} of search ${task.jobId}`,
+      detail: (task) => `candidate ${task.candidateId}`,
+      label: (task) => `evaluate candidate ${task.candidateId}`,
+      rerun: "the search",
+      run: async (task, ctx) => {
+        const { scores, device } = await this.evaluate(task, ctx.signal);
+        const durationMs = performance.now() - ctx.startedAt;
+        return { outcome: { candidateId: task.candidateId, scores, durationMs, device }, durationMs, note: device };
+      },
+      // Recorded so the search ranks the candidate last instead of waiting for it; not when the worker was stopped.
+      failed: (task, ctx) => (ctx.signal.aborted ? undefined : { candidateId: task.candidateId, scores: {}, durationMs: performance.now() - ctx.startedAt }),
+    };
   }
 
   /** Merges the candidate in memory and scores it; throws on any failure. */
@@ -223,54 +126,43 @@ export class EvalWorker {
     }
     const roots = this.opts.storageRoots;
     if (roots) await checkFitnessPaths(task.fitness, roots);
-    const config = parseMergeConfig(task.mergeYaml, `candidate ${task.candidateId}`, this.registry);
-    const plan = await buildPlan(config, { registry: this.registry, storageRoots: roots, open: (ref) => this.checkpoints.open(ref) });
-    if (roots) await checkInputPaths(plan.tensors, roots);
-    signal?.throwIfAborted();
-    const scores: Record<string, number> = {};
+    const missing = scorersUsed(task.fitness.tasks).filter((n) => !this.opts.scorers?.has(n));
+    // Cannot happen through the per-scorer queues; a permanent error if a task was misrouted.
+    if (missing.length) throw new MergeloomError("EVAL_FAILED", `evaluate candidate ${task.candidateId}: worker ${this.name} has no scorer ${missing.join(", ")}`);
     let device: "cpu" | "cuda" = "cpu";
-    const scorerTasks = task.fitness.tasks.filter((t) => t.kind === "scorer");
-    if (task.fitness.tasks.some((t) => t.kind === "accuracy" || t.kind === "entropy")) {
-      if (this.merger.cacheBytes > (this.opts.maxCacheBytes ?? 8 * 2 ** 30)) this.merger.clear();
-      const weights = await this.merger.mergeAll(plan.tensors, task.seed);
-      signal?.throwIfAborted();
-      const fitness = await this.acquire(task.fitness);
-      try {
-        Object.assign(scores, await fitness.score(weights));
-        device = fitness.device;
-      } finally {
-        this.releaseSession(task.fitness, fitness);
-      }
-    }
-    if (scorerTasks.length) {
-      const scorers = this.opts.scorers ?? new Map();
-      const missing = scorersUsed(scorerTasks).filter((n) => !scorers.has(n));
-      // Cannot happen through the per-scorer queues; a permanent error if a task was misrouted.
-      if (missing.length) throw new MergeloomError("EVAL_FAILED", `evaluate candidate ${task.candidateId}: worker ${this.name} has no scorer ${missing.join(", ")}`);
-      await this.opts.scratch!.use(plan.bytesToWrite, `evaluate candidate ${task.candidateId}`, async (dir) => {
-        const ckpt = join(dir, "model");
-        await writeCandidateCheckpoint(config, ckpt, task.seed);
-        for (const t of scorerTasks) {
-          signal?.throwIfAborted();
-          scores[t.name] = await runScorerTask(t, scorers, ckpt, { signal, gpu: this.opts.gpu });
-        }
-      });
-    }
+    const scores = await scoreCandidate(
+      this.merger,
+      { id: task.candidateId, mergeYaml: task.mergeYaml, seed: task.seed },
+      {
+        tasks: task.fitness.tasks,
+        // Every local input the plan reads, as for merge tasks.
+        checkPlan: roots ? (plan) => checkPathsInsideRoots(inputUris(plan.tensors), roots) : undefined,
+        scoreWeights: async (weights) => {
+          const fitness = await this.acquire(task.fitness);
+          try {
+            const s = await fitness.score(weights);
+            device = fitness.device;
+            return s;
+          } finally {
+            this.releaseSession(task.fitness, fitness);
+          }
+        },
+        scratch: this.opts.scratch,
+        scorers: this.opts.scorers,
+        gpu: this.opts.gpu,
+        signal,
+      },
+    );
     return { scores, device };
   }
 
-  private async acquire(spec: FitnessSpec): Promise<Fitness> {
-    const k = specKey(spec);
-    const idle = this.sessions.get(k);
-    const f = idle?.pop();
-    if (f) return f;
-    // Split the cores between the slots unless the spec pins the thread count (as LocalCandidateEvaluator).
-    const n = this.concurrency;
-    const threads = spec.threads ?? (n > 1 ? Math.max(1, Math.floor(availableParallelism() / n)) : undefined);
-    return createFitness(spec, this.opts.device ?? "auto", threads);
+  private async acquire(spec: FitnessSpec): Promise<OnnxFitness> {
+    const idle = this.sessions.get(specKey(spec))?.pop();
+    // The cores are split between the concurrent slots unless the spec pins the thread count.
+    return idle ?? OnnxFitness.create(spec, { device: this.opts.device ?? "auto", slots: this.concurrency });
   }
 
-  private releaseSession(spec: FitnessSpec, f: Fitness): void {
+  private releaseSession(spec: FitnessSpec, f: OnnxFitness): void {
     const k = specKey(spec);
     const list = this.sessions.get(k) ?? [];
     this.sessions.delete(k);
@@ -286,24 +178,10 @@ export class EvalWorker {
 
   /** Stops taking tasks; graceful lets in-flight evaluations finish (until `timeoutMs`). */
   async stop(opts: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
-    this.draining = true;
-    const all = [this.consumer, ...this.scorerConsumers].filter((c): c is Stoppable => !!c);
-    this.consumer = undefined;
-    this.scorerConsumers = [];
-    await Promise.all(
-      all.map(async (consumer) => {
-        if (opts.graceful === false) return consumer.stop({ abort: true });
-        let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), opts.timeoutMs ?? 60_000)));
-        const res = await Promise.race([consumer.stop().then(() => "done" as const), timeout]);
-        clearTimeout(timer);
-        if (res === "timeout") await consumer.stop({ abort: true });
-      }),
-    );
+    await this.runtime.stop(opts);
     for (const list of this.sessions.values()) for (const s of list) await s.release().catch(() => {});
     this.sessions.clear();
-    this.io.close();
-    this.merger.clear();
+    this.merger.close();
   }
 }
 
@@ -314,17 +192,4 @@ function specKey(spec: FitnessSpec): string {
 /** The graph, vocabulary and data files must lie under the storage roots. */
 async function checkFitnessPaths(spec: FitnessSpec, roots: readonly string[]): Promise<void> {
   await checkPathsInsideRoots([spec.graph, spec.vocab, ...spec.tasks.map((t) => t.data)].filter((f): f is string => f !== undefined), roots);
-}
-
-/** Every local input the plan reads, as for merge tasks. */
-async function checkInputPaths(tensors: readonly PlannedTensor[], roots: readonly string[]): Promise<void> {
-  await checkPathsInsideRoots(inputUris(tensors), roots);
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => (clearTimeout(t), reject(signal.reason)), { once: true });
-  });
 }

@@ -1,30 +1,29 @@
 /**
- * A merge worker: competes for merge tasks on the work queue, runs each on its thread pool,
- * records the outcome in the tasks bucket and acks. It advertises itself in the workers bucket
- * (entries expire with a TTL, so a dead worker disappears) and heart-beats in-progress tasks so
- * long ones are not redelivered.
+ * A merge worker: competes for merge tasks on the work queue (through the shared TaskRuntime:
+ * lease, heartbeat, outcome in the tasks bucket before the ack, retry or fail, drain) and runs each
+ * on its thread pool. What is its own: the job-state and path checks, object-mode uploads, and
+ * advertising itself in the workers bucket (entries expire with a TTL, so a dead worker disappears).
  */
 import { execFileSync } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { hostname, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { errorMessage, isPermanent, MergeloomError, ProtocolError } from "@mergeloom/proto";
-import type { MergeTask, MergeTaskResult } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto";
+import type { JobRecord, MergeTask, MergeTaskResult } from "@mergeloom/proto";
 import type { TaskOutcome, WireError, WorkerRecord } from "@mergeloom/proto";
 import { headers as H, PROTOCOL_VERSION, subjects } from "@mergeloom/proto";
 import { buckets } from "@mergeloom/proto";
+import { ATTR_TENSOR_COUNT } from "@mergeloom/proto";
 import { openKv } from "@mergeloom/transport";
-import type { Delivery, KvBucket, KvEntry, Stoppable, Transport } from "@mergeloom/transport";
-import { toWireError } from "@mergeloom/proto";
+import type { KvBucket, Transport } from "@mergeloom/transport";
 import { ALL_METHODS } from "@mergeloom/engine/methods";
 import { LocalMergeExecutor, type MergeExecutor } from "@mergeloom/engine/driver";
 import type { HttpOptions } from "@mergeloom/engine/storage";
 import type { WorkerMetrics } from "../ops/worker-metrics.js";
 import { checkTaskPaths } from "./check-task-paths.js";
 import { checkTaskOutput } from "./check-task-output.js";
-import { trace } from "@opentelemetry/api";
-import { ATTR_TENSOR_COUNT, ATTR_WORKER_NAME } from "@mergeloom/proto";
+import { readRecord, TaskRuntime, type TaskContext, type TaskDone, type TaskHandler } from "./task-runtime.js";
 
 export const MERGELOOM_VERSION = "0.1.0";
 
@@ -72,13 +71,11 @@ export class MergeWorker {
   private readonly opts: MergeWorkerOptions;
   private readonly executor: MergeExecutor;
   private readonly threads: number;
-  private consumer?: Stoppable;
+  private readonly runtime: TaskRuntime;
   private tasksKv?: KvBucket<TaskOutcome>;
-  private jobsKv?: KvBucket<import("@mergeloom/proto").JobRecord>;
+  private jobsKv?: KvBucket<JobRecord>;
   private workersKv?: KvBucket<WorkerRecord>;
   private registryTimer?: NodeJS.Timeout;
-  private active = 0;
-  private draining = false;
   private started = 0;
   private readonly gpu = detectGpu();
 
@@ -88,35 +85,41 @@ export class MergeWorker {
     const exec = opts.executor ?? new LocalMergeExecutor({ threads: opts.threads, http: opts.http });
     this.executor = exec;
     this.threads = (exec as LocalMergeExecutor).threads ?? opts.threads ?? 0;
+    this.runtime = new TaskRuntime({ ...opts, name: this.name });
   }
 
   /** True while the worker takes tasks (readiness). */
   get ready(): boolean {
-    return !!this.consumer && !this.draining;
+    return this.runtime.ready;
   }
 
   get activeTasks(): number {
-    return this.active;
+    return this.runtime.activeTasks;
   }
 
   async start(): Promise<void> {
     const t = this.opts.transport;
     this.started = Date.now();
-    this.tasksKv = await openKv(t, buckets.tasks);
+    this.tasksKv = await this.runtime.bucket(buckets.tasks);
     this.jobsKv = await openKv(t, buckets.jobs);
     this.workersKv = await openKv(t, buckets.workers, { ttlMs: this.opts.registryTtlMs ?? 15_000 });
     await this.advertise();
     const every = Math.max(250, Math.floor((this.opts.registryTtlMs ?? 15_000) / 3));
     this.registryTimer = setInterval(() => void this.advertise().catch(() => {}), every);
     this.registryTimer.unref();
-    this.consumer = await t.consume(subjects.taskMerge, "merge-task", (d) => this.handle(d), {
-      concurrency: this.opts.concurrency ?? 2,
-      ackWaitMs: this.opts.ackWaitMs ?? 30_000,
-      maxDeliver: this.opts.maxDeliver ?? 5,
-      backoffMs: this.opts.backoffMs ?? [1000, 5000, 15000],
+    await this.runtime.consume({
+      subject: subjects.taskMerge,
+      kind: "merge-task",
+      outcomes: buckets.tasks,
+      concurrency: this.concurrency,
       onRejected: (error, headers) => void this.reportRejected(error, headers),
+      handler: this.handler(),
     });
-    this.log(`worker ${this.name} ready: ${this.threads} merge threads, concurrency ${this.opts.concurrency ?? 2}${this.gpu ? `, ${this.gpu}` : ""}`);
+    this.log(`worker ${this.name} ready: ${this.threads} merge threads, concurrency ${this.concurrency}${this.gpu ? `, ${this.gpu}` : ""}`);
+  }
+
+  private get concurrency(): number {
+    return this.opts.concurrency ?? 2;
   }
 
   /**
@@ -149,6 +152,7 @@ export class MergeWorker {
 
   private async advertise(): Promise<void> {
     if (!this.workersKv) return;
+    const active = this.runtime.activeTasks;
     const rec: WorkerRecord = {
       workerId: this.name.replace(/[^A-Za-z0-9_-]/g, "_"),
       name: this.name,
@@ -156,9 +160,9 @@ export class MergeWorker {
       pid: process.pid,
       version: MERGELOOM_VERSION,
       protocol: PROTOCOL_VERSION,
-      concurrency: this.opts.concurrency ?? 2,
-      activeTasks: this.active,
-      status: this.draining ? "draining" : this.active ? "busy" : "idle",
+      concurrency: this.concurrency,
+      activeTasks: active,
+      status: this.runtime.draining ? "draining" : active ? "busy" : "idle",
       methods: ALL_METHODS.map((m) => m.name),
       startedAt: this.started,
       heartbeatAt: Date.now(),
@@ -169,46 +173,34 @@ export class MergeWorker {
     await this.workersKv.put(rec.workerId, rec);
   }
 
-  private async handle(d: Delivery<MergeTask>): Promise<void> {
-    const task = d.body;
-    const key = buckets.tasks.key(task.jobId, task.taskId);
-    const started = performance.now();
-    this.opts.metrics?.taskStarted(d.attempt);
-    trace.getActiveSpan()?.setAttributes({ [ATTR_WORKER_NAME]: this.name, [ATTR_TENSOR_COUNT]: task.tensors.length });
-    this.active++;
-    const beat = setInterval(() => d.heartbeat(), Math.max(100, Math.floor((this.opts.ackWaitMs ?? 30_000) / 3)));
-    try {
-      // A record that does not decode fails this task (and so its job) with the reason, never the worker.
-      const [prev, job] = await Promise.all([readRecord(this.tasksKv!, key, task), readRecord(this.jobsKv!, task.jobId, task)]);
-      if (prev?.value.ok) return; // a duplicate of a finished task (coordinator restarted): nothing to do
-      if (job && (job.value.state === "cancelled" || job.value.state === "failed")) {
-        throw new MergeloomError("CANCELLED", `task ${task.taskId} of job ${task.jobId}: the job is ${job.value.state}`);
-      }
-      if (this.opts.storageRoots) await checkTaskPaths(task, this.opts.storageRoots);
-      await checkTaskOutput(task);
-      this.log(`task ${task.taskId} of job ${task.jobId} started (attempt ${d.attempt}, ${task.tensors.length} tensors)`);
-      if (this.opts.taskDelayMs) await abortableSleep(this.opts.taskDelayMs, d.signal);
-      const result = task.output === "object" ? await this.runToObject(task, d.signal) : await this.executor.run(task, { signal: d.signal });
-      result.worker = this.name;
-      this.log(`task ${task.taskId} of job ${task.jobId} done in ${Math.round(result.durationMs)} ms`);
-      await this.tasksKv!.put(key, { jobId: task.jobId, taskId: task.taskId, ok: true, result, worker: this.name, attempt: d.attempt, finishedAt: Date.now() });
-      this.opts.metrics?.taskFinished(performance.now() - started, result.bytesRead, result.bytesWritten);
-    } catch (err) {
-      this.opts.metrics?.taskFailed();
-      const final = isPermanent(err) || d.attempt >= d.maxDeliver;
-      const wire = toWireError(err);
-      wire.message = `task ${task.taskId} on worker ${this.name} (attempt ${d.attempt}/${d.maxDeliver}): ${wire.message}`;
-      this.log(`${final ? "failed" : "retrying"} ${wire.message}`);
-      if (final && !(err instanceof MergeloomError && err.code === "CANCELLED")) {
-        await this.tasksKv!
-          .put(key, { jobId: task.jobId, taskId: task.taskId, ok: false, error: wire, worker: this.name, attempt: d.attempt, finishedAt: Date.now() })
-          .catch((e) => this.log(`could not record failure of ${key}: ${errorMessage(e)}`));
-      }
-      throw err;
-    } finally {
-      clearInterval(beat);
-      this.active--;
-    }
+  /** What the task runtime needs to know about a merge task. */
+  private handler(): TaskHandler<MergeTask, TaskOutcome> {
+    const describe = (task: MergeTask) => `task ${task.taskId} of job ${task.jobId}`;
+    return {
+      describe,
+      detail: (task) => `${task.tensors.length} tensors`,
+      label: (task) => `task ${task.taskId}`,
+      rerun: "the merge",
+      attributes: (task) => ({ [ATTR_TENSOR_COUNT]: task.tensors.length }),
+      // A task of a cancelled or failed job does not run; nor one naming paths it may not touch.
+      admit: async (task) => {
+        const job = await readRecord(this.jobsKv!, task.jobId, describe(task), "the merge");
+        if (job && (job.value.state === "cancelled" || job.value.state === "failed")) {
+          throw new MergeloomError("CANCELLED", `task ${task.taskId} of job ${task.jobId}: the job is ${job.value.state}`);
+        }
+        if (this.opts.storageRoots) await checkTaskPaths(task, this.opts.storageRoots);
+        await checkTaskOutput(task);
+      },
+      run: (task, ctx) => this.runTask(task, ctx),
+      // Every final failure is recorded, except a cancelled job's (its record already says why).
+      failed: (_task, _ctx, err) => (err instanceof MergeloomError && err.code === "CANCELLED" ? undefined : {}),
+    };
+  }
+
+  private async runTask(task: MergeTask, ctx: TaskContext): Promise<TaskDone<TaskOutcome>> {
+    const result = task.output === "object" ? await this.runToObject(task, ctx.signal) : await this.executor.run(task, { signal: ctx.signal });
+    result.worker = this.name;
+    return { outcome: { result }, durationMs: result.durationMs, bytesRead: result.bytesRead, bytesWritten: result.bytesWritten };
   }
 
   /**
@@ -245,39 +237,13 @@ export class MergeWorker {
    * back for redelivery). Not graceful: in-flight tasks are aborted and redelivered elsewhere.
    */
   async stop(opts: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
-    this.draining = true;
+    const drained = this.runtime.stop(opts); // marks the worker draining at once
     clearInterval(this.registryTimer);
     await this.advertise().catch(() => {});
-    const consumer = this.consumer;
-    this.consumer = undefined;
-    if (consumer) {
-      if (opts.graceful === false) await consumer.stop({ abort: true });
-      else {
-        let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), opts.timeoutMs ?? 60_000)));
-        const res = await Promise.race([consumer.stop().then(() => "done" as const), timeout]);
-        clearTimeout(timer);
-        if (res === "timeout") await consumer.stop({ abort: true });
-      }
-    }
+    await drained;
     const id = this.name.replace(/[^A-Za-z0-9_-]/g, "_");
     await this.workersKv?.delete(id).catch(() => {});
     await this.executor.close();
   }
 }
 
-async function readRecord<T>(kv: KvBucket<T>, key: string, task: MergeTask): Promise<KvEntry<T> | null> {
-  try {
-    return await kv.get(key);
-  } catch (err) {
-    if (!(err instanceof ProtocolError)) throw err;
-    throw new ProtocolError(`task ${task.taskId} of job ${task.jobId}: record ${kv.name}/${key} is unreadable (${err.message}); it was not written by this mergeloom version, run the merge again`, "MESSAGE_INVALID");
-  }
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => (clearTimeout(t), reject(signal.reason)), { once: true });
-  });
-}

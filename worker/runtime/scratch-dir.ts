@@ -7,10 +7,11 @@
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { MergeloomError } from "@mergeloom/proto";
+import type { CheckpointScratch } from "@mergeloom/engine/eval";
 
 const PREFIX = "candidate-";
 
-export class ScratchDir {
+export class ScratchDir implements CheckpointScratch {
   private reserved = 0;
 
   constructor(

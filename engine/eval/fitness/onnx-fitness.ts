@@ -1,11 +1,13 @@
 /**
  * Scores fp32 weight sets on the accuracy and entropy tasks of a fitness spec with one ONNX
- * session, loaded once: candidates merged in memory go straight into the graph.
+ * session, loaded once: candidates merged in memory go straight into the graph. Every evaluator
+ * (in-process, layer-path, eval worker) scores through this class.
  */
 import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { MergeloomError } from "@mergeloom/proto";
 import { CharTokenizer, loadEvalSet, type EvalSet } from "../eval-data.js";
-import { OnnxEvaluator, type WeightMap } from "../onnx-evaluator.js";
+import { OnnxEvaluator, type EvalDevice, type WeightMap } from "../onnx-evaluator.js";
 import type { FitnessSpec, FitnessTask } from "./fitness-spec.js";
 
 interface Prepared {
@@ -14,31 +16,48 @@ interface Prepared {
   prompts?: string[];
 }
 
+/** The tokenizer and the data of a spec's accuracy and entropy tasks, loaded once and shared by sessions. */
+export interface FitnessData {
+  tokenizer: CharTokenizer;
+  prepared: readonly Prepared[];
+}
+
+export interface OnnxFitnessOptions {
+  /** The graph to run instead of `spec.graph`: a path or its bytes (a dfs search generates one per layer count). */
+  graph?: string | Uint8Array;
+  /** Execution provider (default "cpu"). */
+  device?: EvalDevice;
+  /** Sessions scoring at once in this process: the cores are split between them unless the spec pins `threads`. */
+  slots?: number;
+}
+
 export class OnnxFitness {
   private constructor(
     private readonly evaluator: OnnxEvaluator,
-    private readonly prepared: Prepared[],
+    private readonly prepared: readonly Prepared[],
   ) {}
 
-  /** Loads the graph and every accuracy/entropy task's data (command tasks are skipped). */
-  static async create(spec: FitnessSpec): Promise<OnnxFitness> {
-    const tasks = spec.tasks.filter((t) => t.kind !== "command");
-    if (!spec.graph || !spec.vocab) {
+  /** Loads the graph and every accuracy/entropy task's data (command and scorer tasks are skipped). */
+  static async create(spec: FitnessSpec, opts: OnnxFitnessOptions = {}): Promise<OnnxFitness> {
+    if (!(opts.graph ?? spec.graph) || !spec.vocab) {
       throw new MergeloomError("EVAL_FAILED", "create fitness: accuracy and entropy tasks need fitness.graph and fitness.vocab");
     }
-    const tok = await CharTokenizer.fromVocabFile(spec.vocab);
-    const prepared: Prepared[] = [];
-    for (const task of tasks) {
-      if (task.kind === "accuracy") {
-        const set = await loadEvalSet(task.data!, tok);
-        if (task.limit !== undefined) set.examples = set.examples.slice(0, task.limit);
-        prepared.push({ task, set });
-      } else {
-        prepared.push({ task, prompts: await loadPrompts(task.data!, task.limit) });
-      }
-    }
-    const evaluator = await OnnxEvaluator.create(spec.graph, { device: "cpu", batchSize: spec.batchSize, threads: spec.threads, tokenizer: tok });
-    return new OnnxFitness(evaluator, prepared);
+    return OnnxFitness.open(await loadFitnessData(spec), spec, opts);
+  }
+
+  /** A session on `opts.graph ?? spec.graph` scoring already loaded task data. */
+  static async open(data: FitnessData, spec: FitnessSpec, opts: OnnxFitnessOptions = {}): Promise<OnnxFitness> {
+    const graph = opts.graph ?? spec.graph;
+    if (!graph) throw new MergeloomError("EVAL_FAILED", "create fitness: accuracy and entropy tasks need fitness.graph and fitness.vocab");
+    const slots = Math.max(1, opts.slots ?? 1);
+    const threads = spec.threads ?? (slots > 1 ? Math.max(1, Math.floor(availableParallelism() / slots)) : undefined);
+    const evaluator = await OnnxEvaluator.create(graph, { device: opts.device ?? "cpu", batchSize: spec.batchSize, threads, tokenizer: data.tokenizer });
+    return new OnnxFitness(evaluator, data.prepared);
+  }
+
+  /** The execution provider the session runs on. */
+  get device(): "cpu" | "cuda" {
+    return this.evaluator.device;
   }
 
   /** Score per task name: accuracy in [0, 1], or −(mean entropy in nats). */
@@ -54,6 +73,23 @@ export class OnnxFitness {
   async release(): Promise<void> {
     await this.evaluator.release();
   }
+}
+
+/** Loads the vocabulary and each accuracy/entropy task's examples (limits applied). */
+export async function loadFitnessData(spec: FitnessSpec): Promise<FitnessData> {
+  if (!spec.vocab) throw new MergeloomError("EVAL_FAILED", "create fitness: accuracy and entropy tasks need fitness.graph and fitness.vocab");
+  const tokenizer = await CharTokenizer.fromVocabFile(spec.vocab);
+  const prepared: Prepared[] = [];
+  for (const task of spec.tasks) {
+    if (task.kind === "accuracy") {
+      const set = await loadEvalSet(task.data!, tokenizer);
+      if (task.limit !== undefined) set.examples = set.examples.slice(0, task.limit);
+      prepared.push({ task, set });
+    } else if (task.kind === "entropy") {
+      prepared.push({ task, prompts: await loadPrompts(task.data!, task.limit) });
+    }
+  }
+  return { tokenizer, prepared };
 }
 
 /** The `prompt` of each JSONL line; labels are not needed (and not read). */
