@@ -185,56 +185,68 @@ abstract class RankedSelector implements RawSelector {
 
   stats(step: Step, d: Float32Array): void {
     const bits = new Uint32Array(d.buffer, d.byteOffset, d.length);
-    if (step === "norms-and-buckets") {
-      if (this.rescale) this.before = l1(d, this.before);
-      this.cuts.countHigh(bits);
-    } else if (step === "cut-keys") this.cuts.countLow(bits);
-    else {
-      this.keyMask!.apply(d);
-      this.after = l1(d, this.after);
+    switch (step) {
+      case "norms-and-buckets":
+        if (this.rescale) this.before = l1(d, this.before);
+        this.cuts.countHigh(bits);
+        return;
+      case "cut-keys":
+        this.cuts.countLow(bits);
+        return;
+      case "kept-norm":
+        this.keyMask!.apply(d);
+        this.after = l1(d, this.after);
     }
   }
 
-  statsBF16(step: Step, x: number, base: number, len: number, chunk: StreamChunk, block: number): void {
+  statsBF16(step: Step, x: number, base: number, len: number, _chunk: StreamChunk, block: number): void {
     const a = kernelArena();
     const k = a.k;
-    // the first two steps take the whole chunk at once: δ is computed inside the kernels and never stored
-    if (step === "norms-and-buckets") {
-      const h = (this.hiAt ??= zeroed(a.alloc(HIST_BYTES), HIST_BYTES));
-      if (this.rescale) this.before = k.histHiL1BF16(h, x, base, len, this.before);
-      else k.histHiBF16(h, x, base, len);
-      return;
-    }
-    const buckets = this.cuts.buckets;
-    if (step === "cut-keys") {
-      if (this.loAt.length === 0) {
-        for (const [j, hi] of buckets.entries()) {
-          const first = buckets.indexOf(hi);
-          this.loAt.push(first < j ? this.loAt[first] : zeroed(a.alloc(HIST_BYTES), HIST_BYTES));
-        }
+    switch (step) {
+      // the histograms take the whole chunk at once: δ is computed inside the kernels, never stored
+      case "norms-and-buckets": {
+        const h = (this.hiAt ??= zeroed(a.alloc(HIST_BYTES), HIST_BYTES));
+        if (this.rescale) this.before = k.histHiL1BF16(h, x, base, len, this.before);
+        else k.histHiBF16(h, x, base, len);
+        return;
       }
-      const last = buckets.length - 1;
-      k.histLoBF16(this.loAt[0], this.loAt[last], buckets[0], buckets[last], x, base, len);
-      return;
-    }
-    for (let s = 0; s < len; s += BLOCK) {
-      const n = Math.min(BLOCK, len - s);
-      k.deltaBF16(block, x + 2 * s, base + 2 * s, n);
-      this.maskBlock(block, n);
-      this.after = k.l1(block, n, this.after);
+      case "cut-keys": {
+        const buckets = this.cuts.buckets;
+        if (this.loAt.length === 0) {
+          for (const [j, hi] of buckets.entries()) {
+            const first = buckets.indexOf(hi);
+            this.loAt.push(first < j ? this.loAt[first] : zeroed(a.alloc(HIST_BYTES), HIST_BYTES));
+          }
+        }
+        const last = buckets.length - 1;
+        k.histLoBF16(this.loAt[0], this.loAt[last], buckets[0], buckets[last], x, base, len);
+        return;
+      }
+      // the mask runs block by block, its tie counters continuing in flat order
+      case "kept-norm":
+        for (let s = 0; s < len; s += BLOCK) {
+          const n = Math.min(BLOCK, len - s);
+          k.deltaBF16(block, x + 2 * s, base + 2 * s, n);
+          this.maskBlock(block, n);
+          this.after = k.l1(block, n, this.after);
+        }
     }
   }
 
   endStep(step: Step): void {
     // on the raw path the kernels counted in the arena: copied out, as a later alloc may detach views
     const counted = (at: number) => Uint32Array.from(kernelArena().u32(at, 65536));
-    if (step === "norms-and-buckets") this.cuts.endHigh(this.hiAt === undefined ? undefined : counted(this.hiAt));
-    else if (step === "cut-keys") {
-      this.cuts.endLow(this.loAt.length ? this.loAt.map(counted) : undefined);
-      this.keyMask = this.maskOf(this.cuts.keys);
-    } else {
-      this.ratio = l1Ratio(this.before, this.after);
-      this.keyMask = this.maskOf(this.cuts.keys); // apply masks from the start again
+    switch (step) {
+      case "norms-and-buckets":
+        this.cuts.endHigh(this.hiAt === undefined ? undefined : counted(this.hiAt));
+        return;
+      case "cut-keys":
+        this.cuts.endLow(this.loAt.length ? this.loAt.map(counted) : undefined);
+        this.keyMask = this.maskOf(this.cuts.keys);
+        return;
+      case "kept-norm":
+        this.ratio = l1Ratio(this.before, this.after);
+        this.keyMask = this.maskOf(this.cuts.keys); // apply masks from the first element again
     }
   }
 
