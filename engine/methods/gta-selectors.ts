@@ -280,10 +280,10 @@ class BreadcrumbsSelector extends RankedSelector {
     private readonly stop: number,
     rescale: boolean,
   ) {
-    super(stop - 1 === start ? [start] : [start, stop - 1], rescale);
+    super([start, stop - 1], rescale);
   }
   protected maskOf(keys: readonly KeySelection[]): KeyMask {
-    return new KeyRangeMask(keys[0], keys[keys.length - 1], this.start, this.stop);
+    return new KeyRangeMask(keys[0], keys[1], this.start, this.stop);
   }
 }
 

@@ -18,10 +18,10 @@ export interface KeySelection {
 const BUCKETS = 65536;
 
 /**
- * The selection of one or two positions at once (a range's two ends share each read). Call
- * `countHigh` for every chunk, `endHigh`, `countLow` for every chunk, `endLow`; then `keys` holds
- * one selection per position. Where a kernel counted in its own memory, `endHigh`/`endLow` take
- * its histograms instead.
+ * The selection of one or two positions at once (a range's two ends, equal or not, share each
+ * read). Call `countHigh` for every chunk, `endHigh`, `countLow` for every chunk, `endLow`; then
+ * `keys` holds one selection per position. Where a kernel counted in its own memory,
+ * `endHigh`/`endLow` take its histograms instead.
  */
 export class KeyCuts {
   /** The high 16 bits of each position's key, once `endHigh` ran. */

@@ -128,7 +128,9 @@ export function sparsifyMagnitudeOutliers(delta: Float32Array, density: number, 
     delta.fill(0);
     return delta;
   }
-  keepSortedRange(delta, start, stop);
+  // keep ascending positions [start, stop): the keys at both ends, then the mask between them
+  const [low, high] = selectKeys(bitsOf(delta), [start, stop - 1]);
+  new KeyRangeMask(low, high, start, stop).apply(delta);
   if (rescale) rescaleL1(delta, before);
   return delta;
 }
@@ -303,13 +305,4 @@ function pySliceIndex(v: number, n: number): number {
 
 function bitsOf(x: Float32Array): Uint32Array {
   return new Uint32Array(x.buffer, x.byteOffset, x.length);
-}
-
-/**
- * Zeroes every entry outside positions [start, stop) of the stable ascending order of |δ|
- * (0 ≤ start < stop ≤ n).
- */
-function keepSortedRange(delta: Float32Array, start: number, stop: number): void {
-  const keys = selectKeys(bitsOf(delta), stop - 1 === start ? [start] : [start, stop - 1]);
-  new KeyRangeMask(keys[0], keys[keys.length - 1], start, stop).apply(delta);
 }
