@@ -12,7 +12,7 @@
 import { ParamError } from "../errors/index.js";
 import { defineMergeMethod, type MergeContext, type MergeInput, type MergeMethod } from "./define-merge-method.js";
 import { bool, num, type ParamSpecs, type ResolvedParams } from "./params.js";
-import { checkDellaDensity, checkMagnitudeDensity, sparsify, type SparsificationMethod } from "./sparsify.js";
+import { checkDellaDensity, checkMagnitudeDensity, checkRandomDensity, sparsify, type SparsificationMethod } from "./sparsify.js";
 import { gtaStream } from "./gta-stream.js";
 
 export interface GtaVariant {
@@ -59,6 +59,15 @@ export function weightOf(method: string, tensorName: string, input: { model: str
 export function numParam(params: ResolvedParams, name: string, def: number): number {
   const v = params[name];
   return typeof v === "number" ? v : def;
+}
+
+/** The tensor's global settings: the variant's normalize and rescale unless params set them, and λ. */
+export function gtaSettings(v: GtaVariant, params: ResolvedParams): { normalize: boolean; rescale: boolean; lambda: number } {
+  return {
+    normalize: params.normalize === undefined ? v.normalize : params.normalize === true,
+    rescale: params.rescale === undefined ? v.rescale : params.rescale === true,
+    lambda: numParam(params, "lambda", 1),
+  };
 }
 
 /** δ_i = fp32(X_i − B) for every non-base input, in input order. */
@@ -250,9 +259,8 @@ function checkGta(v: GtaVariant, ctx: CheckCtx): void {
     const subject = subjectOf(v.name, ctx.tensorName, input.model);
     if (v.sparsification === "magnitude") checkMagnitudeDensity(density, numel, subject);
     if (v.sparsification === "della_magprune") checkDellaDensity(density, numParam(input.params, "epsilon", 0.15), subject);
-    if (v.sparsification === "random" && density < 1 && !(density >= 0)) {
-      throw new ParamError(`${subject}: density ${density} is not a probability; use a density in [0, 1]`);
-    }
+    // `density < 1`: a NaN density passes here and is refused when the tensor is merged
+    if (v.sparsification === "random" && density < 1) checkRandomDensity(density, subject);
   });
 }
 
@@ -273,11 +281,10 @@ export function defineGtaMethod(v: GtaVariant): MergeMethod {
       const tvs = taskVectors(v.name, ctx);
       const base = ctx.inputs[ctx.baseIndex].data;
       if (tvs.length === 0) return Float32Array.from(base);
-      const normalize = ctx.params.normalize === undefined ? v.normalize : ctx.params.normalize === true;
-      const rescale = ctx.params.rescale === undefined ? v.rescale : ctx.params.rescale === true;
+      const { normalize, rescale, lambda } = gtaSettings(v, ctx.params);
       if (sparsification !== null) sparsifyTaskVectors(v.name, ctx, tvs, sparsification, rescale);
       const mix = mixTaskVectors(tvs, base.length, v.consensus, normalize);
-      return addScaled(base, mix, numParam(ctx.params, "lambda", 1));
+      return addScaled(base, mix, lambda);
     },
   });
 }

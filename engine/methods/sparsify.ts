@@ -15,9 +15,13 @@
  *
  * Selection runs on the float bits: clearing the sign bit of an IEEE-754 float gives a uint32
  * that orders like |x| (NaN above +inf, as torch's comparator puts NaN first in descending order),
- * so a two-pass 16-bit radix select finds the cut in O(n) without sorting or allocating keys.
+ * so a two-pass 16-bit radix select (key-cuts.ts) finds the cut in O(n) without sorting or
+ * allocating keys. The selection and the masks (key-masks.ts) are the ones the streamed merges
+ * (gta-stream.ts) run chunk by chunk.
  */
 import { ParamError } from "../errors/index.js";
+import { selectKey, selectKeys } from "./key-cuts.js";
+import { KeyRangeMask, TopKMask } from "./key-masks.js";
 
 export type SparsificationMethod = "magnitude" | "magnitude_outliers" | "random" | "della_magprune";
 
@@ -78,6 +82,12 @@ export function checkMagnitudeDensity(density: number, numel: number, subject: s
   }
 }
 
+/** Throws the ParamError for a random-drop density that is not a probability (NaN or negative). */
+export function checkRandomDensity(density: number, subject: string): void {
+  if (density >= 1) return;
+  if (!(density >= 0)) throw new ParamError(`${subject}: density ${density} is not a probability; use a density in [0, 1]`);
+}
+
 /** Throws unless density ± epsilon lies in (0, 1), which della_magprune requires for 0 < density < 1. */
 export function checkDellaDensity(density: number, epsilon: number, subject: string): void {
   if (density >= 1 || density <= 0) return;
@@ -97,21 +107,10 @@ export function sparsifyMagnitude(delta: Float32Array, density: number, rescale:
   checkMagnitudeDensity(density, n, subject);
   const k = keepCount(density, n);
   if (k >= n) return delta;
-  const bits = bitsOf(delta);
   // The k-th largest key is the (n−k)-th smallest (0-based).
-  const cut = selectKey(bits, n - k);
-  let tiesLeft = k - (n - cut.below - cut.equal);
-  const t = cut.key;
+  const cut = selectKey(bitsOf(delta), n - k);
   const before = rescale ? l1(delta) : 0;
-  for (let i = 0; i < n; i++) {
-    const b = bits[i] & 0x7fffffff;
-    if (b > t) continue;
-    if (b === t && tiesLeft > 0) {
-      tiesLeft--;
-      continue;
-    }
-    delta[i] = 0;
-  }
+  new TopKMask(cut, k, n).apply(delta);
   if (rescale) rescaleL1(delta, before);
   return delta;
 }
@@ -123,7 +122,25 @@ export function sparsifyMagnitude(delta: Float32Array, density: number, rescale:
  */
 export function sparsifyMagnitudeOutliers(delta: Float32Array, density: number, gamma: number, rescale: boolean): Float32Array {
   if (density >= 1) return delta;
-  const n = delta.length;
+  const { start, stop } = outlierRange(density, gamma, delta.length);
+  const before = rescale ? l1(delta) : 0;
+  if (stop <= start) {
+    delta.fill(0);
+    return delta;
+  }
+  // keep ascending positions [start, stop): the keys at both ends, then the mask between them
+  const [low, high] = selectKeys(bitsOf(delta), [start, stop - 1]);
+  new KeyRangeMask(low, high, start, stop).apply(delta);
+  if (rescale) rescaleL1(delta, before);
+  return delta;
+}
+
+/**
+ * The ascending positions [start, stop) breadcrumbs keeps of n: Python's slice [n_bot : −n_top]
+ * with n_top = int(gamma·n) and n_bot = n − int(density·n) − n_top (n_top lowered when n_bot < 0).
+ * Empty (stop ≤ start) when n_top is 0.
+ */
+export function outlierRange(density: number, gamma: number, n: number): { start: number; stop: number } {
   const target = keepCount(density, n);
   let nTop = keepCount(gamma, n);
   let nBot = n - target - nTop;
@@ -131,29 +148,22 @@ export function sparsifyMagnitudeOutliers(delta: Float32Array, density: number, 
     nTop += nBot;
     nBot = 0;
   }
-  const start = pySliceIndex(nBot, n);
-  const stop = pySliceIndex(-nTop, n);
-  const before = rescale ? l1(delta) : 0;
-  if (stop <= start) {
-    delta.fill(0);
-    return delta;
-  }
-  keepSortedRange(delta, start, stop);
-  if (rescale) rescaleL1(delta, before);
-  return delta;
+  return { start: pySliceIndex(nBot, n), stop: pySliceIndex(-nTop, n) };
 }
 
 /** DARE's random drop: keep each entry with probability `density` (uniform < density). */
 export function sparsifyRandom(delta: Float32Array, density: number, uniform: () => number, rescale: boolean, subject = "sparsify task vector"): Float32Array {
   if (density >= 1) return delta;
-  if (!(density >= 0)) throw new ParamError(`${subject}: density ${density} is not a probability; use a density in [0, 1]`);
+  checkRandomDensity(density, subject);
   const before = rescale ? l1(delta) : 0;
-  const n = delta.length;
-  for (let i = 0; i < n; i++) {
-    if (!(uniform() < density)) delta[i] = 0;
-  }
+  maskRandom(delta, density, uniform);
   if (rescale) rescaleL1(delta, before);
   return delta;
+}
+
+/** DARE's mask without the rescale: entry i drops unless its draw is < density, draws in index order. */
+export function maskRandom(delta: Float32Array, density: number, uniform: () => number): void {
+  for (let i = 0; i < delta.length; i++) if (!(uniform() < density)) delta[i] = 0;
 }
 
 /**
@@ -208,9 +218,11 @@ export function sparsifyDellaMagprune(
   return delta;
 }
 
-/** Σ|x| in float64 (mergekit sums in fp32; the ratio agrees to fp32 precision). */
-export function l1(x: Float32Array): number {
-  let s = 0;
+/**
+ * s + Σ|x| in float64, in index order (mergekit sums in fp32; the ratio agrees to fp32 precision).
+ * A sum continued with `s` over consecutive chunks equals the whole array's, bit for bit.
+ */
+export function l1(x: Float32Array, s = 0): number {
   for (let i = 0; i < x.length; i++) s += Math.abs(x[i]);
   return s;
 }
@@ -293,69 +305,4 @@ function pySliceIndex(v: number, n: number): number {
 
 function bitsOf(x: Float32Array): Uint32Array {
   return new Uint32Array(x.buffer, x.byteOffset, x.length);
-}
-
-/**
- * Zeroes every entry outside positions [start, stop) of the stable ascending order of |δ|
- * (0 ≤ start < stop ≤ n). Ties at the lower cut: the lowest indices are dropped first; ties at the
- * upper cut: the lowest indices are kept first.
- */
-function keepSortedRange(delta: Float32Array, start: number, stop: number): void {
-  const n = delta.length;
-  const bits = bitsOf(delta);
-  const low = selectKey(bits, start);
-  const high = stop - 1 === start ? low : selectKey(bits, stop - 1);
-  const lk = low.key;
-  const hk = high.key;
-  const skipLow = start - low.below; // ties at lk that sit before position `start`
-  const keepHigh = stop - high.below; // ties at hk that sit before position `stop`
-  let tl = 0;
-  let th = 0;
-  for (let i = 0; i < n; i++) {
-    const b = bits[i] & 0x7fffffff;
-    let keep = b >= lk && b <= hk;
-    if (b === lk) {
-      if (tl < skipLow) keep = false;
-      tl++;
-    }
-    if (b === hk) {
-      if (th >= keepHigh) keep = false;
-      th++;
-    }
-    if (!keep) delta[i] = 0;
-  }
-}
-
-export interface KeySelection {
-  /** The key at position r of the ascending order. */
-  key: number;
-  /** How many keys are strictly below it. */
-  below: number;
-  /** How many keys equal it. */
-  equal: number;
-}
-
-/**
- * Radix select over |x| keys (float bits with the sign cleared): the key at 0-based position `r`
- * of the ascending order, in two histogram passes over the high and the low 16 bits.
- */
-export function selectKey(bits: Uint32Array, r: number): KeySelection {
-  const n = bits.length;
-  if (!(r >= 0 && r < n)) throw new RangeError(`selectKey: position ${r} outside [0, ${n})`);
-  const hist = new Uint32Array(65536);
-  for (let i = 0; i < n; i++) hist[(bits[i] & 0x7fffffff) >>> 16]++;
-  let acc = 0;
-  let hi = 0;
-  while (acc + hist[hi] <= r) acc += hist[hi++];
-  const belowHi = acc;
-  hist.fill(0);
-  for (let i = 0; i < n; i++) {
-    const b = bits[i] & 0x7fffffff;
-    if (b >>> 16 === hi) hist[b & 0xffff]++;
-  }
-  const rr = r - belowHi;
-  acc = 0;
-  let lo = 0;
-  while (acc + hist[lo] <= rr) acc += hist[lo++];
-  return { key: ((hi << 16) | lo) >>> 0, below: belowHi + acc, equal: hist[lo] };
 }

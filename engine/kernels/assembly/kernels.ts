@@ -72,7 +72,7 @@ export function linearBF16(out: usize, srcs: usize, ws: usize, m: i32, n: i32, d
   }
 }
 
-// --- generalized task arithmetic (methods/gta-stream.ts) ------------------------------------
+// --- generalized task arithmetic (methods/gta-stream.ts, gta-selectors.ts, key-masks.ts) -----
 
 /** d = f32(x) − f32(b) from bf16 inputs. */
 export function deltaBF16(d: usize, x: usize, b: usize, n: i32): void {
@@ -83,7 +83,7 @@ export function deltaBF16(d: usize, x: usize, b: usize, n: i32): void {
   for (let k = n4; k < n; k++) store<f32>(d + (<usize>k << 2), bf16At(x + (<usize>k << 1)) - bf16At(b + (<usize>k << 1)));
 }
 
-/** random.ts `uniformAt`'s 32-bit hash of counter i (high word 0), as maskRandomAt inlines it. */
+/** random.ts `uniformAt`'s 32-bit hash of counter i (high word 0), as maskRandom inlines it. */
 // @ts-ignore: decorator
 @inline function hash4(i: v128, k0: v128, k1: v128, mk: v128): v128 {
   let z = v128.xor(i, k0);
@@ -114,7 +114,7 @@ export function deltaBF16(d: usize, x: usize, b: usize, n: i32): void {
   return i32x4.shr_s(i32x4.sub(i32x4.shr_u(hash4(idx, k0, k1, mk), 8), thr), 31);
 }
 
-/** gta-stream.ts `maskRandomAt`: d's bits &= keep, element j drawing counter start + j. */
+/** gta-selectors.ts DARE `maskBlock`: d's bits &= keep, element j drawing counter start + j. */
 export function maskRandom(d: usize, n: i32, k0: u32, k1: u32, mk: u32, thr: u32, start: u32): void {
   const n4 = n & ~3;
   const vk0 = i32x4.splat(k0);
@@ -142,7 +142,7 @@ export function l1(d: usize, n: i32, s: f64): f64 {
 }
 
 /**
- * gta-stream.ts `maskSelected`, magnitude: keep |d| keys above t; of the keys equal to t keep the
+ * key-masks.ts `TopKMask.apply`: keep |d| keys above t; of the keys equal to t keep the
  * first `tiesLeft` in index order. Returns the ties still to keep.
  */
 export function maskMagnitude(d: usize, n: i32, t: u32, tiesLeft: i32): i32 {
@@ -175,7 +175,7 @@ function maskMagnitudeScalar(d: usize, from: i32, to: i32, t: u32, tiesLeft: i32
 }
 
 /**
- * gta-stream.ts `maskSelected`, outliers: keep lk ≤ |d| key ≤ hk, dropping the first `skipLow`
+ * key-masks.ts `KeyRangeMask.apply`: keep lk ≤ |d| key ≤ hk, dropping the first `skipLow`
  * keys equal to lk and keeping the first `keepHigh` equal to hk. state = [tl, th] (i32), running.
  */
 export function maskOutliers(d: usize, n: i32, lk: u32, hk: u32, skipLow: i32, keepHigh: i32, state: usize): void {
@@ -427,8 +427,8 @@ export function histLoBF16(hA: usize, hB: usize, hiA: u32, hiB: u32, x: usize, b
 }
 
 /**
- * gta-stream.ts pass 0 of a rescaled DARE input: sums[0] += Σ|δ|, sums[1] += Σ|δ|·keep (float64,
- * index order), element j drawing counter start + j.
+ * gta-selectors.ts DARE's "norms-and-buckets" step (with rescale): sums[0] += Σ|δ|,
+ * sums[1] += Σ|δ|·keep (float64, index order), element j drawing counter start + j.
  */
 export function randomL1BF16(x: usize, b: usize, n: i32, k0: u32, k1: u32, mk: u32, thr: u32, start: u32, sums: usize): void {
   const n4 = n & ~3;
