@@ -42,6 +42,15 @@ describe("richer genomes (mergeloom extensions)", () => {
     assert.throws(() => validateGenomeDefinition({ ...def, initial: { gamma: 0.1 } }, 4), /genome\.initial\.gamma: not a gene of ties \(genes: weight, density\)/);
   });
 
+  test("`initial` takes one value per model: a search can start from a hand-picked merge", () => {
+    const def: GenomeDefinition = { models: M, merge_method: "ties", base_model: "org/base", layer_granularity: 2, filters: ["mlp"], initial: { weight: [0.3, 0.9], density: 0.5 } };
+    // [group][model][filter set][param]: 2 groups × 2 models × (mlp + catch-all) × (weight, density)
+    const x0 = initialGenotype(def, 4);
+    assert.deepEqual(x0.filter((_, i) => i % 2 === 0), [0.3, 0.3, 0.9, 0.9, 0.3, 0.3, 0.9, 0.9]);
+    assert.ok(x0.filter((_, i) => i % 2 === 1).every((d) => d === 0.5));
+    assert.throws(() => validateGenomeDefinition({ ...def, initial: { weight: [0.3] } }, 4), /genome\.initial\.weight: expected a number or a list of 2 numbers \(one per model\)/);
+  });
+
   test("slerp genomes give each layer group its own base_model: the larger gene's model", () => {
     const def: GenomeDefinition = { models: ["org/a", "org/b", "org/c"], merge_method: "slerp", layer_granularity: 2 };
     const c = genotypeToMergeConfig(def, [0.1, 2, 1, /* group 1 */ 3, -1, 0], 4);

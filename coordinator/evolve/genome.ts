@@ -72,8 +72,12 @@ export interface GenomeDefinition {
    * move one expert's whole contribution in one direction.
    */
   per_model_lambda?: boolean;
-  /** mergeloom extension: x0 per gene kind, e.g. `{weight: 0.5, density: 0.6}` (defaults: weight 1/models, see DEFAULT_INITIAL). */
-  initial?: Record<string, number> | null;
+  /**
+   * mergeloom extension: x0 per gene kind, e.g. `{weight: 0.5, density: 0.6}` (defaults: weight 1/models,
+   * see DEFAULT_INITIAL), or one value per model (`{weight: [0.35, 0.35, 0.95, 0.8]}`) to start from a
+   * hand-picked merge.
+   */
+  initial?: Record<string, number | number[]> | null;
 }
 
 /** A mergekit parameter value: scalar, gradient, or filter-conditioned list. */
@@ -141,7 +145,12 @@ export function validateGenomeDefinition(def: GenomeDefinition, numLayers: numbe
   for (const k of Object.keys(def.initial ?? {})) {
     const kinds: readonly string[] = [...METHOD_PARAMS[def.merge_method], ...(def.per_model_lambda ? ["lambda"] : [])];
     if (!kinds.includes(k)) throw new ConfigError(`genome.initial.${k}`, `not a gene of ${def.merge_method} (genes: ${kinds.join(", ")})`);
-    if (!Number.isFinite(def.initial![k])) throw new ConfigError(`genome.initial.${k}`, `expected a number, got ${String(def.initial![k])}`);
+    const v = def.initial![k];
+    if (Array.isArray(v)) {
+      if (v.length !== def.models.length || !v.every((x) => typeof x === "number" && Number.isFinite(x))) {
+        throw new ConfigError(`genome.initial.${k}`, `expected a number or a list of ${def.models.length} numbers (one per model), got ${JSON.stringify(v)}`);
+      }
+    } else if (typeof v !== "number" || !Number.isFinite(v)) throw new ConfigError(`genome.initial.${k}`, `expected a number, got ${String(v)}`);
   }
   if (def.filters && !def.filters.every((f) => typeof f === "string" && f)) {
     throw new ConfigError("genome.filters", "expected a list of non-empty tensor-name substrings");
@@ -187,11 +196,16 @@ export function initialGenotype(def: GenomeDefinition, numLayers: number, random
   const s = shapeOf(def, numLayers);
   const out: number[] = [];
   const cells = s.groups * s.models * s.sets;
-  const init = (name: string): number => def.initial?.[name] ?? (name === "weight" ? 1 / s.models : DEFAULT_INITIAL[name]);
+  const init = (name: string, m: number): number => {
+    const v = def.initial?.[name];
+    if (v === undefined || v === null) return name === "weight" ? 1 / s.models : DEFAULT_INITIAL[name];
+    return Array.isArray(v) ? v[m] : v;
+  };
+  // cell c = (group · models + model) · sets + set
   for (let c = 0; c < cells; c++) {
-    for (const name of s.params) out.push(random ? random.next() : init(name));
+    for (const name of s.params) out.push(random ? random.next() : init(name, Math.floor(c / s.sets) % s.models));
   }
-  if (def.per_model_lambda) for (let m = 0; m < s.models; m++) out.push(random ? random.next() : init("lambda"));
+  if (def.per_model_lambda) for (let m = 0; m < s.models; m++) out.push(random ? random.next() : init("lambda", m));
   return out;
 }
 

@@ -23,6 +23,18 @@ describe("search config", () => {
     assert.match(c.baselines[0].yaml!, /lambda: 0.3/);
   });
 
+  test("the fine example starts every layer and projection from its per-model weights; a bad entry is named", () => {
+    const c = parseSearchConfig(readFileSync(join(repoRoot(), "examples", "evolve-arith-fine.yml"), "utf8"), "evolve-arith-fine.yml");
+    assert.deepEqual(c.genome.initial, { weight: [0.4, 0.3, 0.9, 0.8], lambda: 1 });
+    const x0 = initialGenotype(c.genome, 4);
+    assert.equal(x0.length, 4 * 4 * 8 + 4);
+    // layer 3, expert-mul (model 2), down_proj (set 6), then the four λ genes
+    assert.equal(x0[(3 * 4 + 2) * 8 + 6], 0.9);
+    assert.deepEqual(x0.slice(-4), [1, 1, 1, 1]);
+    const bad = "genome: { models: [a, b], merge_method: linear, initial: { weight: [0.5, x] } }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, data: d }] }\n";
+    assert.throws(() => parseSearchConfig(bad, "s.yml"), /genome\.initial\.weight\[1\]: expected a number, got "x"/);
+  });
+
   test("unknown keys, methods and task kinds are rejected with the valid choices", () => {
     const base = "genome: { models: [a], merge_method: linear }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, data: d }] }\n";
     assert.doesNotThrow(() => parseSearchConfig(base, "s.yml"));

@@ -202,8 +202,10 @@ function parseGenome(v: unknown): GenomeDefinition {
   if (v.filters !== undefined && v.filters !== null) def.filters = list(v.filters, "genome.filters").map((f, i) => str(f, `genome.filters[${i}]`));
   def.per_model_lambda = optBool(v.per_model_lambda, "genome.per_model_lambda") ?? false;
   if (v.initial !== undefined && v.initial !== null) {
-    if (!isObj(v.initial)) throw new ConfigError("genome.initial", "expected a mapping of gene kind to x0, e.g. {weight: 0.5, density: 0.7}");
-    def.initial = Object.fromEntries(Object.entries(v.initial).map(([k, x]) => [k, num(x, `genome.initial.${k}`)]));
+    if (!isObj(v.initial)) throw new ConfigError("genome.initial", "expected a mapping of gene kind to x0, e.g. {weight: 0.5, density: 0.7} or {weight: [0.3, 1]} (one per model)");
+    def.initial = Object.fromEntries(
+      Object.entries(v.initial).map(([k, x]) => [k, Array.isArray(x) ? x.map((y, i) => num(y, `genome.initial.${k}[${i}]`)) : num(x, `genome.initial.${k}`)]),
+    );
   }
   return def;
 }
