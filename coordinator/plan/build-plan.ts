@@ -12,7 +12,8 @@ import type { MergeMethodRegistry } from "../../worker/merge/merge-method-regist
 import type { ParamSpecs } from "../../worker/merge/params.js";
 import type { Checkpoint, CheckpointTensor } from "../../worker/storage/checkpoint.js";
 import { openModel } from "../../worker/storage/hub/open-model.js";
-import { fetchAdapterFiles } from "../../worker/storage/hub/fetch-adapter-files.js";
+import { ADAPTER_WEIGHTS, fetchAdapterFiles } from "../../worker/storage/hub/fetch-adapter-files.js";
+import { hubUri } from "../../worker/storage/hub/hub-reference.js";
 import { resolveModelReference as resolveHubReference, type ResolvedModel } from "../../worker/storage/hub/resolve-model-reference.js";
 import { checkMergekitNumerics, mergekitComputeDtype, type NumericsMode } from "../../worker/numerics/numerics-mode.js";
 import { modelLocation } from "../../worker/storage/model-location.js";
@@ -126,11 +127,14 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
       // A Hub adapter (org/adapter[@rev]) is pinned like a model and read from the HF cache (small files, downloaded whole).
       const where = await resolveHubReference(lora, { pins: opts.pins });
       let dir: string | undefined;
+      let weightsUri: string | undefined;
       if (where.kind === "hub") {
         pins[lora] = where.sha;
         dir = (await fetchAdapterFiles(where.repo, where.revision, where.sha)).dir;
+        // Tasks name the pinned Hub file, not the coordinator's cache: workers need no shared file system.
+        weightsUri = hubUri(where.repo, where.sha, ADAPTER_WEIGHTS);
       }
-      const a = await openLoraAdapter(lora, dir);
+      const a = await openLoraAdapter(lora, dir, weightsUri);
       warnings.push(...a.warnings);
       adapters.set(r, a);
     }),
