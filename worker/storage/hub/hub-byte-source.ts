@@ -58,7 +58,7 @@ const sameHttp = (a: HttpOptions | undefined, b: HttpOptions | undefined) => a?.
  */
 export function sharedHubClient(httpOpts?: HttpOptions): Shared {
   const settings = hubSettings();
-  const http = httpOpts ?? processHttp;
+  const http = httpOpts ?? processHttp ?? shared?.http;
   if (!shared || shared.settings !== settings || !sameHttp(http, shared.http)) {
     const ranges = settings.rangeCacheDir && settings.rangeCacheBytes ? new RangeCache(settings.rangeCacheDir, settings.rangeCacheBytes) : undefined;
     const policy = { ...(http?.retries !== undefined && { retries: http.retries }), ...(http?.timeoutMs !== undefined && { timeoutMs: http.timeoutMs }), ...(http?.retryDelayMs !== undefined && { retryDelayMs: http.retryDelayMs }) };
