@@ -9,8 +9,8 @@
  * rule huggingface_hub gets from requests (Authorization dropped on a redirect to another host).
  */
 import { CheckpointError, MergeloomError, StorageError } from "../../../proto/errors.js";
-import { request, type Dispatcher } from "undici";
-import { storageAgent } from "../http-agent.js";
+import type { Dispatcher } from "undici";
+import { storageHttp } from "../http-agent.js";
 import { RetryAfterError, parseRetryAfter, withHttpRetries, describeFetchError, type RetryPolicy } from "../http-retry.js";
 import type { StallWatch } from "../http-stall-watch.js";
 import { hubHttpError, HubMissingError, type HubRequestSubject } from "./hub-errors.js";
@@ -269,7 +269,8 @@ export class HubClient {
       const u = new URL(current);
       const headers: Record<string, string> = { "user-agent": "mergeloom/0.1.0", ...init.headers };
       if (this.settings.token && u.host === this.endpointHost) headers.authorization = `Bearer ${this.settings.token}`;
-      const raw = await request(current, { method: (init.method ?? "GET") as Dispatcher.HttpMethod, headers, signal: watch.signal, dispatcher: storageAgent() });
+      const http = await storageHttp();
+      const raw = await http.request(current, { method: (init.method ?? "GET") as Dispatcher.HttpMethod, headers, signal: watch.signal, dispatcher: http.agent });
       watch.headers();
       const header = (name: string): string | undefined => {
         const v = raw.headers[name];
