@@ -58,7 +58,10 @@ export function registerClusterCommands(program: Command): void {
       if (scorers.size && !evalConcurrency) throw new MergeloomError("USAGE", "--scorer: a worker with scorers must take evaluation tasks; set --eval-concurrency 1 or more");
       const scratchMax = parseSize(flags.scratchMaxBytes, "--scratch-max-bytes");
       // Merge threads read the Hub settings from their (inherited) environment: set it before they start.
-      if (flags.cacheDir) process.env.MERGELOOM_RANGE_CACHE_DIR = resolve(flags.cacheDir);
+      if (flags.cacheDir) {
+        process.env.MERGELOOM_RANGE_CACHE_DIR = resolve(flags.cacheDir);
+        process.env.MERGELOOM_RANGE_CACHE_ALL = "1"; // a cache the user asked for keeps every range (evolve re-reads)
+      }
       process.env.MERGELOOM_RANGE_CACHE_SIZE = String(parseSize(flags.cacheSize, "--cache-size"));
       const nats = requireNats(flags, "worker", name);
       const transport = traced(await connectNatsTransport(nats));

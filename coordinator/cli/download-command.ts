@@ -1,6 +1,7 @@
 /** `mergeloom download CONFIG` (and `--download` on merge/plan): fill the HF cache with what a config needs. */
 import cliProgress from "cli-progress";
 import type { Command } from "commander";
+import { addHttpOptions, httpOptionsFrom, type HttpFlags } from "./http-options.js";
 import { downloadModel } from "@mergeloom/engine/storage";
 import { resolveModelReference } from "@mergeloom/engine/storage";
 import type { MergeConfig } from "@mergeloom/engine/config";
@@ -49,12 +50,13 @@ export async function downloadConfig(cfg: MergeConfig, opts: { json?: boolean; s
 }
 
 export function registerDownloadCommand(program: Command): void {
-  program
+  const cmd = program
     .command("download")
     .description("download the Hub models a config names into the Hugging Face cache (HF_HUB_CACHE), resumable and verified, for offline merges")
     .argument("<config>", "mergekit YAML config")
-    .option("--json", "print one JSON object per model")
-    .action(async (config: string, flags: { json?: boolean }) => {
+    .option("--json", "print one JSON object per model");
+  addHttpOptions(cmd).action(async (config: string, flags: HttpFlags & { json?: boolean }) => {
+      httpOptionsFrom(flags);
       await downloadConfig(await loadConfig(config), flags);
     });
 }

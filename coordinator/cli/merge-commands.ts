@@ -92,6 +92,7 @@ export function registerMergeCommands(program: Command): void {
   addHttpOptions(merge);
   addNatsOptions(merge).action(async (config: string, out: string | undefined, flags: MergeCommandFlags) => {
     const output = resolveOutputArg(out, flags.output);
+    httpOptionsFrom(flags); // checked, and in force for the download below
     const cfg = await loadConfig(config, { strict: !!flags.strict });
     if (flags.download) await downloadConfig(cfg, { json: !!flags.json });
     await runWithDispatcher(cfg, { ...flags, ...mergekitFlags(flags), output });
@@ -110,10 +111,11 @@ export function registerMergeCommands(program: Command): void {
     .option("--numerics <mode>", "'default' or 'mergekit' (shows each tensor's compute dtype)", "default")
     .option("--download", "first download the config's Hub models into the Hugging Face cache");
   addHttpOptions(plan).action(async (config: string, flags: HttpFlags & { outShardSize: string; threads?: string; json?: boolean; verbose?: boolean; numerics: string; strict?: boolean; allowCrimes?: boolean; download?: boolean }) => {
+      const http = httpOptionsFrom(flags);
       const cfg = await loadConfig(config, { strict: !!flags.strict });
       if (flags.download) await downloadConfig(cfg, { json: flags.json });
       const numerics = parseNumerics(flags.numerics);
-      const plan = await planMerge(cfg, { http: httpOptionsFrom(flags), numerics, allowCrimes: !!flags.allowCrimes });
+      const plan = await planMerge(cfg, { http, numerics, allowCrimes: !!flags.allowCrimes });
       plan.warnings.unshift(...cfg.warnings); // what mergekit ignores, then what planning found
       const threads = flags.threads === undefined ? (await import("node:os")).availableParallelism() : parseIntFlag(flags.threads, "--threads");
       const taskOpts = { jobId: "plan", seed: 0, maxShardBytes: parseSize(flags.outShardSize, "--out-shard-size"), outDir: "discard://" };

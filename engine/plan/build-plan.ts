@@ -13,7 +13,8 @@ import type { MergeMethodRegistry } from "../methods/merge-method-registry.js";
 import type { ParamSpecs } from "../methods/params.js";
 import type { Checkpoint, CheckpointTensor } from "../storage/checkpoint.js";
 import { openModel } from "../storage/hub/open-model.js";
-import { fetchAdapterFiles } from "../storage/hub/fetch-adapter-files.js";
+import { ADAPTER_WEIGHTS, fetchAdapterFiles } from "../storage/hub/fetch-adapter-files.js";
+import { hubUri } from "../storage/hub/hub-reference.js";
 import { resolveModelReference as resolveHubReference, type ResolvedModel } from "../storage/hub/resolve-model-reference.js";
 import { checkMergekitNumerics, mergekitComputeDtype, type NumericsMode } from "../numerics/numerics-mode.js";
 import { modelLocation } from "../storage/model-location.js";
@@ -127,11 +128,14 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
       // A Hub adapter (org/adapter[@rev]) is pinned like a model and read from the HF cache (small files, downloaded whole).
       const where = await resolveHubReference(lora, { pins: opts.pins });
       let dir: string | undefined;
+      let weightsUri: string | undefined;
       if (where.kind === "hub") {
         pins[lora] = where.sha;
         dir = (await fetchAdapterFiles(where.repo, where.revision, where.sha)).dir;
+        // Tasks name the pinned Hub file, not the coordinator's cache: workers need no shared file system.
+        weightsUri = hubUri(where.repo, where.sha, ADAPTER_WEIGHTS);
       }
-      const a = await openLoraAdapter(lora, dir);
+      const a = await openLoraAdapter(lora, dir, weightsUri);
       warnings.push(...a.warnings);
       adapters.set(r, a);
     }),

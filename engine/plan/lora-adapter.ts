@@ -95,7 +95,12 @@ function isTargeted(cfg: AdapterConfig, module: string): boolean {
   return m !== null && wanted.includes(Number(m[1]));
 }
 
-export async function openLoraAdapter(ref: string, localDir?: string): Promise<LoraAdapter> {
+/**
+ * `localDir`: where the adapter's files are (a Hub adapter's HF cache snapshot); `weightsUri`: what
+ * the tasks name as its weight file instead of that local path (the pinned `hf://` file, so a
+ * worker without the coordinator's file system reads it from its own cache or the Hub).
+ */
+export async function openLoraAdapter(ref: string, localDir?: string, weightsUri?: string): Promise<LoraAdapter> {
   const location = localDir ?? resolveAdapterReference(ref);
   const cfg = await readAdapterConfig(location, ref);
   const file = isHttpUri(location) ? new URL("adapter_model.safetensors", location.endsWith("/") ? location : `${location}/`).href : join(location, "adapter_model.safetensors");
@@ -104,6 +109,7 @@ export async function openLoraAdapter(ref: string, localDir?: string): Promise<L
   }
   if (cfg.use_dora) throw new ConfigError("lora", `adapter '${ref}' uses DoRA (use_dora: true), whose magnitude rescaling is not applied by mergeloom; merge it with PEFT first`);
   const ck = await openCheckpoint(file);
+  if (weightsUri) for (const t of ck.tensors.values()) t.uri = weightsUri;
   const parts = new Map<string, { A?: CheckpointTensor; B?: CheckpointTensor; embedding: boolean }>();
   const replacements = new Map<string, CheckpointTensor>();
   const warnings: string[] = [];

@@ -121,10 +121,11 @@ describe("HttpByteSource", () => {
     await assert.rejects(src.read(0, 8), (err: unknown) => {
       assert.ok(err instanceof StorageError);
       assert.equal(err.retryable, true);
-      assert.match(err.message, /failed after 3 attempts.*503/);
+      // One line naming the URL, the range, the attempts and the flag that sets them.
+      assert.match(err.message, /^read http:\/\/127\.0\.0\.1:\d+\/base\/model\.safetensors bytes 0-7: failed after 3 attempts \(--http-retries 2\): .*503[^\n]*$/);
       return true;
     });
-    assert.equal(state.failNext, 7);
+    assert.equal(state.failNext, 7, "1 attempt + 2 retries");
   });
 
   test("a 404 is a permanent CHECKPOINT_MISSING error and is not retried", async () => {

@@ -8,7 +8,10 @@
 import { MergeloomError } from "@mergeloom/proto";
 import { CheckpointError, StorageError } from "../errors/index.js";
 import { checkReadArgs, truncatedError, type ByteSource } from "./byte-source.js";
-import { StallWatch } from "./http-stall-watch.js";
+import type { StallWatch } from "./http-stall-watch.js";
+import { DEFAULT_HTTP_RETRIES, DEFAULT_HTTP_TIMEOUT_MS, withHttpRetries, type RetryPolicy } from "./http-retry.js";
+
+export { DEFAULT_HTTP_RETRIES, DEFAULT_HTTP_TIMEOUT_MS };
 
 export interface HttpOptions {
   /** Extra attempts after the first for transient failures (default 5; --http-retries). */
@@ -23,8 +26,6 @@ export interface HttpOptions {
   headers?: Record<string, string>;
 }
 
-export const DEFAULT_HTTP_TIMEOUT_MS = 30_000;
-export const DEFAULT_HTTP_RETRIES = 5;
 const MAX_BACKOFF_MS = 30_000;
 
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;
@@ -212,37 +213,11 @@ export function backoffDelayMs(i: number, base: number, random: () => number = M
   return random() * Math.min(MAX_BACKOFF_MS, base * 2 ** i);
 }
 
-/**
- * Runs `attempt` with a fresh stall watch per try. `range` and `expected` describe the request
- * for the stall rule and for errors, which always name the URL and the byte range.
- */
-async function withRetries<T>(url: string, range: string, expected: number | undefined, opts: HttpOptions, attempt: (watch: StallWatch) => Promise<T>): Promise<T> {
-  const retries = Math.max(0, opts.retries ?? DEFAULT_HTTP_RETRIES);
-  const base = opts.retryDelayMs ?? 200;
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS;
-  for (let i = 0; ; i++) {
-    let err: MergeloomError;
-    const watch = new StallWatch(`read ${url} ${range}`, timeoutMs, expected);
-    try {
-      return await attempt(watch);
-    } catch (e) {
-      // fetch rejects with a TypeError on network failure and with the abort reason on a stall: both transient.
-      err = watch.stalled ?? (e instanceof MergeloomError ? e : new StorageError(`read ${url} ${range}: ${describe(e)}`, { cause: e, retryable: true }));
-    } finally {
-      watch.stop();
-    }
-    if (!err.retryable) throw err;
-    if (i >= retries) {
-      const prefix = `read ${url} ${range}: `;
-      const last = err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message;
-      throw new StorageError(`${prefix}failed after ${i + 1} attempts (--http-retries ${retries}): ${last}`, { cause: err, retryable: true });
-    }
-    await new Promise((r) => setTimeout(r, backoffDelayMs(i, base)));
-  }
+/** The shared retry policy (http-retry.ts) with these options; errors name the URL and the byte range. */
+function withRetries<T>(url: string, range: string, expected: number | undefined, opts: HttpOptions, attempt: (watch: StallWatch) => Promise<T>): Promise<T> {
+  return withHttpRetries(`read ${url} ${range}`, retryPolicyOf(opts), attempt, expected);
 }
 
-function describe(e: unknown): string {
-  if (!(e instanceof Error)) return String(e);
-  const cause = (e as { cause?: unknown }).cause;
-  return cause instanceof Error ? `${e.message} (${cause.message})` : e.message;
+export function retryPolicyOf(opts: HttpOptions): RetryPolicy {
+  return { retries: opts.retries ?? DEFAULT_HTTP_RETRIES, retryDelayMs: opts.retryDelayMs ?? 200, timeoutMs: opts.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS, maxDelayMs: MAX_BACKOFF_MS };
 }

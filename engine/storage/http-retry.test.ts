@@ -31,5 +31,5 @@ test("retryable failures are retried (honouring Retry-After), others fail at onc
   calls = 0;
   await assert.rejects(withHttpRetries("read x", { retries: 3, retryDelayMs: 1, timeoutMs: 1000 }, async () => (calls++, Promise.reject(new StorageError("read x: 404")))), /404/);
   assert.equal(calls, 1);
-  await assert.rejects(withHttpRetries("read x", { retries: 2, retryDelayMs: 1, timeoutMs: 1000 }, async () => Promise.reject(new StorageError("read x: 503", { retryable: true }))), /^StorageError: read x: 503 \(gave up after 3 attempts\)$/);
+  await assert.rejects(withHttpRetries("read x", { retries: 2, retryDelayMs: 1, timeoutMs: 1000 }, async () => Promise.reject(new StorageError("read x: 503", { retryable: true }))), /^StorageError: read x: failed after 3 attempts \(--http-retries 2\): 503$/);
 });

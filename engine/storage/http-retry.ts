@@ -1,18 +1,25 @@
 /**
- * One retry policy for HTTP storage: exponential backoff with full jitter (so a pool of workers
- * hitting a 429 does not come back in lockstep), `Retry-After` honoured when the server sends
- * one, and only retryable failures retried (MergeloomError.retryable; anything else thrown —
- * fetch's TypeError on a reset, a timeout's DOMException — counts as transient).
+ * The one retry policy for HTTP storage (plain http(s) inputs and the Hub client alike):
+ * exponential backoff with full jitter (so a pool of workers hitting a 429 does not come back in
+ * lockstep), `Retry-After` honoured when the server sends one, a stall watch per attempt
+ * (--http-timeout is a minimum rate, not a deadline), and only retryable failures retried
+ * (MergeloomError.retryable; anything else thrown — fetch's TypeError on a reset, undici's socket
+ * errors — counts as transient). Giving up is one line: what was read, how often it was tried
+ * (with the flag that sets it), and the last failure.
  */
 import { MergeloomError } from "@mergeloom/proto";
 import { StorageError } from "../errors/index.js";
+import { StallWatch } from "./http-stall-watch.js";
+
+export const DEFAULT_HTTP_TIMEOUT_MS = 30_000;
+export const DEFAULT_HTTP_RETRIES = 5;
 
 export interface RetryPolicy {
-  /** Extra attempts after the first. */
+  /** Extra attempts after the first (--http-retries). */
   retries: number;
   /** Upper bound of the first backoff; doubled per attempt. */
   retryDelayMs: number;
-  /** Per-attempt timeout. */
+  /** Stall window of one attempt (--http-timeout): headers or 64 KiB (or the rest) must arrive in each. */
   timeoutMs: number;
   /** Cap on one backoff (default 30 s). */
   maxDelayMs?: number;
@@ -28,7 +35,7 @@ export class RetryAfterError extends StorageError {
 }
 
 /** `Retry-After` as milliseconds (delta-seconds or an HTTP date); undefined when absent or bad. */
-export function parseRetryAfter(v: string | null, now = Date.now()): number | undefined {
+export function parseRetryAfter(v: string | null | undefined, now = Date.now()): number | undefined {
   if (!v) return undefined;
   if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
   const t = Date.parse(v);
@@ -40,17 +47,27 @@ export function backoffDelay(policy: Pick<RetryPolicy, "retryDelayMs" | "maxDela
   return Math.floor(random() * cap);
 }
 
-export async function withHttpRetries<T>(what: string, policy: RetryPolicy, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+/**
+ * Runs `attempt` with a fresh stall watch per try (its `signal` aborts the request when it stalls;
+ * call `headers()` when the response arrives and `progress(n)` per body chunk). `expected` is the
+ * body length when known (the stall rule then asks for no more than the rest).
+ */
+export async function withHttpRetries<T>(what: string, policy: RetryPolicy, attempt: (watch: StallWatch) => Promise<T>, expected?: number): Promise<T> {
+  const retries = Math.max(0, policy.retries);
   for (let i = 0; ; i++) {
     let err: MergeloomError;
+    const watch = new StallWatch(what, policy.timeoutMs, expected);
     try {
-      return await attempt(AbortSignal.timeout(policy.timeoutMs));
+      return await attempt(watch);
     } catch (e) {
-      err = e instanceof MergeloomError ? e : new StorageError(`${what}: ${describeFetchError(e)}`, { cause: e, retryable: true });
+      err = watch.stalled ?? (e instanceof MergeloomError ? e : new StorageError(`${what}: ${describeFetchError(e)}`, { cause: e, retryable: true }));
+    } finally {
+      watch.stop();
     }
     if (!err.retryable) throw err;
-    if (i >= policy.retries) {
-      throw new StorageError(`${err.message.startsWith(what) ? err.message : `${what}: ${err.message}`} (gave up after ${i + 1} attempts)`, { cause: err, retryable: true });
+    if (i >= retries) {
+      const last = err.message.startsWith(`${what}: `) ? err.message.slice(what.length + 2) : err.message;
+      throw new StorageError(`${what}: failed after ${i + 1} attempts (--http-retries ${retries}): ${last}`, { cause: err, retryable: true });
     }
     const hinted = err instanceof RetryAfterError ? err.retryAfterMs : undefined;
     const delay = hinted !== undefined ? Math.min(hinted, policy.maxDelayMs ?? 30_000) : backoffDelay(policy, i);
@@ -59,7 +76,7 @@ export async function withHttpRetries<T>(what: string, policy: RetryPolicy, atte
   }
 }
 
-/** fetch wraps the socket error in `cause`; both parts say what happened. */
+/** fetch and undici wrap the socket error in `cause`; both parts say what happened. */
 export function describeFetchError(e: unknown): string {
   if (!(e instanceof Error)) return String(e);
   const cause = (e as { cause?: unknown }).cause;

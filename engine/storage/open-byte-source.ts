@@ -46,7 +46,7 @@ export function localPathOf(uri: string): string | undefined {
 export function openByteSource(uri: string, opts: OpenByteSourceOptions = {}): ByteSource {
   if (isHttpUri(uri)) return new HttpByteSource(uri, opts.http);
   if (isSyntheticUri(uri)) return new SyntheticByteSource(uri);
-  if (isHubUri(uri)) return new HubByteSource(uri);
+  if (isHubUri(uri)) return new HubByteSource(uri, opts.http);
   const path = localPathOf(uri);
   if (path === undefined) {
     throw new StorageError(`open ${uri}: unsupported URI scheme '${SCHEME.exec(uri)?.[1]}' (supported: http://, https://, file://, synthetic://, hf://, or a plain path)`);

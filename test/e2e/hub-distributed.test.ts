@@ -2,7 +2,9 @@
  * A distributed merge of Hub models with no shared file system: two worker processes jailed to
  * empty storage roots and an empty HF cache read their tasks' tensor ranges from the test Hub
  * themselves and return outputs through the NATS object store. The output equals the local merge
- * bit for bit, and together the workers read each input tensor byte exactly once.
+ * bit for bit, and together the workers read each input tensor byte exactly once. A Hub LoRA
+ * adapter reaches such a worker the same way: tasks name its pinned Hub file, not the
+ * coordinator's HF cache.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -14,6 +16,7 @@ import { runCli } from "../harness/run-cli.js";
 import { FIXTURES } from "../harness/repo-root.js";
 import { startCoordinator, startWorker, uniquePrefix, type Proc } from "../harness/cluster.js";
 import { startTestHub, type TestHub } from "../harness/hub-server.js";
+import { writeLoraAdapter } from "../harness/lora-fixtures.js";
 
 let server: NatsServerHandle;
 let hub: TestHub;
@@ -70,8 +73,38 @@ test("two jailed workers read their tasks' Hub ranges themselves; output via the
   for (const e of c.events()) if (e.type === "task") byWorker.set(String(e.worker), (byWorker.get(String(e.worker)) ?? 0) + 1);
   assert.equal(byWorker.size, 2, `both workers took tasks: ${JSON.stringify([...byWorker])}`);
   const last = c.events().filter((e) => e.type === "task").at(-1)!;
-  assert.equal(last.networkBytes, plan.bytesToRead, "task events report the network bytes");
+  // Task events report the network bytes: the tensor bytes, plus each shard's safetensors header
+  // once per worker (the Hub source reads ahead within tensors, so it learns where they lie).
+  const shardFiles = (await Promise.all(["base", "expert-add", "expert-sub"].map(async (m) => (await readdir(join(FIXTURES, m))).filter((f) => f.endsWith(".safetensors")).map((f) => join(FIXTURES, m, f))))).flat();
+  const headers = await Promise.all(shardFiles.map(async (f) => 8 + Number((await readFile(f)).readBigUInt64LE(0))));
+  const extra = Number(last.networkBytes) - plan.bytesToRead;
+  assert.ok(extra >= 0 && extra <= 2 * headers.reduce((a, b) => a + b, 0), `network bytes ${String(last.networkBytes)} vs tensor bytes ${plan.bytesToRead}`);
   assert.ok((await readdir(rangeCache)).length > 0, "worker 1 kept ranges in its --cache-dir");
   await Promise.all(workers.map((w) => w.kill("SIGTERM")));
+  await rm(jail, { recursive: true, force: true });
+});
+
+test("a Hub LoRA adapter (model+org/adapter) merges on a worker that cannot see the coordinator's HF cache", async () => {
+  await writeLoraAdapter(join(dir, "adapter-src"));
+  await hub.addCommit("arith/lora", join(dir, "adapter-src"));
+  const cfg = async (name: string, ref: string) => {
+    const p = join(dir, `${name}.yml`);
+    await writeFile(p, `merge_method: linear\nmodels:\n  - model: ${JSON.stringify(ref)}\n    parameters: { weight: 1.0 }\ndtype: float32\n`);
+    return p;
+  };
+  const lr = await runCli(["merge", await cfg("lora-local", `${join(FIXTURES, "base")}+${join(dir, "adapter-src")}`), "-o", join(dir, "lora-local-out")]);
+  assert.equal(lr.code, 0, lr.stderr);
+
+  const prefix = uniquePrefix();
+  const jail = await mkdtemp(join(tmpdir(), "mergeloom-nofs-"));
+  // Its own empty HF cache, and storage confined to an empty directory: the coordinator's cache
+  // (where planning put the adapter's files) is out of its reach.
+  const w = startWorker(server.url, { name: "lora1", prefix, extra: ["--storage-root", jail], env: { HF_HUB_CACHE: join(dir, "worker-own-cache") } });
+  procs.push(w);
+  const c = startCoordinator(server.url, prefix, await cfg("lora-hub", "arith/base+arith/lora"), join(dir, "lora-hub-out"), ["--output-via", "object"]);
+  procs.push(c);
+  assert.equal(await c.exited, 0, c.err);
+  assert.ok((await shards(join(dir, "lora-hub-out"))).equals(await shards(join(dir, "lora-local-out"))), "the Hub adapter merged on the worker differs from the local adapter's merge");
+  await w.kill("SIGTERM");
   await rm(jail, { recursive: true, force: true });
 });

@@ -289,14 +289,37 @@ describe("Hub errors and faults", () => {
     assert.ok((await tensorsOf("resets")).equals(localRef));
   });
 
-  test("a server that keeps failing gives up with one line after the retries", async () => {
-    hub.faults.throttleEvery = 1;
+  test("a server that keeps failing is retried as --http-retries says, then gives up with one line naming the URL", async () => {
+    // The revision API of one repo always answers 503: planning retries it, then stops.
+    hub.faults.failPaths = ["/api/models/arith/expert-add/"];
+    hub.resetCounters();
     try {
-      const r = await merge(await config("throttled", HUB), "throttled", env({ MERGELOOM_HUB_RETRIES: "2" }));
+      const r = await merge(await config("failing-api", HUB), "failing-api", env(), ["--http-retries", "2"]);
       assert.notEqual(r.code, 0);
-      assert.match(r.stderr.trim(), /^mergeloom: read hub arith\/\S+@main: the Hub answered 429 \(gave up after 3 attempts\)$/);
+      assert.match(r.stderr.trim(), /^mergeloom: read http:\/\/127\.0\.0\.1:\d+\/api\/models\/arith\/expert-add\/revision\/main\?blobs=true: failed after 3 attempts \(--http-retries 2\): read hub arith\/expert-add@main: the Hub answered 503$/);
+      assert.equal(hub.hits.get("GET /api/models/arith/expert-add/revision/main"), 3, "1 attempt + 2 retries");
     } finally {
-      hub.faults.throttleEvery = 0;
+      hub.faults.failPaths = [];
     }
   });
+
+  test("tensor range reads in the merge threads honour --http-retries too", async () => {
+    // Pin first (plan succeeds), then make the storage host fail every read of one model's shard.
+    const sha = await hub.addCommit("arith/flaky-store", F("expert-sub"));
+    const info = (await (await fetch(`${hub.url}/api/models/arith/flaky-store/revision/${sha}?blobs=true`)).json()) as { siblings: Array<{ rfilename: string; lfs?: { sha256: string } }> };
+    const shard = info.siblings.find((f) => f.lfs)!.lfs!.sha256;
+    hub.faults.failPaths = [`/lfs/${shard}`];
+    hub.resetCounters();
+    try {
+      const r = await merge(await config("failing-store", { ...HUB, sub: "arith/flaky-store" }), "failing-store", env(), ["--http-retries", "1"]);
+      assert.notEqual(r.code, 0);
+      const line = r.stderr.trim();
+      const m = /^mergeloom: (?:merge \S+: )?read (http:\/\/127\.0\.0\.1:\d+\/arith\/flaky-store\/resolve\/[0-9a-f]{40}\/\S+) bytes (\d+)-(\d+): failed after 2 attempts \(--http-retries 1\): .*503$/.exec(line);
+      assert.ok(m, `one line naming the URL and range, got: ${line}`);
+      assert.equal(hub.hits.get(`GET /lfs/${shard} bytes=${m[2]}-${m[3]}`), 2, "the named range was tried 1 + 1 times");
+    } finally {
+      hub.faults.failPaths = [];
+    }
+  });
+
 });

@@ -65,6 +65,8 @@ export interface WorkerOpts {
   prefix: string;
   threads?: number;
   delayMs?: number;
+  /** Extra environment of this worker process. */
+  env?: Record<string, string>;
   ackWaitS?: number;
   maxDeliver?: number;
   extra?: string[];
@@ -79,7 +81,7 @@ export function startWorker(url: string, o: WorkerOpts): Proc {
   // Workers run in the repository (fixtures) and tests write under the OS temp dir: both are roots
   // unless the test confines the worker itself.
   if (!o.extra?.includes("--storage-root")) args.push("--storage-root", REPO_ROOT, tmpdir());
-  return new Proc(args, o.delayMs ? { MERGELOOM_FAULT_TASK_DELAY_MS: String(o.delayMs) } : {});
+  return new Proc(args, { ...(o.delayMs ? { MERGELOOM_FAULT_TASK_DELAY_MS: String(o.delayMs) } : {}), ...o.env });
 }
 
 export function startCoordinator(url: string, prefix: string, config: string, out: string, extra: string[] = [], traceFile?: string): Proc {

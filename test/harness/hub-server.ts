@@ -56,8 +56,13 @@ export interface TestHub {
   addCommit(repo: string, dir: string, opts?: { branch?: string; tags?: string[]; unhashed?: boolean }): Promise<string>;
   setRef(repo: string, ref: string, sha: string): void;
   gate(repo: string, token: string): void;
-  /** Faults: a 429 on every Nth request (0 = off), a reset on every Nth storage body (0 = off). */
-  faults: { throttleEvery: number; resetEvery: number };
+  /**
+   * Faults: a 429 on every Nth request (0 = off), a reset on every Nth storage body (0 = off), a
+   * 503 on every request whose path contains one of `failPaths`.
+   */
+  faults: { throttleEvery: number; resetEvery: number; failPaths: string[] };
+  /** Requests seen per `METHOD path range` (tests count retries). */
+  hits: Map<string, number>;
   close(): Promise<void>;
 }
 
@@ -98,7 +103,16 @@ export async function startTestHub(): Promise<TestHub> {
   const tokens = new Map<string, string>();
   const blobs = new Map<string, HubFile>();
   const counters: HubServerCounters = { requests: 0, bytesServed: 0, tensorBytesServed: 0, storageAuthHeaders: 0, throttled: 0, resets: 0 };
-  const faults = { throttleEvery: 0, resetEvery: 0 };
+  const faults = { throttleEvery: 0, resetEvery: 0, failPaths: [] as string[] };
+  const hits = new Map<string, number>();
+  /** Counts the request; true when it was answered with an injected 503. */
+  const injected = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const key = `${req.method} ${(req.url ?? "").split("?")[0]} ${req.headers.range ?? ""}`.trim();
+    hits.set(key, (hits.get(key) ?? 0) + 1);
+    if (!faults.failPaths.some((p) => (req.url ?? "").includes(p))) return false;
+    res.writeHead(503).end();
+    return true;
+  };
   let storageReads = 0;
   let commitSeq = 0;
   const nonce = randomBytes(8).toString("hex");
@@ -128,7 +142,8 @@ export async function startTestHub(): Promise<TestHub> {
     counters.bytesServed += len;
     if (f.dataStart !== undefined) counters.tensorBytesServed += Math.max(0, end + 1 - Math.max(start, f.dataStart));
     const reset = isStorage && faults.resetEvery > 0 && ++storageReads % faults.resetEvery === 0 && len > 1;
-    const stream = createReadStream(f.disk, { start, end: reset ? start + Math.floor(len / 2) - 1 : end });
+    // 1 MiB reads (not the 64 KiB default): this server shares the CPU with the merge it serves in benchmarks.
+    const stream = createReadStream(f.disk, { start, end: reset ? start + Math.floor(len / 2) - 1 : end, highWaterMark: 1 << 20 });
     if (reset) {
       counters.resets++;
       stream.on("end", () => res.socket?.destroy());
@@ -150,6 +165,7 @@ export async function startTestHub(): Promise<TestHub> {
 
   const hub: Server = createServer((req, res) => {
     counters.requests++;
+    if (injected(req, res)) return;
     if (faults.throttleEvery > 0 && counters.requests % faults.throttleEvery === 0) {
       counters.throttled++;
       return void res.writeHead(429, { "retry-after": "0" }).end();
@@ -194,6 +210,7 @@ export async function startTestHub(): Promise<TestHub> {
   const storage: Server = createServer((req, res) => {
     counters.requests++;
     if (req.headers.authorization) counters.storageAuthHeaders++;
+    if (injected(req, res)) return;
     const url = new URL(req.url ?? "/", "http://x");
     const m = /^\/lfs\/([0-9a-f]{64})$/.exec(url.pathname);
     const f = m ? blobs.get(m[1]) : undefined;
@@ -213,8 +230,10 @@ export async function startTestHub(): Promise<TestHub> {
     storageUrl,
     counters,
     faults,
+    hits,
     resetCounters() {
       Object.assign(counters, { requests: 0, bytesServed: 0, tensorBytesServed: 0, storageAuthHeaders: 0, throttled: 0, resets: 0 });
+      hits.clear();
     },
     async addCommit(id, dir, opts = {}) {
       const repo = repoOf(id);

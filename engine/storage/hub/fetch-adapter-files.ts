@@ -3,7 +3,8 @@ import { downloadToCache, type DownloadResult } from "./download-to-cache.js";
 import { cachedFile, snapshotDir } from "./hf-cache.js";
 import { sharedHubClient } from "./hub-byte-source.js";
 
-export const ADAPTER_FILES = ["adapter_config.json", "adapter_model.safetensors"];
+export const ADAPTER_WEIGHTS = "adapter_model.safetensors";
+export const ADAPTER_FILES = ["adapter_config.json", ADAPTER_WEIGHTS];
 
 export async function fetchAdapterFiles(repo: string, revision: string, sha: string): Promise<Pick<DownloadResult, "dir">> {
   const { settings } = sharedHubClient();

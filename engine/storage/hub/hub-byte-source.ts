@@ -1,26 +1,68 @@
 /**
  * ByteSource over a pinned Hub file `hf://org/name@<sha>/<file>`: the HF cache when it holds the
- * file, then the worker's range cache, then HTTP range reads from `{HF_ENDPOINT}/{repo}/resolve/{sha}/{file}`.
- * With HF_HUB_OFFLINE=1 only the cache is used, and a missing file is named.
+ * file, then blocks in memory, then the worker's range cache, then HTTP range reads from
+ * `{HF_ENDPOINT}/{repo}/resolve/{sha}/{file}`. With HF_HUB_OFFLINE=1 only the cache is used, and
+ * a missing file is named.
+ *
+ * The merge kernels read a tensor in 2 MB row chunks, one input after another, pass after pass.
+ * Sent as they come, those are small serial requests that leave the link idle while the kernel
+ * runs. So a read inside a safetensors tensor is served from BLOCK_BYTES blocks of that tensor
+ * (aligned to its start, never past its end: a worker fetches only its tasks' tensors), and the
+ * next AHEAD_BLOCKS blocks of the same tensor are requested at once, in parallel, within the
+ * thread's memory budget (block-pool.ts) and the client's cap on requests in flight.
+ *
+ * Multi-pass methods (TIES, DARE...) read a big tensor several times. Its blocks stay in memory
+ * when the tensor fits the budget; a block pushed out while its tensor is still being read goes
+ * to the range cache on disk, and the next pass reads it there. Blocks of finished tensors are
+ * dropped — writing every input byte to disk cost more than the network it saves — unless the
+ * worker was given --cache-dir (evolve re-reads the same tensors job after job: keep them all).
  */
 import { CheckpointError, StorageError } from "../../errors/index.js";
 import { checkReadArgs, truncatedError, type ByteSource } from "../byte-source.js";
 import { FileByteSource } from "../file-byte-source.js";
+import type { HttpOptions } from "../http-byte-source.js";
+import { BlockPool } from "./block-pool.js";
 import { cachedFile } from "./hf-cache.js";
 import { HubClient } from "./hub-client.js";
 import { parsePinnedHubUri, type PinnedHubFile } from "./hub-reference.js";
 import { hubSettings, type HubSettings } from "./hub-settings.js";
 import { countCacheBytes } from "./hub-stats.js";
 import { RangeCache } from "./range-cache.js";
+import { tensorExtents, type Extent } from "./tensor-extents.js";
 
-let shared: { settings: HubSettings; client: HubClient; ranges?: RangeCache } | undefined;
+const BLOCK_BYTES = 8 << 20;
+const AHEAD_BLOCKS = 3;
+/** A tensor not read for this long is finished (its source has moved on or gone idle). */
+const ACTIVE_MS = 2000;
 
-/** One client (connection pool, request cap, redirect targets) per process or thread. */
-export function sharedHubClient(): { client: HubClient; ranges?: RangeCache; settings: HubSettings } {
+interface Shared {
+  settings: HubSettings;
+  http?: HttpOptions;
+  client: HubClient;
+  ranges?: RangeCache;
+  blocks: BlockPool;
+}
+let shared: Shared | undefined;
+let processHttp: HttpOptions | undefined;
+
+/** Entry points: the user's --http-retries / --http-timeout, for every Hub request this process (or thread) makes. */
+export function useHubHttpOptions(http: HttpOptions | undefined): void {
+  processHttp = http;
+}
+
+const sameHttp = (a: HttpOptions | undefined, b: HttpOptions | undefined) => a?.retries === b?.retries && a?.timeoutMs === b?.timeoutMs && a?.retryDelayMs === b?.retryDelayMs;
+
+/**
+ * One client (connection pool, request cap, redirect targets) and one block pool per process or
+ * thread. `http` (--http-retries, --http-timeout) overrides the settings' retry policy.
+ */
+export function sharedHubClient(httpOpts?: HttpOptions): Shared {
   const settings = hubSettings();
-  if (shared?.settings !== settings) {
+  const http = httpOpts ?? processHttp ?? shared?.http;
+  if (!shared || shared.settings !== settings || !sameHttp(http, shared.http)) {
     const ranges = settings.rangeCacheDir && settings.rangeCacheBytes ? new RangeCache(settings.rangeCacheDir, settings.rangeCacheBytes) : undefined;
-    shared = { settings, client: new HubClient(settings), ranges };
+    const policy = { ...(http?.retries !== undefined && { retries: http.retries }), ...(http?.timeoutMs !== undefined && { timeoutMs: http.timeoutMs }), ...(http?.retryDelayMs !== undefined && { retryDelayMs: http.retryDelayMs }) };
+    shared = { settings, http, client: new HubClient(settings, policy), ranges, blocks: new BlockPool(settings.memoryBytes) };
   }
   return shared;
 }
@@ -38,18 +80,25 @@ export class HubByteSource implements ByteSource {
   private readonly pin: PinnedHubFile & { file: string };
   private local?: ByteSource;
   private knownSize?: number;
+  private extents?: Promise<Extent[]>;
+  /** The tensor read last, and when: while it is being read, its evicted blocks will be read again by the next pass. */
+  private active?: Extent;
+  private activeAt = 0;
 
-  constructor(uri: string) {
+  constructor(uri: string, private readonly http?: HttpOptions) {
     this.uri = uri;
     const pin = parsePinnedHubUri(uri);
     if (pin.file === undefined) throw new StorageError(`open ${uri}: names a repository, not a file`);
     this.pin = { ...pin, file: pin.file };
   }
 
+  private hub(): Shared {
+    return sharedHubClient(this.http);
+  }
+
   private cached(): ByteSource | undefined {
     if (this.local) return this.local;
-    const { settings } = sharedHubClient();
-    const p = cachedFile(settings.cacheDir, this.pin.repo, this.pin.sha, this.pin.file);
+    const p = cachedFile(this.hub().settings.cacheDir, this.pin.repo, this.pin.sha, this.pin.file);
     if (p) this.local = new FileByteSource(p);
     return this.local;
   }
@@ -58,7 +107,7 @@ export class HubByteSource implements ByteSource {
     const local = this.cached();
     if (local) return local.size();
     if (this.knownSize !== undefined) return this.knownSize;
-    const { client, settings } = sharedHubClient();
+    const { client, settings } = this.hub();
     if (settings.offline) throw offlineMissingError(this.pin, settings.cacheDir);
     const info = await client.revisionInfo(this.pin.repo, this.pin.sha);
     let size = info.files.get(this.pin.file)?.size;
@@ -78,21 +127,93 @@ export class HubByteSource implements ByteSource {
     }
     const buf = into ? into.subarray(0, length) : new Uint8Array(length);
     if (length === 0) return buf;
-    const { client, settings, ranges } = sharedHubClient();
+    const { settings } = this.hub();
     if (settings.offline) throw offlineMissingError(this.pin, settings.cacheDir);
     const size = await this.size();
     if (offset + length > size) throw truncatedError(this.uri, offset, length, size);
-    const key = `${this.uri}:${offset}:${length}`;
-    if (ranges?.get(key, buf)) {
-      countCacheBytes(length);
+    const ext = await this.extentOf(offset, length);
+    if (!ext) {
+      copyChunks(await this.fetchRange(offset, length), 0, buf);
       return buf;
     }
-    await client.readRange(this.pin.repo, this.pin.sha, this.pin.file, offset, length, buf);
-    ranges?.put(key, buf);
+    const blockAt = (b: number) => {
+      const start = ext.start + b * BLOCK_BYTES;
+      return { start, len: Math.min(BLOCK_BYTES, ext.end - start) };
+    };
+    this.active = ext;
+    this.activeAt = performance.now();
+    const first = Math.floor((offset - ext.start) / BLOCK_BYTES);
+    const last = Math.floor((offset + length - 1 - ext.start) / BLOCK_BYTES);
+    const needed = [];
+    for (let b = first; b <= last; b++) needed.push({ ...blockAt(b), data: this.block(ext, blockAt(b), false)! });
+    const lastBlock = Math.floor((ext.end - 1 - ext.start) / BLOCK_BYTES);
+    for (let b = last + 1; b <= Math.min(lastBlock, last + AHEAD_BLOCKS); b++) {
+      // Read-ahead: its failure surfaces, if at all, on the read that needs the block.
+      this.block(ext, blockAt(b), true)?.catch(() => undefined);
+    }
+    for (const blk of needed) copyChunks(await blk.data, offset - blk.start, buf);
     return buf;
+  }
+
+  private block(ext: Extent, b: { start: number; len: number }, ahead: boolean): Promise<Uint8Array[]> | undefined {
+    const { blocks, ranges, settings } = this.hub();
+    const key = `${this.uri}:${b.start}:${b.len}`;
+    const spill = ranges && !settings.rangeCacheAll ? (data: Uint8Array[]) => this.active === ext && performance.now() - this.activeAt < ACTIVE_MS && ranges.put(key, data) : undefined;
+    return blocks.get(key, b.len, () => this.fetchRange(b.start, b.len), ahead, spill);
+  }
+
+  /** A range from the worker's range cache, else the network (kept in the range cache with --cache-dir). */
+  private async fetchRange(offset: number, length: number): Promise<Uint8Array[]> {
+    const { client, ranges, settings } = this.hub();
+    const key = `${this.uri}:${offset}:${length}`;
+    const hit = ranges?.take(key, length);
+    if (hit) {
+      countCacheBytes(length);
+      return [hit];
+    }
+    const chunks = await client.readRange(this.pin.repo, this.pin.sha, this.pin.file, offset, length);
+    if (settings.rangeCacheAll) ranges?.put(key, chunks);
+    return chunks;
+  }
+
+  /** The tensor whose bytes hold [offset, offset+length), from the file's safetensors header; undefined elsewhere. */
+  private async extentOf(offset: number, length: number): Promise<Extent | undefined> {
+    if (!this.pin.file.endsWith(".safetensors")) return undefined;
+    // A failed header read fails this read (after its retries) and is tried again by the next one.
+    const pending = (this.extents ??= tensorExtents(async (o, n) => copyChunks(await this.fetchRange(o, n), 0, new Uint8Array(n)), this.knownSize ?? 0));
+    const list = await pending.catch((err: unknown) => {
+      if (this.extents === pending) this.extents = undefined;
+      throw err;
+    });
+    let lo = 0;
+    let hi = list.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid].end <= offset) lo = mid + 1;
+      else if (list[mid].start > offset) hi = mid - 1;
+      else return offset + length <= list[mid].end ? list[mid] : undefined;
+    }
+    return undefined;
   }
 
   async close(): Promise<void> {
     await this.local?.close();
   }
+}
+
+/**
+ * Copies bytes of a chunked range into `into`: from byte `skip` of the range (negative: `into`
+ * starts before the range, which then lands at `-skip`), as much as both hold. Returns `into`.
+ */
+export function copyChunks(chunks: readonly Uint8Array[], skip: number, into: Uint8Array): Uint8Array {
+  let pos = 0; // range offset of the current chunk
+  for (const c of chunks) {
+    const end = pos + c.byteLength;
+    const from = Math.max(pos, skip);
+    const to = Math.min(end, skip + into.byteLength);
+    if (from < to) into.set(c.subarray(from - pos, to - pos), from - skip);
+    pos = end;
+    if (pos >= skip + into.byteLength) break;
+  }
+  return into;
 }

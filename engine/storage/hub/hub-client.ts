@@ -1,6 +1,8 @@
 /**
- * A small Hugging Face Hub client over global fetch (undici: keep-alive connection pool): the
- * revision API, `resolve` with Range, whole-file downloads. Written here rather than taken from
+ * A small Hugging Face Hub client over undici's `request` and one keep-alive Agent per process or
+ * thread (http-agent.ts): the revision API, `resolve` with Range, whole-file downloads. `request`
+ * rather than fetch: its Node stream body costs a fraction of the CPU of fetch's web stream per
+ * byte, which matters when the merge kernels share the cores. Written here rather than taken from
  * @huggingface/hub because range reads must land in a caller's buffer (the kernels' memory) with
  * per-host byte counts, one retry policy (backoff with jitter, Retry-After), a cap on requests in
  * flight, and redirects followed by hand so that the token goes only to the Hub's own host — the
@@ -8,11 +10,23 @@
  */
 import { MergeloomError } from "@mergeloom/proto";
 import { CheckpointError, StorageError } from "../../errors/index.js";
+import type { Dispatcher } from "undici";
+import { storageHttp } from "../http-agent.js";
 import { RetryAfterError, parseRetryAfter, withHttpRetries, describeFetchError, type RetryPolicy } from "../http-retry.js";
+import type { StallWatch } from "../http-stall-watch.js";
 import { hubHttpError, HubMissingError, type HubRequestSubject } from "./hub-errors.js";
 import { countNetworkBytes } from "./hub-stats.js";
 import type { HubSettings } from "./hub-settings.js";
+import { RedirectCache } from "./redirect-cache.js";
 import { Semaphore } from "./semaphore.js";
+
+/** One answer: status, a header getter, the body (a Node stream), and the URL that gave it (after redirects). */
+interface HubResponse {
+  status: number;
+  header(name: string): string | undefined;
+  body: Dispatcher.ResponseData["body"];
+  url: string;
+}
 
 export interface HubFileInfo {
   /** Path inside the repository. */
@@ -44,7 +58,7 @@ const MAX_REDIRECTS = 5;
 const PART_BYTES = 8 << 20;
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;
 
-export function normalizeEtag(v: string | null): string | undefined {
+export function normalizeEtag(v: string | null | undefined): string | undefined {
   if (!v) return undefined;
   return v.replace(/^W\//, "").replace(/^"|"$/g, "") || undefined;
 }
@@ -53,8 +67,8 @@ export class HubClient {
   private readonly sem: Semaphore;
   private readonly policy: RetryPolicy;
   private readonly endpointHost: string;
-  /** Where `resolve` redirected each file: range reads go straight there until it stops answering. */
-  private readonly located = new Map<string, string>();
+  /** Where `resolve` redirected each file: range reads go straight there until it expires or stops answering. */
+  private readonly located = new RedirectCache();
   private readonly infos = new Map<string, Promise<HubRevisionInfo>>();
 
   constructor(readonly settings: HubSettings, policy?: Partial<RetryPolicy>) {
@@ -84,10 +98,10 @@ export class HubClient {
   private async fetchRevisionInfo(repo: string, revision: string): Promise<HubRevisionInfo> {
     const url = `${this.settings.endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}?blobs=true`;
     const s: HubRequestSubject = { repo, revision };
-    const body = await this.withRetries(s, async (signal) => {
-      const res = await this.send(url, { headers: { accept: "application/json" } }, s, signal);
+    const body = await this.withRetries(url, async (watch) => {
+      const res = await this.send(url, { headers: { accept: "application/json" } }, s, watch);
       try {
-        return new Uint8Array(await res.arrayBuffer());
+        return new Uint8Array(await res.body.arrayBuffer());
       } catch (err) {
         throw new StorageError(`read hub ${repo}@${revision}: ${describeFetchError(err)}`, { cause: err, retryable: true });
       }
@@ -118,83 +132,90 @@ export class HubClient {
   /** HEAD on `resolve` (no redirect to storage followed): commit, etag and size of one file. */
   async fileMetadata(repo: string, revision: string, file: string): Promise<HubFileMetadata> {
     const s: HubRequestSubject = { repo, revision, file };
-    return this.withRetries(s, async (signal) => {
-      const res = await this.send(this.resolveUrl(repo, revision, file), { method: "HEAD", headers: { "accept-encoding": "identity" } }, s, signal, { stopAtStorage: true });
-      const size = Number(res.headers.get("x-linked-size") ?? res.headers.get("content-length"));
+    const url = this.resolveUrl(repo, revision, file);
+    return this.withRetries(url, async (watch) => {
+      const res = await this.send(url, { method: "HEAD", headers: { "accept-encoding": "identity" } }, s, watch, { stopAtStorage: true });
+      await res.body.dump().catch(() => undefined);
+      const size = Number(res.header("x-linked-size") ?? res.header("content-length"));
       return {
-        commit: res.headers.get("x-repo-commit") ?? undefined,
-        etag: normalizeEtag(res.headers.get("x-linked-etag")) ?? normalizeEtag(res.headers.get("etag")),
+        commit: res.header("x-repo-commit"),
+        etag: normalizeEtag(res.header("x-linked-etag")) ?? normalizeEtag(res.header("etag")),
         size: Number.isSafeInteger(size) ? size : undefined,
       };
     });
   }
 
   /**
-   * Reads `length` bytes at `offset` of a file pinned to a commit, into `into`. A large read is
-   * split into parts fetched in parallel (bounded by the request cap): one TCP stream rarely
-   * fills a fast link, and a failed part is retried alone.
+   * `length` bytes at `offset` of a file pinned to a commit, as the chunks the socket delivered
+   * (the caller copies them once, to where they are needed). A large read is split into parts
+   * fetched in parallel (bounded by the request cap): one TCP stream rarely fills a fast link,
+   * and a failed part is retried alone.
    */
-  async readRange(repo: string, sha: string, file: string, offset: number, length: number, into: Uint8Array): Promise<void> {
-    if (length <= PART_BYTES * 1.5) return this.readPart(repo, sha, file, offset, length, into);
-    const parts: Promise<void>[] = [];
-    for (let p = 0; p < length; p += PART_BYTES) {
-      const n = Math.min(PART_BYTES, length - p);
-      parts.push(this.readPart(repo, sha, file, offset + p, n, into.subarray(p, p + n)));
-    }
-    await Promise.all(parts);
+  async readRange(repo: string, sha: string, file: string, offset: number, length: number): Promise<Uint8Array[]> {
+    if (length <= PART_BYTES * 1.5) return this.readPart(repo, sha, file, offset, length);
+    const parts: Promise<Uint8Array[]>[] = [];
+    for (let p = 0; p < length; p += PART_BYTES) parts.push(this.readPart(repo, sha, file, offset + p, Math.min(PART_BYTES, length - p)));
+    return (await Promise.all(parts)).flat();
   }
 
-  private async readPart(repo: string, sha: string, file: string, offset: number, length: number, into: Uint8Array): Promise<void> {
+  private async readPart(repo: string, sha: string, file: string, offset: number, length: number): Promise<Uint8Array[]> {
     const s: HubRequestSubject = { repo, revision: sha, file };
     const key = `${repo}@${sha}/${file}`;
     const last = offset + length - 1;
-    await this.sem.run(() =>
-      this.withRetries(s, async (signal) => {
-        const cached = this.located.get(key);
-        let res: Response;
-        try {
-          res = await this.send(cached ?? this.resolveUrl(repo, sha, file), { headers: { range: `bytes=${offset}-${last}` } }, s, signal, { onLocation: (u) => this.located.set(key, u) });
-        } catch (err) {
-          // A stored redirect target can expire (signed URLs): forget it and go through `resolve` again.
-          if (cached) {
-            this.located.delete(key);
-            if (err instanceof MergeloomError && !err.retryable) throw new StorageError((err as Error).message, { cause: err, retryable: true });
+    const what = `read ${this.resolveUrl(repo, sha, file)} bytes ${offset}-${last}`;
+    return this.sem.run(() =>
+      this.withRetries(what,
+        async (watch) => {
+          const cached = this.located.get(key);
+          let res: HubResponse;
+          try {
+            res = await this.send(cached ?? this.resolveUrl(repo, sha, file), { headers: { range: `bytes=${offset}-${last}` } }, s, watch, { onLocation: (u) => this.located.set(key, u) });
+          } catch (err) {
+            // A stored redirect target can expire early or be revoked: forget it and go through `resolve` again.
+            if (cached) {
+              this.located.delete(key);
+              if (err instanceof MergeloomError && !err.retryable) throw new StorageError((err as Error).message, { cause: err, retryable: true });
+            }
+            throw err;
           }
-          throw err;
-        }
-        if (res.status !== 206) {
-          await res.body?.cancel().catch(() => undefined);
-          throw new StorageError(`read hub ${repo}@${sha}/${file}: the server answered ${res.status} to a Range request instead of 206; HF_ENDPOINT must support HTTP Range requests`);
-        }
-        const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
-        if (!m || Number(m[1]) !== offset || Number(m[2]) < last) {
-          await res.body?.cancel().catch(() => undefined);
-          throw new CheckpointError(`hub ${repo}@${sha}/${file}`, `asked for bytes ${offset}-${last} but the server answered Content-Range ${JSON.stringify(res.headers.get("content-range"))}; the file is shorter than its header says`);
-        }
-        const got = await readBodyInto(res, into.subarray(0, length), new URL(res.url || this.settings.endpoint).host, `read hub ${repo}@${sha}/${file}`);
-        if (got !== length) throw new StorageError(`read hub ${repo}@${sha}/${file}: connection closed after ${got} of ${length} bytes`, { retryable: true });
-      }),
+          if (res.status !== 206) {
+            await res.body.dump().catch(() => undefined);
+            throw new StorageError(`read hub ${repo}@${sha}/${file}: the server answered ${res.status} to a Range request instead of 206; HF_ENDPOINT must support HTTP Range requests`);
+          }
+          const m = CONTENT_RANGE.exec(res.header("content-range") ?? "");
+          if (!m || Number(m[1]) !== offset || Number(m[2]) < last) {
+            await res.body.dump().catch(() => undefined);
+            throw new CheckpointError(`hub ${repo}@${sha}/${file}`, `asked for bytes ${offset}-${last} but the server answered Content-Range ${JSON.stringify(res.header("content-range") ?? null)}; the file is shorter than its header says`);
+          }
+          const chunks = await readBodyChunks(res, length, `read hub ${repo}@${sha}/${file}`, watch);
+          const got = chunks.reduce((n, c) => n + c.byteLength, 0);
+          if (got !== length) throw new StorageError(`read hub ${repo}@${sha}/${file}: connection closed after ${got} of ${length} bytes`, { retryable: true });
+          return chunks;
+        },
+        length,
+      ),
     );
   }
 
   /** A small file (index, config, tokenizer) whole; undefined when it does not exist. */
   async getSmallFile(repo: string, sha: string, file: string, maxBytes = 64 << 20): Promise<Uint8Array | undefined> {
     const s: HubRequestSubject = { repo, revision: sha, file };
-    return this.withRetries(s, async (signal) => {
-      let res: Response;
+    const url = this.resolveUrl(repo, sha, file);
+    return this.withRetries(url, async (watch) => {
+      let res: HubResponse;
       try {
-        res = await this.send(this.resolveUrl(repo, sha, file), {}, s, signal);
+        res = await this.send(url, {}, s, watch);
       } catch (err) {
         if (err instanceof HubMissingError && err.missing === "file") return undefined;
         throw err;
       }
-      const declared = Number(res.headers.get("content-length") ?? "0");
+      const declared = Number(res.header("content-length") ?? "0");
       if (declared > maxBytes) {
-        await res.body?.cancel().catch(() => undefined);
+        await res.body.dump().catch(() => undefined);
         throw new CheckpointError(`hub ${repo}@${sha}/${file}`, `file is ${declared} bytes, over the ${maxBytes}-byte limit for metadata files`);
       }
       const buf = new Uint8Array(declared || maxBytes);
-      const got = await readBodyInto(res, buf, new URL(res.url || this.settings.endpoint).host, `read hub ${repo}@${sha}/${file}`, !declared);
+      const got = await readBodyInto(res, buf, `read hub ${repo}@${sha}/${file}`, watch, !declared);
       if (declared && got !== declared) throw new StorageError(`read hub ${repo}@${sha}/${file}: connection closed after ${got} of ${declared} bytes`, { retryable: true });
       return buf.slice(0, got);
     });
@@ -207,96 +228,122 @@ export class HubClient {
   async download(repo: string, sha: string, file: string, from: number, sink: (chunk: Uint8Array) => Promise<void>): Promise<number> {
     const s: HubRequestSubject = { repo, revision: sha, file };
     let pos = from;
-    await this.withRetries(s, async (signal) => {
+    const url = this.resolveUrl(repo, sha, file);
+    // The stall watch times progress, not the whole transfer: a large file may take many windows.
+    await this.withRetries(url, async (watch) => {
       const headers: Record<string, string> = pos > 0 ? { range: `bytes=${pos}-` } : {};
-      // Large files take longer than one request timeout: only the connection setup is timed.
-      const res = await this.send(this.resolveUrl(repo, sha, file), { headers }, s, signal);
+      const res = await this.send(url, { headers }, s, watch);
       if (pos > 0 && res.status !== 206) {
-        await res.body?.cancel().catch(() => undefined);
+        await res.body.dump().catch(() => undefined);
         throw new StorageError(`download hub ${repo}@${sha}/${file}: the server answered ${res.status} to a resume request instead of 206; HF_ENDPOINT must support HTTP Range requests`);
       }
-      const host = new URL(res.url || this.settings.endpoint).host;
-      if (!res.body) return;
-      const reader = res.body.getReader();
+      const host = new URL(res.url).host;
       try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) return;
+        for await (const chunk of res.body) {
+          const value = chunk as Buffer;
           countNetworkBytes(host, value.byteLength);
+          watch.progress(value.byteLength);
           await sink(value);
           pos += value.byteLength;
         }
       } catch (err) {
         if (err instanceof MergeloomError) throw err;
-        throw new StorageError(`download hub ${repo}@${sha}/${file}: connection failed at byte ${pos} (${describeFetchError(err)})`, { cause: err, retryable: true });
+        throw watch.stalled ?? new StorageError(`download hub ${repo}@${sha}/${file}: connection failed at byte ${pos} (${describeFetchError(err)})`, { cause: err, retryable: true });
       }
-    }, { noTimeout: true });
+    });
     return pos - from;
   }
 
-  private withRetries<T>(s: HubRequestSubject, fn: (signal: AbortSignal) => Promise<T>, opts: { noTimeout?: boolean } = {}): Promise<T> {
-    const what = `read hub ${s.repo}@${s.revision}${s.file ? `/${s.file}` : ""}`;
-    return withHttpRetries(what, opts.noTimeout ? { ...this.policy, timeoutMs: 2 ** 31 - 1 } : this.policy, fn);
+  /** The shared retry policy; `what` (a URL, with the byte range for range reads) names the request when retries run out. */
+  private withRetries<T>(what: string, fn: (watch: StallWatch) => Promise<T>, expected?: number): Promise<T> {
+    const target = /^read /.test(what) ? what : `read ${what}`;
+    return withHttpRetries(target, this.policy, fn, expected);
   }
 
   /**
    * One request with redirects followed by hand. The token goes to the endpoint's host only;
    * any non-success status becomes a typed error (retryable for 408/429/5xx).
    */
-  private async send(
-    url: string,
-    init: { method?: string; headers?: Record<string, string> },
-    s: HubRequestSubject,
-    signal: AbortSignal,
-    opts: { stopAtStorage?: boolean; onLocation?: (url: string) => void } = {},
-  ): Promise<Response> {
+  private async send(url: string, init: { method?: string; headers?: Record<string, string> }, s: HubRequestSubject, watch: StallWatch, opts: { stopAtStorage?: boolean; onLocation?: (url: string) => void } = {}): Promise<HubResponse> {
     let current = url;
     for (let hop = 0; ; hop++) {
       const u = new URL(current);
       const headers: Record<string, string> = { "user-agent": "mergeloom/0.1.0", ...init.headers };
       if (this.settings.token && u.host === this.endpointHost) headers.authorization = `Bearer ${this.settings.token}`;
-      const res = await fetch(current, { method: init.method ?? "GET", headers, redirect: "manual", signal });
-      if (res.status >= 300 && res.status < 400 && res.headers.has("location")) {
-        await res.body?.cancel().catch(() => undefined);
-        if (hop >= MAX_REDIRECTS) throw new StorageError(`read hub ${s.repo}@${s.revision}: more than ${MAX_REDIRECTS} redirects`);
-        const next = new URL(res.headers.get("location")!, current).href;
+      const http = await storageHttp();
+      const raw = await http.request(current, { method: (init.method ?? "GET") as Dispatcher.HttpMethod, headers, signal: watch.signal, dispatcher: http.agent });
+      watch.headers();
+      const header = (name: string): string | undefined => {
+        const v = raw.headers[name];
+        return Array.isArray(v) ? v[0] : v;
+      };
+      const res: HubResponse = { status: raw.statusCode, header, body: raw.body, url: current };
+      const location = header("location");
+      if (res.status >= 300 && res.status < 400 && location) {
+        if (hop >= MAX_REDIRECTS) {
+          await res.body.dump().catch(() => undefined);
+          throw new StorageError(`read hub ${s.repo}@${s.revision}: more than ${MAX_REDIRECTS} redirects`);
+        }
+        const next = new URL(location, current).href;
         // HEAD stops at the storage host: the metadata headers are on the Hub's answer.
         if (opts.stopAtStorage && new URL(next).host !== u.host) return res;
+        await res.body.dump().catch(() => undefined);
         if (new URL(next).host !== u.host) opts.onLocation?.(next);
         current = next;
         continue;
       }
-      if (res.ok) {
-        Object.defineProperty(res, "url", { value: current });
-        return res;
-      }
-      await res.body?.cancel().catch(() => undefined);
-      const err = hubHttpError(s, res.status, res.headers.get("x-error-code"), this.settings.endpoint);
-      if (err.retryable) throw new RetryAfterError(err.message, parseRetryAfter(res.headers.get("retry-after")));
+      if (res.status >= 200 && res.status < 300) return res;
+      await res.body.dump().catch(() => undefined);
+      const err = hubHttpError(s, res.status, header("x-error-code") ?? null, this.settings.endpoint);
+      if (err.retryable) throw new RetryAfterError(err.message, parseRetryAfter(header("retry-after")));
       throw err;
     }
   }
 }
 
-/** Streams a body into `buf`, counting network bytes per host; returns the bytes received. */
-async function readBodyInto(res: Response, buf: Uint8Array, host: string, what: string, allowShort = false): Promise<number> {
-  if (!res.body) return 0;
-  const reader = res.body.getReader();
+/** A body as the chunks received (no copy), counting network bytes per host; at most `max` bytes. */
+async function readBodyChunks(res: HubResponse, max: number, what: string, watch: StallWatch): Promise<Uint8Array[]> {
+  const host = new URL(res.url).host;
+  const chunks: Uint8Array[] = [];
   let got = 0;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return got;
+    for await (const chunk of res.body) {
+      const value = chunk as Buffer;
+      if (got + value.byteLength > max) {
+        res.body.destroy();
+        throw new StorageError(`${what}: the server sent more than the ${max} bytes requested`);
+      }
+      chunks.push(value);
+      got += value.byteLength;
+      watch.progress(value.byteLength);
+      countNetworkBytes(host, value.byteLength);
+    }
+    return chunks;
+  } catch (err) {
+    if (err instanceof MergeloomError) throw err;
+    throw watch.stalled ?? new StorageError(`${what}: connection failed after ${got} of ${max} bytes (${describeFetchError(err)})`, { cause: err, retryable: true });
+  }
+}
+
+/** Streams a body into `buf`, counting network bytes per host; returns the bytes received. */
+async function readBodyInto(res: HubResponse, buf: Uint8Array, what: string, watch: StallWatch, allowShort = false): Promise<number> {
+  const host = new URL(res.url).host;
+  let got = 0;
+  try {
+    for await (const chunk of res.body) {
+      const value = chunk as Buffer;
       if (got + value.byteLength > buf.byteLength) {
-        await reader.cancel().catch(() => undefined);
+        res.body.destroy();
         throw new StorageError(`${what}: the server sent more than the ${buf.byteLength} bytes ${allowShort ? "allowed" : "requested"}`);
       }
       buf.set(value, got);
       got += value.byteLength;
+      watch.progress(value.byteLength);
       countNetworkBytes(host, value.byteLength);
     }
+    return got;
   } catch (err) {
     if (err instanceof MergeloomError) throw err;
-    throw new StorageError(`${what}: connection failed after ${got} of ${buf.byteLength} bytes (${describeFetchError(err)})`, { cause: err, retryable: true });
+    throw watch.stalled ?? new StorageError(`${what}: connection failed after ${got} of ${buf.byteLength} bytes (${describeFetchError(err)})`, { cause: err, retryable: true });
   }
 }

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
+import { DEFAULT_HTTP_RETRIES, DEFAULT_HTTP_TIMEOUT_MS } from "../http-retry.js";
 
 export interface HubSettings {
   /** `HF_ENDPOINT`, without a trailing slash (default https://huggingface.co). */
@@ -24,17 +25,26 @@ export interface HubSettings {
   rangeCacheDir?: string;
   /** Its size limit in bytes (worker `--cache-size`, default 8 GB; 0 turns the cache off). */
   rangeCacheBytes?: number;
-  /** Range requests in flight per process. */
+  /**
+   * Keep every range read in it (worker `--cache-dir`: evolve re-reads the same tensors job after
+   * job), rather than only the blocks of a tensor still being read that memory could not hold.
+   */
+  rangeCacheAll?: boolean;
+  /** Range requests in flight per process (or merge thread). */
   concurrency: number;
-  /** Extra attempts after the first for 429/5xx/resets. */
+  /** Memory for tensor blocks read and read ahead, per process or merge thread (MERGELOOM_HUB_MEMORY, default 512 MiB). */
+  memoryBytes: number;
+  /** Extra attempts after the first for 429/5xx/resets (--http-retries). */
   retries: number;
   /** First backoff; doubled per attempt, with full jitter. */
   retryDelayMs: number;
+  /** Stall window of one request (--http-timeout; see http-stall-watch.ts). */
   timeoutMs: number;
 }
 
 export const DEFAULT_ENDPOINT = "https://huggingface.co";
 export const DEFAULT_RANGE_CACHE_BYTES = 8e9;
+export const DEFAULT_HUB_MEMORY_BYTES = 512 << 20;
 
 function truthy(v: string | undefined): boolean {
   return v !== undefined && ["1", "ON", "YES", "TRUE"].includes(v.toUpperCase());
@@ -60,10 +70,12 @@ export function hubSettingsFromEnv(env: NodeJS.ProcessEnv): HubSettings {
     offline: truthy(env.HF_HUB_OFFLINE) || truthy(env.TRANSFORMERS_OFFLINE),
     rangeCacheDir: env.MERGELOOM_RANGE_CACHE_DIR || join(tmpdir(), "mergeloom-hub-ranges"),
     rangeCacheBytes: num(env.MERGELOOM_RANGE_CACHE_SIZE, DEFAULT_RANGE_CACHE_BYTES),
+    rangeCacheAll: truthy(env.MERGELOOM_RANGE_CACHE_ALL),
     concurrency: num(env.MERGELOOM_HUB_CONCURRENCY, 16),
-    retries: num(env.MERGELOOM_HUB_RETRIES, 5),
+    memoryBytes: num(env.MERGELOOM_HUB_MEMORY, DEFAULT_HUB_MEMORY_BYTES),
+    retries: num(env.MERGELOOM_HUB_RETRIES, DEFAULT_HTTP_RETRIES),
     retryDelayMs: num(env.MERGELOOM_HUB_RETRY_DELAY_MS, 250),
-    timeoutMs: num(env.MERGELOOM_HUB_TIMEOUT_MS, 60_000),
+    timeoutMs: num(env.MERGELOOM_HUB_TIMEOUT_MS, DEFAULT_HTTP_TIMEOUT_MS),
   };
 }
 

@@ -7,7 +7,7 @@
  * name and renamed, and deleting an entry someone else already deleted is harmless.
  */
 import { createHash } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
 export class RangeCache {
@@ -46,15 +46,36 @@ export class RangeCache {
     }
   }
 
-  put(key: string, data: Uint8Array): void {
-    if (data.byteLength > this.maxBytes) return;
+  /** The range `key` of `length` bytes in a new buffer (no zero-fill: every byte is read); undefined on a miss. */
+  take(key: string, length: number): Uint8Array | undefined {
+    let fd: number;
+    try {
+      fd = openSync(this.pathOf(key), "r");
+    } catch {
+      return undefined;
+    }
+    closeSync(fd);
+    const buf = Buffer.allocUnsafe(length);
+    return this.get(key, buf) ? buf : undefined;
+  }
+
+  /** Stores a range, given whole or as consecutive chunks. */
+  put(key: string, data: Uint8Array | readonly Uint8Array[]): void {
+    const chunks = data instanceof Uint8Array ? [data] : data;
+    const size = chunks.reduce((n, c) => n + c.byteLength, 0);
+    if (size > this.maxBytes) return;
     const p = this.pathOf(key);
     try {
       mkdirSync(join(p, ".."), { recursive: true });
       const tmp = `${p}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-      writeFileSync(tmp, data);
+      const fd = openSync(tmp, "w");
+      try {
+        for (const c of chunks) for (let done = 0; done < c.byteLength; ) done += writeSync(fd, c, done, c.byteLength - done);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(tmp, p);
-      this.used = (this.used ?? this.scan().total) + data.byteLength;
+      this.used = (this.used ?? this.scan().total) + size;
       if (this.used > this.maxBytes) this.evict();
     } catch {
       // A full or read-only cache disk must not fail the merge: the range was read already.

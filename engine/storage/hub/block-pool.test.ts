@@ -1,0 +1,65 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { BlockPool } from "./block-pool.js";
+import { copyChunks } from "./hub-byte-source.js";
+import { RedirectCache, signedUrlExpiry } from "./redirect-cache.js";
+
+const block = (v: number, n = 100) => async () => [new Uint8Array(n).fill(v)];
+
+test("a block is loaded once, kept within the budget (least recently used out), and read-ahead never goes over it", async () => {
+  const pool = new BlockPool(250);
+  let loads = 0;
+  const counted = (v: number) => () => (loads++, block(v)());
+  await pool.get("a", 100, counted(1));
+  await pool.get("a", 100, counted(1));
+  assert.equal(loads, 1);
+  await pool.get("b", 100, counted(2));
+  await pool.get("a", 100, counted(1)); // a is now the most recent
+  const evicted: string[] = [];
+  await pool.get("c", 100, counted(3), false, () => evicted.push("c"));
+  assert.equal(pool.has("b"), false, "b, the least recently used, made room");
+  assert.ok(pool.has("a") && pool.has("c"));
+  assert.ok(pool.bytes <= 250);
+  // Read-ahead does not evict in-flight blocks to make room: it is skipped.
+  let release!: () => void;
+  const slow = pool.get("d", 100, () => new Promise((r) => (release = () => r([new Uint8Array(100)]))));
+  assert.equal(pool.get("e", 200, counted(5), true), undefined);
+  release();
+  await slow;
+});
+
+test("a failed read-ahead block reaches the read that needs it once, with no second round of requests", async () => {
+  const pool = new BlockPool(1000);
+  let loads = 0;
+  const failing = () => (loads++, Promise.reject(new Error("503")));
+  await assert.rejects(pool.get("x", 100, failing, true)!, /503/);
+  await assert.rejects(pool.get("x", 100, failing)!, /503/);
+  assert.equal(loads, 1);
+  await pool.get("x", 100, block(7)); // forgotten after that: a later read tries again
+  assert.ok(pool.has("x"));
+});
+
+test("chunked ranges are copied from any offset, before or inside the range", () => {
+  const chunks = [Uint8Array.of(0, 1, 2), Uint8Array.of(3, 4), Uint8Array.of(5, 6, 7, 8)];
+  assert.deepEqual([...copyChunks(chunks, 2, new Uint8Array(5))], [2, 3, 4, 5, 6]);
+  assert.deepEqual([...copyChunks(chunks, 0, new Uint8Array(9))], [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual([...copyChunks(chunks, -2, new Uint8Array(4))], [0, 0, 0, 1]);
+});
+
+test("redirect targets are kept until their signature expires (less a minute), or 10 minutes when it states none", () => {
+  assert.equal(signedUrlExpiry("https://cdn/x?Expires=1700000000&Signature=s"), 1_700_000_000_000);
+  assert.equal(signedUrlExpiry("https://s3/x?X-Amz-Date=20250101T000000Z&X-Amz-Expires=3600"), Date.UTC(2025, 0, 1, 1));
+  assert.equal(signedUrlExpiry("https://storage/lfs/abc?sig=test"), undefined);
+  let now = 1_700_000_000_000 - 120_000;
+  const c = new RedirectCache(() => now);
+  c.set("f", "https://cdn/x?Expires=1700000000");
+  c.set("g", "https://storage/lfs/abc");
+  assert.equal(c.get("f"), "https://cdn/x?Expires=1700000000");
+  now += 61_000; // inside the last minute before expiry
+  assert.equal(c.get("f"), undefined);
+  assert.equal(c.get("g"), "https://storage/lfs/abc");
+  now += 10 * 60_000;
+  assert.equal(c.get("g"), undefined);
+  c.set("h", "https://cdn/y?Expires=1");
+  assert.equal(c.get("h"), undefined, "an already expired target is not kept");
+});
