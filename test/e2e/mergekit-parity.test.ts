@@ -17,12 +17,8 @@ import { configWithDtype, readExpected, readManifest, tensorHashes } from "../ha
 
 const root = REPO_ROOT;
 
-/** Entries that are not byte-identical, with why (slerp: numpy's BLAS norm and SIMD arccos/sin). */
-export const KNOWN_DIFFERENT: Record<string, string> = {
-  "slerp/float32": "numpy's SVML arccos and SIMD sin",
-  "slerp/bfloat16": "numpy's SVML arccos and SIMD sin",
-  "slerp/float16": "numpy's SVML arccos and SIMD sin",
-};
+/** Entries that are not byte-identical, with why (none at present). */
+export const KNOWN_DIFFERENT: Record<string, string> = {};
 
 describe("--numerics mergekit reproduces mergekit's outputs byte for byte", () => {
   let work: string;
