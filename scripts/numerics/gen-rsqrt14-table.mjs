@@ -3,6 +3,7 @@
 // integer K = value·2^(16−E) (E = 0 for p = 0, −1 for p = 1), stored as K − round((1/√mid)·2^(16−E))
 // in 4 bits (mid = the prefix's interval centre), so the shipped table is 32 KiB, not 256.
 //   node scripts/numerics/gen-rsqrt14-table.mjs /tmp/rsqrt14.bin
+import { Buffer } from "node:buffer";
 import { readFileSync, writeFileSync } from "node:fs";
 import { rsqrt14Predicted } from "../../dist/worker/numerics/rsqrt14.js";
 
