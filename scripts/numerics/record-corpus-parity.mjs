@@ -3,7 +3,8 @@
 // method `--numerics mergekit` reproduces deterministically, on the corpus's stand-in checkpoints,
 // and records a 16-hex-digit sha256 prefix of every output tensor in
 // test/reference/mergekit-parity/corpus/<config>.json (small: CI checks them without mergekit).
-// Random methods (dare_*, della*) are skipped: their masks come from a different generator.
+// Random methods (dare_*, della*) are skipped: their masks come from a different generator; so
+// are configs `mergeloom plan --numerics mergekit` refuses (e.g. sce with select_topk < 1).
 //   npm run build && MKH_VENV=… MKH_SRC=… node scripts/numerics/record-corpus-parity.mjs [SUBSTRING…]
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -42,6 +43,11 @@ for (const e of corpusEntries()) {
   if (only.length && !only.some((s) => e.file.includes(s))) continue;
   const cfg = join(dir, e.file);
   writeFileSync(cfg, mapCorpusModels(readFileSync(join(CORPUS_DIR, e.file), "utf8"), local));
+  const plan = spawnSync(process.execPath, ["bin/mergeloom.js", "plan", cfg, "--numerics", "mergekit"], { encoding: "utf8" });
+  if (plan.status !== 0) {
+    console.error(`${e.file}: skipped, mergeloom refuses it in this mode: ${plan.stderr.trim().split("\n").pop()}`);
+    continue;
+  }
   const out = join(dir, `${e.file}.out`);
   const t0 = Date.now();
   const r = spawnSync("python3", [ORACLE, cfg, out, "--threads", "1", "--no-write-model-card", "--quiet"], { encoding: "utf8" });
