@@ -50,7 +50,7 @@ for (const e of corpusEntries()) {
   }
   const out = join(dir, `${e.file}.out`);
   const t0 = Date.now();
-  const r = spawnSync("python3", [ORACLE, cfg, out, "--threads", "1", "--no-write-model-card", "--quiet"], { encoding: "utf8" });
+  const r = spawnSync("python3", [ORACLE, cfg, out, "--threads", "1", "--no-write-model-card", "--quiet", "--lora-merge-cache", join(dir, "lora-cache")], { encoding: "utf8" });
   if (r.status !== 0) {
     console.error(`${e.file}: mergekit failed (exit ${r.status}): ${r.stderr.trim().split("\n").pop()}`);
     continue;
