@@ -11,6 +11,7 @@ import { sumModels } from "./mergekit-context.js";
 import { gtaMergekit } from "./mergekit-gta.js";
 import { modelStockMergekit } from "./mergekit-model-stock.js";
 import { slerpMergekit } from "./mergekit-slerp.js";
+import { sceMergekit } from "./mergekit-sce.js";
 import { add, div, mul, mulScalar, rdivScalar, roundTo, rsubScalar, sub, sumAll } from "./torch-float.js";
 
 const always = () => true;
@@ -88,5 +89,6 @@ export const MERGEKIT_NUMERICS_METHODS: ReadonlyMap<string, MergekitMethod> = ne
   ["nearswap", nearswap],
   ["model_stock", modelStockMergekit],
   ["slerp", slerpMergekit],
+  ["sce", sceMergekit],
   ...GTA.map(([name, f]): [string, MergekitMethod] => [name, gtaMergekit(name, f)]),
 ]);

@@ -1,16 +1,23 @@
 /**
- * SlerpTask.execute under `--numerics mergekit`. mergekit's slerp runs in numpy float32 whatever
- * the dtype (`v.float().numpy()`), then casts the result back (`.to(dtype)`): normalize copies by
- * np.linalg.norm, dot = np.sum(v0·v1) (numpy's pairwise summation), lerp when |dot| > 0.9995,
- * else sin((1−t)θ)/sinθ·v0 + sin(tθ)/sinθ·v1 with Python floats acting as float32 (NumPy 2).
- *
- * Not bit-exact in general: np.linalg.norm is BLAS sdot (OpenBLAS's kernel order depends on the
- * CPU) and arccos/sin are numpy's SIMD float32 routines; here the norm is accumulated in double
- * and the transcendental functions are computed in double and rounded to float32. The README
- * lists the measured differences.
+ * SlerpTask.execute under `--numerics mergekit`, as mergekit runs it with NumPy 1.24 (Debian's
+ * python3-numpy, reference BLAS, AVX-512 CPU). mergekit's slerp works on `v.float().numpy()`
+ * whatever the dtype and casts the result back with `.to(dtype)`. NumPy 1.x scalar rules decide
+ * the precision of each step, so the op order below is numpy's exactly:
+ * - norm: np.linalg.norm → x.dot(x) → BLAS sdot; reference BLAS accumulates one float32 in index
+ *   order (its 5-way unroll keeps that order), then np.sqrt in float32; v / norm in float32.
+ * - dot: np.sum(v0·v1) → products in float32, then numpy's buffered reduction: the flattened
+ *   tensor in blocks of 8192 (the ufunc buffer size), each block by numpy's pairwise float32
+ *   summation (8 accumulators up to 128 terms, halves above), the block sums added in order.
+ * - |dot| > 0.9995 compares in float64 (both are scalars); lerp multiplies the float32 arrays by
+ *   float32(1 − t) and float32(t).
+ * - θ₀ = np.arccos(dot) and sin θ₀ are float32 (SVML arccos and numpy's SIMD sin, replayed in
+ *   numpy-float32-math.ts); θ₀·t is float64 (a float32 scalar times a Python float is float64 in
+ *   NumPy 1.x), so sin(θ_t), sin(θ₀ − θ_t) and both ratios are float64 (libm sin), and the ratios
+ *   are rounded to float32 when they multiply the float32 arrays.
  */
 import { ParamError } from "../errors/index.js";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
+import { numpyAcosf, numpySinf } from "./numpy-float32-math.js";
 import { roundTo } from "./torch-float.js";
 
 const f = Math.fround;
@@ -18,7 +25,7 @@ const f = Math.fround;
 /** numpy's pairwise_sum for float32 (8 accumulators up to 128 terms, halves above). */
 export function numpyPairwiseSum(get: (i: number) => number, from: number, n: number): number {
   if (n < 8) {
-    let res = -0;
+    let res = 0;
     for (let i = 0; i < n; i++) res = f(res + get(from + i));
     return res;
   }
@@ -35,10 +42,23 @@ export function numpyPairwiseSum(get: (i: number) => number, from: number, n: nu
   return f(numpyPairwiseSum(get, from, n2) + numpyPairwiseSum(get, from + n2, n - n2));
 }
 
+/** Reference BLAS sdot(v, v): one float32 accumulator, index order. */
+export function referenceSdotSelf(v: ArrayLike<number>): number {
+  let s = 0;
+  for (let j = 0; j < v.length; j++) s = f(s + f(v[j] * v[j]));
+  return s;
+}
+
+/** np.sum of a contiguous float32 array of n elements (element i is get(i)). */
+export function numpySumF32(get: (i: number) => number, n: number): number {
+  let acc = 0;
+  for (let s = 0; s < n; s += 8192) acc = f(acc + numpyPairwiseSum(get, s, Math.min(8192, n - s)));
+  return acc;
+}
+
+/** mergekit's normalize(v, eps): v / np.linalg.norm(v) when the norm exceeds eps. */
 function normalized(v: Float32Array, eps: number): Float32Array {
-  let sq = 0;
-  for (let j = 0; j < v.length; j++) sq += v[j] * v[j];
-  const nv = f(Math.sqrt(f(sq)));
+  const nv = f(Math.sqrt(referenceSdotSelf(v)));
   if (!(nv > eps)) return v;
   const out = new Float32Array(v.length);
   for (let j = 0; j < v.length; j++) out[j] = f(v[j] / nv);
@@ -55,21 +75,21 @@ export const slerpMergekit: MergekitMethod = {
     const t = ctx.params.t as number;
     const n0 = normalized(v0, 1e-8);
     const n1 = normalized(v1, 1e-8);
-    const dot = numpyPairwiseSum((j) => f(n0[j] * n1[j]), 0, v0.length);
+    const dot = numpySumF32((j) => f(n0[j] * n1[j]), v0.length);
     const out = new Float32Array(v0.length);
-    if (Math.abs(dot) > f(0.9995)) {
-      const a = f(1 - t);
-      const b = f(t);
-      for (let j = 0; j < out.length; j++) out[j] = roundTo(ctx.dt, f(f(a * v0[j]) + f(b * v1[j])));
-      return out;
+    let a: number;
+    let b: number;
+    if (Math.abs(dot) > 0.9995) {
+      a = f(1 - t);
+      b = f(t);
+    } else {
+      const theta0 = numpyAcosf(dot);
+      const sin0 = numpySinf(theta0);
+      const thetaT = theta0 * t;
+      a = f(Math.sin(theta0 - thetaT) / sin0);
+      b = f(Math.sin(thetaT) / sin0);
     }
-    const theta0 = f(Math.acos(dot));
-    const sin0 = f(Math.sin(theta0));
-    const thetaT = f(theta0 * f(t));
-    const sinT = f(Math.sin(thetaT));
-    const s0 = f(f(Math.sin(f(theta0 - thetaT))) / sin0);
-    const s1 = f(sinT / sin0);
-    for (let j = 0; j < out.length; j++) out[j] = roundTo(ctx.dt, f(f(s0 * v0[j]) + f(s1 * v1[j])));
+    for (let j = 0; j < out.length; j++) out[j] = roundTo(ctx.dt, f(f(a * v0[j]) + f(b * v1[j])));
     return out;
   },
 };

@@ -15,7 +15,10 @@ export const NUMERICS_MODES: readonly NumericsMode[] = ["default", "mergekit"];
 const OWN_METHODS = new Set(["consensus_ta", "consensus_ties"]);
 
 /** Fails when --numerics mergekit cannot reproduce the method's mergekit output bit for bit. */
-export function checkMergekitNumerics(method: string): void {
+export function checkMergekitNumerics(method: string, globals: Readonly<Record<string, unknown>> = {}): void {
+  const topk = globals.select_topk;
+  if (method === "sce" && typeof topk === "number" && topk < 1)
+    throw new ConfigError("parameters.select_topk", `--numerics mergekit does not reproduce sce with select_topk < 1 (torch.topk's order among tied variances); use --numerics default`);
   if (MERGEKIT_NUMERICS_METHODS.has(method)) return;
   const covered = [...MERGEKIT_NUMERICS_METHODS.keys()].join(", ");
   throw new ConfigError(

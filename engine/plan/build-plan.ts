@@ -88,7 +88,7 @@ export { modelLocation };
 
 export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise<MergePlan> {
   const method = opts.registry.get(config.mergeMethod);
-  if (opts.numerics === "mergekit") checkMergekitNumerics(method.name);
+  if (opts.numerics === "mergekit") checkMergekitNumerics(method.name, config.parameters ?? {});
   const openRef = opts.open ?? ((ref: string) => openModel(ref, { storageRoots: opts.storageRoots, http: opts.http, pins: opts.pins }));
   const open = (ref: string) => openRef(splitModelRef(ref).model);
   const warnings: string[] = [];

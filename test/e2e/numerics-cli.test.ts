@@ -83,4 +83,21 @@ describe("mergeloom --numerics mergekit from the command line", () => {
     assert.notEqual(r.code, 0);
     assert.match(r.stderr.trim(), /^mergeloom: .*'consensus_ta' is mergeloom's own method, so --numerics mergekit has nothing to reproduce; use --numerics default$/);
   });
+
+  test("methods the mode does not replay (karcher; sce with select_topk < 1) are refused at plan time in one line", async () => {
+    const base = (await readFile(config, "utf8")).replace(/, density: [0-9.]+, gamma: [0-9.]+/g, "");
+    const karcher = join(dir, "karcher.yml");
+    await writeFile(karcher, base.replace("merge_method: breadcrumbs_ties", "merge_method: karcher"));
+    const k = await runCli(["plan", karcher, "--numerics", "mergekit"]);
+    assert.notEqual(k.code, 0);
+    assert.match(k.stderr.trim(), /^mergeloom: .*--numerics mergekit does not reproduce 'karcher' bit for bit yet \(it covers .*slerp, sce.*\); use --numerics default/);
+    assert.equal(k.stderr.trim().split("\n").length, 1);
+    const sce = join(dir, "sce.yml");
+    await writeFile(sce, base.replace("merge_method: breadcrumbs_ties", "merge_method: sce") + "parameters:\n  select_topk: 0.7\n");
+    const s = await runCli(["plan", sce, "--numerics", "mergekit"]);
+    assert.notEqual(s.code, 0);
+    assert.match(s.stderr.trim(), /^mergeloom: .*parameters\.select_topk.*does not reproduce sce with select_topk < 1 .*; use --numerics default$/);
+    assert.equal(s.stderr.trim().split("\n").length, 1);
+    assert.equal((await runCli(["plan", sce, "--numerics", "default"])).code, 0);
+  });
 });
