@@ -5,7 +5,7 @@
 //   node scripts/numerics/gen-rsqrt14-table.mjs /tmp/rsqrt14.bin
 import { Buffer } from "node:buffer";
 import { readFileSync, writeFileSync } from "node:fs";
-import { rsqrt14Predicted } from "../../dist/worker/numerics/rsqrt14.js";
+import { rsqrt14Predicted } from "@mergeloom/engine/numerics";
 
 const buf = readFileSync(process.argv[2]);
 const raw = new Uint32Array(buf.buffer, buf.byteOffset, buf.length / 4);

@@ -11,8 +11,8 @@ import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CORPUS_DIR, CORPUS_PARITY_DIR, corpusEntries, mapCorpusModels, writeCorpusStandIns } from "../../dist/test/harness/corpus-standins.js";
-import { MERGEKIT_NUMERICS_METHODS } from "../../dist/worker/numerics/mergekit-methods.js";
+import { CORPUS_DIR, CORPUS_PARITY_DIR, corpusEntries, mapCorpusModels, writeCorpusStandIns } from "@mergeloom/test/harness";
+import { MERGEKIT_NUMERICS_METHODS } from "@mergeloom/engine/numerics";
 
 const ORACLE = process.env.MKH_ORACLE ?? "/work/shared/mergekit-oracle/run_mergekit.py";
 const only = process.argv.slice(2);
