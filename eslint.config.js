@@ -25,7 +25,12 @@ const packageRules = Object.entries(MAY_IMPORT).map(([pkg, allowed]) => {
         {
           patterns: [
             ...(forbidden.length
-              ? [{ group: forbidden.map((p) => `@mergeloom/${p}`).flatMap((g) => [g, `${g}/*`]), message: `${pkg} may import only ${allowed.length ? allowed.join(", ") : "no other package"} (see ARCHITECTURE.md)` }]
+              ? [
+                  {
+                    group: forbidden.map((p) => `@mergeloom/${p}`).flatMap((g) => [g, `${g}/*`]),
+                    message: `${pkg} may import only ${allowed.length ? allowed.join(", ") : "no other package"} (see ARCHITECTURE.md)`,
+                  },
+                ]
               : []),
             { group: ["@mergeloom/*/dist/*", "@mergeloom/*/*/*"], message: "import a package's public entry points only (its package.json exports)" },
           ],

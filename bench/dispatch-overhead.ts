@@ -70,18 +70,20 @@ async function main(): Promise<void> {
   const wanted = (parseFlag(argv, "--setups") ?? "memory,nats-inproc,nats-1proc,nats-2proc").split(",");
   const server = await startNatsServer();
   const url = server.url;
-  const procWorkers = (count: number): Setup["open"] => async (prefix) => {
-    const procs: BenchProc[] = [];
-    for (let i = 0; i < count; i++) procs.push(await startNoopWorkerProc(url, prefix, `w${i}`, concurrency, []));
-    const coord = await connectBenchTransport(url, prefix, "coordinator");
-    return {
-      coord,
-      close: async () => {
-        await coord.close();
-        await Promise.all(procs.map((p) => p.stop()));
-      },
+  const procWorkers =
+    (count: number): Setup["open"] =>
+    async (prefix) => {
+      const procs: BenchProc[] = [];
+      for (let i = 0; i < count; i++) procs.push(await startNoopWorkerProc(url, prefix, `w${i}`, concurrency, []));
+      const coord = await connectBenchTransport(url, prefix, "coordinator");
+      return {
+        coord,
+        close: async () => {
+          await coord.close();
+          await Promise.all(procs.map((p) => p.stop()));
+        },
+      };
     };
-  };
   const all: Setup[] = [
     {
       name: "memory",
@@ -137,8 +139,14 @@ async function main(): Promise<void> {
       } finally {
         await env.close();
       }
-      const e2e = stats(runs.map((r) => r.tasksPerSec), true);
-      const pub = stats(runs.map((r) => r.publishPerSec), true);
+      const e2e = stats(
+        runs.map((r) => r.tasksPerSec),
+        true,
+      );
+      const pub = stats(
+        runs.map((r) => r.publishPerSec),
+        true,
+      );
       rows.push(`| ${s.name} | ${concurrency} | ${e2e.best.toFixed(0)} | ${e2e.median.toFixed(0)} | ${pub.median.toFixed(0)} |`);
     }
   } finally {

@@ -11,9 +11,27 @@ const out = process.argv[2];
 const state = JSON.parse(readFileSync(join(out, "search", "state.json"), "utf8"));
 const config = parseSearchConfig(readFileSync(join(out, "search.yml"), "utf8"), "search.yml");
 const acc = config.fitness.tasks.filter((t) => t.kind === "accuracy").map((t) => t.name);
-const rows = state.evaluations.filter((e) => typeof e.fitness === "number").map((e) => ({ e, entropy: e.fitness, accuracy: acc.reduce((s, t) => s + e.scores[t], 0) / acc.length }));
-const rho = spearman(rows.map((r) => r.entropy), rows.map((r) => r.accuracy));
-const r = pearson(rows.map((r) => r.entropy), rows.map((r) => r.accuracy));
+const rows = state.evaluations
+  .filter((e) => typeof e.fitness === "number")
+  .map((e) => ({ e, entropy: e.fitness, accuracy: acc.reduce((s, t) => s + e.scores[t], 0) / acc.length }));
+const rho = spearman(
+  rows.map((r) => r.entropy),
+  rows.map((r) => r.accuracy),
+);
+const r = pearson(
+  rows.map((r) => r.entropy),
+  rows.map((r) => r.accuracy),
+);
 const byAcc = rows.reduce((a, b) => (b.accuracy > a.accuracy ? b : a));
 writeFileSync(join(out, "accuracy-best.yml"), candidateYaml(config.genome, byAcc.e.genotype, state.numLayers, `accuracy-selected candidate ${byAcc.e.id}`));
-console.log(JSON.stringify({ candidates: rows.length, spearman: rho, pearson: r, entropyBest: state.best.id, entropyBestDevAccuracy: acc.reduce((s, t) => s + state.best.scores[t], 0) / acc.length, accuracyBest: byAcc.e.id, accuracyBestDevAccuracy: byAcc.accuracy }));
+console.log(
+  JSON.stringify({
+    candidates: rows.length,
+    spearman: rho,
+    pearson: r,
+    entropyBest: state.best.id,
+    entropyBestDevAccuracy: acc.reduce((s, t) => s + state.best.scores[t], 0) / acc.length,
+    accuracyBest: byAcc.e.id,
+    accuracyBestDevAccuracy: byAcc.accuracy,
+  }),
+);

@@ -21,7 +21,9 @@ const budget = (() => {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "evolve-bench-"));
   // The example without its baselines, and with absolute paths so workers in any cwd read it.
-  const text = readFileSync(join(REPO_ROOT, "examples", "evolve-arith.yml"), "utf8").split("\nbaselines:")[0].replaceAll("fixtures/", `${REPO_ROOT}/fixtures/`);
+  const text = readFileSync(join(REPO_ROOT, "examples", "evolve-arith.yml"), "utf8")
+    .split("\nbaselines:")[0]
+    .replaceAll("fixtures/", `${REPO_ROOT}/fixtures/`);
   const search = join(dir, "search.yml");
   writeFileSync(search, text);
   const run = async (name: string, args: string[]): Promise<{ name: string; seconds: number; perSec: number }> => {

@@ -50,7 +50,10 @@ function cli(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
 }
 
 function events(out: string): Array<Record<string, unknown>> {
-  return out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return out
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 function must(r: Run, what: string): Run {
@@ -83,7 +86,10 @@ function writeSparse70b(dir: string): string {
     total += dataBytes;
   }
   writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }));
-  writeFileSync(join(dir, "config.json"), JSON.stringify({ architectures: ["LlamaForCausalLM"], model_type: "llama", num_hidden_layers: 80, hidden_size: 8192 }));
+  writeFileSync(
+    join(dir, "config.json"),
+    JSON.stringify({ architectures: ["LlamaForCausalLM"], model_type: "llama", num_hidden_layers: 80, hidden_size: 8192 }),
+  );
   return dir;
 }
 
@@ -106,11 +112,17 @@ async function main(argv: string[]): Promise<void> {
     const rate: Record<"local" | "hub", number[]> = { local: [], hub: [] };
     let inputBytes = 0;
     for (let i = 0; i < repeat; i++) {
-      for (const [kind, cfg] of [["local", localCfg], ["hub", hubCfg]] as const) {
+      for (const [kind, cfg] of [
+        ["local", localCfg],
+        ["hub", hubCfg],
+      ] as const) {
         const out = join(work, `out-${kind}`);
         rmSync(out, { recursive: true, force: true });
         // A fresh range cache per run: the Hub run's first pass over every tensor crosses the network.
-        const r = must(await cli(["merge", cfg, "-o", out, "--threads", threads, "--json"], { ...env, MERGELOOM_RANGE_CACHE_DIR: join(work, `ranges-${kind}-${i}`) }), `${kind} merge`);
+        const r = must(
+          await cli(["merge", cfg, "-o", out, "--threads", threads, "--json"], { ...env, MERGELOOM_RANGE_CACHE_DIR: join(work, `ranges-${kind}-${i}`) }),
+          `${kind} merge`,
+        );
         const done = events(r.out).find((e) => e.type === "done")!;
         inputBytes = Number(done.bytesRead);
         rate[kind].push(inputBytes / 1e9 / Number(done.seconds));
@@ -134,12 +146,38 @@ async function main(argv: string[]): Promise<void> {
       const prefix = `hubbench${process.pid}`;
       const jail = mkdtempSync(join(tmpdir(), "mergeloom-nofs-"));
       const workers = [1, 2].map((i) =>
-        spawn(process.execPath, [CLI, "worker", "--nats", nats.url, "--nats-prefix", prefix, "--name", `w${i}`, "--threads", "1", "--concurrency", "1", "--http-port", "0", "--storage-root", jail, "--cache-dir", join(work, `ranges-w${i}`)], { env: { ...process.env, ...env }, stdio: "ignore" }),
+        spawn(
+          process.execPath,
+          [
+            CLI,
+            "worker",
+            "--nats",
+            nats.url,
+            "--nats-prefix",
+            prefix,
+            "--name",
+            `w${i}`,
+            "--threads",
+            "1",
+            "--concurrency",
+            "1",
+            "--http-port",
+            "0",
+            "--storage-root",
+            jail,
+            "--cache-dir",
+            join(work, `ranges-w${i}`),
+          ],
+          { env: { ...process.env, ...env }, stdio: "ignore" },
+        ),
       );
       try {
         const plan = JSON.parse(must(await cli(["plan", hubCfg, "--json"], env), "plan").out) as { bytesToRead: number };
         const out = join(work, "out-dist");
-        const r = must(await cli(["merge", hubCfg, "-o", out, "--nats", nats.url, "--nats-prefix", prefix, "--output-via", "object", "--json"], env), "distributed merge");
+        const r = must(
+          await cli(["merge", hubCfg, "-o", out, "--nats", nats.url, "--nats-prefix", prefix, "--output-via", "object", "--json"], env),
+          "distributed merge",
+        );
         const per = new Map<string, number>();
         let prev = 0;
         for (const e of events(r.out).filter((x) => x.type === "task")) {
@@ -168,7 +206,9 @@ async function main(argv: string[]): Promise<void> {
     // 3. Plan wall time for 70B-sized remote repos.
     const sparse = join(ROOT, ".bench", "sparse-llama-70b");
     if (!existsSync(join(sparse, "model.safetensors.index.json"))) writeSparse70b(sparse);
-    const big = await Promise.all([0, 1, 2].map(async (i) => (await hub.addCommit(`bench/llama-70b-${i}`, sparse, { unhashed: true }), `bench/llama-70b-${i}`)));
+    const big = await Promise.all(
+      [0, 1, 2].map(async (i) => (await hub.addCommit(`bench/llama-70b-${i}`, sparse, { unhashed: true }), `bench/llama-70b-${i}`)),
+    );
     const bigHub = join(work, "big-hub.yml");
     const bigLocal = join(work, "big-local.yml");
     writeFileSync(bigHub, tiesYaml(big));

@@ -203,5 +203,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1
     intermediate: parseFlag(argv, "--intermediate") ? Number(parseFlag(argv, "--intermediate")) : undefined,
   });
   const secs = (performance.now() - t0) / 1000;
-  console.log(`${r.created ? "wrote" : "kept"} ${r.paths.length} checkpoints of ${(r.bytesPerModel / 1e9).toFixed(2)} GB (${r.numLayers} layers) in ${secs.toFixed(1)} s: ${r.paths.join(", ")}`);
+  console.log(
+    `${r.created ? "wrote" : "kept"} ${r.paths.length} checkpoints of ${(r.bytesPerModel / 1e9).toFixed(2)} GB (${r.numLayers} layers) in ${secs.toFixed(1)} s: ${r.paths.join(", ")}`,
+  );
 }

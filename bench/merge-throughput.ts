@@ -204,7 +204,9 @@ async function main(): Promise<void> {
   for (const sizeGb of sizes) {
     const t0 = performance.now();
     const set = makeSyntheticCheckpoints({ sizeGb, models: 3, dir: benchDir });
-    console.error(`# ${set.created ? "generated" : "reusing"} 3 × ${gb(set.bytesPerModel)} GB (${set.numLayers} layers) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    console.error(
+      `# ${set.created ? "generated" : "reusing"} 3 × ${gb(set.bytesPerModel)} GB (${set.numLayers} layers) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
     const files = set.paths.map((p) => join(p, "model.safetensors"));
     warm(files);
     const outDir = join(benchDir, "out");
@@ -222,7 +224,9 @@ async function main(): Promise<void> {
       for (let i = 0; i < repeat; i++) {
         const r = await runCli(cfg, outDir, threads);
         runs.push(r);
-        console.error(`#   ${method} run ${i + 1}: ${(r.bytesRead / 1e9 / r.mergeSeconds).toFixed(2)} GB/s, merge ${r.mergeSeconds.toFixed(2)} s, cli ${r.cliSeconds.toFixed(2)} s, peak RSS ${mb(r.peakRssBytes)} MiB`);
+        console.error(
+          `#   ${method} run ${i + 1}: ${(r.bytesRead / 1e9 / r.mergeSeconds).toFixed(2)} GB/s, merge ${r.mergeSeconds.toFixed(2)} s, cli ${r.cliSeconds.toFixed(2)} s, peak RSS ${mb(r.peakRssBytes)} MiB`,
+        );
       }
       const rates = runs.map((r) => r.bytesRead / 1e9 / r.mergeSeconds);
       const best = Math.max(...rates);

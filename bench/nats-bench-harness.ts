@@ -15,7 +15,13 @@ import { repoRoot } from "./make-synthetic-checkpoints.js";
 export class NoopExecutor implements MergeExecutor {
   readonly threads = 0;
   async run(task: MergeTask): Promise<MergeTaskResult> {
-    return { taskId: task.taskId, tensors: task.tensors.map((t) => ({ name: t.name, byteLength: t.dest.byteLength })), bytesRead: 0, bytesWritten: 0, durationMs: 0 };
+    return {
+      taskId: task.taskId,
+      tensors: task.tensors.map((t) => ({ name: t.name, byteLength: t.dest.byteLength })),
+      bytesRead: 0,
+      bytesWritten: 0,
+      durationMs: 0,
+    };
   }
   async close(): Promise<void> {}
 }
@@ -23,7 +29,14 @@ export class NoopExecutor implements MergeExecutor {
 /** `n` tasks of one small tensor each (a 64×64 bf16 linear merge of two inputs). */
 export function makeTinyTasks(jobId: string, n: number): MergeTask[] {
   const bytes = 64 * 64 * 2;
-  const src = (m: number) => ({ uri: `/bench/model-${m}/model.safetensors`, offset: 0, byteLength: bytes, dtype: "BF16" as const, shape: [64, 64], tensor: "w" });
+  const src = (m: number) => ({
+    uri: `/bench/model-${m}/model.safetensors`,
+    offset: 0,
+    byteLength: bytes,
+    dtype: "BF16" as const,
+    shape: [64, 64],
+    tensor: "w",
+  });
   return Array.from({ length: n }, (_, i) => ({
     jobId,
     taskId: `t${i}`,

@@ -103,7 +103,9 @@ async function main(argv: string[]): Promise<void> {
     const d = rows.find((r) => r.method === method && r.mode === "default")!.best;
     const m = rows.find((r) => r.method === method && r.mode === "mergekit")!.best;
     const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
-    out.push(`| ${method} | ${d.seconds.toFixed(2)} | ${m.seconds.toFixed(2)} | ${(m.seconds / d.seconds).toFixed(2)}× | ${mib(d.peakRssBytes)} | ${mib(m.peakRssBytes)} |`);
+    out.push(
+      `| ${method} | ${d.seconds.toFixed(2)} | ${m.seconds.toFixed(2)} | ${(m.seconds / d.seconds).toFixed(2)}× | ${mib(d.peakRssBytes)} | ${mib(m.peakRssBytes)} |`,
+    );
   }
   process.stdout.write(out.join("\n") + "\n");
   writeFileSync(join(work, "numerics-speed.json"), JSON.stringify({ sizeGb, dtype, repeat, rows }, null, 2));

@@ -70,7 +70,15 @@ async function main(): Promise<void> {
     const c = procStats(coord.child.pid!);
     if (c) coordCpu = c.cpuSeconds;
     // Progress on disk, so a run cut short still says how far it got and how fast.
-    writeFileSync(progressFile, JSON.stringify({ seconds: (performance.now() - started) / 1000, peakRssMiB: [...peak.values()].map((b) => Math.round(b / 2 ** 20)), coordCpu, events: coord.events().filter((e) => e.type !== "warning") }) + "\n");
+    writeFileSync(
+      progressFile,
+      JSON.stringify({
+        seconds: (performance.now() - started) / 1000,
+        peakRssMiB: [...peak.values()].map((b) => Math.round(b / 2 ** 20)),
+        coordCpu,
+        events: coord.events().filter((e) => e.type !== "warning"),
+      }) + "\n",
+    );
   }, 2000);
   const code = await coord.exited;
   const seconds = (performance.now() - started) / 1000;
@@ -88,7 +96,10 @@ async function main(): Promise<void> {
   const tasksPerWorker = new Map<string, number>();
   for (const e of events) if (e.type === "task") tasksPerWorker.set(String(e.worker), (tasksPerWorker.get(String(e.worker)) ?? 0) + 1);
   const result = {
-    machine: { cpus: readFileSync("/proc/cpuinfo", "utf8").match(/^processor/gm)?.length, model: /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] },
+    machine: {
+      cpus: readFileSync("/proc/cpuinfo", "utf8").match(/^processor/gm)?.length,
+      model: /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1],
+    },
     layers,
     workers,
     threadsPerWorker: threads,

@@ -67,7 +67,9 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const set = makeSyntheticCheckpoints({ sizeGb, models: 4, dir: benchDir, hidden: 1024, intermediate: 2816, vocab: 16000, heads: 16, kvHeads: 4 });
   console.log(`machine: ${machine()}`);
-  console.log(`${set.created ? "generated" : "reused"} base + 3 models of ${(set.bytesPerModel / 1e9).toFixed(2)} GB (${set.numLayers} layers) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(
+    `${set.created ? "generated" : "reused"} base + 3 models of ${(set.bytesPerModel / 1e9).toFixed(2)} GB (${set.numLayers} layers) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
   const [base, ...models] = set.paths;
   const q = JSON.stringify;
   const cfg = join(set.dir, "ties.yml");
@@ -122,7 +124,9 @@ async function main(): Promise<void> {
   console.log("\n| mode | wall s best | wall s median | job s median | runs |\n|---|---|---|---|---|");
   for (const r of results) {
     const w = stats(r.walls, false);
-    console.log(`| ${r.mode} | ${w.best.toFixed(2)} | ${w.median.toFixed(2)} | ${stats(r.jobs, false).median.toFixed(2)} | ${r.walls.map((x) => x.toFixed(2)).join(", ")} |`);
+    console.log(
+      `| ${r.mode} | ${w.best.toFixed(2)} | ${w.median.toFixed(2)} | ${stats(r.jobs, false).median.toFixed(2)} | ${r.walls.map((x) => x.toFixed(2)).join(", ")} |`,
+    );
   }
   const one = results.find((r) => r.mode === "nats-1w");
   const two = results.find((r) => r.mode === "nats-2w");

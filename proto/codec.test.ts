@@ -67,7 +67,10 @@ describe("codec", () => {
 
   test("encoding a message over the limit fails at the sender", () => {
     const big = { ...task, tensors: [{ ...task.tensors[0], name: "x".repeat(2000) }] };
-    assert.throws(() => encodeMessage("merge-task", big, { maxBytes: 1000, subject: "s.t" }), protocolError("MESSAGE_INVALID", /encode merge-task on s\.t: message is \d+ bytes/));
+    assert.throws(
+      () => encodeMessage("merge-task", big, { maxBytes: 1000, subject: "s.t" }),
+      protocolError("MESSAGE_INVALID", /encode merge-task on s\.t: message is \d+ bytes/),
+    );
   });
 
   test("a malformed body names the offending field", () => {
@@ -83,7 +86,10 @@ describe("codec", () => {
   });
 
   test("unknown kinds, unexpected kinds, missing envelopes and non-msgpack bytes are rejected", () => {
-    assert.throws(() => decodeMessage(raw.pack({ v: 1, kind: "frob", body: {} })), protocolError("MESSAGE_INVALID", /unknown message kind 'frob' \(known: merge-task, merge-result/));
+    assert.throws(
+      () => decodeMessage(raw.pack({ v: 1, kind: "frob", body: {} })),
+      protocolError("MESSAGE_INVALID", /unknown message kind 'frob' \(known: merge-task, merge-result/),
+    );
     assert.throws(
       () => decodeMessage(encodeMessage("merge-task", task), { expect: ["merge-result", "error-report"] }),
       protocolError("MESSAGE_INVALID", /got 'merge-task', expected merge-result or error-report/),

@@ -1,8 +1,20 @@
 /** Safetensors dtypes, their element sizes, and the torch/mergekit names that configs use. */
 export const DTYPE_BYTES = {
-  F64: 8, F32: 4, F16: 2, BF16: 2,
-  I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
-  F8_E4M3: 1, F8_E5M2: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
 } as const;
 
 export type DType = keyof typeof DTYPE_BYTES;
@@ -23,9 +35,14 @@ export function isMergeableDType(d: DType): boolean {
 }
 
 const CONFIG_NAMES: Record<string, FloatDType> = {
-  float32: "F32", fp32: "F32", float: "F32",
-  float16: "F16", fp16: "F16", half: "F16",
-  bfloat16: "BF16", bf16: "BF16",
+  float32: "F32",
+  fp32: "F32",
+  float: "F32",
+  float16: "F16",
+  fp16: "F16",
+  half: "F16",
+  bfloat16: "BF16",
+  bf16: "BF16",
 };
 export const CONFIG_DTYPE_NAMES = Object.keys(CONFIG_NAMES);
 

@@ -7,8 +7,18 @@ import { z } from "zod";
 import { DTYPES, type DType } from "./dtype.js";
 import { ERROR_CODES } from "./errors.js";
 import type { MergeTask, MergeTaskResult, TensorSource } from "./merge-task.js";
-import { JOB_STATES, WORKER_STATUSES, type ErrorReport, type FitnessSpec, type EvalOutcome, type EvalTask, type JobRecord, type TaskOutcome, type WireError, type WorkerRecord } from "./records.js";
-
+import {
+  JOB_STATES,
+  WORKER_STATUSES,
+  type ErrorReport,
+  type FitnessSpec,
+  type EvalOutcome,
+  type EvalTask,
+  type JobRecord,
+  type TaskOutcome,
+  type WireError,
+  type WorkerRecord,
+} from "./records.js";
 
 const count = z.number().int().nonnegative();
 const dim = z.number().int().nonnegative();
@@ -46,9 +56,7 @@ export const MergeTaskSchema: z.ZodType<MergeTask> = z.object({
           rowMap: z.object({ runs: z.array(count) }).optional(),
         }),
       ),
-      vocab: z
-        .object({ rows: count, defaults: z.array(z.object({ row: count, from: z.array(z.tuple([count, count])) })), dtype })
-        .optional(),
+      vocab: z.object({ rows: count, defaults: z.array(z.object({ row: count, from: z.array(z.tuple([count, count])) })), dtype }).optional(),
       baseIndex: z.number().int().min(-1),
       computeDtype: z.enum(["F32", "F16", "BF16"]).optional(),
       dest: z.object({ uri: z.string().min(1), offset: count, byteLength: count }),
@@ -58,7 +66,16 @@ export const MergeTaskSchema: z.ZodType<MergeTask> = z.object({
 
 export const MergeTaskResultSchema: z.ZodType<MergeTaskResult> = z.object({
   taskId: z.string().min(1),
-  tensors: z.array(z.object({ name: z.string(), byteLength: count, sha256: z.string().regex(/^[0-9a-f]{64}$/).optional() })),
+  tensors: z.array(
+    z.object({
+      name: z.string(),
+      byteLength: count,
+      sha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/)
+        .optional(),
+    }),
+  ),
   bytesRead: count,
   bytesWritten: count,
   durationMs: z.number().nonnegative(),
@@ -140,7 +157,10 @@ const evalFitnessSpec: z.ZodType<FitnessSpec> = z.object({
         kind: z.enum(["accuracy", "entropy", "command", "scorer"]),
         data: z.string().min(1).optional(),
         command: z.string().optional(),
-        scorer: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+        scorer: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{1,64}$/)
+          .optional(),
         key: z.string().optional(),
         weight: z.number().nonnegative(),
         limit: z.number().int().positive().optional(),

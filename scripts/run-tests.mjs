@@ -22,7 +22,10 @@ if (filter.length) files = files.filter((f) => filter.some((s) => f.includes(s))
 const unit = files.filter((f) => !f.startsWith(join("test", "dist")));
 const integration = files.filter((f) => f.startsWith(join("test", "dist")));
 let failed = false;
-for (const [label, group, conc] of [["unit", unit, 2], ["integration", integration, 1]]) {
+for (const [label, group, conc] of [
+  ["unit", unit, 2],
+  ["integration", integration, 1],
+]) {
   if (!group.length) continue;
   console.log(`\n# ${label} tests (${group.length} files)`);
   const r = spawnSync(process.execPath, ["--test", `--test-concurrency=${conc}`, ...group], { stdio: "inherit" });

@@ -4,7 +4,16 @@ import { MemoryBroker, MemoryTransport } from "./memory-transport.js";
 import { ProtocolError } from "@mergeloom/proto";
 import type { JobRecord } from "@mergeloom/proto";
 
-const job = (jobId: string): JobRecord => ({ jobId, state: "running", createdAt: 1, updatedAt: 1, totalTasks: 1, doneTasks: 0, failedTasks: 0, outputDir: "/o" });
+const job = (jobId: string): JobRecord => ({
+  jobId,
+  state: "running",
+  createdAt: 1,
+  updatedAt: 1,
+  totalTasks: 1,
+  doneTasks: 0,
+  failedTasks: 0,
+  outputDir: "/o",
+});
 
 describe("undecodable KV values (in-memory transport, as on NATS)", () => {
   test("get throws a ProtocolError naming bucket and key; a watch reports the key to onError and goes on", async () => {
@@ -14,7 +23,10 @@ describe("undecodable KV values (in-memory transport, as on NATS)", () => {
     await kv.put("good", job("good"));
     // Bytes written by something other than mergeloom (the store is what NATS would hold).
     broker.kvs.get("jobs-x")!.write("bad", Uint8Array.of(0xc1, 0xff));
-    await assert.rejects(() => kv.get("bad"), (e: Error) => e instanceof ProtocolError && /kv jobs-x\/bad/.test(e.message));
+    await assert.rejects(
+      () => kv.get("bad"),
+      (e: Error) => e instanceof ProtocolError && /kv jobs-x\/bad/.test(e.message),
+    );
     const seen: string[] = [];
     const errors: string[] = [];
     const w = await kv.watch((c) => seen.push(c.key), { onError: (_e, key) => errors.push(key) });

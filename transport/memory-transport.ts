@@ -11,7 +11,23 @@
 import { encodeMessage, decodeMessage, type CodecOptions, type PeerRole } from "@mergeloom/proto";
 import { runDelivery, subjectMatches } from "./run-delivery.js";
 import type { MessageKind, MessageMap, AnyMessage } from "@mergeloom/proto";
-import { resolveConsumeOptions, type AbandonedTask, type ConsumeOptions, type Handler, type KvBucket, type KvChange, type KvEntry, type KvOptions, type ObjectBucket, type ObjectInfo, type Received, type ResolvedConsumeOptions, type Stoppable, type SubscribeOptions, type Transport } from "./transport.js";
+import {
+  resolveConsumeOptions,
+  type AbandonedTask,
+  type ConsumeOptions,
+  type Handler,
+  type KvBucket,
+  type KvChange,
+  type KvEntry,
+  type KvOptions,
+  type ObjectBucket,
+  type ObjectInfo,
+  type Received,
+  type ResolvedConsumeOptions,
+  type Stoppable,
+  type SubscribeOptions,
+  type Transport,
+} from "./transport.js";
 import { OpenSubscriptions } from "./open-subscriptions.js";
 import { checkBucketName, checkKvKey, KvConflictError, TransportError } from "./transport-errors.js";
 
@@ -167,7 +183,7 @@ export class MemoryBroker {
       for (const w of this.abandonWatchers.get(opts.durable) ?? []) w(m);
     });
     this.queues.set(opts.durable, q);
-    for (let i = 0; i < this.unclaimed.length; ) {
+    for (let i = 0; i < this.unclaimed.length;) {
       if (subjectMatches(filter, this.unclaimed[i].subject)) q.msgs.push(...this.unclaimed.splice(i, 1));
       else i++;
     }
@@ -264,7 +280,12 @@ export class MemoryTransport implements Transport {
 
   async publish(subject: string, message: AnyMessage, headers: Record<string, string> = {}): Promise<void> {
     this.checkOpen();
-    const e: LogEntry = { seq: this.broker.seq(), subject, data: encodeMessage(message.kind, message.body as never, { ...this.codec, subject }), headers: { ...headers } };
+    const e: LogEntry = {
+      seq: this.broker.seq(),
+      subject,
+      data: encodeMessage(message.kind, message.body as never, { ...this.codec, subject }),
+      headers: { ...headers },
+    };
     this.broker.log.push(e);
     for (const l of this.broker.logListeners) l(e);
   }

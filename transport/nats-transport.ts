@@ -9,17 +9,53 @@
  * start first. Requires nats-server >= 2.9.
  */
 import { readFile } from "node:fs/promises";
-import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry as NatsKvEntry } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
-import { connect, credsAuthenticator, TimeoutError, headers as natsHeaders, nanos, nkeyAuthenticator, type Authenticator, type MsgHdrs, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
+import {
+  connect,
+  credsAuthenticator,
+  TimeoutError,
+  headers as natsHeaders,
+  nanos,
+  nkeyAuthenticator,
+  type Authenticator,
+  type MsgHdrs,
+  type NatsConnection,
+  type NodeConnectionOptions,
+} from "@nats-io/transport-node";
 import { decodeMessage, encodeMessage, type CodecOptions, type PeerRole } from "@mergeloom/proto";
 import { errorMessage } from "@mergeloom/proto";
 import { parseNatsUrls, redactSecrets } from "./nats-url.js";
 import { runDelivery } from "./run-delivery.js";
 import type { AnyMessage, MessageKind, MessageMap } from "@mergeloom/proto";
 import { streams as STREAMS, SUBJECT_ROOT } from "@mergeloom/proto";
-import { resolveConsumeOptions, type AbandonedTask, type ConsumeOptions, type Handler, type KvBucket, type KvOptions, type ObjectBucket, type Received, type Stoppable, type SubscribeOptions, type Transport } from "./transport.js";
+import {
+  resolveConsumeOptions,
+  type AbandonedTask,
+  type ConsumeOptions,
+  type Handler,
+  type KvBucket,
+  type KvOptions,
+  type ObjectBucket,
+  type Received,
+  type Stoppable,
+  type SubscribeOptions,
+  type Transport,
+} from "./transport.js";
 import { OpenSubscriptions } from "./open-subscriptions.js";
 import { checkBucketName, checkKvKey, KvConflictError, TransportError } from "./transport-errors.js";
 
@@ -53,7 +89,12 @@ export interface NatsConnectOptions {
 
 export async function connectNatsTransport(opts: NatsConnectOptions): Promise<NatsTransport> {
   const fromUrl = parseNatsUrls([opts.servers].flat());
-  const auth = fromUrl.user !== undefined ? { user: fromUrl.user, pass: fromUrl.pass, token: undefined } : fromUrl.token !== undefined ? { user: undefined, pass: undefined, token: fromUrl.token } : { user: opts.user, pass: opts.pass, token: opts.token };
+  const auth =
+    fromUrl.user !== undefined
+      ? { user: fromUrl.user, pass: fromUrl.pass, token: undefined }
+      : fromUrl.token !== undefined
+        ? { user: undefined, pass: undefined, token: fromUrl.token }
+        : { user: opts.user, pass: opts.pass, token: opts.token };
   // Every message below names the servers without credentials and scrubs any secret nats.js may echo.
   const where = fromUrl.servers.join(",");
   const scrub = (err: unknown) => redactSecrets(errorMessage(err), [auth.pass, auth.token, opts.pass, opts.token, opts.nkeySeed]);
@@ -173,15 +214,21 @@ export class NatsTransport implements Transport {
       deliver_policy: DeliverPolicy.All,
       max_ack_pending: -1,
     };
-    await this.guard(`create consumer ${opts.durable} for ${subject}`, async () => {
-      const info = await this.jsm.consumers.info(stream, opts.durable).catch((err) => (isApiError(err, JetStreamApiCodes.ConsumerNotFound) ? null : Promise.reject(err)));
-      if (!info) {
-        await this.jsm.consumers.add(stream, config);
-      } else if (info.config.ack_wait !== config.ack_wait || info.config.max_deliver !== config.max_deliver) {
-        // Last configuration wins, as in the in-memory transport.
-        await this.jsm.consumers.update(stream, opts.durable, { ack_wait: config.ack_wait, max_deliver: config.max_deliver });
-      }
-    }, true);
+    await this.guard(
+      `create consumer ${opts.durable} for ${subject}`,
+      async () => {
+        const info = await this.jsm.consumers
+          .info(stream, opts.durable)
+          .catch((err) => (isApiError(err, JetStreamApiCodes.ConsumerNotFound) ? null : Promise.reject(err)));
+        if (!info) {
+          await this.jsm.consumers.add(stream, config);
+        } else if (info.config.ack_wait !== config.ack_wait || info.config.max_deliver !== config.max_deliver) {
+          // Last configuration wins, as in the in-memory transport.
+          await this.jsm.consumers.update(stream, opts.durable, { ack_wait: config.ack_wait, max_deliver: config.max_deliver });
+        }
+      },
+      true,
+    );
     const consumer = await this.guard(`open consumer ${opts.durable}`, () => this.js.consumers.get(stream, opts.durable), true);
     const stopCtl = new AbortController();
     let stopping = false;
@@ -199,7 +246,13 @@ export class NatsTransport implements Transport {
         if (!m) continue;
         const msg = m;
         const outcome = await runDelivery(
-          { subject: this.logical(msg.subject), data: msg.data, headers: fromHeaders(msg.headers), attempt: msg.info.deliveryCount, renew: () => msg.working() },
+          {
+            subject: this.logical(msg.subject),
+            data: msg.data,
+            headers: fromHeaders(msg.headers),
+            attempt: msg.info.deliveryCount,
+            renew: () => msg.working(),
+          },
           kind,
           handler,
           opts,
@@ -266,11 +319,13 @@ export class NatsTransport implements Transport {
 
   async subscribe(subject: string, handler: (m: Received) => void | Promise<void>, opts: SubscribeOptions = {}): Promise<Stoppable> {
     this.checkOpen();
-    const consumer = await this.guard(`subscribe to ${subject}`, () =>
-      this.js.consumers.get(this.stream(STREAMS.results), {
-        filter_subjects: this.wire(subject),
-        deliver_policy: opts.deliver === "all" ? DeliverPolicy.All : DeliverPolicy.New,
-      }),
+    const consumer = await this.guard(
+      `subscribe to ${subject}`,
+      () =>
+        this.js.consumers.get(this.stream(STREAMS.results), {
+          filter_subjects: this.wire(subject),
+          deliver_policy: opts.deliver === "all" ? DeliverPolicy.All : DeliverPolicy.New,
+        }),
       true,
     );
     const iter: ConsumerMessages = await this.guard(`subscribe to ${subject}`, () => consumer.consume());
@@ -295,8 +350,9 @@ export class NatsTransport implements Transport {
     this.checkOpen();
     checkBucketName(bucket);
     const name = this.namePrefix + bucket;
-    const kv: KV = await this.guard(`open kv ${bucket}`, () =>
-      new Kvm(this.js).create(name, { history: opts.history ?? 1, ttl: opts.ttlMs ?? 0, storage: StorageType.File, replicas: this.opts.replicas ?? 1 }),
+    const kv: KV = await this.guard(
+      `open kv ${bucket}`,
+      () => new Kvm(this.js).create(name, { history: opts.history ?? 1, ttl: opts.ttlMs ?? 0, storage: StorageType.File, replicas: this.opts.replicas ?? 1 }),
       true,
     );
     const codec = { ...this.codec, subject: `kv ${bucket}` };
@@ -373,8 +429,14 @@ export class NatsTransport implements Transport {
   async objects(bucket: string, opts: { ttlMs?: number } = {}): Promise<ObjectBucket> {
     this.checkOpen();
     checkBucketName(bucket);
-    const store = await this.guard(`open object store ${bucket}`, () =>
-      new Objm(this.js).create(this.namePrefix + bucket, { storage: StorageType.File, replicas: this.opts.replicas ?? 1, ...(opts.ttlMs ? { ttl: nanos(opts.ttlMs) } : {}) }),
+    const store = await this.guard(
+      `open object store ${bucket}`,
+      () =>
+        new Objm(this.js).create(this.namePrefix + bucket, {
+          storage: StorageType.File,
+          replicas: this.opts.replicas ?? 1,
+          ...(opts.ttlMs ? { ttl: nanos(opts.ttlMs) } : {}),
+        }),
       true,
     );
     const info = async (name: string) => {
@@ -427,7 +489,13 @@ export class NatsTransport implements Transport {
       await this.jsm.streams.add(cfg);
     } catch (err) {
       // Another process created it between our info and add.
-      if (!(await this.jsm.streams.info(cfg.name).then(() => true, () => false))) throw err;
+      if (
+        !(await this.jsm.streams.info(cfg.name).then(
+          () => true,
+          () => false,
+        ))
+      )
+        throw err;
     }
   }
 

@@ -12,7 +12,11 @@ describe("credentials in NATS URLs", () => {
   });
 
   test("the first URL with credentials supplies them; every URL loses its userinfo", () => {
-    assert.deepEqual(parseNatsUrls(["nats://a:4222", "tls://u:p@b:4222", "nats://v:q@c"]), { servers: ["nats://a:4222", "tls://b:4222", "nats://c"], user: "u", pass: "p" });
+    assert.deepEqual(parseNatsUrls(["nats://a:4222", "tls://u:p@b:4222", "nats://v:q@c"]), {
+      servers: ["nats://a:4222", "tls://b:4222", "nats://c"],
+      user: "u",
+      pass: "p",
+    });
   });
 
   test("URLs without credentials pass through unchanged", () => {

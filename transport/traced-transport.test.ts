@@ -84,7 +84,9 @@ describe("traced transport over the in-memory transport", () => {
     await waitFor("two deliveries", () => spans("process mergeloom.v1.task.merge").length === 2);
 
     const [dispatch] = spans("dispatch");
-    const [first, second] = spans("process mergeloom.v1.task.merge").sort((a, b) => Number(a.attributes["messaging.delivery.attempt"]) - Number(b.attributes["messaging.delivery.attempt"]));
+    const [first, second] = spans("process mergeloom.v1.task.merge").sort(
+      (a, b) => Number(a.attributes["messaging.delivery.attempt"]) - Number(b.attributes["messaging.delivery.attempt"]),
+    );
     assert.equal(first.attributes["messaging.delivery.attempt"], 1);
     assert.equal(first.status.code, SpanStatusCode.ERROR);
     assert.equal(first.attributes["error.type"], "STORAGE_FAILED");

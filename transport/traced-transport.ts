@@ -99,12 +99,10 @@ class TracedTransport implements Transport {
     return this.inner.subscribe(
       subject,
       (m) =>
-        inSpan(
-          processSpanName(m.subject),
-          { ...messageAttributes(m.subject, m.headers), [ATTR_MESSAGING_MESSAGE_ID]: String(m.seq) },
-          async () => handler(m),
-          { kind: SpanKind.CONSUMER, parent: extractTraceContext(m.headers) },
-        ),
+        inSpan(processSpanName(m.subject), { ...messageAttributes(m.subject, m.headers), [ATTR_MESSAGING_MESSAGE_ID]: String(m.seq) }, async () => handler(m), {
+          kind: SpanKind.CONSUMER,
+          parent: extractTraceContext(m.headers),
+        }),
       opts,
     );
   }

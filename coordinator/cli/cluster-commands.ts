@@ -44,18 +44,42 @@ export function registerClusterCommands(program: Command): void {
     .option("--eval-device <device>", "ONNX execution provider for evaluations: cpu, cuda or auto (CUDA when it loads, else CPU)", "auto")
     .option("--scratch-dir <dir>", "local directory for candidate checkpoints that scorers read (default: $TMPDIR/mergeloom-scratch-<name>)")
     .option("--scratch-max-bytes <size>", "most bytes of candidate checkpoints held in scratch at once (e.g. 200GB)", "100GB")
-    .option("--cache-dir <dir>", "keep tensor byte ranges read from the Hub in DIR, so re-reads (streaming passes, evolve candidates) skip the network (default: <tmp>/mergeloom-hub-ranges)")
+    .option(
+      "--cache-dir <dir>",
+      "keep tensor byte ranges read from the Hub in DIR, so re-reads (streaming passes, evolve candidates) skip the network (default: <tmp>/mergeloom-hub-ranges)",
+    )
     .option("--cache-size <bytes>", "size limit of the range cache; least recently used ranges are deleted (0 = no cache)", "8GB");
   addScorerOptions(worker);
   addHttpOptions(worker);
   addNatsOptions(worker, { required: true }).action(
-    async (flags: NatsFlags & HttpFlags & ScorerFlags & { concurrency: string; threads?: string; name?: string; storageRoot?: string[]; cacheDir?: string; cacheSize: string; httpPort?: string; ackWait: string; maxDeliver: string; drainTimeout: string; evalConcurrency: string; evalDevice: string; scratchDir?: string; scratchMaxBytes: string }) => {
+    async (
+      flags: NatsFlags &
+        HttpFlags &
+        ScorerFlags & {
+          concurrency: string;
+          threads?: string;
+          name?: string;
+          storageRoot?: string[];
+          cacheDir?: string;
+          cacheSize: string;
+          httpPort?: string;
+          ackWait: string;
+          maxDeliver: string;
+          drainTimeout: string;
+          evalConcurrency: string;
+          evalDevice: string;
+          scratchDir?: string;
+          scratchMaxBytes: string;
+        },
+    ) => {
       const evalConcurrency = parseIntFlag(flags.evalConcurrency, "--eval-concurrency", 0);
       const evalDevice = flags.evalDevice;
-      if (evalDevice !== "cpu" && evalDevice !== "cuda" && evalDevice !== "auto") throw new MergeloomError("USAGE", `--eval-device: '${evalDevice}' is not one of cpu, cuda, auto`);
+      if (evalDevice !== "cpu" && evalDevice !== "cuda" && evalDevice !== "auto")
+        throw new MergeloomError("USAGE", `--eval-device: '${evalDevice}' is not one of cpu, cuda, auto`);
       const name = flags.name ?? process.env.MERGELOOM_WORKER_NAME;
       const scorers = await scorersFrom(flags);
-      if (scorers.size && !evalConcurrency) throw new MergeloomError("USAGE", "--scorer: a worker with scorers must take evaluation tasks; set --eval-concurrency 1 or more");
+      if (scorers.size && !evalConcurrency)
+        throw new MergeloomError("USAGE", "--scorer: a worker with scorers must take evaluation tasks; set --eval-concurrency 1 or more");
       const scratchMax = parseSize(flags.scratchMaxBytes, "--scratch-max-bytes");
       // Merge threads read the Hub settings from their (inherited) environment: set it before they start.
       if (flags.cacheDir) {
@@ -95,7 +119,9 @@ export function registerClusterCommands(program: Command): void {
             taskDelayMs,
             log,
             scorers,
-            scratch: scorers.size ? new ScratchDir(flags.scratchDir ?? join(tmpdir(), `mergeloom-scratch-${(w.name).replace(/[^A-Za-z0-9_.-]/g, "_")}`), scratchMax) : undefined,
+            scratch: scorers.size
+              ? new ScratchDir(flags.scratchDir ?? join(tmpdir(), `mergeloom-scratch-${w.name.replace(/[^A-Za-z0-9_.-]/g, "_")}`), scratchMax)
+              : undefined,
             gpu: gpuFrom(flags, process.env),
           })
         : undefined;
@@ -113,12 +139,11 @@ export function registerClusterCommands(program: Command): void {
           stopping = true;
           process.stderr.write(`${new Date().toISOString()} ${sig}: draining (in-flight tasks finish or are handed back)\n`);
           const timeoutMs = parseIntFlag(flags.drainTimeout, "--drain-timeout") * 1000;
-          void Promise.allSettled([w.stop({ graceful: true, timeoutMs }), ev?.stop({ graceful: true, timeoutMs })])
-            .finally(async () => {
-              await health?.close();
-              await transport.close();
-              resolve();
-            });
+          void Promise.allSettled([w.stop({ graceful: true, timeoutMs }), ev?.stop({ graceful: true, timeoutMs })]).finally(async () => {
+            await health?.close();
+            await transport.close();
+            resolve();
+          });
         };
         process.once("SIGTERM", () => stop("SIGTERM"));
         process.once("SIGINT", () => stop("SIGINT"));
@@ -158,11 +183,16 @@ export function registerClusterCommands(program: Command): void {
       const w = (s: string) => process.stdout.write(s + "\n");
       w(`${"JOB".padEnd(18)} ${"STATE".padEnd(11)} ${"TASKS".padEnd(11)} ${"UPDATED".padEnd(20)} OUTPUT`);
       for (const j of list) {
-        w(`${j.jobId.padEnd(18)} ${j.state.padEnd(11)} ${`${j.doneTasks}/${j.totalTasks}`.padEnd(11)} ${new Date(j.updatedAt).toISOString().slice(0, 19).padEnd(20)} ${j.meta?.out ?? j.outputDir}${j.error ? `  (${j.error.message})` : ""}`);
+        w(
+          `${j.jobId.padEnd(18)} ${j.state.padEnd(11)} ${`${j.doneTasks}/${j.totalTasks}`.padEnd(11)} ${new Date(j.updatedAt).toISOString().slice(0, 19).padEnd(20)} ${j.meta?.out ?? j.outputDir}${j.error ? `  (${j.error.message})` : ""}`,
+        );
       }
       for (const x of skipped) if (x.bucket === buckets.jobs.name) w(`${x.key.padEnd(18)} ${"unreadable".padEnd(11)} skipped: ${x.error}`);
       w(`\n${ws.length} worker(s) connected`);
-      for (const x of ws) w(`  ${x.name.padEnd(24)} ${x.status.padEnd(9)} tasks ${x.activeTasks}/${x.concurrency}  threads ${x.threads}  v${x.version}${x.gpu ? `  ${x.gpu}` : ""}`);
+      for (const x of ws)
+        w(
+          `  ${x.name.padEnd(24)} ${x.status.padEnd(9)} tasks ${x.activeTasks}/${x.concurrency}  threads ${x.threads}  v${x.version}${x.gpu ? `  ${x.gpu}` : ""}`,
+        );
       for (const x of skipped) if (x.bucket !== buckets.jobs.name) w(`  ${x.key.padEnd(24)} unreadable, skipped: ${x.error}`);
     } finally {
       await transport.close();

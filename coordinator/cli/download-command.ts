@@ -36,16 +36,32 @@ export async function downloadConfig(cfg: MergeConfig, opts: { json?: boolean; s
       if (p.file !== lastFile) {
         bar?.stop();
         lastFile = p.file;
-        bar = new cliProgress.SingleBar({ format: ` ${p.file} {bar} {percentage}% | {bytes} | {rate}`, stream, hideCursor: true }, cliProgress.Presets.shades_classic);
+        bar = new cliProgress.SingleBar(
+          { format: ` ${p.file} {bar} {percentage}% | {bytes} | {rate}`, stream, hideCursor: true },
+          cliProgress.Presets.shades_classic,
+        );
         bar.start(p.size, 0, { bytes: "", rate: "" });
       }
       const secs = Math.max((performance.now() - started) / 1000, 1e-3);
       bar!.update(p.done, { bytes: `${formatBytes(p.done)}/${formatBytes(p.size)}`, rate: `${formatBytes(p.networkBytes / secs)}/s` });
     });
     bar?.stop();
-    const line = { type: "download", model: ref, repo: r.repo, revision: r.revision, sha: r.sha, dir: res.dir, downloaded: res.downloaded.length, cached: res.alreadyCached.length, networkBytes: res.networkBytes };
+    const line = {
+      type: "download",
+      model: ref,
+      repo: r.repo,
+      revision: r.revision,
+      sha: r.sha,
+      dir: res.dir,
+      downloaded: res.downloaded.length,
+      cached: res.alreadyCached.length,
+      networkBytes: res.networkBytes,
+    };
     if (opts.json) process.stdout.write(JSON.stringify(line) + "\n");
-    else stream.write(`${ref} → ${r.sha.slice(0, 12)}: ${res.downloaded.length} file(s) downloaded (${formatBytes(res.networkBytes)}), ${res.alreadyCached.length} already cached, in ${res.dir}\n`);
+    else
+      stream.write(
+        `${ref} → ${r.sha.slice(0, 12)}: ${res.downloaded.length} file(s) downloaded (${formatBytes(res.networkBytes)}), ${res.alreadyCached.length} already cached, in ${res.dir}\n`,
+      );
   }
 }
 
@@ -56,7 +72,7 @@ export function registerDownloadCommand(program: Command): void {
     .argument("<config>", "mergekit YAML config")
     .option("--json", "print one JSON object per model");
   addHttpOptions(cmd).action(async (config: string, flags: HttpFlags & { json?: boolean }) => {
-      httpOptionsFrom(flags);
-      await downloadConfig(await loadConfig(config), flags);
-    });
+    httpOptionsFrom(flags);
+    await downloadConfig(await loadConfig(config), flags);
+  });
 }

@@ -14,7 +14,10 @@ export interface EvalReport {
   mean: number;
 }
 
-export async function evaluateCheckpoint(model: string, opts: { onnx: string; data: string[]; vocab?: string; batchSize?: number; device?: "cpu" | "cuda" | "auto" }): Promise<EvalReport> {
+export async function evaluateCheckpoint(
+  model: string,
+  opts: { onnx: string; data: string[]; vocab?: string; batchSize?: number; device?: "cpu" | "cuda" | "auto" },
+): Promise<EvalReport> {
   const vocab = opts.vocab ?? [join(model, "vocab.json"), join(dirname(opts.onnx), "vocab.json")].find((p) => existsSync(p));
   if (!vocab) throw new MergeloomError("USAGE", `eval ${model}: no vocab.json in the model directory; pass --vocab`);
   const weights = await loadWeightsF32(model);

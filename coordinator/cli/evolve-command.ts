@@ -83,7 +83,8 @@ function positiveNumber(v: string, flag: string): number {
 export function applySearchFlags(config: SearchConfig, flags: Partial<EvolveFlags>): SearchConfig {
   const s = { ...config.search };
   if (flags.strategy !== undefined) {
-    if (flags.strategy !== "cmaes" && flags.strategy !== "random") throw new MergeloomError("USAGE", `--strategy: '${flags.strategy}' is not one of cmaes, random`);
+    if (flags.strategy !== "cmaes" && flags.strategy !== "random")
+      throw new MergeloomError("USAGE", `--strategy: '${flags.strategy}' is not one of cmaes, random`);
     s.strategy = flags.strategy;
   }
   if (flags.budget !== undefined) s.budget = parseIntFlag(flags.budget, "--budget", 1);
@@ -92,7 +93,8 @@ export function applySearchFlags(config: SearchConfig, flags: Partial<EvolveFlag
   if (flags.population !== undefined) s.population = parseIntFlag(flags.population, "--population", 2);
   if (flags.sigma0 !== undefined) s.sigma0 = positiveNumber(flags.sigma0, "--sigma0");
   if (flags.covariance !== undefined) {
-    if (!["full", "diagonal", "auto"].includes(flags.covariance)) throw new MergeloomError("USAGE", `--covariance: '${flags.covariance}' is not one of full, diagonal, auto`);
+    if (!["full", "diagonal", "auto"].includes(flags.covariance))
+      throw new MergeloomError("USAGE", `--covariance: '${flags.covariance}' is not one of full, diagonal, auto`);
     s.covariance = flags.covariance as SearchConfig["search"]["covariance"];
   }
   if (flags.restarts !== undefined) s.restarts = parseIntFlag(flags.restarts, "--restarts", 0);
@@ -119,7 +121,14 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
       const onWarning = (m: string) => void process.stderr.write(`warning: ${m}\n`);
       return (hooks.createNatsEvaluator ?? createDefaultNatsEvaluator)(natsUrl, cfg, { searchId, resume: !!flags.resume, flags, onWarning });
     }
-    return LocalCandidateEvaluator.create({ fitness: cfg.fitness, mergeSeed: cfg.search.mergeSeed, workers: parseIntFlag(flags.workers, "--workers", 1), viaDisk: !!flags.viaDisk, scorers, gpu: gpuFrom(flags, process.env) });
+    return LocalCandidateEvaluator.create({
+      fitness: cfg.fitness,
+      mergeSeed: cfg.search.mergeSeed,
+      workers: parseIntFlag(flags.workers, "--workers", 1),
+      viaDisk: !!flags.viaDisk,
+      scorers,
+      gpu: gpuFrom(flags, process.env),
+    });
   };
   const out = resolve(flags.output);
   if (config.hybrid) {
@@ -187,8 +196,14 @@ function printer(flags: { json?: boolean }, out: string): (e: EvolveEvent & { ph
     const f = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : "failed");
     const p = e.phase ? `[${e.phase}] ` : "";
     if (e.type === "baseline") process.stdout.write(`${p}baseline ${e.name}: ${f(e.fitness)}\n`);
-    else if (e.type === "generation") process.stdout.write(`${p}gen ${e.generation}  evals ${e.evaluations}  min ${f(e.min)}  median ${f(e.median)}  max ${f(e.max)}  best ${f(e.best)}  (${e.seconds.toFixed(1)} s)\n`);
-    else if (e.type === "done") process.stdout.write(`${p}done: ${e.reason}; best ${f(e.best)} after ${e.evaluations} evaluations in ${e.seconds.toFixed(1)} s → ${join(out, e.phase ? e.phase : "", "best.yml")}\n`);
+    else if (e.type === "generation")
+      process.stdout.write(
+        `${p}gen ${e.generation}  evals ${e.evaluations}  min ${f(e.min)}  median ${f(e.median)}  max ${f(e.max)}  best ${f(e.best)}  (${e.seconds.toFixed(1)} s)\n`,
+      );
+    else if (e.type === "done")
+      process.stdout.write(
+        `${p}done: ${e.reason}; best ${f(e.best)} after ${e.evaluations} evaluations in ${e.seconds.toFixed(1)} s → ${join(out, e.phase ? e.phase : "", "best.yml")}\n`,
+      );
   };
 }
 
@@ -214,6 +229,9 @@ export function registerEvolveCommand(program: Command, hooks: EvolveCommandHook
     .option("--json", "print one JSON object per event");
   addScorerOptions(cmd);
   addNatsOptions(cmd)
-    .addHelpText("after", "\nWith --nats, candidates are evaluated by `mergeloom worker` processes (command fitness tasks run only without --nats; `kind: scorer` tasks run the workers' own --scorer commands).")
+    .addHelpText(
+      "after",
+      "\nWith --nats, candidates are evaluated by `mergeloom worker` processes (command fitness tasks run only without --nats; `kind: scorer` tasks run the workers' own --scorer commands).",
+    )
     .action((file: string, flags: EvolveFlags) => runEvolveCommand(file, flags, hooks));
 }

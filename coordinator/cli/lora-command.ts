@@ -25,32 +25,48 @@ export function registerLoraCommand(program: Command): void {
     .option("--oversample <n>", "extra columns of the randomized SVD", "10")
     .option("--overwrite", "replace the output if it exists")
     .option("--json", "print the report as JSON")
-    .action(async (finetuned: string, f: {
-      base: string; rank: string; output: string; saveModule: string[]; includeRegex: string[]; excludeRegex: string[]; svEpsilon: string;
-      distributeScale: boolean; skipUndecomposable?: boolean; powerIterations: string; oversample: string; overwrite?: boolean; json?: boolean;
-    }) => {
-      const svEpsilon = Number(f.svEpsilon);
-      if (!Number.isFinite(svEpsilon) || svEpsilon < 0) throw new MergeloomError("USAGE", `--sv-epsilon: expected a number ≥ 0, got '${f.svEpsilon}'`);
-      const line = (t: ExtractedTensor) =>
-        t.kind === "lora" ? `  ${t.name}: rank ${t.rank}, relative error ${t.relError!.toExponential(3)}` : `  ${t.name}: saved whole (modules_to_save)`;
-      const report = await extractLora({
-        finetuned,
-        base: f.base,
-        out: f.output,
-        rank: parseIntFlag(f.rank, "--rank", 1),
-        saveModules: f.saveModule,
-        includeRegexes: f.includeRegex,
-        excludeRegexes: f.excludeRegex,
-        svEpsilon,
-        distributeScale: f.distributeScale,
-        skipUndecomposable: f.skipUndecomposable,
-        powerIterations: parseIntFlag(f.powerIterations, "--power-iterations"),
-        oversample: parseIntFlag(f.oversample, "--oversample"),
-        overwrite: f.overwrite,
-        onTensor: f.json ? undefined : (t) => process.stderr.write(line(t) + "\n"),
-        onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
-      });
-      if (f.json) process.stdout.write(JSON.stringify({ out: f.output, ...report }) + "\n");
-      else process.stderr.write(`wrote ${f.output}: rank ${report.maxRank}, relative Frobenius error of the deltas ${report.relError.toExponential(3)}\n`);
-    });
+    .action(
+      async (
+        finetuned: string,
+        f: {
+          base: string;
+          rank: string;
+          output: string;
+          saveModule: string[];
+          includeRegex: string[];
+          excludeRegex: string[];
+          svEpsilon: string;
+          distributeScale: boolean;
+          skipUndecomposable?: boolean;
+          powerIterations: string;
+          oversample: string;
+          overwrite?: boolean;
+          json?: boolean;
+        },
+      ) => {
+        const svEpsilon = Number(f.svEpsilon);
+        if (!Number.isFinite(svEpsilon) || svEpsilon < 0) throw new MergeloomError("USAGE", `--sv-epsilon: expected a number ≥ 0, got '${f.svEpsilon}'`);
+        const line = (t: ExtractedTensor) =>
+          t.kind === "lora" ? `  ${t.name}: rank ${t.rank}, relative error ${t.relError!.toExponential(3)}` : `  ${t.name}: saved whole (modules_to_save)`;
+        const report = await extractLora({
+          finetuned,
+          base: f.base,
+          out: f.output,
+          rank: parseIntFlag(f.rank, "--rank", 1),
+          saveModules: f.saveModule,
+          includeRegexes: f.includeRegex,
+          excludeRegexes: f.excludeRegex,
+          svEpsilon,
+          distributeScale: f.distributeScale,
+          skipUndecomposable: f.skipUndecomposable,
+          powerIterations: parseIntFlag(f.powerIterations, "--power-iterations"),
+          oversample: parseIntFlag(f.oversample, "--oversample"),
+          overwrite: f.overwrite,
+          onTensor: f.json ? undefined : (t) => process.stderr.write(line(t) + "\n"),
+          onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
+        });
+        if (f.json) process.stdout.write(JSON.stringify({ out: f.output, ...report }) + "\n");
+        else process.stderr.write(`wrote ${f.output}: rank ${report.maxRank}, relative Frobenius error of the deltas ${report.relError.toExponential(3)}\n`);
+      },
+    );
 }

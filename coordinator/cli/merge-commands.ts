@@ -81,11 +81,19 @@ export function registerMergeCommands(program: Command): void {
     .option("--quiet", "no progress bar (mergekit-yaml's --quiet)")
     .option("--no-quiet", "progress bar on a TTY (default)")
     .option("--task-size <bytes>", "output bytes per task (layers are never split; default: one layer per task)")
-    .option("--numerics <mode>", "'default' (fp32 arithmetic, rounded once) or 'mergekit' (mergekit's torch arithmetic in the compute dtype, bit for bit)", "default")
+    .option(
+      "--numerics <mode>",
+      "'default' (fp32 arithmetic, rounded once) or 'mergekit' (mergekit's torch arithmetic in the compute dtype, bit for bit)",
+      "default",
+    )
     .option("--overwrite", "replace OUT if it is an earlier mergeloom output (it has a .mergeloom-output marker and only model files)")
     .option("--no-space-check", "skip checking the output filesystem's free space against the plan before starting")
     .option("--json", "print one JSON object per event instead of a progress bar")
-    .option("--output-via <mode>", "with --nats: how workers deliver tensors: 'file' (a volume shared with the coordinator) or 'object' (the NATS object store)", "file")
+    .option(
+      "--output-via <mode>",
+      "with --nats: how workers deliver tensors: 'file' (a volume shared with the coordinator) or 'object' (the NATS object store)",
+      "file",
+    )
     .option("--worker-wait-timeout <seconds>", "with --nats: fail when no worker connects within this time (default: keep waiting, with warnings)")
     .option("--download", "first download the config's Hub models into the Hugging Face cache (as `mergeloom download`)");
   addIgnoredMergekitOptions(merge);
@@ -110,7 +118,20 @@ export function registerMergeCommands(program: Command): void {
     .option("-v, --verbose", "list every output tensor")
     .option("--numerics <mode>", "'default' or 'mergekit' (shows each tensor's compute dtype)", "default")
     .option("--download", "first download the config's Hub models into the Hugging Face cache");
-  addHttpOptions(plan).action(async (config: string, flags: HttpFlags & { outShardSize: string; threads?: string; json?: boolean; verbose?: boolean; numerics: string; strict?: boolean; allowCrimes?: boolean; download?: boolean }) => {
+  addHttpOptions(plan).action(
+    async (
+      config: string,
+      flags: HttpFlags & {
+        outShardSize: string;
+        threads?: string;
+        json?: boolean;
+        verbose?: boolean;
+        numerics: string;
+        strict?: boolean;
+        allowCrimes?: boolean;
+        download?: boolean;
+      },
+    ) => {
       const http = httpOptionsFrom(flags);
       const cfg = await loadConfig(config, { strict: !!flags.strict });
       if (flags.download) await downloadConfig(cfg, { json: flags.json });
@@ -124,7 +145,9 @@ export function registerMergeCommands(program: Command): void {
         taskSet = buildTasks(plan, taskOpts); // as a --nats merge would cut them
       } catch (err) {
         if (!(err instanceof MergeloomError && err.code === "CONFIG_INVALID")) throw err;
-        plan.warnings.push(`${err.message.replace(/, or run without --nats$/, "")}: a merge with --nats will fail; a local merge (no --nats) has no message limit`);
+        plan.warnings.push(
+          `${err.message.replace(/, or run without --nats$/, "")}: a merge with --nats will fail; a local merge (no --nats) has no message limit`,
+        );
         taskSet = buildTasks(plan, { ...taskOpts, maxMessageBytes: Infinity });
       }
       const { shards, tasks } = taskSet;
@@ -142,7 +165,20 @@ export function registerMergeCommands(program: Command): void {
       if (flags.json) {
         process.stdout.write(
           JSON.stringify(
-            { method: plan.method.name, numerics, pins: plan.pins, warnings: plan.warnings, numLayers: plan.numLayers, outDtype: plan.outDtype, tensors, shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })), tasks: tasks.length, bytesToRead: plan.bytesToRead, bytesToWrite: plan.bytesToWrite, peakMemoryBytes: peak },
+            {
+              method: plan.method.name,
+              numerics,
+              pins: plan.pins,
+              warnings: plan.warnings,
+              numLayers: plan.numLayers,
+              outDtype: plan.outDtype,
+              tensors,
+              shards: shards.map((s) => ({ file: s.file, tensors: s.entries.length, bytes: s.fileBytes })),
+              tasks: tasks.length,
+              bytesToRead: plan.bytesToRead,
+              bytesToWrite: plan.bytesToWrite,
+              peakMemoryBytes: peak,
+            },
             null,
             2,
           ) + "\n",
@@ -153,8 +189,13 @@ export function registerMergeCommands(program: Command): void {
       w(`models: ${[...plan.checkpoints.keys()].map((r) => (plan.pins[r] ? `${r} (${plan.pins[r]})` : r)).join(", ")}`);
       w(`tensors: ${plan.tensors.length} in ${tasks.length} tasks → ${shards.length} shard(s)`);
       w(`read: ${formatBytes(plan.bytesToRead)}   write: ${formatBytes(plan.bytesToWrite)}   estimated peak memory (${threads} threads): ${formatBytes(peak)}`);
-      if (flags.verbose) for (const t of tensors) w(`  ${t.name} [${t.shape.join(", ")}] ${t.dtype}${t.computeDtype ? ` (computed in ${t.computeDtype})` : ""} ← ${t.inputs.map((i) => `${i.model}${Object.keys(i).length > 2 ? " " + JSON.stringify(Object.fromEntries(Object.entries(i).filter(([k]) => k !== "model" && k !== "tensor"))) : ""}`).join(", ")}`);
-    });
+      if (flags.verbose)
+        for (const t of tensors)
+          w(
+            `  ${t.name} [${t.shape.join(", ")}] ${t.dtype}${t.computeDtype ? ` (computed in ${t.computeDtype})` : ""} ← ${t.inputs.map((i) => `${i.model}${Object.keys(i).length > 2 ? " " + JSON.stringify(Object.fromEntries(Object.entries(i).filter(([k]) => k !== "model" && k !== "tensor"))) : ""}`).join(", ")}`,
+          );
+    },
+  );
 
   const vector = program.command("vector").description("task vectors as artifacts");
   const extract = vector
@@ -170,30 +211,30 @@ export function registerMergeCommands(program: Command): void {
     .option("--no-space-check", "skip the free-space check of the output filesystem")
     .option("--json", "JSON events");
   addHttpOptions(extract).action(async (a: string, flags: MergeFlags & { minus: string; dtype: string }) => {
-      if (!parseConfigDType(flags.dtype)) throw new MergeloomError("USAGE", `--dtype: unknown dtype '${flags.dtype}' (known: ${CONFIG_DTYPE_NAMES.join(", ")})`);
-      // Δ = 1·A + (−1)·B through the linear method, so the vector gets the same planning checks.
-      const yaml = [
-        "# task vector written by `mergeloom vector extract`: A - B",
-        "merge_method: linear",
-        "models:",
-        `  - model: ${JSON.stringify(a)}`,
-        "    parameters: { weight: 1.0 }",
-        `  - model: ${JSON.stringify(flags.minus)}`,
-        "    parameters: { weight: -1.0 }",
-        "parameters: { normalize: false }",
-        `out_dtype: ${flags.dtype}`,
-        "",
-      ].join("\n");
-      const dir = await mkdtemp(join(tmpdir(), "mergeloom-vector-"));
-      try {
-        const file = join(dir, "vector.yml");
-        await writeFile(file, yaml);
-        const cfg = parseMergeConfig(yaml, file, createDefaultRegistry());
-        await runWithDispatcher(cfg, { ...flags, randomSeed: "0" });
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
-    });
+    if (!parseConfigDType(flags.dtype)) throw new MergeloomError("USAGE", `--dtype: unknown dtype '${flags.dtype}' (known: ${CONFIG_DTYPE_NAMES.join(", ")})`);
+    // Δ = 1·A + (−1)·B through the linear method, so the vector gets the same planning checks.
+    const yaml = [
+      "# task vector written by `mergeloom vector extract`: A - B",
+      "merge_method: linear",
+      "models:",
+      `  - model: ${JSON.stringify(a)}`,
+      "    parameters: { weight: 1.0 }",
+      `  - model: ${JSON.stringify(flags.minus)}`,
+      "    parameters: { weight: -1.0 }",
+      "parameters: { normalize: false }",
+      `out_dtype: ${flags.dtype}`,
+      "",
+    ].join("\n");
+    const dir = await mkdtemp(join(tmpdir(), "mergeloom-vector-"));
+    try {
+      const file = join(dir, "vector.yml");
+      await writeFile(file, yaml);
+      const cfg = parseMergeConfig(yaml, file, createDefaultRegistry());
+      await runWithDispatcher(cfg, { ...flags, randomSeed: "0" });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 }
 
 /** OUT as the positional argument (mergekit-yaml's form) or -o; both only when they agree. */
@@ -217,7 +258,9 @@ function mergekitFlags(flags: MergeCommandFlags): Partial<MergeFlags> {
     threads = flags.numThreads;
   }
   if (flags.safeSerialization === false) {
-    warnings.push("--no-safe-serialization is accepted for mergekit-yaml compatibility and ignored: mergeloom writes safetensors only (pickled .bin files can run code when loaded)");
+    warnings.push(
+      "--no-safe-serialization is accepted for mergekit-yaml compatibility and ignored: mergeloom writes safetensors only (pickled .bin files can run code when loaded)",
+    );
   }
   return { threads, optionWarnings: warnings };
 }

@@ -22,7 +22,10 @@ export interface NatsFlags {
 
 export function addNatsOptions(cmd: Command, opts: { required?: boolean } = {}): Command {
   return cmd
-    .option("--nats <url>", `NATS server URL(s), comma-separated; nats://user:password@host or nats://token@host credentials are used as the nats CLI uses them (and never printed)${opts.required ? "" : " (default: run embedded, no NATS)"} [env MERGELOOM_NATS_URL]`)
+    .option(
+      "--nats <url>",
+      `NATS server URL(s), comma-separated; nats://user:password@host or nats://token@host credentials are used as the nats CLI uses them (and never printed)${opts.required ? "" : " (default: run embedded, no NATS)"} [env MERGELOOM_NATS_URL]`,
+    )
     .option("--nats-user <user>", "NATS user [env NATS_USER]")
     .option("--nats-password <password>", "NATS password [env NATS_PASSWORD]")
     .option("--nats-token <token>", "NATS token [env NATS_TOKEN]")
@@ -50,7 +53,10 @@ export function natsOptionsFrom(flags: NatsFlags, env: NodeJS.ProcessEnv, role: 
   const cert = flags.tlsCert ?? env.NATS_TLS_CERT;
   const key = flags.tlsKey ?? env.NATS_TLS_KEY;
   return {
-    servers: url.split(",").map((s) => s.trim()).filter(Boolean),
+    servers: url
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
     user: flags.natsUser ?? env.NATS_USER,
     pass: flags.natsPassword ?? env.NATS_PASSWORD,
     token: flags.natsToken ?? env.NATS_TOKEN,

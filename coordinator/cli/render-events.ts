@@ -49,7 +49,10 @@ export function createEventRenderer(opts: { json: boolean; quiet?: boolean; stre
           const secs = (performance.now() - started) / 1000;
           bytesDone = (bytesTotal * e.done) / e.total;
           const net = e.networkBytes ? ` | net ${formatBytes(e.networkBytes)} ${formatBytes(e.networkBytes / Math.max(secs, 1e-3))}/s` : "";
-          bar.update(e.done, { bytes: `${formatBytes(bytesDone)}/${formatBytes(bytesTotal)}`, rate: `${formatBytes(bytesDone / Math.max(secs, 1e-3))}/s${net}` });
+          bar.update(e.done, {
+            bytes: `${formatBytes(bytesDone)}/${formatBytes(bytesTotal)}`,
+            rate: `${formatBytes(bytesDone / Math.max(secs, 1e-3))}/s${net}`,
+          });
         }
         break;
       }

@@ -14,7 +14,12 @@ const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 export function addScorerOptions(cmd: Command): Command {
   return cmd
-    .option("--scorer <name=command>", "a named scorer: runs COMMAND ({checkpoint} = candidate checkpoint dir) and reads its last JSON line as the score (repeatable)", collect, [])
+    .option(
+      "--scorer <name=command>",
+      "a named scorer: runs COMMAND ({checkpoint} = candidate checkpoint dir) and reads its last JSON line as the score (repeatable)",
+      collect,
+      [],
+    )
     .option("--scorers-file <file>", "scorers from a YAML/JSON file: scorers: {NAME: COMMAND or {command, timeout}}")
     .option("--scorer-timeout <seconds>", `kill a --scorer command after this long (default ${DEFAULT_SCORER_TIMEOUT_MS / 1000})`)
     .option("--gpu <id>", "GPU given to scorers as CUDA_VISIBLE_DEVICES (default: $MERGELOOM_GPU, else unset)");

@@ -28,9 +28,21 @@ export class EmbeddedDispatcher extends TransportDispatcher {
   static async start(opts: { threads?: number; onEvent?: MergeEventSink; http?: HttpOptions } = {}): Promise<EmbeddedDispatcher> {
     const broker = new MemoryBroker();
     const executor = new LocalMergeExecutor({ threads: opts.threads, http: opts.http });
-    const worker = new MergeWorker({ transport: traced(new MemoryTransport({ broker, role: "worker", maxMessageBytes: Infinity })), name: "embedded", executor, ackWaitMs: 600_000, maxDeliver: 1, concurrency: 2 });
+    const worker = new MergeWorker({
+      transport: traced(new MemoryTransport({ broker, role: "worker", maxMessageBytes: Infinity })),
+      name: "embedded",
+      executor,
+      ackWaitMs: 600_000,
+      maxDeliver: 1,
+      concurrency: 2,
+    });
     await worker.start();
-    return new EmbeddedDispatcher(traced(new MemoryTransport({ broker, role: "coordinator", maxMessageBytes: Infinity })), worker, executor.threads, opts.onEvent);
+    return new EmbeddedDispatcher(
+      traced(new MemoryTransport({ broker, role: "coordinator", maxMessageBytes: Infinity })),
+      worker,
+      executor.threads,
+      opts.onEvent,
+    );
   }
 
   async close(): Promise<void> {

@@ -61,7 +61,10 @@ export class TransportDispatcher implements TaskDispatcher {
       return (await (await this.buckets()).jobs.get(jobId))?.value ?? null;
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
-      this.opts.onEvent?.({ type: "warning", message: `job ${jobId}: its record in ${buckets.jobs.name} is unreadable (${errorMessage(err)}); starting the job over` });
+      this.opts.onEvent?.({
+        type: "warning",
+        message: `job ${jobId}: its record in ${buckets.jobs.name} is unreadable (${errorMessage(err)}); starting the job over`,
+      });
       await this.resetJob(jobId);
       return null;
     }
@@ -134,7 +137,12 @@ export class TransportDispatcher implements TaskDispatcher {
             // A task record this job cannot read fails this job (only), saying which record.
             onError: (err, key) => {
               if (!pending.has(key) || reported.has(key)) return;
-              fail(new MergeloomError("JOB_FAILED", `job ${jobId} failed: the outcome of task ${key.slice(jobId.length + 1)} in ${buckets.tasks.name} is unreadable (${errorMessage(err)}); run the merge again`));
+              fail(
+                new MergeloomError(
+                  "JOB_FAILED",
+                  `job ${jobId} failed: the outcome of task ${key.slice(jobId.length + 1)} in ${buckets.tasks.name} is unreadable (${errorMessage(err)}); run the merge again`,
+                ),
+              );
             },
           });
           // A task every worker dropped (killed or stalled on each of its deliveries) gets no
@@ -148,7 +156,15 @@ export class TransportDispatcher implements TaskDispatcher {
             const message =
               `task ${taskId} was given up after ${a.deliveries} deliveries: every worker that took it stopped or lost its lease before finishing ` +
               `(killed, out of memory, or stalled without heartbeats); check the workers' logs and run the merge again`;
-            const outcome: TaskOutcome = { jobId, taskId, ok: false, error: { code: "JOB_FAILED", message, retryable: true }, worker: "coordinator", attempt: a.deliveries, finishedAt: Date.now() };
+            const outcome: TaskOutcome = {
+              jobId,
+              taskId,
+              ok: false,
+              error: { code: "JOB_FAILED", message, retryable: true },
+              worker: "coordinator",
+              attempt: a.deliveries,
+              finishedAt: Date.now(),
+            };
             // create: a worker's own late outcome, if any, wins
             tasks.create(key, outcome).catch((e: unknown) => (e instanceof KvConflictError ? undefined : fail(e)));
           });
@@ -190,7 +206,10 @@ export class TransportDispatcher implements TaskDispatcher {
     const outputs = await this.transport.objects(buckets.outputs.name);
     const name = buckets.outputs.key(task.jobId, task.taskId);
     const stream = await outputs.get(name);
-    if (!stream) throw new MergeloomError("JOB_FAILED", `job ${task.jobId}: outputs of task ${task.taskId} are missing from the object store (${name})`, { retryable: true });
+    if (!stream)
+      throw new MergeloomError("JOB_FAILED", `job ${task.jobId}: outputs of task ${task.taskId} are missing from the object store (${name})`, {
+        retryable: true,
+      });
     const fds = new Map<string, FileHandle>();
     try {
       let i = 0;
@@ -213,7 +232,8 @@ export class TransportDispatcher implements TaskDispatcher {
         }
       }
       while (i < task.tensors.length && task.tensors[i].dest.byteLength === 0) i++;
-      if (i !== task.tensors.length) throw new MergeloomError("JOB_FAILED", `job ${task.jobId}: task ${task.taskId} uploaded fewer bytes than its tensors need`);
+      if (i !== task.tensors.length)
+        throw new MergeloomError("JOB_FAILED", `job ${task.jobId}: task ${task.taskId} uploaded fewer bytes than its tensors need`);
     } finally {
       for (const fh of fds.values()) await fh.close();
     }
@@ -236,15 +256,27 @@ export class TransportDispatcher implements TaskDispatcher {
       if (records.length && !records.some((r) => r.protocol === PROTOCOL_VERSION)) {
         // Workers of another version consume other subjects: they would never take these tasks.
         const seen = records.map((r) => `${r.name} v${r.protocol} (mergeloom ${r.version})`).join(", ");
-        fail(new ProtocolError(`job ${jobId}: this coordinator speaks protocol v${PROTOCOL_VERSION} but every connected worker speaks another (${seen}); run the same mergeloom version on both`));
+        fail(
+          new ProtocolError(
+            `job ${jobId}: this coordinator speaks protocol v${PROTOCOL_VERSION} but every connected worker speaks another (${seen}); run the same mergeloom version on both`,
+          ),
+        );
         return;
       }
       if (!workers.length) {
         const url = this.opts.natsUrl ?? "the NATS server";
         const waited = Math.round((Date.now() - since) / 1000);
-        this.opts.onEvent?.({ type: "warning", message: `no mergeloom worker is connected (waited ${waited} s); start one with: mergeloom worker --nats ${url}` });
+        this.opts.onEvent?.({
+          type: "warning",
+          message: `no mergeloom worker is connected (waited ${waited} s); start one with: mergeloom worker --nats ${url}`,
+        });
         if (this.opts.noWorkerTimeoutMs && Date.now() - since >= this.opts.noWorkerTimeoutMs) {
-          fail(new MergeloomError("NO_WORKERS", `job ${jobId}: no worker connected within ${Math.round(this.opts.noWorkerTimeoutMs / 1000)} s; start one with: mergeloom worker --nats ${url}`));
+          fail(
+            new MergeloomError(
+              "NO_WORKERS",
+              `job ${jobId}: no worker connected within ${Math.round(this.opts.noWorkerTimeoutMs / 1000)} s; start one with: mergeloom worker --nats ${url}`,
+            ),
+          );
           return;
         }
       }

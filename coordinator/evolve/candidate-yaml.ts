@@ -15,5 +15,12 @@ export function candidateYaml(def: GenomeDefinition, genotype: number[], numLaye
   cfg.dtype = "float32";
   cfg.out_dtype = "bfloat16";
   const body = mergeConfigToYaml(cfg);
-  return header ? header.split("\n").map((l) => `# ${l}`.trimEnd()).join("\n") + "\n" + body : body;
+  return header
+    ? header
+        .split("\n")
+        .map((l) => `# ${l}`.trimEnd())
+        .join("\n") +
+        "\n" +
+        body
+    : body;
 }

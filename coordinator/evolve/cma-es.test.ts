@@ -45,7 +45,16 @@ describe("CmaEs update equations", () => {
   const ref = JSON.parse(readFileSync(new URL("./cma-es-reference.json", import.meta.url), "utf8")) as {
     x0: number[];
     sigma0: number;
-    generations: { solutions: number[][]; fitness: number[]; mean: number[]; sigma: number; C: number[][]; pc: number[]; ps: number[]; eigenvalues: number[] }[];
+    generations: {
+      solutions: number[][];
+      fitness: number[];
+      mean: number[];
+      sigma: number;
+      C: number[][];
+      pc: number[];
+      ps: number[];
+      eigenvalues: number[];
+    }[];
   };
 
   test("mean, paths, covariance and step size match an independent numpy implementation of the tutorial", () => {
@@ -53,8 +62,7 @@ describe("CmaEs update equations", () => {
     for (const g of ref.generations) {
       es.tell(g.solutions, g.fitness);
       const s = es.state();
-      const close = (a: number, b: number, what: string): void =>
-        assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
+      const close = (a: number, b: number, what: string): void => assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
       s.mean.forEach((v, i) => close(v, g.mean[i], `mean[${i}]`));
       s.ps.forEach((v, i) => close(v, g.ps[i], `ps[${i}]`));
       s.pc.forEach((v, i) => close(v, g.pc[i], `pc[${i}]`));
@@ -88,7 +96,10 @@ describe("symmetricEigen", () => {
     }
     // trace is the sum of eigenvalues; values come ascending
     assert.ok(Math.abs(values.reduce((s, v) => s + v, 0) - 12.001) < 1e-13);
-    assert.deepEqual([...values].sort((x, y) => x - y), values);
+    assert.deepEqual(
+      [...values].sort((x, y) => x - y),
+      values,
+    );
   });
 
   test("gives the known eigenvalues of [[2,1],[1,2]]", () => {
@@ -164,7 +175,10 @@ describe("CmaEs determinism and checkpoints", () => {
     assert.deepEqual(es.ask(), es.ask());
   });
 
-  for (const [label, n] of [["even", 10], ["odd (a cached normal deviate)", 3]] as const) {
+  for (const [label, n] of [
+    ["even", 10],
+    ["odd (a cached normal deviate)", 3],
+  ] as const) {
     test(`a run resumed from a JSON round-tripped state continues bit-identically (${label} normal count)`, () => {
       const opts = { x0: alternating(n, 1.5), sigma0: 0.7, seed: 2024 };
       const whole = new CmaEs(opts);
@@ -206,7 +220,10 @@ describe("CmaEs determinism and checkpoints", () => {
   test("failed evaluations (NaN) rank last and survive a JSON round trip", () => {
     const es = new CmaEs({ x0: [1, 1], sigma0: 0.3, seed: 3 });
     const xs = es.ask();
-    es.tell(xs, xs.map(() => NaN));
+    es.tell(
+      xs,
+      xs.map(() => NaN),
+    );
     assert.equal(es.best()!.f, Infinity);
     const resumed = CmaEs.fromState(JSON.parse(JSON.stringify(es.state())));
     assert.equal(resumed.best()!.f, Infinity);

@@ -14,14 +14,7 @@
  */
 import { ParamError } from "@mergeloom/engine/errors";
 import { Rng, type RngState } from "./rng.js";
-import {
-  argsortFitness,
-  decodeNumber,
-  encodeNumber,
-  rankKey,
-  type JsonNumber,
-  type SearchStrategy,
-} from "./search-strategy.js";
+import { argsortFitness, decodeNumber, encodeNumber, rankKey, type JsonNumber, type SearchStrategy } from "./search-strategy.js";
 import { symmetricEigen } from "./symmetric-eigen.js";
 
 export interface CmaOptions {
@@ -369,9 +362,7 @@ export class CmaEs implements SearchStrategy<CmaState> {
 
   static fromState(state: CmaState): CmaEs {
     if (state?.kind !== "cma-es" || state.version !== 1) {
-      throw new ParamError(
-        `restore cma-es state: expected kind 'cma-es' version 1, got kind '${String(state?.kind)}' version ${String(state?.version)}`,
-      );
+      throw new ParamError(`restore cma-es state: expected kind 'cma-es' version 1, got kind '${String(state?.kind)}' version ${String(state?.version)}`);
     }
     const st = state.settings;
     const es = new CmaEs({ ...st, fTarget: st.fTarget ?? undefined, diagonal: st.diagonal ?? false });

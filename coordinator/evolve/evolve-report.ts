@@ -25,7 +25,7 @@ export interface ValidationSummary {
 function ranks(v: readonly number[]): number[] {
   const idx = v.map((_, i) => i).sort((a, b) => v[a] - v[b]);
   const r = new Array<number>(v.length);
-  for (let i = 0; i < idx.length; ) {
+  for (let i = 0; i < idx.length;) {
     let j = i;
     while (j + 1 < idx.length && v[idx[j + 1]] === v[idx[i]]) j++;
     for (let k = i; k <= j; k++) r[idx[k]] = (i + j) / 2 + 1;
@@ -77,7 +77,10 @@ export function renderFitnessSvg(stats: readonly GenerationStats[], baselines: r
     ["best", "#000000"],
     ...(stats.some((s) => s.validation !== undefined) ? [["validation", "#ff7f0e"] as [keyof GenerationStats, string]] : []),
   ];
-  const ys = stats.flatMap((s) => [s.min, s.max, s.best, s.validation ?? NaN]).concat(baselines.map((b) => b.fitness)).filter(Number.isFinite);
+  const ys = stats
+    .flatMap((s) => [s.min, s.max, s.best, s.validation ?? NaN])
+    .concat(baselines.map((b) => b.fitness))
+    .filter(Number.isFinite);
   let lo = ys.length ? Math.min(...ys) : 0;
   let hi = ys.length ? Math.max(...ys) : 1;
   if (hi === lo) {
@@ -147,9 +150,17 @@ export function renderReportMarkdown(r: ReportInput): string {
   ];
   const v = r.validation;
   if (r.best) {
-    lines.push(`## Best: ${r.best.id} (best.yml, chosen by fitness)`, "", `| fitness | ${r.taskNames.join(" | ")} |${v ? " validation | gap (fitness − validation) |" : ""}`, `|---:|${r.taskNames.map(() => "---:").join("|")}|${v ? "---:|---:|" : ""}`);
+    lines.push(
+      `## Best: ${r.best.id} (best.yml, chosen by fitness)`,
+      "",
+      `| fitness | ${r.taskNames.join(" | ")} |${v ? " validation | gap (fitness − validation) |" : ""}`,
+      `|---:|${r.taskNames.map(() => "---:").join("|")}|${v ? "---:|---:|" : ""}`,
+    );
     const gap = r.best.validation !== undefined ? r.best.fitness - r.best.validation : NaN;
-    lines.push(`| ${n(r.best.fitness)} | ${r.taskNames.map((t) => n(r.best!.scores[t])).join(" | ")} |${v ? ` ${n(r.best.validation ?? NaN)} | ${n(gap)} |` : ""}`, "");
+    lines.push(
+      `| ${n(r.best.fitness)} | ${r.taskNames.map((t) => n(r.best!.scores[t])).join(" | ")} |${v ? ` ${n(r.best.validation ?? NaN)} | ${n(gap)} |` : ""}`,
+      "",
+    );
   }
   if (v) {
     lines.push("## Validation split (never used to select)", "", `${v.scored} candidates scored on the validation split (every: ${v.every}).`);
@@ -161,8 +172,14 @@ export function renderReportMarkdown(r: ReportInput): string {
     lines.push("");
   }
   if (r.baselines.length) {
-    lines.push("## Baselines (scored the same way)", "", `| config | fitness | ${r.taskNames.join(" | ")} |${v ? " validation |" : ""}`, `|---|---:|${r.taskNames.map(() => "---:").join("|")}|${v ? "---:|" : ""}`);
-    for (const b of r.baselines) lines.push(`| ${b.name} | ${n(b.fitness)} | ${r.taskNames.map((t) => n(b.scores[t])).join(" | ")} |${v ? ` ${n(b.validation ?? NaN)} |` : ""}`);
+    lines.push(
+      "## Baselines (scored the same way)",
+      "",
+      `| config | fitness | ${r.taskNames.join(" | ")} |${v ? " validation |" : ""}`,
+      `|---|---:|${r.taskNames.map(() => "---:").join("|")}|${v ? "---:|" : ""}`,
+    );
+    for (const b of r.baselines)
+      lines.push(`| ${b.name} | ${n(b.fitness)} | ${r.taskNames.map((t) => n(b.scores[t])).join(" | ")} |${v ? ` ${n(b.validation ?? NaN)} |` : ""}`);
     lines.push("");
   }
   lines.push(
@@ -171,10 +188,16 @@ export function renderReportMarkdown(r: ReportInput): string {
     `| generation | evaluations | min | median | max | best so far |${v ? " best's validation |" : ""}`,
     `|---:|---:|---:|---:|---:|---:|${v ? "---:|" : ""}`,
   );
-  for (const s of r.stats) lines.push(`| ${s.generation} | ${s.evaluations} | ${n(s.min)} | ${n(s.median)} | ${n(s.max)} | ${n(s.best)} |${v ? ` ${n(s.validation ?? NaN)} |` : ""}`);
+  for (const s of r.stats)
+    lines.push(`| ${s.generation} | ${s.evaluations} | ${n(s.min)} | ${n(s.median)} | ${n(s.max)} | ${n(s.best)} |${v ? ` ${n(s.validation ?? NaN)} |` : ""}`);
   lines.push("");
   if (r.front) {
-    lines.push(`## Pareto front over the tasks (${r.front.length} candidates; front.json)`, "", `| candidate | ${r.taskNames.join(" | ")} |`, `|---|${r.taskNames.map(() => "---:").join("|")}|`);
+    lines.push(
+      `## Pareto front over the tasks (${r.front.length} candidates; front.json)`,
+      "",
+      `| candidate | ${r.taskNames.join(" | ")} |`,
+      `|---|${r.taskNames.map(() => "---:").join("|")}|`,
+    );
     for (const p of r.front) lines.push(`| ${p.id} | ${r.taskNames.map((t) => n(p.scores[t])).join(" | ")} |`);
     lines.push("");
   }

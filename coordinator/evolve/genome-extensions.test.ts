@@ -26,7 +26,14 @@ describe("richer genomes (mergeloom extensions)", () => {
   });
 
   test("per_model_lambda appends one gene per model that scales all of its weights", () => {
-    const def: GenomeDefinition = { models: M, merge_method: "task_arithmetic", base_model: "org/base", layer_granularity: 2, filters: ["mlp"], per_model_lambda: true };
+    const def: GenomeDefinition = {
+      models: M,
+      merge_method: "task_arithmetic",
+      base_model: "org/base",
+      layer_granularity: 2,
+      filters: ["mlp"],
+      per_model_lambda: true,
+    };
     // 2 groups × 2 models × 2 sets × 1 param + 2 λ
     assert.equal(genotypeLength(def, 4), 10);
     const x = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 2, -0.5];
@@ -39,23 +46,42 @@ describe("richer genomes (mergeloom extensions)", () => {
   test("`initial` sets x0 per gene kind and unknown kinds are rejected", () => {
     const def: GenomeDefinition = { models: M, merge_method: "ties", base_model: "org/base", initial: { weight: 0.6, density: 0.3 } };
     assert.deepEqual(initialGenotype(def, 4), [0.6, 0.3, 0.6, 0.3]);
-    assert.throws(() => validateGenomeDefinition({ ...def, initial: { gamma: 0.1 } }, 4), /genome\.initial\.gamma: not a gene of ties \(genes: weight, density\)/);
+    assert.throws(
+      () => validateGenomeDefinition({ ...def, initial: { gamma: 0.1 } }, 4),
+      /genome\.initial\.gamma: not a gene of ties \(genes: weight, density\)/,
+    );
   });
 
   test("`initial` takes one value per model: a search can start from a hand-picked merge", () => {
-    const def: GenomeDefinition = { models: M, merge_method: "ties", base_model: "org/base", layer_granularity: 2, filters: ["mlp"], initial: { weight: [0.3, 0.9], density: 0.5 } };
+    const def: GenomeDefinition = {
+      models: M,
+      merge_method: "ties",
+      base_model: "org/base",
+      layer_granularity: 2,
+      filters: ["mlp"],
+      initial: { weight: [0.3, 0.9], density: 0.5 },
+    };
     // [group][model][filter set][param]: 2 groups × 2 models × (mlp + catch-all) × (weight, density)
     const x0 = initialGenotype(def, 4);
-    assert.deepEqual(x0.filter((_, i) => i % 2 === 0), [0.3, 0.3, 0.9, 0.9, 0.3, 0.3, 0.9, 0.9]);
+    assert.deepEqual(
+      x0.filter((_, i) => i % 2 === 0),
+      [0.3, 0.3, 0.9, 0.9, 0.3, 0.3, 0.9, 0.9],
+    );
     assert.ok(x0.filter((_, i) => i % 2 === 1).every((d) => d === 0.5));
-    assert.throws(() => validateGenomeDefinition({ ...def, initial: { weight: [0.3] } }, 4), /genome\.initial\.weight: expected a number or a list of 2 numbers \(one per model\)/);
+    assert.throws(
+      () => validateGenomeDefinition({ ...def, initial: { weight: [0.3] } }, 4),
+      /genome\.initial\.weight: expected a number or a list of 2 numbers \(one per model\)/,
+    );
   });
 
   test("slerp genomes give each layer group its own base_model: the larger gene's model", () => {
     const def: GenomeDefinition = { models: ["org/a", "org/b", "org/c"], merge_method: "slerp", layer_granularity: 2 };
     const c = genotypeToMergeConfig(def, [0.1, 2, 1, /* group 1 */ 3, -1, 0], 4);
     assert.equal(c.slices![0].base_model, "org/b");
-    assert.deepEqual(c.slices![0].sources.map((s) => s.model), ["org/b", "org/c"]);
+    assert.deepEqual(
+      c.slices![0].sources.map((s) => s.model),
+      ["org/b", "org/c"],
+    );
     assert.ok(Math.abs((c.slices![0].parameters!.t as number) - 1 / (1 + Math.E)) < 1e-15);
     assert.equal(c.slices![1].base_model, "org/a");
   });

@@ -1,13 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { parse } from "yaml";
-import {
-  genotypeLength,
-  genotypeToMergeConfig,
-  initialGenotype,
-  mergeConfigToYaml,
-  type GenomeDefinition,
-} from "./genome.js";
+import { genotypeLength, genotypeToMergeConfig, initialGenotype, mergeConfigToYaml, type GenomeDefinition } from "./genome.js";
 import { Rng } from "./rng.js";
 
 const ties: GenomeDefinition = { models: ["org/a", "org/b"], merge_method: "ties", base_model: "org/base", layer_granularity: 2 };
@@ -95,11 +89,7 @@ describe("genotypeToMergeConfig", () => {
   test("smooth emits per-model gradients over the layer groups in a models section", () => {
     const def: GenomeDefinition = { models: ["a", "b"], merge_method: "task_arithmetic", base_model: "base", smooth: true, layer_granularity: 1 };
     const c = genotypeToMergeConfig(def, [1, -2, 3, 4, 5, -6], 3);
-    assert.deepEqual(c.models, [
-      { model: "a", parameters: { weight: [1, 3, 5] } },
-      { model: "b", parameters: { weight: [2, 4, 6] } },
-      { model: "base" },
-    ]);
+    assert.deepEqual(c.models, [{ model: "a", parameters: { weight: [1, 3, 5] } }, { model: "b", parameters: { weight: [2, 4, 6] } }, { model: "base" }]);
     assert.equal(c.slices, undefined);
     assert.equal(c.parameters.normalize, false); // task_arithmetic's default
   });
@@ -115,9 +105,7 @@ describe("genotypeToMergeConfig", () => {
       [0.1, 0.2, 0.3, 0.4], // g0 (mlp, rest), g1 (mlp, rest)
       4,
     );
-    assert.deepEqual(filtered.models, [
-      { model: "a", parameters: { weight: [{ filter: "mlp", value: [0.1, 0.3] }, { value: [0.2, 0.4] }] } },
-    ]);
+    assert.deepEqual(filtered.models, [{ model: "a", parameters: { weight: [{ filter: "mlp", value: [0.1, 0.3] }, { value: [0.2, 0.4] }] } }]);
   });
 
   test("slerp picks the two largest raw genes per group, t = softmax share of the runner-up, the winner as base", () => {
@@ -132,7 +120,10 @@ describe("genotypeToMergeConfig", () => {
     // softmax([0.9, 0.5])[1] = 1 / (1 + e^0.4)
     assert.ok(Math.abs((s0.parameters!.t as number) - 1 / (1 + Math.exp(0.4))) < 1e-15);
     // a tie keeps model order; raw negative genes are not passed through abs()
-    assert.deepEqual(s1.sources.map((s) => s.model), ["a", "b"]);
+    assert.deepEqual(
+      s1.sources.map((s) => s.model),
+      ["a", "b"],
+    );
     assert.equal(s1.base_model, "a");
     assert.equal(s1.parameters!.t, 0.5);
     assert.equal(c.parameters.normalize, false);

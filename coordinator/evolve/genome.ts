@@ -123,10 +123,7 @@ interface Shape {
 export function validateGenomeDefinition(def: GenomeDefinition, numLayers: number): void {
   const known = Object.keys(METHOD_PARAMS);
   if (!Object.hasOwn(METHOD_PARAMS, def.merge_method)) {
-    throw new ConfigError(
-      "genome.merge_method",
-      `unknown merge method '${String(def.merge_method)}' for evolution (known: ${known.join(", ")})`,
-    );
+    throw new ConfigError("genome.merge_method", `unknown merge method '${String(def.merge_method)}' for evolution (known: ${known.join(", ")})`);
   }
   if (!Array.isArray(def.models) || def.models.length === 0 || !def.models.every((m) => typeof m === "string" && m)) {
     throw new ConfigError("genome.models", "expected a non-empty list of model names");
@@ -163,10 +160,7 @@ export function validateGenomeDefinition(def: GenomeDefinition, numLayers: numbe
     throw new ConfigError("genome", `number of layers must be a positive integer, got ${numLayers}`);
   }
   if (g > 0 && numLayers % g !== 0) {
-    throw new ConfigError(
-      "genome.layer_granularity",
-      `${numLayers} layers are not a multiple of layer_granularity ${g}; pick a divisor of ${numLayers}`,
-    );
+    throw new ConfigError("genome.layer_granularity", `${numLayers} layers are not a multiple of layer_granularity ${g}; pick a divisor of ${numLayers}`);
   }
 }
 
@@ -220,8 +214,7 @@ export function genotypeToMergeConfig(def: GenomeDefinition, genotype: number[],
       `expected ${expected} finite genes (${s.groups} layer groups × ${s.models} models × ${s.sets} filter sets × ${s.params.length} params${def.per_model_lambda ? ` + ${s.models} λ` : ""}), got ${genotype.length}`,
     );
   }
-  const gene = (g: number, m: number, set: number, p: number): number =>
-    genotype[((g * s.models + m) * s.sets + set) * s.params.length + p];
+  const gene = (g: number, m: number, set: number, p: number): number => genotype[((g * s.models + m) * s.sets + set) * s.params.length + p];
   const baseOutside = def.base_model && !def.models.includes(def.base_model) ? def.base_model : null;
   const layerRange = (g: number): [number, number] => [g * s.step, (g + 1) * s.step];
 

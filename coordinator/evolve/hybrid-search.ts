@@ -108,7 +108,8 @@ export async function runHybrid(opts: HybridOptions): Promise<HybridResult> {
   await rm(join(out, "best.onnx"), { force: true });
   if (winner === "dfs") await copyFile(join(out, "dfs", "best.onnx"), join(out, "best.onnx"));
   const psReport = await readFile(join(out, "ps", "report.md"), "utf8").catch(() => "");
-  const line = (r: EvolveResult) => `${r.state.evaluations.length} evaluations, best fitness ${fit(r).toFixed(4)}${r.state.best?.validation !== undefined ? `, validation ${decodeNumber(r.state.best.validation).toFixed(4)}` : ""}`;
+  const line = (r: EvolveResult) =>
+    `${r.state.evaluations.length} evaluations, best fitness ${fit(r).toFixed(4)}${r.state.best?.validation !== undefined ? `, validation ${decodeNumber(r.state.best.validation).toFixed(4)}` : ""}`;
   await writeFile(
     join(out, "report.md"),
     [
@@ -122,7 +123,10 @@ export async function runHybrid(opts: HybridOptions): Promise<HybridResult> {
       "",
       "```sh",
       ...(winner === "dfs"
-        ? [`mergeloom merge ${join(out, "ps", "best.yml")} -o ${psModel}   # the PS merge the path uses`, `mergeloom merge ${join(out, "best.yml")} -o MODEL                # the layer path; score with --onnx ${join(out, "best.onnx")}`]
+        ? [
+            `mergeloom merge ${join(out, "ps", "best.yml")} -o ${psModel}   # the PS merge the path uses`,
+            `mergeloom merge ${join(out, "best.yml")} -o MODEL                # the layer path; score with --onnx ${join(out, "best.onnx")}`,
+          ]
         : [`mergeloom merge ${join(out, "best.yml")} -o MODEL`]),
       "```",
       "",

@@ -31,7 +31,10 @@ describe("IPOP-CMA-ES", () => {
       const ipop = new IpopCmaEs({ x0: alternating(10, 3), sigma0: 5, seed, maxEvals: Number.MAX_SAFE_INTEGER });
       if (minimise(ipop, rastrigin, 1e-6, 200000) < 1e-6) solved++;
       assert.ok(ipop.restartCount >= 1, `seed ${seed}: restarted ${ipop.restartCount} times`);
-      assert.ok(ipop.log.every((l) => /^restart \d+ after \d+ evaluations \(.+\): λ = \d+$/.test(l)), ipop.log.join("\n"));
+      assert.ok(
+        ipop.log.every((l) => /^restart \d+ after \d+ evaluations \(.+\): λ = \d+$/.test(l)),
+        ipop.log.join("\n"),
+      );
     }
     assert.ok(solved >= 2, `IPOP solved ${solved}/3`);
   });
@@ -43,7 +46,10 @@ describe("IPOP-CMA-ES", () => {
     for (let g = 0; g < 200 && ipop.restartCount < 3; g++) {
       const xs = ipop.ask();
       sizes.add(xs.length);
-      ipop.tell(xs, xs.map(() => 1)); // flat: stuck at once
+      ipop.tell(
+        xs,
+        xs.map(() => 1),
+      ); // flat: stuck at once
       assert.ok(ipop.best()!.f <= prev);
       prev = ipop.best()!.f;
     }

@@ -57,7 +57,8 @@ export class IpopCmaEs implements SearchStrategy<IpopState> {
       increase: opts.increase ?? 2,
       maxRestarts: opts.maxRestarts ?? 9,
     };
-    if (!(Number.isInteger(this.opts.patience) && this.opts.patience >= 1)) throw new ParamError(`create ipop-cma-es patience ${this.opts.patience}: must be an integer ≥ 1`);
+    if (!(Number.isInteger(this.opts.patience) && this.opts.patience >= 1))
+      throw new ParamError(`create ipop-cma-es patience ${this.opts.patience}: must be an integer ≥ 1`);
     if (!(this.opts.increase >= 1)) throw new ParamError(`create ipop-cma-es increase ${this.opts.increase}: must be ≥ 1`);
     this.run = this.newRun(0);
   }

@@ -46,7 +46,10 @@ export class LocalCandidateEvaluator implements CandidateEvaluator {
     const n = Math.max(1, opts.workers ?? 1);
     const missing = scorersUsed(opts.fitness.tasks).filter((s) => !opts.scorers?.has(s));
     if (missing.length) {
-      throw new MergeloomError("USAGE", `evolve: the fitness uses scorer ${missing.join(", ")}, which this process does not have; pass --scorer ${missing[0]}=COMMAND (or --scorers-file), or run with --nats on workers that have it`);
+      throw new MergeloomError(
+        "USAGE",
+        `evolve: the fitness uses scorer ${missing.join(", ")}, which this process does not have; pass --scorer ${missing[0]}=COMMAND (or --scorers-file), or run with --nats on workers that have it`,
+      );
     }
     const needsGraph = opts.fitness.tasks.some((t) => t.kind === "accuracy" || t.kind === "entropy");
     const slots: Slot[] = [];
@@ -77,7 +80,11 @@ export class LocalCandidateEvaluator implements CandidateEvaluator {
   private evaluateOne(c: Candidate, slot: Slot, signal?: AbortSignal): Promise<CandidateResult> {
     const { fitness, mergeSeed, viaDisk, scorers, gpu } = this.opts;
     return candidateResult(c, fitness.tasks, signal, () =>
-      scoreCandidate(this.merger, { id: c.id, mergeYaml: c.mergeYaml, seed: mergeSeed ?? 0 }, { tasks: fitness.tasks, scoreWeights: (w) => slot.fitness!.score(w), scratch: this.scratch, viaDisk, scorers, gpu, signal }),
+      scoreCandidate(
+        this.merger,
+        { id: c.id, mergeYaml: c.mergeYaml, seed: mergeSeed ?? 0 },
+        { tasks: fitness.tasks, scoreWeights: (w) => slot.fitness!.score(w), scratch: this.scratch, viaDisk, scorers, gpu, signal },
+      ),
     );
   }
 

@@ -68,11 +68,17 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
   static async create(opts: NatsEvaluatorOptions): Promise<NatsCandidateEvaluator> {
     const command = opts.fitness.tasks.find((t) => t.kind === "command");
     if (command) {
-      throw new MergeloomError("USAGE", `--nats: fitness task '${command.name}' is a command task; command tasks run only in-process (workers do not run shell commands from the queue); run the search without --nats`);
+      throw new MergeloomError(
+        "USAGE",
+        `--nats: fitness task '${command.name}' is a command task; command tasks run only in-process (workers do not run shell commands from the queue); run the search without --nats`,
+      );
     }
     const used = scorersUsed(opts.fitness.tasks);
     if (used.length > 1) {
-      throw new MergeloomError("USAGE", `--nats: the fitness uses scorers ${used.join(", ")}; a distributed search can use one worker-side scorer per fitness (each scorer has its own queue, and a candidate is one task); combine them in one scorer command`);
+      throw new MergeloomError(
+        "USAGE",
+        `--nats: the fitness uses scorers ${used.join(", ")}; a distributed search can use one worker-side scorer per fitness (each scorer has its own queue, and a candidate is one task); combine them in one scorer command`,
+      );
     }
     if (opts.searchId.replace(TOKEN_UNSAFE, "") !== opts.searchId) {
       throw new MergeloomError("USAGE", `evaluate on nats: search id '${opts.searchId}' may only use letters, digits, '_' and '-'`);
@@ -88,7 +94,14 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
     signal?.throwIfAborted();
     const { searchId } = this.opts;
     const fitness = toWireSpec(this.opts.fitness);
-    const tasks = candidates.map<EvalTask>((c) => ({ jobId: searchId, taskId: evalTaskId(c), candidateId: c.id, mergeYaml: c.mergeYaml, fitness, seed: this.opts.mergeSeed ?? 0 }));
+    const tasks = candidates.map<EvalTask>((c) => ({
+      jobId: searchId,
+      taskId: evalTaskId(c),
+      candidateId: c.id,
+      mergeYaml: c.mergeYaml,
+      fitness,
+      seed: this.opts.mergeSeed ?? 0,
+    }));
     const index = new Map(tasks.map((t, i) => [buckets.evals.key(t.jobId, t.taskId), i]));
     if (index.size !== tasks.length) throw new MergeloomError("EVAL_FAILED", `evaluate generation: two candidates share an id; candidate ids must be unique`);
     const results = new Array<CandidateResult | undefined>(tasks.length);
@@ -124,7 +137,18 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
               const i = index.get(buckets.evals.key(searchId, taskId));
               if (i === undefined || results[i]) return;
               const message = `candidate ${candidates[i].id} was given up after ${a.deliveries} deliveries: every worker that took it stopped or lost its lease before finishing (killed, out of memory, or stalled); check the workers' logs`;
-              const o: EvalOutcome = { jobId: searchId, taskId, candidateId: candidates[i].id, ok: false, scores: {}, error: { code: "EVAL_FAILED", message, retryable: true }, worker: "coordinator", attempt: a.deliveries, durationMs: 0, finishedAt: Date.now() };
+              const o: EvalOutcome = {
+                jobId: searchId,
+                taskId,
+                candidateId: candidates[i].id,
+                ok: false,
+                scores: {},
+                error: { code: "EVAL_FAILED", message, retryable: true },
+                worker: "coordinator",
+                attempt: a.deliveries,
+                durationMs: 0,
+                finishedAt: Date.now(),
+              };
               this.outcomes.create(buckets.evals.key(searchId, taskId), o).catch((e: unknown) => (e instanceof KvConflictError ? undefined : reject(e)));
             },
             { durable: this.durable },
@@ -153,7 +177,9 @@ export class NatsCandidateEvaluator implements CandidateEvaluator {
     const check = async () => {
       const workers = await (await openKv(this.opts.transport, buckets.workers)).keys();
       if (!workers.length) {
-        this.opts.onWarning?.(`no mergeloom worker is connected (waited ${Math.round((Date.now() - since) / 1000)} s); start one with: mergeloom worker --nats URL`);
+        this.opts.onWarning?.(
+          `no mergeloom worker is connected (waited ${Math.round((Date.now() - since) / 1000)} s); start one with: mergeloom worker --nats URL`,
+        );
       }
       const t = setTimeout(() => void check().catch(() => {}), every);
       t.unref();

@@ -85,8 +85,6 @@ export function paretoFront<T>(points: readonly { scores: number[]; item: T }[])
 /** Keeps at most `k` front points, dropping the most crowded first (ties: later input dropped first); input order kept. */
 export function truncateByCrowding<T>(front: readonly ParetoPoint<T>[], k: number): ParetoPoint<T>[] {
   if (front.length <= k) return [...front];
-  const keep = [...front]
-    .sort((a, b) => (b.crowding === a.crowding ? a.index - b.index : b.crowding - a.crowding))
-    .slice(0, Math.max(0, k));
+  const keep = [...front].sort((a, b) => (b.crowding === a.crowding ? a.index - b.index : b.crowding - a.crowding)).slice(0, Math.max(0, k));
   return keep.sort((a, b) => a.index - b.index);
 }

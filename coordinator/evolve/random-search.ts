@@ -5,14 +5,7 @@
  */
 import { ParamError } from "@mergeloom/engine/errors";
 import { Rng, type RngState } from "./rng.js";
-import {
-  argsortFitness,
-  decodeNumber,
-  encodeNumber,
-  rankKey,
-  type JsonNumber,
-  type SearchStrategy,
-} from "./search-strategy.js";
+import { argsortFitness, decodeNumber, encodeNumber, rankKey, type JsonNumber, type SearchStrategy } from "./search-strategy.js";
 
 export type RandomSearchOptions =
   | { mode: "box"; lower: number[]; upper: number[]; popSize: number; seed: number; maxEvals?: number }
@@ -86,9 +79,7 @@ export class RandomSearch implements SearchStrategy<RandomSearchState> {
       for (let j = 0; j < o.popSize; j++) {
         const x = new Array<number>(this.n);
         for (let i = 0; i < this.n; i++) {
-          x[i] = o.mode === "box"
-            ? o.lower[i] + (o.upper[i] - o.lower[i]) * this.rng.next()
-            : o.x0[i] + o.sigma0 * this.rng.normal();
+          x[i] = o.mode === "box" ? o.lower[i] + (o.upper[i] - o.lower[i]) * this.rng.next() : o.x0[i] + o.sigma0 * this.rng.normal();
         }
         pop.push(x);
       }

@@ -95,9 +95,7 @@ export class Rng {
       state.s.some((w) => w !== 0) &&
       (state.spare === null || Number.isFinite(state.spare));
     if (!ok) {
-      throw new ParamError(
-        "restore rng state: expected {s: four uint32 words, not all zero, spare: number | null}",
-      );
+      throw new ParamError("restore rng state: expected {s: four uint32 words, not all zero, spare: number | null}");
     }
     const rng = new Rng(0);
     [rng.a, rng.b, rng.c, rng.d] = state.s.map((w) => w | 0);

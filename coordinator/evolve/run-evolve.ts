@@ -104,7 +104,13 @@ async function createGenome(config: SearchConfig, numLayers?: number): Promise<E
   validateGenomeDefinition(def, n);
   const x0 = initialGenotype(def, n);
   candidateYaml(def, x0, n); // fail on an unsupported genome before any work
-  return { numLayers: n, length: genotypeLength(def, n), x0, yaml: (x, header) => candidateYaml(def, x, n, header), title: `${def.merge_method} over ${def.models.length} models` };
+  return {
+    numLayers: n,
+    length: genotypeLength(def, n),
+    x0,
+    yaml: (x, header) => candidateYaml(def, x, n, header),
+    title: `${def.merge_method} over ${def.models.length} models`,
+  };
 }
 
 export interface EvolveResult {
@@ -146,7 +152,11 @@ function searchHash(text: string, s: SearchSettings): string {
   const { strategy, seed, population, sigma0, mergeSeed, covariance, restarts, patience } = s;
   // the new settings enter the hash only when set, so states written before them still resume
   const extra = covariance !== "auto" || restarts !== 0 || patience !== null ? { covariance, restarts, patience } : {};
-  return createHash("sha256").update(text).update(JSON.stringify({ strategy, seed, population, sigma0, mergeSeed, ...extra })).digest("hex").slice(0, 16);
+  return createHash("sha256")
+    .update(text)
+    .update(JSON.stringify({ strategy, seed, population, sigma0, mergeSeed, ...extra }))
+    .digest("hex")
+    .slice(0, 16);
 }
 
 async function writeAtomic(file: string, text: string): Promise<void> {
@@ -164,7 +174,8 @@ const encFit = (f: number): JsonNumber => (Number.isNaN(f) ? "-Infinity" : encod
 export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
   const { config, out, evaluator } = opts;
   const validator = config.validation ? opts.validator : undefined;
-  if (config.validation && !validator) throw new MergeloomError("CONFIG_INVALID", "evolve: the search config has a validation split but no validation evaluator was given");
+  if (config.validation && !validator)
+    throw new MergeloomError("CONFIG_INVALID", "evolve: the search config has a validation split but no validation evaluator was given");
   const emit = opts.onEvent ?? (() => {});
   const s = config.search;
   const stateFile = join(out, "state.json");
@@ -183,9 +194,13 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
   }
   if (existing !== undefined) {
     state = JSON.parse(existing) as EvolveState;
-    if (state.kind !== "mergeloom-evolve" || state.version !== 1) throw new MergeloomError("CONFIG_INVALID", `resume ${stateFile}: not a mergeloom evolve state (version 1)`);
+    if (state.kind !== "mergeloom-evolve" || state.version !== 1)
+      throw new MergeloomError("CONFIG_INVALID", `resume ${stateFile}: not a mergeloom evolve state (version 1)`);
     if (state.searchHash !== hash) {
-      throw new MergeloomError("CONFIG_INVALID", `resume ${stateFile}: the search config or its seed/strategy/population/sigma0 changed since the state was written; resume with the same ones or use a new -o`);
+      throw new MergeloomError(
+        "CONFIG_INVALID",
+        `resume ${stateFile}: the search config or its seed/strategy/population/sigma0 changed since the state was written; resume with the same ones or use a new -o`,
+      );
     }
     state.settings = s;
   } else {
@@ -242,7 +257,8 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
     const pop = strategy.ask();
     if (state.evaluations.length + pop.length > s.budget) reason = `budget of ${s.budget} evaluations reached`;
     else if (s.timeLimit !== null && elapsed() >= s.timeLimit) reason = `time limit of ${s.timeLimit} s reached`;
-    else if (opts.maxGenerations !== undefined && runGenerations >= opts.maxGenerations) reason = `stopped after ${runGenerations} generations (--max-generations); resume to continue`;
+    else if (opts.maxGenerations !== undefined && runGenerations >= opts.maxGenerations)
+      reason = `stopped after ${runGenerations} generations (--max-generations); resume to continue`;
     else if (strategy.stop().length > 0) reason = `strategy converged (${strategy.stop().join(", ")})`;
     if (reason) break;
     opts.signal?.throwIfAborted();
@@ -256,7 +272,10 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
       if (!r) throw new MergeloomError("EVAL_FAILED", `evolve generation ${gen}: the evaluator returned no result for candidate ${c.id}`);
       return r.fitness;
     });
-    strategy.tell(pop, fitness.map((f) => (Number.isNaN(f) ? NaN : -f)));
+    strategy.tell(
+      pop,
+      fitness.map((f) => (Number.isNaN(f) ? NaN : -f)),
+    );
     // The best is chosen by fitness alone; validation only scores what fitness chose (or, with
     // `every: all`, every candidate, for the report's correlations).
     const prevBest = state.best;
@@ -271,7 +290,12 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
     });
     if (validator) {
       const toScore = config.validation!.every === "all" ? entries : state.best !== prevBest ? [state.best!] : [];
-      const vres = toScore.length ? await validator.evaluate(toScore.map((e) => cands.find((c) => c.id === e.id)!), opts.signal) : [];
+      const vres = toScore.length
+        ? await validator.evaluate(
+            toScore.map((e) => cands.find((c) => c.id === e.id)!),
+            opts.signal,
+          )
+        : [];
       for (const r of vres) {
         const e = toScore.find((x) => x.id === r.id)!;
         e.validation = encFit(r.fitness);
@@ -316,14 +340,26 @@ async function writeBest(out: string, state: EvolveState, genome: EvolveGenome, 
 
 async function writeReport(out: string, state: EvolveState, config: SearchConfig, genome: EvolveGenome): Promise<void> {
   const taskNames = config.fitness.tasks.map((t) => t.name);
-  const baselines = state.baselines.map((b) => ({ name: b.name, fitness: decodeNumber(b.fitness), scores: dec(b.scores), ...(b.validation !== undefined ? { validation: decodeNumber(b.validation) } : {}) }));
+  const baselines = state.baselines.map((b) => ({
+    name: b.name,
+    fitness: decodeNumber(b.fitness),
+    scores: dec(b.scores),
+    ...(b.validation !== undefined ? { validation: decodeNumber(b.validation) } : {}),
+  }));
   let front: { id: string; scores: Record<string, number> }[] | undefined;
   if (config.fitness.objective === "pareto") {
     const pts = state.evaluations
       .filter((e) => Number.isFinite(decodeNumber(e.fitness)))
       .map((e) => ({ scores: taskNames.map((t) => decodeNumber(e.scores[t])), item: e }));
     front = paretoFront(pts).map((p) => ({ id: p.item.id, scores: dec(p.item.scores) }));
-    await writeAtomic(join(out, "front.json"), JSON.stringify(paretoFront(pts).map((p) => ({ id: p.item.id, scores: p.item.scores, genotype: p.item.genotype, crowding: encodeNumber(p.crowding) })), null, 1));
+    await writeAtomic(
+      join(out, "front.json"),
+      JSON.stringify(
+        paretoFront(pts).map((p) => ({ id: p.item.id, scores: p.item.scores, genotype: p.item.genotype, crowding: encodeNumber(p.crowding) })),
+        null,
+        1,
+      ),
+    );
   }
   await writeAtomic(join(out, "fitness.svg"), renderFitnessSvg(state.stats, baselines));
   const bestNotes = state.best && genome.describeBest ? genome.describeBest(state.best.genotype).join("\n") + "\n" : "";
@@ -332,7 +368,14 @@ async function writeReport(out: string, state: EvolveState, config: SearchConfig
     renderReportMarkdown({
       title: `mergeloom evolve: ${genome.title} (${state.settings.strategy}, seed ${state.settings.seed})`,
       stats: state.stats,
-      best: state.best ? { id: state.best.id, fitness: decodeNumber(state.best.fitness), scores: dec(state.best.scores), ...(state.best.validation !== undefined ? { validation: decodeNumber(state.best.validation) } : {}) } : null,
+      best: state.best
+        ? {
+            id: state.best.id,
+            fitness: decodeNumber(state.best.fitness),
+            scores: dec(state.best.scores),
+            ...(state.best.validation !== undefined ? { validation: decodeNumber(state.best.validation) } : {}),
+          }
+        : null,
       validation: config.validation ? validationSummary(state, config.validation.every) : undefined,
       baselines,
       front,
@@ -351,7 +394,10 @@ function validationSummary(state: EvolveState, every: "best" | "all"): Validatio
     .map((e) => ({ id: e.id, fitness: decodeNumber(e.fitness), validation: decodeNumber(e.validation!) }));
   const summary: ValidationSummary = { every, scored: pairs.length };
   if (every === "all" && pairs.length >= 3) {
-    summary.spearman = spearman(pairs.map((p) => p.fitness), pairs.map((p) => p.validation));
+    summary.spearman = spearman(
+      pairs.map((p) => p.fitness),
+      pairs.map((p) => p.validation),
+    );
     const top = pairs.reduce((a, b) => (b.validation > a.validation ? b : a));
     summary.validationSelected = top;
   }

@@ -18,7 +18,10 @@ describe("search config", () => {
     assert.equal(c.genome.models.length, 4);
     assert.equal(c.genome.merge_method, "task_arithmetic");
     assert.equal(c.search.budget, 300);
-    assert.deepEqual(c.fitness.tasks.map((t) => t.name), ["add", "sub", "mul", "rev"]);
+    assert.deepEqual(
+      c.fitness.tasks.map((t) => t.name),
+      ["add", "sub", "mul", "rev"],
+    );
     assert.equal(c.baselines.length, 6);
     assert.match(c.baselines[0].yaml!, /lambda: 0.3/);
   });
@@ -31,7 +34,8 @@ describe("search config", () => {
     // layer 3, expert-mul (model 2), down_proj (set 6), then the four λ genes
     assert.equal(x0[(3 * 4 + 2) * 8 + 6], 0.9);
     assert.deepEqual(x0.slice(-4), [1, 1, 1, 1]);
-    const bad = "genome: { models: [a, b], merge_method: linear, initial: { weight: [0.5, x] } }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, data: d }] }\n";
+    const bad =
+      "genome: { models: [a, b], merge_method: linear, initial: { weight: [0.5, x] } }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, data: d }] }\n";
     assert.throws(() => parseSearchConfig(bad, "s.yml"), /genome\.initial\.weight\[1\]: expected a number, got "x"/);
   });
 
@@ -40,16 +44,31 @@ describe("search config", () => {
     assert.doesNotThrow(() => parseSearchConfig(base, "s.yml"));
     assert.throws(() => parseSearchConfig(base + "serach: {}\n", "s.yml"), /serach: unknown key \(valid: genome, fitness, search, baselines, validation\)/);
     assert.throws(() => parseSearchConfig(base.replace("linear", "model_stock"), "s.yml"), /unknown merge method 'model_stock'.*known: linear/);
-    assert.throws(() => parseSearchConfig(base.replace("data: d", "kind: bleu, data: d"), "s.yml"), /unknown kind 'bleu' \(known: accuracy, entropy, command, scorer\)/);
+    assert.throws(
+      () => parseSearchConfig(base.replace("data: d", "kind: bleu, data: d"), "s.yml"),
+      /unknown kind 'bleu' \(known: accuracy, entropy, command, scorer\)/,
+    );
     assert.throws(() => parseSearchConfig(base + "search: { strategy: pso }\n", "s.yml"), /known: cmaes, random/);
-    assert.throws(() => parseSearchConfig("genome: { models: [a], merge_method: linear }\nfitness: { tasks: [{ name: t, data: d }] }\n", "s.yml"), /fitness.graph/);
+    assert.throws(
+      () => parseSearchConfig("genome: { models: [a], merge_method: linear }\nfitness: { tasks: [{ name: t, data: d }] }\n", "s.yml"),
+      /fitness.graph/,
+    );
   });
 
   test("a command-only fitness needs no graph, and the limit applies to every data task", () => {
-    const c = parseSearchConfig("genome: { models: [a], merge_method: linear }\nfitness: { tasks: [{ name: lm, kind: command, command: 'echo 1' }] }\n", "s.yml");
+    const c = parseSearchConfig(
+      "genome: { models: [a], merge_method: linear }\nfitness: { tasks: [{ name: lm, kind: command, command: 'echo 1' }] }\n",
+      "s.yml",
+    );
     assert.equal(c.fitness.graph, undefined);
-    const d = parseSearchConfig("genome: { models: [a], merge_method: linear }\nfitness: { graph: g, vocab: v, limit: 100, tasks: [{ name: t, data: d }, { name: u, data: e, limit: 5 }] }\n", "s.yml");
-    assert.deepEqual(d.fitness.tasks.map((t) => t.limit), [100, 5]);
+    const d = parseSearchConfig(
+      "genome: { models: [a], merge_method: linear }\nfitness: { graph: g, vocab: v, limit: 100, tasks: [{ name: t, data: d }, { name: u, data: e, limit: 5 }] }\n",
+      "s.yml",
+    );
+    assert.deepEqual(
+      d.fitness.tasks.map((t) => t.limit),
+      [100, 5],
+    );
   });
 });
 
@@ -70,7 +89,10 @@ describe("candidate yaml", () => {
   test("a slerp genome's candidate is a valid config with a base_model per slice and no normalize", () => {
     const def: GenomeDefinition = { models: ["a", "b"], merge_method: "slerp", layer_granularity: 1 };
     const cfg = parseMergeConfig(candidateYaml(def, [0, 1, 1, 0], 2), "c.yml", createDefaultRegistry());
-    assert.deepEqual(cfg.slices.map((s) => s.baseModel ?? "(top-level)"), ["b", "a"]);
+    assert.deepEqual(
+      cfg.slices.map((s) => s.baseModel ?? "(top-level)"),
+      ["b", "a"],
+    );
   });
 
   test("a validation split must be distinct from the fitness split; graph and vocab default to the fitness ones", () => {
@@ -79,9 +101,18 @@ describe("candidate yaml", () => {
     assert.equal(c.validation!.every, "all");
     assert.equal(c.validation!.spec.graph, "g.onnx");
     assert.equal(c.validation!.spec.tasks[0].data, "val.jsonl");
-    assert.throws(() => parseSearchConfig(base + "validation: { tasks: [{ name: t, data: ./dev.jsonl }] }\n", "s.yml"), /validation\.tasks\[0\]: uses the same data '\.\/dev\.jsonl' as a fitness task; a validation split must be distinct/);
-    assert.throws(() => parseSearchConfig(base + "validation: { every: most, tasks: [] }\n", "s.yml"), /validation\.every: unknown value 'most' \(known: best, all\)/);
-    assert.throws(() => parseSearchConfig(base + "validation: { tasks: [{ name: t, kind: acc, data: x }] }\n", "s.yml"), /config validation\.tasks\[0\]\.kind: unknown kind 'acc'/);
+    assert.throws(
+      () => parseSearchConfig(base + "validation: { tasks: [{ name: t, data: ./dev.jsonl }] }\n", "s.yml"),
+      /validation\.tasks\[0\]: uses the same data '\.\/dev\.jsonl' as a fitness task; a validation split must be distinct/,
+    );
+    assert.throws(
+      () => parseSearchConfig(base + "validation: { every: most, tasks: [] }\n", "s.yml"),
+      /validation\.every: unknown value 'most' \(known: best, all\)/,
+    );
+    assert.throws(
+      () => parseSearchConfig(base + "validation: { tasks: [{ name: t, kind: acc, data: x }] }\n", "s.yml"),
+      /config validation\.tasks\[0\]\.kind: unknown kind 'acc'/,
+    );
   });
 
   test("covariance and restarts are read from search:", () => {
@@ -89,7 +120,10 @@ describe("candidate yaml", () => {
     const c = parseSearchConfig(base + "search: { covariance: diagonal, restarts: 3, patience: 5 }\n", "s.yml");
     assert.deepEqual([c.search.covariance, c.search.restarts, c.search.patience], ["diagonal", 3, 5]);
     assert.equal(parseSearchConfig(base, "s.yml").search.covariance, "auto");
-    assert.throws(() => parseSearchConfig(base + "search: { covariance: sparse }\n", "s.yml"), /search\.covariance: unknown covariance 'sparse' \(known: full, diagonal, auto\)/);
+    assert.throws(
+      () => parseSearchConfig(base + "search: { covariance: sparse }\n", "s.yml"),
+      /search\.covariance: unknown covariance 'sparse' \(known: full, diagonal, auto\)/,
+    );
   });
 });
 

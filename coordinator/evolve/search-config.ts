@@ -166,11 +166,18 @@ function parseValidation(v: unknown, fitness: FitnessSpec, generatedGraph: boole
     throw err;
   }
   // the split must be distinct: same (data, limit) as a fitness task would make the gap meaningless
-  const fitKeys = new Set(fitness.tasks.map((t) => (t.kind === "command" ? `command:${t.command}` : t.kind === "scorer" ? `scorer:${t.scorer}` : `${resolve(t.data!)}#${t.limit ?? "all"}`)));
+  const fitKeys = new Set(
+    fitness.tasks.map((t) =>
+      t.kind === "command" ? `command:${t.command}` : t.kind === "scorer" ? `scorer:${t.scorer}` : `${resolve(t.data!)}#${t.limit ?? "all"}`,
+    ),
+  );
   spec.tasks.forEach((t, i) => {
     const key = t.kind === "command" ? `command:${t.command}` : t.kind === "scorer" ? `scorer:${t.scorer}` : `${resolve(t.data!)}#${t.limit ?? "all"}`;
     if (fitKeys.has(key)) {
-      throw new ConfigError(`validation.tasks[${i}]`, `uses the same ${t.kind === "command" ? "command" : `data '${t.data}'`} as a fitness task; a validation split must be distinct from the fitness split`);
+      throw new ConfigError(
+        `validation.tasks[${i}]`,
+        `uses the same ${t.kind === "command" ? "command" : `data '${t.data}'`} as a fitness task; a validation split must be distinct from the fitness split`,
+      );
     }
   });
   return { spec, every };
@@ -183,7 +190,20 @@ function list(v: unknown, path: string): unknown[] {
 
 function parseGenome(v: unknown): GenomeDefinition {
   if (!isObj(v)) throw new ConfigError("genome", "missing; expected a mapping with models and merge_method (mergekit-evolve's genome section)");
-  keys(v, "genome", ["kind", "models", "merge_method", "base_model", "tokenizer_source", "layer_granularity", "normalize", "allow_negative_weights", "filters", "smooth", "per_model_lambda", "initial"]);
+  keys(v, "genome", [
+    "kind",
+    "models",
+    "merge_method",
+    "base_model",
+    "tokenizer_source",
+    "layer_granularity",
+    "normalize",
+    "allow_negative_weights",
+    "filters",
+    "smooth",
+    "per_model_lambda",
+    "initial",
+  ]);
   if (v.kind !== undefined && v.kind !== "merge") throw new ConfigError("genome.kind", `unknown genome kind '${String(v.kind)}' (known: merge, dfs)`);
   const method = str(v.merge_method, "genome.merge_method");
   const known = Object.keys(METHOD_PARAMS);
@@ -194,7 +214,8 @@ function parseGenome(v: unknown): GenomeDefinition {
   };
   if (v.base_model !== undefined && v.base_model !== null) def.base_model = str(v.base_model, "genome.base_model");
   if (v.tokenizer_source !== undefined && v.tokenizer_source !== null) def.tokenizer_source = str(v.tokenizer_source, "genome.tokenizer_source");
-  if (v.layer_granularity !== undefined && v.layer_granularity !== null) def.layer_granularity = num(v.layer_granularity, "genome.layer_granularity", { int: true, min: 0 });
+  if (v.layer_granularity !== undefined && v.layer_granularity !== null)
+    def.layer_granularity = num(v.layer_granularity, "genome.layer_granularity", { int: true, min: 0 });
   const normalize = optBool(v.normalize, "genome.normalize");
   if (normalize !== undefined) def.normalize = normalize;
   def.allow_negative_weights = optBool(v.allow_negative_weights, "genome.allow_negative_weights") ?? false;
@@ -202,7 +223,8 @@ function parseGenome(v: unknown): GenomeDefinition {
   if (v.filters !== undefined && v.filters !== null) def.filters = list(v.filters, "genome.filters").map((f, i) => str(f, `genome.filters[${i}]`));
   def.per_model_lambda = optBool(v.per_model_lambda, "genome.per_model_lambda") ?? false;
   if (v.initial !== undefined && v.initial !== null) {
-    if (!isObj(v.initial)) throw new ConfigError("genome.initial", "expected a mapping of gene kind to x0, e.g. {weight: 0.5, density: 0.7} or {weight: [0.3, 1]} (one per model)");
+    if (!isObj(v.initial))
+      throw new ConfigError("genome.initial", "expected a mapping of gene kind to x0, e.g. {weight: 0.5, density: 0.7} or {weight: [0.3, 1]} (one per model)");
     def.initial = Object.fromEntries(
       Object.entries(v.initial).map(([k, x]) => [k, Array.isArray(x) ? x.map((y, i) => num(y, `genome.initial.${k}[${i}]`)) : num(x, `genome.initial.${k}`)]),
     );
@@ -217,7 +239,8 @@ function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
   if (!isObj(v)) throw new ConfigError("fitness", "missing; expected a mapping with tasks: (see the README's evolve section)");
   keys(v, "fitness", ["graph", "vocab", "batch_size", "threads", "limit", "objective", "tasks"]);
   const objective = v.objective ?? "weighted";
-  if (objective !== "weighted" && objective !== "pareto") throw new ConfigError("fitness.objective", `unknown objective '${String(objective)}' (known: weighted, pareto)`);
+  if (objective !== "weighted" && objective !== "pareto")
+    throw new ConfigError("fitness.objective", `unknown objective '${String(objective)}' (known: weighted, pareto)`);
   const limit = v.limit === undefined || v.limit === null ? undefined : num(v.limit, "fitness.limit", { int: true, min: 1 });
   const tasks: FitnessTask[] = list(v.tasks, "fitness.tasks").map((t, i) => {
     const p = `fitness.tasks[${i}]`;
@@ -271,7 +294,8 @@ function parseSettings(v: unknown): SearchSettings {
   keys(v, "search", ["strategy", "budget", "time_limit", "seed", "population", "sigma0", "merge_seed", "covariance", "restarts", "patience", "split"]);
   const s = { ...DEFAULT_SEARCH };
   if (v.strategy !== undefined) {
-    if (v.strategy !== "cmaes" && v.strategy !== "random") throw new ConfigError("search.strategy", `unknown strategy '${String(v.strategy)}' (known: cmaes, random)`);
+    if (v.strategy !== "cmaes" && v.strategy !== "random")
+      throw new ConfigError("search.strategy", `unknown strategy '${String(v.strategy)}' (known: cmaes, random)`);
     s.strategy = v.strategy;
   }
   if (v.budget !== undefined) s.budget = num(v.budget, "search.budget", { int: true, min: 1 });
@@ -281,7 +305,8 @@ function parseSettings(v: unknown): SearchSettings {
   if (v.sigma0 !== undefined) s.sigma0 = num(v.sigma0, "search.sigma0", { positive: true });
   if (v.merge_seed !== undefined) s.mergeSeed = num(v.merge_seed, "search.merge_seed", { int: true, min: 0 });
   if (v.covariance !== undefined) {
-    if (v.covariance !== "full" && v.covariance !== "diagonal" && v.covariance !== "auto") throw new ConfigError("search.covariance", `unknown covariance '${String(v.covariance)}' (known: full, diagonal, auto)`);
+    if (v.covariance !== "full" && v.covariance !== "diagonal" && v.covariance !== "auto")
+      throw new ConfigError("search.covariance", `unknown covariance '${String(v.covariance)}' (known: full, diagonal, auto)`);
     s.covariance = v.covariance;
   }
   if (v.restarts !== undefined) s.restarts = num(v.restarts, "search.restarts", { int: true, min: 0 });

@@ -51,9 +51,7 @@ export function symmetricEigen(a: readonly (readonly number[])[]): SymmetricEige
         }
         // rotation angle phi with t = tan(phi) the smaller root of t^2 + 2 theta t - 1 = 0
         const theta = (aqq - app) / (2 * apq);
-        const t = Math.abs(theta) > 1e150
-          ? 1 / (2 * theta)
-          : Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+        const t = Math.abs(theta) > 1e150 ? 1 / (2 * theta) : Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
         const c = 1 / Math.sqrt(t * t + 1);
         const s = t * c;
         m[p][p] = app - t * apq;

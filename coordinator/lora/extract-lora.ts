@@ -131,9 +131,14 @@ export async function extractLora(opts: ExtractOptions): Promise<ExtractReport> 
       }
       if ((include.length && !include.some((r) => r.test(module))) || excluded) continue;
       const b = base.tensors.get(t.name);
-      if (!b) throw new CheckpointError(opts.base, `has no tensor '${t.name}', which '${opts.finetuned}' has; extract against the model it was fine-tuned from`, { code: "CHECKPOINT_MISSING" });
+      if (!b)
+        throw new CheckpointError(opts.base, `has no tensor '${t.name}', which '${opts.finetuned}' has; extract against the model it was fine-tuned from`, {
+          code: "CHECKPOINT_MISSING",
+        });
       if (b.shape.join("x") !== t.shape.join("x")) {
-        throw new CheckpointError(opts.base, `tensor '${t.name}' has shape [${b.shape}] but the fine-tuned model's is [${t.shape}]`, { code: "SHAPE_MISMATCH" });
+        throw new CheckpointError(opts.base, `tensor '${t.name}' has shape [${b.shape}] but the fine-tuned model's is [${t.shape}]`, {
+          code: "SHAPE_MISMATCH",
+        });
       }
       const r = await extractOne(io, t, b, module, opts);
       out.push(r.a, r.b);
@@ -188,7 +193,11 @@ async function extractOne(io: TensorIO, ft: CheckpointTensor, base: CheckpointTe
     for (let i = 0; i < a.length; i++) d[i] = a[i] - b[i];
     return d;
   };
-  const svd = await randomizedSvd(delta, rows, cols, opts.rank, { powerIterations: opts.powerIterations ?? 2, oversample: opts.oversample ?? 10, seed: opts.seed ?? 0 });
+  const svd = await randomizedSvd(delta, rows, cols, opts.rank, {
+    powerIterations: opts.powerIterations ?? 2,
+    oversample: opts.oversample ?? 10,
+    seed: opts.seed ?? 0,
+  });
   let rank = svd.rank;
   if ((opts.svEpsilon ?? 0) > 0) rank = Math.min(rank, svd.s.filter((x) => x > opts.svEpsilon!).length);
   const distribute = opts.distributeScale ?? true;

@@ -111,7 +111,10 @@ export async function randomizedSvd(read: RowChunks, rows: number, cols: number,
   }
   for (let p = 0; p < k; p++) for (let q = 0; q < p; q++) bbt[p][q] = bbt[q][p];
   const eig = symmetricEigen(bbt);
-  const order = eig.values.map((_, i) => i).sort((a, b) => eig.values[b] - eig.values[a]).slice(0, r);
+  const order = eig.values
+    .map((_, i) => i)
+    .sort((a, b) => eig.values[b] - eig.values[a])
+    .slice(0, r);
   const s = Float64Array.from(order, (i) => Math.sqrt(Math.max(0, eig.values[i])));
   // U = Y·Ũ (rows × r); Vᵀ = Σ⁻¹ Ũᵀ B (r × cols).
   const u = new Float64Array(rows * r);

@@ -27,7 +27,11 @@ test("each finished span becomes one parseable JSON line with ids, parent, times
     });
     const tracer = provider.getTracer("mergeloom");
     const parent = tracer.startSpan("job merge", { attributes: { "mergeloom.job.id": "j1" } }, context.active());
-    const child = tracer.startSpan("process mergeloom.v1.task.merge", { kind: SpanKind.CONSUMER, attributes: { "messaging.delivery.attempt": 2 } }, trace.setSpan(context.active(), parent));
+    const child = tracer.startSpan(
+      "process mergeloom.v1.task.merge",
+      { kind: SpanKind.CONSUMER, attributes: { "messaging.delivery.attempt": 2 } },
+      trace.setSpan(context.active(), parent),
+    );
     child.recordException(new Error("boom"));
     child.setStatus({ code: SpanStatusCode.ERROR, message: "boom" });
     child.end();
@@ -64,7 +68,10 @@ test("each finished span becomes one parseable JSON line with ids, parent, times
 
 test("an unwritable trace file fails at construction with a StorageError naming the path", () => {
   const path = join(tmpdir(), "no-such-dir-ml", "x", "spans.jsonl");
-  assert.throws(() => new JsonFileSpanExporter(path), (e) => e instanceof MergeloomError && e.code === "STORAGE_FAILED" && e.message.includes(path));
+  assert.throws(
+    () => new JsonFileSpanExporter(path),
+    (e) => e instanceof MergeloomError && e.code === "STORAGE_FAILED" && e.message.includes(path),
+  );
 });
 
 test("exporting after shutdown reports failure instead of throwing", async () => {

@@ -145,7 +145,11 @@ describe("startTelemetry", () => {
     const dir = tmp();
     try {
       const file = join(dir, "spans.jsonl");
-      const off = await startTelemetry({ serviceName: "x", traceFile: file, env: { OTEL_SDK_DISABLED: "true", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" } });
+      const off = await startTelemetry({
+        serviceName: "x",
+        traceFile: file,
+        env: { OTEL_SDK_DISABLED: "true", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" },
+      });
       const none = await startTelemetry({ serviceName: "x", env: { OTEL_TRACES_EXPORTER: "none", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" } });
       assert.equal(off.enabled, false);
       assert.equal(none.enabled, false);
@@ -163,13 +167,19 @@ describe("startTelemetry", () => {
     const dir = tmp();
     try {
       const first = await startTelemetry({ serviceName: "a", traceFile: join(dir, "a.jsonl"), env: {} });
-      await assert.rejects(startTelemetry({ serviceName: "b", traceFile: join(dir, "b.jsonl"), env: {} }), (e) => e instanceof MergeloomError && e.code === "USAGE");
+      await assert.rejects(
+        startTelemetry({ serviceName: "b", traceFile: join(dir, "b.jsonl"), env: {} }),
+        (e) => e instanceof MergeloomError && e.code === "USAGE",
+      );
       await first.shutdown();
       await first.shutdown();
       const second = await startTelemetry({ serviceName: "c", traceFile: join(dir, "c.jsonl"), env: {} });
       await inSpan("write", {}, async () => {});
       await second.shutdown();
-      assert.deepEqual(readSpans(join(dir, "c.jsonl")).map((s) => [s.name, s.resource["service.name"]]), [["write", "c"]]);
+      assert.deepEqual(
+        readSpans(join(dir, "c.jsonl")).map((s) => [s.name, s.resource["service.name"]]),
+        [["write", "c"]],
+      );
       assert.deepEqual(readSpans(join(dir, "a.jsonl")), []);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -179,7 +189,10 @@ describe("startTelemetry", () => {
 
 describe("otlpConfig", () => {
   test("the traces endpoint is used as is and wins over the general endpoint, which gets /v1/traces appended", () => {
-    assert.equal(otlpConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://c:4318/custom", OTEL_EXPORTER_OTLP_ENDPOINT: "http://x:1" })?.url, "http://c:4318/custom");
+    assert.equal(
+      otlpConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://c:4318/custom", OTEL_EXPORTER_OTLP_ENDPOINT: "http://x:1" })?.url,
+      "http://c:4318/custom",
+    );
     assert.equal(otlpConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318//" })?.url, "http://c:4318/v1/traces");
   });
 
@@ -190,7 +203,10 @@ describe("otlpConfig", () => {
   });
 
   test("signal-specific headers override general ones", () => {
-    assert.deepEqual(otlpConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c", OTEL_EXPORTER_OTLP_HEADERS: "a=1,b=2", OTEL_EXPORTER_OTLP_TRACES_HEADERS: "b=3" })?.headers, { a: "1", b: "3" });
+    assert.deepEqual(
+      otlpConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c", OTEL_EXPORTER_OTLP_HEADERS: "a=1,b=2", OTEL_EXPORTER_OTLP_TRACES_HEADERS: "b=3" })?.headers,
+      { a: "1", b: "3" },
+    );
   });
 
   test("key-value lists are percent-decoded and malformed pairs are skipped", () => {

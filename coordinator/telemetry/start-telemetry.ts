@@ -47,7 +47,10 @@ export async function startTelemetry(opts: TelemetryOptions): Promise<Telemetry>
   const otlp = otlpConfig(env);
   if (!otlp && !opts.traceFile) return DISABLED;
   if (active) {
-    throw new MergeloomError("USAGE", "start telemetry: the OpenTelemetry SDK is already started in this process; call shutdown() on the first handle before starting another");
+    throw new MergeloomError(
+      "USAGE",
+      "start telemetry: the OpenTelemetry SDK is already started in this process; call shutdown() on the first handle before starting another",
+    );
   }
 
   const processors: SpanProcessor[] = [];
@@ -93,7 +96,10 @@ type OtlpConfig = NonNullable<ConstructorParameters<typeof OTLPTraceExporter>[0]
 
 /** The exporter's URL and headers from `env`, or null when OTLP export is not configured. */
 export function otlpConfig(env: NodeJS.ProcessEnv): OtlpConfig | null {
-  const exporters = (env.OTEL_TRACES_EXPORTER ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const exporters = (env.OTEL_TRACES_EXPORTER ?? "")
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   if (exporters.includes("none")) return null;
   const specific = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
   const general = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();

@@ -52,9 +52,7 @@ export interface SliceConfig {
 
 /** Where a token's default embedding comes from (mergekit's TokenEmbeddingConfig.source). */
 export type TokenEmbeddingSource =
-  | { kind: "model_token"; model: string; tokenId?: number; token?: string }
-  | { kind: "zero" }
-  | { kind: "model"; model: string };
+  { kind: "model_token"; model: string; tokenId?: number; token?: string } | { kind: "zero" } | { kind: "model"; model: string };
 
 export interface TokenEmbeddingConfig {
   source?: TokenEmbeddingSource;

@@ -10,7 +10,10 @@ import { parseMergeConfig } from "./parse-merge-config.js";
 const noMerge = () => new Float32Array(0);
 const gta = (name: string) =>
   defineMergeMethod({
-    name, reference: "test", base: "required", merge: noMerge,
+    name,
+    reference: "test",
+    base: "required",
+    merge: noMerge,
     params: { normalize: bool(true), rescale: bool(false), lambda: num(1), int8_mask: bool(false) },
     modelParams: { weight: num(), density: num(1) },
   });
@@ -91,13 +94,15 @@ dtype: float16
     assert.equal(cfg.dtype, "F16");
     assert.equal(cfg.outDtype, undefined);
     assert.deepEqual(cfg.parameters, { normalize: true, int8_mask: true });
-    assert.deepEqual(cfg.slices, [{
-      sources: [
-        { model: "./orca", parameters: { density: [1, 0.7, 0.1], weight: 1 } },
-        { model: "./platypus", parameters: { density: 0.5, weight: [0, 0.3, 0.7, 1] } },
-        { model: "./wizardmath", parameters: { density: 0.33, weight: [{ filter: "mlp", value: 0.5 }, { value: 0 }] } },
-      ],
-    }]);
+    assert.deepEqual(cfg.slices, [
+      {
+        sources: [
+          { model: "./orca", parameters: { density: [1, 0.7, 0.1], weight: 1 } },
+          { model: "./platypus", parameters: { density: 0.5, weight: [0, 0.3, 0.7, 1] } },
+          { model: "./wizardmath", parameters: { density: 0.33, weight: [{ filter: "mlp", value: 0.5 }, { value: 0 }] } },
+        ],
+      },
+    ]);
     assert.equal(cfg.file, "merge.yml");
     assert.ok(cfg.sourceText.includes("wizardmath"));
   });
@@ -148,18 +153,16 @@ parameters:
 dtype: float16
 `);
     assert.equal(cfg.fromModels, false);
-    assert.deepEqual(cfg.slices, [{
-      sources: [
-        { model: "psmathur/orca_mini_v3_13b", layerRange: [0, 40] },
-        { model: "garage-bAInd/Platypus2-13B", layerRange: [0, 40] },
-      ],
-    }]);
+    assert.deepEqual(cfg.slices, [
+      {
+        sources: [
+          { model: "psmathur/orca_mini_v3_13b", layerRange: [0, 40] },
+          { model: "garage-bAInd/Platypus2-13B", layerRange: [0, 40] },
+        ],
+      },
+    ]);
     assert.deepEqual(cfg.parameters, {
-      t: [
-        { filter: "self_attn", value: [0, 0.5, 0.3, 0.7, 1] },
-        { filter: "mlp", value: [1, 0.5, 0.7, 0.3, 0] },
-        { value: 0.5 },
-      ],
+      t: [{ filter: "self_attn", value: [0, 0.5, 0.3, 0.7, 1] }, { filter: "mlp", value: [1, 0.5, 0.7, 0.3, 0] }, { value: 0.5 }],
     });
   });
 
@@ -191,7 +194,10 @@ dtype: float16
 merge_method: linear
 base_model: {model: {path: ./a}}
 `);
-    assert.deepEqual(cfg.slices[0].sources.map((s) => s.model), ["./a", "./b"]);
+    assert.deepEqual(
+      cfg.slices[0].sources.map((s) => s.model),
+      ["./a", "./b"],
+    );
     assert.equal(cfg.baseModel, "./a");
   });
 
@@ -241,11 +247,14 @@ describe("parseMergeConfig: rules", () => {
   });
 
   test("an unknown merge_method lists the known ones", () => {
-    assert.throws(() => parse(LINEAR.replace("merge_method: linear", "merge_method: tie")), (e: unknown) => {
-      assert.ok(e instanceof UnknownMethodError);
-      assert.match(e.message, /unknown merge method 'tie' \(known: dare_ties, linear, passthrough, slerp, ties, toy\)/);
-      return true;
-    });
+    assert.throws(
+      () => parse(LINEAR.replace("merge_method: linear", "merge_method: tie")),
+      (e: unknown) => {
+        assert.ok(e instanceof UnknownMethodError);
+        assert.match(e.message, /unknown merge method 'tie' \(known: dare_ties, linear, passthrough, slerp, ties, toy\)/);
+        return true;
+      },
+    );
   });
 
   test("an unknown top-level key is an error that suggests the closest key", () => {
@@ -259,18 +268,33 @@ describe("parseMergeConfig: rules", () => {
   });
 
   test("modules become one config per module, every slice listed at the top too, with module parameters", () => {
-    const cfg = parse(`merge_method: linear\nmodules:\n  text_decoder:\n    slices: [{sources: [{model: ./a, layer_range: [0, 2]}]}]\n  vision_tower:\n    models: [{model: ./a}, {model: ./b}]\n    parameters: {weight: 0.5}\n`);
-    assert.deepEqual(cfg.modules?.map((m) => [m.name, m.fromModels, m.slices.length, m.parameters]), [
-      ["text_decoder", false, 1, undefined],
-      ["vision_tower", true, 1, { weight: 0.5 }],
-    ]);
+    const cfg = parse(
+      `merge_method: linear\nmodules:\n  text_decoder:\n    slices: [{sources: [{model: ./a, layer_range: [0, 2]}]}]\n  vision_tower:\n    models: [{model: ./a}, {model: ./b}]\n    parameters: {weight: 0.5}\n`,
+    );
+    assert.deepEqual(
+      cfg.modules?.map((m) => [m.name, m.fromModels, m.slices.length, m.parameters]),
+      [
+        ["text_decoder", false, 1, undefined],
+        ["vision_tower", true, 1, { weight: 0.5 }],
+      ],
+    );
     assert.equal(cfg.slices.length, 2);
   });
 
   test("unknown keys in slices and sources are errors too with --strict; without, the missing key's error names the typo", () => {
     const text = `slices:\n  - sources: [{model: ./a, layers_range: [0, 2]}]\nmerge_method: passthrough\n`;
-    assert.throws(() => parse(text, true), (e: unknown) => e instanceof ConfigError && e.path === "slices[0].sources[0].layers_range" && e.message.includes("did you mean 'layer_range'?"));
-    assert.throws(() => parse(text), (e: unknown) => e instanceof ConfigError && e.path === "slices[0].sources[0].layer_range" && e.message.includes("missing") && e.message.includes("the unknown key 'layers_range' here was ignored — did you mean 'layer_range'?"));
+    assert.throws(
+      () => parse(text, true),
+      (e: unknown) => e instanceof ConfigError && e.path === "slices[0].sources[0].layers_range" && e.message.includes("did you mean 'layer_range'?"),
+    );
+    assert.throws(
+      () => parse(text),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.path === "slices[0].sources[0].layer_range" &&
+        e.message.includes("missing") &&
+        e.message.includes("the unknown key 'layers_range' here was ignored — did you mean 'layer_range'?"),
+    );
   });
 
   test("setting both models and slices is an error", () => {
@@ -284,7 +308,12 @@ describe("parseMergeConfig: rules", () => {
 
   test("a misspelled parameter name suggests the closest valid one and lists them", () => {
     rejects(LINEAR.replace("{weight: 2}", "{wieght: 2}"), "models[1].parameters.wieght", "did you mean 'weight'?", "(valid per model: weight)");
-    rejects(`${LINEAR.replace("linear", "ties")}base_model: ./a\nparameters: {normalise: true}\n`, "parameters.normalise", "did you mean 'normalize'?", "density, int8_mask, lambda, normalize, rescale, weight");
+    rejects(
+      `${LINEAR.replace("linear", "ties")}base_model: ./a\nparameters: {normalise: true}\n`,
+      "parameters.normalise",
+      "did you mean 'normalize'?",
+      "density, int8_mask, lambda, normalize, rescale, weight",
+    );
   });
 
   test("a global parameter set on a model is an error that says where it belongs", () => {
@@ -297,12 +326,23 @@ describe("parseMergeConfig: rules", () => {
     rejects(`${LINEAR}parameters: {normalize: maybe}\n`, "parameters.normalize", "true or false");
     rejects(LINEAR.replace("{weight: 2}", "{weight: []}"), "models[1].parameters.weight", "empty list");
     rejects(LINEAR.replace("{weight: 2}", "{weight: [{filter: mlp, value: x}]}"), "models[1].parameters.weight[0].value", "must be a number");
-    assert.throws(() => parse(LINEAR.replace("{weight: 2}", "{weight: [{filter: mlp, valeu: 1}]}"), true), /models\[1\]\.parameters\.weight\[0\]\.valeu: unknown key 'valeu'.*did you mean 'value'\?/);
-    assert.throws(() => parse(LINEAR.replace("{weight: 2}", "{weight: [{filter: mlp, valeu: 1}]}")), /has no value; the unknown key 'valeu' here was ignored — did you mean 'value'\?/);
+    assert.throws(
+      () => parse(LINEAR.replace("{weight: 2}", "{weight: [{filter: mlp, valeu: 1}]}"), true),
+      /models\[1\]\.parameters\.weight\[0\]\.valeu: unknown key 'valeu'.*did you mean 'value'\?/,
+    );
+    assert.throws(
+      () => parse(LINEAR.replace("{weight: 2}", "{weight: [{filter: mlp, valeu: 1}]}")),
+      /has no value; the unknown key 'valeu' here was ignored — did you mean 'value'\?/,
+    );
   });
 
   test("a string parameter outside its choices lists the valid ones", () => {
-    rejects(`${LINEAR.replace("linear", "toy").replace(/ +parameters: \{weight: \d\}\n/g, "")}parameters: {mode: alpah}\n`, "parameters.mode", "did you mean 'alpha'?", "alpha, beta");
+    rejects(
+      `${LINEAR.replace("linear", "toy").replace(/ +parameters: \{weight: \d\}\n/g, "")}parameters: {mode: alpah}\n`,
+      "parameters.mode",
+      "did you mean 'alpha'?",
+      "alpha, beta",
+    );
   });
 
   test("layer_range must be two integers with start < end", () => {
@@ -319,8 +359,11 @@ describe("parseMergeConfig: rules", () => {
   });
 
   test("sources of one slice must span the same number of layers", () => {
-    rejects(`slices:\n  - sources:\n    - {model: ./a, layer_range: [0, 4]}\n    - {model: ./b, layer_range: [0, 3]}\nmerge_method: slerp\nbase_model: ./a\nparameters: {t: 0.5}\n`,
-      "slices[0].sources[1].layer_range", "same number of layers");
+    rejects(
+      `slices:\n  - sources:\n    - {model: ./a, layer_range: [0, 4]}\n    - {model: ./b, layer_range: [0, 3]}\nmerge_method: slerp\nbase_model: ./a\nparameters: {t: 0.5}\n`,
+      "slices[0].sources[1].layer_range",
+      "same number of layers",
+    );
   });
 
   test("dtype and out_dtype must be known names, listed in the error", () => {
@@ -333,8 +376,11 @@ describe("parseMergeConfig: rules", () => {
   });
 
   test("in the slices form a required base must be among each slice's sources", () => {
-    rejects(`slices:\n  - sources:\n    - {model: ./a, layer_range: [0, 4]}\n    - {model: ./b, layer_range: [0, 4]}\nmerge_method: slerp\nbase_model: ./c\nparameters: {t: 0.5}\n`,
-      "slices[0].sources", "among each slice's sources");
+    rejects(
+      `slices:\n  - sources:\n    - {model: ./a, layer_range: [0, 4]}\n    - {model: ./b, layer_range: [0, 4]}\nmerge_method: slerp\nbase_model: ./c\nparameters: {t: 0.5}\n`,
+      "slices[0].sources",
+      "among each slice's sources",
+    );
   });
 
   test("LoRA references model+adapter are read in short and long form as the same reference", () => {
@@ -385,9 +431,18 @@ describe("parseMergeConfig: rules", () => {
   });
 
   test("a slice base_model overrides the top-level one for that slice, and must be among its sources", () => {
-    const cfg = parse(`slices:\n  - sources: [{model: ./a, layer_range: [0, 2]}, {model: ./b, layer_range: [0, 2]}]\n    base_model: ./b\n  - sources: [{model: ./a, layer_range: [2, 4]}, {model: ./b, layer_range: [2, 4]}]\nmerge_method: slerp\nbase_model: ./a\nparameters: {t: 0.5}\n`);
-    assert.deepEqual(cfg.slices.map((s) => s.baseModel), ["./b", undefined]);
-    rejects(`slices:\n  - sources: [{model: ./a, layer_range: [0, 2]}, {model: ./b, layer_range: [0, 2]}]\n    base_model: ./z\nmerge_method: slerp\nbase_model: ./a\nparameters: {t: 0.5}\n`, "slices[0].sources", "needs the base model './z' among each slice's sources");
+    const cfg = parse(
+      `slices:\n  - sources: [{model: ./a, layer_range: [0, 2]}, {model: ./b, layer_range: [0, 2]}]\n    base_model: ./b\n  - sources: [{model: ./a, layer_range: [2, 4]}, {model: ./b, layer_range: [2, 4]}]\nmerge_method: slerp\nbase_model: ./a\nparameters: {t: 0.5}\n`,
+    );
+    assert.deepEqual(
+      cfg.slices.map((s) => s.baseModel),
+      ["./b", undefined],
+    );
+    rejects(
+      `slices:\n  - sources: [{model: ./a, layer_range: [0, 2]}, {model: ./b, layer_range: [0, 2]}]\n    base_model: ./z\nmerge_method: slerp\nbase_model: ./a\nparameters: {t: 0.5}\n`,
+      "slices[0].sources",
+      "needs the base model './z' among each slice's sources",
+    );
   });
 
   test("vectors entries need a path and a numeric scale", () => {
@@ -406,9 +461,20 @@ describe("parseMergeConfig: rules", () => {
 
 describe("parseMergeConfig: what mergekit accepts and ignores is accepted with one warning each", () => {
   test("parameters a method does not use are dropped with a warning naming method, field and line", () => {
-    const cfg = warnsOnce(`${LINEAR}parameters: {normalize: true, int8_mask: true}\n`, "parameters.int8_mask", "ignoring parameter 'int8_mask'", "'linear' does not use it", "merge.yml:7:", "--strict");
+    const cfg = warnsOnce(
+      `${LINEAR}parameters: {normalize: true, int8_mask: true}\n`,
+      "parameters.int8_mask",
+      "ignoring parameter 'int8_mask'",
+      "'linear' does not use it",
+      "merge.yml:7:",
+      "--strict",
+    );
     assert.deepEqual(cfg.parameters, { normalize: true });
-    const slerp = warnsOnce(`slices:\n  - sources:\n    - {model: ./a, layer_range: [0, 2]}\n    - {model: ./b, layer_range: [0, 2]}\nmerge_method: slerp\nbase_model: ./a\nparameters: {t: 0.5, normalize: true}\n`, "'normalize'", "'slerp' does not use it");
+    const slerp = warnsOnce(
+      `slices:\n  - sources:\n    - {model: ./a, layer_range: [0, 2]}\n    - {model: ./b, layer_range: [0, 2]}\nmerge_method: slerp\nbase_model: ./a\nparameters: {t: 0.5, normalize: true}\n`,
+      "'normalize'",
+      "'slerp' does not use it",
+    );
     assert.deepEqual(slerp.parameters, { t: 0.5 });
   });
 
@@ -421,14 +487,22 @@ describe("parseMergeConfig: what mergekit accepts and ignores is accepted with o
     const cfg = parse(`slices:\n  - sources: [{model: ./a, layer_range: [0, 2], parameters: {weight: 0.5, scale: 2}}]\nmerge_method: passthrough\n`);
     assert.equal(cfg.warnings.length, 1);
     assert.deepEqual(cfg.slices[0].sources[0].parameters, { scale: 2 });
-    const ties = warnsOnce(`${LINEAR.replace("linear", "ties").replace("{weight: 2}", "{weight: 2, lambda: 0.5}")}base_model: ./a\n`, "models[1].parameters.lambda", "global parameter of 'ties'");
+    const ties = warnsOnce(
+      `${LINEAR.replace("linear", "ties").replace("{weight: 2}", "{weight: 2, lambda: 0.5}")}base_model: ./a\n`,
+      "models[1].parameters.lambda",
+      "global parameter of 'ties'",
+    );
     assert.deepEqual(ties.slices[0].sources[1].parameters, { weight: 2 });
   });
 
   test("unknown keys at every level (select_topk on top, revision in a source, a stray key in tokenizer) are ignored", () => {
     const top = warnsOnce(`${LINEAR}select_topk: 0.5\n`, "unknown key 'select_topk'", "merge.yml:7:1");
     assert.equal(top.mergeMethod, "linear");
-    const src = warnsOnce(`slices:\n  - sources: [{model: ./a, layer_range: [0, 2], revision: main}]\nmerge_method: passthrough\n`, "slices[0].sources[0].revision", "unknown key 'revision'");
+    const src = warnsOnce(
+      `slices:\n  - sources: [{model: ./a, layer_range: [0, 2], revision: main}]\nmerge_method: passthrough\n`,
+      "slices[0].sources[0].revision",
+      "unknown key 'revision'",
+    );
     assert.deepEqual(src.slices[0].sources, [{ model: "./a", layerRange: [0, 2] }]);
   });
 
@@ -442,7 +516,10 @@ describe("parseMergeConfig: what mergekit accepts and ignores is accepted with o
   test("the same model listed twice in a slice is merged once, as mergekit keys inputs by model: last entry's layers, first entry's parameters", () => {
     const cfg = warnsOnce(
       `slices:\n  - sources:\n    - {model: ./a, layer_range: [0, 2], parameters: {weight: 0.2}}\n    - {model: ./b, layer_range: [0, 2], parameters: {weight: 0.5}}\n    - {model: ./a, layer_range: [2, 4], parameters: {weight: 0.9}}\n    - {model: ./a, layer_range: [4, 6]}\nmerge_method: linear\n`,
-      "slices[0].sources[0]", "'./a' is listed 3 times (entries 0, 2, 3)", "layer_range [4, 6]", "earlier entries are ignored",
+      "slices[0].sources[0]",
+      "'./a' is listed 3 times (entries 0, 2, 3)",
+      "layer_range [4, 6]",
+      "earlier entries are ignored",
     );
     assert.deepEqual(cfg.slices[0].sources, [
       { model: "./a", layerRange: [4, 6], parameters: { weight: 0.2 } },
@@ -452,7 +529,9 @@ describe("parseMergeConfig: what mergekit accepts and ignores is accepted with o
   });
 
   test("a duplicated model's conditional parameters fall through to the later entries, as ConfigReader.parameter does", () => {
-    const cfg = parse(`models:\n  - model: ./a\n    parameters: {weight: [{filter: mlp, value: 1}]}\n  - model: ./a\n    parameters: {weight: 0.3}\nmerge_method: linear\n`);
+    const cfg = parse(
+      `models:\n  - model: ./a\n    parameters: {weight: [{filter: mlp, value: 1}]}\n  - model: ./a\n    parameters: {weight: 0.3}\nmerge_method: linear\n`,
+    );
     assert.deepEqual(cfg.slices[0].sources, [{ model: "./a", parameters: { weight: [{ filter: "mlp", value: 1 }, { value: 0.3 }] } }]);
   });
 
@@ -460,6 +539,12 @@ describe("parseMergeConfig: what mergekit accepts and ignores is accepted with o
     for (const t of ["alpaca", "chatml", "exaone", "llama3", "mistral", "auto", "'{% for m in messages %}{{ m.content }}{% endfor %}'"]) {
       assert.ok(parse(`${LINEAR}chat_template: ${t}\n`).chatTemplate);
     }
-    rejects(`${LINEAR}chat_template: mistrall\n`, "chat_template", "unknown chat template 'mistrall'", "did you mean 'mistral'?", "alpaca, chatml, exaone, llama3, mistral, auto");
+    rejects(
+      `${LINEAR}chat_template: mistrall\n`,
+      "chat_template",
+      "unknown chat template 'mistrall'",
+      "did you mean 'mistral'?",
+      "alpaca, chatml, exaone, llama3, mistral, auto",
+    );
   });
 });

@@ -17,15 +17,33 @@ import type { ParamSpec, ParamValue } from "../methods/params.js";
 import { chatTemplateNames, resolveChatTemplate } from "../output/chat-templates.js";
 import { closestName } from "./closest-name.js";
 import type {
-  ConditionalParam, MergeConfig, ParamExpr, ParamScope, SliceConfig, SourceConfig, TaskVectorRef, TokenEmbeddingConfig, TokenizerConfig, ModuleConfig,
+  ConditionalParam,
+  MergeConfig,
+  ParamExpr,
+  ParamScope,
+  SliceConfig,
+  SourceConfig,
+  TaskVectorRef,
+  TokenEmbeddingConfig,
+  TokenizerConfig,
+  ModuleConfig,
 } from "./merge-config.js";
 
 type Seg = string | number;
 type Obj = Record<string, unknown>;
 
 const TOP_KEYS = [
-  "merge_method", "slices", "models", "parameters", "base_model", "dtype", "out_dtype",
-  "tokenizer_source", "tokenizer", "chat_template", "modules",
+  "merge_method",
+  "slices",
+  "models",
+  "parameters",
+  "base_model",
+  "dtype",
+  "out_dtype",
+  "tokenizer_source",
+  "tokenizer",
+  "chat_template",
+  "modules",
 ] as const;
 /** Keys mergekit reads and then ignores: `name` names a stage for mergekit-multi. */
 const IGNORED_TOP_KEYS = ["name"];
@@ -222,7 +240,15 @@ export function parseMergeConfig(text: string, file: string, registry: MergeMeth
 /** `models:` (one slice of whole models) or `slices:` of a config or of one module. */
 function parseInputs(r: Reader, method: MergeMethod, obj: Obj, segs: Seg[], baseModel: string | undefined, fromModels: boolean): SliceConfig[] {
   return fromModels
-    ? [{ sources: collapseDuplicateModels(r, r.list(obj.models, [...segs, "models"], "models").map((m, i) => parseSource(r, method, m, [...segs, "models", i], false)), [...segs, "models"]) }]
+    ? [
+        {
+          sources: collapseDuplicateModels(
+            r,
+            r.list(obj.models, [...segs, "models"], "models").map((m, i) => parseSource(r, method, m, [...segs, "models", i], false)),
+            [...segs, "models"],
+          ),
+        },
+      ]
     : r.list(obj.slices, [...segs, "slices"], "slices").map((s, i) => parseSlice(r, method, s, [...segs, "slices", i], baseModel));
 }
 
@@ -255,7 +281,10 @@ function checkBase(r: Reader, method: MergeMethod, cfg: MergeConfig): void {
     g.slices.forEach((s, i) => {
       const base = s.baseModel ?? cfg.baseModel;
       if (!s.sources.some((src) => src.model === base)) {
-        r.fail([...(g.name ? ["modules", g.name] : []), "slices", i, "sources"], `merge method '${method.name}' needs the base model '${base}' among each slice's sources; add it with the same layer_range`);
+        r.fail(
+          [...(g.name ? ["modules", g.name] : []), "slices", i, "sources"],
+          `merge method '${method.name}' needs the base model '${base}' among each slice's sources; add it with the same layer_range`,
+        );
       }
     });
   }
@@ -274,7 +303,10 @@ function parseSlice(r: Reader, method: MergeMethod, v: unknown, segs: Seg[], bas
   const lengths = sources.map((s) => (s.layerRange ? s.layerRange[1] - s.layerRange[0] : 0));
   const bad = lengths.findIndex((n) => n !== lengths[0]);
   if (bad > 0) {
-    r.fail([...segs, "sources", bad, "layer_range"], `all sources of a slice must span the same number of layers (source 0 has ${lengths[0]}, source ${bad} has ${lengths[bad]})`);
+    r.fail(
+      [...segs, "sources", bad, "layer_range"],
+      `all sources of a slice must span the same number of layers (source 0 has ${lengths[0]}, source ${bad} has ${lengths[bad]})`,
+    );
   }
   const slice: SliceConfig = { sources: collapseDuplicateModels(r, sources, [...segs, "sources"]) };
   if (sliceBase !== undefined && sliceBase !== baseModel) slice.baseModel = sliceBase;
@@ -397,7 +429,8 @@ function parseTokenizer(r: Reader, root: Obj): TokenizerConfig | undefined {
   const cfg: TokenizerConfig = { source: present(tok.source) ? parseSource(tok.source, ["tokenizer", "source"]) : "union" };
   if (present(tok.pad_to_multiple_of)) {
     const n = tok.pad_to_multiple_of;
-    if (typeof n !== "number" || !Number.isInteger(n) || n < 1) r.fail(["tokenizer", "pad_to_multiple_of"], `pad_to_multiple_of must be a positive integer, got ${describe(n)}`);
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 1)
+      r.fail(["tokenizer", "pad_to_multiple_of"], `pad_to_multiple_of must be a positive integer, got ${describe(n)}`);
     cfg.padToMultipleOf = n;
   }
   if (present(tok.tokens)) {
@@ -429,8 +462,11 @@ function parseTokenEmbedding(r: Reader, v: unknown, segs: Seg[]): TokenEmbedding
       const model = parseModelRef(r, src.model, [...ss, "model"]);
       const hasId = present(src.token_id);
       if (hasId === present(src.token)) r.fail(ss, "a model_token source needs exactly one of token or token_id");
-      if (hasId && (typeof src.token_id !== "number" || !Number.isInteger(src.token_id))) r.fail([...ss, "token_id"], `token_id must be an integer, got ${describe(src.token_id)}`);
-      out.source = hasId ? { kind: "model_token", model, tokenId: src.token_id as number } : { kind: "model_token", model, token: r.string(src.token, [...ss, "token"], "token") };
+      if (hasId && (typeof src.token_id !== "number" || !Number.isInteger(src.token_id)))
+        r.fail([...ss, "token_id"], `token_id must be an integer, got ${describe(src.token_id)}`);
+      out.source = hasId
+        ? { kind: "model_token", model, tokenId: src.token_id as number }
+        : { kind: "model_token", model, token: r.string(src.token, [...ss, "token"], "token") };
     } else {
       r.fail([...ss, "kind"], `unknown embedding source kind ${describe(src.kind)} (valid: model_token, zero; or a model reference)`);
     }
@@ -456,12 +492,18 @@ function parseScope(r: Reader, method: MergeMethod, v: unknown, segs: Seg[], lev
     if (spec === undefined) {
       // mergekit reads only the method's own parameters, and global ones never per model.
       if (level === "model" && Object.prototype.hasOwnProperty.call(method.params, name)) {
-        r.ignore(ps, `ignoring '${name}': it is a global parameter of '${method.name}' and is never read per model; move it to the top-level (or slice) parameters`);
+        r.ignore(
+          ps,
+          `ignoring '${name}': it is a global parameter of '${method.name}' and is never read per model; move it to the top-level (or slice) parameters`,
+        );
         continue;
       }
       const near = closestName(name, valid);
       const list = valid.length > 0 ? valid.join(", ") : "none";
-      r.ignore(ps, `ignoring parameter '${name}': merge method '${method.name}' does not use it${near ? `; did you mean '${near}'?` : ""} (valid${level === "model" ? " per model" : ""}: ${list})`);
+      r.ignore(
+        ps,
+        `ignoring parameter '${name}': merge method '${method.name}' does not use it${near ? `; did you mean '${near}'?` : ""} (valid${level === "model" ? " per model" : ""}: ${list})`,
+      );
       continue;
     }
     scope[name] = parseParamExpr(r, value, ps, name, spec);
@@ -475,7 +517,8 @@ function parseParamExpr(r: Reader, v: unknown, segs: Seg[], name: string, spec: 
   if (v.length === 0) r.fail(segs, `'${name}' is an empty list; give a value, a gradient [v0, v1, ...] or [{filter, value}, ...]`);
   if (v.some(isObj)) {
     return v.map((c, i): ConditionalParam => {
-      if (!isObj(c)) r.fail([...segs, i], `mix of {filter, value} entries and plain values in '${name}'; make every entry {filter, value} (omit filter for a fallback)`);
+      if (!isObj(c))
+        r.fail([...segs, i], `mix of {filter, value} entries and plain values in '${name}'; make every entry {filter, value} (omit filter for a fallback)`);
       return parseConditional(r, c, [...segs, i], name, spec);
     });
   }
@@ -486,9 +529,7 @@ function parseConditional(r: Reader, c: Obj, segs: Seg[], name: string, spec: Pa
   r.checkKeys(c, segs, CONDITIONAL_KEYS, `a conditional value of '${name}'`);
   if (!present(c.value)) r.fail([...segs, "value"], `a {filter, value} entry of '${name}' has no value`);
   const cond: ConditionalParam = {
-    value: Array.isArray(c.value)
-      ? parseGradient(r, c.value, [...segs, "value"], name, spec)
-      : parseScalar(r, c.value, [...segs, "value"], name, spec),
+    value: Array.isArray(c.value) ? parseGradient(r, c.value, [...segs, "value"], name, spec) : parseScalar(r, c.value, [...segs, "value"], name, spec),
   };
   if (present(c.filter)) {
     if (typeof c.filter !== "string") r.fail([...segs, "filter"], `filter must be a tensor-name substring, got ${describe(c.filter)}`);
@@ -511,7 +552,8 @@ function parseGradient(r: Reader, v: unknown[], segs: Seg[], name: string, spec:
 
 function parseScalar(r: Reader, v: unknown, segs: Seg[], name: string, spec: ParamSpec): ParamValue {
   if (spec.kind === "number") {
-    if (typeof v !== "number" || !Number.isFinite(v)) r.fail(segs, `'${name}' must be a number, a gradient [v0, v1, ...] or [{filter, value}, ...], got ${describe(v)}`);
+    if (typeof v !== "number" || !Number.isFinite(v))
+      r.fail(segs, `'${name}' must be a number, a gradient [v0, v1, ...] or [{filter, value}, ...], got ${describe(v)}`);
     return v;
   }
   if (spec.kind === "bool") {

@@ -51,7 +51,10 @@ describe("evalParamExpr", () => {
   });
 
   test("the self_attn filter matches q/k/v/o projections but not the layernorms", () => {
-    const expr: ParamExpr = [{ filter: "self_attn", value: 1 }, { filter: "mlp", value: 2 }];
+    const expr: ParamExpr = [
+      { filter: "self_attn", value: 1 },
+      { filter: "mlp", value: 2 },
+    ];
     for (const p of ["q_proj", "k_proj", "v_proj", "o_proj"]) {
       assert.equal(evalParamExpr(expr, `model.layers.0.self_attn.${p}.weight`, 0), 1);
     }

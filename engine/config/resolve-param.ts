@@ -46,7 +46,13 @@ export function evalParamExpr(expr: ParamExpr, tensorName: string, t: number): P
   }
   const list = expr as ParamValue[];
   if (list.every((e) => typeof e === "number")) return interpolate(list as number[], t);
-  if (list.every((e) => typeof e === "boolean")) return interpolate(list.map((b) => (b ? 1 : 0)), t) !== 0;
+  if (list.every((e) => typeof e === "boolean"))
+    return (
+      interpolate(
+        list.map((b) => (b ? 1 : 0)),
+        t,
+      ) !== 0
+    );
   return list[Math.trunc(t * (list.length - 1))];
 }
 
@@ -55,12 +61,7 @@ export function evalParamExpr(expr: ParamExpr, tensorName: string, t: number): P
  * the source model's parameters, slice, module, top level). A scope whose setting evaluates to
  * nothing (no filter matched) passes on to the next. The caller applies the method default.
  */
-export function resolveParam(
-  name: string,
-  scopes: readonly (ParamScope | undefined)[],
-  tensorName: string,
-  t: number,
-): ParamValue | undefined {
+export function resolveParam(name: string, scopes: readonly (ParamScope | undefined)[], tensorName: string, t: number): ParamValue | undefined {
   for (const scope of scopes) {
     if (scope === undefined || !Object.prototype.hasOwnProperty.call(scope, name)) continue;
     const v = evalParamExpr(scope[name], tensorName, t);

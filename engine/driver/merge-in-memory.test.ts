@@ -47,7 +47,11 @@ describe("InMemoryMerger", () => {
           const m = mem.get(name);
           assert.ok(m, `missing ${name}`);
           assert.deepEqual(m.shape, t.shape);
-          assert.deepEqual(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength), name);
+          assert.deepEqual(
+            Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength),
+            Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+            name,
+          );
           assert.deepEqual(again.get(name)!.data, m.data, `${name} is the same on a cached re-merge`);
         }
       } finally {

@@ -79,23 +79,115 @@ async function run(c: Case, chunkElements: number, tag: string): Promise<Buffer>
 }
 
 const CASES: Case[] = [
-  { method: "ties", models: [{ weight: 1, density: 0.5 }, { weight: 0.7, density: 0.3 }] },
-  { method: "ties", params: { rescale: true, lambda: 0.9 }, models: [{ weight: 1, density: 0.5 }, { weight: 0.7, density: 0.31 }] },
-  { method: "ties", params: { normalize: false }, models: [{ weight: 1, density: 0.2 }, { weight: -0.4, density: 1 }], dtype: "BF16", outDtype: "BF16" },
-  { method: "ties", models: [{ weight: 1, density: 0.5 }, { weight: 0.5, density: 0.7 }], addVector: true },
-  { method: "dare_ties", models: [{ weight: 1, density: 0.5 }, { weight: 0.7, density: 0.3 }], dtype: "BF16" },
-  { method: "dare_ties", params: { rescale: false }, models: [{ weight: 1, density: 0.5 }, { weight: 0.7, density: 0.3 }] },
-  { method: "dare_linear", models: [{ weight: 0.6, density: 0.4 }, { weight: 0.4, density: 0.9 }] },
-  { method: "breadcrumbs", models: [{ weight: 1, density: 0.6, gamma: 0.05 }, { weight: 0.5, density: 0.8, gamma: 0.1 }] },
-  { method: "breadcrumbs", params: { rescale: true }, models: [{ weight: 1, density: 0.9, gamma: 0 }, { weight: 0.5, density: 0.5, gamma: 0.3 }] },
-  { method: "breadcrumbs_ties", models: [{ weight: 1, density: 0.6, gamma: 0.05 }, { weight: 0.5, density: 0.95, gamma: 0.01 }], dtype: "BF16", outDtype: "BF16" },
+  {
+    method: "ties",
+    models: [
+      { weight: 1, density: 0.5 },
+      { weight: 0.7, density: 0.3 },
+    ],
+  },
+  {
+    method: "ties",
+    params: { rescale: true, lambda: 0.9 },
+    models: [
+      { weight: 1, density: 0.5 },
+      { weight: 0.7, density: 0.31 },
+    ],
+  },
+  {
+    method: "ties",
+    params: { normalize: false },
+    models: [
+      { weight: 1, density: 0.2 },
+      { weight: -0.4, density: 1 },
+    ],
+    dtype: "BF16",
+    outDtype: "BF16",
+  },
+  {
+    method: "ties",
+    models: [
+      { weight: 1, density: 0.5 },
+      { weight: 0.5, density: 0.7 },
+    ],
+    addVector: true,
+  },
+  {
+    method: "dare_ties",
+    models: [
+      { weight: 1, density: 0.5 },
+      { weight: 0.7, density: 0.3 },
+    ],
+    dtype: "BF16",
+  },
+  {
+    method: "dare_ties",
+    params: { rescale: false },
+    models: [
+      { weight: 1, density: 0.5 },
+      { weight: 0.7, density: 0.3 },
+    ],
+  },
+  {
+    method: "dare_linear",
+    models: [
+      { weight: 0.6, density: 0.4 },
+      { weight: 0.4, density: 0.9 },
+    ],
+  },
+  {
+    method: "breadcrumbs",
+    models: [
+      { weight: 1, density: 0.6, gamma: 0.05 },
+      { weight: 0.5, density: 0.8, gamma: 0.1 },
+    ],
+  },
+  {
+    method: "breadcrumbs",
+    params: { rescale: true },
+    models: [
+      { weight: 1, density: 0.9, gamma: 0 },
+      { weight: 0.5, density: 0.5, gamma: 0.3 },
+    ],
+  },
+  {
+    method: "breadcrumbs_ties",
+    models: [
+      { weight: 1, density: 0.6, gamma: 0.05 },
+      { weight: 0.5, density: 0.95, gamma: 0.01 },
+    ],
+    dtype: "BF16",
+    outDtype: "BF16",
+  },
   { method: "slerp", params: { t: 0.3 }, models: [{}] },
   { method: "slerp", params: { t: 0.7 }, models: [{}], dtype: "BF16", outDtype: "BF16" },
   { method: "slerp", params: { t: 0.45 }, models: [{}], dtype: "BF16" },
   { method: "task_arithmetic", models: [{ weight: 0.5 }, { weight: 0.25 }] },
-  { method: "della", models: [{ weight: 1, density: 0.5 }, { weight: 0.5, density: 0.6 }] },
-  { method: "della", params: { rescale: false, lambda: 0.8 }, models: [{ weight: 1, density: 0.4, epsilon: 0.1 }, { weight: 0.5, density: 0 }], dtype: "BF16", outDtype: "BF16" },
-  { method: "della_linear", models: [{ weight: 0.7, density: 0.3, epsilon: 0.2 }, { weight: 0.4, density: 1 }], dtype: "BF16" },
+  {
+    method: "della",
+    models: [
+      { weight: 1, density: 0.5 },
+      { weight: 0.5, density: 0.6 },
+    ],
+  },
+  {
+    method: "della",
+    params: { rescale: false, lambda: 0.8 },
+    models: [
+      { weight: 1, density: 0.4, epsilon: 0.1 },
+      { weight: 0.5, density: 0 },
+    ],
+    dtype: "BF16",
+    outDtype: "BF16",
+  },
+  {
+    method: "della_linear",
+    models: [
+      { weight: 0.7, density: 0.3, epsilon: 0.2 },
+      { weight: 0.4, density: 1 },
+    ],
+    dtype: "BF16",
+  },
 ];
 
 describe("streamed merges", () => {
@@ -147,7 +239,10 @@ describe("counter-based random streams", () => {
     const a = createRandom(9, "t\u00001");
     const draws = Array.from({ length: 100 }, () => a());
     const b = createRandom(9, "t\u00001", 37);
-    assert.deepEqual(Array.from({ length: 63 }, () => b()), draws.slice(37));
+    assert.deepEqual(
+      Array.from({ length: 63 }, () => b()),
+      draws.slice(37),
+    );
   });
 
   test("draws are uniform enough and differ between keys", () => {

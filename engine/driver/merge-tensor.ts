@@ -154,7 +154,10 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   if (!isFloatDType(t.outDtype) || !t.inputs.every((i) => isMergeableDType(i.source.dtype))) {
     if (t.inputs.length !== 1) {
       const bad = t.inputs.find((i) => !isMergeableDType(i.source.dtype)) ?? t.inputs[0];
-      throw new MergeloomError("MERGE_FAILED", `merge ${t.name} with ${t.method}: input '${bad.model}' has dtype ${bad.source.dtype}, which cannot be merged (mergeable: ${MERGEABLE_DTYPES.join(", ")})`);
+      throw new MergeloomError(
+        "MERGE_FAILED",
+        `merge ${t.name} with ${t.method}: input '${bad.model}' has dtype ${bad.source.dtype}, which cannot be merged (mergeable: ${MERGEABLE_DTYPES.join(", ")})`,
+      );
     }
     const src = t.inputs[0].source;
     const n = src.byteLength;
@@ -173,7 +176,9 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   // encode) and needs no whole-tensor statistics, so it also serves small tensors and row ranges.
   const large = !job.rows && numel > chunkElements;
   if (!mergekit && method.streaming && outShape.length > 0 && (large || rawBF16Inputs(t))) {
-    const stream = guard(t, () => method.streaming!({ tensorName: t.name, shape: outShape, inputs: t.inputs, baseIndex: t.baseIndex, params: t.params, numel }));
+    const stream = guard(t, () =>
+      method.streaming!({ tensorName: t.name, shape: outShape, inputs: t.inputs, baseIndex: t.baseIndex, params: t.params, numel }),
+    );
     if (stream) {
       const statsPasses = guard(t, () => stream.needsPass(0));
       const rawOnePass = !statsPasses && stream.rawBF16 === true && stream.applyBF16 !== undefined && t.outDtype === "BF16";
@@ -215,7 +220,9 @@ async function explainNonFinite(t: TensorTask, io: TensorIO): Promise<string[]> 
         const part = buf.subarray(0, n);
         await io.read(src.uri, src.offset + off, n, part);
         if (hasNonFinite(part, src.dtype)) {
-          return [`merge ${t.name}: input '${spec.model}' (tensor '${src.tensor}' in ${src.uri}) holds NaN or ±inf, and the merged tensor carries it on (kept, as mergekit does)`];
+          return [
+            `merge ${t.name}: input '${spec.model}' (tensor '${src.tensor}' in ${src.uri}) holds NaN or ±inf, and the merged tensor carries it on (kept, as mergekit does)`,
+          ];
         }
       }
     }
@@ -242,9 +249,7 @@ async function readInputs(t: TensorTask, r0: number, r1: number, io: TensorIO): 
   let bytesRead = 0;
   for (let i = 0; i < t.inputs.length; i++) {
     const spec = t.inputs[i];
-    const data = hasTransform(spec)
-      ? await readTransformed(t, i, r0, r1, io)
-      : await readRows(spec.source, t.shape, r0, r1, io, i);
+    const data = hasTransform(spec) ? await readTransformed(t, i, r0, r1, io) : await readRows(spec.source, t.shape, r0, r1, io, i);
     bytesRead += data.bytesRead;
     for (const v of spec.addVectors ?? []) {
       const d = await readRows(v.source, t.shape, r0, r1, io, t.inputs.length + 1);
@@ -278,7 +283,14 @@ function chunkContext(job: TensorJob, shape: readonly number[], inputs: MergeInp
  * the re-reads of the stats passes come from the page cache. bytesRead counts the input bytes
  * once (as the whole-tensor path does), so throughput figures stay comparable.
  */
-async function mergeStreamed(job: TensorJob, stream: TensorStream, statsPasses: boolean, chunkElements: number, io: TensorIO, marks: StageMarks): Promise<TensorJobResult> {
+async function mergeStreamed(
+  job: TensorJob,
+  stream: TensorStream,
+  statsPasses: boolean,
+  chunkElements: number,
+  io: TensorIO,
+  marks: StageMarks,
+): Promise<TensorJobResult> {
   const t = job.tensor;
   // A row range (job.rows) comes only with a single-pass stream: no pass needs the other rows.
   const [first, end] = job.rows ?? [0, rowsOf(t.shape)];
@@ -413,7 +425,16 @@ function writeOut(t: TensorTask, bytes: Uint8Array, relOffset: number, io: Tenso
 /** Output rows [r0, r1) of an input with a LoRA delta or a vocabulary row map (fresh buffers). */
 async function readTransformed(t: TensorTask, i: number, r0: number, r1: number, io: TensorIO): Promise<{ values: Float32Array; bytesRead: number }> {
   let bytesRead = 0;
-  const values = await readInputRows(t, i, r0, r1, elementReader((uri, off, len, into) => io.read(uri, off, len, into), (n) => (bytesRead += n)));
+  const values = await readInputRows(
+    t,
+    i,
+    r0,
+    r1,
+    elementReader(
+      (uri, off, len, into) => io.read(uri, off, len, into),
+      (n) => (bytesRead += n),
+    ),
+  );
   return { values, bytesRead };
 }
 

@@ -41,7 +41,15 @@ function write(name: string, dtype: DType, poison?: number): string {
   return p;
 }
 
-function task(method: string, dtype: DType, outDtype: DType, paths: string[], models: Record<string, ParamValue>[], params: Record<string, ParamValue> = {}, base = false): TensorTask {
+function task(
+  method: string,
+  dtype: DType,
+  outDtype: DType,
+  paths: string[],
+  models: Record<string, ParamValue>[],
+  params: Record<string, ParamValue> = {},
+  base = false,
+): TensorTask {
   const esz = dtype === "F32" ? 4 : 2;
   const src = (p: string) => ({ uri: p, offset: 0, byteLength: N * esz, dtype, shape: SHAPE, tensor: "w" });
   const dest = join(dir, `out-${Math.random().toString(36).slice(2)}`);
@@ -49,7 +57,16 @@ function task(method: string, dtype: DType, outDtype: DType, paths: string[], mo
   writeFileSync(dest, new Uint8Array(outBytes));
   const inputs = models.map((p, i) => ({ model: `m${i}`, source: src(paths[i]), params: p }));
   if (base) inputs.push({ model: "base", source: src(paths[models.length]), params: {} });
-  return { name: "model.layers.0.mlp.up_proj.weight", shape: SHAPE, outDtype, method, params, inputs, baseIndex: base ? models.length : -1, dest: { uri: dest, offset: 0, byteLength: outBytes } };
+  return {
+    name: "model.layers.0.mlp.up_proj.weight",
+    shape: SHAPE,
+    outDtype,
+    method,
+    params,
+    inputs,
+    baseIndex: base ? models.length : -1,
+    dest: { uri: dest, offset: 0, byteLength: outBytes },
+  };
 }
 
 interface PathCase {
@@ -70,10 +87,50 @@ const CASES: PathCase[] = [
   { path: "fused bf16 linear kernel", method: "linear", dtype: "BF16", outDtype: "BF16", huge: [{ weight: 1e308 }, { weight: 1e308 }] },
   { path: "TypeScript whole tensor (fp32 linear)", method: "linear", dtype: "F32", outDtype: "F32", huge: [{ weight: 1e308 }, { weight: 1e308 }] },
   // 1.7e38 + 1.7e38 is finite in fp32 (max 3.4028e38) but rounds to inf in bf16 (max 3.3895e38).
-  { path: "fp32 result finite, rounded to bf16 overflows", method: "linear", dtype: "F32", outDtype: "BF16", huge: [{ weight: 1 }, { weight: 1 }], params: { normalize: false }, big: 1.7e38 },
-  { path: "streamed TIES, bf16 kernel apply", method: "ties", dtype: "BF16", outDtype: "BF16", huge: [{ weight: 1e308, density: 1 }, { weight: 1e308, density: 1 }], params: { normalize: false }, base: true, chunkElements: 500 },
-  { path: "streamed TIES, fp32 apply", method: "ties", dtype: "F32", outDtype: "F32", huge: [{ weight: 1e308, density: 1 }, { weight: 1e308, density: 1 }], params: { normalize: false }, base: true, chunkElements: 500 },
-  { path: "TypeScript whole tensor (task arithmetic)", method: "task_arithmetic", dtype: "BF16", outDtype: "BF16", huge: [{ weight: 1e308 }, { weight: 1e308 }], params: { normalize: false }, base: true },
+  {
+    path: "fp32 result finite, rounded to bf16 overflows",
+    method: "linear",
+    dtype: "F32",
+    outDtype: "BF16",
+    huge: [{ weight: 1 }, { weight: 1 }],
+    params: { normalize: false },
+    big: 1.7e38,
+  },
+  {
+    path: "streamed TIES, bf16 kernel apply",
+    method: "ties",
+    dtype: "BF16",
+    outDtype: "BF16",
+    huge: [
+      { weight: 1e308, density: 1 },
+      { weight: 1e308, density: 1 },
+    ],
+    params: { normalize: false },
+    base: true,
+    chunkElements: 500,
+  },
+  {
+    path: "streamed TIES, fp32 apply",
+    method: "ties",
+    dtype: "F32",
+    outDtype: "F32",
+    huge: [
+      { weight: 1e308, density: 1 },
+      { weight: 1e308, density: 1 },
+    ],
+    params: { normalize: false },
+    base: true,
+    chunkElements: 500,
+  },
+  {
+    path: "TypeScript whole tensor (task arithmetic)",
+    method: "task_arithmetic",
+    dtype: "BF16",
+    outDtype: "BF16",
+    huge: [{ weight: 1e308 }, { weight: 1e308 }],
+    params: { normalize: false },
+    base: true,
+  },
 ];
 
 describe("NaN/±inf invented by the merge fail the tensor; inherited ones warn", () => {
@@ -86,7 +143,10 @@ describe("NaN/±inf invented by the merge fail the tensor; inherited ones warn",
       await assert.rejects(mergeTensor({ tensor: t, seed: 1, chunkElements: c.chunkElements }, registry, io), (e: unknown) => {
         assert.ok(e instanceof MergeloomError, String(e));
         assert.equal(e.code, "MERGE_FAILED");
-        assert.match(e.message, new RegExp(`^merge model\\.layers\\.0\\.mlp\\.up_proj\\.weight with ${c.method}: the merged tensor holds NaN or ±inf although no input does`));
+        assert.match(
+          e.message,
+          new RegExp(`^merge model\\.layers\\.0\\.mlp\\.up_proj\\.weight with ${c.method}: the merged tensor holds NaN or ±inf although no input does`),
+        );
         return true;
       });
     });
@@ -107,7 +167,23 @@ describe("NaN/±inf invented by the merge fail the tensor; inherited ones warn",
     for (const c of CASES) {
       const paths = [write("fa", c.dtype), write("fb", c.dtype), write("fbase", c.dtype)];
       writeFileSync(paths[2], new Uint8Array(N * (c.dtype === "F32" ? 4 : 2)));
-      const r = await mergeTensor({ tensor: task(c.method, c.dtype, c.outDtype, paths, c.huge.map((m) => ({ ...m, weight: 0.5 })), c.params, c.base), seed: 1, chunkElements: c.chunkElements }, registry, io);
+      const r = await mergeTensor(
+        {
+          tensor: task(
+            c.method,
+            c.dtype,
+            c.outDtype,
+            paths,
+            c.huge.map((m) => ({ ...m, weight: 0.5 })),
+            c.params,
+            c.base,
+          ),
+          seed: 1,
+          chunkElements: c.chunkElements,
+        },
+        registry,
+        io,
+      );
       assert.equal(r.warnings, undefined, c.path);
     }
   });

@@ -136,34 +136,36 @@ export class LocalMergeExecutor implements MergeExecutor {
     const warnings: string[] = [];
     const results: TensorResult[] = await Promise.all(
       // Largest tensors first: the pool then ends on small jobs instead of one thread finishing a big one alone.
-      [...task.tensors].sort((a, b) => b.dest.byteLength - a.dest.byteLength).map(async (tensor) => {
-        const jobs = jobsFor(tensor, task.seed, this.registry);
-        const parts = await Promise.all(jobs.map((j) => this.runJobAbortable(j, opts.signal ? aborts : undefined)));
-        opts.signal?.throwIfAborted();
-        let tRead = 0;
-        let tWritten = 0;
-        for (const p of parts) {
-          tRead += p.bytesRead;
-          tWritten += p.bytesWritten;
-          if (p.stages) stages.push(p.stages);
-          if (p.hub) {
-            net.networkBytes += p.hub.networkBytes;
-            net.cacheBytes += p.hub.cacheBytes;
-            for (const [h, n] of Object.entries(p.hub.byHost)) net.byHost[h] = (net.byHost[h] ?? 0) + n;
+      [...task.tensors]
+        .sort((a, b) => b.dest.byteLength - a.dest.byteLength)
+        .map(async (tensor) => {
+          const jobs = jobsFor(tensor, task.seed, this.registry);
+          const parts = await Promise.all(jobs.map((j) => this.runJobAbortable(j, opts.signal ? aborts : undefined)));
+          opts.signal?.throwIfAborted();
+          let tRead = 0;
+          let tWritten = 0;
+          for (const p of parts) {
+            tRead += p.bytesRead;
+            tWritten += p.bytesWritten;
+            if (p.stages) stages.push(p.stages);
+            if (p.hub) {
+              net.networkBytes += p.hub.networkBytes;
+              net.cacheBytes += p.hub.cacheBytes;
+              for (const [h, n] of Object.entries(p.hub.byHost)) net.byHost[h] = (net.byHost[h] ?? 0) + n;
+            }
           }
-        }
-        // Once per tensor, however many row chunks saw it.
-        const w = parts.find((p) => p.warnings?.length)?.warnings;
-        if (w) warnings.push(...w);
-        bytesRead += tRead;
-        bytesWritten += tWritten;
-        const r: TensorResult = { name: tensor.name, byteLength: tensor.dest.byteLength };
-        if (parts[0].sha256 !== undefined) {
-          r.sha256 = parts.length === 1 ? parts[0].sha256 : combineDigests(parts.map((p) => p.sha256!));
-        }
-        opts.onTensor?.(tensor.name, tensor.dest.byteLength, tRead);
-        return r;
-      }),
+          // Once per tensor, however many row chunks saw it.
+          const w = parts.find((p) => p.warnings?.length)?.warnings;
+          if (w) warnings.push(...w);
+          bytesRead += tRead;
+          bytesWritten += tWritten;
+          const r: TensorResult = { name: tensor.name, byteLength: tensor.dest.byteLength };
+          if (parts[0].sha256 !== undefined) {
+            r.sha256 = parts.length === 1 ? parts[0].sha256 : combineDigests(parts.map((p) => p.sha256!));
+          }
+          opts.onTensor?.(tensor.name, tensor.dest.byteLength, tRead);
+          return r;
+        }),
     ).catch((err: unknown) => {
       if (opts.signal?.aborted) throw new MergeloomError("CANCELLED", `task ${task.taskId}: cancelled`, { cause: err });
       throw err;
@@ -186,7 +188,13 @@ export class LocalMergeExecutor implements MergeExecutor {
  * `process` span). Tensor jobs overlap across threads, so each span runs from the first job
  * entering the stage to the last leaving it, and `mergeloom.busy_ms` sums the jobs' own time.
  */
-function recordStageSpans(task: MergeTask, stages: readonly StageTimes[], bytesRead: number, bytesWritten: number, net: { networkBytes: number; cacheBytes: number; byHost: Record<string, number> }): void {
+function recordStageSpans(
+  task: MergeTask,
+  stages: readonly StageTimes[],
+  bytesRead: number,
+  bytesWritten: number,
+  net: { networkBytes: number; cacheBytes: number; byHost: Record<string, number> },
+): void {
   if (!stages.length || !trace.getSpan(context.active())?.isRecording()) return;
   const tracer = mergeloomTracer();
   const span = (name: string, from: (s: StageTimes) => number, to: (s: StageTimes) => number, attrs: Attributes) => {
@@ -199,18 +207,36 @@ function recordStageSpans(task: MergeTask, stages: readonly StageTimes[], bytesR
       busy += to(s) - from(s);
     }
     tracer
-      .startSpan(name, { startTime: a, attributes: { [ATTR_TASK_ID]: task.taskId, [ATTR_JOB_ID]: task.jobId, [ATTR_TENSOR_COUNT]: task.tensors.length, "mergeloom.busy_ms": busy, ...attrs } })
+      .startSpan(name, {
+        startTime: a,
+        attributes: { [ATTR_TASK_ID]: task.taskId, [ATTR_JOB_ID]: task.jobId, [ATTR_TENSOR_COUNT]: task.tensors.length, "mergeloom.busy_ms": busy, ...attrs },
+      })
       .end(Math.max(a, b));
   };
-  span(SPAN_NAMES.load, (s) => s.start, (s) => s.loaded, {
-    [ATTR_BYTES_READ]: bytesRead,
-    // Hub/HTTP inputs: how much came over the network (and from which hosts) vs a local cache.
-    "mergeloom.bytes.network": net.networkBytes,
-    "mergeloom.bytes.cache": net.cacheBytes,
-    ...(Object.keys(net.byHost).length ? { "server.address": Object.keys(net.byHost).sort().join(",") } : {}),
-  });
-  span(SPAN_NAMES.merge, (s) => s.loaded, (s) => s.merged, {});
-  span(SPAN_NAMES.write, (s) => s.merged, (s) => s.end, { [ATTR_BYTES_WRITTEN]: bytesWritten });
+  span(
+    SPAN_NAMES.load,
+    (s) => s.start,
+    (s) => s.loaded,
+    {
+      [ATTR_BYTES_READ]: bytesRead,
+      // Hub/HTTP inputs: how much came over the network (and from which hosts) vs a local cache.
+      "mergeloom.bytes.network": net.networkBytes,
+      "mergeloom.bytes.cache": net.cacheBytes,
+      ...(Object.keys(net.byHost).length ? { "server.address": Object.keys(net.byHost).sort().join(",") } : {}),
+    },
+  );
+  span(
+    SPAN_NAMES.merge,
+    (s) => s.loaded,
+    (s) => s.merged,
+    {},
+  );
+  span(
+    SPAN_NAMES.write,
+    (s) => s.merged,
+    (s) => s.end,
+    { [ATTR_BYTES_WRITTEN]: bytesWritten },
+  );
 }
 
 function combineDigests(digests: string[]): string {

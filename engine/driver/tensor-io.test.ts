@@ -18,7 +18,11 @@ describe("tensor I/O descriptors", () => {
       writeFileSync(out, new Uint8Array(4));
       const buf = new Uint8Array(4);
       await io.read(input, 0, 4, buf);
-      io.write(out, 0, buf.map((x) => x + 1));
+      io.write(
+        out,
+        0,
+        buf.map((x) => x + 1),
+      );
       io.endJob();
       assert.deepEqual([...readFileSync(out)], [job + 1, 2, 3, 4]);
       assert.ok(io.openCount <= 32, `job ${job}: ${io.openCount} descriptors open`);
@@ -40,4 +44,3 @@ describe("tensor I/O descriptors", () => {
     io.close();
   });
 });
-

@@ -93,7 +93,10 @@ export class TensorIO {
       const n = readSync(fd, into, done, length - done, offset + done);
       if (n === 0) {
         const size = fstatSync(fd).size;
-        throw new CheckpointError(path, `unexpected end of file at byte ${offset + done} (file has ${size} bytes); the file is truncated or changed after planning`);
+        throw new CheckpointError(
+          path,
+          `unexpected end of file at byte ${offset + done} (file has ${size} bytes); the file is truncated or changed after planning`,
+        );
       }
       done += n;
     }
@@ -112,7 +115,6 @@ export class TensorIO {
     }
     this.flushInBackground(path, fd, done);
   }
-
 
   /** Open descriptors (tests). */
   get openCount(): number {

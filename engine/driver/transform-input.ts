@@ -169,7 +169,10 @@ async function paddingRow(t: TensorSpec, i: number, read: ElementReader): Promis
 }
 
 /** An ElementReader over byte reads: `readBytes(uri, offset, length, into)`. */
-export function elementReader(readBytes: (uri: string, offset: number, length: number, into: Uint8Array) => Promise<void>, onBytes?: (n: number) => void): ElementReader {
+export function elementReader(
+  readBytes: (uri: string, offset: number, length: number, into: Uint8Array) => Promise<void>,
+  onBytes?: (n: number) => void,
+): ElementReader {
   return async (src, start, count) => {
     const esz = DTYPE_BYTES[src.dtype];
     const buf = new Uint8Array(count * esz);

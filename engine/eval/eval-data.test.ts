@@ -7,7 +7,29 @@ import { CharTokenizer, encodeExample, loadEvalSet, parseEvalJsonl } from "./eva
 import { MergeloomError } from "@mergeloom/proto";
 import { FIXTURE } from "./test-weights.js";
 
-const VOCAB = { "<pad>": 0, "<bos>": 1, "<eos>": 2, "0": 3, "1": 4, "2": 5, "3": 6, "4": 7, "5": 8, "6": 9, "7": 10, "8": 11, "9": 12, "+": 13, "-": 14, "*": 15, "=": 16, "|": 17, r: 18, m: 19, x: 20 };
+const VOCAB = {
+  "<pad>": 0,
+  "<bos>": 1,
+  "<eos>": 2,
+  "0": 3,
+  "1": 4,
+  "2": 5,
+  "3": 6,
+  "4": 7,
+  "5": 8,
+  "6": 9,
+  "7": 10,
+  "8": 11,
+  "9": 12,
+  "+": 13,
+  "-": 14,
+  "*": 15,
+  "=": 16,
+  "|": 17,
+  r: 18,
+  m: 19,
+  x: 20,
+};
 const tok = CharTokenizer.fromVocab(VOCAB, "vocab.json");
 
 function evalFailed(re: RegExp) {
@@ -52,7 +74,10 @@ describe("eval JSONL", () => {
   });
 
   test("bad JSON names the file and line", () => {
-    assert.throws(() => parseEvalJsonl('{"prompt": "1+2=", "answer": "3"}\n{"prompt": "1+', "sub.jsonl", tok), evalFailed(/load eval data sub\.jsonl:2: not valid JSON/));
+    assert.throws(
+      () => parseEvalJsonl('{"prompt": "1+2=", "answer": "3"}\n{"prompt": "1+', "sub.jsonl", tok),
+      evalFailed(/load eval data sub\.jsonl:2: not valid JSON/),
+    );
   });
 
   test("a missing field names the file, line and field", () => {

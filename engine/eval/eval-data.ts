@@ -41,7 +41,9 @@ export class CharTokenizer {
         throw evalDataError(`load vocabulary ${source}: token ${JSON.stringify(tok)} has id ${JSON.stringify(id)}; ids must be non-negative integers`);
       }
       if (!SPECIALS.includes(tok as (typeof SPECIALS)[number]) && [...tok].length !== 1) {
-        throw evalDataError(`load vocabulary ${source}: token ${JSON.stringify(tok)} is neither one character nor one of ${SPECIALS.join(", ")}; only character-level vocabularies are supported`);
+        throw evalDataError(
+          `load vocabulary ${source}: token ${JSON.stringify(tok)} is neither one character nor one of ${SPECIALS.join(", ")}; only character-level vocabularies are supported`,
+        );
       }
       const prev = seen.get(id as number);
       if (prev !== undefined) throw evalDataError(`load vocabulary ${source}: tokens ${JSON.stringify(prev)} and ${JSON.stringify(tok)} share id ${id}`);
@@ -90,7 +92,10 @@ export class CharTokenizer {
 
   /** Single-character tokens, in id order. */
   characters(): string[] {
-    return [...this.ids.entries()].filter(([t]) => !SPECIALS.includes(t as (typeof SPECIALS)[number])).sort((a, b) => a[1] - b[1]).map(([t]) => t);
+    return [...this.ids.entries()]
+      .filter(([t]) => !SPECIALS.includes(t as (typeof SPECIALS)[number]))
+      .sort((a, b) => a[1] - b[1])
+      .map(([t]) => t);
   }
 }
 
@@ -146,9 +151,14 @@ export function parseEvalJsonl(text: string, file: string, tok: CharTokenizer): 
       throw evalDataError(`load eval data ${where}: expected an object {"prompt": "...", "answer": "..."}, got ${JSON.stringify(raw)}`);
     }
     const { prompt, answer } = raw as { prompt?: unknown; answer?: unknown };
-    for (const [field, v] of [["prompt", prompt], ["answer", answer]] as const) {
+    for (const [field, v] of [
+      ["prompt", prompt],
+      ["answer", answer],
+    ] as const) {
       if (typeof v !== "string") {
-        throw evalDataError(`load eval data ${where}: field "${field}" is ${v === undefined ? "missing" : `not a string (${JSON.stringify(v)})`}; each line must be {"prompt": "...", "answer": "..."}`);
+        throw evalDataError(
+          `load eval data ${where}: field "${field}" is ${v === undefined ? "missing" : `not a string (${JSON.stringify(v)})`}; each line must be {"prompt": "...", "answer": "..."}`,
+        );
       }
     }
     examples.push(encodeExample(tok, prompt as string, answer as string, i + 1, where));

@@ -15,7 +15,10 @@ const opts = (dir: string) => ({
 test("the sharded expert-sub scores the README's 57.2/94.8/25.2/15.6 per task and their mean", async () => {
   const r = await evaluateModelDir({ ...opts("expert-sub"), batchSize: 128 });
   assert.equal(r.device, "cpu");
-  assert.deepEqual(r.tasks.map((t) => t.name), ["add", "sub", "mul", "rev"]);
+  assert.deepEqual(
+    r.tasks.map((t) => t.name),
+    ["add", "sub", "mul", "rev"],
+  );
   const expected = [57.2, 94.8, 25.2, 15.6];
   r.tasks.forEach((t, i) => assert.ok(Math.abs(t.accuracy * 100 - expected[i]) <= 0.4 + 1e-9, `${t.name}: ${t.accuracy * 100}`));
   assert.ok(Math.abs(r.mean - r.tasks.reduce((a, t) => a + t.accuracy, 0) / 4) < 1e-12);

@@ -101,7 +101,10 @@ describe("OnnxEvaluator on the arith-llama fixture", () => {
   test("a wrong-shape weight is an EVAL_FAILED error naming the tensor, its shape and the expected one", async () => {
     const w = new Map(weights.get("base")!);
     w.set("model.layers.1.mlp.up_proj.weight", { data: new Float32Array(128 * 352), shape: [128, 352] });
-    await assert.rejects(ev.accuracy(w, sets[0]), evalFailed(/'model\.layers\.1\.mlp\.up_proj\.weight' has shape \[128,352\] but the graph expects \[352,128\]/));
+    await assert.rejects(
+      ev.accuracy(w, sets[0]),
+      evalFailed(/'model\.layers\.1\.mlp\.up_proj\.weight' has shape \[128,352\] but the graph expects \[352,128\]/),
+    );
     w.set("model.layers.1.mlp.up_proj.weight", { data: new Float32Array(5), shape: [352, 128] });
     await assert.rejects(ev.accuracy(w, sets[0]), evalFailed(/has 5 values but its shape \[352,128\] needs 45056/));
   });

@@ -108,7 +108,9 @@ export class OnnxEvaluator {
 
     if (!session.inputNames.includes(INPUT_IDS)) {
       await session.release();
-      throw evalError(`create evaluator ${graphPath}: the graph has no '${INPUT_IDS}' input (inputs: ${session.inputNames.join(", ")}); expected the arith-llama evaluation interface`);
+      throw evalError(
+        `create evaluator ${graphPath}: the graph has no '${INPUT_IDS}' input (inputs: ${session.inputNames.join(", ")}); expected the arith-llama evaluation interface`,
+      );
     }
     if (session.outputNames.length < 1) {
       await session.release();
@@ -143,7 +145,11 @@ export class OnnxEvaluator {
     let correct = 0;
     for (let start = 0; start < ex.length; start += this.batchSize) {
       const batch = ex.slice(start, start + this.batchSize);
-      const { logits, seq, vocab } = await this.run(feeds, batch.map((e) => e.tokens), padIdOf(data));
+      const { logits, seq, vocab } = await this.run(
+        feeds,
+        batch.map((e) => e.tokens),
+        padIdOf(data),
+      );
       for (let b = 0; b < batch.length; b++) {
         const e = batch[b];
         let ok = true;
@@ -177,7 +183,11 @@ export class OnnxEvaluator {
     let sum = 0;
     for (let start = 0; start < data.examples.length; start += this.batchSize) {
       const batch = data.examples.slice(start, start + this.batchSize);
-      const { logits, seq, vocab } = await this.run(feeds, batch.map((e) => e.tokens), padIdOf(data));
+      const { logits, seq, vocab } = await this.run(
+        feeds,
+        batch.map((e) => e.tokens),
+        padIdOf(data),
+      );
       for (let b = 0; b < batch.length; b++) {
         const e = batch[b];
         let h = 0;
@@ -201,7 +211,11 @@ export class OnnxEvaluator {
       const next: number[] = [];
       for (let start = 0; start < active.length; start += this.batchSize) {
         const idx = active.slice(start, start + this.batchSize);
-        const { logits, seq, vocab } = await this.run(feeds, idx.map((i) => seqs[i]), tok.padId);
+        const { logits, seq, vocab } = await this.run(
+          feeds,
+          idx.map((i) => seqs[i]),
+          tok.padId,
+        );
         for (let b = 0; b < idx.length; b++) {
           const i = idx[b];
           const off = (b * seq + seqs[i].length - 1) * vocab;
@@ -237,7 +251,9 @@ export class OnnxEvaluator {
         throw evalError(`evaluate ${this.graphPath}: weight '${name}' has ${w.data.length} values but its shape ${JSON.stringify(w.shape)} needs ${numel}`);
       }
       if (want && !shapeMatches(want, w.shape)) {
-        throw evalError(`evaluate ${this.graphPath}: weight '${name}' has shape ${JSON.stringify(w.shape)} but the graph expects ${JSON.stringify(want)}; the checkpoint does not match the graph's architecture`);
+        throw evalError(
+          `evaluate ${this.graphPath}: weight '${name}' has shape ${JSON.stringify(w.shape)} but the graph expects ${JSON.stringify(want)}; the checkpoint does not match the graph's architecture`,
+        );
       }
       feeds[name] = new ort.Tensor("float32", w.data, w.shape as number[]);
     }
@@ -249,7 +265,11 @@ export class OnnxEvaluator {
   }
 
   /** Right-pads `rows` into one int64 batch and returns the flat logits [B, S, V]. */
-  private async run(weightFeeds: Record<string, ort.Tensor>, rows: ArrayLike<number>[], padId: number): Promise<{ logits: Float32Array; seq: number; vocab: number }> {
+  private async run(
+    weightFeeds: Record<string, ort.Tensor>,
+    rows: ArrayLike<number>[],
+    padId: number,
+  ): Promise<{ logits: Float32Array; seq: number; vocab: number }> {
     let seq = 0;
     for (const r of rows) seq = Math.max(seq, r.length);
     const ids = new BigInt64Array(rows.length * seq).fill(BigInt(padId));
@@ -261,7 +281,10 @@ export class OnnxEvaluator {
     try {
       out = await this.session.run({ ...weightFeeds, [INPUT_IDS]: new ort.Tensor("int64", ids, [rows.length, seq]) }, [this.logitsName]);
     } catch (err) {
-      throw evalError(`evaluate ${this.graphPath}: onnxruntime run failed (${(err as Error).message}); check that the weights match the graph's architecture`, err);
+      throw evalError(
+        `evaluate ${this.graphPath}: onnxruntime run failed (${(err as Error).message}); check that the weights match the graph's architecture`,
+        err,
+      );
     }
     const t = out[this.logitsName];
     const dims = t.dims;

@@ -20,7 +20,14 @@ const spec: FitnessSpec = {
 const candidate = {
   id: "c1",
   seed: 0,
-  mergeYaml: ["merge_method: linear", "models:", ...["base", "expert-add"].flatMap((m) => [`  - model: ${join(FIXTURE, m)}`, "    parameters: { weight: 0.5 }"]), "dtype: float32", "out_dtype: bfloat16", ""].join("\n"),
+  mergeYaml: [
+    "merge_method: linear",
+    "models:",
+    ...["base", "expert-add"].flatMap((m) => [`  - model: ${join(FIXTURE, m)}`, "    parameters: { weight: 0.5 }"]),
+    "dtype: float32",
+    "out_dtype: bfloat16",
+    "",
+  ].join("\n"),
 };
 
 describe("scoreCandidate on the arith-llama fixture", () => {
@@ -35,7 +42,11 @@ describe("scoreCandidate on the arith-llama fixture", () => {
   });
 
   test("the in-memory merge scores the same as the checkpoint `mergeloom merge` writes, read back", async () => {
-    const opts = { tasks: spec.tasks, scoreWeights: (w: Parameters<OnnxFitness["score"]>[0]) => fitness.score(w), scratch: tempScratch("mergeloom-score-test-") };
+    const opts = {
+      tasks: spec.tasks,
+      scoreWeights: (w: Parameters<OnnxFitness["score"]>[0]) => fitness.score(w),
+      scratch: tempScratch("mergeloom-score-test-"),
+    };
     const inMemory = await scoreCandidate(merger, candidate, opts);
     const viaDisk = await scoreCandidate(merger, candidate, { ...opts, viaDisk: true });
     assert.ok(inMemory.add > 0 && inMemory.add <= 1, JSON.stringify(inMemory));

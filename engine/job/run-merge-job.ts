@@ -81,12 +81,19 @@ export async function loadConfig(path: string, opts: ParseOptions = {}): Promise
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    throw new MergeloomError("CONFIG_INVALID", `read config ${path}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "file does not exist" : (err as Error).message}`, { cause: err });
+    throw new MergeloomError(
+      "CONFIG_INVALID",
+      `read config ${path}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "file does not exist" : (err as Error).message}`,
+      { cause: err },
+    );
   }
   return parseMergeConfig(text, path, createDefaultRegistry(), opts);
 }
 
-export async function planMerge(config: MergeConfig, opts: { http?: HttpOptions; numerics?: NumericsMode; allowCrimes?: boolean; pins?: Readonly<Record<string, string>> } = {}): Promise<MergePlan> {
+export async function planMerge(
+  config: MergeConfig,
+  opts: { http?: HttpOptions; numerics?: NumericsMode; allowCrimes?: boolean; pins?: Readonly<Record<string, string>> } = {},
+): Promise<MergePlan> {
   return buildPlan(config, { registry: createDefaultRegistry(), http: opts.http, numerics: opts.numerics, allowCrimes: opts.allowCrimes, pins: opts.pins });
 }
 
@@ -107,12 +114,20 @@ export function deriveJobId(config: MergeConfig, seed: number, out: string, nume
   return createHash("sha256").update(config.sourceText).update(`\0${seed}\0${out}${mode}`).digest("hex").slice(0, 16);
 }
 
-export async function runMergeJob(config: MergeConfig, dispatcher: TaskDispatcher, opts: MergeJobOptions): Promise<{ out: string; checksum?: string; resumed: boolean }> {
+export async function runMergeJob(
+  config: MergeConfig,
+  dispatcher: TaskDispatcher,
+  opts: MergeJobOptions,
+): Promise<{ out: string; checksum?: string; resumed: boolean }> {
   const jobId = opts.jobId ?? randomUUID();
   return inSpan(SPAN_NAMES.jobMerge, { [ATTR_JOB_ID]: jobId }, () => runTracedJob(config, dispatcher, { ...opts, jobId }));
 }
 
-async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opts: MergeJobOptions & { jobId: string }): Promise<{ out: string; checksum?: string; resumed: boolean }> {
+async function runTracedJob(
+  config: MergeConfig,
+  dispatcher: TaskDispatcher,
+  opts: MergeJobOptions & { jobId: string },
+): Promise<{ out: string; checksum?: string; resumed: boolean }> {
   const started = performance.now();
   const emit = opts.onEvent ?? (() => {});
   const jobId = opts.jobId;
@@ -122,7 +137,12 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
   const priorActive = !!prior && ["planned", "running", "assembling"].includes(prior.state);
   const plan = await inSpan(SPAN_NAMES.plan, { [ATTR_JOB_ID]: jobId }, async (span) => {
     // A resumed job keeps the Hub commits it was planned with, even if a branch moved since.
-    const p = await planMerge(config, { http: opts.http, numerics: opts.numerics, allowCrimes: opts.allowCrimes, pins: priorActive ? pinsOf(prior) : undefined });
+    const p = await planMerge(config, {
+      http: opts.http,
+      numerics: opts.numerics,
+      allowCrimes: opts.allowCrimes,
+      pins: priorActive ? pinsOf(prior) : undefined,
+    });
     span.setAttribute(ATTR_TENSOR_COUNT, p.tensors.length);
     span.setAttribute(ATTR_MERGE_METHOD, p.method.name);
     return p;
@@ -157,7 +177,13 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
     doneTasks: 0,
     failedTasks: 0,
     outputDir: outDir ? outDir.path : opts.out,
-    meta: { out: opts.out, seed: opts.seed, method: plan.method.name, ...ownerMeta(me), ...Object.fromEntries(Object.entries(plan.pins).map(([r, sha]) => [PIN_PREFIX + r, sha])) },
+    meta: {
+      out: opts.out,
+      seed: opts.seed,
+      method: plan.method.name,
+      ...ownerMeta(me),
+      ...Object.fromEntries(Object.entries(plan.pins).map(([r, sha]) => [PIN_PREFIX + r, sha])),
+    },
   };
   let heartbeat: NodeJS.Timeout | undefined;
   try {
@@ -232,7 +258,11 @@ async function runTracedJob(config: MergeConfig, dispatcher: TaskDispatcher, opt
       emit({ type: "assemble", out: opts.out });
       await inSpan(SPAN_NAMES.assemble, { [ATTR_JOB_ID]: jobId }, async () => {
         await removeJobMarker(outDir!.path); // every task is done; the marker is no part of the model
-        await assembleOutput(outDir!.path, plan, shards, { copyTokenizer: opts.copyTokenizer, writeModelCard: opts.writeModelCard, onWarning: (message) => emit({ type: "warning", message }) });
+        await assembleOutput(outDir!.path, plan, shards, {
+          copyTokenizer: opts.copyTokenizer,
+          writeModelCard: opts.writeModelCard,
+          onWarning: (message) => emit({ type: "warning", message }),
+        });
         await outDir!.commit();
       });
       opts.onOutputDir?.(undefined);

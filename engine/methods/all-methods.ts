@@ -3,16 +3,7 @@ import type { MergeMethod } from "./define-merge-method.js";
 import { MergeMethodRegistry } from "./merge-method-registry.js";
 import { arceeFusion } from "./arcee-fusion.js";
 import { consensusTa, consensusTies } from "./consensus.js";
-import {
-  breadcrumbs,
-  breadcrumbsTies,
-  dareLinear,
-  dareTies,
-  della,
-  dellaLinear,
-  taskArithmetic,
-  ties,
-} from "./generalized-task-arithmetic.js";
+import { breadcrumbs, breadcrumbsTies, dareLinear, dareTies, della, dellaLinear, taskArithmetic, ties } from "./generalized-task-arithmetic.js";
 import { karcher } from "./karcher.js";
 import { linear } from "./linear.js";
 import { modelStock } from "./model-stock.js";

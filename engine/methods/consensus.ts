@@ -24,7 +24,16 @@ import { ParamError } from "../errors/index.js";
 import { defineMergeMethod, type MergeContext, type MergeMethod } from "./define-merge-method.js";
 import { num, type ParamSpecs, type ResolvedParams } from "./params.js";
 import { checkMagnitudeDensity } from "./sparsify.js";
-import { addScaled, mixTaskVectors, requireBase, sparsifyTaskVectors, subjectOf, taskVectors, weightOf, type TaskVector } from "./generalized-task-arithmetic.js";
+import {
+  addScaled,
+  mixTaskVectors,
+  requireBase,
+  sparsifyTaskVectors,
+  subjectOf,
+  taskVectors,
+  weightOf,
+  type TaskVector,
+} from "./generalized-task-arithmetic.js";
 
 const REFERENCE = "https://arxiv.org/abs/2405.07813";
 

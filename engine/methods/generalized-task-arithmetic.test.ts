@@ -20,7 +20,10 @@ const r32 = (x: number) => Math.fround(x);
 function isElementwise(m: (typeof generalizedTaskArithmeticMethods)[number], densities: number[]): boolean {
   const e = m.elementwise;
   if (typeof e !== "function") return e === true;
-  return e({}, densities.map((density) => ({ params: { weight: 1, density } })));
+  return e(
+    {},
+    densities.map((density) => ({ params: { weight: 1, density } })),
+  );
 }
 
 describe("method table", () => {
@@ -68,7 +71,13 @@ describe("task_arithmetic", () => {
 
   test("adds the weighted task vectors to the base", () => {
     // mix = .5·δ1 + δ2 = [−.5 1 1 0] → B + mix
-    const out = runGta(taskArithmetic, { base, models: [{ data: x1, params: { weight: 0.5 } }, { data: x2, params: { weight: 1 } }] });
+    const out = runGta(taskArithmetic, {
+      base,
+      models: [
+        { data: x1, params: { weight: 0.5 } },
+        { data: x2, params: { weight: 1 } },
+      ],
+    });
     assertAllClose(out, [0.5, 3, 4, 4]);
   });
 
@@ -76,7 +85,10 @@ describe("task_arithmetic", () => {
     // mix / 1.5 = [−1/3 2/3 2/3 0]; λ = 3 → [−1 2 2 0] → B + that
     const out = runGta(taskArithmetic, {
       base,
-      models: [{ data: x1, params: { weight: 0.5 } }, { data: x2, params: { weight: 1 } }],
+      models: [
+        { data: x1, params: { weight: 0.5 } },
+        { data: x2, params: { weight: 1 } },
+      ],
       params: { normalize: true, lambda: 3 },
     });
     assertAllClose(out, [0, 4, 5, 4], 1e-6);
@@ -86,7 +98,10 @@ describe("task_arithmetic", () => {
     // w = 1, −1: mix = δ1 − δ2 = [2 −1 2 −6]; div = 0 → 1
     const out = runGta(taskArithmetic, {
       base,
-      models: [{ data: x1, params: { weight: 1 } }, { data: x2, params: { weight: -1 } }],
+      models: [
+        { data: x1, params: { weight: 1 } },
+        { data: x2, params: { weight: -1 } },
+      ],
       params: { normalize: true },
     });
     assertAllClose(out, [3, 1, 5, -2]);
@@ -104,9 +119,15 @@ describe("task_arithmetic", () => {
 
   test("refuses a tensor without a base, and a model without a weight", () => {
     const ctx = gtaContext(taskArithmetic, { base, models: [{ data: x1, params: { weight: 1 } }] });
-    assert.throws(() => taskArithmetic.merge({ ...ctx, baseIndex: -1 }), (e: unknown) => e instanceof ParamError && /needs a base model/.test(e.message));
+    assert.throws(
+      () => taskArithmetic.merge({ ...ctx, baseIndex: -1 }),
+      (e: unknown) => e instanceof ParamError && /needs a base model/.test(e.message),
+    );
     const noWeight = gtaContext(taskArithmetic, { base, models: [{ data: x1, model: "org/a" }] });
-    assert.throws(() => taskArithmetic.check!(noWeight), (e: unknown) => e instanceof ParamError && /org\/a/.test(e.message) && /weight/.test(e.message));
+    assert.throws(
+      () => taskArithmetic.check!(noWeight),
+      (e: unknown) => e instanceof ParamError && /org\/a/.test(e.message) && /weight/.test(e.message),
+    );
     assert.throws(() => taskArithmetic.merge(noWeight), ParamError);
   });
 });
@@ -133,7 +154,10 @@ describe("ties", () => {
 
   test("elects the sign on the weighted vectors and sums without normalize", () => {
     // δ = [1] and [−1], w = 1, 3 → x = 1, −3, Σ = −2 → −; mix = −3; normalized −3/3 = −1
-    const models = [{ data: [1], params: { weight: 1 } }, { data: [-1], params: { weight: 3 } }];
+    const models = [
+      { data: [1], params: { weight: 1 } },
+      { data: [-1], params: { weight: 3 } },
+    ];
     assertAllClose(runGta(ties, { base: [0], models }), [-1]);
     assertAllClose(runGta(ties, { base: [0], models, params: { normalize: false } }), [-3]);
   });
@@ -159,7 +183,10 @@ describe("ties", () => {
 
   test("refuses a density that keeps no entry, in check and in merge", () => {
     const o = { base: [0, 0, 0, 0], models: [{ data: [1, 2, 3, 4], params: { weight: 1, density: 0.1 } }] };
-    assert.throws(() => ties.check!(gtaContext(ties, o)), (e: unknown) => e instanceof ParamError && /density 0\.1/.test(e.message));
+    assert.throws(
+      () => ties.check!(gtaContext(ties, o)),
+      (e: unknown) => e instanceof ParamError && /density 0\.1/.test(e.message),
+    );
     assert.throws(() => ties.merge(gtaContext(ties, o)), ParamError);
   });
 
@@ -174,7 +201,10 @@ describe("ties", () => {
 describe("dare", () => {
   // δ1 = [1 2 3 4], w 1, u = .1 .6 .3 .9, p .5 → [1 0 3 0], L1 10/4 → [2.5 0 7.5 0]
   // δ2 = [−2 −2 −2 −2], w .5, u = .2 .2 .8 .8 → [−2 −2 0 0], L1 8/4 → [−4 −4 0 0] → x2 = [−2 −2 0 0]
-  const streams = [[0.1, 0.6, 0.3, 0.9], [0.2, 0.2, 0.8, 0.8]];
+  const streams = [
+    [0.1, 0.6, 0.3, 0.9],
+    [0.2, 0.2, 0.8, 0.8],
+  ];
   const opts = {
     base: [0, 0, 0, 0],
     models: [
@@ -198,7 +228,15 @@ describe("dare", () => {
   test("draws the same mask for the same seed and tensor, another for another tensor or seed", () => {
     const data = Array.from({ length: 256 }, (_, i) => (i % 7) - 3 + 0.5);
     const run = (seed: number, tensorName: string) =>
-      Array.from(runGta(dareLinear, { base: new Array(256).fill(0), models: [{ data, params: { weight: 1, density: 0.5 } }], seed, tensorName, params: { rescale: false } }));
+      Array.from(
+        runGta(dareLinear, {
+          base: new Array(256).fill(0),
+          models: [{ data, params: { weight: 1, density: 0.5 } }],
+          seed,
+          tensorName,
+          params: { rescale: false },
+        }),
+      );
     const a = run(1, "model.layers.0.mlp.up_proj.weight");
     assert.deepEqual(run(1, "model.layers.0.mlp.up_proj.weight"), a);
     assert.notDeepEqual(run(1, "model.layers.1.mlp.up_proj.weight"), a);
@@ -207,7 +245,14 @@ describe("dare", () => {
 
   test("gives each input its own mask", () => {
     const data = new Array(512).fill(1);
-    const ctx = gtaContext(dareLinear, { base: new Array(512).fill(0), models: [{ data, params: { weight: 1, density: 0.5 } }, { data, params: { weight: 1000, density: 0.5 } }], params: { rescale: false } });
+    const ctx = gtaContext(dareLinear, {
+      base: new Array(512).fill(0),
+      models: [
+        { data, params: { weight: 1, density: 0.5 } },
+        { data, params: { weight: 1000, density: 0.5 } },
+      ],
+      params: { rescale: false },
+    });
     const out = dareLinear.merge(ctx);
     // entry = m1 + 1000·m2: both masks visible, and they differ
     const m1 = Array.from(out, (v) => v % 1000);
@@ -268,7 +313,12 @@ describe("della", () => {
   const rows = [0.4, -0.1, 0.3, -0.2, -5, 8, 6, 7];
 
   test("della_linear ranks per row and rescales by the L1 ratio", () => {
-    const o = { base: new Array(8).fill(0), shape: [2, 4], models: [{ data: rows, params: { weight: 1, density: 0.5, epsilon: 0.3 } }], random: () => constantUniform(0.5) };
+    const o = {
+      base: new Array(8).fill(0),
+      shape: [2, 4],
+      models: [{ data: rows, params: { weight: 1, density: 0.5, epsilon: 0.3 } }],
+      random: () => constantUniform(0.5),
+    };
     assertAllClose(runGta(dellaLinear, { ...o, params: { rescale: false } }), [0.4, 0, 0.3, 0, 0, 8, 0, 7]);
     const s = r32(r32(27) / r32(15.7)); // L1 27 → 15.7
     assertAllClose(runGta(dellaLinear, o), [0.4 * s, 0, 0.3 * s, 0, 0, 8 * s, 0, 7 * s], 1e-6);
@@ -291,7 +341,10 @@ describe("della", () => {
 
   test("refuses density ± epsilon outside (0, 1) before merging", () => {
     const ctx = gtaContext(della, { base: [0, 0], models: [{ data: [1, 2], params: { weight: 1, density: 0.1 } }] }); // ε = .15 > p
-    assert.throws(() => della.check!(ctx), (e: unknown) => e instanceof ParamError && /epsilon/.test(e.message));
+    assert.throws(
+      () => della.check!(ctx),
+      (e: unknown) => e instanceof ParamError && /epsilon/.test(e.message),
+    );
     assert.throws(() => della.merge(ctx), ParamError);
   });
 

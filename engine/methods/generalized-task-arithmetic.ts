@@ -51,7 +51,9 @@ export function requireBase(method: string, ctx: { tensorName: string; baseIndex
 export function weightOf(method: string, tensorName: string, input: { model: string; params: ResolvedParams }): number {
   const w = input.params.weight;
   if (typeof w !== "number" || Number.isNaN(w)) {
-    throw new ParamError(`${subjectOf(method, tensorName, input.model)}: per-model parameter 'weight' is required; set weight under this model's parameters or at the top level`);
+    throw new ParamError(
+      `${subjectOf(method, tensorName, input.model)}: per-model parameter 'weight' is required; set weight under this model's parameters or at the top level`,
+    );
   }
   return w;
 }
@@ -82,7 +84,9 @@ export function taskVectors(method: string, ctx: MergeContext): TaskVector[] {
     const weight = weightOf(method, ctx.tensorName, input);
     const x = input.data;
     if (x.length !== n) {
-      throw new ParamError(`${subjectOf(method, ctx.tensorName, input.model)}: input has ${x.length} elements but the base has ${n}; inputs must share the base's shape`);
+      throw new ParamError(
+        `${subjectOf(method, ctx.tensorName, input.model)}: input has ${x.length} elements but the base has ${n}; inputs must share the base's shape`,
+      );
     }
     const delta = new Float32Array(n);
     for (let j = 0; j < n; j++) delta[j] = x[j] - base[j];
@@ -92,7 +96,13 @@ export function taskVectors(method: string, ctx: MergeContext): TaskVector[] {
 }
 
 /** Sparsifies every task vector in place with its own density (and gamma / epsilon). */
-export function sparsifyTaskVectors(method: string, ctx: MergeContext, tvs: readonly TaskVector[], sparsification: SparsificationMethod, rescale: boolean): void {
+export function sparsifyTaskVectors(
+  method: string,
+  ctx: MergeContext,
+  tvs: readonly TaskVector[],
+  sparsification: SparsificationMethod,
+  rescale: boolean,
+): void {
   for (const tv of tvs) {
     const p = tv.input.params;
     const density = numParam(p, "density", 1);
@@ -218,7 +228,7 @@ function mixConsensus2(d0: Float32Array, d1: Float32Array, w0: number, w1: numbe
     for (let k = 0; k < len; k++) {
       const sel = selI[k];
       const mx = Math.fround(m0F[k] + m1F[k]);
-      let dv = Math.fround(Math.fround(0 + w0 * (sel & 1)) + w1 * (sel >>> 1)) + ((sel | (sel >>> 1)) & 1 ^ 1);
+      let dv = Math.fround(Math.fround(0 + w0 * (sel & 1)) + w1 * (sel >>> 1)) + (((sel | (sel >>> 1)) & 1) ^ 1);
       if (dv === 0) dv = 1; // selected weights cancelling exactly: rare, and a division by 1 is exact
       mix[s + k] = mx / dv;
     }
@@ -295,14 +305,58 @@ const DARE = "https://arxiv.org/abs/2311.03099";
 const BREADCRUMBS = "https://arxiv.org/abs/2312.06795";
 const DELLA = "https://arxiv.org/abs/2406.11617";
 
-export const taskArithmetic = defineGtaMethod({ name: "task_arithmetic", reference: TASK_ARITHMETIC, consensus: false, sparsification: null, normalize: false, rescale: false });
+export const taskArithmetic = defineGtaMethod({
+  name: "task_arithmetic",
+  reference: TASK_ARITHMETIC,
+  consensus: false,
+  sparsification: null,
+  normalize: false,
+  rescale: false,
+});
 export const ties = defineGtaMethod({ name: "ties", reference: TIES, consensus: true, sparsification: "magnitude", normalize: true, rescale: false });
-export const dareLinear = defineGtaMethod({ name: "dare_linear", reference: DARE, consensus: false, sparsification: "random", normalize: false, rescale: true });
+export const dareLinear = defineGtaMethod({
+  name: "dare_linear",
+  reference: DARE,
+  consensus: false,
+  sparsification: "random",
+  normalize: false,
+  rescale: true,
+});
 export const dareTies = defineGtaMethod({ name: "dare_ties", reference: DARE, consensus: true, sparsification: "random", normalize: false, rescale: true });
-export const breadcrumbs = defineGtaMethod({ name: "breadcrumbs", reference: BREADCRUMBS, consensus: false, sparsification: "magnitude_outliers", normalize: false, rescale: false });
-export const breadcrumbsTies = defineGtaMethod({ name: "breadcrumbs_ties", reference: BREADCRUMBS, consensus: true, sparsification: "magnitude_outliers", normalize: false, rescale: false });
+export const breadcrumbs = defineGtaMethod({
+  name: "breadcrumbs",
+  reference: BREADCRUMBS,
+  consensus: false,
+  sparsification: "magnitude_outliers",
+  normalize: false,
+  rescale: false,
+});
+export const breadcrumbsTies = defineGtaMethod({
+  name: "breadcrumbs_ties",
+  reference: BREADCRUMBS,
+  consensus: true,
+  sparsification: "magnitude_outliers",
+  normalize: false,
+  rescale: false,
+});
 export const della = defineGtaMethod({ name: "della", reference: DELLA, consensus: true, sparsification: "della_magprune", normalize: true, rescale: true });
-export const dellaLinear = defineGtaMethod({ name: "della_linear", reference: DELLA, consensus: false, sparsification: "della_magprune", normalize: false, rescale: true });
+export const dellaLinear = defineGtaMethod({
+  name: "della_linear",
+  reference: DELLA,
+  consensus: false,
+  sparsification: "della_magprune",
+  normalize: false,
+  rescale: true,
+});
 
 /** All eight, for the registry. */
-export const generalizedTaskArithmeticMethods: readonly MergeMethod[] = [taskArithmetic, ties, dareLinear, dareTies, breadcrumbs, breadcrumbsTies, della, dellaLinear];
+export const generalizedTaskArithmeticMethods: readonly MergeMethod[] = [
+  taskArithmetic,
+  ties,
+  dareLinear,
+  dareTies,
+  breadcrumbs,
+  breadcrumbsTies,
+  della,
+  dellaLinear,
+];

@@ -50,15 +50,74 @@ async function run(t: TensorTask, chunkElements: number, tag: string, cacheBytes
 }
 
 const CASES: [string, Record<string, ParamValue>, Record<string, ParamValue>[]][] = [
-  ["ties", {}, [{ weight: 1, density: 0.5 }, { weight: 0.7, density: 0.3 }]],
-  ["ties", { rescale: true }, [{ weight: 1, density: 0.4 }, { weight: 0.6, density: 0.45 }, { weight: 0.3, density: 0.2 }]],
-  ["dare_ties", {}, [{ weight: 1, density: 0.5 }, { weight: 0.7, density: 0.3 }]],
-  ["dare_linear", {}, [{ weight: 0.6, density: 0.4 }, { weight: 0.4, density: 0.9 }]],
-  ["breadcrumbs_ties", {}, [{ weight: 1, density: 0.6, gamma: 0.05 }, { weight: 0.5, density: 0.9, gamma: 0.02 }]],
-  ["breadcrumbs", { lambda: 0.7 }, [{ weight: 0.6, density: 0.5, gamma: 0.1 }, { weight: 0.4, density: 0.8, gamma: 0.02 }]],
+  [
+    "ties",
+    {},
+    [
+      { weight: 1, density: 0.5 },
+      { weight: 0.7, density: 0.3 },
+    ],
+  ],
+  [
+    "ties",
+    { rescale: true },
+    [
+      { weight: 1, density: 0.4 },
+      { weight: 0.6, density: 0.45 },
+      { weight: 0.3, density: 0.2 },
+    ],
+  ],
+  [
+    "dare_ties",
+    {},
+    [
+      { weight: 1, density: 0.5 },
+      { weight: 0.7, density: 0.3 },
+    ],
+  ],
+  [
+    "dare_linear",
+    {},
+    [
+      { weight: 0.6, density: 0.4 },
+      { weight: 0.4, density: 0.9 },
+    ],
+  ],
+  [
+    "breadcrumbs_ties",
+    {},
+    [
+      { weight: 1, density: 0.6, gamma: 0.05 },
+      { weight: 0.5, density: 0.9, gamma: 0.02 },
+    ],
+  ],
+  [
+    "breadcrumbs",
+    { lambda: 0.7 },
+    [
+      { weight: 0.6, density: 0.5, gamma: 0.1 },
+      { weight: 0.4, density: 0.8, gamma: 0.02 },
+    ],
+  ],
   ["task_arithmetic", { lambda: 0.45, normalize: true }, [{ weight: 0.3 }, { weight: 0.5 }, { weight: -0.2 }]],
-  ["ties", { lambda: 1.3, normalize: false }, [{ weight: 1, density: 1 }, { weight: -0.7, density: 0.25 }, { weight: 0.4, density: 0.01 }]],
-  ["dare_ties", { rescale: false }, [{ weight: 0.9, density: 0.35 }, { weight: 0.8, density: 0.6 }, { weight: 0.2, density: 0.99 }]],
+  [
+    "ties",
+    { lambda: 1.3, normalize: false },
+    [
+      { weight: 1, density: 1 },
+      { weight: -0.7, density: 0.25 },
+      { weight: 0.4, density: 0.01 },
+    ],
+  ],
+  [
+    "dare_ties",
+    { rescale: false },
+    [
+      { weight: 0.9, density: 0.35 },
+      { weight: 0.8, density: 0.6 },
+      { weight: 0.2, density: 0.99 },
+    ],
+  ],
 ];
 
 describe("streamed merges of raw bf16 inputs", () => {

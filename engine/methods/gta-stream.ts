@@ -22,7 +22,17 @@ import { kernelArena } from "../kernels/wasm-kernels.js";
 import { encodeFromF32 } from "../tensor/convert.js";
 import type { StreamChunk, StreamInfo, TensorStream } from "./define-merge-method.js";
 import { BLOCK, STEPS, isRaw, selectorFactory, type RawSelector, type Selector, type Step } from "./gta-selectors.js";
-import { addScaled, gtaSettings, mixTaskVectors, numParam, requireBase, subjectOf, weightOf, type GtaVariant, type TaskVector } from "./generalized-task-arithmetic.js";
+import {
+  addScaled,
+  gtaSettings,
+  mixTaskVectors,
+  numParam,
+  requireBase,
+  subjectOf,
+  weightOf,
+  type GtaVariant,
+  type TaskVector,
+} from "./generalized-task-arithmetic.js";
 
 /** One non-base input of the tensor: where it sits, its weight, and its sparsification. */
 interface StreamInput<S extends Selector = Selector> {
@@ -126,7 +136,9 @@ class GtaStream implements TensorStream {
     const x = ctx.inputs[t.index].data;
     const len = base.length;
     if (x.length !== len) {
-      throw new ParamError(`${subjectOf(this.v.name, ctx.tensorName, ctx.inputs[t.index].model)}: input has ${x.length} elements but the base has ${len}; inputs must share the base's shape`);
+      throw new ParamError(
+        `${subjectOf(this.v.name, ctx.tensorName, ctx.inputs[t.index].model)}: input has ${x.length} elements but the base has ${len}; inputs must share the base's shape`,
+      );
     }
     const d = this.bufs.get(slot, len);
     for (let j = 0; j < len; j++) d[j] = x[j] - base[j];
@@ -150,7 +162,12 @@ class GtaStream implements TensorStream {
    * the output encoding — the same operations on the same values as the whole-chunk form. Writes
    * bf16 bits at arena offset `out.bf16`, or fp32 values into `out.f32`.
    */
-  private applyRaw(chunk: StreamChunk, raw: readonly number[], inputs: readonly StreamInput<RawSelector>[], out: { bf16: number } | { f32: Float32Array }): void {
+  private applyRaw(
+    chunk: StreamChunk,
+    raw: readonly number[],
+    inputs: readonly StreamInput<RawSelector>[],
+    out: { bf16: number } | { f32: Float32Array },
+  ): void {
     const a = kernelArena();
     const w = this.workspace(inputs);
     const k = a.k;

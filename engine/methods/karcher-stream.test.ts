@@ -72,7 +72,10 @@ function streamByHand(c: StreamCase, rows: number): { out: Float32Array; passes:
   for (let r0 = 0; r0 < shape[0]; r0 += rows) {
     const r1 = Math.min(shape[0], r0 + rows);
     const data = values.map((v, i) => ({ ...inputs[i], data: v.subarray(r0 * rowLen, r1 * rowLen) }));
-    chunks.push({ start: r0 * rowLen, ctx: { tensorName: "t", shape: [r1 - r0, ...shape.slice(1)], inputs: data, baseIndex: -1, params, random: () => () => 0 } });
+    chunks.push({
+      start: r0 * rowLen,
+      ctx: { tensorName: "t", shape: [r1 - r0, ...shape.slice(1)], inputs: data, baseIndex: -1, params, random: () => () => 0 },
+    });
   }
   let pass = 0;
   for (; stream.needsPass(pass); pass++) for (const chunk of chunks) stream.stats(pass, chunk);
@@ -91,7 +94,11 @@ describe("karcher's streamed iterations", () => {
   // 2 passes (norms, start direction), 3 per finished iteration (dots, ‖T‖, ‖next‖), and 2 more
   // when an iteration converges (dots, ‖T‖ < tol).
   // (tol 1e-3 converges on the first iteration: no iteration finishes)
-  for (const [params, least] of [[{}, 2], [{ tol: 1e-7 }, 2], [{ tol: 1e-3 }, 0]] as const) {
+  for (const [params, least] of [
+    [{}, 2],
+    [{ tol: 1e-7 }, 2],
+    [{ tol: 1e-3 }, 0],
+  ] as const) {
     test(`stop exactly where merge stops: ${JSON.stringify(params)}`, () => {
       const c = ka({ shape: [37, 29], models: three, base: "none", values: spread, params });
       const { out, passes } = streamByHand(c, 4);

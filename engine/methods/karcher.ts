@@ -126,7 +126,11 @@ export function karcherMean(xs: readonly Float32Array[], alphas: readonly number
   let u = startDirection(units, acc, normOf(addSquares(acc, 0)), tol, new Float32Array(n));
   const T = new Float64Array(n);
   for (let iter = 0; iter < maxIter; iter++) {
-    const step = stepOf(units.map((uj) => f32(addDot(u, uj, 0))), pts.a, tol);
+    const step = stepOf(
+      units.map((uj) => f32(addDot(u, uj, 0))),
+      pts.a,
+      tol,
+    );
     const nT = normOf(addSquares(tangent(units, u, step, T), 0));
     if (nT < tol) break;
     setTangentNorm(step, nT);
@@ -199,7 +203,11 @@ class KarcherStream implements TensorStream {
     switch (this.pass) {
       case "norms":
         this.norms = this.sums.map(normOf);
-        this.pts = pointsOf(this.norms, Array.from({ length: this.count }, () => 1 / this.count), tol);
+        this.pts = pointsOf(
+          this.norms,
+          Array.from({ length: this.count }, () => 1 / this.count),
+          tol,
+        );
         this.pass = this.pts.valid.length === 0 ? "done" : "start";
         break;
       case "start":

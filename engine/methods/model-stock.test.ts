@@ -14,7 +14,11 @@ describe("model_stock", () => {
   test("N = 2 with task vectors at 60 degrees gives t = 2·½/(1+½) = 2/3 (hand-computed)", () => {
     // base 0, X1 = [1,0], X2 = [½, √3/2]: cos = ½, t = 2/3, result = (2/3)·mean = (2/3)·[0.75, √3/4]
     const ctx = makeContext({
-      inputs: [{ model: "x1", data: [1, 0] }, { model: "x2", data: [0.5, Math.sqrt(3) / 2] }, { model: "base", data: [0, 0] }],
+      inputs: [
+        { model: "x1", data: [1, 0] },
+        { model: "x2", data: [0.5, Math.sqrt(3) / 2] },
+        { model: "base", data: [0, 0] },
+      ],
       base: "base",
     });
     assertClose(runMerge(modelStock, ctx), [0.5, Math.sqrt(3) / 6]);
@@ -22,7 +26,12 @@ describe("model_stock", () => {
 
   test("N = 3 with mutually orthogonal task vectors gives t = 0, the base (hand-computed)", () => {
     const ctx = makeContext({
-      inputs: [{ model: "base", data: [1, 1, 1] }, { model: "a", data: [2, 1, 1] }, { model: "b", data: [1, 2, 1] }, { model: "c", data: [1, 1, 2] }],
+      inputs: [
+        { model: "base", data: [1, 1, 1] },
+        { model: "a", data: [2, 1, 1] },
+        { model: "b", data: [1, 2, 1] },
+        { model: "c", data: [1, 1, 2] },
+      ],
       base: "base",
     });
     assertClose(runMerge(modelStock, ctx), [1, 1, 1]);
@@ -31,7 +40,11 @@ describe("model_stock", () => {
   test("filter_wise computes t per row (hand-computed)", () => {
     // row 0: task vectors parallel → cos 1 → t = 1 → mean of rows; row 1: orthogonal → t = 0 → base row
     const ctx = makeContext({
-      inputs: [{ model: "a", data: [1, 1, 1, 0] }, { model: "b", data: [2, 2, 0, 1] }, { model: "base", data: [0, 0, 0, 0] }],
+      inputs: [
+        { model: "a", data: [1, 1, 1, 0] },
+        { model: "b", data: [2, 2, 0, 1] },
+        { model: "base", data: [0, 0, 0, 0] },
+      ],
       base: "base",
       shape: [2, 2],
       params: { filter_wise: true },
@@ -40,10 +53,22 @@ describe("model_stock", () => {
   });
 
   test("fewer than two models besides the base, or no base, is refused with ParamError", () => {
-    const two = makeContext({ inputs: [{ model: "a", data: [1] }, { model: "base", data: [0] }], base: "base" });
-    assert.throws(() => runMerge(modelStock, two), (e) => e instanceof ParamError && /at least 3 models/.test(e.message));
+    const two = makeContext({
+      inputs: [
+        { model: "a", data: [1] },
+        { model: "base", data: [0] },
+      ],
+      base: "base",
+    });
+    assert.throws(
+      () => runMerge(modelStock, two),
+      (e) => e instanceof ParamError && /at least 3 models/.test(e.message),
+    );
     const noBase = makeContext({ inputs: ["a", "b", "c"].map((m) => ({ model: m, data: [1] })) });
-    assert.throws(() => runMerge(modelStock, noBase), (e) => e instanceof ParamError && /base model is required/.test(e.message));
+    assert.throws(
+      () => runMerge(modelStock, noBase),
+      (e) => e instanceof ParamError && /base model is required/.test(e.message),
+    );
   });
 
   test("the base alone passes through", () => {

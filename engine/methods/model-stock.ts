@@ -84,7 +84,10 @@ class ModelStockStream implements TensorStream {
   private readonly sums: OffsetSums;
   private t = 0;
   private out = new Float32Array(0);
-  constructor(N: number, private readonly rowLen: number) {
+  constructor(
+    N: number,
+    private readonly rowLen: number,
+  ) {
     this.sums = new OffsetSums(N);
   }
   needsPass(pass: number): boolean {

@@ -48,7 +48,10 @@ describe("multislerp streamed in row chunks", () => {
       const v = fx.inputValues(c);
       const out = await fx.assertStreamsLikeWhole(c);
       const b = base === "none" ? new Float32Array(out.length) : v[2];
-      assert.deepEqual(out, Float32Array.from(b, (x, k) => x + 0.5 * (v[0][k] - x) + 0.5 * (v[1][k] - x)));
+      assert.deepEqual(
+        out,
+        Float32Array.from(b, (x, k) => x + 0.5 * (v[0][k] - x) + 0.5 * (v[1][k] - x)),
+      );
     });
   }
 

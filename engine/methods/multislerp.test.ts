@@ -13,7 +13,12 @@ describe("multislerp", () => {
 
   test("two orthogonal unit vectors with equal weights meet at 45 degrees (hand-computed)", () => {
     // m = (e1+e2)/√2; tangents ±(e1−e2)/2 cancel → T = 0, ‖T‖' = 1e-8 → r ≈ m; scale = 1
-    const ctx = makeContext({ inputs: [{ model: "a", data: [1, 0, 0], params: { weight: 1 } }, { model: "b", data: [0, 1, 0], params: { weight: 1 } }] });
+    const ctx = makeContext({
+      inputs: [
+        { model: "a", data: [1, 0, 0], params: { weight: 1 } },
+        { model: "b", data: [0, 1, 0], params: { weight: 1 } },
+      ],
+    });
     assertClose(runMerge(multislerp, ctx), [Math.SQRT1_2, Math.SQRT1_2, 0]);
   });
 
@@ -30,13 +35,32 @@ describe("multislerp", () => {
         { model: "c", data: [0, 0], params: { weight: 1 } },
       ],
     });
-    assert.throws(() => runMerge(multislerp, ctx), (e) => e instanceof ParamError && /weighted sum/.test(e.message));
+    assert.throws(
+      () => runMerge(multislerp, ctx),
+      (e) => e instanceof ParamError && /weighted sum/.test(e.message),
+    );
   });
 
   test("missing weights and weights summing to zero are refused with ParamError", () => {
-    const noW = makeContext({ inputs: [{ model: "a", data: [1], params: { weight: 1 } }, { model: "b", data: [2] }] });
-    assert.throws(() => runMerge(multislerp, noW), (e) => e instanceof ParamError && /'b' has no weight/.test(e.message));
-    const zero = makeContext({ inputs: [{ model: "a", data: [1, 0], params: { weight: 1 } }, { model: "b", data: [0, 1], params: { weight: -1 } }] });
-    assert.throws(() => runMerge(multislerp, zero), (e) => e instanceof ParamError && /sum to 0/.test(e.message));
+    const noW = makeContext({
+      inputs: [
+        { model: "a", data: [1], params: { weight: 1 } },
+        { model: "b", data: [2] },
+      ],
+    });
+    assert.throws(
+      () => runMerge(multislerp, noW),
+      (e) => e instanceof ParamError && /'b' has no weight/.test(e.message),
+    );
+    const zero = makeContext({
+      inputs: [
+        { model: "a", data: [1, 0], params: { weight: 1 } },
+        { model: "b", data: [0, 1], params: { weight: -1 } },
+      ],
+    });
+    assert.throws(
+      () => runMerge(multislerp, zero),
+      (e) => e instanceof ParamError && /sum to 0/.test(e.message),
+    );
   });
 });

@@ -29,13 +29,16 @@ function pointsOf(ctx: Ctx): { idx: number[]; w: number[] } {
   if (idx.length === 0) throw new ParamError(`merge ${ctx.tensorName} with multislerp: no models besides the base; list at least one model`);
   const raw = idx.map((i) => {
     const w = ctx.inputs[i].params.weight;
-    if (typeof w !== "number") throw new ParamError(`merge ${ctx.tensorName} with multislerp: model '${ctx.inputs[i].model}' has no weight; add a weight for it`);
+    if (typeof w !== "number")
+      throw new ParamError(`merge ${ctx.tensorName} with multislerp: model '${ctx.inputs[i].model}' has no weight; add a weight for it`);
     return f32(w);
   });
   if (ctx.params.normalize_weights === false || idx.length === 1) return { idx, w: raw };
   const sum = f32(raw.reduce((a, b) => a + b, 0));
   if (sum === 0) {
-    throw new ParamError(`merge ${ctx.tensorName} with multislerp: weights sum to 0 with normalize_weights: true; change the weights or set normalize_weights: false`);
+    throw new ParamError(
+      `merge ${ctx.tensorName} with multislerp: weights sum to 0 with normalize_weights: true; change the weights or set normalize_weights: false`,
+    );
   }
   return { idx, w: raw.map((x) => f32(x / sum)) };
 }

@@ -10,7 +10,10 @@ describe("nearswap", () => {
     // |a−b| = [0.25, 0.5, 1, 2, 0]  → w = [1, 1, 0.5, 0.25, 1 (0.5/1e-6 clamped)]
     // w·b + (1−w)·a = [1.25, 2.5, 0.5·4+0.5·3, 0.25·6+0.75·4, 5]
     const ctx = makeContext({
-      inputs: [{ model: "base", data: [1, 2, 3, 4, 5] }, { model: "x", data: [1.25, 2.5, 4, 6, 5] }],
+      inputs: [
+        { model: "base", data: [1, 2, 3, 4, 5] },
+        { model: "x", data: [1.25, 2.5, 4, 6, 5] },
+      ],
       base: "base",
       params: { t: 0.5 },
     });
@@ -19,12 +22,26 @@ describe("nearswap", () => {
 
   test("works the same when the base is listed after the other model", () => {
     // |a−b| = [4, 0.1]; t = 1 → w = [0.25, 1]: [0.25·(−2)+0.75·2, 1.1]
-    const ctx = makeContext({ inputs: [{ model: "x", data: [-2, 1.1] }, { model: "base", data: [2, 1] }], base: "base", params: { t: 1 } });
+    const ctx = makeContext({
+      inputs: [
+        { model: "x", data: [-2, 1.1] },
+        { model: "base", data: [2, 1] },
+      ],
+      base: "base",
+      params: { t: 1 },
+    });
     assertClose(runMerge(nearswap, ctx), [1, 1.1]);
   });
 
   test("t = 0 keeps the base everywhere except exact matches", () => {
-    const ctx = makeContext({ inputs: [{ model: "base", data: [1, 2, 3] }, { model: "x", data: [9, 2, -3] }], base: "base", params: { t: 0 } });
+    const ctx = makeContext({
+      inputs: [
+        { model: "base", data: [1, 2, 3] },
+        { model: "x", data: [9, 2, -3] },
+      ],
+      base: "base",
+      params: { t: 0 },
+    });
     assertClose(runMerge(nearswap, ctx), [1, 2, 3]);
   });
 
@@ -34,12 +51,41 @@ describe("nearswap", () => {
   });
 
   test("a missing base, a third model or a missing t is refused with ParamError", () => {
-    const noBase = makeContext({ inputs: [{ model: "a", data: [1] }, { model: "b", data: [2] }], params: { t: 1 } });
-    assert.throws(() => runMerge(nearswap, noBase), (e) => e instanceof ParamError && /base/.test(e.message));
-    const three = makeContext({ inputs: [{ model: "a", data: [1] }, { model: "b", data: [2] }, { model: "c", data: [3] }], base: "a", params: { t: 1 } });
-    assert.throws(() => runMerge(nearswap, three), (e) => e instanceof ParamError && /exactly two/.test(e.message));
-    const noT = makeContext({ inputs: [{ model: "a", data: [1] }, { model: "b", data: [2] }], base: "a" });
-    assert.throws(() => runMerge(nearswap, noT), (e) => e instanceof ParamError && /parameter t/.test(e.message));
+    const noBase = makeContext({
+      inputs: [
+        { model: "a", data: [1] },
+        { model: "b", data: [2] },
+      ],
+      params: { t: 1 },
+    });
+    assert.throws(
+      () => runMerge(nearswap, noBase),
+      (e) => e instanceof ParamError && /base/.test(e.message),
+    );
+    const three = makeContext({
+      inputs: [
+        { model: "a", data: [1] },
+        { model: "b", data: [2] },
+        { model: "c", data: [3] },
+      ],
+      base: "a",
+      params: { t: 1 },
+    });
+    assert.throws(
+      () => runMerge(nearswap, three),
+      (e) => e instanceof ParamError && /exactly two/.test(e.message),
+    );
+    const noT = makeContext({
+      inputs: [
+        { model: "a", data: [1] },
+        { model: "b", data: [2] },
+      ],
+      base: "a",
+    });
+    assert.throws(
+      () => runMerge(nearswap, noT),
+      (e) => e instanceof ParamError && /parameter t/.test(e.message),
+    );
   });
 
   test("declares t as a required global number and is elementwise", () => {

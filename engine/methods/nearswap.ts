@@ -17,7 +17,8 @@ function validate(ctx: Pick<MergeContext, "tensorName" | "baseIndex" | "params">
   if (ctx.inputs.length > 2) {
     throw new ParamError(`merge ${ctx.tensorName} with nearswap: expects exactly two models (the base and one other), got ${ctx.inputs.length}`);
   }
-  if (typeof ctx.params.t !== "number") throw new ParamError(`merge ${ctx.tensorName} with nearswap: parameter t is required; set t (the similarity threshold)`);
+  if (typeof ctx.params.t !== "number")
+    throw new ParamError(`merge ${ctx.tensorName} with nearswap: parameter t is required; set t (the similarity threshold)`);
 }
 
 export const nearswap = defineMergeMethod({

@@ -66,7 +66,11 @@ class InterleavedSlerp {
   // the clamped norms, then (after `coefficients`) the blend coefficients
   private readonly c0: Float64Array;
   private readonly c1: Float64Array;
-  constructor(private readonly groups: number, private readonly a: number, private readonly b: number) {
+  constructor(
+    private readonly groups: number,
+    private readonly a: number,
+    private readonly b: number,
+  ) {
     [this.s00, this.s11, this.dot, this.c0, this.c1] = Array.from({ length: 5 }, () => new Float64Array(groups));
   }
   reset(): void {
@@ -128,7 +132,13 @@ class InterleavedSlerp {
 class NuslerpStream implements TensorStream {
   private readonly slerp: InterleavedSlerp;
   private out = new Float32Array(0);
-  constructor(private readonly ia: number, private readonly ib: number, t: number, groups: number, private readonly rowLen: number) {
+  constructor(
+    private readonly ia: number,
+    private readonly ib: number,
+    t: number,
+    groups: number,
+    private readonly rowLen: number,
+  ) {
     this.slerp = new InterleavedSlerp(rowLen > 0 ? 1 : groups, f32(1 - t), f32(t));
   }
   needsPass(pass: number): boolean {
@@ -186,7 +196,14 @@ function streamFor(ctx: Ctx & Pick<MergeContext, "params" | "shape">): TensorStr
   const shape = ctx.shape;
   // A 1-D (or 0-D) tensor is one vector in every mode.
   if (ctx.params.nuslerp_flatten !== false || shape.length < 2) return new NuslerpStream(ia, ib, t, 1, 0);
-  if (ctx.params.nuslerp_row_wise === true) return new NuslerpStream(ia, ib, t, shape.slice(1).reduce((x, y) => x * y, 1), 0);
+  if (ctx.params.nuslerp_row_wise === true)
+    return new NuslerpStream(
+      ia,
+      ib,
+      t,
+      shape.slice(1).reduce((x, y) => x * y, 1),
+      0,
+    );
   return new NuslerpStream(ia, ib, t, 1, shape[shape.length - 1]);
 }
 

@@ -20,12 +20,23 @@ describe("passthrough", () => {
 
   test("scale 0 zeroes the tensor (layer removal trick)", () => {
     const out = runMerge(passthrough, makeContext({ inputs: [{ model: "a", data: [1, -2, 3, 4], params: { scale: 0 } }] }));
-    assert.deepEqual(Array.from(out, (x) => Math.abs(x)), [0, 0, 0, 0]);
+    assert.deepEqual(
+      Array.from(out, (x) => Math.abs(x)),
+      [0, 0, 0, 0],
+    );
   });
 
   test("more than one input is refused with a ParamError listing the models", () => {
-    const ctx = makeContext({ inputs: [{ model: "a", data: [1] }, { model: "b", data: [2] }] });
-    assert.throws(() => runMerge(passthrough, ctx), (e) => e instanceof ParamError && /exactly one model/.test(e.message) && /a, b/.test(e.message));
+    const ctx = makeContext({
+      inputs: [
+        { model: "a", data: [1] },
+        { model: "b", data: [2] },
+      ],
+    });
+    assert.throws(
+      () => runMerge(passthrough, ctx),
+      (e) => e instanceof ParamError && /exactly one model/.test(e.message) && /a, b/.test(e.message),
+    );
   });
 
   test("scale is an optional per-model number and the method is elementwise", () => {

@@ -68,7 +68,10 @@ describe("sce streamed in row chunks", () => {
     await fx.assertStreamsLikeWhole(sc({ shape: [37, 29], models: two, values: gridWithNaN(3, 7), params: { select_topk: 0.5 } }));
     const c = sc({ shape: [37, 29], models: two, values: gridWithNaN(3, 1), params: { select_topk: 0.5 } });
     const base = fx.inputValues(c)[2];
-    assert.deepEqual(await fx.assertStreamsLikeWhole(c), Float32Array.from(base, (b) => b + 0));
+    assert.deepEqual(
+      await fx.assertStreamsLikeWhole(c),
+      Float32Array.from(base, (b) => b + 0),
+    );
   });
 
   test("nothing selected (select_topk 0, or one model: all variances 0) leaves base + 0", async () => {
@@ -77,7 +80,10 @@ describe("sce streamed in row chunks", () => {
       sc({ shape: [37, 29], models: [{}], values: grid(2), params: { select_topk: 0.5 } }),
     ]) {
       const base = fx.inputValues(c)[c.models.length];
-      assert.deepEqual(await fx.assertStreamsLikeWhole(c), Float32Array.from(base, (b) => b + 0));
+      assert.deepEqual(
+        await fx.assertStreamsLikeWhole(c),
+        Float32Array.from(base, (b) => b + 0),
+      );
     }
   });
 

@@ -14,7 +14,14 @@ describe("sce", () => {
   test("sign election and mean-square weights (hand-computed)", () => {
     // base 0; τ1 = [2, -1], τ2 = [-1, -1]; mean squares 2.5 and 1 → s = [5/7, 2/7]
     // elem 0: sum 1 ≥ 0 → only τ1 (+) kept → 2; elem 1: sum −2 → both kept → −1
-    const ctx = makeContext({ inputs: [{ model: "a", data: [2, -1] }, { model: "b", data: [-1, -1] }, { model: "base", data: [0, 0] }], base: "base" });
+    const ctx = makeContext({
+      inputs: [
+        { model: "a", data: [2, -1] },
+        { model: "b", data: [-1, -1] },
+        { model: "base", data: [0, 0] },
+      ],
+      base: "base",
+    });
     assertClose(runMerge(sce, ctx), [2, -1]);
   });
 
@@ -23,7 +30,11 @@ describe("sce", () => {
     // entry 1 (the first of the tied top entries) survives; mean squares after masking: 4 and 0 → s = [1, 0]
     // entry 1: sum 4 → +; τ1 kept → 4/1; others are zero → base
     const ctx = makeContext({
-      inputs: [{ model: "a", data: [2, 5, 1, 3] }, { model: "b", data: [2, 1, 1, -1] }, { model: "base", data: [1, 1, 1, 1] }],
+      inputs: [
+        { model: "a", data: [2, 5, 1, 3] },
+        { model: "b", data: [2, 1, 1, -1] },
+        { model: "base", data: [1, 1, 1, 1] },
+      ],
       base: "base",
       params: { select_topk: 0.5 },
     });
@@ -31,13 +42,28 @@ describe("sce", () => {
   });
 
   test("all-zero task vectors give uniform weights and leave the base", () => {
-    const ctx = makeContext({ inputs: [{ model: "a", data: [1, 2] }, { model: "b", data: [1, 2] }, { model: "base", data: [1, 2] }], base: "base" });
+    const ctx = makeContext({
+      inputs: [
+        { model: "a", data: [1, 2] },
+        { model: "b", data: [1, 2] },
+        { model: "base", data: [1, 2] },
+      ],
+      base: "base",
+    });
     assertClose(runMerge(sce, ctx), [1, 2]);
   });
 
   test("a missing base is refused with ParamError", () => {
-    const ctx = makeContext({ inputs: [{ model: "a", data: [1] }, { model: "b", data: [2] }] });
-    assert.throws(() => runMerge(sce, ctx), (e) => e instanceof ParamError && /base model is required/.test(e.message));
+    const ctx = makeContext({
+      inputs: [
+        { model: "a", data: [1] },
+        { model: "b", data: [2] },
+      ],
+    });
+    assert.throws(
+      () => runMerge(sce, ctx),
+      (e) => e instanceof ParamError && /base model is required/.test(e.message),
+    );
   });
 
   test("declares select_topk (default 1) and int8_mask, and no per-model weight", () => {

@@ -286,7 +286,10 @@ export const sce = defineMergeMethod({
     const tv = others.map((x) => deltaOf(x, base, new Float32Array(n)));
     const mask = selectMask(tv, topkOf(ctx.params));
     if (mask) for (const d of tv) for (let k = 0; k < n; k++) if (!mask[k]) d[k] = 0;
-    const s = matrixWeights(tv.map((d) => addSquares(d, 0)), n);
+    const s = matrixWeights(
+      tv.map((d) => addSquares(d, 0)),
+      n,
+    );
     return combine(base, tv, s, new Float32Array(n));
   },
 });

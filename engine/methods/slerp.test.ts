@@ -5,7 +5,14 @@ import { ParamError } from "../errors/index.js";
 import { slerp } from "./slerp.js";
 import { assertClose, makeContext, runMerge } from "./test-context.js";
 
-interface Case { name: string; base: number[]; other: number[]; t: number; shape: number[]; expected: number[] }
+interface Case {
+  name: string;
+  base: number[];
+  other: number[];
+  t: number;
+  shape: number[];
+  expected: number[];
+}
 const ref = JSON.parse(readFileSync(new URL("./reference/slerp.json", import.meta.url), "utf8")) as { cases: Case[] };
 
 function ctx(base: number[], other: number[], t: number, opts: { baseFirst?: boolean; shape?: number[] } = {}) {
@@ -56,14 +63,39 @@ describe("slerp", () => {
 
   test("three models, a missing base or a missing t are refused with ParamError", () => {
     const three = makeContext({
-      inputs: [{ model: "a", data: [1] }, { model: "b", data: [2] }, { model: "c", data: [3] }],
+      inputs: [
+        { model: "a", data: [1] },
+        { model: "b", data: [2] },
+        { model: "c", data: [3] },
+      ],
       base: "a",
       params: { t: 0.5 },
     });
-    assert.throws(() => runMerge(slerp, three), (e) => e instanceof ParamError && /exactly two models/.test(e.message));
-    const noBase = makeContext({ inputs: [{ model: "a", data: [1] }, { model: "b", data: [2] }], params: { t: 0.5 } });
-    assert.throws(() => runMerge(slerp, noBase), (e) => e instanceof ParamError && /base/.test(e.message));
-    const noT = makeContext({ inputs: [{ model: "a", data: [1] }, { model: "b", data: [2] }], base: "a" });
-    assert.throws(() => runMerge(slerp, noT), (e) => e instanceof ParamError && /parameter t/.test(e.message));
+    assert.throws(
+      () => runMerge(slerp, three),
+      (e) => e instanceof ParamError && /exactly two models/.test(e.message),
+    );
+    const noBase = makeContext({
+      inputs: [
+        { model: "a", data: [1] },
+        { model: "b", data: [2] },
+      ],
+      params: { t: 0.5 },
+    });
+    assert.throws(
+      () => runMerge(slerp, noBase),
+      (e) => e instanceof ParamError && /base/.test(e.message),
+    );
+    const noT = makeContext({
+      inputs: [
+        { model: "a", data: [1] },
+        { model: "b", data: [2] },
+      ],
+      base: "a",
+    });
+    assert.throws(
+      () => runMerge(slerp, noT),
+      (e) => e instanceof ParamError && /parameter t/.test(e.message),
+    );
   });
 });

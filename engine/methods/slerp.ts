@@ -23,7 +23,8 @@ function validate(ctx: Pick<MergeContext, "tensorName" | "baseIndex" | "params">
   if (ctx.inputs.length !== 2) {
     throw new ParamError(`merge ${ctx.tensorName} with slerp: expects exactly two models (the base and one other), got ${ctx.inputs.length}`);
   }
-  if (ctx.baseIndex < 0) throw new ParamError(`merge ${ctx.tensorName} with slerp: base model is not among the inputs; set base_model to one of the two models`);
+  if (ctx.baseIndex < 0)
+    throw new ParamError(`merge ${ctx.tensorName} with slerp: base model is not among the inputs; set base_model to one of the two models`);
 }
 
 /** Spherical interpolation of v0 → v1 exactly as mergekit's numpy `slerp` (fp32). */
@@ -84,7 +85,10 @@ class SlerpStream implements TensorStream {
   /** Arena offset of the raw path's [s00, s11] (float64), allocated on its first chunk. */
   private sumsAt = -1;
   readonly rawBF16: boolean;
-  constructor(private readonly t: number, private readonly lone: boolean) {
+  constructor(
+    private readonly t: number,
+    private readonly lone: boolean,
+  ) {
     this.rawBF16 = !lone;
   }
   needsPass(pass: number): boolean {

@@ -3,14 +3,7 @@ import assert from "node:assert/strict";
 import { ParamError } from "../errors/index.js";
 import { createRandom } from "../tensor/random.js";
 import { assertAllClose, constantUniform, fixedUniform } from "./gta-test-context.js";
-import {
-  rescaleL1,
-  sparsify,
-  sparsifyDellaMagprune,
-  sparsifyMagnitude,
-  sparsifyMagnitudeOutliers,
-  sparsifyRandom,
-} from "./sparsify.js";
+import { rescaleL1, sparsify, sparsifyDellaMagprune, sparsifyMagnitude, sparsifyMagnitudeOutliers, sparsifyRandom } from "./sparsify.js";
 
 const f32 = (xs: readonly number[]) => Float32Array.from(xs);
 const r32 = (x: number) => Math.fround(x);
@@ -35,7 +28,10 @@ describe("magnitude", () => {
   });
 
   test("refuses a density that keeps nothing, as mergekit's assertion does", () => {
-    assert.throws(() => sparsifyMagnitude(f32([1, 2, 3, 4, 5, 6, 7, 8]), 0.1, false), (e: unknown) => e instanceof ParamError && /int\(0\.1·8\) = 0/.test(e.message));
+    assert.throws(
+      () => sparsifyMagnitude(f32([1, 2, 3, 4, 5, 6, 7, 8]), 0.1, false),
+      (e: unknown) => e instanceof ParamError && /int\(0\.1·8\) = 0/.test(e.message),
+    );
     assert.throws(() => sparsifyMagnitude(f32([1, 2]), 0, false), ParamError);
   });
 
@@ -77,7 +73,10 @@ describe("magnitude_outliers (breadcrumbs)", () => {
   test("moves a negative n_bot into n_top", () => {
     // target = 9, n_top = 2, n_bot = −1 → n_top = 1, n_bot = 0: only the largest (1.0 at i6) goes
     const d = sparsifyMagnitudeOutliers(f32(xs), 0.9, 0.2, false);
-    assertAllClose(d, xs.map((x, i) => (i === 6 ? 0 : x)));
+    assertAllClose(
+      d,
+      xs.map((x, i) => (i === 6 ? 0 : x)),
+    );
   });
 
   test("drops the whole task vector when n_top is 0 (mergekit's [n_bot:-0] quirk)", () => {

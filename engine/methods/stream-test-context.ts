@@ -131,7 +131,10 @@ export class StreamFixture {
     const rows = rowsOf(shape);
     const row = rowElems(shape);
     const per = [1, 2, 3, 5, rows - 1].filter((k) => k >= 1 && k < rows);
-    assert.ok(per.some((k) => rows % k !== 0), "some chunk size must not divide the rows");
+    assert.ok(
+      per.some((k) => rows % k !== 0),
+      "some chunk size must not divide the rows",
+    );
     // one element (below a row) gives one row per chunk too; the Set drops repeated sizes
     return [...new Set([1, ...per.map((k) => k * row)])];
   }
@@ -154,7 +157,10 @@ export class StreamFixture {
   async assertMergesStreamed(c: StreamCase): Promise<void> {
     const out = await this.assertStreamsLikeWhole(c);
     for (const [i, v] of this.inputValues(c).entries()) {
-      assert.ok(out.some((x, k) => x !== v[k]), `the output equals input ${i}`);
+      assert.ok(
+        out.some((x, k) => x !== v[k]),
+        `the output equals input ${i}`,
+      );
     }
     assert.ok(out.every(Number.isFinite), "the output has non-finite values");
   }

@@ -49,7 +49,9 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     const a = actual[i];
     const e = expected[i];
     if (Number.isNaN(e) ? !Number.isNaN(a) : !(Math.abs(a - e) <= rel * Math.max(1, Math.abs(e)))) {
-      assert.fail(`element ${i}: got ${a}, expected ${e} (tolerance ${rel})\n  actual:   [${Array.from(actual).join(", ")}]\n  expected: [${Array.from(expected).join(", ")}]`);
+      assert.fail(
+        `element ${i}: got ${a}, expected ${e} (tolerance ${rel})\n  actual:   [${Array.from(actual).join(", ")}]\n  expected: [${Array.from(expected).join(", ")}]`,
+      );
     }
   }
 }

@@ -30,7 +30,13 @@ function bf16File(name: string, v: Float32Array): string {
   return p;
 }
 
-function task(method: string, models: Record<string, ParamValue>[], params: Record<string, ParamValue>, compute: "F32" | "BF16" | "F16" | undefined, dest: string): TensorTask {
+function task(
+  method: string,
+  models: Record<string, ParamValue>[],
+  params: Record<string, ParamValue>,
+  compute: "F32" | "BF16" | "F16" | undefined,
+  dest: string,
+): TensorTask {
   const src = (i: number) => ({ uri: paths[i], offset: 0, byteLength: N * 2, dtype: "BF16" as DType, shape: [ROWS, COLS], tensor: "w" });
   return {
     name: "model.layers.0.mlp.up_proj.weight",
@@ -57,7 +63,13 @@ describe("--numerics mergekit in the per-tensor driver", () => {
     const r = createRandom(11, "mk");
     const base = Float32Array.from({ length: N }, () => (r() - 0.5) * 0.1);
     paths = [bf16File("base", base)];
-    for (let m = 0; m < 6; m++) paths.push(bf16File(`m${m}`, Float32Array.from(base, (b) => b + (r() - 0.5) * 0.002)));
+    for (let m = 0; m < 6; m++)
+      paths.push(
+        bf16File(
+          `m${m}`,
+          Float32Array.from(base, (b) => b + (r() - 0.5) * 0.002),
+        ),
+      );
   });
   after(() => {
     io.close();
@@ -65,8 +77,16 @@ describe("--numerics mergekit in the per-tensor driver", () => {
   });
 
   const chunkings: Array<Array<[number, number]>> = [
-    [[0, 1], [1, 2], [2, ROWS]],
-    [[0, 13], [13, 27], [27, ROWS]],
+    [
+      [0, 1],
+      [1, 2],
+      [2, ROWS],
+    ],
+    [
+      [0, 13],
+      [13, 27],
+      [27, ROWS],
+    ],
     Array.from({ length: ROWS }, (_, i): [number, number] => [i, i + 1]),
   ];
   const cases: Array<[string, Record<string, ParamValue>[], Record<string, ParamValue>]> = [
@@ -90,14 +110,32 @@ describe("--numerics mergekit in the per-tensor driver", () => {
   }
 
   test("magnitude pruning is merged whole (torch's sort needs every |δ|)", () => {
-    const t = task("ties", [{ weight: 1, density: 0.5 }, { weight: 1, density: 1 }], {}, "BF16", "discard://x");
+    const t = task(
+      "ties",
+      [
+        { weight: 1, density: 0.5 },
+        { weight: 1, density: 1 },
+      ],
+      {},
+      "BF16",
+      "discard://x",
+    );
     assert.equal(isElementwise(registry.get("ties"), t), false);
   });
 
   test("random pruning keeps each element with probability bf16(density), as torch.bernoulli(full_like(δ, density)) does", async () => {
     // dare_linear without rescale on identical task vectors: the output is base + Σ w·mask·δ;
     // count kept elements of one model (the other has weight 0).
-    const t = task("dare_linear", [{ weight: 1, density: 0.3 }, { weight: 0, density: 0.3 }], { rescale: false }, "BF16", join(dir, "out-dare"));
+    const t = task(
+      "dare_linear",
+      [
+        { weight: 1, density: 0.3 },
+        { weight: 0, density: 0.3 },
+      ],
+      { rescale: false },
+      "BF16",
+      join(dir, "out-dare"),
+    );
     const out = new Uint16Array(new Uint8Array(await merge(t)).buffer);
     const base = new Uint16Array(new Uint8Array(readFileSync(paths[0])).buffer);
     const m0 = new Uint16Array(new Uint8Array(readFileSync(paths[1])).buffer);
@@ -120,6 +158,9 @@ describe("--numerics mergekit in the per-tensor driver", () => {
     const back = decodeMessage(encodeMessage("merge-task", msg), { expect: "merge-task" }) as { body: MergeTask };
     assert.equal(back.body.tensors[0].computeDtype, "BF16");
     const bad = { ...msg, tensors: [{ ...t, computeDtype: "F64" }] } as unknown as MergeTask;
-    assert.throws(() => decodeMessage(encodeMessage("merge-task", bad), { expect: "merge-task" }), (e: unknown) => e instanceof ProtocolError);
+    assert.throws(
+      () => decodeMessage(encodeMessage("merge-task", bad), { expect: "merge-task" }),
+      (e: unknown) => e instanceof ProtocolError,
+    );
   });
 });

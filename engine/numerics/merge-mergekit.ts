@@ -12,7 +12,10 @@ import { DEFAULT_PROFILE, roundArray, type ComputeDType } from "./torch-float.js
 
 function methodOf(name: string) {
   const m = MERGEKIT_NUMERICS_METHODS.get(name);
-  if (!m) throw new ParamError(`merge method '${name}' has no mergekit arithmetic to reproduce (--numerics mergekit covers: ${[...MERGEKIT_NUMERICS_METHODS.keys()].join(", ")})`);
+  if (!m)
+    throw new ParamError(
+      `merge method '${name}' has no mergekit arithmetic to reproduce (--numerics mergekit covers: ${[...MERGEKIT_NUMERICS_METHODS.keys()].join(", ")})`,
+    );
   return m;
 }
 

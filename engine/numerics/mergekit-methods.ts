@@ -36,7 +36,8 @@ const linear: MergekitMethod = {
 const passthrough: MergekitMethod = {
   elementwise: always,
   merge(ctx: MergekitContext): Float32Array {
-    if (ctx.inputs.length !== 1) throw new ParamError(`${subjectOf("passthrough", ctx.tensorName)}: Passthrough merge expects exactly one tensor, got ${ctx.inputs.length}`);
+    if (ctx.inputs.length !== 1)
+      throw new ParamError(`${subjectOf("passthrough", ctx.tensorName)}: Passthrough merge expects exactly one tensor, got ${ctx.inputs.length}`);
     const x = ctx.inputs[0].data;
     const scale = ctx.inputs[0].params.scale;
     if (typeof scale !== "number") return Float32Array.from(x);
@@ -57,7 +58,8 @@ const nearswap: MergekitMethod = {
     const a = ctx.inputs[ctx.baseIndex].data;
     const others = ctx.inputs.filter((_, i) => i !== ctx.baseIndex);
     if (others.length === 0) return Float32Array.from(a);
-    if (others.length !== 1) throw new ParamError(`${subjectOf("nearswap", ctx.tensorName)}: NearSwap merge expects exactly two models, one base and one other`);
+    if (others.length !== 1)
+      throw new ParamError(`${subjectOf("nearswap", ctx.tensorName)}: NearSwap merge expects exactly two models, one base and one other`);
     const b = others[0].data;
     const t = numParam(ctx.params, "t", NaN);
     const lo = roundTo(dt, 1e-6);

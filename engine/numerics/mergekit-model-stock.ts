@@ -15,7 +15,8 @@ export const modelStockMergekit: MergekitMethod = {
     if (ctx.baseIndex < 0) throw new ParamError(`merge ${ctx.tensorName} with model_stock: a base model is required; set base_model`);
     const w0 = ctx.inputs[ctx.baseIndex].data;
     if (ctx.inputs.length === 1) return Float32Array.from(w0);
-    if (ctx.inputs.length < 3) throw new ParamError(`merge ${ctx.tensorName} with model_stock: requires at least 3 models (base plus two+ others), got ${ctx.inputs.length}`);
+    if (ctx.inputs.length < 3)
+      throw new ParamError(`merge ${ctx.tensorName} with model_stock: requires at least 3 models (base plus two+ others), got ${ctx.inputs.length}`);
     const ws = ctx.inputs.filter((_, i) => i !== ctx.baseIndex).map((i) => i.data);
     const n = w0.length;
     const filterWise = ctx.params.filter_wise === true;
@@ -47,7 +48,11 @@ export const modelStockMergekit: MergekitMethod = {
     // mean(dim=0): torch 2.x sums bf16/fp16 in fp32, divides in fp32, then rounds once.
     const t = new Float32Array(rows);
     const meanDt = p.scalarOpmath ? "F32" : dt;
-    if (rows === 1) t[0] = roundTo(meanDt, sumAllF32(meanDt, K, (j) => cos[j], p.lanes));
+    if (rows === 1)
+      t[0] = roundTo(
+        meanDt,
+        sumAllF32(meanDt, K, (j) => cos[j], p.lanes),
+      );
     else sumDim0(meanDt, K, rows, (r, j) => cos[r * rows + j], t, p.lanes);
     for (let r = 0; r < rows; r++) {
       const c = roundTo(dt, divScalar(p, meanDt, t[r], K));

@@ -24,14 +24,18 @@ export const sceMergekit: MergekitMethod = {
     requireBase("sce", ctx);
     const { dt, profile: p } = ctx;
     if (numParam(ctx.params, "select_topk", 1) < 1)
-      throw new ParamError(`${subjectOf("sce", ctx.tensorName)}: --numerics mergekit does not reproduce select_topk < 1 (torch.topk's order among tied variances); use --numerics default`);
+      throw new ParamError(
+        `${subjectOf("sce", ctx.tensorName)}: --numerics mergekit does not reproduce select_topk < 1 (torch.topk's order among tied variances); use --numerics default`,
+      );
     const base = ctx.inputs[ctx.baseIndex].data;
     const n = base.length;
-    const tvs = ctx.inputs.filter((_, i) => i !== ctx.baseIndex).map((input) => {
-      const tv = new Float32Array(n);
-      for (let j = 0; j < n; j++) tv[j] = sub(dt, input.data[j], base[j]);
-      return tv;
-    });
+    const tvs = ctx.inputs
+      .filter((_, i) => i !== ctx.baseIndex)
+      .map((input) => {
+        const tv = new Float32Array(n);
+        for (let j = 0; j < n; j++) tv[j] = sub(dt, input.data[j], base[j]);
+        return tv;
+      });
     const N = tvs.length;
     if (N === 0) return Float32Array.from(base);
     // sign consensus over the (unweighted) task vectors
@@ -39,7 +43,10 @@ export const sceMergekit: MergekitMethod = {
     // sce_weight: mean over all but dim 0, then / weights.sum().item()
     const meanDt = p.scalarOpmath ? "F32" : dt;
     const weights = tvs.map((tv) => {
-      const s = roundTo(meanDt, sumAllF32(meanDt, n, (j) => mul(dt, tv[j], tv[j]), p.lanes));
+      const s = roundTo(
+        meanDt,
+        sumAllF32(meanDt, n, (j) => mul(dt, tv[j], tv[j]), p.lanes),
+      );
       return roundTo(dt, divScalar(p, meanDt, s, n));
     });
     const weightSum = sumAll(dt, weights, p.lanes);

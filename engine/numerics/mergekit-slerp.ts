@@ -69,7 +69,8 @@ export const slerpMergekit: MergekitMethod = {
   elementwise: () => false,
   merge(ctx: MergekitContext): Float32Array {
     if (ctx.inputs.length === 1) return Float32Array.from(ctx.inputs[0].data);
-    if (ctx.inputs.length !== 2 || ctx.baseIndex < 0) throw new ParamError(`merge ${ctx.tensorName} with slerp: Slerp merge expects exactly two models, the base and one other`);
+    if (ctx.inputs.length !== 2 || ctx.baseIndex < 0)
+      throw new ParamError(`merge ${ctx.tensorName} with slerp: Slerp merge expects exactly two models, the base and one other`);
     const v0 = ctx.inputs[ctx.baseIndex].data;
     const v1 = ctx.inputs[1 - ctx.baseIndex].data;
     const t = ctx.params.t as number;

@@ -123,7 +123,10 @@ function dellaMagprune(t: Float32Array, o: SparsifyOptions): Float32Array {
     for (let j = 0; j < cols; j++) {
       const rn = Math.min(1, Math.max(0, div(work, sub(work, ranks[j], minR), span)));
       // (density - epsilon) + rank_norm * 2 * epsilon: Python scalars in `*` and `+`
-      const prob = roundTo(work, roundTo(work, rn * (p.scalarOpmath ? Math.fround(2) : 2)) * (p.scalarOpmath ? Math.fround(epsilon) : roundTo(work, epsilon)) + roundTo(work, lo));
+      const prob = roundTo(
+        work,
+        roundTo(work, rn * (p.scalarOpmath ? Math.fround(2) : 2)) * (p.scalarOpmath ? Math.fround(epsilon) : roundTo(work, epsilon)) + roundTo(work, lo),
+      );
       mask[r * cols + j] = u() < prob ? 1 : 0;
     }
   }

@@ -18,7 +18,10 @@ const OWN_METHODS = new Set(["consensus_ta", "consensus_ties"]);
 export function checkMergekitNumerics(method: string, globals: Readonly<Record<string, unknown>> = {}): void {
   const topk = globals.select_topk;
   if (method === "sce" && typeof topk === "number" && topk < 1)
-    throw new ConfigError("parameters.select_topk", `--numerics mergekit does not reproduce sce with select_topk < 1 (torch.topk's order among tied variances); use --numerics default`);
+    throw new ConfigError(
+      "parameters.select_topk",
+      `--numerics mergekit does not reproduce sce with select_topk < 1 (torch.topk's order among tied variances); use --numerics default`,
+    );
   if (MERGEKIT_NUMERICS_METHODS.has(method)) return;
   const covered = [...MERGEKIT_NUMERICS_METHODS.keys()].join(", ");
   throw new ConfigError(

@@ -30,7 +30,12 @@ for (const ref of torchReferences()) {
       for (const c of R.elementwise) {
         const a = f32s(c.a);
         const b = f32s(c.b);
-        for (const [op, f] of [["add", add], ["sub", sub], ["mul", mul], ["div", div]] as const) {
+        for (const [op, f] of [
+          ["add", add],
+          ["sub", sub],
+          ["mul", mul],
+          ["div", div],
+        ] as const) {
           const got = Array.from(a, (x, i) => f(c.dtype as ComputeDType, x, b[i]));
           assert.deepEqual(differing(got, f32s(c[op])), [], `${c.dtype} ${op}`);
         }

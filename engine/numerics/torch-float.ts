@@ -164,7 +164,10 @@ export const VEC_LANES = 8;
  * vectorized_inner_sum with one output. Elements are read from `x` (values of `dt`).
  */
 export function sumAll(dt: ComputeDType, x: ArrayLike<number>, lanes = VEC_LANES): number {
-  return roundTo(dt, sumAllF32(dt, x.length, (i) => x[i], lanes));
+  return roundTo(
+    dt,
+    sumAllF32(dt, x.length, (i) => x[i], lanes),
+  );
 }
 
 /** The unrounded fp32 accumulator of `sumAll` over `n` terms `get(i)` (for fused products/squares). */

@@ -19,7 +19,9 @@ const DIR = new URL(import.meta.url.includes("/dist/") ? "../../../test/referenc
 
 /** Every recorded torch build (fails if none is there: run the script). */
 export function torchReferences(): TorchReference[] {
-  const files = readdirSync(fileURLToPath(DIR)).filter((f) => f.endsWith(".json")).sort();
+  const files = readdirSync(fileURLToPath(DIR))
+    .filter((f) => f.endsWith(".json"))
+    .sort();
   if (!files.length) throw new Error(`no torch reference in ${fileURLToPath(DIR)}; run scripts/numerics/torch-reference.py`);
   return files.map((file) => {
     const data = JSON.parse(readFileSync(fileURLToPath(new URL(file, DIR)), "utf8"));

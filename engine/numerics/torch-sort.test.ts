@@ -9,7 +9,10 @@ import { hashKeys, torchReferences } from "./torch-reference.js";
 
 /** The large cases are the same arrays in every torch file: replay each once. */
 const masks = new Map<string, string>();
-const sha = (a: Uint8Array | Int32Array) => createHash("sha256").update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest("hex");
+const sha = (a: Uint8Array | Int32Array) =>
+  createHash("sha256")
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest("hex");
 
 for (const ref of torchReferences()) {
   describe(`argsort among ties equals torch ${ref.torch}`, () => {
@@ -32,10 +35,10 @@ for (const ref of torchReferences()) {
 
 test("sortedRangeMask keeps exactly the elements the full replay puts in the range", () => {
   let seed = 7;
-  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
   for (let trial = 0; trial < 200; trial++) {
     const n = 1 + Math.floor(rnd() * 3000);
-    const keys = Float32Array.from({ length: n }, () => Math.floor(rnd() * (1 + trial % 9)));
+    const keys = Float32Array.from({ length: n }, () => Math.floor(rnd() * (1 + (trial % 9))));
     const desc = trial % 2 === 0;
     const from = Math.floor(rnd() * n);
     const to = from + Math.floor(rnd() * (n - from + 1));

@@ -92,7 +92,7 @@ function adjustHeap(p: Pairs, first: number, hole: number, len: number, vk: numb
   const ix = p.i;
   const top = hole;
   let second = hole;
-  while (second < ((len - 1) >> 1)) {
+  while (second < (len - 1) >> 1) {
     second = 2 * (second + 1);
     if (k[first + second] < k[first + second - 1]) second--;
     k[first + hole] = k[first + second];
@@ -125,7 +125,7 @@ function heapSort(p: Pairs, first: number, last: number): void {
     adjustHeap(p, first, parent, len, p.k[first + parent], p.i[first + parent]);
     if (parent === 0) break;
   }
-  for (let end = last; end - first > 1; ) {
+  for (let end = last; end - first > 1;) {
     end--;
     const vk = p.k[end];
     const vi = p.i[end];

@@ -34,7 +34,7 @@ export async function assembleOutput(dir: string, plan: MergePlan, shards: reado
   }
   if (opts.copyTokenizer !== false) {
     const tok = plan.config.tokenizerSource;
-    const tokRef = tok === undefined || tok === "base" || tok === "union" ? plan.config.baseModel ?? plan.config.slices[0].sources[0].model : tok;
+    const tokRef = tok === undefined || tok === "base" || tok === "union" ? (plan.config.baseModel ?? plan.config.slices[0].sources[0].model) : tok;
     let tokDir: string | undefined;
     const donor = plan.tokenizerDonor;
     if (donor?.kind === "hub") {

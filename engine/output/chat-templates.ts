@@ -17,7 +17,9 @@ let cache: Readonly<Record<string, string>> | undefined;
 export function chatTemplates(): Readonly<Record<string, string>> {
   if (!cache) {
     const out: Record<string, string> = {};
-    for (const f of readdirSync(DIR).filter((n) => n.endsWith(".jinja")).sort()) {
+    for (const f of readdirSync(DIR)
+      .filter((n) => n.endsWith(".jinja"))
+      .sort()) {
       out[f.slice(0, -".jinja".length)] = readFileSync(new URL(f, DIR), "utf8").replace(/\n+$/, "");
     }
     cache = out;

@@ -13,7 +13,12 @@ const METADATA_MARGIN = 1 << 20;
 /** Bytes the output needs beyond its shards: the tokenizer files copied from `tokDir` plus a small margin. */
 export async function extraOutputBytes(tokDir: string | undefined): Promise<number> {
   let n = METADATA_MARGIN;
-  if (tokDir) for (const f of TOKENIZER_FILES) n += await stat(join(tokDir, f)).then((s) => (s.isFile() ? s.size : 0), () => 0);
+  if (tokDir)
+    for (const f of TOKENIZER_FILES)
+      n += await stat(join(tokDir, f)).then(
+        (s) => (s.isFile() ? s.size : 0),
+        () => 0,
+      );
   return n;
 }
 

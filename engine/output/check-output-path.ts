@@ -43,10 +43,7 @@ export async function checkOutputAgainstInputs(out: string, inputs: readonly Pla
     else if (o.startsWith(i + sep)) how = "is inside";
     else if (i.startsWith(o + sep)) how = "contains";
     if (how) {
-      throw new MergeloomError(
-        "OUTPUT_UNSAFE",
-        `plan output ${out}: the output ${how} ${input.label} (${i}); choose an output directory outside every input`,
-      );
+      throw new MergeloomError("OUTPUT_UNSAFE", `plan output ${out}: the output ${how} ${input.label} (${i}); choose an output directory outside every input`);
     }
   }
 }

@@ -65,7 +65,7 @@ describe("copyTokenizerFiles", () => {
     });
   });
 
-  test("\"auto\" picks the template most input models share", async () => {
+  test('"auto" picks the template most input models share', async () => {
     await withTempDir(async (dir) => {
       const models = ["m1", "m2", "m3"].map((m) => join(dir, m));
       const templates = ["{{ 'B template' }}", "{{ 'A template' }}", "{{ 'A template' }}"];

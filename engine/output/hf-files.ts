@@ -63,8 +63,7 @@ export async function copyTokenizerFiles(fromDir: string, toDir: string, opts: C
     }
   }
   if (opts.chatTemplate) {
-    const template =
-      opts.chatTemplate === "auto" ? await pluralityTemplate(opts.templateSources ?? [fromDir]) : resolveChatTemplate(opts.chatTemplate);
+    const template = opts.chatTemplate === "auto" ? await pluralityTemplate(opts.templateSources ?? [fromDir]) : resolveChatTemplate(opts.chatTemplate);
     if (template !== undefined) {
       const cfgPath = join(toDir, "tokenizer_config.json");
       const cfg = copied.includes("tokenizer_config.json") ? await readJsonObject(cfgPath) : {};
@@ -150,7 +149,14 @@ export async function writeModelCard(outDir: string, info: ModelCardInfo): Promi
     ...(merged.length ? merged : info.models).map((m) => `* ${link(m)}`),
     "",
     ...(info.revisions && Object.keys(info.revisions).length
-      ? ["### Revisions", "", "Hub references were pinned to these commits when the merge was planned:", "", ...Object.entries(info.revisions).map(([r, sha]) => `* ${r}: \`${sha}\``), ""]
+      ? [
+          "### Revisions",
+          "",
+          "Hub references were pinned to these commits when the merge was planned:",
+          "",
+          ...Object.entries(info.revisions).map(([r, sha]) => `* ${r}: \`${sha}\``),
+          "",
+        ]
       : []),
     "### Configuration",
     "",

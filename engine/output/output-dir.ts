@@ -23,7 +23,8 @@ const OLD_TAG = ".mergeloom-old-";
 export const OUTPUT_MARKER = ".mergeloom-output";
 
 /** Files a model output may hold; anything else (or any subdirectory) means the directory is not only an output. */
-const OUTPUT_FILE = /^(?:[^/]+\.safetensors|[^/]+\.json|README\.md|mergekit_config\.yml|tokenizer\.model|merges\.txt|vocab\.txt|[^/]+\.jinja|[^/]+\.tiktoken|\.mergeloom-output)$/;
+const OUTPUT_FILE =
+  /^(?:[^/]+\.safetensors|[^/]+\.json|README\.md|mergekit_config\.yml|tokenizer\.model|merges\.txt|vocab\.txt|[^/]+\.jinja|[^/]+\.tiktoken|\.mergeloom-output)$/;
 
 export interface OutputDirOptions {
   overwrite?: boolean;
@@ -186,11 +187,16 @@ export async function realpathOfPossiblyMissing(p: string): Promise<string> {
 /** Refuses to replace anything that is not provably an earlier mergeloom output holding only model files. */
 async function assertReplaceable(final: string): Promise<void> {
   const st = await lstat(final);
-  if (st.isSymbolicLink()) throw unsafeOutput(final, `${final} is a symbolic link, not a mergeloom output; --overwrite never replaces it — remove it yourself or choose another path`);
-  if (!st.isDirectory()) throw unsafeOutput(final, `${final} is a file, not a mergeloom output; --overwrite never replaces it — remove it yourself or choose another path`);
+  if (st.isSymbolicLink())
+    throw unsafeOutput(final, `${final} is a symbolic link, not a mergeloom output; --overwrite never replaces it — remove it yourself or choose another path`);
+  if (!st.isDirectory())
+    throw unsafeOutput(final, `${final} is a file, not a mergeloom output; --overwrite never replaces it — remove it yourself or choose another path`);
   const marker = parseOwner(await readFile(join(final, OUTPUT_MARKER), "utf8").catch(() => ""));
   if (!marker || marker.tool !== "mergeloom") {
-    throw unsafeOutput(final, `${final} is not a mergeloom output (no ${OUTPUT_MARKER} marker); --overwrite only replaces earlier mergeloom outputs — remove it yourself or choose another path`);
+    throw unsafeOutput(
+      final,
+      `${final} is not a mergeloom output (no ${OUTPUT_MARKER} marker); --overwrite only replaces earlier mergeloom outputs — remove it yourself or choose another path`,
+    );
   }
   const foreign: string[] = [];
   for (const ent of await readdir(final, { withFileTypes: true })) {
@@ -198,7 +204,10 @@ async function assertReplaceable(final: string): Promise<void> {
   }
   if (foreign.length) {
     const shown = foreign.slice(0, 3).join(", ") + (foreign.length > 3 ? `, ... ${foreign.length - 3} more` : "");
-    throw unsafeOutput(final, `${final} holds files that are not part of a model output (${shown}); --overwrite never deletes them — move them out or choose another path`);
+    throw unsafeOutput(
+      final,
+      `${final} holds files that are not part of a model output (${shown}); --overwrite never deletes them — move them out or choose another path`,
+    );
   }
 }
 

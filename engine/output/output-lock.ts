@@ -34,7 +34,8 @@ export class OutputLock {
         }
         return new OutputLock(path, finalPath);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new StorageError(`lock output ${finalPath}: cannot create ${path} (${(err as Error).message})`, { cause: err });
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST")
+          throw new StorageError(`lock output ${finalPath}: cannot create ${path} (${(err as Error).message})`, { cause: err });
       }
       const text = await readFile(path, "utf8").catch(() => undefined);
       if (text === undefined) continue; // released between our open and read: try again

@@ -22,8 +22,14 @@ describe("layoutShards", () => {
   test("packs tensors greedily in order without exceeding the cap, an oversized tensor alone", () => {
     const plans = layoutShards(TENSORS, 64);
     // a+b = 64 fits exactly; c (100 > 64) goes alone; d+e = 24.
-    assert.deepEqual(plans.map((p) => p.entries.map((e) => e.name)), [["a", "b"], ["c"], ["d", "e"]]);
-    assert.deepEqual(plans.map((p) => p.file), ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"]);
+    assert.deepEqual(
+      plans.map((p) => p.entries.map((e) => e.name)),
+      [["a", "b"], ["c"], ["d", "e"]],
+    );
+    assert.deepEqual(
+      plans.map((p) => p.file),
+      ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"],
+    );
     for (const p of plans) {
       const data = p.entries.reduce((s, e) => s + e.byteLength, 0);
       assert.ok(data <= 64 || p.entries.length === 1);
@@ -52,7 +58,10 @@ describe("layoutShards", () => {
       assert.equal(e.offset, pos);
       pos += e.byteLength;
     }
-    assert.deepEqual(p.entries.map((e) => e.byteLength), [40, 24, 100, 8, 16]);
+    assert.deepEqual(
+      p.entries.map((e) => e.byteLength),
+      [40, 24, 100, 8, 16],
+    );
   });
 
   test("a non-positive cap or a duplicated name is refused", () => {

@@ -107,7 +107,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
   for (const [r, ck] of checkpoints) if (ck.hub) pins[r] = ck.hub.sha;
   // The tokenizer donor is resolved (and pinned) now too, so assembly copies the files of the same commit.
   const src0 = config.tokenizerSource;
-  const tokRef = src0 === undefined || src0 === "base" || src0 === "union" ? config.baseModel ?? config.slices[0].sources[0].model : src0;
+  const tokRef = src0 === undefined || src0 === "base" || src0 === "union" ? (config.baseModel ?? config.slices[0].sources[0].model) : src0;
   let tokenizerDonor: ResolvedModel | undefined;
   const tokCk = checkpoints.get(tokRef);
   if (tokCk?.hub) tokenizerDonor = { kind: "hub", ref: tokRef, ...tokCk.hub, location: tokCk.location };
@@ -146,7 +146,10 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
 
   for (const r of refs) {
     if (checkpoints.get(r)!.tensors.size === 0) {
-      throw new MergeloomError("CHECKPOINT_MISSING", `plan: model '${r}' (${checkpointFile(checkpoints.get(r)!)}) holds no tensors; the file is empty or not a model — check the path`);
+      throw new MergeloomError(
+        "CHECKPOINT_MISSING",
+        `plan: model '${r}' (${checkpointFile(checkpoints.get(r)!)}) holds no tensors; the file is empty or not a model — check the path`,
+      );
     }
   }
   // `modules:` configs plan each module with its own slices; other configs are one unnamed module.
@@ -159,7 +162,8 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     // mergekit names the one module of a single-module architecture "default": the whole model.
     const whole = mod.name === "" || (mod.name === "default" && modules.length === 1);
     const layouts = new Map<string, TensorLayout>();
-    for (const r of refs) layouts.set(r, whole ? classifyTensors(checkpoints.get(r)!.tensors.keys()) : classifyModuleTensors(mod.name, checkpoints.get(r)!.tensors.keys()));
+    for (const r of refs)
+      layouts.set(r, whole ? classifyTensors(checkpoints.get(r)!.tensors.keys()) : classifyModuleTensors(mod.name, checkpoints.get(r)!.tensors.keys()));
     const numLayersOf = (ref: string): number => {
       const ck = checkpoints.get(ref)!;
       const n = ck.config?.num_hidden_layers;
@@ -212,7 +216,10 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     const layout = whole ? classifyTensors(allNames) : classifyModuleTensors(mod.name, allNames);
     layout.layerPrefix = layouts.get(modFirst)!.layerPrefix;
     if (!whole && layout.pre.length + layout.post.length + layout.layerSuffixes.length === 0) {
-      throw new ConfigError(`modules.${mod.name}`, `model '${modFirst}' has no tensors of module '${mod.name}' (modules: text_decoder, vision_tower, multi_modal_projector, or a tensor-name prefix)`);
+      throw new ConfigError(
+        `modules.${mod.name}`,
+        `model '${modFirst}' has no tensors of module '${mod.name}' (modules: text_decoder, vision_tower, multi_modal_projector, or a tensor-name prefix)`,
+      );
     }
 
     const planTensor = (outName: string, inNames: string[], sources: SourceConfig[], slice: SliceConfig | undefined, t: number, layer: number) => {
@@ -232,7 +239,9 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
           if (entry) {
             tn = EMBED;
             if (ck.config?.tie_word_embeddings === false) {
-              warnings.push(`model '${src.model}' has no ${LM_HEAD} although its config.json sets tie_word_embeddings: false; its ${EMBED} is used in its place (mergekit's tied_names) — the checkpoint may be incomplete`);
+              warnings.push(
+                `model '${src.model}' has no ${LM_HEAD} although its config.json sets tie_word_embeddings: false; its ${EMBED} is used in its place (mergekit's tied_names) — the checkpoint may be incomplete`,
+              );
             }
           }
         }
@@ -281,14 +290,19 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
         );
       }
       if (method.base === "required" && baseIndex < 0) {
-        throw new MergeloomError("CHECKPOINT_MISSING", `plan ${outName}: base model '${baseRef}' has no tensor '${outName}', and '${method.name}' needs the base for every tensor`);
+        throw new MergeloomError(
+          "CHECKPOINT_MISSING",
+          `plan ${outName}: base model '${baseRef}' has no tensor '${outName}', and '${method.name}' needs the base for every tensor`,
+        );
       }
       let shape: number[];
       let vocab: TensorSpec["vocab"];
       if (tokenizer && isEmbeddingTensor(outName)) {
         const cols = inputs[0].source.shape[1];
         if (!inputs.every((i) => i.source.shape.length === 2 && i.source.shape[1] === cols)) {
-          throw new ShapeMismatchError(`plan ${outName}: embedding widths differ (${inputs.map((i) => `'${i.model}' [${i.source.shape}]`).join(" vs ")}); embeddings must have the same hidden size to merge vocabularies`);
+          throw new ShapeMismatchError(
+            `plan ${outName}: embedding widths differ (${inputs.map((i) => `'${i.model}' [${i.source.shape}]`).join(" vs ")}); embeddings must have the same hidden size to merge vocabularies`,
+          );
         }
         const e = planEmbedding(outName, inputs, tokenizer, {
           tokens: config.tokenizer?.tokens,
@@ -324,7 +338,15 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     // Pre weights from the first slice's sources, post weights from the last slice's, at t = 0.
     const first = slices[0];
     const last = slices[slices.length - 1];
-    for (const name of layout.pre) planTensor(name, first.sources.map(() => name), first.sources, first, 0, -1);
+    for (const name of layout.pre)
+      planTensor(
+        name,
+        first.sources.map(() => name),
+        first.sources,
+        first,
+        0,
+        -1,
+      );
     let outLayer = 0; // mergekit numbers each module's layers from 0
     for (const s of slices) {
       const n = s.sources[0].layerRange![1] - s.sources[0].layerRange![0];
@@ -338,7 +360,15 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
         outLayer++;
       }
     }
-    for (const name of layout.post) planTensor(name, last.sources.map(() => name), last.sources, last, 0, -2);
+    for (const name of layout.post)
+      planTensor(
+        name,
+        last.sources.map(() => name),
+        last.sources,
+        last,
+        0,
+        -2,
+      );
     // The output config's layer count is the text decoder's (the only module, or the one so named).
     if (whole || mod.name === "text_decoder" || numLayers === undefined) numLayers = outLayer;
   }
@@ -428,11 +458,13 @@ function resolveParams(
   for (const [name, spec] of Object.entries(specs)) {
     const v = resolveParam(name, scopes, tensorName, t) ?? spec.default;
     if (v === undefined) {
-      if (spec.required && !isBase) throw new ParamError(`plan ${what}: missing required parameter '${name}'; set it under the model's parameters or at the top level`);
+      if (spec.required && !isBase)
+        throw new ParamError(`plan ${what}: missing required parameter '${name}'; set it under the model's parameters or at the top level`);
       continue;
     }
     if (spec.kind === "number" && typeof v !== "number") throw new ParamError(`plan ${what}: parameter '${name}' must be a number, got ${JSON.stringify(v)}`);
-    if (spec.kind === "bool" && typeof v !== "boolean") throw new ParamError(`plan ${what}: parameter '${name}' must be true or false, got ${JSON.stringify(v)}`);
+    if (spec.kind === "bool" && typeof v !== "boolean")
+      throw new ParamError(`plan ${what}: parameter '${name}' must be true or false, got ${JSON.stringify(v)}`);
     out[name] = v;
   }
   return out;
@@ -444,7 +476,12 @@ function vocabSizeOf(cfg: Record<string, unknown> | undefined): number | undefin
 }
 
 /** Reads every model's tokenizer.json and builds the merged tokenizer (mergekit's BuildTokenizer). */
-async function mergeTokenizers(config: MergeConfig, refs: Set<string>, checkpoints: Map<string, Checkpoint>, warnings: string[]): Promise<MergedTokenizer | undefined> {
+async function mergeTokenizers(
+  config: MergeConfig,
+  refs: Set<string>,
+  checkpoints: Map<string, Checkpoint>,
+  warnings: string[],
+): Promise<MergedTokenizer | undefined> {
   const tok = config.tokenizer!;
   const order = [...refs];
   const base = config.baseModel ?? order[0];
@@ -464,7 +501,9 @@ async function mergeTokenizers(config: MergeConfig, refs: Set<string>, checkpoin
   // the embeddings keep their rows, as before tokenizer merging existed; mergekit would fail here.
   const donor = tok.source === "union" || tok.source === "base" ? base : tok.source;
   if (tok.source !== "union" && !tokenizers.has(donor)) {
-    warnings.push(`tokenizer source '${donor}' has no tokenizer.json, so the vocabularies cannot be merged; its tokenizer files are copied and the embeddings are not re-ordered`);
+    warnings.push(
+      `tokenizer source '${donor}' has no tokenizer.json, so the vocabularies cannot be merged; its tokenizer files are copied and the embeddings are not re-ordered`,
+    );
     return undefined;
   }
   return buildTokenizer({ base, refs: order, source: tok.source, addTokens: Object.keys(tok.tokens ?? {}), tokenizers, vocabSizes });

@@ -98,7 +98,11 @@ export function buildTasks(plan: MergePlan, opts: TaskOptions): TaskSet {
     ...(opts.output === "object" ? { output: "object" as const } : {}),
     tensors,
   });
-  const groupsOfTasks = fitMessages(merged.map((g) => g.map(toTask)), envelope, opts.maxMessageBytes ?? MAX_MESSAGE_BYTES);
+  const groupsOfTasks = fitMessages(
+    merged.map((g) => g.map(toTask)),
+    envelope,
+    opts.maxMessageBytes ?? MAX_MESSAGE_BYTES,
+  );
   const tasks: MergeTask[] = groupsOfTasks.map((tensors, i) => ({ ...envelope(tensors), taskId: `t${String(i).padStart(5, "0")}` }));
   return { shards, tasks };
 }

@@ -96,5 +96,8 @@ export function moduleOfTensor(module: string, name: string): boolean {
 
 /** The layout of one module's tensors (mergekit's per-module pre, layer and post weights). */
 export function classifyModuleTensors(module: string, names: Iterable<string>): TensorLayout {
-  return classifyTensors([...names].filter((n) => moduleOfTensor(module, n)), MODULE_LAYER);
+  return classifyTensors(
+    [...names].filter((n) => moduleOfTensor(module, n)),
+    MODULE_LAYER,
+  );
 }

@@ -30,7 +30,10 @@ function planOf(method: MergeMethod, t: PlannedTensor): MergePlan {
 
 describe("estimatePeakMemory", () => {
   test("a streamed TIES tensor costs one row chunk plus the cache budget, whatever its size", () => {
-    const t = embedding("ties", {}, [{ weight: 1, density: 0.5 }, { weight: 1, density: 0.5 }]);
+    const t = embedding("ties", {}, [
+      { weight: 1, density: 0.5 },
+      { weight: 1, density: 0.5 },
+    ]);
     // 128 rows of 8192 = 1,048,576 elements per chunk: 3 inputs × (2 stored + 4 fp32) bytes, plus
     // 4 (result) + 2 (encoded) + 4 (temporaries); plus 96 MiB of cached input; plus the 120 MiB process
     const perElement = 3 * (2 + 4) + 4 + 2 + 4;
@@ -39,7 +42,10 @@ describe("estimatePeakMemory", () => {
   });
 
   test("a method without a streaming form pays for the whole tensor in fp32", () => {
-    const t = embedding("ties", {}, [{ weight: 1, density: 0.5 }, { weight: 1, density: 0.5 }]);
+    const t = embedding("ties", {}, [
+      { weight: 1, density: 0.5 },
+      { weight: 1, density: 0.5 },
+    ]);
     const whole: MergeMethod = { ...registry.get("ties"), streaming: undefined };
     const n = 128256 * 8192;
     assert.equal(estimatePeakMemory(planOf(whole, t), 1), 120 * MiB + n * (3 * (2 + 4) + 4 + 2 + 4));

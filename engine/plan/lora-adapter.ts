@@ -103,11 +103,17 @@ function isTargeted(cfg: AdapterConfig, module: string): boolean {
 export async function openLoraAdapter(ref: string, localDir?: string, weightsUri?: string): Promise<LoraAdapter> {
   const location = localDir ?? resolveAdapterReference(ref);
   const cfg = await readAdapterConfig(location, ref);
-  const file = isHttpUri(location) ? new URL("adapter_model.safetensors", location.endsWith("/") ? location : `${location}/`).href : join(location, "adapter_model.safetensors");
+  const file = isHttpUri(location)
+    ? new URL("adapter_model.safetensors", location.endsWith("/") ? location : `${location}/`).href
+    : join(location, "adapter_model.safetensors");
   if (cfg.peft_type !== undefined && cfg.peft_type !== "LORA") {
     throw new ConfigError("lora", `adapter '${ref}' is a ${cfg.peft_type} adapter; only LoRA adapters (peft_type LORA) can be merged`);
   }
-  if (cfg.use_dora) throw new ConfigError("lora", `adapter '${ref}' uses DoRA (use_dora: true), whose magnitude rescaling is not applied by mergeloom; merge it with PEFT first`);
+  if (cfg.use_dora)
+    throw new ConfigError(
+      "lora",
+      `adapter '${ref}' uses DoRA (use_dora: true), whose magnitude rescaling is not applied by mergeloom; merge it with PEFT first`,
+    );
   const ck = await openCheckpoint(file);
   if (weightsUri) for (const t of ck.tensors.values()) t.uri = weightsUri;
   const parts = new Map<string, { A?: CheckpointTensor; B?: CheckpointTensor; embedding: boolean }>();

@@ -58,7 +58,10 @@ describe("openCheckpoint on the arith-llama fixtures", () => {
     const ck = await openCheckpoint(join(FIX, "expert-sub"));
     const dir = join(FIX, "expert-sub");
     assert.equal(ck.tensors.size, TENSOR_COUNT);
-    assert.deepEqual(ck.files.map((f) => f.slice(dir.length + 1)), ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]);
+    assert.deepEqual(
+      ck.files.map((f) => f.slice(dir.length + 1)),
+      ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"],
+    );
     const index = JSON.parse(readFileSync(join(dir, "model.safetensors.index.json"), "utf8")) as { weight_map: Record<string, string> };
     let total = 0;
     for (const [name, shard] of Object.entries(index.weight_map)) {
@@ -103,7 +106,11 @@ describe("openCheckpoint rejects malformed safetensors files", () => {
     ["a header length over the cap", () => safetensorsBytes({ x: F32_2 }, 8, { declaredLength: 200_000_000n }), /exceeds the 100000000-byte limit/],
     ["a non-JSON header", () => safetensorsBytes("{not json", 0), /not valid UTF-8 JSON/],
     ["an unknown dtype", () => safetensorsBytes({ x: { dtype: "F12", shape: [2], data_offsets: [0, 8] } }, 8), /unknown dtype "F12"/],
-    ["a dtype and shape that disagree with the byte length", () => safetensorsBytes({ x: { dtype: "F32", shape: [3], data_offsets: [0, 8] } }, 8), /needs 12 bytes but data_offsets span 8/],
+    [
+      "a dtype and shape that disagree with the byte length",
+      () => safetensorsBytes({ x: { dtype: "F32", shape: [3], data_offsets: [0, 8] } }, 8),
+      /needs 12 bytes but data_offsets span 8/,
+    ],
     [
       "overlapping tensors",
       () => safetensorsBytes({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F32", shape: [2], data_offsets: [4, 12] } }, 12),
@@ -132,7 +139,11 @@ describe("openCheckpoint validates sharded indexes", () => {
   test("a shard named in the index that is missing is CHECKPOINT_MISSING naming shard and index", async () => {
     await withTempDir(async (dir) => {
       await sharded(dir, { a: "s1.safetensors", b: "s2.safetensors" }, { "s1.safetensors": { a: F32_2 } });
-      await expectCheckpointError(openCheckpoint(dir), /model\.safetensors\.index\.json: shard s2\.safetensors named in the index does not exist/, "CHECKPOINT_MISSING");
+      await expectCheckpointError(
+        openCheckpoint(dir),
+        /model\.safetensors\.index\.json: shard s2\.safetensors named in the index does not exist/,
+        "CHECKPOINT_MISSING",
+      );
     });
   });
 
@@ -145,7 +156,11 @@ describe("openCheckpoint validates sharded indexes", () => {
 
   test("a tensor present in two shards is refused", async () => {
     await withTempDir(async (dir) => {
-      await sharded(dir, { a: "s1.safetensors", b: "s2.safetensors" }, { "s1.safetensors": { a: F32_2 }, "s2.safetensors": { a: F32_2, b: { ...F32_2, data_offsets: [0, 8] } } });
+      await sharded(
+        dir,
+        { a: "s1.safetensors", b: "s2.safetensors" },
+        { "s1.safetensors": { a: F32_2 }, "s2.safetensors": { a: F32_2, b: { ...F32_2, data_offsets: [0, 8] } } },
+      );
       // b overlaps a in s2 as written; give b its own span so only the duplication is wrong.
       await writeSafetensors(join(dir, "s2.safetensors"), { a: F32_2, b: { dtype: "F32", shape: [2], data_offsets: [8, 16] } }, 16);
       await expectCheckpointError(openCheckpoint(dir), /tensor 'a' appears in both s1\.safetensors and s2\.safetensors/);
@@ -191,7 +206,7 @@ describe("openCheckpoint explains what is missing", () => {
   test("an invalid config.json is an error naming config.json", async () => {
     await withTempDir(async (dir) => {
       await writeSafetensors(join(dir, "model.safetensors"), { a: F32_2 }, 8);
-      await writeFile(join(dir, "config.json"), "{\"hidden_size\": 12,");
+      await writeFile(join(dir, "config.json"), '{"hidden_size": 12,');
       await expectCheckpointError(openCheckpoint(dir), /config\.json: config\.json is not valid JSON/);
     });
   });

@@ -62,7 +62,9 @@ async function openLocal(ref: string, opts: OpenByteSourceOptions): Promise<Chec
     st = await stat(path);
   } catch (err) {
     const e = fsError("open", path, err);
-    throw e.code === "CHECKPOINT_MISSING" ? new CheckpointError(ref, "no such file or directory; check the model path", { cause: err, code: "CHECKPOINT_MISSING" }) : e;
+    throw e.code === "CHECKPOINT_MISSING"
+      ? new CheckpointError(ref, "no such file or directory; check the model path", { cause: err, code: "CHECKPOINT_MISSING" })
+      : e;
   }
   if (!st.isFile() && !st.isDirectory()) throw notRegularFile(path, st);
   if (st.isFile()) {
@@ -73,21 +75,33 @@ async function openLocal(ref: string, opts: OpenByteSourceOptions): Promise<Chec
     const tensors = await readShards([{ uri: path, names: undefined }], undefined, opts);
     return { ref, location: dir, files: [path], tensors, config: await readLocalConfig(dir) };
   }
-  const entries = new Set(await readdir(path).catch((err: unknown) => { throw fsError("list", path, err); }));
+  const entries = new Set(
+    await readdir(path).catch((err: unknown) => {
+      throw fsError("list", path, err);
+    }),
+  );
   let files: string[];
   let tensors: Map<string, CheckpointTensor>;
   if (entries.has(INDEX_FILE)) {
     const indexPath = join(path, INDEX_FILE);
-    const raw = await readRegularFile(indexPath).catch((err: unknown) => { throw fsError("read", indexPath, err); });
+    const raw = await readRegularFile(indexPath).catch((err: unknown) => {
+      throw fsError("read", indexPath, err);
+    });
     const weightMap = parseIndex(indexPath, raw);
     const shards = groupByShard(weightMap);
     for (const shard of shards.keys()) {
       if (!entries.has(shard)) {
-        throw new CheckpointError(indexPath, `shard ${shard} named in the index does not exist in ${path}; the download is incomplete`, { code: "CHECKPOINT_MISSING" });
+        throw new CheckpointError(indexPath, `shard ${shard} named in the index does not exist in ${path}; the download is incomplete`, {
+          code: "CHECKPOINT_MISSING",
+        });
       }
     }
     files = [...shards.keys()].map((s) => join(path, s));
-    tensors = await readShards([...shards].map(([s, names]) => ({ uri: join(path, s), names })), indexPath, opts);
+    tensors = await readShards(
+      [...shards].map(([s, names]) => ({ uri: join(path, s), names })),
+      indexPath,
+      opts,
+    );
   } else if (entries.has(SINGLE_FILE)) {
     files = [join(path, SINGLE_FILE)];
     tensors = await readShards([{ uri: files[0], names: undefined }], undefined, opts);
@@ -95,7 +109,11 @@ async function openLocal(ref: string, opts: OpenByteSourceOptions): Promise<Chec
     const found = [...entries].sort();
     const shown = found.length > 12 ? [...found.slice(0, 12), `... ${found.length - 12} more`] : found;
     const hasTorch = found.some((f) => f.endsWith(".bin") || f.endsWith(".pt") || f.endsWith(".pth"));
-    throw new CheckpointError(path, `no ${SINGLE_FILE} or ${INDEX_FILE} in ${path} (found: ${shown.join(", ") || "nothing"}); ${hasTorch ? "convert the checkpoint to safetensors first" : "pass a Hugging Face model directory with safetensors weights"}`, { code: "CHECKPOINT_MISSING" });
+    throw new CheckpointError(
+      path,
+      `no ${SINGLE_FILE} or ${INDEX_FILE} in ${path} (found: ${shown.join(", ") || "nothing"}); ${hasTorch ? "convert the checkpoint to safetensors first" : "pass a Hugging Face model directory with safetensors weights"}`,
+      { code: "CHECKPOINT_MISSING" },
+    );
   }
   return { ref, location: path, files, tensors, config: await readLocalConfig(path) };
 }
@@ -116,14 +134,22 @@ async function openRemote(ref: string, opts: OpenByteSourceOptions): Promise<Che
   if (raw) {
     const shards = groupByShard(parseIndex(indexUrl, raw));
     files = [...shards.keys()].map((s) => new URL(s, base).href);
-    tensors = await readShards([...shards].map(([s, names]) => ({ uri: new URL(s, base).href, names })), indexUrl, opts);
+    tensors = await readShards(
+      [...shards].map(([s, names]) => ({ uri: new URL(s, base).href, names })),
+      indexUrl,
+      opts,
+    );
   } else {
     files = [new URL(SINGLE_FILE, base).href];
     try {
       tensors = await readShards([{ uri: files[0], names: undefined }], undefined, opts);
     } catch (err) {
       if (err instanceof MergeloomError && err.code === "CHECKPOINT_MISSING") {
-        throw new CheckpointError(base, `no ${SINGLE_FILE} or ${INDEX_FILE} at ${base} (both answered 404); pass the base URL of a Hugging Face model directory with safetensors weights`, { cause: err, code: "CHECKPOINT_MISSING" });
+        throw new CheckpointError(
+          base,
+          `no ${SINGLE_FILE} or ${INDEX_FILE} at ${base} (both answered 404); pass the base URL of a Hugging Face model directory with safetensors weights`,
+          { cause: err, code: "CHECKPOINT_MISSING" },
+        );
       }
       throw err;
     }
@@ -187,7 +213,10 @@ export async function readShards(
         headers[i] = await readSafetensorsHeader(src);
       } catch (err) {
         if (indexFile && err instanceof MergeloomError && err.code === "CHECKPOINT_MISSING") {
-          throw new CheckpointError(indexFile, `shard ${basename(shards[i].uri)} named in the index does not exist (${err.message})`, { cause: err, code: "CHECKPOINT_MISSING" });
+          throw new CheckpointError(indexFile, `shard ${basename(shards[i].uri)} named in the index does not exist (${err.message})`, {
+            cause: err,
+            code: "CHECKPOINT_MISSING",
+          });
         }
         throw err;
       } finally {
@@ -203,7 +232,10 @@ export async function readShards(
     for (const name of headers[i].tensors.keys()) {
       const prev = owner.get(name);
       if (prev !== undefined) {
-        throw new CheckpointError(indexFile ?? shard.uri, `tensor '${name}' appears in both ${basename(prev)} and ${basename(shard.uri)}; the checkpoint is inconsistent`);
+        throw new CheckpointError(
+          indexFile ?? shard.uri,
+          `tensor '${name}' appears in both ${basename(prev)} and ${basename(shard.uri)}; the checkpoint is inconsistent`,
+        );
       }
       owner.set(name, shard.uri);
     }
@@ -214,7 +246,10 @@ export async function readShards(
     for (const name of names) {
       const e = h.tensors.get(name);
       if (!e) {
-        throw new CheckpointError(indexFile ?? shard.uri, `tensor '${name}' is listed in the index under ${basename(shard.uri)} but that shard does not contain it`);
+        throw new CheckpointError(
+          indexFile ?? shard.uri,
+          `tensor '${name}' is listed in the index under ${basename(shard.uri)} but that shard does not contain it`,
+        );
       }
       tensors.set(name, { name, dtype: e.dtype, shape: e.shape, uri: shard.uri, offset: e.offset, byteLength: e.byteLength });
     }

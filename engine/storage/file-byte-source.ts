@@ -49,7 +49,11 @@ export class FileByteSource implements ByteSource {
     this.closed = true;
     const own = this.own;
     this.own = undefined;
-    if (own) await own.then((fh) => fh.close(), () => undefined);
+    if (own)
+      await own.then(
+        (fh) => fh.close(),
+        () => undefined,
+      );
   }
 
   private async withHandle<T>(fn: (fh: FileHandle, path: string) => Promise<T>): Promise<T> {

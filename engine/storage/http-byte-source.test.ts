@@ -122,7 +122,10 @@ describe("HttpByteSource", () => {
       assert.ok(err instanceof StorageError);
       assert.equal(err.retryable, true);
       // One line naming the URL, the range, the attempts and the flag that sets them.
-      assert.match(err.message, /^read http:\/\/127\.0\.0\.1:\d+\/base\/model\.safetensors bytes 0-7: failed after 3 attempts \(--http-retries 2\): .*503[^\n]*$/);
+      assert.match(
+        err.message,
+        /^read http:\/\/127\.0\.0\.1:\d+\/base\/model\.safetensors bytes 0-7: failed after 3 attempts \(--http-retries 2\): .*503[^\n]*$/,
+      );
       return true;
     });
     assert.equal(state.failNext, 7, "1 attempt + 2 retries");

@@ -86,7 +86,9 @@ export class HttpByteSource implements ByteSource {
       const m = CONTENT_RANGE.exec(res.headers.get("content-range") ?? "");
       if (!m || Number(m[1]) !== offset) {
         await res.body?.cancel().catch(() => undefined);
-        throw new StorageError(`read ${this.uri}: asked for bytes ${offset}-${last} but the server answered Content-Range ${JSON.stringify(res.headers.get("content-range"))}`);
+        throw new StorageError(
+          `read ${this.uri}: asked for bytes ${offset}-${last} but the server answered Content-Range ${JSON.stringify(res.headers.get("content-range"))}`,
+        );
       }
       const end = Number(m[2]);
       if (m[3] !== "*") this.knownSize = Number(m[3]);
@@ -112,7 +114,9 @@ export class HttpByteSource implements ByteSource {
     checkStatus(this.uri, res);
     const len = Number(res.headers.get("content-length"));
     if (!res.headers.has("content-length") || !Number.isSafeInteger(len) || len < 0) {
-      throw new StorageError(`stat ${this.uri}: the server reports no Content-Range total and no Content-Length; serve the file from a server that supports Range requests`);
+      throw new StorageError(
+        `stat ${this.uri}: the server reports no Content-Range total and no Content-Length; serve the file from a server that supports Range requests`,
+      );
     }
     return len;
   }
@@ -178,7 +182,9 @@ function checkStatus(url: string, res: Response): void {
 }
 
 function rangeIgnored(url: string, status: number): StorageError {
-  return new StorageError(`read ${url}: the server answered ${status} to a Range request instead of 206 Partial Content; serve the checkpoint from a server that supports HTTP Range requests`);
+  return new StorageError(
+    `read ${url}: the server answered ${status} to a Range request instead of 206 Partial Content; serve the checkpoint from a server that supports HTTP Range requests`,
+  );
 }
 
 /** Streams the body into `buf`; returns the number of bytes received, failing if there are more. */
@@ -201,7 +207,10 @@ async function readBody(url: string, res: Response, buf: Uint8Array, watch: Stal
   } catch (err) {
     if (err instanceof MergeloomError) throw err;
     if (watch.stalled) throw watch.stalled;
-    throw new StorageError(`read ${url}: connection failed after ${got} of ${buf.byteLength} bytes (${(err as Error).message})`, { cause: err, retryable: true });
+    throw new StorageError(`read ${url}: connection failed after ${got} of ${buf.byteLength} bytes (${(err as Error).message})`, {
+      cause: err,
+      retryable: true,
+    });
   }
 }
 
@@ -219,5 +228,10 @@ function withRetries<T>(url: string, range: string, expected: number | undefined
 }
 
 export function retryPolicyOf(opts: HttpOptions): RetryPolicy {
-  return { retries: opts.retries ?? DEFAULT_HTTP_RETRIES, retryDelayMs: opts.retryDelayMs ?? 200, timeoutMs: opts.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS, maxDelayMs: MAX_BACKOFF_MS };
+  return {
+    retries: opts.retries ?? DEFAULT_HTTP_RETRIES,
+    retryDelayMs: opts.retryDelayMs ?? 200,
+    timeoutMs: opts.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS,
+    maxDelayMs: MAX_BACKOFF_MS,
+  };
 }

@@ -5,10 +5,22 @@ import { backoffDelay, parseRetryAfter, RetryAfterError, withHttpRetries } from 
 
 test("backoff is exponential with full jitter, capped", () => {
   const p = { retryDelayMs: 100, maxDelayMs: 1000 };
-  assert.equal(backoffDelay(p, 0, () => 0.999999), 99);
-  assert.equal(backoffDelay(p, 3, () => 0.5), 400);
-  assert.equal(backoffDelay(p, 10, () => 0.999999), 999);
-  assert.equal(backoffDelay(p, 2, () => 0), 0);
+  assert.equal(
+    backoffDelay(p, 0, () => 0.999999),
+    99,
+  );
+  assert.equal(
+    backoffDelay(p, 3, () => 0.5),
+    400,
+  );
+  assert.equal(
+    backoffDelay(p, 10, () => 0.999999),
+    999,
+  );
+  assert.equal(
+    backoffDelay(p, 2, () => 0),
+    0,
+  );
 });
 
 test("Retry-After is read as seconds or an HTTP date", () => {
@@ -29,7 +41,15 @@ test("retryable failures are retried (honouring Retry-After), others fail at onc
   assert.equal(v, 42);
   assert.equal(delays[0], 7);
   calls = 0;
-  await assert.rejects(withHttpRetries("read x", { retries: 3, retryDelayMs: 1, timeoutMs: 1000 }, async () => (calls++, Promise.reject(new StorageError("read x: 404")))), /404/);
+  await assert.rejects(
+    withHttpRetries("read x", { retries: 3, retryDelayMs: 1, timeoutMs: 1000 }, async () => (calls++, Promise.reject(new StorageError("read x: 404")))),
+    /404/,
+  );
   assert.equal(calls, 1);
-  await assert.rejects(withHttpRetries("read x", { retries: 2, retryDelayMs: 1, timeoutMs: 1000 }, async () => Promise.reject(new StorageError("read x: 503", { retryable: true }))), /^StorageError: read x: failed after 3 attempts \(--http-retries 2\): 503$/);
+  await assert.rejects(
+    withHttpRetries("read x", { retries: 2, retryDelayMs: 1, timeoutMs: 1000 }, async () =>
+      Promise.reject(new StorageError("read x: 503", { retryable: true })),
+    ),
+    /^StorageError: read x: failed after 3 attempts \(--http-retries 2\): 503$/,
+  );
 });

@@ -29,7 +29,10 @@ export interface RetryPolicy {
 
 /** A retryable failure that carries the server's Retry-After (seconds), when it sent one. */
 export class RetryAfterError extends StorageError {
-  constructor(message: string, readonly retryAfterMs: number | undefined) {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number | undefined,
+  ) {
     super(message, { retryable: true });
   }
 }

@@ -39,11 +39,14 @@ describe("openByteSource", () => {
   });
 
   test("an unsupported scheme is refused with the list of supported ones", () => {
-    assert.throws(() => openByteSource("s3://bucket/model.safetensors"), (err: unknown) => {
-      assert.ok(err instanceof StorageError);
-      assert.match(err.message, /unsupported URI scheme 's3'.*http:\/\/, https:\/\/, file:\/\//);
-      return true;
-    });
+    assert.throws(
+      () => openByteSource("s3://bucket/model.safetensors"),
+      (err: unknown) => {
+        assert.ok(err instanceof StorageError);
+        assert.match(err.message, /unsupported URI scheme 's3'.*http:\/\/, https:\/\/, file:\/\//);
+        return true;
+      },
+    );
   });
 
   test("with storage roots, files inside a root (directly or via an inside symlink) are readable", async () => {

@@ -49,7 +49,9 @@ export function openByteSource(uri: string, opts: OpenByteSourceOptions = {}): B
   if (isHubUri(uri)) return new HubByteSource(uri, opts.http);
   const path = localPathOf(uri);
   if (path === undefined) {
-    throw new StorageError(`open ${uri}: unsupported URI scheme '${SCHEME.exec(uri)?.[1]}' (supported: http://, https://, file://, synthetic://, hf://, or a plain path)`);
+    throw new StorageError(
+      `open ${uri}: unsupported URI scheme '${SCHEME.exec(uri)?.[1]}' (supported: http://, https://, file://, synthetic://, hf://, or a plain path)`,
+    );
   }
   if (path === "") throw new StorageError("open: empty path; pass a file path or URL");
   return new FileByteSource(path, { storageRoots: opts.storageRoots, pool: opts.pool });

@@ -41,7 +41,11 @@ export function parseSyntheticUri(uri: string): SyntheticSpec {
   const m = /^synthetic:\/\/([a-z0-9-]+)(?:\?(.*))?$/.exec(uri);
   const preset = m?.[1];
   if (!m || !preset || !SYNTHETIC_PRESETS[preset]) {
-    throw new StorageError(`open ${uri}: unknown synthetic model (known: ${Object.keys(SYNTHETIC_PRESETS).map((k) => `synthetic://${k}?seed=N`).join(", ")})`);
+    throw new StorageError(
+      `open ${uri}: unknown synthetic model (known: ${Object.keys(SYNTHETIC_PRESETS)
+        .map((k) => `synthetic://${k}?seed=N`)
+        .join(", ")})`,
+    );
   }
   const q = new URLSearchParams(m[2] ?? "");
   for (const k of q.keys()) if (k !== "seed" && k !== "layers") throw new StorageError(`open ${uri}: unknown parameter '${k}' (known: seed, layers)`);

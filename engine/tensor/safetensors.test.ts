@@ -31,7 +31,11 @@ describe("safetensors offsets must tile the data section as the reference implem
   });
 
   test("a hole between tensors is refused", () => {
-    expectRefused({ a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F32", shape: [2], data_offsets: [12, 20] } }, 20, /bytes 8-12 before tensor 'b' belong to no tensor/);
+    expectRefused(
+      { a: { dtype: "F32", shape: [2], data_offsets: [0, 8] }, b: { dtype: "F32", shape: [2], data_offsets: [12, 20] } },
+      20,
+      /bytes 8-12 before tensor 'b' belong to no tensor/,
+    );
   });
 
   test("data that does not start at byte 0 is refused", () => {

@@ -100,16 +100,25 @@ export function parseSafetensorsHeader(file: string, json: Uint8Array, fileSize:
   let prev = "";
   for (const [b, e, n] of spans) {
     if (b < pos) {
-      throw new CheckpointError(file, `tensors '${prev}' and '${n}' overlap (tensor '${n}' starts at data byte ${b}, before byte ${pos} where '${prev}' ends); the file is corrupt`);
+      throw new CheckpointError(
+        file,
+        `tensors '${prev}' and '${n}' overlap (tensor '${n}' starts at data byte ${b}, before byte ${pos} where '${prev}' ends); the file is corrupt`,
+      );
     }
     if (b > pos) {
-      throw new CheckpointError(file, `data bytes ${pos}-${b} before tensor '${n}' belong to no tensor (safetensors requires contiguous tensor data); the file is corrupt`);
+      throw new CheckpointError(
+        file,
+        `data bytes ${pos}-${b} before tensor '${n}' belong to no tensor (safetensors requires contiguous tensor data); the file is corrupt`,
+      );
     }
     pos = e;
     prev = n;
   }
   if (pos !== dataBytes) {
-    throw new CheckpointError(file, `the file has ${dataBytes - pos} bytes after the last tensor's data (safetensors requires the tensors to end at the end of the file); the file is corrupt or was appended to`);
+    throw new CheckpointError(
+      file,
+      `the file has ${dataBytes - pos} bytes after the last tensor's data (safetensors requires the tensors to end at the end of the file); the file is corrupt or was appended to`,
+    );
   }
   return { dataStart, metadata, tensors };
 }
@@ -125,7 +134,10 @@ export interface HeaderEntryInput {
  * writer does) for tensors laid out contiguously in the given order. Returns the bytes and each
  * tensor's offset relative to the start of the data section.
  */
-export function buildSafetensorsHeader(entries: readonly HeaderEntryInput[], metadata: Record<string, string> = { format: "pt" }): {
+export function buildSafetensorsHeader(
+  entries: readonly HeaderEntryInput[],
+  metadata: Record<string, string> = { format: "pt" },
+): {
   bytes: Buffer;
   offsets: number[];
   dataBytes: number;

@@ -89,7 +89,10 @@ function stripTokenizer(t: TokenizerJson, vocabSize: number | undefined, ref: st
   if (unused.size === 0) return t;
   const model = t.json.model as { type?: string; merges?: unknown[] };
   if (model.type !== "BPE") {
-    throw new ConfigError("tokenizer", `the tokenizer of '${ref}' has tokens at ids ≥ vocab_size ${size} and is a ${model.type} model; mergekit strips only BPE tokenizers, so it cannot be merged`);
+    throw new ConfigError(
+      "tokenizer",
+      `the tokenizer of '${ref}' has tokens at ids ≥ vocab_size ${size} and is a ${model.type} model; mergekit strips only BPE tokenizers, so it cannot be merged`,
+    );
   }
   const json = structuredClone(t.json);
   const m = json.model as { vocab: Record<string, number>; merges?: unknown[] };
@@ -106,7 +109,8 @@ function stripTokenizer(t: TokenizerJson, vocabSize: number | undefined, ref: st
 export function buildTokenizer(inp: TokenizerInputs): MergedTokenizer {
   const warnings: string[] = [];
   const baseTok = inp.tokenizers.get(inp.base);
-  if (!baseTok) throw new ConfigError("tokenizer", `the base model '${inp.base}' has no tokenizer.json; tokenizer merging needs a fast (tokenizer.json) tokenizer for it`);
+  if (!baseTok)
+    throw new ConfigError("tokenizer", `the base model '${inp.base}' has no tokenizer.json; tokenizer merging needs a fast (tokenizer.json) tokenizer for it`);
   const stripped = stripTokenizer(baseTok, inp.vocabSizes.get(inp.base), inp.base);
   // mergekit's `tokenizers` dict: the base first, then every other model that has one.
   const order = [inp.base, ...inp.refs.filter((r) => r !== inp.base)];
@@ -167,7 +171,8 @@ export function buildTokenizer(inp: TokenizerInputs): MergedTokenizer {
     const p = new Int32Array(vocab.size).fill(-1);
     for (const [tok, id] of vocab) {
       const orig = modelVocab.get(tok);
-      if (id >= vocab.size) throw new ConfigError("tokenizer", `merged token '${tok}' has id ${id} beyond the vocabulary size ${vocab.size} (the tokenizer has gaps in its ids)`);
+      if (id >= vocab.size)
+        throw new ConfigError("tokenizer", `merged token '${tok}' has id ${id} beyond the vocabulary size ${vocab.size} (the tokenizer has gaps in its ids)`);
       if (orig !== undefined && orig < size) p[id] = orig;
     }
     permutations.set(r, p);

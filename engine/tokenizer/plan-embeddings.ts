@@ -97,12 +97,14 @@ function configuredDefault(
 ): Array<[number, number]> {
   const where = `tokenizer.tokens.${token}.source`;
   const src = cfg.source;
-  if (!src) throw new ConfigError(where, `token '${token}' has no source, and mergekit cannot build its embedding without one; add source: <model> or {kind: zero}`);
+  if (!src)
+    throw new ConfigError(where, `token '${token}' has no source, and mergekit cannot build its embedding without one; add source: <model> or {kind: zero}`);
   if (src.kind === "zero") return [];
   const idx = models.indexOf(src.model);
   if (idx < 0) throw new ConfigError(where, `model '${src.model}' is not an input of ${tensorName}; name one of: ${models.join(", ")}`);
   if (src.kind === "model") {
-    if (perms[idx][id] < 0) throw new ConfigError(where, `token '${token}' is not in the vocabulary of '${src.model}'; pick a model that has it or {kind: zero}`);
+    if (perms[idx][id] < 0)
+      throw new ConfigError(where, `token '${token}' is not in the vocabulary of '${src.model}'; pick a model that has it or {kind: zero}`);
     return [[idx, perms[idx][id]]];
   }
   let srcId = src.tokenId;

@@ -97,5 +97,12 @@ export function fullVocab(t: Pick<TokenizerJson, "modelVocab" | "added">): Map<s
 }
 
 export function sameAddedToken(a: AddedToken, b: AddedToken): boolean {
-  return a.content === b.content && a.single_word === b.single_word && a.lstrip === b.lstrip && a.rstrip === b.rstrip && a.normalized === b.normalized && a.special === b.special;
+  return (
+    a.content === b.content &&
+    a.single_word === b.single_word &&
+    a.lstrip === b.lstrip &&
+    a.rstrip === b.rstrip &&
+    a.normalized === b.normalized &&
+    a.special === b.special
+  );
 }

@@ -24,11 +24,19 @@ export async function writeMergedTokenizer(dir: string, merged: MergedTokenizer)
   try {
     cfg = JSON.parse(await readFile(join(dir, "tokenizer_config.json"), "utf8")) as Record<string, unknown>;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw new StorageError(`read ${join(dir, "tokenizer_config.json")}: ${(err as Error).message}`, { cause: err });
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT")
+      throw new StorageError(`read ${join(dir, "tokenizer_config.json")}: ${(err as Error).message}`, { cause: err });
   }
   const decoder: Record<string, unknown> = {};
   for (const a of merged.tokenizer.added) {
-    decoder[String(a.id)] = { content: a.content, lstrip: a.lstrip, normalized: a.normalized, rstrip: a.rstrip, single_word: a.single_word, special: a.special };
+    decoder[String(a.id)] = {
+      content: a.content,
+      lstrip: a.lstrip,
+      normalized: a.normalized,
+      rstrip: a.rstrip,
+      single_word: a.single_word,
+      special: a.special,
+    };
   }
   cfg.added_tokens_decoder = decoder;
   await write("tokenizer_config.json", cfg);

@@ -49,9 +49,12 @@ describe("inSpan", () => {
 
   test("a synchronous throw inside fn is recorded too", async () => {
     exporter.reset();
-    await assert.rejects(inSpan("write", {}, () => {
-      throw new TypeError("bad");
-    }), TypeError);
+    await assert.rejects(
+      inSpan("write", {}, () => {
+        throw new TypeError("bad");
+      }),
+      TypeError,
+    );
     assert.equal(finished("write")[0].attributes[ATTR_ERROR_TYPE], "TypeError");
   });
 

@@ -55,10 +55,15 @@ describe("trace headers without a registered propagator", () => {
   });
 
   test("without an SDK inSpan still runs fn, with a non-recording span continuing the explicit parent", async () => {
-    const out = await inSpan("merge", {}, async (span) => {
-      assert.equal(span.isRecording(), false);
-      return injectTraceHeaders({}, trace.setSpan(ROOT_CONTEXT, span));
-    }, { parent: remote });
+    const out = await inSpan(
+      "merge",
+      {},
+      async (span) => {
+        assert.equal(span.isRecording(), false);
+        return injectTraceHeaders({}, trace.setSpan(ROOT_CONTEXT, span));
+      },
+      { parent: remote },
+    );
     assert.equal(out.traceparent, `00-${TRACE_ID}-${SPAN_ID}-01`);
   });
 });

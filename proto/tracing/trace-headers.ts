@@ -7,16 +7,7 @@
  * crosses processes. Without any SDK the API has no context manager either: spans are no-ops and
  * nothing is injected unless a context is passed explicitly.
  */
-import {
-  context,
-  createTraceState,
-  isSpanContextValid,
-  propagation,
-  trace,
-  type Context,
-  type TextMapGetter,
-  type TextMapSetter,
-} from "@opentelemetry/api";
+import { context, createTraceState, isSpanContextValid, propagation, trace, type Context, type TextMapGetter, type TextMapSetter } from "@opentelemetry/api";
 import { headers as H } from "../subjects.js";
 
 type Headers = Record<string, string>;

@@ -26,7 +26,10 @@ function hashes(dir) {
     const header = JSON.parse(raw.subarray(8, 8 + n).toString("utf8"));
     for (const [name, e] of Object.entries(header)) {
       if (name === "__metadata__") continue;
-      out[name] = `${e.dtype}:${createHash("sha256").update(raw.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1])).digest("hex").slice(0, 16)}`;
+      out[name] = `${e.dtype}:${createHash("sha256")
+        .update(raw.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1]))
+        .digest("hex")
+        .slice(0, 16)}`;
     }
   }
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
@@ -50,7 +53,9 @@ for (const e of corpusEntries()) {
   }
   const out = join(dir, `${e.file}.out`);
   const t0 = Date.now();
-  const r = spawnSync("python3", [ORACLE, cfg, out, "--threads", "1", "--no-write-model-card", "--quiet", "--lora-merge-cache", join(dir, "lora-cache")], { encoding: "utf8" });
+  const r = spawnSync("python3", [ORACLE, cfg, out, "--threads", "1", "--no-write-model-card", "--quiet", "--lora-merge-cache", join(dir, "lora-cache")], {
+    encoding: "utf8",
+  });
   if (r.status !== 0) {
     console.error(`${e.file}: mergekit failed (exit ${r.status}): ${r.stderr.trim().split("\n").pop()}`);
     continue;

@@ -27,7 +27,11 @@ export function scanActions(file: TemplateFile, problems: string[]): string[] {
       problems.push(`${file.name}:${lineOf(file.text, open)}: '{{' is not closed before the next action`);
       if (close === -1) break;
     }
-    const body = file.text.slice(open + 2, close).replace(/^-\s*/, "").replace(/\s*-$/, "").trim();
+    const body = file.text
+      .slice(open + 2, close)
+      .replace(/^-\s*/, "")
+      .replace(/\s*-$/, "")
+      .trim();
     if (!body.startsWith("/*")) actions.push(body);
     i = close + 2;
   }

@@ -168,7 +168,13 @@ describe("worker-side scorers in the chart", () => {
     const scorers = (fullValues.worker as { scorers: Record<string, unknown> }).scorers;
     // the ConfigMap's data is `dict "scorers" .Values.worker.scorers | toYaml`
     const parsed = parseScorersDocument(stringify({ scorers }), "scorers.yaml");
-    assert.deepEqual(parsed.map((x) => [x.name, x.timeoutMs]), [["lm-eval", 3600_000], ["gsm8k", 3600_000]]);
+    assert.deepEqual(
+      parsed.map((x) => [x.name, x.timeoutMs]),
+      [
+        ["lm-eval", 3600_000],
+        ["gsm8k", 3600_000],
+      ],
+    );
     const cm = readFileSync(join(chartDir, "templates", "worker-scorers-configmap.yaml"), "utf8");
     assert.match(cm, /dict "scorers" \.Values\.worker\.scorers \| toYaml/);
     const dep = readFileSync(join(chartDir, "templates", "worker-deployment.yaml"), "utf8");
@@ -216,10 +222,19 @@ describe("Dockerfile", () => {
   });
 
   test("the build stage compiles the WebAssembly kernels and the runtime gets them with each package's dist/", () => {
-    assert.ok(instructions.some((l) => /^RUN .*npm run build:kernels/.test(l)), "no RUN npm run build:kernels: the image would lack engine/dist/kernels/kernels.wasm");
+    assert.ok(
+      instructions.some((l) => /^RUN .*npm run build:kernels/.test(l)),
+      "no RUN npm run build:kernels: the image would lack engine/dist/kernels/kernels.wasm",
+    );
     for (const pkg of ["proto", "transport", "engine", "worker", "coordinator"]) {
-      assert.ok(instructions.some((l) => new RegExp(`^COPY --from=build .*/src/${pkg}/dist ${pkg}/dist$`).test(l)), `the runtime stage does not copy ${pkg}/dist/ from the build stage`);
-      assert.ok(instructions.some((l) => new RegExp(`^COPY .*${pkg}/package\\.json ${pkg}/package\\.json$`).test(l)), `the runtime stage lacks ${pkg}/package.json (its exports resolve imports)`);
+      assert.ok(
+        instructions.some((l) => new RegExp(`^COPY --from=build .*/src/${pkg}/dist ${pkg}/dist$`).test(l)),
+        `the runtime stage does not copy ${pkg}/dist/ from the build stage`,
+      );
+      assert.ok(
+        instructions.some((l) => new RegExp(`^COPY .*${pkg}/package\\.json ${pkg}/package\\.json$`).test(l)),
+        `the runtime stage lacks ${pkg}/package.json (its exports resolve imports)`,
+      );
     }
   });
 
@@ -229,7 +244,9 @@ describe("Dockerfile", () => {
   });
 
   test(".dockerignore keeps node_modules, dist, .git and secrets out of the build context", () => {
-    const ignore = readFileSync(join(root, ".dockerignore"), "utf8").split("\n").map((l) => l.trim());
+    const ignore = readFileSync(join(root, ".dockerignore"), "utf8")
+      .split("\n")
+      .map((l) => l.trim());
     for (const p of ["**/node_modules", "**/dist", ".git", "**/*.creds"]) assert.ok(ignore.includes(p), `${p} not ignored`);
     assert.ok(ignore.includes("!test/package.json"), "npm ci needs every workspace's package.json");
   });

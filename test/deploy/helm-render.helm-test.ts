@@ -245,7 +245,10 @@ describe("helm template with ci/full-values.yaml", () => {
     assert.equal(argAfter(c, "--concurrency"), "2");
     assert.equal(argAfter(c, "--threads"), "16");
     assert.equal(argAfter(c, "--http-port"), "9500");
-    assert.deepEqual((c.args as string[]).filter((_, i) => c.args[i - 1] === "--storage-root"), ["/models", "/scratch"]);
+    assert.deepEqual(
+      (c.args as string[]).filter((_, i) => c.args[i - 1] === "--storage-root"),
+      ["/models", "/scratch"],
+    );
     assert.equal(podSpec(worker).terminationGracePeriodSeconds, 900);
     assert.equal(c.image, "registry.example.com/ml/mergeloom:0.1.0-cuda");
   });
@@ -299,7 +302,14 @@ describe("helm template rejects bad values", () => {
   });
 
   test("evolve with resume renders `mergeloom evolve ... --resume`", () => {
-    const objs = render(chartWithoutNats(), ["--set", "nats.enabled=false", "--set", "natsConnection.url=nats://n:4222", "--set", "coordinator.command=evolve"]);
+    const objs = render(chartWithoutNats(), [
+      "--set",
+      "nats.enabled=false",
+      "--set",
+      "natsConnection.url=nats://n:4222",
+      "--set",
+      "coordinator.command=evolve",
+    ]);
     const c = container(one(objs, "Job", "-evolve"));
     assert.equal(c.args[0], "evolve");
     assert.ok(c.args.includes("--resume"));

@@ -57,7 +57,10 @@ describe("abort listeners do not pile up on the merge's signal", () => {
       const b = await writeFakeCheckpoint(join(dir, `b${threads}`), qwen2Tensors(), { seed: 2, numLayers: LAYERS });
       const base = await writeFakeCheckpoint(join(dir, `base${threads}`), qwen2Tensors(), { seed: 3, numLayers: LAYERS });
       const cfg = join(dir, `cfg${threads}.yml`);
-      await writeFile(cfg, `merge_method: ties\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: { weight: 1, density: 0.5 }\n  - model: ${b}\n    parameters: { weight: 1, density: 0.5 }\n`);
+      await writeFile(
+        cfg,
+        `merge_method: ties\nbase_model: ${base}\nmodels:\n  - model: ${a}\n    parameters: { weight: 1, density: 0.5 }\n  - model: ${b}\n    parameters: { weight: 1, density: 0.5 }\n`,
+      );
       const r = await runCli(["merge", cfg, "-o", join(dir, `out${threads}`), "--threads", threads, "--json"]);
       assert.equal(r.code, 0, r.stderr);
       assert.doesNotMatch(r.stderr, /MaxListenersExceeded|memory leak/, r.stderr);

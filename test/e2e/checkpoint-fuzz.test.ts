@@ -70,7 +70,10 @@ function mutate(clean: Buffer, dataStart: number, r: () => number): Mutation {
   const name = names[at(0, names.length)];
   const pos = at(0, name.length);
   const renamed = name.slice(0, pos) + (name[pos] === "x" ? "y" : "x") + name.slice(pos + 1);
-  const json = clean.subarray(8, 8 + n).toString("utf8").replace(`"${name}"`, `"${renamed}"`);
+  const json = clean
+    .subarray(8, 8 + n)
+    .toString("utf8")
+    .replace(`"${name}"`, `"${renamed}"`);
   return { kind: "rename", bytes: Buffer.concat([clean.subarray(0, 8), Buffer.from(json, "utf8"), clean.subarray(8 + n)]), dataOnly: false };
 }
 

@@ -100,7 +100,10 @@ async function checkShards(out: string): Promise<string[]> {
     for (const t of h.tensors.values()) payload += t.byteLength;
   }
   if (files.includes("model.safetensors.index.json")) {
-    const index = JSON.parse(await readFile(join(out, "model.safetensors.index.json"), "utf8")) as { metadata: { total_size: number }; weight_map: Record<string, string> };
+    const index = JSON.parse(await readFile(join(out, "model.safetensors.index.json"), "utf8")) as {
+      metadata: { total_size: number };
+      weight_map: Record<string, string>;
+    };
     assert.equal(index.metadata.total_size, payload, "index total_size is the tensor payload");
     assert.deepEqual(Object.keys(index.weight_map).sort(), [...names].sort(), "index lists exactly the tensors in the shards");
     for (const [name, f] of Object.entries(index.weight_map)) assert.ok(byFile.get(f)?.includes(name), `${name} is not in ${f}`);
@@ -120,7 +123,10 @@ describe("the corpus of real mergekit configs", () => {
     }
     const archs = new Set(manifest.configs.map((e) => e.arch));
     for (const a of ["llama", "mistral", "qwen2", "gemma2"]) assert.ok(archs.has(a as StandInArch), `no ${a} config`);
-    assert.ok(Object.values(standins).some((s) => s.layers >= 80), "a sharded 80-layer stand-in");
+    assert.ok(
+      Object.values(standins).some((s) => s.layers >= 80),
+      "a sharded 80-layer stand-in",
+    );
   });
 
   test("the Phi-3 stand-in (fused qkv_proj and gate_up_proj) merges like the others", async () => {
@@ -129,7 +135,11 @@ describe("the corpus of real mergekit configs", () => {
     await writeStandIn(a, { arch: "phi3", layers: 4 }, 1001);
     await writeStandIn(b, { arch: "phi3", layers: 4 }, 1002);
     const out = join(dir, "phi3-out");
-    const cfg = parseMergeConfig(`models:\n  - model: ${a}\n  - model: ${b}\nmerge_method: slerp\nbase_model: ${a}\nparameters: {t: 0.5}\ndtype: bfloat16\n`, "phi3.yml", createDefaultRegistry());
+    const cfg = parseMergeConfig(
+      `models:\n  - model: ${a}\n  - model: ${b}\nmerge_method: slerp\nbase_model: ${a}\nparameters: {t: 0.5}\ndtype: bfloat16\n`,
+      "phi3.yml",
+      createDefaultRegistry(),
+    );
     const dispatcher = new LocalDispatcher({ threads: 0 });
     await runMergeJob(cfg, dispatcher, { out, seed: 0, maxShardBytes: 5e9 }).finally(() => dispatcher.close());
     assert.deepEqual((await checkShards(out)).sort(), standInTensorNames("phi3", 4).sort());
@@ -157,7 +167,11 @@ describe("the corpus of real mergekit configs", () => {
         await dispatcher.close();
       }
       if (merged.error) assert.fail(`${e.file}: ${merged.error.message}`);
-      for (const w of e.warns ?? []) assert.ok(warnings.some((x) => x.includes(w)), `expected a warning with "${w}", got:\n${warnings.join("\n")}`);
+      for (const w of e.warns ?? [])
+        assert.ok(
+          warnings.some((x) => x.includes(w)),
+          `expected a warning with "${w}", got:\n${warnings.join("\n")}`,
+        );
       const layers = expectedLayers(text, e);
       const names = await checkShards(out);
       assert.deepEqual([...names].sort(), standInTensorNames(e.arch, layers).sort(), "the tensor set of the architecture at the new depth");

@@ -52,7 +52,11 @@ async function stopAll(ps: Proc[]): Promise<void> {
 const startedLines = (p: Proc, taskId: string) => (p.err.match(new RegExp(`task ${taskId} of job \\S+ started`, "g")) ?? []).length;
 
 describe("distributed merges over NATS JetStream", () => {
-  for (const [method, n] of [["ties", 1], ["ties", 2], ["dare_ties", 4]] as const) {
+  for (const [method, n] of [
+    ["ties", 1],
+    ["ties", 2],
+    ["dare_ties", 4],
+  ] as const) {
     test(`${n} worker process${n > 1 ? "es" : ""} produce the embedded mode's output bit for bit (${method}, seed 42)`, async () => {
       const cfg = await writeConfig(`${method}-${n}`, configYaml(method));
       const ref = await embedded(cfg, `${method}-${n}`);
@@ -64,7 +68,12 @@ describe("distributed merges over NATS JetStream", () => {
       const c = track(startCoordinator(server.url, prefix, cfg, out, ["--random-seed", "42"]));
       assert.equal(await c.exited, 0, c.err);
       assert.ok((await shardBytes(out)).equals(ref), "distributed output differs from embedded output");
-      const byWorker = new Set(c.events().filter((e) => e.type === "task").map((e) => e.worker));
+      const byWorker = new Set(
+        c
+          .events()
+          .filter((e) => e.type === "task")
+          .map((e) => e.worker),
+      );
       if (n > 1) assert.ok(byWorker.size >= 2, `expected tasks spread over workers, got ${[...byWorker]}`);
       await stopAll(workers);
     });
@@ -96,7 +105,10 @@ describe("distributed merges over NATS JetStream", () => {
     const out = join(dir, "nats-kill-coord");
     const first = track(startCoordinator(server.url, prefix, cfg, out, ["--random-seed", "42"]));
     await first.waitFor(() => first.events().filter((e) => e.type === "task").length >= 2, 30_000, "two finished tasks");
-    const finishedBefore = first.events().filter((e) => e.type === "task").map((e) => String(e.taskId));
+    const finishedBefore = first
+      .events()
+      .filter((e) => e.type === "task")
+      .map((e) => String(e.taskId));
     await first.kill("SIGKILL");
     const second = track(startCoordinator(server.url, prefix, cfg, out, ["--random-seed", "42"]));
     assert.equal(await second.exited, 0, second.err);
@@ -178,12 +190,22 @@ describe("distributed merges over NATS JetStream", () => {
     const cfg = await writeConfig("traced", configYaml("ties"));
     const prefix = uniquePrefix();
     const traceFile = join(dir, "spans.jsonl");
-    const workers = [1, 2].map((i) => track(startWorker(server.url, { name: `tr${i}`, prefix, extra: [] , traceFile })));
+    const workers = [1, 2].map((i) => track(startWorker(server.url, { name: `tr${i}`, prefix, extra: [], traceFile })));
     const c = track(startCoordinator(server.url, prefix, cfg, join(dir, "nats-traced"), [], traceFile));
     assert.equal(await c.exited, 0, c.err);
     await stopAll(workers); // flushes the workers' span processors
-    type Span = { traceId: string; spanId: string; parentSpanId: string | null; name: string; attributes: Record<string, unknown>; resource: Record<string, unknown> };
-    const spans: Span[] = (await readFile(traceFile, "utf8")).trim().split("\n").map((l) => JSON.parse(l));
+    type Span = {
+      traceId: string;
+      spanId: string;
+      parentSpanId: string | null;
+      name: string;
+      attributes: Record<string, unknown>;
+      resource: Record<string, unknown>;
+    };
+    const spans: Span[] = (await readFile(traceFile, "utf8"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     const byId = new Map(spans.map((s) => [s.spanId, s]));
     const root = spans.filter((s) => s.name === "job merge");
     assert.equal(root.length, 1);
@@ -243,8 +265,14 @@ describe("distributed merges over NATS JetStream", () => {
     const jobs = await runCli(["jobs", "--nats", server.url, "--nats-prefix", prefix, "--json"]);
     assert.equal(jobs.code, 0, jobs.stderr);
     const listed = JSON.parse(jobs.stdout) as { jobs: { jobId: string; state: string }[]; workers: { name: string }[] };
-    assert.deepEqual(listed.jobs.map((j) => [j.jobId, j.state]), [[jobId, "running"]]);
-    assert.deepEqual(listed.workers.map((x) => x.name), ["slow"]);
+    assert.deepEqual(
+      listed.jobs.map((j) => [j.jobId, j.state]),
+      [[jobId, "running"]],
+    );
+    assert.deepEqual(
+      listed.workers.map((x) => x.name),
+      ["slow"],
+    );
     const cancel = await runCli(["cancel", jobId, "--nats", server.url, "--nats-prefix", prefix]);
     assert.equal(cancel.code, 0, cancel.stderr);
     assert.notEqual(await c.exited, 0);

@@ -23,7 +23,9 @@ describe("tokenizer merging and LoRA over NATS", () => {
     const adapter = await writeLoraAdapter(join(dir, "adapter"));
     // The adapter was made for arith-llama/base, whose tensors the union fixture's base keeps.
     const cfg = join(dir, "merge.yml");
-    await writeFile(cfg, `merge_method: ties
+    await writeFile(
+      cfg,
+      `merge_method: ties
 base_model: ${fx.base}
 models:
   - {model: ${fx.chat}, parameters: {weight: 0.6, density: 0.5}}
@@ -32,7 +34,8 @@ models:
 tokenizer: {source: union, pad_to_multiple_of: 8}
 dtype: float32
 out_dtype: bfloat16
-`);
+`,
+    );
     const ref = join(dir, "embedded");
     const r = await runCli(["merge", cfg, "-o", ref, "--random-seed", "3"]);
     assert.equal(r.code, 0, r.stderr);

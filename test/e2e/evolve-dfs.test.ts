@@ -34,7 +34,9 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "mergeloom-evolve-dfs-"));
   for (const t of TASKS) {
-    const lines = readFileSync(join(FIXTURES, "eval", `${t}.jsonl`), "utf8").split("\n").slice(0, 40);
+    const lines = readFileSync(join(FIXTURES, "eval", `${t}.jsonl`), "utf8")
+      .split("\n")
+      .slice(0, 40);
     await writeFile(join(dir, `${t}.jsonl`), lines.join("\n") + "\n");
   }
   await writeFile(
@@ -90,7 +92,19 @@ describe("mergeloom evolve with a dfs genome", () => {
     assert.equal(m.code, 0, m.stderr);
     assert.equal((JSON.parse(await readFile(join(model, "config.json"), "utf8")) as { num_hidden_layers: number }).num_hidden_layers, layers);
     const data = TASKS.map((t) => join(dir, `${t}.jsonl`)).join(",");
-    const e = await cli(["eval", model, "--onnx", join(out, "best.onnx"), "--data", data, "--vocab", join(FIXTURES, "base", "vocab.json"), "--device", "cpu", "--json"]);
+    const e = await cli([
+      "eval",
+      model,
+      "--onnx",
+      join(out, "best.onnx"),
+      "--data",
+      data,
+      "--vocab",
+      join(FIXTURES, "base", "vocab.json"),
+      "--device",
+      "cpu",
+      "--json",
+    ]);
     assert.equal(e.code, 0, e.stderr);
     const report = JSON.parse(e.stdout) as { tasks: { name: string; accuracy: number }[]; mean: number };
     for (const t of report.tasks) assert.equal(t.accuracy, state.best.scores[t.name], `task ${t.name}`);

@@ -32,7 +32,9 @@ before(async () => {
   server = await startNatsServer({ jetstream: true });
   dir = await mkdtemp(join(tmpdir(), "mergeloom-evolve-dist-"));
   for (const t of TASKS) {
-    const lines = readFileSync(join(FIXTURES, "eval", `${t}.jsonl`), "utf8").split("\n").slice(0, 40);
+    const lines = readFileSync(join(FIXTURES, "eval", `${t}.jsonl`), "utf8")
+      .split("\n")
+      .slice(0, 40);
     await writeFile(join(dir, `${t}.jsonl`), lines.join("\n") + "\n");
   }
   search = join(dir, "search.yml");
@@ -97,7 +99,10 @@ describe("evolve over NATS workers", () => {
     assertSameSearch(await outputs(out));
     const counts = ws.map((w) => (w.err.match(/ of search \S+ started/g) ?? []).length);
     assert.equal(counts[0] + counts[1], 24, ws.map((w) => w.err).join("\n"));
-    assert.ok(counts.every((n) => n > 0), `both workers must evaluate candidates (${counts.join(", ")})`);
+    assert.ok(
+      counts.every((n) => n > 0),
+      `both workers must evaluate candidates (${counts.join(", ")})`,
+    );
     await Promise.all(ws.map((w) => w.kill("SIGTERM")));
   });
 

@@ -19,7 +19,9 @@ const TASKS = ["add", "sub"];
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "mergeloom-evolve-hybrid-"));
   for (const t of TASKS) {
-    const lines = readFileSync(join(FIXTURES, "eval", `${t}.jsonl`), "utf8").split("\n").slice(0, 30);
+    const lines = readFileSync(join(FIXTURES, "eval", `${t}.jsonl`), "utf8")
+      .split("\n")
+      .slice(0, 30);
     await writeFile(join(dir, `${t}.jsonl`), lines.join("\n") + "\n");
   }
   await writeFile(

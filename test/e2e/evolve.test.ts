@@ -63,7 +63,9 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), "mergeloom-evolve-e2e-"));
   // 60 examples per task keep each evaluation short; the same files score the merged model.
   for (const t of TASKS) {
-    const lines = readFileSync(join(FIXTURES, "eval", `${t}.jsonl`), "utf8").split("\n").slice(0, 60);
+    const lines = readFileSync(join(FIXTURES, "eval", `${t}.jsonl`), "utf8")
+      .split("\n")
+      .slice(0, 60);
     await writeFile(join(dir, `${t}.jsonl`), lines.join("\n") + "\n");
   }
   await writeFile(join(dir, "search.yml"), searchYaml(18));
@@ -101,7 +103,17 @@ describe("mergeloom evolve", () => {
     const model = join(dir, "best-model");
     const m = await cli(["merge", join(out, "best.yml"), "-o", model, "--threads", "0"]);
     assert.equal(m.code, 0, m.stderr);
-    const e = await cli(["eval", model, "--onnx", join(FIXTURES, "eval", "model.onnx"), "--data", TASKS.map((t) => join(dir, `${t}.jsonl`)).join(","), "--device", "cpu", "--json"]);
+    const e = await cli([
+      "eval",
+      model,
+      "--onnx",
+      join(FIXTURES, "eval", "model.onnx"),
+      "--data",
+      TASKS.map((t) => join(dir, `${t}.jsonl`)).join(","),
+      "--device",
+      "cpu",
+      "--json",
+    ]);
     assert.equal(e.code, 0, e.stderr);
     const report = JSON.parse(e.stdout) as { tasks: { name: string; accuracy: number }[]; mean: number };
     for (const t of report.tasks) assert.equal(t.accuracy, uninterrupted.best.scores[t.name], `task ${t.name}`);

@@ -16,7 +16,6 @@ import { loadWeightsF32 } from "@mergeloom/engine/eval";
 import type { WeightMap } from "@mergeloom/engine/eval";
 import { REPO_ROOT } from "../harness/repo-root.js";
 
-
 const root = REPO_ROOT;
 const refDir = join(root, "test", "reference");
 const MERGES = ["linear", "task_arithmetic", "ties", "slerp", "model_stock", "passthrough"] as const;

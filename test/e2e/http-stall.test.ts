@@ -74,10 +74,22 @@ describe("reading http inputs from a misbehaving server", () => {
   });
 
   test("retry delays use full jitter: uniform in [0, base·2^i], capped at 30 s", () => {
-    assert.equal(backoffDelayMs(0, 200, () => 0), 0);
-    assert.equal(backoffDelayMs(0, 200, () => 0.5), 100);
-    assert.equal(backoffDelayMs(3, 200, () => 1), 1600);
-    assert.equal(backoffDelayMs(20, 200, () => 1), 30_000);
+    assert.equal(
+      backoffDelayMs(0, 200, () => 0),
+      0,
+    );
+    assert.equal(
+      backoffDelayMs(0, 200, () => 0.5),
+      100,
+    );
+    assert.equal(
+      backoffDelayMs(3, 200, () => 1),
+      1600,
+    );
+    assert.equal(
+      backoffDelayMs(20, 200, () => 1),
+      30_000,
+    );
   });
 
   test("mergeloom plan with --http-timeout 1 --http-retries 1 on a dripping server fails in seconds with one line naming URL and range", async () => {
@@ -92,7 +104,10 @@ describe("reading http inputs from a misbehaving server", () => {
       assert.equal(r.code, 1, r.stderr);
       const lines = r.stderr.trim().split("\n");
       assert.equal(lines.length, 1, r.stderr);
-      assert.match(lines[0], new RegExp(`^mergeloom: read ${server.url}/m/\\S+ (bytes \\d+-\\d+|whole file): failed after 2 attempts \\(--http-retries 1\\): stalled`));
+      assert.match(
+        lines[0],
+        new RegExp(`^mergeloom: read ${server.url}/m/\\S+ (bytes \\d+-\\d+|whole file): failed after 2 attempts \\(--http-retries 1\\): stalled`),
+      );
       assert.ok(secs < 20, `took ${secs} s (it was 244–258 s before the read timeout existed)`);
     } finally {
       await server.close();

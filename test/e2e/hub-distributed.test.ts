@@ -30,7 +30,13 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), "mergeloom-hubdist-"));
   for (const m of ["base", "expert-add", "expert-sub"]) await hub.addCommit(`arith/${m}`, join(FIXTURES, m));
   // Worker and coordinator processes inherit these: the Hub is the only place the models are.
-  Object.assign(process.env, { HF_ENDPOINT: hub.url, HF_HUB_CACHE: join(dir, "empty-cache"), HF_TOKEN: "", MERGELOOM_HUB_RETRY_DELAY_MS: "5", MERGELOOM_RANGE_CACHE_DIR: join(dir, "ranges") });
+  Object.assign(process.env, {
+    HF_ENDPOINT: hub.url,
+    HF_HUB_CACHE: join(dir, "empty-cache"),
+    HF_TOKEN: "",
+    MERGELOOM_HUB_RETRY_DELAY_MS: "5",
+    MERGELOOM_RANGE_CACHE_DIR: join(dir, "ranges"),
+  });
 });
 after(async () => {
   process.env = saved;
@@ -50,17 +56,29 @@ async function shards(out: string): Promise<Buffer> {
 
 test("two jailed workers read their tasks' Hub ranges themselves; output via the object store equals the local merge", async () => {
   const local = join(dir, "local.yml");
-  await writeFile(local, yaml((n) => join(FIXTURES, n)));
+  await writeFile(
+    local,
+    yaml((n) => join(FIXTURES, n)),
+  );
   const lr = await runCli(["merge", local, "-o", join(dir, "local-out"), "--random-seed", "42"]);
   assert.equal(lr.code, 0, lr.stderr);
   const remote = join(dir, "hub.yml");
-  await writeFile(remote, yaml((n) => `arith/${n}`));
+  await writeFile(
+    remote,
+    yaml((n) => `arith/${n}`),
+  );
   const plan = JSON.parse((await runCli(["plan", remote, "--json"])).stdout) as { bytesToRead: number };
 
   const prefix = uniquePrefix();
   const jail = await mkdtemp(join(tmpdir(), "mergeloom-nofs-"));
   const rangeCache = join(dir, "range-cache");
-  const workers = [1, 2].map((i) => startWorker(server.url, { name: `hub${i}`, prefix, extra: ["--storage-root", jail, ...(i === 1 ? ["--cache-dir", rangeCache, "--cache-size", "64MB"] : [])] }));
+  const workers = [1, 2].map((i) =>
+    startWorker(server.url, {
+      name: `hub${i}`,
+      prefix,
+      extra: ["--storage-root", jail, ...(i === 1 ? ["--cache-dir", rangeCache, "--cache-size", "64MB"] : [])],
+    }),
+  );
   procs.push(...workers);
   hub.resetCounters();
   const c = startCoordinator(server.url, prefix, remote, join(dir, "hub-out"), ["--random-seed", "42", "--output-via", "object"]);
@@ -72,10 +90,19 @@ test("two jailed workers read their tasks' Hub ranges themselves; output via the
   const byWorker = new Map<string, number>();
   for (const e of c.events()) if (e.type === "task") byWorker.set(String(e.worker), (byWorker.get(String(e.worker)) ?? 0) + 1);
   assert.equal(byWorker.size, 2, `both workers took tasks: ${JSON.stringify([...byWorker])}`);
-  const last = c.events().filter((e) => e.type === "task").at(-1)!;
+  const last = c
+    .events()
+    .filter((e) => e.type === "task")
+    .at(-1)!;
   // Task events report the network bytes: the tensor bytes, plus each shard's safetensors header
   // once per worker (the Hub source reads ahead within tensors, so it learns where they lie).
-  const shardFiles = (await Promise.all(["base", "expert-add", "expert-sub"].map(async (m) => (await readdir(join(FIXTURES, m))).filter((f) => f.endsWith(".safetensors")).map((f) => join(FIXTURES, m, f))))).flat();
+  const shardFiles = (
+    await Promise.all(
+      ["base", "expert-add", "expert-sub"].map(async (m) =>
+        (await readdir(join(FIXTURES, m))).filter((f) => f.endsWith(".safetensors")).map((f) => join(FIXTURES, m, f)),
+      ),
+    )
+  ).flat();
   const headers = await Promise.all(shardFiles.map(async (f) => 8 + Number((await readFile(f)).readBigUInt64LE(0))));
   const extra = Number(last.networkBytes) - plan.bytesToRead;
   assert.ok(extra >= 0 && extra <= 2 * headers.reduce((a, b) => a + b, 0), `network bytes ${String(last.networkBytes)} vs tensor bytes ${plan.bytesToRead}`);
@@ -104,7 +131,10 @@ test("a Hub LoRA adapter (model+org/adapter) merges on a worker that cannot see 
   const c = startCoordinator(server.url, prefix, await cfg("lora-hub", "arith/base+arith/lora"), join(dir, "lora-hub-out"), ["--output-via", "object"]);
   procs.push(c);
   assert.equal(await c.exited, 0, c.err);
-  assert.ok((await shards(join(dir, "lora-hub-out"))).equals(await shards(join(dir, "lora-local-out"))), "the Hub adapter merged on the worker differs from the local adapter's merge");
+  assert.ok(
+    (await shards(join(dir, "lora-hub-out"))).equals(await shards(join(dir, "lora-local-out"))),
+    "the Hub adapter merged on the worker differs from the local adapter's merge",
+  );
   await w.kill("SIGTERM");
   await rm(jail, { recursive: true, force: true });
 });

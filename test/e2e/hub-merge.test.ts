@@ -44,7 +44,15 @@ let runs = 0;
 /** A fresh range cache per run, so every run's tensor reads cross the network (and meet its faults). */
 function env(extra: Record<string, string> = {}): Record<string, string> {
   const ranges = join(dir, `ranges-${runs++}`);
-  return { HF_ENDPOINT: hub.url, HF_HUB_CACHE: join(dir, "cache-default"), HF_TOKEN: "", HF_HOME: join(dir, "hf-home"), MERGELOOM_HUB_RETRY_DELAY_MS: "5", MERGELOOM_RANGE_CACHE_DIR: ranges, ...extra };
+  return {
+    HF_ENDPOINT: hub.url,
+    HF_HUB_CACHE: join(dir, "cache-default"),
+    HF_TOKEN: "",
+    HF_HOME: join(dir, "hf-home"),
+    MERGELOOM_HUB_RETRY_DELAY_MS: "5",
+    MERGELOOM_RANGE_CACHE_DIR: ranges,
+    ...extra,
+  };
 }
 
 async function config(name: string, refs: { base: string; add: string; sub: string }): Promise<string> {
@@ -68,7 +76,6 @@ async function tensorsOf(out: string): Promise<Buffer> {
   const files = (await readdir(join(dir, out))).filter((f) => f.endsWith(".safetensors")).sort();
   return Buffer.concat(await Promise.all(files.map((f) => readFile(join(dir, out, f)))));
 }
-
 
 /** The token must never be printed, whatever happened. */
 function assertNoToken(...rs: CliResult[]): void {
@@ -128,7 +135,10 @@ describe("Hub references", () => {
     const cfg = await config("moving", { ...HUB, add: "arith/moving" });
     const { Proc } = await import("../harness/cluster.js");
     // Every task waits 300 ms, so the branch moves after planning and before most reads.
-    const c = new Proc(["merge", cfg, "-o", join(dir, "moving"), "--threads", "1", "--json", "--task-size", "1"], { ...env(), MERGELOOM_FAULT_TASK_DELAY_MS: "300" });
+    const c = new Proc(["merge", cfg, "-o", join(dir, "moving"), "--threads", "1", "--json", "--task-size", "1"], {
+      ...env(),
+      MERGELOOM_FAULT_TASK_DELAY_MS: "300",
+    });
     await c.waitFor((s) => s.includes('"type":"plan"'), 30_000, "the plan event");
     hub.setRef("arith/moving", "main", other);
     assert.equal(await c.exited, 0, c.err);
@@ -155,7 +165,6 @@ describe("Hub references", () => {
   });
 });
 
-
 describe("the Hugging Face cache", () => {
   let cache: string;
   let own: TestHub;
@@ -175,7 +184,13 @@ describe("the Hugging Face cache", () => {
     assert.equal(d.code, 0, d.stderr);
     const again = await runCli(["download", cfg, "--json"], { env: cenv() });
     assert.equal(again.code, 0, again.stderr);
-    assert.ok(again.stdout.split("\n").filter(Boolean).every((l) => JSON.parse(l).networkBytes === 0), "a second download fetches nothing");
+    assert.ok(
+      again.stdout
+        .split("\n")
+        .filter(Boolean)
+        .every((l) => JSON.parse(l).networkBytes === 0),
+      "a second download fetches nothing",
+    );
     await own.close();
     const r = await merge(cfg, "cached", cenv());
     assert.equal(r.code, 0, r.stderr);
@@ -221,7 +236,12 @@ describe("the Hugging Face cache", () => {
       "s = snapshot_download('arith/expert-sub', cache_dir=sys.argv[1])",
       "print(json.dumps({'repos': sorted(repos), 'file': p, 'snapshot': s, 'refs': sorted(next(iter(sub.revisions)).refs)}))",
     ].join("\n");
-    const out = JSON.parse(execFileSync(py, ["-c", script, cache], { encoding: "utf8", env: { ...process.env, HF_HUB_DISABLE_TELEMETRY: "1" } })) as { repos: string[]; file: string; snapshot: string; refs: string[] };
+    const out = JSON.parse(execFileSync(py, ["-c", script, cache], { encoding: "utf8", env: { ...process.env, HF_HUB_DISABLE_TELEMETRY: "1" } })) as {
+      repos: string[];
+      file: string;
+      snapshot: string;
+      refs: string[];
+    };
     assert.deepEqual(out.repos, ["arith/base", "arith/expert-add", "arith/expert-sub"]);
     assert.deepEqual(out.refs, ["main"]);
     assert.equal(resolve(dirname(out.file)), resolve(out.snapshot));
@@ -239,7 +259,10 @@ describe("the Hugging Face cache", () => {
     assert.ok(!existsSync(join(dir, "off-missing")));
     const none = await merge(await config("off-none", HUB), "off-none", { ...cenv(), HF_HUB_CACHE: join(dir, "empty-cache"), HF_HUB_OFFLINE: "1" });
     assert.notEqual(none.code, 0);
-    assert.match(none.stderr.trim(), /^mergeloom: .*arith\/(base|expert-add|expert-sub)@main.*HF_HUB_OFFLINE is set and the Hugging Face cache .* has no revision 'main'/);
+    assert.match(
+      none.stderr.trim(),
+      /^mergeloom: .*arith\/(base|expert-add|expert-sub)@main.*HF_HUB_OFFLINE is set and the Hugging Face cache .* has no revision 'main'/,
+    );
   });
 });
 
@@ -251,7 +274,10 @@ describe("Hub errors and faults", () => {
     assert.match(none.stderr.trim(), /^mergeloom: read hub gated\/base@main: the Hub answered 401 Unauthorized: .*set HF_TOKEN/);
     const wrong = await merge(cfg, "gated-wrong", env({ HF_TOKEN: "hf_wrong" }));
     assert.notEqual(wrong.code, 0);
-    assert.match(wrong.stderr.trim(), /^mergeloom: read hub gated\/base@main: the Hub answered 403 Forbidden: .*accept its license at http:\/\/127\.0\.0\.1:\d+\/gated\/base/);
+    assert.match(
+      wrong.stderr.trim(),
+      /^mergeloom: read hub gated\/base@main: the Hub answered 403 Forbidden: .*accept its license at http:\/\/127\.0\.0\.1:\d+\/gated\/base/,
+    );
     const tokenFile = join(dir, "token");
     await writeFile(tokenFile, `${TOKEN}\n`);
     hub.resetCounters();
@@ -264,9 +290,15 @@ describe("Hub errors and faults", () => {
 
   test("404s name the repository, the revision or the file", async () => {
     const repo = await merge(await config("nf-repo", { ...HUB, add: "arith/no-such-model" }), "nf-repo");
-    assert.match(repo.stderr.trim(), /^mergeloom: read checkpoint hub arith\/no-such-model@main: the Hub answered 404: repository arith\/no-such-model does not exist/);
+    assert.match(
+      repo.stderr.trim(),
+      /^mergeloom: read checkpoint hub arith\/no-such-model@main: the Hub answered 404: repository arith\/no-such-model does not exist/,
+    );
     const rev = await merge(await config("nf-rev", { ...HUB, add: "arith/expert-add@nope" }), "nf-rev");
-    assert.match(rev.stderr.trim(), /^mergeloom: read checkpoint hub arith\/expert-add@nope: the Hub answered 404: revision 'nope' does not exist in arith\/expert-add/);
+    assert.match(
+      rev.stderr.trim(),
+      /^mergeloom: read checkpoint hub arith\/expert-add@nope: the Hub answered 404: revision 'nope' does not exist in arith\/expert-add/,
+    );
     const broken = join(dir, "broken-repo");
     await (await import("node:fs/promises")).cp(F("expert-sub"), broken, { recursive: true });
     await unlink(join(broken, "model-00002-of-00002.safetensors"));
@@ -296,7 +328,10 @@ describe("Hub errors and faults", () => {
     try {
       const r = await merge(await config("failing-api", HUB), "failing-api", env(), ["--http-retries", "2"]);
       assert.notEqual(r.code, 0);
-      assert.match(r.stderr.trim(), /^mergeloom: read http:\/\/127\.0\.0\.1:\d+\/api\/models\/arith\/expert-add\/revision\/main\?blobs=true: failed after 3 attempts \(--http-retries 2\): read hub arith\/expert-add@main: the Hub answered 503$/);
+      assert.match(
+        r.stderr.trim(),
+        /^mergeloom: read http:\/\/127\.0\.0\.1:\d+\/api\/models\/arith\/expert-add\/revision\/main\?blobs=true: failed after 3 attempts \(--http-retries 2\): read hub arith\/expert-add@main: the Hub answered 503$/,
+      );
       assert.equal(hub.hits.get("GET /api/models/arith/expert-add/revision/main"), 3, "1 attempt + 2 retries");
     } finally {
       hub.faults.failPaths = [];
@@ -306,7 +341,9 @@ describe("Hub errors and faults", () => {
   test("tensor range reads in the merge threads honour --http-retries too", async () => {
     // Pin first (plan succeeds), then make the storage host fail every read of one model's shard.
     const sha = await hub.addCommit("arith/flaky-store", F("expert-sub"));
-    const info = (await (await fetch(`${hub.url}/api/models/arith/flaky-store/revision/${sha}?blobs=true`)).json()) as { siblings: Array<{ rfilename: string; lfs?: { sha256: string } }> };
+    const info = (await (await fetch(`${hub.url}/api/models/arith/flaky-store/revision/${sha}?blobs=true`)).json()) as {
+      siblings: Array<{ rfilename: string; lfs?: { sha256: string } }>;
+    };
     const shard = info.siblings.find((f) => f.lfs)!.lfs!.sha256;
     hub.faults.failPaths = [`/lfs/${shard}`];
     hub.resetCounters();
@@ -314,12 +351,14 @@ describe("Hub errors and faults", () => {
       const r = await merge(await config("failing-store", { ...HUB, sub: "arith/flaky-store" }), "failing-store", env(), ["--http-retries", "1"]);
       assert.notEqual(r.code, 0);
       const line = r.stderr.trim();
-      const m = /^mergeloom: (?:merge \S+: )?read (http:\/\/127\.0\.0\.1:\d+\/arith\/flaky-store\/resolve\/[0-9a-f]{40}\/\S+) bytes (\d+)-(\d+): failed after 2 attempts \(--http-retries 1\): .*503$/.exec(line);
+      const m =
+        /^mergeloom: (?:merge \S+: )?read (http:\/\/127\.0\.0\.1:\d+\/arith\/flaky-store\/resolve\/[0-9a-f]{40}\/\S+) bytes (\d+)-(\d+): failed after 2 attempts \(--http-retries 1\): .*503$/.exec(
+          line,
+        );
       assert.ok(m, `one line naming the URL and range, got: ${line}`);
       assert.equal(hub.hits.get(`GET /lfs/${shard} bytes=${m[2]}-${m[3]}`), 2, "the named range was tried 1 + 1 times");
     } finally {
       hub.faults.failPaths = [];
     }
   });
-
 });

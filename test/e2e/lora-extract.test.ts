@@ -37,11 +37,19 @@ describe("mergeloom lora extract", () => {
     assert.equal(cfg.r, 8);
     assert.equal(cfg.lora_alpha, 8);
     assert.deepEqual([...(cfg.modules_to_save as string[])].sort(), ["embed_tokens", "input_layernorm", "lm_head", "norm", "post_attention_layernorm"]);
-    const { stdout } = await run(python, [join(REPO_ROOT, "test", "reference", "check_extracted_lora.py"), join(FIXTURES, "base"), join(FIXTURES, "expert-add"), out, "8"], {
-      maxBuffer: 16 << 20,
-      env: { ...process.env, HF_HUB_OFFLINE: "1", TRANSFORMERS_VERBOSITY: "error" },
-    });
-    const py = JSON.parse(stdout.trim().split("\n").pop()!) as { peft_loaded: boolean; max_full_module_diff: number; tensors: Record<string, { optimal: number; peft: number }> };
+    const { stdout } = await run(
+      python,
+      [join(REPO_ROOT, "test", "reference", "check_extracted_lora.py"), join(FIXTURES, "base"), join(FIXTURES, "expert-add"), out, "8"],
+      {
+        maxBuffer: 16 << 20,
+        env: { ...process.env, HF_HUB_OFFLINE: "1", TRANSFORMERS_VERBOSITY: "error" },
+      },
+    );
+    const py = JSON.parse(stdout.trim().split("\n").pop()!) as {
+      peft_loaded: boolean;
+      max_full_module_diff: number;
+      tensors: Record<string, { optimal: number; peft: number }>;
+    };
     assert.equal(py.peft_loaded, true);
     assert.equal(py.max_full_module_diff, 0, "modules_to_save are the fine-tuned tensors");
     const lora = rep.tensors.filter((t) => t.kind === "lora");

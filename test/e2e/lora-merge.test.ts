@@ -40,7 +40,7 @@ async function mergeWith(name: string, adapter: LoraFixture): Promise<{ tensors:
   const out = join(dir, name);
   const r = await runCli(["merge", cfg, "-o", out]);
   assert.equal(r.code, 0, r.stderr);
-    const tensors = new Map<string, StoredTensor>();
+  const tensors = new Map<string, StoredTensor>();
   for (const file of await outputShardFiles(out)) for (const [k, v] of await readSafetensors(join(out, file))) tensors.set(k, v);
   return { tensors, stderr: r.stderr };
 }
@@ -64,7 +64,10 @@ describe("LoRA adapters (model+adapter)", () => {
       const P = "base_model.model.";
       const scaleOf = (alpha: number, r: number) => (rslora ? alpha / Math.sqrt(r) : alpha / r);
       for (let l = 0; l < 4; l++) {
-        for (const [proj, r, alpha] of [["q_proj", 4, l === 1 ? 16 : 8], ["v_proj", 2, 8]] as const) {
+        for (const [proj, r, alpha] of [
+          ["q_proj", 4, l === 1 ? 16 : 8],
+          ["v_proj", 2, 8],
+        ] as const) {
           const name = `model.layers.${l}.self_attn.${proj}.weight`;
           const w = base.get(name)!;
           const a = adapter.tensors.get(`${P}model.layers.${l}.self_attn.${proj}.lora_A.weight`)!;
@@ -76,11 +79,22 @@ describe("LoRA adapters (model+adapter)", () => {
       const ew = base.get(emb)!;
       assertClose(
         decode(tensors.get(emb)!),
-        expectedLora(ew, decode(ew), adapter.tensors.get(`${P}model.embed_tokens.lora_embedding_A`)!, adapter.tensors.get(`${P}model.embed_tokens.lora_embedding_B`)!, scaleOf(8, 4), true),
+        expectedLora(
+          ew,
+          decode(ew),
+          adapter.tensors.get(`${P}model.embed_tokens.lora_embedding_A`)!,
+          adapter.tensors.get(`${P}model.embed_tokens.lora_embedding_B`)!,
+          scaleOf(8, 4),
+          true,
+        ),
         decode(ew),
         emb,
       );
-      assert.deepEqual(decode(tensors.get("lm_head.weight")!), Float64Array.from(adapter.tensors.get(`${P}lm_head.weight`)!.values), "lm_head is the saved module");
+      assert.deepEqual(
+        decode(tensors.get("lm_head.weight")!),
+        Float64Array.from(adapter.tensors.get(`${P}lm_head.weight`)!.values),
+        "lm_head is the saved module",
+      );
       const o = "model.layers.0.self_attn.o_proj.weight";
       assert.deepEqual(decode(tensors.get(o)!), decode(base.get(o)!), "o_proj is outside target_modules and stays as stored");
       assert.match(stderr, /warning: adapter '.*': 'model\.layers\.0\.self_attn\.o_proj' is not in target_modules/);
@@ -90,11 +104,16 @@ describe("LoRA adapters (model+adapter)", () => {
   test("the long form {model: {path}, lora: {path}} is the same reference", async () => {
     const adapter = await writeLoraAdapter(join(dir, "adapter-long"));
     const cfg = join(dir, "long.yml");
-    await writeFile(cfg, `merge_method: passthrough\nmodels:\n  - model: {model: {path: ${join(FIXTURES, "base")}}, lora: {path: ${adapter.dir}}}\ndtype: float32\n`);
+    await writeFile(
+      cfg,
+      `merge_method: passthrough\nmodels:\n  - model: {model: {path: ${join(FIXTURES, "base")}}, lora: {path: ${adapter.dir}}}\ndtype: float32\n`,
+    );
     const r = await runCli(["merge", cfg, "-o", join(dir, "long")]);
     assert.equal(r.code, 0, r.stderr);
     const short = await mergeWith("short", adapter);
-    const long = await readSafetensors(join(dir, "long", "model-00001-of-00001.safetensors")).catch(async () => readSafetensors(join(dir, "long", "model.safetensors")));
+    const long = await readSafetensors(join(dir, "long", "model-00001-of-00001.safetensors")).catch(async () =>
+      readSafetensors(join(dir, "long", "model.safetensors")),
+    );
     const q = "model.layers.2.self_attn.q_proj.weight";
     assert.ok(long.get(q)!.bytes.equals(short.tensors.get(q)!.bytes));
   });

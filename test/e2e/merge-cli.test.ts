@@ -48,8 +48,14 @@ const METHOD_CONFIGS: Record<string, { yaml: string; layers: number }> = {
     yaml: `merge_method: task_arithmetic\nbase_model: ${F("base")}\nmodels:\n${modelsList("{ weight: 1.0 }")}\nparameters: { lambda: 0.5 }\ndtype: float32\nout_dtype: bfloat16\n`,
     layers: 4,
   },
-  ties: { yaml: `merge_method: ties\nbase_model: ${F("base")}\nmodels:\n${modelsList("{ weight: 1.0, density: 0.5 }")}\ndtype: float32\nout_dtype: bfloat16\n`, layers: 4 },
-  dare_ties: { yaml: `merge_method: dare_ties\nbase_model: ${F("base")}\nmodels:\n${modelsList("{ weight: 0.3, density: 0.7 }")}\ndtype: float32\nout_dtype: bfloat16\n`, layers: 4 },
+  ties: {
+    yaml: `merge_method: ties\nbase_model: ${F("base")}\nmodels:\n${modelsList("{ weight: 1.0, density: 0.5 }")}\ndtype: float32\nout_dtype: bfloat16\n`,
+    layers: 4,
+  },
+  dare_ties: {
+    yaml: `merge_method: dare_ties\nbase_model: ${F("base")}\nmodels:\n${modelsList("{ weight: 0.3, density: 0.7 }")}\ndtype: float32\nout_dtype: bfloat16\n`,
+    layers: 4,
+  },
   passthrough: {
     yaml: `merge_method: passthrough\nslices:\n  - sources:\n      - model: ${F("expert-add")}\n        layer_range: [0, 4]\n  - sources:\n      - model: ${F("expert-sub")}\n        layer_range: [2, 4]\ndtype: bfloat16\n`,
     layers: 6,
@@ -63,7 +69,10 @@ describe("merging the arith-llama experts from the command line", () => {
       const out = join(dir, `out-${method}`);
       const r = await runCli(["merge", cfg, "-o", out, "--random-seed", "7", "--json"]);
       assert.equal(r.code, 0, r.stderr);
-      const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+      const events = r.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
       assert.equal(events.at(-1).type, "done");
       const files = await readdir(out);
       for (const f of ["model.safetensors", "config.json", "README.md", "tokenizer_config.json", "vocab.json"]) assert.ok(files.includes(f), `${f} missing`);
@@ -114,7 +123,10 @@ describe("merging the arith-llama experts from the command line", () => {
     for (const f of shardFiles) assert.match(f, /^model-\d{5}-of-\d{5}\.safetensors$/);
     const a = await openCheckpoint(one);
     const b = await openCheckpoint(many);
-    assert.equal(index.metadata.total_size, [...b.tensors.values()].reduce((s, t) => s + t.byteLength, 0));
+    assert.equal(
+      index.metadata.total_size,
+      [...b.tensors.values()].reduce((s, t) => s + t.byteLength, 0),
+    );
     assert.deepEqual([...a.tensors.keys()].sort(), [...b.tensors.keys()].sort());
     const bytesOf = async (uri: string, off: number, len: number) => (await readFile(uri)).subarray(off, off + len);
     for (const [name, ta] of a.tensors) {
@@ -205,7 +217,9 @@ describe("bad inputs fail with one clear line and leave no output behind", () =>
   });
 
   test("with --strict, a misspelled parameter is an error suggesting the right name", async () => {
-    await expectFailure("param", `merge_method: linear\nmodels:\n  - model: ${F("base")}\n    parameters: { wieght: 1.0 }\n`, /wieght.*did you mean 'weight'/, ["--strict"]);
+    await expectFailure("param", `merge_method: linear\nmodels:\n  - model: ${F("base")}\n    parameters: { wieght: 1.0 }\n`, /wieght.*did you mean 'weight'/, [
+      "--strict",
+    ]);
   });
 
   test("a layer_range beyond the model names the field and the model's layer count", async () => {

@@ -78,7 +78,10 @@ describe("stale temporary outputs", () => {
     try {
       const liveTemp = join(dir, "out.mergeloom-tmp-live00");
       const remoteTemp = join(dir, "out.mergeloom-tmp-remote");
-      for (const [t, owner] of [[liveTemp, { pid: live.pid, host: hostname() }], [remoteTemp, { pid: proc.child.pid, host: "other-host" }]] as const) {
+      for (const [t, owner] of [
+        [liveTemp, { pid: live.pid, host: hostname() }],
+        [remoteTemp, { pid: proc.child.pid, host: "other-host" }],
+      ] as const) {
         await mkdir(t);
         await writeFile(join(t, ".mergeloom-output"), JSON.stringify({ tool: "mergeloom", jobId: "x", ...owner, createdAt: Date.now() }));
       }

@@ -58,7 +58,26 @@ const warnings = (stderr: string) => stderr.split("\n").filter((l) => l.startsWi
 describe("mergekit-yaml's command line", () => {
   test("`mergekit-yaml CONFIG OUT --cuda --lazy-unpickle --allow-crimes --copy-tokenizer` runs unchanged and says which options do not apply", async () => {
     const out = join(dir, "alias");
-    const r = await mergekitYaml([await config("alias", TIES), out, "--cuda", "--lazy-unpickle", "--allow-crimes", "--copy-tokenizer", "--out-shard-size", "5B", "-j", "1", "--random-seed", "3", "--write-model-card", "--safe-serialization", "--low-cpu-memory", "--trust-remote-code", "--no-clone-tensors", "-v"]);
+    const r = await mergekitYaml([
+      await config("alias", TIES),
+      out,
+      "--cuda",
+      "--lazy-unpickle",
+      "--allow-crimes",
+      "--copy-tokenizer",
+      "--out-shard-size",
+      "5B",
+      "-j",
+      "1",
+      "--random-seed",
+      "3",
+      "--write-model-card",
+      "--safe-serialization",
+      "--low-cpu-memory",
+      "--trust-remote-code",
+      "--no-clone-tensors",
+      "-v",
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const w = warnings(r.stderr);
     for (const flag of ["--cuda", "--lazy-unpickle", "--low-cpu-memory", "--trust-remote-code", "-v"]) {
@@ -66,7 +85,15 @@ describe("mergekit-yaml's command line", () => {
     }
     assert.equal(w.length, 5, r.stderr); // honoured options and --no-… defaults warn about nothing
     const files = (await readdir(out)).filter((f) => !f.startsWith(".")).sort(); // .mergeloom-output marks mergeloom's outputs
-    assert.deepEqual(files, ["README.md", "config.json", "generation_config.json", "mergekit_config.yml", "model.safetensors", "tokenizer_config.json", "vocab.json"]);
+    assert.deepEqual(files, [
+      "README.md",
+      "config.json",
+      "generation_config.json",
+      "mergekit_config.yml",
+      "model.safetensors",
+      "tokenizer_config.json",
+      "vocab.json",
+    ]);
     assert.equal(await readFile(join(out, "mergekit_config.yml"), "utf8"), TIES);
   });
 
@@ -74,7 +101,10 @@ describe("mergekit-yaml's command line", () => {
     const cfg = await config("shards", TIES);
     const one = join(dir, "one");
     assert.equal((await runCli(["merge", cfg, one, "--out-shard-size", "5B"])).code, 0);
-    assert.deepEqual((await readdir(one)).filter((f) => f.includes("safetensors")), ["model.safetensors"]);
+    assert.deepEqual(
+      (await readdir(one)).filter((f) => f.includes("safetensors")),
+      ["model.safetensors"],
+    );
     const many = join(dir, "many");
     const r = await runCli(["merge", cfg, many, "--out-shard-size", "300K"]);
     assert.equal(r.code, 0, r.stderr);
@@ -126,7 +156,10 @@ describe("what mergekit's schema ignores", () => {
     const plan = await runCli(["plan", cfg, "--json"]);
     assert.equal(plan.code, 0, plan.stderr);
     assert.equal((JSON.parse(plan.stdout) as { warnings: string[] }).warnings.length, 3);
-    for (const cmd of [["merge", cfg, join(dir, "strict")], ["plan", cfg]]) {
+    for (const cmd of [
+      ["merge", cfg, join(dir, "strict")],
+      ["plan", cfg],
+    ]) {
       const s = await runCli([...cmd, "--strict"]);
       assert.equal(s.code, 1);
       assert.match(s.stderr, /^mergeloom: config merge_method: duplicate key 'merge_method' \(first on line 1\); keep one \(at .*:10:1\)\n$/);
@@ -136,7 +169,9 @@ describe("what mergekit's schema ignores", () => {
 
   test("a model listed twice in a slice merges as mergekit does: once, with its last entry's layers and its first weight (hand-computed)", async () => {
     // Checked against mergekit itself (run_mergekit.py): bit-identical to this expectation.
-    const cfg = await config("dup", `merge_method: linear
+    const cfg = await config(
+      "dup",
+      `merge_method: linear
 slices:
   - sources:
       - model: ${F("expert-add")}
@@ -150,13 +185,17 @@ slices:
         parameters: {weight: 0.9}
 parameters: {normalize: false}
 dtype: float32
-`);
+`,
+    );
     const out = join(dir, "dup");
     const r = await runCli(["merge", cfg, out]);
     assert.equal(r.code, 0, r.stderr);
     const w = warnings(r.stderr);
     assert.equal(w.length, 1, r.stderr);
-    assert.match(w[0], /is listed 2 times \(entries 0, 2\); mergekit keys inputs by model, so it is merged once, from its last entry \(layer_range \[2, 4\]\), and the earlier entries are ignored/);
+    assert.match(
+      w[0],
+      /is listed 2 times \(entries 0, 2\); mergekit keys inputs by model, so it is merged once, from its last entry \(layer_range \[2, 4\]\), and the earlier entries are ignored/,
+    );
     const add = readCheckpointF32(F("expert-add"));
     const sub = readCheckpointF32(F("expert-sub"));
     const merged = readCheckpointF32(out);
@@ -175,10 +214,16 @@ dtype: float32
   test("an unknown chat template fails at plan time, before any tensor is merged; mergekit's mistral is built in", async () => {
     const bad = await config("tpl-bad", `${TIES}chat_template: mistrl\n`);
     const out = join(dir, "tpl-bad");
-    for (const cmd of [["plan", bad], ["merge", bad, out, "--json"]]) {
+    for (const cmd of [
+      ["plan", bad],
+      ["merge", bad, out, "--json"],
+    ]) {
       const r = await runCli(cmd);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /^mergeloom: config chat_template: unknown chat template 'mistrl' \(known: alpaca, chatml, exaone, llama3, mistral, auto, or a Jinja template string\); did you mean 'mistral'\?/);
+      assert.match(
+        r.stderr,
+        /^mergeloom: config chat_template: unknown chat template 'mistrl' \(known: alpaca, chatml, exaone, llama3, mistral, auto, or a Jinja template string\); did you mean 'mistral'\?/,
+      );
       assert.ok(!r.stdout.includes('"type":"plan"'), "failed before planning tensors");
     }
     assert.ok(!existsSync(out));

@@ -46,7 +46,11 @@ describe("--numerics mergekit reproduces mergekit on the real-config corpus", ()
         const g = got.get(name)!;
         return `${g.dtype}:${g.sha256.slice(0, 16)}` !== w;
       });
-      assert.deepEqual(differ.map(([n]) => n), [], `${e.file}: ${differ.length} of ${got.size} tensors differ from mergekit's`);
+      assert.deepEqual(
+        differ.map(([n]) => n),
+        [],
+        `${e.file}: ${differ.length} of ${got.size} tensors differ from mergekit's`,
+      );
       await rm(out, { recursive: true, force: true });
     });
   }

@@ -39,7 +39,11 @@ describe("--numerics mergekit reproduces mergekit's outputs byte for byte", () =
 
   test("the manifest covers every deterministic fixture config in float32, bfloat16 and float16", () => {
     assert.ok(entries.length >= 42, `only ${entries.length} manifest entries`);
-    for (const dt of ["float32", "bfloat16", "float16"]) assert.ok(entries.some((e) => e.dtype === dt), `no ${dt} entry`);
+    for (const dt of ["float32", "bfloat16", "float16"])
+      assert.ok(
+        entries.some((e) => e.dtype === dt),
+        `no ${dt} entry`,
+      );
     const missing = entries.filter((e) => !readExpected(root, e)).map((e) => e.name);
     assert.deepEqual(missing, [], "entries without recorded mergekit hashes (run scripts/numerics/record-mergekit-parity.py)");
   });

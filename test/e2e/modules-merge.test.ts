@@ -58,7 +58,9 @@ describe("modules: (multi-module configs)", () => {
     const a = join(dir, "a");
     const b = join(dir, "b");
     const cfg = join(dir, "modules.yml");
-    await writeFile(cfg, `merge_method: linear
+    await writeFile(
+      cfg,
+      `merge_method: linear
 modules:
   text_decoder:
     slices:
@@ -74,11 +76,12 @@ modules:
       - {model: ${b}}
 parameters: {weight: 1}
 dtype: float32
-`);
+`,
+    );
     const out = join(dir, "out");
     const r = await runCli(["merge", cfg, "-o", out]);
     assert.equal(r.code, 0, r.stderr);
-        const got = new Map<string, StoredTensor>();
+    const got = new Map<string, StoredTensor>();
     for (const f of await outputShardFiles(out)) for (const [k, v] of await readSafetensors(join(out, f))) got.set(k, v);
     const A = values.get("1")!;
     const B = values.get("2")!;
@@ -94,8 +97,14 @@ dtype: float32
       ["visual.merger.mlp.0.weight", B.get("visual.merger.mlp.0.weight")!],
     ]);
     // Vision tower: (1·A + 3·B) / 4 for every tensor, the module's weight default applying to A.
-    for (const name of ["visual.patch_embed.proj.weight", ...[0, 1, 2].flatMap((k) => [`visual.blocks.${k}.attn.qkv.weight`, `visual.blocks.${k}.norm1.weight`])]) {
-      expect.set(name, A.get(name)!.map((x, i) => (x + 3 * B.get(name)![i]) / 4));
+    for (const name of [
+      "visual.patch_embed.proj.weight",
+      ...[0, 1, 2].flatMap((k) => [`visual.blocks.${k}.attn.qkv.weight`, `visual.blocks.${k}.norm1.weight`]),
+    ]) {
+      expect.set(
+        name,
+        A.get(name)!.map((x, i) => (x + 3 * B.get(name)![i]) / 4),
+      );
     }
     assert.deepEqual([...got.keys()].sort(), [...expect.keys(), "model.layers.0.input_layernorm.weight", "model.layers.1.input_layernorm.weight"].sort());
     for (const [name, want] of expect) {

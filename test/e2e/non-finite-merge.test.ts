@@ -33,7 +33,11 @@ const overflow = `merge_method: linear\nmodels:\n  - model: ${F("base")}\n    pa
 async function assertNoOutput(out: string): Promise<void> {
   assert.equal(existsSync(out), false, "no output directory");
   const name = out.split("/").pop()!;
-  assert.deepEqual((await readdir(dir)).filter((f) => f.startsWith(name)), [], "no temporary directory");
+  assert.deepEqual(
+    (await readdir(dir)).filter((f) => f.startsWith(name)),
+    [],
+    "no temporary directory",
+  );
 }
 
 describe("a merge that invents NaN/±inf fails", () => {
@@ -81,10 +85,17 @@ describe("an input that already holds inf", () => {
       }),
     );
     const cfg = join(dir, "inf.yml");
-    await writeFile(cfg, `merge_method: linear\nmodels:\n  - model: ${F("base")}\n    parameters: { weight: 1 }\n  - model: ${m}\n    parameters: { weight: 1 }\n`);
+    await writeFile(
+      cfg,
+      `merge_method: linear\nmodels:\n  - model: ${F("base")}\n    parameters: { weight: 1 }\n  - model: ${m}\n    parameters: { weight: 1 }\n`,
+    );
     const r = await runCli(["merge", cfg, "-o", join(dir, "out-inf"), "--json"]);
     assert.equal(r.code, 0, r.stderr);
-    const warnings = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string; message?: string }).filter((e) => e.type === "warning");
+    const warnings = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; message?: string })
+      .filter((e) => e.type === "warning");
     assert.equal(warnings.length, 1, JSON.stringify(warnings));
     assert.match(warnings[0].message!, /merge model\.norm\.weight: input '.*inf-model' .* holds NaN or ±inf/);
   });

@@ -26,7 +26,9 @@ function assertMergekitBytes(out: string): void {
   const want = readExpected(REPO_ROOT, ENTRY);
   assert.ok(want, `no recorded hashes at ${ENTRY.expected}`);
   const got = tensorHashes(out);
-  const differ = Object.entries(want.tensors).filter(([name, w]) => got.get(name)?.sha256 !== w.sha256).map(([name]) => name);
+  const differ = Object.entries(want.tensors)
+    .filter(([name, w]) => got.get(name)?.sha256 !== w.sha256)
+    .map(([name]) => name);
   assert.equal(got.size, Object.keys(want.tensors).length);
   assert.deepEqual(differ, [], "tensors that differ from mergekit's output");
 }
@@ -78,10 +80,18 @@ describe("mergeloom --numerics mergekit from the command line", () => {
     assert.match(bad.stderr.trim(), /^mergeloom: .*--numerics: 'torch' is not one of default, mergekit$/);
     assert.equal(bad.stderr.trim().split("\n").length, 1);
     const own = join(dir, "consensus.yml");
-    await writeFile(own, (await readFile(config, "utf8")).replace("merge_method: breadcrumbs_ties", "merge_method: consensus_ta").replace(/, density: [0-9.]+, gamma: [0-9.]+/g, ""));
+    await writeFile(
+      own,
+      (await readFile(config, "utf8"))
+        .replace("merge_method: breadcrumbs_ties", "merge_method: consensus_ta")
+        .replace(/, density: [0-9.]+, gamma: [0-9.]+/g, ""),
+    );
     const r = await runCli(["plan", own, "--numerics", "mergekit"]);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr.trim(), /^mergeloom: .*'consensus_ta' is mergeloom's own method, so --numerics mergekit has nothing to reproduce; use --numerics default$/);
+    assert.match(
+      r.stderr.trim(),
+      /^mergeloom: .*'consensus_ta' is mergeloom's own method, so --numerics mergekit has nothing to reproduce; use --numerics default$/,
+    );
   });
 
   test("methods the mode does not replay (karcher; sce with select_topk < 1) are refused at plan time in one line", async () => {
@@ -90,7 +100,10 @@ describe("mergeloom --numerics mergekit from the command line", () => {
     await writeFile(karcher, base.replace("merge_method: breadcrumbs_ties", "merge_method: karcher"));
     const k = await runCli(["plan", karcher, "--numerics", "mergekit"]);
     assert.notEqual(k.code, 0);
-    assert.match(k.stderr.trim(), /^mergeloom: .*--numerics mergekit does not reproduce 'karcher' bit for bit yet \(it covers .*slerp, sce.*\); use --numerics default/);
+    assert.match(
+      k.stderr.trim(),
+      /^mergeloom: .*--numerics mergekit does not reproduce 'karcher' bit for bit yet \(it covers .*slerp, sce.*\); use --numerics default/,
+    );
     assert.equal(k.stderr.trim().split("\n").length, 1);
     const sce = join(dir, "sce.yml");
     await writeFile(sce, base.replace("merge_method: breadcrumbs_ties", "merge_method: sce") + "parameters:\n  select_topk: 0.7\n");

@@ -48,7 +48,11 @@ describe("two coordinators on one output", () => {
     const third = track(startCoordinator(server.url, prefix, cfg2, out));
     assert.equal(await third.exited, 0, third.err);
     assert.ok(existsSync(join(out, "model.safetensors")));
-    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith("shared-out")), ["shared-out"], "the dead run's temp dir and lock are gone");
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.startsWith("shared-out")),
+      ["shared-out"],
+      "the dead run's temp dir and lock are gone",
+    );
     await w.kill("SIGTERM");
   });
 
@@ -59,8 +63,14 @@ describe("two coordinators on one output", () => {
     const out = join(FIXTURES, "expert-add", "merged");
     const c = track(startCoordinator(server.url, prefix, cfg, out));
     assert.equal(await c.exited, 1, c.err);
-    assert.match(c.err.trim().split("\n").pop()!, new RegExp(`^mergeloom: plan output ${out}: the output is inside input '${FIXTURES}/expert-add' \\(${FIXTURES}/expert-add\\)`));
-    assert.equal(c.events().some((e) => e.type === "plan"), false);
+    assert.match(
+      c.err.trim().split("\n").pop()!,
+      new RegExp(`^mergeloom: plan output ${out}: the output is inside input '${FIXTURES}/expert-add' \\(${FIXTURES}/expert-add\\)`),
+    );
+    assert.equal(
+      c.events().some((e) => e.type === "plan"),
+      false,
+    );
     assert.equal(existsSync(out), false);
   });
 });

@@ -20,7 +20,8 @@ let root: string;
 /** The working directory of a user: config, input models and a file of their own. */
 let work: string;
 
-const linear2 = (a: string, b: string, extra = "") => `merge_method: linear\nmodels:\n  - model: ${a}\n    parameters: { weight: 0.5 }\n  - model: ${b}\n    parameters: { weight: 0.5 }\n${extra}`;
+const linear2 = (a: string, b: string, extra = "") =>
+  `merge_method: linear\nmodels:\n  - model: ${a}\n    parameters: { weight: 0.5 }\n  - model: ${b}\n    parameters: { weight: 0.5 }\n${extra}`;
 
 before(async () => {
   root = await mkdtemp(join(tmpdir(), "mergeloom-outsafe-"));
@@ -61,7 +62,8 @@ function assertRefused(r: CliResult, re: RegExp): string {
   return errors[0];
 }
 
-const merge = (args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) => runCli(["merge", ...args], { cwd: opts.cwd ?? work, env: opts.env, timeoutMs: 30_000 });
+const merge = (args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) =>
+  runCli(["merge", ...args], { cwd: opts.cwd ?? work, env: opts.env, timeoutMs: 30_000 });
 
 describe("--overwrite replaces only earlier mergeloom outputs (item 1)", () => {
   test("an empty -o is an error, with or without --overwrite, and the working directory is untouched", async () => {
@@ -73,7 +75,10 @@ describe("--overwrite replaces only earlier mergeloom outputs (item 1)", () => {
 
   test("-o . --overwrite, -o .. --overwrite, -o / and the home directory are refused naming the path", async () => {
     const before = snapshot(work);
-    assertRefused(await merge(["cfg.yml", "-o", ".", "--overwrite"]), new RegExp(`write output ${work}: ${work} is the current directory; a merge never replaces it`));
+    assertRefused(
+      await merge(["cfg.yml", "-o", ".", "--overwrite"]),
+      new RegExp(`write output ${work}: ${work} is the current directory; a merge never replaces it`),
+    );
     assertRefused(await merge(["cfg.yml", "-o", "..", "--overwrite"]), new RegExp(`${root} contains the current directory`));
     assertRefused(await merge(["cfg.yml", "-o", "/", "--overwrite"]), /\/ is the filesystem root/);
     const home = join(work, "home");
@@ -89,7 +94,10 @@ describe("--overwrite replaces only earlier mergeloom outputs (item 1)", () => {
     await writeFile(join(keep, "README.md"), "---\ntags: [mergekit, merge, mergeloom]\n---\n# keep\n");
     await writeFile(join(keep, "config.json"), "{}");
     const before = snapshot(keep);
-    assertRefused(await merge(["cfg.yml", "-o", "keep", "--overwrite"]), new RegExp(`${keep} is not a mergeloom output \\(no \\.mergeloom-output marker\\); --overwrite only replaces earlier mergeloom outputs`));
+    assertRefused(
+      await merge(["cfg.yml", "-o", "keep", "--overwrite"]),
+      new RegExp(`${keep} is not a mergeloom output \\(no \\.mergeloom-output marker\\); --overwrite only replaces earlier mergeloom outputs`),
+    );
     assert.deepEqual(snapshot(keep), before);
     await rm(keep, { recursive: true });
   });
@@ -107,7 +115,10 @@ describe("--overwrite replaces only earlier mergeloom outputs (item 1)", () => {
     await writeFile(join(out, "notes.txt"), "mine");
     await mkdir(join(out, "checkpoints"));
     const before = snapshot(out);
-    assertRefused(await merge(["cfg.yml", "-o", "merged", "--overwrite"]), /merged holds files that are not part of a model output \((checkpoints\/, notes\.txt|notes\.txt, checkpoints\/)\); --overwrite never deletes them/);
+    assertRefused(
+      await merge(["cfg.yml", "-o", "merged", "--overwrite"]),
+      /merged holds files that are not part of a model output \((checkpoints\/, notes\.txt|notes\.txt, checkpoints\/)\); --overwrite never deletes them/,
+    );
     assert.deepEqual(snapshot(out), before);
     await rm(out, { recursive: true });
   });
@@ -120,7 +131,10 @@ describe("the output never overlaps an input (item 2)", () => {
     assertRefused(await merge(["cfg.yml", "-o", "a/merged"]), new RegExp(`plan output ${work}/a/merged: the output is inside input 'a' \\(${work}/a\\)`));
     const cfg = join(root, "abs.yml");
     await writeFile(cfg, linear2(join(work, "a"), join(work, "b")));
-    assertRefused(await merge([cfg, "-o", work, "--overwrite"], { cwd: root }), new RegExp(`plan output ${work}: the output contains input '${work}/a' \\(${work}/a\\)`));
+    assertRefused(
+      await merge([cfg, "-o", work, "--overwrite"], { cwd: root }),
+      new RegExp(`plan output ${work}: the output contains input '${work}/a' \\(${work}/a\\)`),
+    );
     assert.deepEqual(snapshot(work), before);
   });
 
@@ -133,7 +147,10 @@ describe("the output never overlaps an input (item 2)", () => {
     await cp(join(FIXTURES, "expert-mul"), join(work, "tok"), { recursive: true });
     await writeFile(join(work, "tok.yml"), linear2("a", "b", "tokenizer_source: tok\n"));
     assertRefused(await merge(["tok.yml", "-o", "tok/merged"]), new RegExp(`the output is inside tokenizer_source 'tok' \\(${work}/tok\\)`));
-    await writeFile(join(work, "vec.yml"), `merge_method: linear\nmodels:\n  - model: a\n    parameters: { weight: 1.0 }\n    vectors: [{ path: tok, scale: 0.5 }]\n`);
+    await writeFile(
+      join(work, "vec.yml"),
+      `merge_method: linear\nmodels:\n  - model: a\n    parameters: { weight: 1.0 }\n    vectors: [{ path: tok, scale: 0.5 }]\n`,
+    );
     assertRefused(await merge(["vec.yml", "-o", "tok/merged"]), new RegExp(`the output is inside input 'tok' \\(${work}/tok\\)`));
     assert.equal(existsSync(join(work, "tok", "merged")), false);
   });
@@ -142,9 +159,15 @@ describe("the output never overlaps an input (item 2)", () => {
 describe("a tokenizer source must hold a tokenizer (item 6)", () => {
   test("tokenizer_source: /etc fails at plan time, and merge writes nothing", async () => {
     await writeFile(join(work, "etc.yml"), linear2("a", "b", "tokenizer_source: /etc\n"));
-    assertRefused(await runCli(["plan", "etc.yml"], { cwd: work }), /^mergeloom: config tokenizer_source: '\/etc' has no tokenizer files \(looked for tokenizer\.json, tokenizer\.model, vocab\.json, tokenizer_config\.json\)/);
+    assertRefused(
+      await runCli(["plan", "etc.yml"], { cwd: work }),
+      /^mergeloom: config tokenizer_source: '\/etc' has no tokenizer files \(looked for tokenizer\.json, tokenizer\.model, vocab\.json, tokenizer_config\.json\)/,
+    );
     assertRefused(await merge(["etc.yml", "-o", "etc-out"]), /tokenizer_source: '\/etc' has no tokenizer files/);
-    assert.deepEqual(readdirSync(work).filter((f) => f.startsWith("etc-out")), []);
+    assert.deepEqual(
+      readdirSync(work).filter((f) => f.startsWith("etc-out")),
+      [],
+    );
   });
 });
 
@@ -154,16 +177,31 @@ describe("non-regular files as checkpoint files are refused, never waited on (it
   };
   const cases: Array<[string, (dir: string) => Promise<void>, RegExp]> = [
     ["a FIFO as model.safetensors", async (d) => mkfifo(join(d, "model.safetensors")), /model\.safetensors: is a named pipe \(FIFO\), not a regular file/],
-    ["a FIFO as config.json", async (d) => {
-      await cp(join(FIXTURES, "expert-add", "model.safetensors"), join(d, "model.safetensors"));
-      mkfifo(join(d, "config.json"));
-    }, /config\.json: is a named pipe \(FIFO\), not a regular file/],
+    [
+      "a FIFO as config.json",
+      async (d) => {
+        await cp(join(FIXTURES, "expert-add", "model.safetensors"), join(d, "model.safetensors"));
+        mkfifo(join(d, "config.json"));
+      },
+      /config\.json: is a named pipe \(FIFO\), not a regular file/,
+    ],
     ["a FIFO as the shard index", async (d) => mkfifo(join(d, "model.safetensors.index.json")), /model\.safetensors\.index\.json: is a named pipe \(FIFO\)/],
-    ["a FIFO as a shard named in the index", async (d) => {
-      await writeFile(join(d, "model.safetensors.index.json"), JSON.stringify({ weight_map: { "model.embed_tokens.weight": "model-00001-of-00001.safetensors" } }));
-      mkfifo(join(d, "model-00001-of-00001.safetensors"));
-    }, /model-00001-of-00001\.safetensors: is a named pipe \(FIFO\)/],
-    ["a character device as model.safetensors", async (d) => symlink("/dev/zero", join(d, "model.safetensors")), /model\.safetensors: is a character device, not a regular file/],
+    [
+      "a FIFO as a shard named in the index",
+      async (d) => {
+        await writeFile(
+          join(d, "model.safetensors.index.json"),
+          JSON.stringify({ weight_map: { "model.embed_tokens.weight": "model-00001-of-00001.safetensors" } }),
+        );
+        mkfifo(join(d, "model-00001-of-00001.safetensors"));
+      },
+      /model-00001-of-00001\.safetensors: is a named pipe \(FIFO\)/,
+    ],
+    [
+      "a character device as model.safetensors",
+      async (d) => symlink("/dev/zero", join(d, "model.safetensors")),
+      /model\.safetensors: is a character device, not a regular file/,
+    ],
     ["a directory as model.safetensors", async (d) => mkdir(join(d, "model.safetensors")), /model\.safetensors: is a directory, not a regular file/],
   ];
   cases.forEach(([what, make, re], i) => {
@@ -190,7 +228,10 @@ describe("non-regular files as checkpoint files are refused, never waited on (it
     await rm(join(d, "vocab.json"));
     mkfifo(join(d, "vocab.json"));
     await writeFile(join(work, "tok-fifo.yml"), linear2("a", "b", "tokenizer_source: tok-fifo\n"));
-    assertRefused(await runCli(["plan", "tok-fifo.yml"], { cwd: work, timeoutMs: 15_000 }), new RegExp(`config tokenizer_source: ${d}/vocab\\.json is a named pipe \\(FIFO\\), not a regular file`));
+    assertRefused(
+      await runCli(["plan", "tok-fifo.yml"], { cwd: work, timeoutMs: 15_000 }),
+      new RegExp(`config tokenizer_source: ${d}/vocab\\.json is a named pipe \\(FIFO\\), not a regular file`),
+    );
   });
 });
 
@@ -212,7 +253,12 @@ describe("one run at a time per output (item 17)", () => {
     const holder = spawn("sleep", ["60"], { stdio: "ignore" });
     try {
       await writeFile(`${out}.mergeloom-lock`, JSON.stringify({ pid: holder.pid, host: hostname(), jobId: "other", startedAt: Date.now() }));
-      assertRefused(await merge(["cfg.yml", "-o", "locked"]), new RegExp(`^mergeloom: write output ${out}: another mergeloom run \\(pid ${holder.pid} on host ${hostname()}\\) is writing ${out}; wait for it to finish or stop it`));
+      assertRefused(
+        await merge(["cfg.yml", "-o", "locked"]),
+        new RegExp(
+          `^mergeloom: write output ${out}: another mergeloom run \\(pid ${holder.pid} on host ${hostname()}\\) is writing ${out}; wait for it to finish or stop it`,
+        ),
+      );
       assert.equal(existsSync(out), false);
     } finally {
       holder.kill("SIGKILL");
@@ -228,7 +274,10 @@ describe("one run at a time per output (item 17)", () => {
   test("a lock written from another host is never taken over", async () => {
     const out = join(work, "remote-locked");
     await writeFile(`${out}.mergeloom-lock`, JSON.stringify({ pid: 1, host: "some-other-host", startedAt: Date.now() }));
-    assertRefused(await merge(["cfg.yml", "-o", "remote-locked"]), /another mergeloom run \(pid 1 on host some-other-host\) is writing .*remote-locked; .*if it is gone, delete .*remote-locked\.mergeloom-lock/);
+    assertRefused(
+      await merge(["cfg.yml", "-o", "remote-locked"]),
+      /another mergeloom run \(pid 1 on host some-other-host\) is writing .*remote-locked; .*if it is gone, delete .*remote-locked\.mergeloom-lock/,
+    );
     await rm(`${out}.mergeloom-lock`);
   });
 });
@@ -242,7 +291,9 @@ describe("a full disk fails early, or names the file (item 18)", () => {
     if (r.status !== 0) throw new Error(`this test mounts a 2 MB tmpfs and needs root (CAP_SYS_ADMIN): mount said ${r.stderr || r.error}`);
     small = dir;
     // Four experts in float32: 2.98 MB of tensors, more than the 2 MB filesystem holds.
-    const experts = ["expert-add", "expert-sub", "expert-mul", "expert-rev"].map((e) => `  - model: ${join(FIXTURES, e)}\n    parameters: { weight: 0.25 }`).join("\n");
+    const experts = ["expert-add", "expert-sub", "expert-mul", "expert-rev"]
+      .map((e) => `  - model: ${join(FIXTURES, e)}\n    parameters: { weight: 0.25 }`)
+      .join("\n");
     await writeFile(join(root, "f32.yml"), `merge_method: linear\nmodels:\n${experts}\nout_dtype: float32\n`);
   });
   after(() => {
@@ -253,7 +304,9 @@ describe("a full disk fails early, or names the file (item 18)", () => {
     const out = join(small!, "merged");
     assertRefused(
       await merge([join(root, "f32.yml"), "-o", out], { cwd: root }),
-      new RegExp(`^mergeloom: write output ${out}: the output needs \\d\\.\\d MB but the filesystem of ${small} has \\d\\.\\d MB free; free space, choose an output on another filesystem, or pass --no-space-check$`),
+      new RegExp(
+        `^mergeloom: write output ${out}: the output needs \\d\\.\\d MB but the filesystem of ${small} has \\d\\.\\d MB free; free space, choose an output on another filesystem, or pass --no-space-check$`,
+      ),
     );
     assert.deepEqual(readdirSync(small!), []);
   });

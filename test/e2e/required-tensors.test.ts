@@ -60,17 +60,31 @@ describe("a model that lacks a tensor another model has is refused at plan time"
     },
     {
       what: "a model without layers 2-3 whose config.json says 4",
-      make: (d) => rewriteCheckpoint(F("expert-add"), d, keep((n) => /layers\.[23]\./.test(n))),
+      make: (d) =>
+        rewriteCheckpoint(
+          F("expert-add"),
+          d,
+          keep((n) => /layers\.[23]\./.test(n)),
+        ),
       pattern: (d) => new RegExp(`model '${d}' \\(${d}/model\\.safetensors\\) has no tensors for layer 2, but its config\\.json says 4 layers`),
     },
     {
       what: "a model without MLP tensors",
-      make: (d) => rewriteCheckpoint(F("expert-add"), d, keep((n) => n.includes(".mlp."))),
-      pattern: (d) => new RegExp(`tensor 'model\\.layers\\.0\\.mlp\\.\\w+_proj\\.weight' required but not present in model '${d}' \\(${d}/model\\.safetensors\\)`),
+      make: (d) =>
+        rewriteCheckpoint(
+          F("expert-add"),
+          d,
+          keep((n) => n.includes(".mlp.")),
+        ),
+      pattern: (d) =>
+        new RegExp(`tensor 'model\\.layers\\.0\\.mlp\\.\\w+_proj\\.weight' required but not present in model '${d}' \\(${d}/model\\.safetensors\\)`),
     },
     {
       what: "a renamed tensor (q0proj)",
-      make: (d) => rewriteCheckpoint(F("expert-add"), d, (ts) => ts.map((t) => (t.name === "model.layers.1.self_attn.q_proj.weight" ? { ...t, name: "model.layers.1.self_attn.q0proj.weight" } : t))),
+      make: (d) =>
+        rewriteCheckpoint(F("expert-add"), d, (ts) =>
+          ts.map((t) => (t.name === "model.layers.1.self_attn.q_proj.weight" ? { ...t, name: "model.layers.1.self_attn.q0proj.weight" } : t)),
+        ),
       pattern: (d) => new RegExp(`model\\.layers\\.1\\.self_attn\\.q(0)?_?proj\\.weight' required but not present in model '(${d}|[^']+)'`),
     },
   ];
@@ -92,34 +106,59 @@ describe("a model that lacks a tensor another model has is refused at plan time"
   });
 
   test("through the CLI: one line, non-zero exit, no output directory", async () => {
-    const bad = await rewriteCheckpoint(F("expert-add"), join(dir, "cli-mlp"), keep((n) => n === "model.layers.3.mlp.down_proj.weight"));
+    const bad = await rewriteCheckpoint(
+      F("expert-add"),
+      join(dir, "cli-mlp"),
+      keep((n) => n === "model.layers.3.mlp.down_proj.weight"),
+    );
     const cfg = join(dir, "cli.yml");
     await writeFile(cfg, configs(F("base"), bad)["ties, models"]);
     const out = join(dir, "cli-out");
-    for (const cmd of [["plan", cfg], ["merge", cfg, "-o", out]]) {
+    for (const cmd of [
+      ["plan", cfg],
+      ["merge", cfg, "-o", out],
+    ]) {
       const r = await runCli(cmd);
       assert.notEqual(r.code, 0);
       const lines = r.stderr.trim().split("\n");
       assert.equal(lines.length, 1, r.stderr);
-      assert.match(lines[0], /^mergeloom: plan model\.layers\.3\.mlp\.down_proj\.weight: tensor 'model\.layers\.3\.mlp\.down_proj\.weight' required but not present in model '.*cli-mlp' \(.*cli-mlp\/model\.safetensors\)/);
+      assert.match(
+        lines[0],
+        /^mergeloom: plan model\.layers\.3\.mlp\.down_proj\.weight: tensor 'model\.layers\.3\.mlp\.down_proj\.weight' required but not present in model '.*cli-mlp' \(.*cli-mlp\/model\.safetensors\)/,
+      );
     }
     assert.equal(existsSync(out), false);
-    assert.deepEqual((await readdir(dir)).filter((f) => f.startsWith("cli-out")), []);
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.startsWith("cli-out")),
+      [],
+    );
   });
 });
 
 describe("optional tensors may be absent, as in mergekit's architecture files", () => {
   test("a model without lm_head uses its embeddings (tied) and, with tie_word_embeddings false, says so in a warning", async () => {
-    const tied = await rewriteCheckpoint(F("expert-add"), join(dir, "no-head"), keep((n) => n === "lm_head.weight"));
+    const tied = await rewriteCheckpoint(
+      F("expert-add"),
+      join(dir, "no-head"),
+      keep((n) => n === "lm_head.weight"),
+    );
     const p = await plan(configs(F("base"), tied)["linear, models"]);
     const head = p.tensors.find((t) => t.name === "lm_head.weight")!;
-    assert.deepEqual(head.inputs.map((i) => i.source.tensor), ["lm_head.weight", "model.embed_tokens.weight"]);
+    assert.deepEqual(
+      head.inputs.map((i) => i.source.tensor),
+      ["lm_head.weight", "model.embed_tokens.weight"],
+    );
     assert.equal(p.warnings.length, 1);
     assert.match(p.warnings[0], /model '.*no-head' has no lm_head\.weight although its config\.json sets tie_word_embeddings: false/);
   });
 
   test("with tie_word_embeddings true there is no warning", async () => {
-    const tied = await rewriteCheckpoint(F("expert-add"), join(dir, "no-head-tied"), keep((n) => n === "lm_head.weight"), (c) => ({ ...c, tie_word_embeddings: true }));
+    const tied = await rewriteCheckpoint(
+      F("expert-add"),
+      join(dir, "no-head-tied"),
+      keep((n) => n === "lm_head.weight"),
+      (c) => ({ ...c, tie_word_embeddings: true }),
+    );
     const p = await plan(configs(F("base"), tied)["linear, models"]);
     assert.deepEqual(p.warnings, []);
   });
@@ -131,7 +170,10 @@ describe("optional tensors may be absent, as in mergekit's architecture files", 
     ]);
     const p = await plan(configs(F("base"), extra)["linear, models"]);
     const t = p.tensors.find((x) => x.name === "model.layers.0.self_attn.rotary_emb.inv_freq")!;
-    assert.deepEqual(t.inputs.map((i) => i.model), [extra]);
+    assert.deepEqual(
+      t.inputs.map((i) => i.model),
+      [extra],
+    );
   });
 
   test("identical complete models plan without errors or warnings", async () => {
@@ -156,7 +198,9 @@ describe("a tensor whose dtype is not a float type is refused when it would be m
         await expectPlanError(
           configs(F("base"), bad)[shape],
           "CHECKPOINT_INVALID",
-          new RegExp(`plan model\\.norm\\.weight: tensor 'model\\.norm\\.weight' of model '${bad}' \\(${bad}/model\\.safetensors\\) has dtype ${dtype}, which cannot be merged`),
+          new RegExp(
+            `plan model\\.norm\\.weight: tensor 'model\\.norm\\.weight' of model '${bad}' \\(${bad}/model\\.safetensors\\) has dtype ${dtype}, which cannot be merged`,
+          ),
         );
       });
     }
@@ -171,6 +215,10 @@ describe("a tensor whose dtype is not a float type is refused when it would be m
 
   test("a passthrough that scales an integer tensor is refused", async () => {
     const ints = await rewriteCheckpoint(F("expert-add"), join(dir, "dt-pass-scale"), retype("model.norm.weight", "I8"));
-    await expectPlanError(`merge_method: passthrough\nslices:\n  - sources:\n      - model: ${ints}\n        layer_range: [0, 4]\n        parameters: { scale: 2 }\n`, "CHECKPOINT_INVALID", /has dtype I8, which cannot be merged/);
+    await expectPlanError(
+      `merge_method: passthrough\nslices:\n  - sources:\n      - model: ${ints}\n        layer_range: [0, 4]\n        parameters: { scale: 2 }\n`,
+      "CHECKPOINT_INVALID",
+      /has dtype I8, which cannot be merged/,
+    );
   });
 });

@@ -65,7 +65,13 @@ describe("task messages stay under the queue's limit", () => {
     // pre, layer 0 (3 tensors, each ~0.45 MB with 250 inputs), post: the layer becomes 2 or 3 tasks.
     assert.ok(tasks.length >= 4, `${tasks.length} tasks`);
     assert.ok(tasks.some((t) => t.tensors.length > 1) || tasks.length === 5);
-    assert.deepEqual(tasks.map((t) => t.tensors.map((x) => x.name)).flat().sort(), TENSORS.map((t) => t.name).sort());
+    assert.deepEqual(
+      tasks
+        .map((t) => t.tensors.map((x) => x.name))
+        .flat()
+        .sort(),
+      TENSORS.map((t) => t.name).sort(),
+    );
     for (const t of tasks) assert.ok(encodeMessage("merge-task", t).byteLength <= MAX_MESSAGE_BYTES - 4096);
   });
 
@@ -76,7 +82,9 @@ describe("task messages stay under the queue's limit", () => {
       (e: unknown) =>
         e instanceof MergeloomError &&
         e.code === "CONFIG_INVALID" &&
-        /^plan model\.embed_tokens\.weight: its task message would be \d+ bytes \(700 inputs\), over the 1048576-byte message limit of the task queue \(NATS max_payload\); merge at most about \d+ models at once/.test(e.message),
+        /^plan model\.embed_tokens\.weight: its task message would be \d+ bytes \(700 inputs\), over the 1048576-byte message limit of the task queue \(NATS max_payload\); merge at most about \d+ models at once/.test(
+          e.message,
+        ),
     );
     assert.equal(buildTasks(plan, { jobId: "j", seed: 0, maxShardBytes: 1e9, outDir: "discard://", maxMessageBytes: Infinity }).tasks.length, 3);
   });
@@ -99,7 +107,10 @@ describe("task messages stay under the queue's limit", () => {
     }
     const p = await runCli(["plan", cfg]);
     assert.equal(p.code, 0, p.stderr);
-    assert.match(p.stderr, /^warning: plan model\.embed_tokens\.weight: its task message would be .*: a merge with --nats will fail; a local merge \(no --nats\) has no message limit$/m);
+    assert.match(
+      p.stderr,
+      /^warning: plan model\.embed_tokens\.weight: its task message would be .*: a merge with --nats will fail; a local merge \(no --nats\) has no message limit$/m,
+    );
   });
 
   test("with --nats the same config fails before any task is published: one line, no output", async () => {
@@ -110,7 +121,10 @@ describe("task messages stay under the queue's limit", () => {
     assert.notEqual(r.code, 0);
     const lines = r.stderr.trim().split("\n");
     assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0], /^mergeloom: plan model\.embed_tokens\.weight: its task message would be \d+ bytes \(700 inputs\), over the 1048576-byte message limit/);
+    assert.match(
+      lines[0],
+      /^mergeloom: plan model\.embed_tokens\.weight: its task message would be \d+ bytes \(700 inputs\), over the 1048576-byte message limit/,
+    );
     assert.equal(existsSync(out), false);
   });
 });

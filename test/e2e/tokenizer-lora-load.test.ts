@@ -33,7 +33,10 @@ after(async () => {
 });
 
 async function py(...args: string[]): Promise<Record<string, unknown>> {
-  const { stdout } = await run(python, [SCRIPT, ...args], { maxBuffer: 64 << 20, env: { ...process.env, HF_HUB_OFFLINE: "1", TRANSFORMERS_VERBOSITY: "error" } });
+  const { stdout } = await run(python, [SCRIPT, ...args], {
+    maxBuffer: 64 << 20,
+    env: { ...process.env, HF_HUB_OFFLINE: "1", TRANSFORMERS_VERBOSITY: "error" },
+  });
   return JSON.parse(stdout.trim().split("\n").pop()!) as Record<string, unknown>;
 }
 
@@ -57,7 +60,7 @@ function toF32(t: StoredTensor, rows?: number): Float32Array {
 
 /** Logits of the evaluation graph (`mergeloom eval`'s) for `ids`, its embedding rows cropped to the graph's 21-token vocabulary. */
 async function onnxLogits(out: string, ids: number[]): Promise<number[][]> {
-    const tensors = new Map<string, StoredTensor>();
+  const tensors = new Map<string, StoredTensor>();
   for (const f of await outputShardFiles(out)) for (const [k, v] of await readSafetensors(join(out, f))) tensors.set(k, v);
   const session = await ort.InferenceSession.create(join(FIXTURES, "eval", "model.onnx"));
   try {
@@ -107,7 +110,10 @@ describe("merged outputs load in transformers", () => {
 
   test("a LoRA-applied merge equals PEFT's merge_and_unload and its logits match the eval graph's", async () => {
     const adapter = await writeLoraAdapter(join(dir, "adapter"), { rslora: true });
-    const out = await mergeCli("lora", `merge_method: passthrough\nmodels:\n  - model: ${join(FIXTURES, "base")}+${adapter.dir}\ndtype: float32\nout_dtype: float32\n`);
+    const out = await mergeCli(
+      "lora",
+      `merge_method: passthrough\nmodels:\n  - model: ${join(FIXTURES, "base")}+${adapter.dir}\ndtype: float32\nout_dtype: float32\n`,
+    );
     const r = await py("lora", join(FIXTURES, "base"), adapter.dir, out);
     assert.equal(r.tensors, 39);
     assert.ok((r.max_abs_diff as number) <= 1e-6, `weights differ from PEFT's by ${r.max_abs_diff}`);

@@ -66,7 +66,10 @@ async function sampleRows(): Promise<number[][]> {
   const tok = await CharTokenizer.fromVocabFile(join(FIXTURES, "base", "vocab.json"));
   const set = await loadEvalSet(join(FIXTURES, "eval", "add.jsonl"), tok);
   const len = set.examples[0].tokens.length;
-  return set.examples.filter((e) => e.tokens.length === len).slice(0, 8).map((e) => [...e.tokens]);
+  return set.examples
+    .filter((e) => e.tokens.length === len)
+    .slice(0, 8)
+    .map((e) => [...e.tokens]);
 }
 
 /** The logits `mergeloom eval` computes: the merged weights as fp32 inputs of the ONNX graph. */
@@ -121,11 +124,17 @@ describe("merged outputs in transformers", () => {
     await writeStandIn(a, { arch: "mistral", layers: 2 }, 11);
     await writeStandIn(b, { arch: "mistral", layers: 2 }, 12);
     const cfg = join(dir, "tok.yml");
-    await writeFile(cfg, `models:\n  - model: ${a}\n    parameters: {weight: 0.5}\n  - model: ${b}\n    parameters: {weight: 0.5}\nmerge_method: linear\ndtype: bfloat16\nchat_template: mistral\n`);
+    await writeFile(
+      cfg,
+      `models:\n  - model: ${a}\n    parameters: {weight: 0.5}\n  - model: ${b}\n    parameters: {weight: 0.5}\nmerge_method: linear\ndtype: bfloat16\nchat_template: mistral\n`,
+    );
     tokOut = join(dir, "tok-out");
     const r = await runCli(["merge", cfg, tokOut]);
     assert.equal(r.code, 0, r.stderr);
-    const jobs = [...EXAMPLES.map(({ example }) => ({ dir: join(dir, example), rows })), { dir: tokOut, rows: [[1, 3, 17, 31, 4, 2]], sample: SAMPLE, chat: CHAT }];
+    const jobs = [
+      ...EXAMPLES.map(({ example }) => ({ dir: join(dir, example), rows })),
+      { dir: tokOut, rows: [[1, 3, 17, 31, 4, 2]], sample: SAMPLE, chat: CHAT },
+    ];
     results = JSON.parse(await runPython(CONSUMER_PY, [JSON.stringify(jobs)])) as ConsumerResult[];
   });
 

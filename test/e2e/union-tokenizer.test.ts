@@ -36,7 +36,7 @@ async function merge(name: string, yaml: string): Promise<{ out: string; tensors
   const out = join(dir, name);
   const r = await runCli(["merge", cfg, "-o", out]);
   assert.equal(r.code, 0, r.stderr);
-    const tensors = new Map<string, StoredTensor>();
+  const tensors = new Map<string, StoredTensor>();
   for (const file of await outputShardFiles(out)) for (const [k, v] of await readSafetensors(join(out, file))) tensors.set(k, v);
   return { out, tensors, stderr: r.stderr };
 }
@@ -82,18 +82,26 @@ out_dtype: bfloat16
       // Padding rows 24..31: the mean of each model's 24 rows (fp32, the config dtype).
       const pad = { base: mean(P.base), chat: mean(P.chat), tool: mean(P.tool) };
       const lin = (a: number[], b: number[], c: number[]) => a.map((_, j) => (a[j] + b[j] + 2 * c[j]) / 4);
-      const expected = [
-        ...P.base.map((_, r) => lin(P.base[r], P.chat[r], P.tool[r])),
-        ...Array.from({ length: 8 }, () => lin(pad.base, pad.chat, pad.tool)),
-      ];
+      const expected = [...P.base.map((_, r) => lin(P.base[r], P.chat[r], P.tool[r])), ...Array.from({ length: 8 }, () => lin(pad.base, pad.chat, pad.tool))];
       assertRows(tensors.get(name)!, expected, name);
     }
     const cfg = JSON.parse(await readFile(join(out, "config.json"), "utf8")) as { vocab_size: number };
     assert.equal(cfg.vocab_size, 32, "vocab_size is the padded union size");
-    const tok = JSON.parse(await readFile(join(out, "tokenizer.json"), "utf8")) as { added_tokens: { id: number; content: string; special: boolean }[]; model: { vocab: Record<string, number> } };
-    assert.deepEqual(tok.added_tokens.map((a) => [a.id, a.content, a.special]), [
-      [0, "<pad>", true], [1, "<bos>", true], [2, "<eos>", true], [21, "<|im_start|>", true], [22, "<|im_end|>", true], [23, "<tool>", false],
-    ]);
+    const tok = JSON.parse(await readFile(join(out, "tokenizer.json"), "utf8")) as {
+      added_tokens: { id: number; content: string; special: boolean }[];
+      model: { vocab: Record<string, number> };
+    };
+    assert.deepEqual(
+      tok.added_tokens.map((a) => [a.id, a.content, a.special]),
+      [
+        [0, "<pad>", true],
+        [1, "<bos>", true],
+        [2, "<eos>", true],
+        [21, "<|im_start|>", true],
+        [22, "<|im_end|>", true],
+        [23, "<tool>", false],
+      ],
+    );
     assert.equal(Object.keys(tok.model.vocab).length, 21);
     const tcfg = JSON.parse(await readFile(join(out, "tokenizer_config.json"), "utf8")) as { added_tokens_decoder: Record<string, { content: string }> };
     assert.equal(tcfg.added_tokens_decoder["23"].content, "<tool>");
@@ -130,9 +138,15 @@ out_dtype: bfloat16
       assertRows(tensors.get(name)!, expected, name);
     }
     const tok = JSON.parse(await readFile(join(out, "tokenizer.json"), "utf8")) as { added_tokens: { id: number; content: string; special: boolean }[] };
-    assert.deepEqual(tok.added_tokens.slice(3).map((a) => [a.id, a.content, a.special]), [
-      [21, "<|im_start|>", true], [22, "<|im_end|>", false], [23, "<tool>", false], [24, "q", false],
-    ]);
+    assert.deepEqual(
+      tok.added_tokens.slice(3).map((a) => [a.id, a.content, a.special]),
+      [
+        [21, "<|im_start|>", true],
+        [22, "<|im_end|>", false],
+        [23, "<tool>", false],
+        [24, "q", false],
+      ],
+    );
   });
 
   test("tokenizer_source naming a model keeps that model's vocabulary and crops every model's rows to it", async () => {
@@ -155,7 +169,10 @@ out_dtype: bfloat16
     const yaml = `merge_method: linear\nmodels:\n  - {model: ${join(FIXTURES, "expert-add")}, parameters: {weight: 1}}\n  - {model: ${join(FIXTURES, "expert-sub")}, parameters: {weight: 1}}\ntokenizer_source: base\ndtype: float32\n`;
     const { out, stderr } = await merge("no-fast-tokenizer", yaml);
     assert.match(stderr, /warning: tokenizer source '.*expert-add' has no tokenizer\.json, so the vocabularies cannot be merged/);
-    assert.deepEqual(JSON.parse(await readFile(join(out, "vocab.json"), "utf8")), JSON.parse(await readFile(join(FIXTURES, "expert-add", "vocab.json"), "utf8")));
+    assert.deepEqual(
+      JSON.parse(await readFile(join(out, "vocab.json"), "utf8")),
+      JSON.parse(await readFile(join(FIXTURES, "expert-add", "vocab.json"), "utf8")),
+    );
   });
 
   test("a union without the base model's tokenizer.json fails at plan time naming it", async () => {
@@ -163,12 +180,18 @@ out_dtype: bfloat16
     await writeFile(cfg, `merge_method: linear\nmodels:\n  - {model: ${join(FIXTURES, "expert-add")}, parameters: {weight: 1}}\ntokenizer_source: union\n`);
     const r = await runCli(["merge", cfg, "-o", join(dir, "no-base-tok-out")]);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr.trim(), /^mergeloom: .*the base model '.*expert-add' has no tokenizer\.json; tokenizer merging needs a fast \(tokenizer\.json\) tokenizer for it$/);
+    assert.match(
+      r.stderr.trim(),
+      /^mergeloom: .*the base model '.*expert-add' has no tokenizer\.json; tokenizer merging needs a fast \(tokenizer\.json\) tokenizer for it$/,
+    );
   });
 
   test("a token source naming a model without the token fails at plan time with the field", async () => {
     const cfg = join(dir, "bad.yml");
-    await writeFile(cfg, `merge_method: linear\nmodels:\n  - {model: ${fx.base}, parameters: {weight: 1}}\n  - {model: ${fx.chat}, parameters: {weight: 1}}\ntokenizer:\n  tokens:\n    "<tool2>": {source: ${fx.base}}\n`);
+    await writeFile(
+      cfg,
+      `merge_method: linear\nmodels:\n  - {model: ${fx.base}, parameters: {weight: 1}}\n  - {model: ${fx.chat}, parameters: {weight: 1}}\ntokenizer:\n  tokens:\n    "<tool2>": {source: ${fx.base}}\n`,
+    );
     const r = await runCli(["merge", cfg, "-o", join(dir, "bad-out")]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr.trim(), /^mergeloom: .*tokenizer\.tokens\.<tool2>\.source: token '<tool2>' is not in the vocabulary of/);

@@ -60,7 +60,11 @@ describe("worker resources", () => {
       for (let i = from; i < to; i += batch) {
         const ids = Array.from({ length: Math.min(batch, to - i) }, (_, k) => `job${i + k}`);
         const outs = await Promise.all(ids.map((id) => createJobOutput(root, id)));
-        await Promise.all(ids.map((id, k) => coord.publishTask(subjects.taskMerge, "merge-task", linearTask(id, "t0", models, outs[k].shard), { [H.jobId]: id, [H.taskId]: "t0" })));
+        await Promise.all(
+          ids.map((id, k) =>
+            coord.publishTask(subjects.taskMerge, "merge-task", linearTask(id, "t0", models, outs[k].shard), { [H.jobId]: id, [H.taskId]: "t0" }),
+          ),
+        );
         for (const id of ids) {
           const o = await waitOutcome(kv, buckets.tasks.key(id, "t0"));
           assert.equal(o.ok, true, JSON.stringify(o.error));
@@ -79,7 +83,9 @@ describe("worker resources", () => {
       await runJobs(150, 250);
       const fd1 = await fds(pid);
       const rss1 = await rssBytes(pid);
-      t.diagnostic(`fds ${fd0.count} -> ${fd1.count}, RSS ${(rss0 / 2 ** 20).toFixed(1)} -> ${(rssMid / 2 ** 20).toFixed(1)} -> ${(rss1 / 2 ** 20).toFixed(1)} MiB (after jobs 50, 150, 250)`);
+      t.diagnostic(
+        `fds ${fd0.count} -> ${fd1.count}, RSS ${(rss0 / 2 ** 20).toFixed(1)} -> ${(rssMid / 2 ** 20).toFixed(1)} -> ${(rss1 / 2 ** 20).toFixed(1)} MiB (after jobs 50, 150, 250)`,
+      );
       assert.ok(fd1.count - fd0.count <= 4, `open descriptors grew from ${fd0.count} to ${fd1.count} over 200 jobs`);
       assert.deepEqual(fd1.deleted, [], "descriptors of deleted outputs are still open");
       assert.ok(rss1 - rss0 < 32 * 2 ** 20, `RSS grew from ${(rss0 / 2 ** 20).toFixed(1)} to ${(rss1 / 2 ** 20).toFixed(1)} MiB over 200 jobs`);

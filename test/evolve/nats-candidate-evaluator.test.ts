@@ -49,7 +49,13 @@ const started: string[] = [];
 
 before(async () => {
   transport = new MemoryTransport();
-  worker = new EvalWorker({ transport: new MemoryTransport({ broker: transport.broker }), name: "w", device: "cpu", concurrency: 2, log: (l) => started.push(l) });
+  worker = new EvalWorker({
+    transport: new MemoryTransport({ broker: transport.broker }),
+    name: "w",
+    device: "cpu",
+    concurrency: 2,
+    log: (l) => started.push(l),
+  });
   await worker.start();
   outcomes = await openKv(transport, buckets.evals);
 });
@@ -76,14 +82,27 @@ describe("NatsCandidateEvaluator", () => {
     const cands = [cand("g1-c0", [0.3, 0.3, 0.3, 0.3]), cand("g1-c1", [0.9, 0.1, 0.1, 0.1])];
     // As if an earlier run had recorded c0 (with scores no real evaluation gives) before it died.
     const key = buckets.evals.key("s-resume", evalTaskId(cands[0]));
-    await outcomes.put(key, { jobId: "s-resume", taskId: evalTaskId(cands[0]), candidateId: "g1-c0", ok: true, scores: { add: 0.125, rev: 0.375 }, worker: "old", attempt: 1, durationMs: 1, finishedAt: Date.now() });
+    await outcomes.put(key, {
+      jobId: "s-resume",
+      taskId: evalTaskId(cands[0]),
+      candidateId: "g1-c0",
+      ok: true,
+      scores: { add: 0.125, rev: 0.375 },
+      worker: "old",
+      attempt: 1,
+      durationMs: 1,
+      finishedAt: Date.now(),
+    });
     const n = started.length;
     const ev = await NatsCandidateEvaluator.create({ transport, fitness, searchId: "s-resume" });
     const got = await ev.evaluate(cands);
     assert.deepEqual(got[0].scores, { add: 0.125, rev: 0.375 });
     assert.equal(got[0].fitness, (0.125 + 3 * 0.375) / 4);
     const newStarts = started.slice(n).filter((l) => / started /.test(l));
-    assert.deepEqual(newStarts.map((l) => / candidate (\S+)\)$/.exec(l)?.[1]), ["g1-c1"]);
+    assert.deepEqual(
+      newStarts.map((l) => / candidate (\S+)\)$/.exec(l)?.[1]),
+      ["g1-c1"],
+    );
 
     // A fresh search under the same id forgets them and evaluates both.
     const fresh = await NatsCandidateEvaluator.create({ transport, fitness, searchId: "s-resume", fresh: true });
@@ -103,7 +122,10 @@ describe("NatsCandidateEvaluator", () => {
 
   test("command fitness tasks are refused up front with a usage error", async () => {
     const spec: FitnessSpec = { ...fitness, tasks: [{ name: "lm", kind: "command", command: "echo 1", weight: 1 }] };
-    await assert.rejects(NatsCandidateEvaluator.create({ transport, fitness: spec, searchId: "s-cmd" }), (e: Error & { code?: string }) => e.code === "USAGE" && /run the search without --nats/.test(e.message));
+    await assert.rejects(
+      NatsCandidateEvaluator.create({ transport, fitness: spec, searchId: "s-cmd" }),
+      (e: Error & { code?: string }) => e.code === "USAGE" && /run the search without --nats/.test(e.message),
+    );
   });
 
   test("an aborted evaluation rejects with the abort reason", async () => {
@@ -127,7 +149,11 @@ describe("NatsCandidateEvaluator", () => {
     const crashing = new MemoryTransport({ broker: own.broker });
     let taken = 0;
     const never = (signal: AbortSignal) => new Promise<void>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
-    await crashing.consume(subjects.taskEvaluate, "eval-task", (d) => (taken++, never(d.signal)), { ackWaitMs: 100, maxDeliver: 2, durable: consumers.evalWorkers });
+    await crashing.consume(subjects.taskEvaluate, "eval-task", (d) => (taken++, never(d.signal)), {
+      ackWaitMs: 100,
+      maxDeliver: 2,
+      durable: consumers.evalWorkers,
+    });
     const ev = await NatsCandidateEvaluator.create({ transport: own, fitness, searchId: "s-dropped" });
     // the in-memory broker's lease timers are unref'd (a NATS connection would keep the process alive)
     const alive = setInterval(() => {}, 1000);

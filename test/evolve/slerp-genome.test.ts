@@ -22,7 +22,10 @@ describe("slerp genomes", () => {
     // group 0: add wins by 40 → t = e^-40/(1+e^-40); group 1: sub wins
     const yaml = candidateYaml(def, [20, -20, -20, 20], 4);
     const cfg = parse(yaml) as { slices: { base_model: string }[] };
-    assert.deepEqual(cfg.slices.map((s) => s.base_model), [add, sub]);
+    assert.deepEqual(
+      cfg.slices.map((s) => s.base_model),
+      [add, sub],
+    );
     const ev = await LocalCandidateEvaluator.create({ fitness: { batchSize: 1, objective: "weighted", tasks: [] } });
     try {
       const merged = await ev.mergeInMemory(parseMergeConfig(yaml, "slerp.yml", createDefaultRegistry()));
@@ -38,8 +41,14 @@ describe("slerp genomes", () => {
         const other = (expectFrom(name) === "add" ? ws : wa).get(name)!.data;
         const got = t.data as Float32Array;
         assert.equal(got.length, want.length, name);
-        assert.ok(got.every((v, i) => v === want[i]), `${name} equals expert-${expectFrom(name)}`);
-        assert.ok(other.some((v, i) => v !== want[i]), `${name} differs between the experts`);
+        assert.ok(
+          got.every((v, i) => v === want[i]),
+          `${name} equals expert-${expectFrom(name)}`,
+        );
+        assert.ok(
+          other.some((v, i) => v !== want[i]),
+          `${name} differs between the experts`,
+        );
         checked++;
       }
       assert.equal(checked, wa.size);

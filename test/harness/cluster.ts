@@ -76,7 +76,22 @@ export interface WorkerOpts {
 }
 
 export function startWorker(url: string, o: WorkerOpts): Proc {
-  const args = [...(o.traceFile ? ["--trace-file", o.traceFile] : []), "worker", "--nats", url, "--nats-prefix", o.prefix, "--name", o.name, "--threads", String(o.threads ?? 1), "--concurrency", String(o.concurrency ?? 1), "--http-port", "0"];
+  const args = [
+    ...(o.traceFile ? ["--trace-file", o.traceFile] : []),
+    "worker",
+    "--nats",
+    url,
+    "--nats-prefix",
+    o.prefix,
+    "--name",
+    o.name,
+    "--threads",
+    String(o.threads ?? 1),
+    "--concurrency",
+    String(o.concurrency ?? 1),
+    "--http-port",
+    "0",
+  ];
   args.push("--ack-wait", String(o.ackWaitS ?? 3), "--max-deliver", String(o.maxDeliver ?? 5), ...(o.extra ?? []));
   // Workers run in the repository (fixtures) and tests write under the OS temp dir: both are roots
   // unless the test confines the worker itself.

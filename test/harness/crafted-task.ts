@@ -90,7 +90,13 @@ export async function hashTree(root: string, skip: (path: string) => boolean = (
       else if (st.isDirectory()) {
         out.set(p, "dir");
         await walk(p);
-      } else out.set(p, createHash("sha256").update(await readFile(p)).digest("hex"));
+      } else
+        out.set(
+          p,
+          createHash("sha256")
+            .update(await readFile(p))
+            .digest("hex"),
+        );
     }
   };
   await walk(root);

@@ -151,13 +151,14 @@ export async function startTestHub(): Promise<TestHub> {
     } else stream.pipe(res);
   };
 
-  const error = (res: ServerResponse, status: number, code: string) => res.writeHead(status, { "x-error-code": code, "content-type": "application/json" }).end(JSON.stringify({ error: code }));
+  const error = (res: ServerResponse, status: number, code: string) =>
+    res.writeHead(status, { "x-error-code": code, "content-type": "application/json" }).end(JSON.stringify({ error: code }));
 
   const authorize = (req: IncomingMessage, res: ServerResponse, id: string, repo: Repo): boolean => {
     if (!repo.gated) return true;
     const auth = req.headers.authorization;
-    if (!auth) return void error(res, 401, "GatedRepo"), false;
-    if (auth !== `Bearer ${tokens.get(id)}`) return void error(res, 403, "GatedRepo"), false;
+    if (!auth) return (void error(res, 401, "GatedRepo"), false);
+    if (auth !== `Bearer ${tokens.get(id)}`) return (void error(res, 403, "GatedRepo"), false);
     return true;
   };
 
@@ -183,10 +184,17 @@ export async function startTestHub(): Promise<TestHub> {
       const blobsWanted = url.searchParams.get("blobs") === "true";
       const siblings = [...repo.commits.get(sha)!.values()].map((f) =>
         blobsWanted
-          ? { rfilename: f.path, size: f.size, blobId: f.lfs ? createHash("sha1").update(f.etag).digest("hex") : f.etag, ...(f.lfs ? { lfs: { sha256: f.etag, size: f.size, pointerSize: 134 } } : {}) }
+          ? {
+              rfilename: f.path,
+              size: f.size,
+              blobId: f.lfs ? createHash("sha1").update(f.etag).digest("hex") : f.etag,
+              ...(f.lfs ? { lfs: { sha256: f.etag, size: f.size, pointerSize: 134 } } : {}),
+            }
           : { rfilename: f.path },
       );
-      return void res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ id, modelId: id, sha, private: false, gated: repo.gated ? "manual" : false, siblings }));
+      return void res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ id, modelId: id, sha, private: false, gated: repo.gated ? "manual" : false, siblings }));
     }
     // /{org}/{name}/resolve/{rev}/{path...}
     if (parts[3] === "resolve") {
@@ -200,7 +208,9 @@ export async function startTestHub(): Promise<TestHub> {
       if (!f) return error(res, 404, "EntryNotFound");
       const common = { "x-repo-commit": sha, etag: `"${f.lfs ? f.etag : f.etag}"` };
       if (f.lfs) {
-        return void res.writeHead(302, { ...common, "x-linked-etag": `"${f.etag}"`, "x-linked-size": f.size, location: `${storageUrl}/lfs/${f.etag}?sig=test` }).end();
+        return void res
+          .writeHead(302, { ...common, "x-linked-etag": `"${f.etag}"`, "x-linked-size": f.size, location: `${storageUrl}/lfs/${f.etag}?sig=test` })
+          .end();
       }
       return sendFile(req, res, f, common, false);
     }
@@ -244,7 +254,12 @@ export async function startTestHub(): Promise<TestHub> {
         const lfs = LFS.test(path);
         // Benchmarks serve huge (sparse) files: `unhashed` names LFS blobs by path and size instead of
         // reading them (downloads of such a commit fail verification; range reads do not verify).
-        const etag = lfs && opts.unhashed ? createHash("sha256").update(`${disk}\0${size}`).digest("hex") : lfs ? await hashFile(disk, "sha256") : await hashFile(disk, "sha1", `blob ${size}\0`);
+        const etag =
+          lfs && opts.unhashed
+            ? createHash("sha256").update(`${disk}\0${size}`).digest("hex")
+            : lfs
+              ? await hashFile(disk, "sha256")
+              : await hashFile(disk, "sha1", `blob ${size}\0`);
         const f: HubFile = { path, disk, size, lfs, etag };
         if (path.endsWith(".safetensors")) f.dataStart = await safetensorsDataStart(disk);
         if (lfs) blobs.set(etag, f);

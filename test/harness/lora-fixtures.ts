@@ -74,7 +74,9 @@ export async function writeLoraAdapter(dir: string, opts: { rslora?: boolean; la
   lm.values = fromBF16(toBF16(lm.values));
   const entries = [...tensors.values()].map((t) => ({ name: t.key, dtype: t.dtype, shape: t.shape }));
   const { bytes } = buildSafetensorsHeader(entries);
-  const data = [...tensors.values()].map((t) => (t.dtype === "BF16" ? toBF16(t.values) : Buffer.from(t.values.buffer, t.values.byteOffset, t.values.byteLength)));
+  const data = [...tensors.values()].map((t) =>
+    t.dtype === "BF16" ? toBF16(t.values) : Buffer.from(t.values.buffer, t.values.byteOffset, t.values.byteLength),
+  );
   await writeFile(join(dir, "adapter_model.safetensors"), Buffer.concat([bytes, ...data]));
   const config = {
     peft_type: "LORA",

@@ -56,9 +56,25 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
   return startBinary(bin, port, storeDir, jetstream, ownsStore, opts);
 }
 
-async function startBinary(bin: string, port: number, storeDir: string, jetstream: boolean, ownsStore: boolean, opts: StartNatsServerOptions): Promise<NatsServerHandle> {
+async function startBinary(
+  bin: string,
+  port: number,
+  storeDir: string,
+  jetstream: boolean,
+  ownsStore: boolean,
+  opts: StartNatsServerOptions,
+): Promise<NatsServerHandle> {
   const monitorPort = await freePort();
-  const args = [...(opts.configFile ? ["-c", opts.configFile] : []), "-a", "127.0.0.1", "-p", String(port), "-m", String(monitorPort), ...(jetstream ? ["-js", "-sd", storeDir] : [])];
+  const args = [
+    ...(opts.configFile ? ["-c", opts.configFile] : []),
+    "-a",
+    "127.0.0.1",
+    "-p",
+    String(port),
+    "-m",
+    String(monitorPort),
+    ...(jetstream ? ["-js", "-sd", storeDir] : []),
+  ];
   let child: ChildProcess | undefined;
   const launch = async () => {
     const proc = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...opts.env } });
@@ -111,7 +127,10 @@ async function startContainer(port: number, storeDir: string, jetstream: boolean
   const conf = opts.configFile ? ["-c", "/etc/nats/server.conf"] : [];
   const container = await new GenericContainer("nats:2.10")
     .withExposedPorts({ container: 4222, host: port })
-    .withBindMounts([{ source: storeDir, target: "/data" }, ...(opts.configFile ? [{ source: opts.configFile, target: "/etc/nats/server.conf", mode: "ro" as const }] : [])])
+    .withBindMounts([
+      { source: storeDir, target: "/data" },
+      ...(opts.configFile ? [{ source: opts.configFile, target: "/etc/nats/server.conf", mode: "ro" as const }] : []),
+    ])
     .withEnvironment(opts.env ?? {})
     .withCommand([...conf, ...(jetstream ? ["-js", "-sd", "/data"] : [])])
     .withWaitStrategy(Wait.forLogMessage(/Server is ready/))

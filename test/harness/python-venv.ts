@@ -10,7 +10,8 @@ import { REPO_ROOT } from "./repo-root.js";
 
 export function venvPython(): string {
   const py = join(REPO_ROOT, ".venv-test", "bin", "python");
-  if (!existsSync(py)) throw new Error(`${py} is missing: run ./scripts/install-test-deps.sh (it builds .venv-test with torch, transformers, safetensors, peft and numpy)`);
+  if (!existsSync(py))
+    throw new Error(`${py} is missing: run ./scripts/install-test-deps.sh (it builds .venv-test with torch, transformers, safetensors, peft and numpy)`);
   return py;
 }
 
@@ -18,7 +19,11 @@ export function venvPython(): string {
 export function runPython(script: string, args: string[] = [], opts: { timeoutMs?: number } = {}): Promise<string> {
   const py = venvPython();
   return new Promise((resolve, reject) => {
-    const child = spawn(py, ["-c", script, ...args], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PYTHONHASHSEED: "0", TOKENIZERS_PARALLELISM: "false" } });
+    const child = spawn(py, ["-c", script, ...args], {
+      cwd: REPO_ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, PYTHONHASHSEED: "0", TOKENIZERS_PARALLELISM: "false" },
+    });
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));

@@ -64,7 +64,11 @@ function layerTensors(arch: StandInArch): TensorDef[] {
     mat("mlp.down_proj.weight", D.hidden, D.intermediate),
   ];
   if (arch === "qwen2") {
-    out.push({ name: "self_attn.q_proj.bias", shape: [q], kind: "bias" }, { name: "self_attn.k_proj.bias", shape: [kv], kind: "bias" }, { name: "self_attn.v_proj.bias", shape: [kv], kind: "bias" });
+    out.push(
+      { name: "self_attn.q_proj.bias", shape: [q], kind: "bias" },
+      { name: "self_attn.k_proj.bias", shape: [kv], kind: "bias" },
+      { name: "self_attn.v_proj.bias", shape: [kv], kind: "bias" },
+    );
   }
   if (arch === "gemma2") out.push(norm("pre_feedforward_layernorm.weight"), norm("post_feedforward_layernorm.weight"));
   return out;
@@ -152,11 +156,25 @@ function hfConfig(arch: StandInArch, layers: number): Record<string, unknown> {
       return { architectures: ["Qwen2ForCausalLM"], model_type: "qwen2", hidden_act: "silu", use_sliding_window: false, ...common };
     case "gemma2":
       return {
-        architectures: ["Gemma2ForCausalLM"], model_type: "gemma2", hidden_activation: "gelu_pytorch_tanh", query_pre_attn_scalar: D.headDim,
-        final_logit_softcapping: 30.0, attn_logit_softcapping: 50.0, sliding_window: 4096, pad_token_id: 0, ...common,
+        architectures: ["Gemma2ForCausalLM"],
+        model_type: "gemma2",
+        hidden_activation: "gelu_pytorch_tanh",
+        query_pre_attn_scalar: D.headDim,
+        final_logit_softcapping: 30.0,
+        attn_logit_softcapping: 50.0,
+        sliding_window: 4096,
+        pad_token_id: 0,
+        ...common,
       };
     case "phi3":
-      return { architectures: ["Phi3ForCausalLM"], model_type: "phi3", hidden_act: "silu", original_max_position_embeddings: 64, ...common, head_dim: undefined };
+      return {
+        architectures: ["Phi3ForCausalLM"],
+        model_type: "phi3",
+        hidden_act: "silu",
+        original_max_position_embeddings: 64,
+        ...common,
+        head_dim: undefined,
+      };
   }
 }
 
@@ -177,7 +195,10 @@ async function writeTokenizer(dir: string): Promise<void> {
     model: { type: "WordLevel", vocab, unk_token: "<unk>" },
   };
   await writeFile(join(dir, "tokenizer.json"), JSON.stringify(tokenizer));
-  await writeFile(join(dir, "tokenizer_config.json"), JSON.stringify({ tokenizer_class: "PreTrainedTokenizerFast", bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>", model_max_length: 64 }));
+  await writeFile(
+    join(dir, "tokenizer_config.json"),
+    JSON.stringify({ tokenizer_class: "PreTrainedTokenizerFast", bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>", model_max_length: 64 }),
+  );
   await writeFile(join(dir, "special_tokens_map.json"), JSON.stringify({ bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>" }));
 }
 
@@ -226,6 +247,20 @@ export async function writeLoraStandIn(dir: string, spec: LoraStandInSpec, seed:
   await writeSafetensors(join(dir, "adapter_model.safetensors"), tensors);
   await writeFile(
     join(dir, "adapter_config.json"),
-    JSON.stringify({ peft_type: "LORA", task_type: "CAUSAL_LM", r: D.loraRank, lora_alpha: 2 * D.loraRank, lora_dropout: 0, target_modules: ["q_proj", "v_proj"], fan_in_fan_out: false, bias: "none", use_rslora: false }, null, 2),
+    JSON.stringify(
+      {
+        peft_type: "LORA",
+        task_type: "CAUSAL_LM",
+        r: D.loraRank,
+        lora_alpha: 2 * D.loraRank,
+        lora_dropout: 0,
+        target_modules: ["q_proj", "v_proj"],
+        fan_in_fan_out: false,
+        bias: "none",
+        use_rslora: false,
+      },
+      null,
+      2,
+    ),
   );
 }

@@ -32,7 +32,10 @@ export async function writeFakeCheckpoint(dir: string, tensors: FakeTensor[], op
   const { bytes } = buildSafetensorsHeader(tensors);
   const data = Buffer.concat(tensors.map((t) => encode(t, opts.seed ?? 1)));
   await writeFile(join(dir, "model.safetensors"), Buffer.concat([bytes, data]));
-  await writeFile(join(dir, "config.json"), JSON.stringify({ architectures: ["LlamaForCausalLM"], model_type: "llama", num_hidden_layers: opts.numLayers ?? 1 }));
+  await writeFile(
+    join(dir, "config.json"),
+    JSON.stringify({ architectures: ["LlamaForCausalLM"], model_type: "llama", num_hidden_layers: opts.numLayers ?? 1 }),
+  );
   return dir;
 }
 

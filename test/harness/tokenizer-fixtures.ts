@@ -51,20 +51,41 @@ interface Added {
 }
 
 function tokenizerJson(vocab: Record<string, number>, added: Added[]): Record<string, unknown> {
-  const specials: Added[] = [{ content: "<pad>", special: true }, { content: "<bos>", special: true }, { content: "<eos>", special: true }];
+  const specials: Added[] = [
+    { content: "<pad>", special: true },
+    { content: "<bos>", special: true },
+    { content: "<eos>", special: true },
+  ];
   const base = Object.keys(vocab).length;
   return {
     version: "1.0",
     truncation: null,
     padding: null,
     added_tokens: [...specials.map((a) => ({ id: vocab[a.content], ...a })), ...added.map((a, i) => ({ id: base + i, ...a }))].map((a) => ({
-      id: a.id, content: a.content, single_word: false, lstrip: false, rstrip: false, normalized: !a.special, special: a.special,
+      id: a.id,
+      content: a.content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: !a.special,
+      special: a.special,
     })),
     normalizer: null,
     pre_tokenizer: null,
     post_processor: null,
     decoder: null,
-    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: [] },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: [],
+    },
   };
 }
 
@@ -107,7 +128,10 @@ export async function writeTokenizerExpert(from: string, dir: string, added: Add
 export async function writeUnionFixture(root: string): Promise<{ base: string; chat: string; tool: string }> {
   return {
     base: await writeTokenizerExpert("base", join(root, "base"), []),
-    chat: await writeTokenizerExpert("expert-add", join(root, "chat"), [{ content: "<|im_start|>", special: true }, { content: "<|im_end|>", special: true }]),
+    chat: await writeTokenizerExpert("expert-add", join(root, "chat"), [
+      { content: "<|im_start|>", special: true },
+      { content: "<|im_end|>", special: true },
+    ]),
     tool: await writeTokenizerExpert("expert-mul", join(root, "tool"), [{ content: "<tool>", special: false }]),
   };
 }

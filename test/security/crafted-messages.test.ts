@@ -96,7 +96,10 @@ describe("crafted task messages never write outside the job's temporary output",
   test("a dest with '..' climbing out of a real job output is refused", async () => {
     const j = jobId();
     const { dir } = await createJobOutput(jail, j);
-    await unchanged(() => refused(linearTask(j, "t0", models, `${dir}/../models/a/model.safetensors`), /outside the storage roots|'\.\.'/), (p) => p.startsWith(dir));
+    await unchanged(
+      () => refused(linearTask(j, "t0", models, `${dir}/../models/a/model.safetensors`), /outside the storage roots|'\.\.'/),
+      (p) => p.startsWith(dir),
+    );
   });
 
   test("a shard that is a symlink to an input, inside the job's own output, is refused", async () => {
@@ -104,7 +107,10 @@ describe("crafted task messages never write outside the job's temporary output",
     const { dir } = await createJobOutput(jail, j);
     const evil = join(dir, "model-00002-of-00002.safetensors");
     await symlink(models.b, evil);
-    await unchanged(() => refused(linearTask(j, "t0", models, evil), /symlink/), (p) => p.startsWith(dir));
+    await unchanged(
+      () => refused(linearTask(j, "t0", models, evil), /symlink/),
+      (p) => p.startsWith(dir),
+    );
   });
 
   test("a shard that is a hard link to an input is refused", async () => {
@@ -112,7 +118,10 @@ describe("crafted task messages never write outside the job's temporary output",
     const { dir } = await createJobOutput(jail, j);
     const evil = join(dir, "model-00002-of-00002.safetensors");
     await link(models.b, evil);
-    await unchanged(() => refused(linearTask(j, "t0", models, evil), /hard links/), (p) => p.startsWith(dir));
+    await unchanged(
+      () => refused(linearTask(j, "t0", models, evil), /hard links/),
+      (p) => p.startsWith(dir),
+    );
   });
 
   test("a temporary output directory that is a symlink (pointing out of the roots) is refused", async () => {
@@ -133,7 +142,10 @@ describe("crafted task messages never write outside the job's temporary output",
   test("a temporary output directory without the job marker is refused", async () => {
     const j = jobId();
     const { dir, shard } = await createJobOutput(jail, j, { marker: false });
-    await unchanged(() => refused(linearTask(j, "t0", models, shard), new RegExp(`no \\${JOB_MARKER_FILE} marker`)), (p) => p.startsWith(dir));
+    await unchanged(
+      () => refused(linearTask(j, "t0", models, shard), new RegExp(`no \\${JOB_MARKER_FILE} marker`)),
+      (p) => p.startsWith(dir),
+    );
     assert.deepEqual(await readFile(shard), Buffer.alloc(64), "the unmarked shard was written");
   });
 
@@ -141,7 +153,10 @@ describe("crafted task messages never write outside the job's temporary output",
     const mine = jobId();
     const theirs = jobId();
     const { dir, shard } = await createJobOutput(jail, theirs);
-    await unchanged(() => refused(linearTask(mine, "t0", models, shard), /belongs to another job/), (p) => p.startsWith(dir));
+    await unchanged(
+      () => refused(linearTask(mine, "t0", models, shard), /belongs to another job/),
+      (p) => p.startsWith(dir),
+    );
     assert.deepEqual(await readFile(shard), Buffer.alloc(64));
   });
 
@@ -191,10 +206,13 @@ describe("crafted task messages never write outside the job's temporary output",
   test("after all of that the same worker merges a good job into its temporary output", async () => {
     const j = jobId();
     const { dir, shard } = await createJobOutput(jail, j);
-    await unchanged(async () => {
-      const o = await publish(linearTask(j, "t0", models, shard));
-      assert.equal(o.ok, true, JSON.stringify(o.error));
-    }, (p) => p.startsWith(dir));
+    await unchanged(
+      async () => {
+        const o = await publish(linearTask(j, "t0", models, shard));
+        assert.equal(o.ok, true, JSON.stringify(o.error));
+      },
+      (p) => p.startsWith(dir),
+    );
     // Independent expectation: normalized linear mean of the two seeded ramps (writeFakeCheckpoint).
     const got = new Float32Array((await readFile(shard)).buffer.slice(0));
     for (let i = 0; i < 16; i++) {

@@ -44,7 +44,19 @@ async function open(prefix: string): Promise<{ t: NatsTransport; raw: (bucket: s
 
 async function writeConfig(name: string): Promise<string> {
   const p = join(dir, `${name}.yml`);
-  await writeFile(p, [`merge_method: linear`, "models:", `  - model: ${FIXTURES}/expert-add`, "    parameters: { weight: 1 }", `  - model: ${FIXTURES}/expert-sub`, "    parameters: { weight: 1 }", "dtype: float32", ""].join("\n"));
+  await writeFile(
+    p,
+    [
+      `merge_method: linear`,
+      "models:",
+      `  - model: ${FIXTURES}/expert-add`,
+      "    parameters: { weight: 1 }",
+      `  - model: ${FIXTURES}/expert-sub`,
+      "    parameters: { weight: 1 }",
+      "dtype: float32",
+      "",
+    ].join("\n"),
+  );
   return p;
 }
 
@@ -53,7 +65,16 @@ describe("undecodable KV records", () => {
     const prefix = uniquePrefix();
     const { t, raw } = await open(prefix);
     try {
-      const good: JobRecord = { jobId: "goodjob", state: "done", createdAt: 1, updatedAt: 2, totalTasks: 3, doneTasks: 3, failedTasks: 0, outputDir: "/models/out" };
+      const good: JobRecord = {
+        jobId: "goodjob",
+        state: "done",
+        createdAt: 1,
+        updatedAt: 2,
+        totalTasks: 3,
+        doneTasks: 3,
+        failedTasks: 0,
+        outputDir: "/models/out",
+      };
       await (await openKv(t, buckets.jobs)).put("goodjob", good);
       await (await raw(buckets.jobs.name)).put("badjob", GARBAGE);
       const r = await runCli(["jobs", "--nats", server.url, "--nats-prefix", prefix]);
@@ -63,8 +84,14 @@ describe("undecodable KV records", () => {
       const j = await runCli(["jobs", "--json", "--nats", server.url, "--nats-prefix", prefix]);
       assert.equal(j.code, 0, j.stderr);
       const parsed = JSON.parse(j.stdout) as { jobs: JobRecord[]; skipped: Array<{ key: string }> };
-      assert.deepEqual(parsed.jobs.map((x) => x.jobId), ["goodjob"]);
-      assert.deepEqual(parsed.skipped.map((x) => x.key), ["badjob"]);
+      assert.deepEqual(
+        parsed.jobs.map((x) => x.jobId),
+        ["goodjob"],
+      );
+      assert.deepEqual(
+        parsed.skipped.map((x) => x.key),
+        ["badjob"],
+      );
     } finally {
       await t.close();
     }
@@ -83,7 +110,10 @@ describe("undecodable KV records", () => {
       const c = startCoordinator(server.url, prefix, cfg, out, ["--random-seed", "0"]);
       procs.push(c);
       assert.equal(await c.exited, 0, c.err);
-      assert.ok(c.events().some((e) => e.type === "warning" && /unreadable.*starting the job over/.test(String(e.message))), c.out);
+      assert.ok(
+        c.events().some((e) => e.type === "warning" && /unreadable.*starting the job over/.test(String(e.message))),
+        c.out,
+      );
       await access(join(out, "model.safetensors"));
       await w.kill("SIGTERM");
     } finally {

@@ -44,11 +44,32 @@ async function taskCount(nc: NatsConnection): Promise<number> {
 
 describe("the shipped NATS account config", () => {
   test("a coordinator and a worker run a merge end to end under it, with credentials in the URL that never appear in their output", async () => {
-    const worker = new Proc(["worker", "--nats", `nats://worker:${WORKER_PW}@${host()}`, "--name", "acl-worker", "--threads", "1", "--storage-root", REPO_ROOT, dir]);
+    const worker = new Proc([
+      "worker",
+      "--nats",
+      `nats://worker:${WORKER_PW}@${host()}`,
+      "--name",
+      "acl-worker",
+      "--threads",
+      "1",
+      "--storage-root",
+      REPO_ROOT,
+      dir,
+    ]);
     procs.push(worker);
     await worker.waitFor((s) => /worker acl-worker ready/.test(s), 20_000, "worker ready");
     const out = join(dir, "merged");
-    const r = await runCli(["merge", "examples/linear-arith.yml", "-o", out, "--nats", `nats://coordinator:${COORD_PW}@${host()}`, "--worker-wait-timeout", "20", "--json"]);
+    const r = await runCli([
+      "merge",
+      "examples/linear-arith.yml",
+      "-o",
+      out,
+      "--nats",
+      `nats://coordinator:${COORD_PW}@${host()}`,
+      "--worker-wait-timeout",
+      "20",
+      "--json",
+    ]);
     assert.equal(r.code, 0, r.stderr);
     await access(join(out, "model.safetensors"));
     const jobs = await runCli(["jobs", "--nats", `nats://coordinator:${COORD_PW}@${host()}`]);
@@ -74,7 +95,9 @@ describe("the shipped NATS account config", () => {
       assert.equal(await taskCount(coord), before, "a task published by the worker user reached the queue");
       const jsm = await jetstreamManager(coord);
       const jobsStream = await jsm.streams.info(`KV_${buckets.jobs.name}`).catch(() => null);
-      const evil = jobsStream ? await jsm.streams.getMessage(`KV_${buckets.jobs.name}`, { last_by_subj: `$KV.${buckets.jobs.name}.evil` }).catch(() => null) : null;
+      const evil = jobsStream
+        ? await jsm.streams.getMessage(`KV_${buckets.jobs.name}`, { last_by_subj: `$KV.${buckets.jobs.name}.evil` }).catch(() => null)
+        : null;
       assert.equal(evil, null, "the worker user wrote a job record");
       // The coordinator user may publish tasks (the control).
       await jetstream(coord).publish(subjects.taskMerge, task);
@@ -86,7 +109,16 @@ describe("the shipped NATS account config", () => {
   });
 
   test("a coordinator waiting for workers prints the URL with the password masked", async () => {
-    const r = await runCli(["merge", "examples/linear-arith.yml", "-o", join(dir, "no-workers"), "--nats", `nats://coordinator:${COORD_PW}@${host()}`, "--worker-wait-timeout", "1"]);
+    const r = await runCli([
+      "merge",
+      "examples/linear-arith.yml",
+      "-o",
+      join(dir, "no-workers"),
+      "--nats",
+      `nats://coordinator:${COORD_PW}@${host()}`,
+      "--worker-wait-timeout",
+      "1",
+    ]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /no worker connected within 1 s; start one with: mergeloom worker --nats nats:\/\/coordinator:\*\*\*@127\.0\.0\.1/);
     assert.ok(!r.stderr.includes(COORD_PW) && !r.stdout.includes(COORD_PW), r.stderr);

@@ -28,7 +28,12 @@ function childEnv(otel: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...otel };
 }
 
-async function step(service: string, file: string, span: string, opts: { traceparent?: string; otel?: Record<string, string> } = {}): Promise<Record<string, string>> {
+async function step(
+  service: string,
+  file: string,
+  span: string,
+  opts: { traceparent?: string; otel?: Record<string, string> } = {},
+): Promise<Record<string, string>> {
   const args = [...(compiled ? [] : ["--import", "tsx"]), fixture, service, file, span, ...(opts.traceparent ? [opts.traceparent] : [])];
   const { stdout } = await run(process.execPath, args, { cwd: REPO_ROOT, env: childEnv(opts.otel ?? {}), timeout: 20_000 });
   return JSON.parse(stdout.trim()) as Record<string, string>;

@@ -167,7 +167,10 @@ export function describeTransportConformance(name: string, factory: TransportFac
       await waitFor("the abandoned report", () => abandoned.length === 1, ACK_WAIT * 8);
       assert.equal(abandoned[0].headers["mergeloom-task"], "hangs");
       assert.equal(abandoned[0].deliveries, 2);
-      assert.deepEqual(attempts.filter((a) => a.startsWith("hangs")), ["hangs#1", "hangs#2"]);
+      assert.deepEqual(
+        attempts.filter((a) => a.startsWith("hangs")),
+        ["hangs#1", "hangs#2"],
+      );
       await abandoned[0].discard();
       await sleep(ACK_WAIT * 2);
       assert.equal(abandoned.length, 1, "reported once; the failed and the finished task are not abandoned");
@@ -189,7 +192,10 @@ export function describeTransportConformance(name: string, factory: TransportFac
       await t.publishTask(Q, "merge-task", task("good"));
       await waitFor("both tasks", () => seen.includes("good"));
       await sleep(ACK_WAIT * 1.5);
-      assert.deepEqual(seen.filter((s) => s === "bad"), ["bad"]);
+      assert.deepEqual(
+        seen.filter((s) => s === "bad"),
+        ["bad"],
+      );
     });
 
     test("a nak waits the configured backoff before the redelivery", async () => {
@@ -302,7 +308,10 @@ export function describeTransportConformance(name: string, factory: TransportFac
       const jobSubject = subjects.result("job-1");
       await t.publish(jobSubject, { kind: "merge-result", body: result("a") }, { traceparent: "00-1-2-01" });
       await t.publish(subjects.result("job-2"), { kind: "merge-result", body: result("other") });
-      await t.publish(jobSubject, { kind: "error-report", body: { jobId: "job-1", taskId: "b", attempt: 3, final: true, error: { code: "MERGE_FAILED", message: "boom", retryable: true } } });
+      await t.publish(jobSubject, {
+        kind: "error-report",
+        body: { jobId: "job-1", taskId: "b", attempt: 3, final: true, error: { code: "MERGE_FAILED", message: "boom", retryable: true } },
+      });
       const all: Received[] = [];
       const fresh: Received[] = [];
       await t.subscribe(jobSubject, (m) => void all.push(m), { deliver: "all" });
@@ -310,7 +319,10 @@ export function describeTransportConformance(name: string, factory: TransportFac
       await waitFor("replay", () => all.length === 2);
       await t.publish(jobSubject, { kind: "merge-result", body: result("c") });
       await waitFor("live message", () => all.length === 3 && fresh.length === 1);
-      assert.deepEqual(all.map((m) => m.message.kind), ["merge-result", "error-report", "merge-result"]);
+      assert.deepEqual(
+        all.map((m) => m.message.kind),
+        ["merge-result", "error-report", "merge-result"],
+      );
       assert.deepEqual(all[0].message.body, result("a"));
       assert.equal(all[0].headers.traceparent, "00-1-2-01");
       assert.ok(all[0].seq < all[1].seq && all[1].seq < all[2].seq);
@@ -350,7 +362,14 @@ export function describeTransportConformance(name: string, factory: TransportFac
       await kv.delete("a");
       await waitFor("two changes", () => changes.length === 3);
       await w.stop();
-      assert.deepEqual(changes.map((c) => [c.key, c.op, c.value?.doneTasks ?? null]), [["a", "put", 1], ["b", "put", 2], ["a", "delete", null]]);
+      assert.deepEqual(
+        changes.map((c) => [c.key, c.op, c.value?.doneTasks ?? null]),
+        [
+          ["a", "put", 1],
+          ["b", "put", 2],
+          ["a", "delete", null],
+        ],
+      );
     });
 
     test("kv entries expire after the bucket ttl", async () => {

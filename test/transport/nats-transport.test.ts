@@ -25,7 +25,16 @@ test("queued tasks and kv values survive a nats-server restart", async () => {
   try {
     await t.publishTask(subjects.taskMerge, "merge-task", { jobId: "j", taskId: "kept", seed: 1, tensors: [] });
     const kv = await t.kv("jobs", "job");
-    const rev = await kv.create("j", { jobId: "j", state: "running", createdAt: 1, updatedAt: 1, totalTasks: 1, doneTasks: 0, failedTasks: 0, outputDir: "/o" });
+    const rev = await kv.create("j", {
+      jobId: "j",
+      state: "running",
+      createdAt: 1,
+      updatedAt: 1,
+      totalTasks: 1,
+      doneTasks: 0,
+      failedTasks: 0,
+      outputDir: "/o",
+    });
     await server.restart();
     const seen: string[] = [];
     await t.consume(subjects.taskMerge, "merge-task", async (d) => void seen.push(d.body.taskId), { ackWaitMs: 1000 });

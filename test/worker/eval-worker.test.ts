@@ -88,7 +88,10 @@ describe("EvalWorker", () => {
       assert.deepEqual(o.scores, expected[i].scores);
       assert.ok(expected[i].scores.add >= 0 && expected[i].scores.add <= 1);
     }
-    assert.ok(lines.some((l) => /^task ta of search search1 started \(attempt 1, candidate ta\)$/.test(l)), lines.join("\n"));
+    assert.ok(
+      lines.some((l) => /^task ta of search search1 started \(attempt 1, candidate ta\)$/.test(l)),
+      lines.join("\n"),
+    );
   });
 
   test("the same candidate under another DARE seed scores differently (the seed reaches the merge)", async () => {

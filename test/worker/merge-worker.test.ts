@@ -44,7 +44,10 @@ describe("merge worker refusals", () => {
     assert.equal(o?.ok, false);
     assert.equal(o?.error?.code, "PROTOCOL_MISMATCH");
     assert.match(o!.error!.message, /speaks v2/);
-    assert.ok(logs.some((l) => /refused a task message \(task t1 of job j1\)/.test(l)), logs.join("\n"));
+    assert.ok(
+      logs.some((l) => /refused a task message \(task t1 of job j1\)/.test(l)),
+      logs.join("\n"),
+    );
     await w.stop({ graceful: false });
   });
 
@@ -55,7 +58,10 @@ describe("merge worker refusals", () => {
     const coord = new MemoryTransport({ broker, role: "coordinator" });
     const d = new TransportDispatcher(coord, { threads: 1 });
     broker.enqueue(subjects.taskMerge, new Uint8Array([0xc1, 0x00, 0x01]), { [H.jobId]: "j2", [H.taskId]: "t0" });
-    await assert.rejects(() => d.runTasks([task("j2", "t0")], () => {}), (err: Error) => /MESSAGE_INVALID|not valid msgpack|refused/.test(err.message));
+    await assert.rejects(
+      () => d.runTasks([task("j2", "t0")], () => {}),
+      (err: Error) => /MESSAGE_INVALID|not valid msgpack|refused/.test(err.message),
+    );
     await w.stop({ graceful: false });
   });
 
@@ -64,8 +70,20 @@ describe("merge worker refusals", () => {
     const coord = new MemoryTransport({ broker, role: "coordinator" });
     const workers = await openKv(coord, buckets.workers);
     const rec: WorkerRecord = {
-      workerId: "old", name: "old", host: "h", pid: 1, version: "0.0.9", protocol: 2, concurrency: 1, activeTasks: 0, status: "idle",
-      methods: [], startedAt: 0, heartbeatAt: Date.now(), threads: 1, memoryBytes: 1,
+      workerId: "old",
+      name: "old",
+      host: "h",
+      pid: 1,
+      version: "0.0.9",
+      protocol: 2,
+      concurrency: 1,
+      activeTasks: 0,
+      status: "idle",
+      methods: [],
+      startedAt: 0,
+      heartbeatAt: Date.now(),
+      threads: 1,
+      memoryBytes: 1,
     };
     await workers.put("old", rec);
     const d = new TransportDispatcher(coord, { threads: 1, noWorkerWarnMs: 50 });
@@ -75,7 +93,10 @@ describe("merge worker refusals", () => {
   test("a finished task delivered again is acked without running twice", async () => {
     const broker = new MemoryBroker();
     let runs = 0;
-    const exec: MergeExecutor = { run: async (t) => (runs++, { taskId: t.taskId, tensors: [], bytesRead: 0, bytesWritten: 0, durationMs: 0 }), close: async () => {} };
+    const exec: MergeExecutor = {
+      run: async (t) => (runs++, { taskId: t.taskId, tensors: [], bytesRead: 0, bytesWritten: 0, durationMs: 0 }),
+      close: async () => {},
+    };
     const w = new MergeWorker({ transport: new MemoryTransport({ broker, role: "worker" }), name: "w", executor: exec });
     await w.start();
     const d = new TransportDispatcher(new MemoryTransport({ broker, role: "coordinator" }), { threads: 1 });

@@ -49,7 +49,10 @@ describe("where a task may write", () => {
     ["an http URL", () => "http://host/x", /not an absolute local path/],
   ] as const) {
     test(`${what} is refused`, async () => {
-      await assert.rejects(() => checkTaskOutput(task(dest())), (e: Error & { code?: string }) => e.code === "PATH_ESCAPE" && reason.test(e.message));
+      await assert.rejects(
+        () => checkTaskOutput(task(dest())),
+        (e: Error & { code?: string }) => e.code === "PATH_ESCAPE" && reason.test(e.message),
+      );
     });
   }
 

@@ -18,7 +18,10 @@ import { readJobMarker, TEMP_OUTPUT_TAG } from "@mergeloom/engine/output";
 
 export class OutputRefusedError extends MergeloomError {
   constructor(task: MergeTask, dest: string, defect: string) {
-    super("PATH_ESCAPE", `write task ${task.taskId} of job ${task.jobId} to ${dest}: refused, ${defect}; workers write only into the temporary output directory the coordinator created for the job`);
+    super(
+      "PATH_ESCAPE",
+      `write task ${task.taskId} of job ${task.jobId} to ${dest}: refused, ${defect}; workers write only into the temporary output directory the coordinator created for the job`,
+    );
   }
 }
 

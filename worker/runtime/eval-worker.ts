@@ -82,7 +82,9 @@ export class EvalWorker {
     await this.opts.scratch?.init();
     // One durable consumer per scorer: only workers that have the scorer ever see its tasks.
     for (const name of scorers) await this.runtime.consume({ ...queue, subject: subjects.taskScore(name), durable: consumers.scorerWorkers(name) });
-    this.log(`eval worker ${this.name} ready: concurrency ${this.concurrency}, device ${this.opts.device ?? "auto"}, scorers: ${scorers.length ? scorers.join(", ") : "none"}`);
+    this.log(
+      `eval worker ${this.name} ready: concurrency ${this.concurrency}, device ${this.opts.device ?? "auto"}, scorers: ${scorers.length ? scorers.join(", ") : "none"}`,
+    );
   }
 
   private get concurrency(): number {
@@ -112,8 +114,10 @@ export class EvalWorker {
 
   /** Merges the candidate in memory and scores it; throws on any failure. */
   async evaluate(task: EvalTask, signal?: AbortSignal): Promise<{ scores: Record<string, number>; device: "cpu" | "cuda" }> {
-    return inSpan(SPAN_NAMES.evaluate, { [ATTR_JOB_ID]: task.jobId, [ATTR_TASK_ID]: task.taskId, "mergeloom.candidate.id": task.candidateId, [ATTR_WORKER_NAME]: this.name }, () =>
-      this.evaluateUntraced(task, signal),
+    return inSpan(
+      SPAN_NAMES.evaluate,
+      { [ATTR_JOB_ID]: task.jobId, [ATTR_TASK_ID]: task.taskId, "mergeloom.candidate.id": task.candidateId, [ATTR_WORKER_NAME]: this.name },
+      () => this.evaluateUntraced(task, signal),
     );
   }
 
@@ -122,13 +126,17 @@ export class EvalWorker {
     if (command) {
       // A named scorer (kind: scorer) is the way to run a command here: the worker's own.
       // Running shell commands named by queue messages would let anyone who can publish run code here.
-      throw new MergeloomError("EVAL_FAILED", `evaluate candidate ${task.candidateId}: fitness task '${command.name}' is a command task, which runs only in-process; run the search without --nats`);
+      throw new MergeloomError(
+        "EVAL_FAILED",
+        `evaluate candidate ${task.candidateId}: fitness task '${command.name}' is a command task, which runs only in-process; run the search without --nats`,
+      );
     }
     const roots = this.opts.storageRoots;
     if (roots) await checkFitnessPaths(task.fitness, roots);
     const missing = scorersUsed(task.fitness.tasks).filter((n) => !this.opts.scorers?.has(n));
     // Cannot happen through the per-scorer queues; a permanent error if a task was misrouted.
-    if (missing.length) throw new MergeloomError("EVAL_FAILED", `evaluate candidate ${task.candidateId}: worker ${this.name} has no scorer ${missing.join(", ")}`);
+    if (missing.length)
+      throw new MergeloomError("EVAL_FAILED", `evaluate candidate ${task.candidateId}: worker ${this.name} has no scorer ${missing.join(", ")}`);
     let device: "cpu" | "cuda" = "cpu";
     const scores = await scoreCandidate(
       this.merger,
@@ -191,5 +199,8 @@ function specKey(spec: FitnessSpec): string {
 
 /** The graph, vocabulary and data files must lie under the storage roots. */
 async function checkFitnessPaths(spec: FitnessSpec, roots: readonly string[]): Promise<void> {
-  await checkPathsInsideRoots([spec.graph, spec.vocab, ...spec.tasks.map((t) => t.data)].filter((f): f is string => f !== undefined), roots);
+  await checkPathsInsideRoots(
+    [spec.graph, spec.vocab, ...spec.tasks.map((t) => t.data)].filter((f): f is string => f !== undefined),
+    roots,
+  );
 }

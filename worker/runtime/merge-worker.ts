@@ -246,4 +246,3 @@ export class MergeWorker {
     await this.executor.close();
   }
 }
-

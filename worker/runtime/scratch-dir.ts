@@ -32,10 +32,17 @@ export class ScratchDir implements CheckpointScratch {
   /** Runs `fn` with a fresh directory for a checkpoint of `bytes` bytes, then removes it. */
   async use<T>(bytes: number, what: string, fn: (dir: string) => Promise<T>): Promise<T> {
     if (bytes > this.maxBytes) {
-      throw new MergeloomError("EVAL_FAILED", `${what}: the checkpoint needs ${bytes} bytes of scratch but this worker allows ${this.maxBytes}; raise --scratch-max-bytes or use a worker with more local disk`);
+      throw new MergeloomError(
+        "EVAL_FAILED",
+        `${what}: the checkpoint needs ${bytes} bytes of scratch but this worker allows ${this.maxBytes}; raise --scratch-max-bytes or use a worker with more local disk`,
+      );
     }
     if (this.reserved + bytes > this.maxBytes) {
-      throw new MergeloomError("EVAL_FAILED", `${what}: scratch is full (${this.reserved} of ${this.maxBytes} bytes held by other evaluations); retried later`, { retryable: true });
+      throw new MergeloomError(
+        "EVAL_FAILED",
+        `${what}: scratch is full (${this.reserved} of ${this.maxBytes} bytes held by other evaluations); retried later`,
+        { retryable: true },
+      );
     }
     this.reserved += bytes;
     let dir: string | undefined;

@@ -19,7 +19,14 @@ async function start(run: TaskHandler<MergeTask, TaskOutcome>["run"], failed: Ta
   transport = new MemoryTransport();
   const lines: string[] = [];
   runtime = new TaskRuntime({ transport, name: "w", maxDeliver: 2, backoffMs: [5], log: (l) => lines.push(l) });
-  const handler: TaskHandler<MergeTask, TaskOutcome> = { describe: (t) => `task ${t.taskId}`, detail: () => "x", label: (t) => `run ${t.taskId}`, rerun: "it", run, failed };
+  const handler: TaskHandler<MergeTask, TaskOutcome> = {
+    describe: (t) => `task ${t.taskId}`,
+    detail: () => "x",
+    label: (t) => `run ${t.taskId}`,
+    rerun: "it",
+    run,
+    failed,
+  };
   await runtime.consume({ subject: subjects.taskMerge, kind: "merge-task", outcomes: buckets.tasks, concurrency: 1, handler });
   return lines;
 }
@@ -61,7 +68,10 @@ describe("TaskRuntime", () => {
     assert.equal(o.attempt, 2);
     assert.equal(o.error?.code, "STORAGE_FAILED");
     assert.equal(o.error?.message, "run t2 on worker w (attempt 2/2): read x: reset");
-    assert.ok(lines.some((l) => l.startsWith("retrying run t2 on worker w (attempt 1/2)")), lines.join("\n"));
+    assert.ok(
+      lines.some((l) => l.startsWith("retrying run t2 on worker w (attempt 1/2)")),
+      lines.join("\n"),
+    );
   });
 
   test("an error that is not retryable fails the task on its first delivery", async () => {

@@ -149,7 +149,11 @@ export class TaskRuntime {
     this.opts.log?.(line);
   }
 
-  private async handle<K extends TaskKind, OK extends OutcomeKind>(queue: TaskQueue<K, OK>, outcomes: KvBucket<MessageMap[OK]>, d: Delivery<MessageMap[K]>): Promise<void> {
+  private async handle<K extends TaskKind, OK extends OutcomeKind>(
+    queue: TaskQueue<K, OK>,
+    outcomes: KvBucket<MessageMap[OK]>,
+    d: Delivery<MessageMap[K]>,
+  ): Promise<void> {
     const { handler } = queue;
     const task = d.body;
     const key = queue.outcomes.key(task.jobId, task.taskId);
@@ -159,7 +163,8 @@ export class TaskRuntime {
     trace.getActiveSpan()?.setAttributes({ [ATTR_WORKER_NAME]: name, ...handler.attributes?.(task) });
     this.active++;
     const beat = setInterval(() => d.heartbeat(), Math.max(100, Math.floor(this.ackWaitMs / 3)));
-    const record = (fields: object) => outcomes.put(key, { jobId: task.jobId, taskId: task.taskId, ...fields, worker: name, attempt: d.attempt, finishedAt: Date.now() } as MessageMap[OK]);
+    const record = (fields: object) =>
+      outcomes.put(key, { jobId: task.jobId, taskId: task.taskId, ...fields, worker: name, attempt: d.attempt, finishedAt: Date.now() } as MessageMap[OK]);
     try {
       // Both reads at once (one round trip per task); a finished task is acked whatever the checks say.
       const [prev, admitted] = await Promise.allSettled([readRecord(outcomes, key, handler.describe(task), handler.rerun), handler.admit?.(task)]);
@@ -214,7 +219,10 @@ export async function readRecord<T>(kv: KvBucket<T>, key: string, what: string, 
     return await kv.get(key);
   } catch (err) {
     if (!(err instanceof ProtocolError)) throw err;
-    throw new ProtocolError(`${what}: record ${kv.name}/${key} is unreadable (${err.message}); it was not written by this mergeloom version, run ${rerun} again`, "MESSAGE_INVALID");
+    throw new ProtocolError(
+      `${what}: record ${kv.name}/${key} is unreadable (${err.message}); it was not written by this mergeloom version, run ${rerun} again`,
+      "MESSAGE_INVALID",
+    );
   }
 }
 

@@ -23,13 +23,24 @@ export interface DfsEvaluatorOptions {
   mergeSeed?: number;
 }
 
-const GRAPH_FIELDS = ["hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads", "head_dim", "rms_norm_eps", "rope_theta", "vocab_size", "tie_word_embeddings"] as const;
+const GRAPH_FIELDS = [
+  "hidden_size",
+  "intermediate_size",
+  "num_attention_heads",
+  "num_key_value_heads",
+  "head_dim",
+  "rms_norm_eps",
+  "rope_theta",
+  "vocab_size",
+  "tie_word_embeddings",
+] as const;
 
 /** The graph config of a model's config.json; throws when a field the graph needs is missing. */
 export function llamaGraphConfigOf(cfg: Record<string, unknown> | undefined, model: string): LlamaGraphConfig {
   const need = ["hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "rms_norm_eps", "vocab_size"];
   for (const k of need) {
-    if (typeof cfg?.[k] !== "number") throw new ConfigError("genome.models", `model '${model}' has no numeric ${k} in its config.json; dfs search generates a Llama graph from it`);
+    if (typeof cfg?.[k] !== "number")
+      throw new ConfigError("genome.models", `model '${model}' has no numeric ${k} in its config.json; dfs search generates a Llama graph from it`);
   }
   const c = cfg!;
   const out: LlamaGraphConfig = {
@@ -93,7 +104,11 @@ export class DfsCandidateEvaluator implements CandidateEvaluator {
   private evaluateOne(c: Candidate, signal?: AbortSignal): Promise<CandidateResult> {
     const tasks = this.opts.fitness.tasks;
     return candidateResult(c, tasks, signal, () =>
-      scoreCandidate(this.merger, { id: c.id, mergeYaml: c.mergeYaml, seed: this.opts.mergeSeed ?? 0 }, { tasks, scoreWeights: async (w, plan) => (await this.session(plan.numLayers)).score(w), scratch: this.scratch, signal }),
+      scoreCandidate(
+        this.merger,
+        { id: c.id, mergeYaml: c.mergeYaml, seed: this.opts.mergeSeed ?? 0 },
+        { tasks, scoreWeights: async (w, plan) => (await this.session(plan.numLayers)).score(w), scratch: this.scratch, signal },
+      ),
     );
   }
 

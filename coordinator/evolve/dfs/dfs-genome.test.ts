@@ -2,7 +2,17 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { ConfigError } from "@mergeloom/engine/errors";
-import { decodeDfsPath, describePath, dfsCandidateYaml, dfsGenotypeLength, dfsInitialGenotype, groupPath, parseDfsGenome, pathSlices, slotScale } from "./dfs-genome.js";
+import {
+  decodeDfsPath,
+  describePath,
+  dfsCandidateYaml,
+  dfsGenotypeLength,
+  dfsInitialGenotype,
+  groupPath,
+  parseDfsGenome,
+  pathSlices,
+  slotScale,
+} from "./dfs-genome.js";
 
 // Two models of 2 and 3 layers: M = 5 concatenated layers a0 a1 b0 b1 b2; repeats 2 → T = 10 slots.
 const COUNTS = [2, 3];
@@ -21,7 +31,13 @@ describe("dfs genome decoding", () => {
     const path = decodeDfsPath(def({ scaling: false }), COUNTS, logits);
     assert.deepEqual(
       path.map((p) => [p.model, p.layer]),
-      [[0, 0], [1, 0], [0, 0], [0, 1], [1, 2]],
+      [
+        [0, 0],
+        [1, 0],
+        [0, 0],
+        [0, 1],
+        [1, 2],
+      ],
     );
     assert.ok(path.every((p) => p.scale === 1));
   });
@@ -30,9 +46,20 @@ describe("dfs genome decoding", () => {
     const logits = [1, -1, 0.5, 0, -2, 0.1, 2, -1, -1, 3];
     // included: slots 0 (1), 2 (0.5), 5 (0.1), 6 (2), 9 (3); top 3 = 9, 6, 0 → slot order 0, 6, 9.
     const bounded = decodeDfsPath(def({ scaling: false, max_layers: 3 }), COUNTS, logits);
-    assert.deepEqual(bounded.map((p) => [p.model, p.layer]), [[0, 0], [0, 1], [1, 2]]);
+    assert.deepEqual(
+      bounded.map((p) => [p.model, p.layer]),
+      [
+        [0, 0],
+        [0, 1],
+        [1, 2],
+      ],
+    );
     const none = decodeDfsPath(def({ scaling: false }), COUNTS, [-5, -1, -3, -0.5, -2, -9, -9, -9, -9, -9]);
-    assert.deepEqual(none.map((p) => [p.model, p.layer]), [[1, 1]], "slot 3 (b1) has the largest logit");
+    assert.deepEqual(
+      none.map((p) => [p.model, p.layer]),
+      [[1, 1]],
+      "slot 3 (b1) has the largest logit",
+    );
   });
 
   test("a slot's scale gene g gives exp(0.2·g) rounded to 4 decimals on that slot's layer", () => {
@@ -66,7 +93,9 @@ describe("dfs genome decoding", () => {
     const slices = pathSlices(["m/a", "m/b"], path);
     assert.deepEqual(slices[0], { sources: [{ model: "m/a", layer_range: [0, 2] }] });
     assert.deepEqual(slices[2], {
-      sources: [{ model: "m/b", layer_range: [2, 3], parameters: { scale: [{ filter: "o_proj", value: 0.9 }, { filter: "down_proj", value: 0.9 }, { value: 1 }] } }],
+      sources: [
+        { model: "m/b", layer_range: [2, 3], parameters: { scale: [{ filter: "o_proj", value: 0.9 }, { filter: "down_proj", value: 0.9 }, { value: 1 }] } },
+      ],
     });
     assert.equal(describePath(["m/a", "m/b"], path), "a[0-1] b[1] b[2]×0.9 b[0-1]×0.9 a[1]");
   });
@@ -85,14 +114,29 @@ describe("dfs genome decoding", () => {
 
   test("x0 puts the first model's layers (or every layer, once) on the path at scale 1", () => {
     const first = decodeDfsPath(def(), COUNTS, dfsInitialGenotype(def(), COUNTS));
-    assert.deepEqual(first, [{ model: 0, layer: 0, scale: 1 }, { model: 0, layer: 1, scale: 1 }]);
+    assert.deepEqual(first, [
+      { model: 0, layer: 0, scale: 1 },
+      { model: 0, layer: 1, scale: 1 },
+    ]);
     const all = decodeDfsPath(def({ init: "all" }), COUNTS, dfsInitialGenotype(def({ init: "all" }), COUNTS));
-    assert.deepEqual(all.map((p) => `${p.model}.${p.layer}`), ["0.0", "0.1", "1.0", "1.1", "1.2"]);
+    assert.deepEqual(
+      all.map((p) => `${p.model}.${p.layer}`),
+      ["0.0", "0.1", "1.0", "1.1", "1.2"],
+    );
   });
 
   test("the genome section rejects unknown keys, bad repeats and unknown inits, naming the field", () => {
-    assert.throws(() => def({ repeat: 2 }), (e: unknown) => e instanceof ConfigError && e.path === "genome.repeat");
-    assert.throws(() => def({ repeats: 0 }), (e: unknown) => e instanceof ConfigError && e.path === "genome.repeats");
-    assert.throws(() => def({ init: "best" }), (e: unknown) => e instanceof ConfigError && /known: first_model, all, zeros/.test(e.message));
+    assert.throws(
+      () => def({ repeat: 2 }),
+      (e: unknown) => e instanceof ConfigError && e.path === "genome.repeat",
+    );
+    assert.throws(
+      () => def({ repeats: 0 }),
+      (e: unknown) => e instanceof ConfigError && e.path === "genome.repeats",
+    );
+    assert.throws(
+      () => def({ init: "best" }),
+      (e: unknown) => e instanceof ConfigError && /known: first_model, all, zeros/.test(e.message),
+    );
   });
 });

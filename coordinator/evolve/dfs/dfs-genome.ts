@@ -73,7 +73,8 @@ export function parseDfsGenome(v: Record<string, unknown>): DfsGenomeDefinition 
   const int = (key: string, dflt: number | null, min: number): number | null => {
     const x = v[key];
     if (x === undefined || x === null) return dflt;
-    if (typeof x !== "number" || !Number.isInteger(x) || x < min) throw new ConfigError(`genome.${key}`, `expected an integer ≥ ${min}, got ${JSON.stringify(x)}`);
+    if (typeof x !== "number" || !Number.isInteger(x) || x < min)
+      throw new ConfigError(`genome.${key}`, `expected an integer ≥ ${min}, got ${JSON.stringify(x)}`);
     return x;
   };
   const pos = (key: string, dflt: number): number => {
@@ -82,7 +83,8 @@ export function parseDfsGenome(v: Record<string, unknown>): DfsGenomeDefinition 
     if (typeof x !== "number" || !(x > 0) || !Number.isFinite(x)) throw new ConfigError(`genome.${key}`, `expected a number > 0, got ${JSON.stringify(x)}`);
     return x;
   };
-  if (v.scaling !== undefined && typeof v.scaling !== "boolean") throw new ConfigError("genome.scaling", `expected true or false, got ${JSON.stringify(v.scaling)}`);
+  if (v.scaling !== undefined && typeof v.scaling !== "boolean")
+    throw new ConfigError("genome.scaling", `expected true or false, got ${JSON.stringify(v.scaling)}`);
   const init = (v.init ?? DFS_DEFAULTS.init) as DfsInit;
   if (!INITS.includes(init)) throw new ConfigError("genome.init", `unknown init '${String(init)}' (known: ${INITS.join(", ")})`);
   return {
@@ -188,7 +190,14 @@ export function pathSlices(models: readonly string[], path: readonly PathLayer[]
 export function dfsCandidateYaml(def: DfsGenomeDefinition, layerCounts: readonly number[], genotype: readonly number[], header?: string): string {
   const path = decodeDfsPath(def, layerCounts, genotype);
   const body = mergeConfigToYaml({ merge_method: "passthrough", slices: pathSlices(def.models, path), dtype: "float32", out_dtype: "bfloat16" });
-  return header ? header.split("\n").map((l) => `# ${l}`.trimEnd()).join("\n") + "\n" + body : body;
+  return header
+    ? header
+        .split("\n")
+        .map((l) => `# ${l}`.trimEnd())
+        .join("\n") +
+        "\n" +
+        body
+    : body;
 }
 
 /** A short human-readable path, e.g. `expert-add[0-3] expert-sub[2-3]×0.9512` (models by basename). */

@@ -25,7 +25,10 @@ describe("search config with a dfs genome", () => {
   });
 
   test("a dfs search with fitness.graph is rejected, naming the field", () => {
-    assert.throws(() => parseSearchConfig(YAML("  graph: g.onnx\n"), "s.yml"), (e: unknown) => e instanceof ConfigError && e.path === "fitness.graph");
+    assert.throws(
+      () => parseSearchConfig(YAML("  graph: g.onnx\n"), "s.yml"),
+      (e: unknown) => e instanceof ConfigError && e.path === "fitness.graph",
+    );
   });
 
   test("an unknown genome kind is rejected with the known kinds", () => {

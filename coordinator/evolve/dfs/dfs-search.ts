@@ -27,7 +27,11 @@ export async function readDfsModels(def: DfsGenomeDefinition): Promise<DfsModels
   }
   configs.forEach((c, i) => {
     const diff = sameArchitecture(configs[0], c);
-    if (diff) throw new ConfigError(`genome.models[${i}]`, `model '${def.models[i]}' differs from '${def.models[0]}' (${diff}); a layer path needs models of one architecture`);
+    if (diff)
+      throw new ConfigError(
+        `genome.models[${i}]`,
+        `model '${def.models[i]}' differs from '${def.models[0]}' (${diff}); a layer path needs models of one architecture`,
+      );
   });
   return { layerCounts: configs.map((c) => c.num_hidden_layers), graphConfig: configs[0] };
 }

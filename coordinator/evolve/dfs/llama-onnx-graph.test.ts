@@ -89,7 +89,10 @@ describe("buildLlamaOnnxGraph", () => {
       assert.equal(r.total, 500);
       assert.ok(r.correct >= 0 && r.correct <= 500);
       // The 4-layer weights are rejected by the 6-layer graph with the first missing tensor named.
-      await assert.rejects(ev.accuracy(base, sets[3]), (e: unknown) => e instanceof MergeloomError && /model\.layers\.4\.input_layernorm\.weight \[128\]/.test(e.message));
+      await assert.rejects(
+        ev.accuracy(base, sets[3]),
+        (e: unknown) => e instanceof MergeloomError && /model\.layers\.4\.input_layernorm\.weight \[128\]/.test(e.message),
+      );
     } finally {
       await ev.release();
     }
@@ -105,7 +108,16 @@ describe("buildLlamaOnnxGraph", () => {
   });
 
   test("an invalid config is a CONFIG_INVALID error naming the field", () => {
-    assert.throws(() => buildLlamaOnnxGraph({ ...CONFIG, num_key_value_heads: 3 }), (e: unknown) => e instanceof MergeloomError && e.code === "CONFIG_INVALID" && /num_key_value_heads: 3 must be a positive divisor of num_attention_heads \(4\)/.test(e.message));
-    assert.throws(() => buildLlamaOnnxGraph({ ...CONFIG, num_hidden_layers: 0 }), (e: unknown) => e instanceof MergeloomError && /num_hidden_layers/.test(e.message));
+    assert.throws(
+      () => buildLlamaOnnxGraph({ ...CONFIG, num_key_value_heads: 3 }),
+      (e: unknown) =>
+        e instanceof MergeloomError &&
+        e.code === "CONFIG_INVALID" &&
+        /num_key_value_heads: 3 must be a positive divisor of num_attention_heads \(4\)/.test(e.message),
+    );
+    assert.throws(
+      () => buildLlamaOnnxGraph({ ...CONFIG, num_hidden_layers: 0 }),
+      (e: unknown) => e instanceof MergeloomError && /num_hidden_layers/.test(e.message),
+    );
   });
 });

@@ -151,12 +151,7 @@ export function encodeOnnxModel(m: ModelSpec): Uint8Array {
   for (const t of m.initializers) g.message(5, tensorProto(t));
   for (const i of m.inputs) g.message(11, valueInfoProto(i));
   for (const o of m.outputs) g.message(12, valueInfoProto(o));
-  return new Writer()
-    .int(1, m.irVersion)
-    .string(2, m.producer)
-    .message(7, g)
-    .message(8, new Writer().string(1, "").int(2, m.opset))
-    .finish();
+  return new Writer().int(1, m.irVersion).string(2, m.producer).message(7, g).message(8, new Writer().string(1, "").int(2, m.opset)).finish();
 }
 
 export function f32Bytes(values: ArrayLike<number>): Uint8Array {

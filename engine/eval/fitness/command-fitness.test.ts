@@ -5,11 +5,11 @@ import { combineScores } from "./fitness-spec.js";
 
 describe("command fitness", () => {
   test("the last JSON line of stdout is the score, read at the key when it is an object", () => {
-    assert.equal(parseScore("loading...\n{\"score\": 0.25}\n", "score"), 0.25);
-    assert.equal(parseScore("{\"acc\": 0.1}\n0.75\n", "score"), 0.75);
-    assert.equal(parseScore("{\"acc\": 0.5, \"x\": 1}", "acc"), 0.5);
+    assert.equal(parseScore('loading...\n{"score": 0.25}\n', "score"), 0.25);
+    assert.equal(parseScore('{"acc": 0.1}\n0.75\n', "score"), 0.75);
+    assert.equal(parseScore('{"acc": 0.5, "x": 1}', "acc"), 0.5);
     assert.throws(() => parseScore("no json here", "score"), /no JSON score/);
-    assert.throws(() => parseScore("{\"acc\": 1}", "score"), /no numeric field 'score'/);
+    assert.throws(() => parseScore('{"acc": 1}', "score"), /no numeric field 'score'/);
   });
 
   test("the command sees the checkpoint path as an argument and in MERGELOOM_CHECKPOINT", async () => {

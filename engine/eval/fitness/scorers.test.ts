@@ -18,9 +18,15 @@ describe("scorers", () => {
       { name: "lm", command: "python lm.py {checkpoint}", timeoutMs: 3600_000 },
       { name: "gsm", command: "./gsm.sh", timeoutMs: 90_000 },
     ]);
-    assert.throws(() => parseScorersDocument("scorers:\n  gsm: { command: x, timout: 9 }\n", "s.yml"), /scorers\.gsm\.timout: unknown key \(valid: command, timeout\)/);
+    assert.throws(
+      () => parseScorersDocument("scorers:\n  gsm: { command: x, timout: 9 }\n", "s.yml"),
+      /scorers\.gsm\.timout: unknown key \(valid: command, timeout\)/,
+    );
     assert.throws(() => scorerMap(s, [s[0]]), /scorer 'lm' is defined twice/);
-    assert.deepEqual(scorersUsed([{ kind: "scorer", scorer: "b" }, { kind: "accuracy" }, { kind: "scorer", scorer: "a" }, { kind: "scorer", scorer: "b" }]), ["a", "b"]);
+    assert.deepEqual(scorersUsed([{ kind: "scorer", scorer: "b" }, { kind: "accuracy" }, { kind: "scorer", scorer: "a" }, { kind: "scorer", scorer: "b" }]), [
+      "a",
+      "b",
+    ]);
   });
 
   test("a scorer gets the checkpoint path and the worker's GPU, and its last JSON line is the score", async () => {
@@ -34,9 +40,15 @@ describe("scorers", () => {
       const script = join(dir, "fail.sh");
       await writeFile(script, "echo loading model\necho 'CUDA out of memory' >&2\nexit 2\n");
       const scorers = scorerMap([parseScorerFlag(`bad=sh ${script}`), { name: "slow", command: "sleep 5", timeoutMs: 200 }]);
-      await assert.rejects(runScorerTask({ name: "t", scorer: "bad" }, scorers, dir), /scorer 'bad' for task 't': exited with 2 \(stdout: loading model; stderr: CUDA out of memory\)/);
+      await assert.rejects(
+        runScorerTask({ name: "t", scorer: "bad" }, scorers, dir),
+        /scorer 'bad' for task 't': exited with 2 \(stdout: loading model; stderr: CUDA out of memory\)/,
+      );
       await assert.rejects(runScorerTask({ name: "t", scorer: "slow" }, scorers, dir), /scorer 'slow' for task 't': timed out after 0\.2 s and was killed/);
-      await assert.rejects(runScorerTask({ name: "t", scorer: "nope" }, scorers, dir), /this process has no scorer 'nope' \(has: bad, slow\); start it with --scorer nope=COMMAND/);
+      await assert.rejects(
+        runScorerTask({ name: "t", scorer: "nope" }, scorers, dir),
+        /this process has no scorer 'nope' \(has: bad, slow\); start it with --scorer nope=COMMAND/,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

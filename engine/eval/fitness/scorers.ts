@@ -28,7 +28,10 @@ const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 function checkName(name: string, where: string): string {
   if (!NAME.test(name)) {
-    throw new MergeloomError("USAGE", `${where}: scorer name '${name}' may only use letters, digits, '_' and '-' (at most 64), because it names a queue subject`);
+    throw new MergeloomError(
+      "USAGE",
+      `${where}: scorer name '${name}' may only use letters, digits, '_' and '-' (at most 64), because it names a queue subject`,
+    );
   }
   return name;
 }
@@ -36,7 +39,8 @@ function checkName(name: string, where: string): string {
 /** `NAME=COMMAND` (the first '=' splits). */
 export function parseScorerFlag(v: string, timeoutMs = DEFAULT_SCORER_TIMEOUT_MS): ScorerSpec {
   const i = v.indexOf("=");
-  if (i <= 0 || i === v.length - 1) throw new MergeloomError("USAGE", `--scorer '${v}': expected NAME=COMMAND, e.g. --scorer lm="python score.py {checkpoint}"`);
+  if (i <= 0 || i === v.length - 1)
+    throw new MergeloomError("USAGE", `--scorer '${v}': expected NAME=COMMAND, e.g. --scorer lm="python score.py {checkpoint}"`);
   return { name: checkName(v.slice(0, i), "--scorer"), command: v.slice(i + 1), timeoutMs };
 }
 
@@ -62,7 +66,8 @@ export function parseScorersDocument(text: string, file: string): ScorerSpec[] {
     throw new MergeloomError("USAGE", `parse scorers file ${file}: ${(err as Error).message}`, { cause: err });
   }
   const obj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
-  if (!obj(doc) || !obj(doc.scorers)) throw new MergeloomError("USAGE", `scorers file ${file}: expected a mapping 'scorers: {NAME: COMMAND or {command, timeout}}'`);
+  if (!obj(doc) || !obj(doc.scorers))
+    throw new MergeloomError("USAGE", `scorers file ${file}: expected a mapping 'scorers: {NAME: COMMAND or {command, timeout}}'`);
   const out: ScorerSpec[] = [];
   for (const [name, v] of Object.entries(doc.scorers)) {
     const where = `scorers file ${file}: scorers.${name}`;
@@ -71,7 +76,8 @@ export function parseScorersDocument(text: string, file: string): ScorerSpec[] {
     else if (obj(v) && typeof v.command === "string" && v.command) {
       const extra = Object.keys(v).filter((k) => k !== "command" && k !== "timeout");
       if (extra.length) throw new MergeloomError("USAGE", `${where}.${extra[0]}: unknown key (valid: command, timeout)`);
-      if (v.timeout !== undefined && !(typeof v.timeout === "number" && v.timeout > 0)) throw new MergeloomError("USAGE", `${where}.timeout: expected seconds > 0, got ${JSON.stringify(v.timeout)}`);
+      if (v.timeout !== undefined && !(typeof v.timeout === "number" && v.timeout > 0))
+        throw new MergeloomError("USAGE", `${where}.timeout: expected seconds > 0, got ${JSON.stringify(v.timeout)}`);
       out.push({ name, command: v.command, timeoutMs: v.timeout === undefined ? DEFAULT_SCORER_TIMEOUT_MS : (v.timeout as number) * 1000 });
     } else throw new MergeloomError("USAGE", `${where}: expected a command string or {command, timeout}`);
   }
@@ -95,11 +101,19 @@ export interface RunScorerOptions {
 }
 
 /** Runs fitness task `task` (kind scorer) with this process's scorer of that name on `checkpoint`. */
-export async function runScorerTask(task: { name: string; scorer?: string; key?: string }, scorers: Scorers, checkpoint: string, opts: RunScorerOptions = {}): Promise<number> {
+export async function runScorerTask(
+  task: { name: string; scorer?: string; key?: string },
+  scorers: Scorers,
+  checkpoint: string,
+  opts: RunScorerOptions = {},
+): Promise<number> {
   const s = scorers.get(task.scorer ?? "");
   if (!s) {
     const have = [...scorers.keys()];
-    throw new MergeloomError("EVAL_FAILED", `score task '${task.name}': this process has no scorer '${task.scorer}' (has: ${have.length ? have.join(", ") : "none"}); start it with --scorer ${task.scorer}=COMMAND`);
+    throw new MergeloomError(
+      "EVAL_FAILED",
+      `score task '${task.name}': this process has no scorer '${task.scorer}' (has: ${have.length ? have.join(", ") : "none"}); start it with --scorer ${task.scorer}=COMMAND`,
+    );
   }
   return runScoreCommand(s.command, checkpoint, {
     key: task.key,

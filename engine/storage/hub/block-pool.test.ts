@@ -4,7 +4,9 @@ import { BlockPool } from "./block-pool.js";
 import { copyChunks } from "./hub-byte-source.js";
 import { RedirectCache, signedUrlExpiry } from "./redirect-cache.js";
 
-const block = (v: number, n = 100) => async () => [new Uint8Array(n).fill(v)];
+const block =
+  (v: number, n = 100) =>
+  async () => [new Uint8Array(n).fill(v)];
 
 test("a block is loaded once, kept within the budget (least recently used out), and read-ahead never goes over it", async () => {
   const pool = new BlockPool(250);

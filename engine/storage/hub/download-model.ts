@@ -25,16 +25,26 @@ export async function downloadModel(repo: string, revision: string, sha: string,
     (files) => {
       if (index) return [];
       if (files.has(SINGLE_FILE)) return [SINGLE_FILE];
-      throw new CheckpointError(`hub ${repo}@${sha}`, `no ${SINGLE_FILE} or ${INDEX_FILE} in the repository; mergeloom reads safetensors weights`, { code: "CHECKPOINT_MISSING" });
+      throw new CheckpointError(`hub ${repo}@${sha}`, `no ${SINGLE_FILE} or ${INDEX_FILE} in the repository; mergeloom reads safetensors weights`, {
+        code: "CHECKPOINT_MISSING",
+      });
     },
     onProgress,
   );
   let shards: DownloadResult | undefined;
   if (index) {
     const names = [...groupByShard(parseIndex(index, await readFile(index))).keys()];
-    shards = await downloadToCache(repo, revision, sha, () => names, (p) => onProgress?.({ ...p, networkBytes: p.networkBytes + meta.networkBytes }));
+    shards = await downloadToCache(
+      repo,
+      revision,
+      sha,
+      () => names,
+      (p) => onProgress?.({ ...p, networkBytes: p.networkBytes + meta.networkBytes }),
+    );
     if (shards.absent.length) {
-      throw new CheckpointError(`hub ${repo}@${sha}/${INDEX_FILE}`, `shard ${shards.absent[0]} named in the index does not exist in the repository`, { code: "CHECKPOINT_MISSING" });
+      throw new CheckpointError(`hub ${repo}@${sha}/${INDEX_FILE}`, `shard ${shards.absent[0]} named in the index does not exist in the repository`, {
+        code: "CHECKPOINT_MISSING",
+      });
     }
   }
   const all = [meta, weights, ...(shards ? [shards] : [])];

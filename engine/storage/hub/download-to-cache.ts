@@ -67,7 +67,9 @@ export async function downloadToCache(
     const blob = blobPath(settings.cacheDir, repo, etag);
     if (!(await stat(blob).catch(() => undefined))) {
       const lfs = !!f.lfsSha256 || etag.length === 64;
-      const fetched = await downloadBlob(repo, sha, file, blob, etag, size, lfs, (done) => onProgress?.({ file, done, size: size!, networkBytes: result.networkBytes + done }));
+      const fetched = await downloadBlob(repo, sha, file, blob, etag, size, lfs, (done) =>
+        onProgress?.({ file, done, size: size!, networkBytes: result.networkBytes + done }),
+      );
       result.networkBytes += fetched;
     }
     await linkSnapshotFile(settings.cacheDir, repo, sha, file, etag);
@@ -105,7 +107,8 @@ async function downloadBlob(
   try {
     if (have < size) {
       fetched = await client.download(repo, sha, file, have, async (chunk) => {
-        if (done + chunk.byteLength > size) throw new CheckpointError(`hub ${repo}@${sha}/${file}`, `the server sent more than the ${size} bytes the Hub lists for this file`);
+        if (done + chunk.byteLength > size)
+          throw new CheckpointError(`hub ${repo}@${sha}/${file}`, `the server sent more than the ${size} bytes the Hub lists for this file`);
         await fh.write(chunk);
         hash.update(chunk);
         done += chunk.byteLength;
@@ -122,7 +125,10 @@ async function downloadBlob(
   const digest = hash.digest("hex");
   if (digest !== etag) {
     await unlink(incomplete).catch(() => undefined);
-    throw new CheckpointError(`hub ${repo}@${sha}/${file}`, `downloaded bytes have ${lfs ? "sha256" : "git blob id"} ${digest} but the Hub lists ${etag}; the download was corrupted (deleted; rerun to fetch it again)`);
+    throw new CheckpointError(
+      `hub ${repo}@${sha}/${file}`,
+      `downloaded bytes have ${lfs ? "sha256" : "git blob id"} ${digest} but the Hub lists ${etag}; the download was corrupted (deleted; rerun to fetch it again)`,
+    );
   }
   await rename(incomplete, blob);
   return fetched;

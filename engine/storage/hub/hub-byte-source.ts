@@ -50,7 +50,8 @@ export function useHubHttpOptions(http: HttpOptions | undefined): void {
   processHttp = http;
 }
 
-const sameHttp = (a: HttpOptions | undefined, b: HttpOptions | undefined) => a?.retries === b?.retries && a?.timeoutMs === b?.timeoutMs && a?.retryDelayMs === b?.retryDelayMs;
+const sameHttp = (a: HttpOptions | undefined, b: HttpOptions | undefined) =>
+  a?.retries === b?.retries && a?.timeoutMs === b?.timeoutMs && a?.retryDelayMs === b?.retryDelayMs;
 
 /**
  * One client (connection pool, request cap, redirect targets) and one block pool per process or
@@ -61,7 +62,11 @@ export function sharedHubClient(httpOpts?: HttpOptions): Shared {
   const http = httpOpts ?? processHttp ?? shared?.http;
   if (!shared || shared.settings !== settings || !sameHttp(http, shared.http)) {
     const ranges = settings.rangeCacheDir && settings.rangeCacheBytes ? new RangeCache(settings.rangeCacheDir, settings.rangeCacheBytes) : undefined;
-    const policy = { ...(http?.retries !== undefined && { retries: http.retries }), ...(http?.timeoutMs !== undefined && { timeoutMs: http.timeoutMs }), ...(http?.retryDelayMs !== undefined && { retryDelayMs: http.retryDelayMs }) };
+    const policy = {
+      ...(http?.retries !== undefined && { retries: http.retries }),
+      ...(http?.timeoutMs !== undefined && { timeoutMs: http.timeoutMs }),
+      ...(http?.retryDelayMs !== undefined && { retryDelayMs: http.retryDelayMs }),
+    };
     shared = { settings, http, client: new HubClient(settings, policy), ranges, blocks: new BlockPool(settings.memoryBytes) };
   }
   return shared;
@@ -85,7 +90,10 @@ export class HubByteSource implements ByteSource {
   private active?: Extent;
   private activeAt = 0;
 
-  constructor(uri: string, private readonly http?: HttpOptions) {
+  constructor(
+    uri: string,
+    private readonly http?: HttpOptions,
+  ) {
     this.uri = uri;
     const pin = parsePinnedHubUri(uri);
     if (pin.file === undefined) throw new StorageError(`open ${uri}: names a repository, not a file`);
@@ -158,7 +166,10 @@ export class HubByteSource implements ByteSource {
   private block(ext: Extent, b: { start: number; len: number }, ahead: boolean): Promise<Uint8Array[]> | undefined {
     const { blocks, ranges, settings } = this.hub();
     const key = `${this.uri}:${b.start}:${b.len}`;
-    const spill = ranges && !settings.rangeCacheAll ? (data: Uint8Array[]) => this.active === ext && performance.now() - this.activeAt < ACTIVE_MS && ranges.put(key, data) : undefined;
+    const spill =
+      ranges && !settings.rangeCacheAll
+        ? (data: Uint8Array[]) => this.active === ext && performance.now() - this.activeAt < ACTIVE_MS && ranges.put(key, data)
+        : undefined;
     return blocks.get(key, b.len, () => this.fetchRange(b.start, b.len), ahead, spill);
   }
 

@@ -71,7 +71,10 @@ export class HubClient {
   private readonly located = new RedirectCache();
   private readonly infos = new Map<string, Promise<HubRevisionInfo>>();
 
-  constructor(readonly settings: HubSettings, policy?: Partial<RetryPolicy>) {
+  constructor(
+    readonly settings: HubSettings,
+    policy?: Partial<RetryPolicy>,
+  ) {
     this.sem = new Semaphore(Math.max(1, settings.concurrency));
     this.policy = { retries: settings.retries, retryDelayMs: settings.retryDelayMs, timeoutMs: settings.timeoutMs, ...policy };
     this.endpointHost = new URL(settings.endpoint).host;
@@ -84,7 +87,8 @@ export class HubClient {
   /** `GET /api/models/{repo}/revision/{rev}?blobs=true`: the commit sha and the file list with sizes and LFS hashes. */
   revisionInfo(repo: string, revision: string): Promise<HubRevisionInfo> {
     // Only commits are immutable: a branch or tag is asked again each time (it may have moved).
-    if (!/^[0-9a-f]{40}$/.test(revision)) return this.fetchRevisionInfo(repo, revision).then((info) => (this.infos.set(`${repo}@${info.sha}`, Promise.resolve(info)), info));
+    if (!/^[0-9a-f]{40}$/.test(revision))
+      return this.fetchRevisionInfo(repo, revision).then((info) => (this.infos.set(`${repo}@${info.sha}`, Promise.resolve(info)), info));
     const key = `${repo}@${revision}`;
     let p = this.infos.get(key);
     if (!p) {
@@ -110,7 +114,11 @@ export class HubClient {
     try {
       doc = JSON.parse(new TextDecoder().decode(body)) as typeof doc;
     } catch (err) {
-      throw new CheckpointError(`hub ${repo}@${revision}`, `the revision API answered something that is not JSON (${(err as Error).message}); check HF_ENDPOINT`, { cause: err });
+      throw new CheckpointError(
+        `hub ${repo}@${revision}`,
+        `the revision API answered something that is not JSON (${(err as Error).message}); check HF_ENDPOINT`,
+        { cause: err },
+      );
     }
     if (typeof doc.sha !== "string" || !/^[0-9a-f]{40}$/.test(doc.sha) || !Array.isArray(doc.siblings)) {
       throw new CheckpointError(`hub ${repo}@${revision}`, "the revision API answered without a commit sha and file list; check HF_ENDPOINT");
@@ -164,12 +172,15 @@ export class HubClient {
     const last = offset + length - 1;
     const what = `read ${this.resolveUrl(repo, sha, file)} bytes ${offset}-${last}`;
     return this.sem.run(() =>
-      this.withRetries(what,
+      this.withRetries(
+        what,
         async (watch) => {
           const cached = this.located.get(key);
           let res: HubResponse;
           try {
-            res = await this.send(cached ?? this.resolveUrl(repo, sha, file), { headers: { range: `bytes=${offset}-${last}` } }, s, watch, { onLocation: (u) => this.located.set(key, u) });
+            res = await this.send(cached ?? this.resolveUrl(repo, sha, file), { headers: { range: `bytes=${offset}-${last}` } }, s, watch, {
+              onLocation: (u) => this.located.set(key, u),
+            });
           } catch (err) {
             // A stored redirect target can expire early or be revoked: forget it and go through `resolve` again.
             if (cached) {
@@ -180,12 +191,17 @@ export class HubClient {
           }
           if (res.status !== 206) {
             await res.body.dump().catch(() => undefined);
-            throw new StorageError(`read hub ${repo}@${sha}/${file}: the server answered ${res.status} to a Range request instead of 206; HF_ENDPOINT must support HTTP Range requests`);
+            throw new StorageError(
+              `read hub ${repo}@${sha}/${file}: the server answered ${res.status} to a Range request instead of 206; HF_ENDPOINT must support HTTP Range requests`,
+            );
           }
           const m = CONTENT_RANGE.exec(res.header("content-range") ?? "");
           if (!m || Number(m[1]) !== offset || Number(m[2]) < last) {
             await res.body.dump().catch(() => undefined);
-            throw new CheckpointError(`hub ${repo}@${sha}/${file}`, `asked for bytes ${offset}-${last} but the server answered Content-Range ${JSON.stringify(res.header("content-range") ?? null)}; the file is shorter than its header says`);
+            throw new CheckpointError(
+              `hub ${repo}@${sha}/${file}`,
+              `asked for bytes ${offset}-${last} but the server answered Content-Range ${JSON.stringify(res.header("content-range") ?? null)}; the file is shorter than its header says`,
+            );
           }
           const chunks = await readBodyChunks(res, length, `read hub ${repo}@${sha}/${file}`, watch);
           const got = chunks.reduce((n, c) => n + c.byteLength, 0);
@@ -216,7 +232,8 @@ export class HubClient {
       }
       const buf = new Uint8Array(declared || maxBytes);
       const got = await readBodyInto(res, buf, `read hub ${repo}@${sha}/${file}`, watch, !declared);
-      if (declared && got !== declared) throw new StorageError(`read hub ${repo}@${sha}/${file}: connection closed after ${got} of ${declared} bytes`, { retryable: true });
+      if (declared && got !== declared)
+        throw new StorageError(`read hub ${repo}@${sha}/${file}: connection closed after ${got} of ${declared} bytes`, { retryable: true });
       return buf.slice(0, got);
     });
   }
@@ -235,7 +252,9 @@ export class HubClient {
       const res = await this.send(url, { headers }, s, watch);
       if (pos > 0 && res.status !== 206) {
         await res.body.dump().catch(() => undefined);
-        throw new StorageError(`download hub ${repo}@${sha}/${file}: the server answered ${res.status} to a resume request instead of 206; HF_ENDPOINT must support HTTP Range requests`);
+        throw new StorageError(
+          `download hub ${repo}@${sha}/${file}: the server answered ${res.status} to a resume request instead of 206; HF_ENDPOINT must support HTTP Range requests`,
+        );
       }
       const host = new URL(res.url).host;
       try {
@@ -248,7 +267,13 @@ export class HubClient {
         }
       } catch (err) {
         if (err instanceof MergeloomError) throw err;
-        throw watch.stalled ?? new StorageError(`download hub ${repo}@${sha}/${file}: connection failed at byte ${pos} (${describeFetchError(err)})`, { cause: err, retryable: true });
+        throw (
+          watch.stalled ??
+          new StorageError(`download hub ${repo}@${sha}/${file}: connection failed at byte ${pos} (${describeFetchError(err)})`, {
+            cause: err,
+            retryable: true,
+          })
+        );
       }
     });
     return pos - from;
@@ -264,14 +289,25 @@ export class HubClient {
    * One request with redirects followed by hand. The token goes to the endpoint's host only;
    * any non-success status becomes a typed error (retryable for 408/429/5xx).
    */
-  private async send(url: string, init: { method?: string; headers?: Record<string, string> }, s: HubRequestSubject, watch: StallWatch, opts: { stopAtStorage?: boolean; onLocation?: (url: string) => void } = {}): Promise<HubResponse> {
+  private async send(
+    url: string,
+    init: { method?: string; headers?: Record<string, string> },
+    s: HubRequestSubject,
+    watch: StallWatch,
+    opts: { stopAtStorage?: boolean; onLocation?: (url: string) => void } = {},
+  ): Promise<HubResponse> {
     let current = url;
     for (let hop = 0; ; hop++) {
       const u = new URL(current);
       const headers: Record<string, string> = { "user-agent": "mergeloom/0.1.0", ...init.headers };
       if (this.settings.token && u.host === this.endpointHost) headers.authorization = `Bearer ${this.settings.token}`;
       const http = await storageHttp();
-      const raw = await http.request(current, { method: (init.method ?? "GET") as Dispatcher.HttpMethod, headers, signal: watch.signal, dispatcher: http.agent });
+      const raw = await http.request(current, {
+        method: (init.method ?? "GET") as Dispatcher.HttpMethod,
+        headers,
+        signal: watch.signal,
+        dispatcher: http.agent,
+      });
       watch.headers();
       const header = (name: string): string | undefined => {
         const v = raw.headers[name];
@@ -321,7 +357,9 @@ async function readBodyChunks(res: HubResponse, max: number, what: string, watch
     return chunks;
   } catch (err) {
     if (err instanceof MergeloomError) throw err;
-    throw watch.stalled ?? new StorageError(`${what}: connection failed after ${got} of ${max} bytes (${describeFetchError(err)})`, { cause: err, retryable: true });
+    throw (
+      watch.stalled ?? new StorageError(`${what}: connection failed after ${got} of ${max} bytes (${describeFetchError(err)})`, { cause: err, retryable: true })
+    );
   }
 }
 
@@ -344,6 +382,9 @@ async function readBodyInto(res: HubResponse, buf: Uint8Array, what: string, wat
     return got;
   } catch (err) {
     if (err instanceof MergeloomError) throw err;
-    throw watch.stalled ?? new StorageError(`${what}: connection failed after ${got} of ${buf.byteLength} bytes (${describeFetchError(err)})`, { cause: err, retryable: true });
+    throw (
+      watch.stalled ??
+      new StorageError(`${what}: connection failed after ${got} of ${buf.byteLength} bytes (${describeFetchError(err)})`, { cause: err, retryable: true })
+    );
   }
 }

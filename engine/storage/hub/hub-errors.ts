@@ -12,7 +12,11 @@ export type HubMissing = "repo" | "revision" | "file";
 
 /** A 404 from the Hub, saying which part of the reference is missing. */
 export class HubMissingError extends CheckpointError {
-  constructor(file: string, message: string, readonly missing: HubMissing) {
+  constructor(
+    file: string,
+    message: string,
+    readonly missing: HubMissing,
+  ) {
     super(file, message, { code: "CHECKPOINT_MISSING" });
   }
 }
@@ -29,15 +33,18 @@ export function hubHttpError(s: HubRequestSubject, status: number, errorCode: st
   const what = subject(s);
   const page = `${endpoint}/${s.repo}`;
   if (status === 401) {
-    return new StorageError(`read hub ${what}: the Hub answered 401 Unauthorized: the repository is private or gated and no valid token was sent; set HF_TOKEN (or run \`huggingface-cli login\`) with a token that can read it`);
+    return new StorageError(
+      `read hub ${what}: the Hub answered 401 Unauthorized: the repository is private or gated and no valid token was sent; set HF_TOKEN (or run \`huggingface-cli login\`) with a token that can read it`,
+    );
   }
   if (status === 403) {
-    return new StorageError(`read hub ${what}: the Hub answered 403 Forbidden: this is a gated repository your token may not read; accept its license at ${page} with the token's account, then retry with HF_TOKEN set`);
+    return new StorageError(
+      `read hub ${what}: the Hub answered 403 Forbidden: this is a gated repository your token may not read; accept its license at ${page} with the token's account, then retry with HF_TOKEN set`,
+    );
   }
   if (status === 404 || status === 410) {
     const code = errorCode ?? "";
-    const missing: HubMissing =
-      code === "RevisionNotFound" ? "revision" : code === "EntryNotFound" || (s.file && code !== "RepoNotFound") ? "file" : "repo";
+    const missing: HubMissing = code === "RevisionNotFound" ? "revision" : code === "EntryNotFound" || (s.file && code !== "RepoNotFound") ? "file" : "repo";
     const defect =
       missing === "revision"
         ? `revision '${s.revision}' does not exist in ${s.repo}; check the branch, tag or commit`

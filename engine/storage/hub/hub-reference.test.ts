@@ -8,7 +8,8 @@ test("org/name and org/name@revision parse as Hub references; paths and URIs do 
   assert.deepEqual(parseHubReference("mistralai/Mistral-7B-v0.1"), { repo: "mistralai/Mistral-7B-v0.1" });
   assert.deepEqual(parseHubReference("NousResearch/Hermes-3-Llama-3.1-8B@main"), { repo: "NousResearch/Hermes-3-Llama-3.1-8B", revision: "main" });
   assert.deepEqual(parseHubReference("org/m@refs/pr/1"), { repo: "org/m", revision: "refs/pr/1" });
-  for (const notHub of ["./a/b", "/abs/path", "a/b/c", "model", "a/../b", "a--b/c", "http://x/y", "../x"]) assert.equal(parseHubReference(notHub), undefined, notHub);
+  for (const notHub of ["./a/b", "/abs/path", "a/b/c", "model", "a/../b", "a--b/c", "http://x/y", "../x"])
+    assert.equal(parseHubReference(notHub), undefined, notHub);
   assert.throws(() => parseHubReference("org/m@../../etc"), /not a valid branch, tag or commit/);
   assert.ok(isHubRepoId("a/b.c_d-e") && !isHubRepoId("a/b/c") && !isHubRepoId("-a/b"));
 });

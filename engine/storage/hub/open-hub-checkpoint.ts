@@ -42,10 +42,15 @@ export async function openHubCheckpoint(location: string, opts: OpenByteSourceOp
     const raw = await readHubSmallFile(repo, sha, INDEX_FILE, listing);
     const shards = groupByShard(parseIndex(indexUri, raw!));
     for (const s of shards.keys()) {
-      if (listing && !listing.has(s)) throw new CheckpointError(indexUri, `shard ${s} named in the index does not exist in ${repo} at ${sha}`, { code: "CHECKPOINT_MISSING" });
+      if (listing && !listing.has(s))
+        throw new CheckpointError(indexUri, `shard ${s} named in the index does not exist in ${repo} at ${sha}`, { code: "CHECKPOINT_MISSING" });
     }
     files = [...shards.keys()].map((s) => hubUri(repo, sha, s));
-    tensors = await readShards([...shards].map(([s, names]) => ({ uri: hubUri(repo, sha, s), names })), indexUri, opts);
+    tensors = await readShards(
+      [...shards].map(([s, names]) => ({ uri: hubUri(repo, sha, s), names })),
+      indexUri,
+      opts,
+    );
   } else if (has(SINGLE_FILE)) {
     files = [hubUri(repo, sha, SINGLE_FILE)];
     tensors = await readShards([{ uri: files[0], names: undefined }], undefined, opts);
@@ -54,7 +59,11 @@ export async function openHubCheckpoint(location: string, opts: OpenByteSourceOp
   } else {
     const found = [...listing!].sort();
     const shown = found.length > 12 ? [...found.slice(0, 12), `... ${found.length - 12} more`] : found;
-    throw new CheckpointError(where, `no ${SINGLE_FILE} or ${INDEX_FILE} in the repository (found: ${shown.join(", ") || "nothing"}); mergeloom reads safetensors weights`, { code: "CHECKPOINT_MISSING" });
+    throw new CheckpointError(
+      where,
+      `no ${SINGLE_FILE} or ${INDEX_FILE} in the repository (found: ${shown.join(", ") || "nothing"}); mergeloom reads safetensors weights`,
+      { code: "CHECKPOINT_MISSING" },
+    );
   }
   // Offline, a config.json neither cached nor marked absent (.no_exist, as huggingface_hub marks it) is an error, not a silent omission.
   const cfgWanted = listing ? listing.has("config.json") : inCache("config.json") || !isMarkedAbsent(settings.cacheDir, repo, sha, "config.json");

@@ -12,7 +12,10 @@ import { join } from "node:path";
 
 export class RangeCache {
   private used?: number;
-  constructor(readonly dir: string, readonly maxBytes: number) {}
+  constructor(
+    readonly dir: string,
+    readonly maxBytes: number,
+  ) {}
 
   private pathOf(key: string): string {
     const h = createHash("sha256").update(key).digest("hex");
@@ -70,7 +73,7 @@ export class RangeCache {
       const tmp = `${p}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
       const fd = openSync(tmp, "w");
       try {
-        for (const c of chunks) for (let done = 0; done < c.byteLength; ) done += writeSync(fd, c, done, c.byteLength - done);
+        for (const c of chunks) for (let done = 0; done < c.byteLength;) done += writeSync(fd, c, done, c.byteLength - done);
       } finally {
         closeSync(fd);
       }

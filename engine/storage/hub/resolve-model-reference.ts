@@ -17,8 +17,7 @@ import { hubSettings, type HubSettings } from "./hub-settings.js";
 import { sharedHubClient } from "./hub-byte-source.js";
 
 export type ResolvedModel =
-  | { kind: "path"; ref: string; location: string }
-  | { kind: "hub"; ref: string; repo: string; revision: string; sha: string; location: string };
+  { kind: "path"; ref: string; location: string } | { kind: "hub"; ref: string; repo: string; revision: string; sha: string; location: string };
 
 export interface ResolveOptions {
   cwd?: string;
@@ -59,7 +58,11 @@ export async function resolveModelReference(ref: string, opts: ResolveOptions = 
     if (cached && err instanceof MergeloomError && err.retryable) return done(cached);
     // `org/name` may have been meant as a local path: say that no such directory exists either.
     if (err instanceof HubMissingError && err.missing === "repo") {
-      throw new HubMissingError(`hub ${hub.repo}@${revision}`, `${err.message.replace(/^read checkpoint hub \S+: /, "")}; no local directory ${local} exists either`, "repo");
+      throw new HubMissingError(
+        `hub ${hub.repo}@${revision}`,
+        `${err.message.replace(/^read checkpoint hub \S+: /, "")}; no local directory ${local} exists either`,
+        "repo",
+      );
     }
     throw err;
   }
