@@ -49,33 +49,42 @@ export function jobsFor(tensor: TensorTask, seed: number, registry: MergeMethodR
 }
 
 export class LocalMergeExecutor implements MergeExecutor {
-  private readonly pool?: Piscina;
+  private pool?: Piscina;
   private readonly registry: MergeMethodRegistry;
   private readonly io?: TensorIO;
+  private readonly http: HttpOptions;
 
   /** threads: worker threads to use; 0 merges in the calling thread (tests, tiny models). */
   /** http: timeouts and retries for http(s) inputs (handed to every merge thread). */
   constructor(opts: { threads?: number; http?: HttpOptions } = {}) {
     const threads = opts.threads ?? availableParallelism();
     this.threads = threads;
+    this.http = opts.http ?? {};
     this.registry = createDefaultRegistry();
-    if (threads > 0) {
-      this.pool = new Piscina({
-        filename: new URL("./tensor-thread.js", import.meta.url).href,
-        minThreads: threads,
-        maxThreads: threads,
-        idleTimeout: 60_000,
-        workerData: { http: opts.http ?? {} },
-      });
-      // An abort pops the task from piscina before its thread finishes; the thread's late reply then
-      // has no task and piscina emits it as a pool 'error' (an uncaught exception without this
-      // listener). That reply is stale by design: drop it; surface any other pool error.
-      this.pool.on("error", (err: Error) => {
-        if (!err.message.startsWith("Unexpected message from Worker")) process.emitWarning(err);
-      });
-    } else {
-      this.io = new TensorIO(createRemoteReader({ http: opts.http }));
-    }
+    if (threads === 0) this.io = new TensorIO(createRemoteReader({ http: opts.http }));
+  }
+
+  /**
+   * The thread pool, started by the first job: a run that fails before merging (a plan refused, a
+   * Hub that answers 503) then exits without threads still loading their modules — terminating a
+   * thread in the middle of its ESM load aborts Node 20 with a V8 fatal error.
+   */
+  private threadPool(): Piscina {
+    if (this.pool) return this.pool;
+    const pool = new Piscina({
+      filename: new URL("./tensor-thread.js", import.meta.url).href,
+      minThreads: this.threads,
+      maxThreads: this.threads,
+      idleTimeout: 60_000,
+      workerData: { http: this.http },
+    });
+    // An abort pops the task from piscina before its thread finishes; the thread's late reply then
+    // has no task and piscina emits it as a pool 'error' (an uncaught exception without this
+    // listener). That reply is stale by design: drop it; surface any other pool error.
+    pool.on("error", (err: Error) => {
+      if (!err.message.startsWith("Unexpected message from Worker")) process.emitWarning(err);
+    });
+    return (this.pool = pool);
   }
 
   /** Inline jobs run one at a time, so memory holds one tensor's buffers, as with one thread. */
@@ -84,8 +93,8 @@ export class LocalMergeExecutor implements MergeExecutor {
   readonly threads: number;
 
   private runJob(job: TensorJob, signal?: AbortSignal): Promise<TensorJobResult> {
-    if (this.pool) {
-      return (this.pool.run(job, signal ? { signal } : {}) as Promise<ThreadReply>).then((r) => {
+    if (this.threads > 0) {
+      return (this.threadPool().run(job, signal ? { signal } : {}) as Promise<ThreadReply>).then((r) => {
         if (!r.ok) throw fromWireError(r.error);
         return r.result;
       });
