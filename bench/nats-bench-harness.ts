@@ -5,9 +5,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { cpus, availableParallelism } from "node:os";
 import { join } from "node:path";
-import type { MergeTask, MergeTaskResult } from "@mergeloom/proto";
+import type { MergeTask, MergeTaskResult } from "@mergeloom/proto/merge-task";
 import type { MergeExecutor } from "@mergeloom/engine/driver";
-import type { PeerRole } from "@mergeloom/proto";
+import type { PeerRole } from "@mergeloom/proto/codec";
 import { connectNatsTransport, NatsTransport } from "@mergeloom/transport";
 import { repoRoot } from "./make-synthetic-checkpoints.js";
 

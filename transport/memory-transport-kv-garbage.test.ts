@@ -1,8 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { MemoryBroker, MemoryTransport } from "./memory-transport.js";
-import { ProtocolError } from "@mergeloom/proto";
-import type { JobRecord } from "@mergeloom/proto";
+import { ProtocolError } from "@mergeloom/proto/errors";
+import type { JobRecord } from "@mergeloom/proto/records";
 
 const job = (jobId: string): JobRecord => ({
   jobId,

@@ -8,9 +8,9 @@
  * results log, KV with revisions/compare-and-set/TTL, object store. Bodies round-trip through the
  * codec exactly as on the wire.
  */
-import { encodeMessage, decodeMessage, type CodecOptions, type PeerRole } from "@mergeloom/proto";
+import { encodeMessage, decodeMessage, type CodecOptions, type PeerRole } from "@mergeloom/proto/codec";
 import { runDelivery, subjectMatches } from "./run-delivery.js";
-import type { MessageKind, MessageMap, AnyMessage } from "@mergeloom/proto";
+import type { MessageKind, MessageMap, AnyMessage } from "@mergeloom/proto/schemas";
 import {
   resolveConsumeOptions,
   type AbandonedTask,

@@ -37,12 +37,12 @@ import {
   type NatsConnection,
   type NodeConnectionOptions,
 } from "@nats-io/transport-node";
-import { decodeMessage, encodeMessage, type CodecOptions, type PeerRole } from "@mergeloom/proto";
-import { errorMessage } from "@mergeloom/proto";
+import { decodeMessage, encodeMessage, type CodecOptions, type PeerRole } from "@mergeloom/proto/codec";
+import { errorMessage } from "@mergeloom/proto/errors";
 import { parseNatsUrls, redactSecrets } from "./nats-url.js";
 import { runDelivery } from "./run-delivery.js";
-import type { AnyMessage, MessageKind, MessageMap } from "@mergeloom/proto";
-import { streams as STREAMS, SUBJECT_ROOT } from "@mergeloom/proto";
+import type { AnyMessage, MessageKind, MessageMap } from "@mergeloom/proto/schemas";
+import { streams as STREAMS, SUBJECT_ROOT } from "@mergeloom/proto/subjects";
 import {
   resolveConsumeOptions,
   type AbandonedTask,

@@ -3,10 +3,10 @@
  * decodes the body, runs the handler under a lease (ackWaitMs, renewed by heartbeat), and turns
  * the handler's outcome into ack / term / nak-with-backoff.
  */
-import { decodeMessage, type CodecOptions } from "@mergeloom/proto";
-import { errorMessage, isPermanent } from "@mergeloom/proto";
-import { toWireError } from "@mergeloom/proto";
-import type { MessageKind, MessageMap } from "@mergeloom/proto";
+import { decodeMessage, type CodecOptions } from "@mergeloom/proto/codec";
+import { errorMessage, isPermanent } from "@mergeloom/proto/errors";
+import { toWireError } from "@mergeloom/proto/wire-error";
+import type { MessageKind, MessageMap } from "@mergeloom/proto/schemas";
 import { backoffFor, type Delivery, type Handler, type ResolvedConsumeOptions } from "./transport.js";
 import { TransportError } from "./transport-errors.js";
 

@@ -2,12 +2,12 @@ import { test, describe, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-node";
-import { MergeloomError } from "@mergeloom/proto";
-import type { MergeTask, MergeTaskResult } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
+import type { MergeTask, MergeTaskResult } from "@mergeloom/proto/merge-task";
 import { MemoryBroker, MemoryTransport } from "./memory-transport.js";
-import { headers as H, subjects } from "@mergeloom/proto";
+import { headers as H, subjects } from "@mergeloom/proto/subjects";
 import type { Transport } from "./transport.js";
-import { inSpan } from "@mergeloom/proto";
+import { inSpan } from "@mergeloom/proto/tracing";
 import { processSpanName, traced } from "./traced-transport.js";
 
 // Stands in for an entry point's startTelemetry(): registers W3C propagation and AsyncLocalStorage.

@@ -15,8 +15,8 @@
  * Propagation uses the entry point's registered propagator (see trace-headers.ts).
  */
 import { SpanKind, type Attributes } from "@opentelemetry/api";
-import type { AnyMessage, MessageKind, MessageMap } from "@mergeloom/proto";
-import { headers as H, SUBJECT_ROOT } from "@mergeloom/proto";
+import type { AnyMessage, MessageKind, MessageMap } from "@mergeloom/proto/schemas";
+import { headers as H, SUBJECT_ROOT } from "@mergeloom/proto/subjects";
 import {
   resolveConsumeOptions,
   type AbandonedTask,
@@ -31,7 +31,7 @@ import {
   type SubscribeOptions,
   type Transport,
 } from "./transport.js";
-import { inSpan } from "@mergeloom/proto";
+import { inSpan } from "@mergeloom/proto/tracing";
 import {
   ATTR_DELIVERY_ATTEMPT,
   ATTR_JOB_ID,
@@ -41,8 +41,8 @@ import {
   ATTR_MESSAGING_OPERATION_TYPE,
   ATTR_MESSAGING_SYSTEM,
   ATTR_TASK_ID,
-} from "@mergeloom/proto";
-import { extractTraceContext, injectTraceHeaders } from "@mergeloom/proto";
+} from "@mergeloom/proto/tracing";
+import { extractTraceContext, injectTraceHeaders } from "@mergeloom/proto/trace-headers";
 
 /** Wraps `transport` so trace context flows through every message. KV and objects pass through. */
 export function traced(transport: Transport): Transport {

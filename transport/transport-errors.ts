@@ -1,5 +1,5 @@
 /** Transport failures. Connection-level ones are retryable; a KV conflict tells the caller to re-read. */
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 
 export class TransportError extends MergeloomError {
   constructor(message: string, opts: { cause?: unknown; retryable?: boolean } = {}) {

@@ -17,9 +17,9 @@
  * Every body goes through the codec (proto/codec.ts) in both implementations, so an embedded run
  * catches the same size and schema violations as a distributed one.
  */
-import type { AnyMessage, MessageKind, MessageMap } from "@mergeloom/proto";
-import type { WireError } from "@mergeloom/proto";
-import type { KvOptions } from "@mergeloom/proto";
+import type { AnyMessage, MessageKind, MessageMap } from "@mergeloom/proto/schemas";
+import type { WireError } from "@mergeloom/proto/records";
+import type { KvOptions } from "@mergeloom/proto/buckets";
 
 /** Resolve → ack. Permanent error → term. Other errors → nak with backoff. */
 export type Handler<T> = (d: Delivery<T>) => Promise<void>;

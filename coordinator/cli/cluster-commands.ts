@@ -1,11 +1,11 @@
 /** `mergeloom worker`, `mergeloom jobs` and `mergeloom cancel`. */
 import { availableParallelism } from "node:os";
 import type { Command } from "commander";
-import { errorMessage, MergeloomError, ProtocolError } from "@mergeloom/proto";
+import { errorMessage, MergeloomError, ProtocolError } from "@mergeloom/proto/errors";
 import { traced } from "@mergeloom/transport";
 import { connectNatsTransport, type NatsConnectOptions } from "@mergeloom/transport";
-import type { JobRecord, WorkerRecord } from "@mergeloom/proto";
-import { buckets } from "@mergeloom/proto";
+import type { JobRecord, WorkerRecord } from "@mergeloom/proto/records";
+import { buckets } from "@mergeloom/proto/buckets";
 import { openKv } from "@mergeloom/transport";
 import type { KvBucket } from "@mergeloom/transport";
 import { startHealthServer } from "@mergeloom/worker";

@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Command } from "commander";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { evaluateModelDir } from "@mergeloom/engine/eval";
 import { loadWeightsF32 } from "@mergeloom/engine/eval";
 import { parseIntFlag } from "./parse-size.js";

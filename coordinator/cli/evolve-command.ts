@@ -2,10 +2,10 @@
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { connectNatsTransport } from "@mergeloom/transport";
 import { traced } from "@mergeloom/transport";
-import { inSpan } from "@mergeloom/proto";
+import { inSpan } from "@mergeloom/proto/tracing";
 import { createDefaultRegistry } from "@mergeloom/engine/methods";
 import { parseMergeConfig } from "@mergeloom/engine/config";
 import { LocalDispatcher } from "@mergeloom/engine/job";

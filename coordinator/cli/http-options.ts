@@ -1,6 +1,6 @@
 /** `--http-timeout` and `--http-retries`: how patiently http(s) and Hub inputs are read (merge, plan, worker, download). */
 import type { Command } from "commander";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { DEFAULT_HTTP_RETRIES, DEFAULT_HTTP_TIMEOUT_MS, type HttpOptions } from "@mergeloom/engine/storage";
 import { useHubHttpOptions } from "@mergeloom/engine/storage";
 import { parseIntFlag } from "./parse-size.js";

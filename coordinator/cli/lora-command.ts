@@ -1,6 +1,6 @@
 /** `mergeloom lora extract`: a PEFT LoRA adapter from a fine-tuned model and its base (mergekit-extract-lora). */
 import type { Command } from "commander";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { extractLora, type ExtractedTensor } from "../lora/extract-lora.js";
 import { parseIntFlag } from "./parse-size.js";
 

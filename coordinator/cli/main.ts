@@ -4,8 +4,8 @@
  * it is the only place (with the worker entry) that reads the environment.
  */
 import { Command, Option } from "commander";
-import { MergeloomError, errorMessage } from "@mergeloom/proto";
-import { capEchoes } from "@mergeloom/proto";
+import { MergeloomError, errorMessage } from "@mergeloom/proto/errors";
+import { capEchoes } from "@mergeloom/proto/cap-echoes";
 import { redactUrls } from "@mergeloom/transport";
 import { parseIntFlag, parseSize } from "./parse-size.js";
 import { registerMergeCommands } from "./merge-commands.js";

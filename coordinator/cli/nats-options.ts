@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import type { NatsConnectOptions } from "@mergeloom/transport";
 
 export interface NatsFlags {

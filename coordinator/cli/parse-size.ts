@@ -1,4 +1,4 @@
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 
 /**
  * Size suffixes. A bare `B` (or `b`) is mergekit's billion (`parse_kmb`: `--out-shard-size 5B`

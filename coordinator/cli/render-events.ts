@@ -1,7 +1,7 @@
 /** Renders merge events: a progress bar (tensors, bytes, rate, ETA) on a TTY, JSON lines with --json. */
 import cliProgress from "cli-progress";
 import type { MergeEvent, MergeEventSink } from "@mergeloom/engine/job";
-import { capEchoes } from "@mergeloom/proto";
+import { capEchoes } from "@mergeloom/proto/cap-echoes";
 
 /** Warnings echo config values too: capped like error messages. */
 function capWarning(e: MergeEvent): MergeEvent {

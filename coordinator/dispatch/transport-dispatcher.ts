@@ -4,16 +4,16 @@
  * before they ack — so a restarted coordinator sees everything that finished while it was away
  * and republishes only the rest. Job state lives in the jobs bucket.
  */
-import { MAX_MESSAGE_BYTES } from "@mergeloom/proto";
-import { errorMessage, MergeloomError, ProtocolError } from "@mergeloom/proto";
-import type { MergeTask, MergeTaskResult } from "@mergeloom/proto";
-import type { JobRecord, TaskOutcome } from "@mergeloom/proto";
-import { headers as H, PROTOCOL_VERSION, subjects } from "@mergeloom/proto";
-import { buckets } from "@mergeloom/proto";
+import { MAX_MESSAGE_BYTES } from "@mergeloom/proto/codec";
+import { errorMessage, MergeloomError, ProtocolError } from "@mergeloom/proto/errors";
+import type { MergeTask, MergeTaskResult } from "@mergeloom/proto/merge-task";
+import type { JobRecord, TaskOutcome } from "@mergeloom/proto/records";
+import { headers as H, PROTOCOL_VERSION, subjects } from "@mergeloom/proto/subjects";
+import { buckets } from "@mergeloom/proto/buckets";
 import { openKv } from "@mergeloom/transport";
 import type { KvBucket, Stoppable, Transport } from "@mergeloom/transport";
 import { KvConflictError } from "@mergeloom/transport";
-import { fromWireError } from "@mergeloom/proto";
+import { fromWireError } from "@mergeloom/proto/wire-error";
 import { open, type FileHandle } from "node:fs/promises";
 import type { MergeEventSink } from "@mergeloom/engine/job";
 import type { TaskDispatcher } from "@mergeloom/engine/job";

@@ -1,5 +1,5 @@
 /** Turns an in-process scoring of one candidate into its CandidateResult. */
-import { errorMessage } from "@mergeloom/proto";
+import { errorMessage } from "@mergeloom/proto/errors";
 import { combineScores, type FitnessTask } from "@mergeloom/engine/eval";
 import type { Candidate, CandidateResult } from "./candidate-evaluator.js";
 

@@ -7,8 +7,8 @@
  * `workers` evaluation slots run candidates concurrently, each with its own ONNX session (the
  * merge itself runs on the main thread; inference runs on onnxruntime's threads).
  */
-import { MergeloomError } from "@mergeloom/proto";
-import { inSpan, SPAN_NAMES } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
+import { inSpan, SPAN_NAMES } from "@mergeloom/proto/tracing";
 import { CandidateMerger, OnnxFitness, scoreCandidate, scorersUsed, tempScratch, type FitnessSpec, type Scorers } from "@mergeloom/engine/eval";
 import type { MergeConfig } from "@mergeloom/engine/config";
 import type { MergedTensor } from "@mergeloom/engine/driver";

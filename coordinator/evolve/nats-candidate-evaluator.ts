@@ -9,10 +9,10 @@
  * so scores (and a seeded search's best.yml) are identical to an in-process search.
  */
 import { createHash } from "node:crypto";
-import { MergeloomError } from "@mergeloom/proto";
-import type { EvalOutcome, EvalTask } from "@mergeloom/proto";
-import { consumers, headers as H, subjects } from "@mergeloom/proto";
-import { buckets } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
+import type { EvalOutcome, EvalTask } from "@mergeloom/proto/records";
+import { consumers, headers as H, subjects } from "@mergeloom/proto/subjects";
+import { buckets } from "@mergeloom/proto/buckets";
 import { openKv } from "@mergeloom/transport";
 import type { KvBucket, Stoppable, Transport } from "@mergeloom/transport";
 import { KvConflictError } from "@mergeloom/transport";

@@ -11,7 +11,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { ConfigError } from "@mergeloom/engine/errors";
 import { openModel } from "@mergeloom/engine/storage";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";

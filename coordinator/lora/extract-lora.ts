@@ -9,8 +9,8 @@
 import { existsSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { DTYPE_BYTES, isFloatDType, type DType } from "@mergeloom/proto";
-import { MergeloomError } from "@mergeloom/proto";
+import { DTYPE_BYTES, isFloatDType, type DType } from "@mergeloom/proto/dtype";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { CheckpointError } from "@mergeloom/engine/errors";
 import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
 import { TensorIO } from "@mergeloom/engine/driver";

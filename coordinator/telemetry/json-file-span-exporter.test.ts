@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BasicTracerProvider, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { JsonFileSpanExporter, type SpanLine } from "./json-file-span-exporter.js";
 
 const readLines = (path: string): SpanLine[] =>

@@ -7,9 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { propagation } from "@opentelemetry/api";
-import { MergeloomError } from "@mergeloom/proto";
-import { inSpan } from "@mergeloom/proto";
-import { injectTraceHeaders } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
+import { inSpan } from "@mergeloom/proto/tracing";
+import { injectTraceHeaders } from "@mergeloom/proto/trace-headers";
 import type { SpanLine } from "./json-file-span-exporter.js";
 import { otlpConfig, parseKeyValues, startTelemetry } from "./start-telemetry.js";
 

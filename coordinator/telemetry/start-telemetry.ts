@@ -18,7 +18,7 @@ import { context, diag, DiagConsoleLogger, DiagLogLevel, propagation, trace } fr
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor, NodeTracerProvider, SimpleSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-node";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { JsonFileSpanExporter } from "./json-file-span-exporter.js";
 
 export interface TelemetryOptions {

@@ -3,7 +3,7 @@
  * single slice whose sources have no `layer_range` (whole model), and model references are the
  * paths as written (resolved relative to the working directory later).
  */
-import type { FloatDType } from "@mergeloom/proto";
+import type { FloatDType } from "@mergeloom/proto/dtype";
 import type { ParamValue } from "../methods/params.js";
 
 /** One `{filter, value}` entry; the first entry whose filter matches the tensor name wins. */

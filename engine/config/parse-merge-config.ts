@@ -9,7 +9,7 @@
  * message (closest name, valid choices, location), which is clearer inline.
  */
 import { isMap, isNode, isScalar, LineCounter, parseDocument, visit, type Document } from "yaml";
-import { CONFIG_DTYPE_NAMES, parseConfigDType, type FloatDType } from "@mergeloom/proto";
+import { CONFIG_DTYPE_NAMES, parseConfigDType, type FloatDType } from "@mergeloom/proto/dtype";
 import { ConfigError, UnknownMethodError } from "../errors/index.js";
 import type { MergeMethod } from "../methods/define-merge-method.js";
 import type { MergeMethodRegistry } from "../methods/merge-method-registry.js";

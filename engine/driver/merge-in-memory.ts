@@ -9,10 +9,10 @@
  * Whole tensors are merged (never row chunks), which matches `mergeTensor` for every tensor below
  * its chunk threshold (4M elements) and for every non-random method above it.
  */
-import { DTYPE_BYTES, isFloatDType } from "@mergeloom/proto";
-import { MergeloomError } from "@mergeloom/proto";
+import { DTYPE_BYTES, isFloatDType } from "@mergeloom/proto/dtype";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { ParamError } from "../errors/index.js";
-import type { TensorSource, TensorSpec } from "@mergeloom/proto";
+import type { TensorSource, TensorSpec } from "@mergeloom/proto/merge-task";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
 import { createRandom } from "../tensor/random.js";
 import type { MergeContext, MergeInput } from "../methods/define-merge-method.js";

@@ -5,10 +5,10 @@
  * thread or a worker process.
  */
 import type { HubByteStats } from "../storage/hub/hub-stats.js";
-import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf } from "@mergeloom/proto";
-import { MergeloomError } from "@mergeloom/proto";
+import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf } from "@mergeloom/proto/dtype";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { ParamError } from "../errors/index.js";
-import type { TensorSource, TensorTask } from "@mergeloom/proto";
+import type { TensorSource, TensorTask } from "@mergeloom/proto/merge-task";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
 import { hasNonFinite } from "../tensor/non-finite.js";
 import { createRandom, hashKey } from "../tensor/random.js";

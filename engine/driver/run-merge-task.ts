@@ -5,18 +5,18 @@
  */
 import { createHash } from "node:crypto";
 import { context, trace, type Attributes } from "@opentelemetry/api";
-import { ATTR_BYTES_READ, ATTR_BYTES_WRITTEN, ATTR_JOB_ID, ATTR_TASK_ID, ATTR_TENSOR_COUNT, mergeloomTracer, SPAN_NAMES } from "@mergeloom/proto";
+import { ATTR_BYTES_READ, ATTR_BYTES_WRITTEN, ATTR_JOB_ID, ATTR_TASK_ID, ATTR_TENSOR_COUNT, mergeloomTracer, SPAN_NAMES } from "@mergeloom/proto/tracing";
 import { availableParallelism } from "node:os";
 import { Piscina } from "piscina";
-import { numelOf } from "@mergeloom/proto";
-import { MergeloomError } from "@mergeloom/proto";
-import type { MergeTask, MergeTaskResult, TensorResult, TensorTask } from "@mergeloom/proto";
+import { numelOf } from "@mergeloom/proto/dtype";
+import { MergeloomError } from "@mergeloom/proto/errors";
+import type { MergeTask, MergeTaskResult, TensorResult, TensorTask } from "@mergeloom/proto/merge-task";
 import { createDefaultRegistry } from "../methods/all-methods.js";
 import { isElementwise, mergeTensor, type StageTimes, rowElems, rowsOf, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
 import type { MergeMethodRegistry } from "../methods/merge-method-registry.js";
 import { TensorIO } from "./tensor-io.js";
 import type { ThreadReply } from "./tensor-thread.js";
-import { fromWireError } from "@mergeloom/proto";
+import { fromWireError } from "@mergeloom/proto/wire-error";
 import { createRemoteReader } from "./remote-reader.js";
 import { countedMergeTensor } from "./counted-merge-tensor.js";
 import type { HttpOptions } from "../storage/http-byte-source.js";

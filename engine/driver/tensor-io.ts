@@ -6,7 +6,7 @@
  */
 import { closeSync, constants, fdatasync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { createHash, type Hash } from "node:crypto";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { StorageError, CheckpointError } from "../errors/index.js";
 import { openRegularFileSync } from "../storage/regular-file.js";
 import { fsErrorDetail } from "../storage/fs-error.js";

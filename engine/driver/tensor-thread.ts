@@ -3,8 +3,8 @@
  * The thread keeps its own registry, file descriptors and scratch buffers between calls. Errors
  * come back as data: a thrown MergeloomError would lose its code and retryability crossing threads.
  */
-import { toWireError } from "@mergeloom/proto";
-import type { WireError } from "@mergeloom/proto";
+import { toWireError } from "@mergeloom/proto/wire-error";
+import type { WireError } from "@mergeloom/proto/records";
 import { createDefaultRegistry } from "../methods/all-methods.js";
 import { mergeTensor, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
 import { TensorIO } from "./tensor-io.js";

@@ -5,10 +5,10 @@
  * needs B's rows of the chunk and A (rank × columns), and a vocabulary chunk reads the stored
  * rows its runs name.
  */
-import { DTYPE_BYTES } from "@mergeloom/proto";
-import { MergeloomError } from "@mergeloom/proto";
-import type { DType } from "@mergeloom/proto";
-import type { LoraDelta, TensorInputSpec, TensorSource, TensorSpec } from "@mergeloom/proto";
+import { DTYPE_BYTES } from "@mergeloom/proto/dtype";
+import { MergeloomError } from "@mergeloom/proto/errors";
+import type { DType } from "@mergeloom/proto/dtype";
+import type { LoraDelta, TensorInputSpec, TensorSource, TensorSpec } from "@mergeloom/proto/merge-task";
 import { decodeToF32, encodeFromF32 } from "../tensor/convert.js";
 
 /** Reads `count` elements of `src` starting at element `start`, as a fresh fp32 array. */

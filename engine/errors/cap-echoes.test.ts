@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { capEchoes, capText } from "@mergeloom/proto";
+import { capEchoes, capText } from "@mergeloom/proto/cap-echoes";
 import { ConfigError, UnknownMethodError } from "./domain-errors.js";
 
 test("short messages and values are left alone", () => {

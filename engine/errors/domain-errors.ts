@@ -2,7 +2,7 @@
  * The engine's errors: a bad config, checkpoint, shape, parameter or storage access. Each carries
  * one of proto's error codes, which is all that crosses the wire (with message and retryable).
  */
-import { MergeloomError, type ErrorCode } from "@mergeloom/proto";
+import { MergeloomError, type ErrorCode } from "@mergeloom/proto/errors";
 
 /** A mergekit YAML or search config that does not validate; `path` is the field path (`slices[0].sources[1].layer_range`). */
 export class ConfigError extends MergeloomError {

@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { isPermanent } from "@mergeloom/proto";
+import { isPermanent } from "@mergeloom/proto/errors";
 import { ShapeMismatchError, StorageError } from "./domain-errors.js";
-import { fromWireError, toWireError } from "@mergeloom/proto";
+import { fromWireError, toWireError } from "@mergeloom/proto/wire-error";
 
 test("a typed error crosses the wire with its code, message and retryability", () => {
   const wire = toWireError(new ShapeMismatchError("merge w: shapes [2,3] and [3,2] differ"));

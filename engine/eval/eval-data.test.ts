@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CharTokenizer, encodeExample, loadEvalSet, parseEvalJsonl } from "./eval-data.js";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { FIXTURE } from "./test-weights.js";
 
 const VOCAB = {

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { evaluateModelDir } from "./evaluate-model.js";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { FIXTURE, readCheckpointF32 } from "./test-weights.js";
 
 const opts = (dir: string) => ({

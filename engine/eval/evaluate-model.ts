@@ -4,7 +4,7 @@
  */
 import { CharTokenizer, loadEvalSet } from "./eval-data.js";
 import { OnnxEvaluator, type EvalDevice, type WeightMap } from "./onnx-evaluator.js";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 
 export interface EvaluateModelOptions {
   weights: WeightMap;

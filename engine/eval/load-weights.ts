@@ -1,5 +1,5 @@
 /** Loads every floating-point tensor of a checkpoint as fp32 (evaluation of small models). */
-import { isFloatDType } from "@mergeloom/proto";
+import { isFloatDType } from "@mergeloom/proto/dtype";
 import { decodeToF32 } from "../tensor/convert.js";
 import { openModel } from "../storage/hub/open-model.js";
 import { TensorIO } from "../driver/tensor-io.js";

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { OnnxEvaluator, argmax, entropy, type WeightTensor } from "./onnx-evaluator.js";
 import { CharTokenizer, loadEvalSet, type EvalSet } from "./eval-data.js";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { FIXTURE, readCheckpointF32 } from "./test-weights.js";
 
 const GRAPH = join(FIXTURE, "eval/model.onnx");

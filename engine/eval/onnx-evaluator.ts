@@ -10,7 +10,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import * as ort from "onnxruntime-node";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import type { CharTokenizer, EvalSet } from "./eval-data.js";
 
 export type EvalDevice = "cpu" | "cuda" | "auto";

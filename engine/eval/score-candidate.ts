@@ -5,7 +5,7 @@
  * brings only what differs: where sessions come from, where checkpoints go, what is allowed.
  */
 import { join } from "node:path";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import type { MergePlan } from "../plan/build-plan.js";
 import type { CandidateMerger } from "./candidate-merger.js";
 import type { CheckpointScratch } from "./checkpoint-scratch.js";

@@ -3,8 +3,8 @@
  * covers the volume, the jobs bucket covers the cluster: a job still active for the same output,
  * owned by another coordinator that is alive, means this run must not start.
  */
-import { MergeloomError } from "@mergeloom/proto";
-import type { JobRecord } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
+import type { JobRecord } from "@mergeloom/proto/records";
 import { isProcessAlive, type ProcessOwner } from "../output/process-owner.js";
 
 /** How often a running job's record is refreshed, and how stale a remote owner's record may get before it counts as dead. */

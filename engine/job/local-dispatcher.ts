@@ -1,5 +1,5 @@
 /** Runs tasks in this process on a thread pool: the embedded default when no --nats is given. */
-import type { MergeTask, MergeTaskResult } from "@mergeloom/proto";
+import type { MergeTask, MergeTaskResult } from "@mergeloom/proto/merge-task";
 import { LocalMergeExecutor } from "../driver/run-merge-task.js";
 import type { TaskDispatcher } from "./run-merge-job.js";
 

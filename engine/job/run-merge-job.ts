@@ -6,13 +6,22 @@
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createHash } from "node:crypto";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { StorageError } from "../errors/index.js";
-import type { MergeTask, MergeTaskResult } from "@mergeloom/proto";
-import type { JobRecord } from "@mergeloom/proto";
-import { toWireError } from "@mergeloom/proto";
+import type { MergeTask, MergeTaskResult } from "@mergeloom/proto/merge-task";
+import type { JobRecord } from "@mergeloom/proto/records";
+import { toWireError } from "@mergeloom/proto/wire-error";
 import { existsSync } from "node:fs";
-import { ATTR_BYTES_READ, ATTR_BYTES_WRITTEN, ATTR_JOB_ID, ATTR_MERGE_METHOD, ATTR_TASK_COUNT, ATTR_TENSOR_COUNT, inSpan, SPAN_NAMES } from "@mergeloom/proto";
+import {
+  ATTR_BYTES_READ,
+  ATTR_BYTES_WRITTEN,
+  ATTR_JOB_ID,
+  ATTR_MERGE_METHOD,
+  ATTR_TASK_COUNT,
+  ATTR_TENSOR_COUNT,
+  inSpan,
+  SPAN_NAMES,
+} from "@mergeloom/proto/tracing";
 import { createDefaultRegistry } from "../methods/all-methods.js";
 import { checkOutputPath, OutputDir } from "../output/output-dir.js";
 import { currentOwner } from "../output/process-owner.js";

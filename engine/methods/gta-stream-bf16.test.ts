@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { TensorTask } from "@mergeloom/proto";
+import type { TensorTask } from "@mergeloom/proto/merge-task";
 import type { ParamValue } from "./params.js";
 import { createDefaultRegistry } from "./all-methods.js";
 import { mergeTensor } from "../driver/merge-tensor.js";

@@ -17,7 +17,7 @@
  * same operations on the same values as the fp32 path, so the bytes are identical.
  */
 import { ParamError } from "../errors/index.js";
-import { numelOf } from "@mergeloom/proto";
+import { numelOf } from "@mergeloom/proto/dtype";
 import { kernelArena } from "../kernels/wasm-kernels.js";
 import { encodeFromF32 } from "../tensor/convert.js";
 import type { StreamChunk, StreamInfo, TensorStream } from "./define-merge-method.js";

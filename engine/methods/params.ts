@@ -3,7 +3,7 @@
  * per-model ("tensor") parameters with defaults; the driver resolves every value (precedence,
  * gradients, filters) once, so a method only ever sees plain scalars.
  */
-import type { ParamValue } from "@mergeloom/proto";
+import type { ParamValue } from "@mergeloom/proto/merge-task";
 // A parameter value crosses the wire in every task message: one definition, in proto.
 export type { ParamValue };
 

@@ -10,7 +10,7 @@
 import { ParamError } from "../errors/index.js";
 import { defineMergeMethod, type MergeContext, type StreamChunk, type TensorStream } from "./define-merge-method.js";
 import { num } from "./params.js";
-import { numelOf } from "@mergeloom/proto";
+import { numelOf } from "@mergeloom/proto/dtype";
 import { kernelArena } from "../kernels/wasm-kernels.js";
 
 const DOT_THRESHOLD = 0.9995;

@@ -5,7 +5,7 @@
  * casts them to the output dtype, as mergekit's writer does).
  */
 import { ParamError } from "../errors/index.js";
-import type { TensorSpec } from "@mergeloom/proto";
+import type { TensorSpec } from "@mergeloom/proto/merge-task";
 import type { MergeContext } from "../methods/define-merge-method.js";
 import { MERGEKIT_NUMERICS_METHODS } from "./mergekit-methods.js";
 import { DEFAULT_PROFILE, roundArray, type ComputeDType } from "./torch-float.js";

@@ -3,9 +3,9 @@
  * throughout, rounded once to the output dtype); "mergekit" reproduces mergekit's torch CPU
  * arithmetic in its compute dtype, bit for bit (engine/numerics/mergekit-methods.ts).
  */
-import type { FloatDType } from "@mergeloom/proto";
+import type { FloatDType } from "@mergeloom/proto/dtype";
 import { ConfigError } from "../errors/index.js";
-import type { TensorInputSpec } from "@mergeloom/proto";
+import type { TensorInputSpec } from "@mergeloom/proto/merge-task";
 import { MERGEKIT_NUMERICS_METHODS } from "./mergekit-methods.js";
 
 export type NumericsMode = "default" | "mergekit";

@@ -13,7 +13,7 @@
  * Results assume torch's single-threaded reduction order (one intra-op thread, or tensors below
  * torch's 32 768-element grain size); with more threads torch splits long reductions per thread.
  */
-import type { FloatDType } from "@mergeloom/proto";
+import type { FloatDType } from "@mergeloom/proto/dtype";
 
 export type ComputeDType = FloatDType;
 

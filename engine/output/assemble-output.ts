@@ -4,7 +4,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { torchDTypeName } from "@mergeloom/proto";
+import { torchDTypeName } from "@mergeloom/proto/dtype";
 import { StorageError } from "../errors/index.js";
 import { writeShardIndex, type ShardPlan } from "./shard-layout.js";
 import { copyTokenizerFiles, writeModelConfig, writeModelCard } from "./hf-files.js";

@@ -4,7 +4,7 @@
  * inputs with the merge (and a failed merge would delete them). Symlinks are resolved on both sides.
  */
 import { sep } from "node:path";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { localPath } from "../driver/tensor-io.js";
 import { realpathOfPossiblyMissing } from "./output-dir.js";
 import type { MergePlan } from "../plan/build-plan.js";

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { mkdir, utimes, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { hostname } from "node:os";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { OUTPUT_MARKER, OutputDir, removeStaleOutputTemps } from "./output-dir.js";
 
 /** What an earlier mergeloom output carries: only --overwrite of such a directory is allowed. */

@@ -12,7 +12,7 @@ import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, realpath, rename
 import { rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join, resolve, sep } from "node:path";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { StorageError } from "../errors/index.js";
 import { OutputLock } from "./output-lock.js";
 import { currentOwner, isOwnerDead, parseOwner } from "./process-owner.js";

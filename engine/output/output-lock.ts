@@ -7,7 +7,7 @@
 import { link, open, readFile, rename, unlink } from "node:fs/promises";
 import { unlinkSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { StorageError } from "../errors/index.js";
 import { currentOwner, isOwnerDead, parseOwner, type ProcessOwner } from "./process-owner.js";
 

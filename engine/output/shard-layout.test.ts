@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
-import type { DType } from "@mergeloom/proto";
+import type { DType } from "@mergeloom/proto/dtype";
 import { parseHeaderLength, parseSafetensorsHeader } from "../tensor/safetensors.js";
 import { openCheckpoint } from "../storage/checkpoint.js";
 import { layoutShards, preallocateShards, shardFileName, writeShardIndex } from "./shard-layout.js";

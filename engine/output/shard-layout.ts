@@ -6,8 +6,8 @@
 import { open, writeFile } from "node:fs/promises";
 import { fsErrorDetail } from "../storage/fs-error.js";
 import { join } from "node:path";
-import { DTYPE_BYTES, numelOf, type DType } from "@mergeloom/proto";
-import { ProtocolError } from "@mergeloom/proto";
+import { DTYPE_BYTES, numelOf, type DType } from "@mergeloom/proto/dtype";
+import { ProtocolError } from "@mergeloom/proto/errors";
 import { StorageError } from "../errors/index.js";
 import { buildSafetensorsHeader } from "../tensor/safetensors.js";
 

@@ -4,10 +4,10 @@
  * (missing tensors, shape mismatches, layer ranges, missing parameters) surfaces here, in
  * seconds, before any tensor data is read.
  */
-import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf, type FloatDType } from "@mergeloom/proto";
-import { MergeloomError } from "@mergeloom/proto";
+import { DTYPE_BYTES, isFloatDType, isMergeableDType, MERGEABLE_DTYPES, numelOf, type FloatDType } from "@mergeloom/proto/dtype";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { ConfigError, ParamError, ShapeMismatchError } from "../errors/index.js";
-import type { ParamValue, TensorInputSpec, TensorSource, TensorSpec } from "@mergeloom/proto";
+import type { ParamValue, TensorInputSpec, TensorSource, TensorSpec } from "@mergeloom/proto/merge-task";
 import type { MergeMethod } from "../methods/define-merge-method.js";
 import type { MergeMethodRegistry } from "../methods/merge-method-registry.js";
 import type { ParamSpecs } from "../methods/params.js";

@@ -4,10 +4,10 @@
  * tensors at their final offsets, so tasks can run anywhere, in any order, any number of times.
  */
 import { join } from "node:path";
-import { encodedMessageBytes, MAX_MESSAGE_BYTES } from "@mergeloom/proto";
-import { DTYPE_BYTES, numelOf } from "@mergeloom/proto";
-import { MergeloomError } from "@mergeloom/proto";
-import type { MergeTask, TensorTask } from "@mergeloom/proto";
+import { encodedMessageBytes, MAX_MESSAGE_BYTES } from "@mergeloom/proto/codec";
+import { DTYPE_BYTES, numelOf } from "@mergeloom/proto/dtype";
+import { MergeloomError } from "@mergeloom/proto/errors";
+import type { MergeTask, TensorTask } from "@mergeloom/proto/merge-task";
 import { layoutShards, type ShardPlan } from "../output/shard-layout.js";
 import type { MergePlan, PlannedTensor } from "./build-plan.js";
 

@@ -4,7 +4,7 @@
  * chunked and streamed methods hold a row chunk (plus, for bf16 inputs, the tensor's bytes up to
  * the per-thread cache budget), so only tensors merged whole pay for their full size.
  */
-import { DTYPE_BYTES, numelOf } from "@mergeloom/proto";
+import { DTYPE_BYTES, numelOf } from "@mergeloom/proto/dtype";
 import type { MergeMethod } from "../methods/define-merge-method.js";
 import { rowElems, STREAM_CACHE_BYTES, STREAM_CHUNK_ELEMENTS } from "../driver/merge-tensor.js";
 import type { MergePlan, PlannedTensor } from "./build-plan.js";

@@ -4,8 +4,8 @@
  */
 import { readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import type { DType } from "@mergeloom/proto";
-import { MergeloomError } from "@mergeloom/proto";
+import type { DType } from "@mergeloom/proto/dtype";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { CheckpointError } from "../errors/index.js";
 import type { SafetensorsHeader } from "../tensor/safetensors.js";
 import { fsError } from "./fs-error.js";

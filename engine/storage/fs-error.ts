@@ -1,5 +1,5 @@
 /** Maps Node filesystem errors to typed errors: what a retry cannot fix is permanent. */
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { CheckpointError, StorageError } from "../errors/index.js";
 
 const PERMANENT = new Set(["EACCES", "EPERM", "EISDIR", "ENOTDIR", "ELOOP", "ENAMETOOLONG", "EROFS", "ENOSPC", "EDQUOT"]);

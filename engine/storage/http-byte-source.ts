@@ -5,7 +5,7 @@
  * bounded number of times with exponential backoff and full jitter, and surface as retryable
  * StorageErrors naming the URL and byte range when retries run out.
  */
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { CheckpointError, StorageError } from "../errors/index.js";
 import { checkReadArgs, truncatedError, type ByteSource } from "./byte-source.js";
 import type { StallWatch } from "./http-stall-watch.js";

@@ -7,7 +7,7 @@
  * errors — counts as transient). Giving up is one line: what was read, how often it was tried
  * (with the flag that sets it), and the last failure.
  */
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { StorageError } from "../errors/index.js";
 import { StallWatch } from "./http-stall-watch.js";
 

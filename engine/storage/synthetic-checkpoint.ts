@@ -6,7 +6,7 @@
  * DARE and slerp see realistic small task vectors.
  */
 import { StorageError } from "../errors/index.js";
-import { DTYPE_BYTES, numelOf } from "@mergeloom/proto";
+import { DTYPE_BYTES, numelOf } from "@mergeloom/proto/dtype";
 import type { ByteSource } from "./byte-source.js";
 import type { Checkpoint, CheckpointTensor } from "./checkpoint.js";
 

@@ -2,8 +2,8 @@
  * dtype conversion between stored bytes and the fp32 that every kernel computes in.
  * bf16→f32 is exact (a 16-bit shift); f32→bf16 and f32→f16 round to nearest even, as torch does.
  */
-import type { DType } from "@mergeloom/proto";
-import { DTYPE_BYTES } from "@mergeloom/proto";
+import type { DType } from "@mergeloom/proto/dtype";
+import { DTYPE_BYTES } from "@mergeloom/proto/dtype";
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

@@ -4,7 +4,7 @@
  * Bit tests on the encoded values: what the user gets is checked, including fp32 values that
  * overflow only when rounded to bf16 or fp16.
  */
-import type { DType } from "@mergeloom/proto";
+import type { DType } from "@mergeloom/proto/dtype";
 
 /** True when any element of `bytes` (little-endian `dtype`) is NaN or ±inf; integer dtypes never are. */
 export function hasNonFinite(bytes: Uint8Array, dtype: DType): boolean {

@@ -4,7 +4,7 @@
  * is the storage layer's job.
  */
 import { CheckpointError } from "../errors/index.js";
-import { DTYPE_BYTES, isDType, numelOf, type DType } from "@mergeloom/proto";
+import { DTYPE_BYTES, isDType, numelOf, type DType } from "@mergeloom/proto/dtype";
 
 /** safetensors' own cap (MAX_HEADER_SIZE): a larger length is a corrupt or hostile file. */
 export const MAX_HEADER_BYTES = 100_000_000;

@@ -11,8 +11,8 @@
  * a Python set, so its order of summation varies between runs).
  */
 import { ConfigError } from "../errors/index.js";
-import type { DType } from "@mergeloom/proto";
-import type { DefaultRow, RowMap, TensorInputSpec, VocabSpec } from "@mergeloom/proto";
+import type { DType } from "@mergeloom/proto/dtype";
+import type { DefaultRow, RowMap, TensorInputSpec, VocabSpec } from "@mergeloom/proto/merge-task";
 import type { TokenEmbeddingConfig } from "../config/merge-config.js";
 import type { MergedTokenizer } from "./build-tokenizer.js";
 

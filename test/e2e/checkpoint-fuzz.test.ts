@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { parseMergeConfig } from "@mergeloom/engine/config";
 import { planMerge, runMergeJob } from "@mergeloom/engine/job";
 import { EmbeddedDispatcher } from "@mergeloom/coordinator/dispatch";

@@ -1,7 +1,7 @@
 // A CLI entry with just `evolve` and `merge` registered, for the evolve e2e tests (run under tsx,
 // so they need no build and no change to the main CLI).
 import { Command } from "commander";
-import { errorMessage } from "@mergeloom/proto";
+import { errorMessage } from "@mergeloom/proto/errors";
 import { registerEvolveCommand } from "@mergeloom/coordinator/cli";
 import { registerMergeCommands } from "@mergeloom/coordinator/cli";
 import { registerEvalCommand } from "@mergeloom/coordinator/cli";

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { parseMergeConfig } from "@mergeloom/engine/config";
 import { planMerge } from "@mergeloom/engine/job";
 import { createDefaultRegistry } from "@mergeloom/engine/methods";

@@ -6,8 +6,8 @@
 import { createHash } from "node:crypto";
 import { lstat, mkdtemp, readdir, readFile, readlink, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { MergeTask } from "@mergeloom/proto";
-import type { TaskOutcome } from "@mergeloom/proto";
+import type { MergeTask } from "@mergeloom/proto/merge-task";
+import type { TaskOutcome } from "@mergeloom/proto/records";
 import type { KvBucket } from "@mergeloom/transport";
 import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
 import { writeJobMarker } from "@mergeloom/engine/output";

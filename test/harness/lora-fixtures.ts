@@ -8,7 +8,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
-import type { DType } from "@mergeloom/proto";
+import type { DType } from "@mergeloom/proto/dtype";
 import type { StoredTensor } from "./tokenizer-fixtures.js";
 
 /** Deterministic values in [-0.05, 0.05) (a small LCG; the test only needs them fixed). */

@@ -13,7 +13,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 
 export interface NatsServerHandle {
   url: string;

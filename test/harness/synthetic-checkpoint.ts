@@ -2,7 +2,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
-import type { DType } from "@mergeloom/proto";
+import type { DType } from "@mergeloom/proto/dtype";
 
 export interface FakeTensor {
   name: string;

@@ -7,7 +7,7 @@
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
-import type { DType } from "@mergeloom/proto";
+import type { DType } from "@mergeloom/proto/dtype";
 import { FIXTURES } from "./repo-root.js";
 
 export interface StoredTensor {

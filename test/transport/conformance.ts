@@ -6,10 +6,10 @@
 import { describe, test, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { MergeloomError } from "@mergeloom/proto";
-import type { MergeTask, MergeTaskResult } from "@mergeloom/proto";
-import type { JobRecord } from "@mergeloom/proto";
-import { subjects } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
+import type { MergeTask, MergeTaskResult } from "@mergeloom/proto/merge-task";
+import type { JobRecord } from "@mergeloom/proto/records";
+import { subjects } from "@mergeloom/proto/subjects";
 import type { AbandonedTask, Delivery, KvChange, Received, Transport } from "@mergeloom/transport";
 import { KvConflictError } from "@mergeloom/transport";
 

@@ -2,7 +2,7 @@ import { before, after, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { connectNatsTransport } from "@mergeloom/transport";
-import { subjects } from "@mergeloom/proto";
+import { subjects } from "@mergeloom/proto/subjects";
 import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.js";
 import { describeTransportConformance } from "./conformance.js";
 

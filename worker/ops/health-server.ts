@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { MergeloomError, errorMessage } from "@mergeloom/proto";
+import { MergeloomError, errorMessage } from "@mergeloom/proto/errors";
 import type { WorkerMetrics } from "./worker-metrics.js";
 
 export interface HealthServerOptions {

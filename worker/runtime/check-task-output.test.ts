@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { MergeTask } from "@mergeloom/proto";
+import type { MergeTask } from "@mergeloom/proto/merge-task";
 import { writeJobMarker } from "@mergeloom/engine/output";
 import { checkTaskOutput } from "./check-task-output.js";
 

@@ -11,8 +11,8 @@
  */
 import { lstat } from "node:fs/promises";
 import { basename, dirname, isAbsolute } from "node:path";
-import { MergeloomError } from "@mergeloom/proto";
-import type { MergeTask } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
+import type { MergeTask } from "@mergeloom/proto/merge-task";
 import { localPath } from "@mergeloom/engine/driver";
 import { readJobMarker, TEMP_OUTPUT_TAG } from "@mergeloom/engine/output";
 

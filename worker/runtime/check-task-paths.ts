@@ -4,7 +4,7 @@
  * them. Remote inputs (http, synthetic, pinned Hub files `hf://`) and `discard://` are not paths.
  */
 import { PathEscapeError } from "@mergeloom/engine/errors";
-import type { MergeTask, TensorSpec } from "@mergeloom/proto";
+import type { MergeTask, TensorSpec } from "@mergeloom/proto/merge-task";
 import { localPath } from "@mergeloom/engine/driver";
 import { assertInsideRoots } from "@mergeloom/engine/storage";
 import { isHubUri, parsePinnedHubUri } from "@mergeloom/engine/storage";

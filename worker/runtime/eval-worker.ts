@@ -12,10 +12,11 @@
  */
 import { createHash } from "node:crypto";
 import { hostname } from "node:os";
-import { MergeloomError } from "@mergeloom/proto";
-import type { FitnessSpec, EvalOutcome, EvalTask } from "@mergeloom/proto";
-import { buckets, consumers, subjects } from "@mergeloom/proto";
-import { ATTR_JOB_ID, ATTR_TASK_ID, ATTR_WORKER_NAME, inSpan, SPAN_NAMES } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
+import type { FitnessSpec, EvalOutcome, EvalTask } from "@mergeloom/proto/records";
+import { buckets } from "@mergeloom/proto/buckets";
+import { consumers, subjects } from "@mergeloom/proto/subjects";
+import { ATTR_JOB_ID, ATTR_TASK_ID, ATTR_WORKER_NAME, inSpan, SPAN_NAMES } from "@mergeloom/proto/tracing";
 import type { Transport } from "@mergeloom/transport";
 import { CandidateMerger, OnnxFitness, scoreCandidate, scorersUsed, type EvalDevice, type Scorers } from "@mergeloom/engine/eval";
 import type { WorkerMetrics } from "../ops/worker-metrics.js";

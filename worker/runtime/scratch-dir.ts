@@ -6,7 +6,7 @@
  */
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import type { CheckpointScratch } from "@mergeloom/engine/eval";
 
 const PREFIX = "candidate-";

@@ -1,8 +1,11 @@
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { MemoryTransport, openKv } from "@mergeloom/transport";
-import { buckets, MergeloomError, subjects } from "@mergeloom/proto";
-import type { MergeTask, TaskOutcome } from "@mergeloom/proto";
+import { buckets } from "@mergeloom/proto/buckets";
+import { MergeloomError } from "@mergeloom/proto/errors";
+import { subjects } from "@mergeloom/proto/subjects";
+import type { MergeTask } from "@mergeloom/proto/merge-task";
+import type { TaskOutcome } from "@mergeloom/proto/records";
 import { TaskRuntime, type TaskHandler } from "./task-runtime.js";
 
 const task = (taskId: string): MergeTask => ({ jobId: "j", taskId, seed: 0, tensors: [] });

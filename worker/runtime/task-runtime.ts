@@ -9,9 +9,12 @@
  * The handler brings only what is specific to its task kind: its checks, the work, and the
  * kind-specific fields of the outcome.
  */
-import { errorMessage, isPermanent, ProtocolError, toWireError } from "@mergeloom/proto";
-import type { KvOptions, MessageMap, WireError } from "@mergeloom/proto";
-import { ATTR_WORKER_NAME } from "@mergeloom/proto";
+import { errorMessage, isPermanent, ProtocolError } from "@mergeloom/proto/errors";
+import { toWireError } from "@mergeloom/proto/wire-error";
+import type { KvOptions } from "@mergeloom/proto/buckets";
+import type { MessageMap } from "@mergeloom/proto/schemas";
+import type { WireError } from "@mergeloom/proto/records";
+import { ATTR_WORKER_NAME } from "@mergeloom/proto/tracing";
 import { openKv } from "@mergeloom/transport";
 import type { Delivery, KvBucket, KvEntry, Stoppable, Transport } from "@mergeloom/transport";
 import { trace, type Attributes } from "@opentelemetry/api";

@@ -1,5 +1,5 @@
 /** The evaluator of a `genome: {kind: dfs}` search (in-process; graphs are generated per layer count). */
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import type { SearchConfig } from "../search-config.js";
 import { DfsCandidateEvaluator } from "./dfs-candidate-evaluator.js";
 import { readDfsModels } from "./dfs-search.js";

@@ -6,7 +6,7 @@ import * as ort from "onnxruntime-node";
 import { buildLlamaOnnxGraph, llamaWeightShapes, type LlamaGraphConfig } from "./llama-onnx-graph.js";
 import { OnnxEvaluator, type WeightTensor } from "@mergeloom/engine/eval";
 import { CharTokenizer, loadEvalSet, type EvalSet } from "@mergeloom/engine/eval";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { FIXTURE, readCheckpointF32 } from "@mergeloom/engine/eval";
 
 const GRAPH = join(FIXTURE, "eval/model.onnx");

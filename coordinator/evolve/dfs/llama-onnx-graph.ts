@@ -5,7 +5,7 @@
  * checkpoint tensor, output `logits` fp32 [batch, seq, vocab]. Layer counts differ between merges
  * (frankenmerges), so the evaluator needs a graph per architecture rather than a fixed file.
  */
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { encodeOnnxModel, f32Bytes, i64Bytes, TensorType, type AttrValue, type NodeSpec, type TensorSpec, type ValueInfoSpec } from "./onnx-proto.js";
 
 export interface LlamaGraphConfig {

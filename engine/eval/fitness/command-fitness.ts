@@ -4,7 +4,7 @@
  * so tools that log before printing their result work unchanged.
  */
 import { spawn } from "node:child_process";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 
 export interface CommandScoreOptions {
   /** Field to read when the JSON value is an object (default "score"). */

@@ -10,7 +10,7 @@
  * - scorer: the same, but the command is a named scorer configured where the evaluation runs
  *   (`--scorer NAME=COMMAND` on a worker or on `mergeloom evolve`); see scorers.ts.
  */
-import type { FitnessSpec, FitnessTask, FitnessTaskKind } from "@mergeloom/proto";
+import type { FitnessSpec, FitnessTask, FitnessTaskKind } from "@mergeloom/proto/records";
 
 // The spec is part of the wire contract (an eval task carries it), so it is defined once, in proto.
 export type { FitnessSpec, FitnessTask, FitnessTaskKind };

@@ -5,7 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { CharTokenizer, loadEvalSet, type EvalSet } from "../eval-data.js";
 import { OnnxEvaluator, type EvalDevice, type WeightMap } from "../onnx-evaluator.js";
 import type { FitnessSpec, FitnessTask } from "./fitness-spec.js";

@@ -11,7 +11,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { parse } from "yaml";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { runScoreCommand } from "./command-fitness.js";
 
 export interface ScorerSpec {

@@ -8,7 +8,7 @@
  * flight, and redirects followed by hand so that the token goes only to the Hub's own host — the
  * rule huggingface_hub gets from requests (Authorization dropped on a redirect to another host).
  */
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { CheckpointError, StorageError } from "../../errors/index.js";
 import type { Dispatcher } from "undici";
 import { storageHttp } from "../http-agent.js";

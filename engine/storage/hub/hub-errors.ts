@@ -1,5 +1,5 @@
 /** One-line errors for Hub answers that no retry fixes, naming the repo, revision and file. */
-import { type MergeloomError } from "@mergeloom/proto";
+import { type MergeloomError } from "@mergeloom/proto/errors";
 import { CheckpointError, StorageError } from "../../errors/index.js";
 
 export interface HubRequestSubject {

@@ -7,7 +7,7 @@
  */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { MergeloomError } from "@mergeloom/proto";
+import { MergeloomError } from "@mergeloom/proto/errors";
 import { CheckpointError } from "../../errors/index.js";
 import { cachedCommit } from "./hf-cache.js";
 import { HubClient } from "./hub-client.js";
