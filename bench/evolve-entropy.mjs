@@ -3,9 +3,7 @@
 // accuracy-selected best score on the held-out halves? Usage: node bench/evolve-entropy.mjs OUT
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { candidateYaml } from "../dist/coordinator/evolve/candidate-yaml.js";
-import { spearman, pearson } from "../dist/coordinator/evolve/evolve-report.js";
-import { parseSearchConfig } from "../dist/coordinator/evolve/search-config.js";
+import { candidateYaml, parseSearchConfig, pearson, spearman } from "@mergeloom/coordinator/evolve";
 
 const out = process.argv[2];
 const state = JSON.parse(readFileSync(join(out, "search", "state.json"), "utf8"));

@@ -8,3 +8,4 @@ export { LocalCandidateEvaluator } from "./local-candidate-evaluator.js";
 export { NatsCandidateEvaluator, deriveSearchId, evalTaskId } from "./nats-candidate-evaluator.js";
 export { runEvolve } from "./run-evolve.js";
 export { parseSearchConfig } from "./search-config.js";
+export { pearson, spearman } from "./evolve-report.js";
