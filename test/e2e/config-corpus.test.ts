@@ -13,17 +13,15 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseDocument, visit } from "yaml";
+import { parseDocument } from "yaml";
 import { LocalDispatcher } from "@mergeloom/engine/job";
 import { parseMergeConfig } from "@mergeloom/engine/config";
 import { runMergeJob } from "@mergeloom/engine/job";
 import { createDefaultRegistry } from "@mergeloom/engine/methods";
 import { parseHeaderLength, parseSafetensorsHeader } from "@mergeloom/engine/tensor";
 import { readCheckpointF32 } from "@mergeloom/engine/eval";
-import { REPO_ROOT } from "../harness/repo-root.js";
-import { standInTensorNames, writeLoraStandIn, writeStandIn, type StandInArch } from "../harness/stand-in-checkpoints.js";
-
-const CORPUS = join(REPO_ROOT, "test", "configs", "corpus");
+import { standInTensorNames, writeStandIn, type StandInArch } from "../harness/stand-in-checkpoints.js";
+import { CORPUS_DIR as CORPUS, mapCorpusModels, writeCorpusStandIns } from "../harness/corpus-standins.js";
 
 interface Entry {
   file: string;
@@ -35,25 +33,16 @@ interface Entry {
   warns?: string[];
   verbatim?: boolean;
 }
-type StandIn = { arch: StandInArch; layers: number } | { arch: "lora"; of: StandInArch; layers: number };
-
 const manifest = JSON.parse(readFileSync(join(CORPUS, "manifest.json"), "utf8")) as { configs: Entry[] };
-const standins = JSON.parse(readFileSync(join(CORPUS, "standins.json"), "utf8")) as Record<string, StandIn>;
+const standins = JSON.parse(readFileSync(join(CORPUS, "standins.json"), "utf8")) as Record<string, { layers: number }>;
 
 let dir: string;
-const local = new Map<string, string>();
+let local: ReadonlyMap<string, string> = new Map();
 const rows: string[] = [];
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "mergeloom-corpus-"));
-  let seed = 1;
-  for (const [ref, spec] of Object.entries(standins)) {
-    const d = join(dir, "models", String(seed));
-    if (spec.arch === "lora") await writeLoraStandIn(d, spec, seed);
-    else await writeStandIn(d, spec, seed);
-    local.set(ref, d);
-    seed++;
-  }
+  local = await writeCorpusStandIns(dir);
 });
 
 after(async () => {
@@ -62,19 +51,6 @@ after(async () => {
   }
   await rm(dir, { recursive: true, force: true });
 });
-
-/** The config with every model reference (also `a+b` LoRA references) replaced by its stand-in directory. */
-function mapModels(text: string): string {
-  const doc = parseDocument(text, { version: "1.1", uniqueKeys: false });
-  visit(doc, {
-    Scalar(_key, node) {
-      if (typeof node.value !== "string") return;
-      const parts = node.value.split("+");
-      if (parts.every((p) => local.has(p))) node.value = parts.map((p) => local.get(p)).join("+");
-    },
-  });
-  return doc.toString({ lineWidth: 0 });
-}
 
 /** Output layers the config asks for, read from the YAML itself (not from the planner). */
 function expectedLayers(text: string, e: Entry): number {
@@ -152,7 +128,7 @@ describe("the corpus of real mergekit configs", () => {
       const work = join(dir, "runs", e.file.replace(/\.yml$/, ""));
       await mkdir(work, { recursive: true });
       const cfgFile = join(work, "config.yml");
-      await writeFile(cfgFile, mapModels(text));
+      await writeFile(cfgFile, mapCorpusModels(text, local));
       const out = join(work, "out");
       const warnings: string[] = [];
       let merged: { error?: Error } = {};
