@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,19 +14,15 @@ import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.j
 import { runCli } from "../harness/run-cli.js";
 import { FIXTURES } from "../harness/repo-root.js";
 import { Proc, startWorker, uniquePrefix } from "../harness/cluster.js";
+import { assertSameSearch, searchOutputs, type SearchOutputs } from "../harness/search-outputs.js";
 
 const TASKS = ["add", "sub", "mul", "rev"];
 let server: NatsServerHandle;
 let dir: string;
 let search: string;
-let local: { best: string; state: State };
+let local: SearchOutputs;
 const procs: Proc[] = [];
 const track = (p: Proc) => (procs.push(p), p);
-
-interface State {
-  evaluations: { id: string; fitness: number | string; scores: Record<string, number | string> }[];
-  best: { id: string; fitness: number } | null;
-}
 
 before(async () => {
   server = await startNatsServer({ jetstream: true });
@@ -63,7 +59,7 @@ before(async () => {
   const out = join(dir, "local");
   const r = await runCli(["evolve", search, "-o", out, "--json"]);
   assert.equal(r.code, 0, r.stderr);
-  local = await outputs(out);
+  local = await searchOutputs(out);
 });
 after(async () => {
   await Promise.all(procs.map((p) => (p.child.exitCode === null ? p.kill("SIGKILL") : undefined)));
@@ -71,21 +67,8 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function outputs(out: string): Promise<{ best: string; state: State }> {
-  return { best: await readFile(join(out, "best.yml"), "utf8"), state: JSON.parse(await readFile(join(out, "state.json"), "utf8")) as State };
-}
-
 function evolveOverNats(prefix: string, out: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return runCli(["evolve", search, "-o", out, "--json", "--nats", server.url, "--nats-prefix", prefix], { timeoutMs: 180_000 });
-}
-
-function assertSameSearch(got: { best: string; state: State }): void {
-  assert.equal(got.state.evaluations.length, 24);
-  assert.deepEqual(
-    got.state.evaluations.map((e) => [e.id, e.fitness, e.scores]),
-    local.state.evaluations.map((e) => [e.id, e.fitness, e.scores]),
-  );
-  assert.equal(got.best, local.best);
 }
 
 describe("evolve over NATS workers", () => {
@@ -96,7 +79,7 @@ describe("evolve over NATS workers", () => {
     const out = join(dir, "nats-two");
     const r = await evolveOverNats(prefix, out);
     assert.equal(r.code, 0, r.stderr);
-    assertSameSearch(await outputs(out));
+    assertSameSearch(await searchOutputs(out), local, 24);
     const counts = ws.map((w) => (w.err.match(/ of search \S+ started/g) ?? []).length);
     assert.equal(counts[0] + counts[1], 24, ws.map((w) => w.err).join("\n"));
     assert.ok(
@@ -118,7 +101,7 @@ describe("evolve over NATS workers", () => {
     await victim.kill("SIGKILL");
     const r = await run;
     assert.equal(r.code, 0, r.stderr);
-    assertSameSearch(await outputs(out));
+    assertSameSearch(await searchOutputs(out), local, 24);
     assert.match(survivor.err, new RegExp(`task ${taskId} of search \\S+ started \\(attempt [2-9]`), "the killed evaluation must be redelivered");
     await survivor.kill("SIGTERM");
   });

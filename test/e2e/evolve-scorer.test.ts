@@ -8,7 +8,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,20 +16,15 @@ import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.j
 import { runCli } from "../harness/run-cli.js";
 import { FIXTURES, REPO_ROOT } from "../harness/repo-root.js";
 import { Proc, startWorker, uniquePrefix } from "../harness/cluster.js";
+import { assertSameSearch, searchOutputs, type SearchOutputs } from "../harness/search-outputs.js";
 
 const SCORER = `normsum=${process.execPath} ${join(REPO_ROOT, "test", "scorers", "norm-sum.mjs")} {checkpoint}`;
 let server: NatsServerHandle;
 let dir: string;
 let search: string;
-let local: { best: string; state: State };
+let local: SearchOutputs;
 const procs: Proc[] = [];
 const track = (p: Proc) => (procs.push(p), p);
-
-interface State {
-  evaluations: { id: string; fitness: number | string; scores: Record<string, number | string> }[];
-  baselines: { name: string; fitness: number; scores: Record<string, number> }[];
-  best: { id: string; fitness: number } | null;
-}
 
 /** bf16 bits → number, and round-to-nearest-even of a float32 to bf16 — written here, not taken from mergeloom. */
 const bf16 = (bits: number): number => new Float32Array(new Uint32Array([bits << 16]).buffer)[0];
@@ -74,7 +69,7 @@ before(async () => {
   const out = join(dir, "local");
   const r = await runCli(["evolve", search, "-o", out, "--json", "--scorer", SCORER], { timeoutMs: 120_000 });
   assert.equal(r.code, 0, r.stderr);
-  local = await outputs(out);
+  local = await searchOutputs(out);
 });
 after(async () => {
   await Promise.all(procs.map((p) => (p.child.exitCode === null ? p.kill("SIGKILL") : undefined)));
@@ -82,21 +77,8 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function outputs(out: string): Promise<{ best: string; state: State }> {
-  return { best: await readFile(join(out, "best.yml"), "utf8"), state: JSON.parse(await readFile(join(out, "state.json"), "utf8")) as State };
-}
-
 function evolveOverNats(prefix: string, out: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return runCli(["evolve", search, "-o", out, "--json", "--nats", server.url, "--nats-prefix", prefix], { timeoutMs: 180_000 });
-}
-
-function assertSameSearch(got: { best: string; state: State }): void {
-  assert.equal(got.state.evaluations.length, 12);
-  assert.deepEqual(
-    got.state.evaluations.map((e) => [e.id, e.fitness, e.scores]),
-    local.state.evaluations.map((e) => [e.id, e.fitness, e.scores]),
-  );
-  assert.equal(got.best, local.best);
 }
 
 const scorerWorker = (name: string, prefix: string, scratch: string, extra: string[] = [], delayMs?: number) =>
@@ -122,7 +104,7 @@ describe("worker-side scorers", () => {
     const out = join(dir, "nats-two");
     const r = await evolveOverNats(prefix, out);
     assert.equal(r.code, 0, r.stderr);
-    assertSameSearch(await outputs(out));
+    assertSameSearch(await searchOutputs(out), local, 12);
     const counts = ws.map((w) => (w.err.match(/ of search \S+ started/g) ?? []).length);
     assert.equal(counts[0] + counts[1], 13, ws.map((w) => w.err).join("\n")); // 12 candidates + 1 baseline
     assert.doesNotMatch(plain.err, / of search \S+ started/, "a worker without the scorer must never take its tasks");
@@ -143,7 +125,7 @@ describe("worker-side scorers", () => {
     await victim.kill("SIGKILL");
     const r = await run;
     assert.equal(r.code, 0, r.stderr);
-    assertSameSearch(await outputs(out));
+    assertSameSearch(await searchOutputs(out), local, 12);
     const redelivered = survivor.err.match(/ of search \S+ started \(attempt [2-9]/g) ?? [];
     assert.equal(redelivered.length, 1, survivor.err);
     assert.match(survivor.err, new RegExp(`task ${taskId} of search \\S+ started \\(attempt 2`));
