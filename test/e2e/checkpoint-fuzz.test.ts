@@ -20,22 +20,14 @@ import { createDefaultRegistry } from "@mergeloom/engine/methods";
 import { runCli } from "../harness/run-cli.js";
 import { tinyLlamaTensors, writeFakeCheckpoint } from "../harness/synthetic-checkpoint.js";
 import { readRawTensors, type RawTensor } from "../harness/rewrite-checkpoint.js";
+import { mulberry32 } from "../harness/mulberry32.js";
 
 const CASES = 240;
 const CLI_CASES = 6;
 const SEED = 20261203;
 
-/** mulberry32: a small seeded generator, independent of the code under test. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform [0, 1) stream, so every run makes the same data. */
+const rng = mulberry32;
 
 interface Mutation {
   kind: "flip" | "data-flip" | "truncate" | "insert" | "rename";

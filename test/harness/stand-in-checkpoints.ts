@@ -9,6 +9,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
+import { mulberry32 } from "./mulberry32.js";
 
 export type StandInArch = "llama" | "llama-tied" | "mistral" | "qwen2" | "gemma2" | "phi3";
 
@@ -93,17 +94,8 @@ function allTensors(arch: StandInArch, layers: number): TensorDef[] {
   return out;
 }
 
-/** mulberry32: a seeded stream, so every stand-in is reproducible and distinct per seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform [0, 1) stream, so every run makes the same data. */
+const rng = mulberry32;
 
 function bf16Bytes(values: Float32Array): Buffer {
   const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
