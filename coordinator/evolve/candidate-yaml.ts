@@ -4,7 +4,7 @@
  * mergekit and mergeloom alike: compute in float32 and round to bfloat16 on save (mergekit-evolve
  * writes `dtype: bfloat16`, i.e. bf16 arithmetic), and `int8_mask` only for methods that take it.
  */
-import { genotypeToMergeConfig, mergeConfigToYaml, type GenomeDefinition } from "./genome.js";
+import { genotypeToMergeConfig, mergeConfigToYaml, withCommentHeader, type GenomeDefinition } from "./genome.js";
 
 const TAKES_INT8_MASK = new Set(["ties", "dare_ties", "task_arithmetic", "dare_linear", "della", "della_linear", "breadcrumbs", "breadcrumbs_ties"]);
 
@@ -15,12 +15,5 @@ export function candidateYaml(def: GenomeDefinition, genotype: number[], numLaye
   cfg.dtype = "float32";
   cfg.out_dtype = "bfloat16";
   const body = mergeConfigToYaml(cfg);
-  return header
-    ? header
-        .split("\n")
-        .map((l) => `# ${l}`.trimEnd())
-        .join("\n") +
-        "\n" +
-        body
-    : body;
+  return withCommentHeader(body, header);
 }

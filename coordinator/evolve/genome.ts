@@ -315,3 +315,16 @@ export function mergeConfigToYaml(config: object): string {
   });
   return doc.toString({ lineWidth: 0, indentSeq: false, flowCollectionPadding: false });
 }
+
+/** A YAML text with `header`'s lines as `#` comments above it (no header: the text as is). */
+export function withCommentHeader(body: string, header?: string): string {
+  if (!header) return body;
+  return (
+    header
+      .split("\n")
+      .map((l) => `# ${l}`.trimEnd())
+      .join("\n") +
+    "\n" +
+    body
+  );
+}

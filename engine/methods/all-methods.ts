@@ -3,7 +3,7 @@ import type { MergeMethod } from "./define-merge-method.js";
 import { MergeMethodRegistry } from "./merge-method-registry.js";
 import { arceeFusion } from "./arcee-fusion.js";
 import { consensusTa, consensusTies } from "./consensus.js";
-import { breadcrumbs, breadcrumbsTies, dareLinear, dareTies, della, dellaLinear, taskArithmetic, ties } from "./generalized-task-arithmetic.js";
+import { generalizedTaskArithmeticMethods } from "./generalized-task-arithmetic.js";
 import { karcher } from "./karcher.js";
 import { linear } from "./linear.js";
 import { modelStock } from "./model-stock.js";
@@ -20,14 +20,7 @@ export const ALL_METHODS: readonly MergeMethod[] = [
   nuslerp,
   multislerp,
   karcher,
-  taskArithmetic,
-  ties,
-  dareLinear,
-  dareTies,
-  breadcrumbs,
-  breadcrumbsTies,
-  della,
-  dellaLinear,
+  ...generalizedTaskArithmeticMethods,
   modelStock,
   sce,
   nearswap,

@@ -23,7 +23,7 @@
  * computes h + s·attn(h) then h + s·mlp(h). One factor per slot (T genes), not per layer pair.
  */
 import { ConfigError } from "@mergeloom/engine/errors";
-import { mergeConfigToYaml, type MergeConfigSlice } from "../genome.js";
+import { mergeConfigToYaml, withCommentHeader, type MergeConfigSlice } from "../genome.js";
 
 export type DfsInit = "first_model" | "all" | "zeros";
 
@@ -190,14 +190,7 @@ export function pathSlices(models: readonly string[], path: readonly PathLayer[]
 export function dfsCandidateYaml(def: DfsGenomeDefinition, layerCounts: readonly number[], genotype: readonly number[], header?: string): string {
   const path = decodeDfsPath(def, layerCounts, genotype);
   const body = mergeConfigToYaml({ merge_method: "passthrough", slices: pathSlices(def.models, path), dtype: "float32", out_dtype: "bfloat16" });
-  return header
-    ? header
-        .split("\n")
-        .map((l) => `# ${l}`.trimEnd())
-        .join("\n") +
-        "\n" +
-        body
-    : body;
+  return withCommentHeader(body, header);
 }
 
 /** A short human-readable path, e.g. `expert-add[0-3] expert-sub[2-3]×0.9512` (models by basename). */
