@@ -148,6 +148,7 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   const outRowElems = rowElems(outShape);
   const chunkShape = outShape.length === 0 ? [] : [r1 - r0, ...outShape.slice(1)];
   let bytesRead = 0;
+  prefetchInputs(t, r0, r1, io);
 
   // A non-float tensor (integer buffer) of one input is copied untouched (passthrough). The plan
   // refuses to merge several; a task that asks anyway (hand-made) fails rather than drop inputs.
@@ -201,6 +202,29 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   const res = writeOut(t, encoded, r0 * outRowElems * esz, io, bytesRead);
   if (warnings) res.warnings = warnings;
   return res;
+}
+
+/** How much of each input is asked for first, before the rest of any input. */
+const PREFETCH_FIRST_BYTES = 8 << 20;
+
+/**
+ * Remote inputs: asks for the rows this job will read now, so they stream in while the kernel
+ * works, rather than a block at a time as it asks. The start of every input first (the kernel
+ * reads them side by side), then the rest. Local files need no hint (the page cache reads ahead).
+ */
+function prefetchInputs(t: TensorTask, r0: number, r1: number, io: TensorIO): void {
+  const ranges: Array<{ uri: string; from: number; to: number }> = [];
+  for (const spec of t.inputs) {
+    for (const src of [spec.source, ...(spec.addVectors ?? []).map((v) => v.source)]) {
+      const rows = rowsOf(src.shape);
+      const rowBytes = rows > 0 ? src.byteLength / rows : src.byteLength;
+      const from = Math.floor(Math.min(r0, rows) * rowBytes);
+      const to = rows > 0 ? Math.ceil(Math.min(r1, rows) * rowBytes) : src.byteLength;
+      if (to > from) ranges.push({ uri: src.uri, from: src.offset + from, to: src.offset + to });
+    }
+  }
+  for (const r of ranges) io.willNeed(r.uri, r.from, Math.min(r.to - r.from, PREFETCH_FIRST_BYTES));
+  for (const r of ranges) if (r.to - r.from > PREFETCH_FIRST_BYTES) io.willNeed(r.uri, r.from + PREFETCH_FIRST_BYTES, r.to - r.from - PREFETCH_FIRST_BYTES);
 }
 
 /** Bytes per read when scanning inputs for NaN/±inf (a multiple of every element size). */

@@ -6,14 +6,20 @@ import type { RemoteReader } from "./tensor-io.js";
 
 export function createRemoteReader(opts: { storageRoots?: readonly string[]; http?: HttpOptions } = {}): RemoteReader {
   const sources = new Map<string, ByteSource>();
+  const source = (uri: string) => {
+    let src = sources.get(uri);
+    if (!src) {
+      src = openByteSource(uri, opts);
+      sources.set(uri, src);
+    }
+    return src;
+  };
   return {
+    willNeed(uri, offset, length) {
+      source(uri).willNeed?.(offset, length);
+    },
     async read(uri, offset, length, into) {
-      let src = sources.get(uri);
-      if (!src) {
-        src = openByteSource(uri, opts);
-        sources.set(uri, src);
-      }
-      const got = await src.read(offset, length, into);
+      const got = await source(uri).read(offset, length, into);
       if (got !== into && got.byteLength) into.set(got.subarray(0, length));
     },
   };

@@ -13,6 +13,8 @@ import { fsErrorDetail } from "../storage/fs-error.js";
 
 export interface RemoteReader {
   read(uri: string, offset: number, length: number, into: Uint8Array): Promise<void>;
+  /** See ByteSource.willNeed. */
+  willNeed?(uri: string, offset: number, length: number): void;
 }
 
 const LOCAL = /^(?:file:\/\/)?(\/.*)$/;
@@ -100,6 +102,11 @@ export class TensorIO {
       }
       done += n;
     }
+  }
+
+  /** A hint that a range of a remote input will be read soon (local files need none: the page cache reads ahead). */
+  willNeed(uri: string, offset: number, length: number): void {
+    if (localPath(uri) === undefined) this.remote?.willNeed?.(uri, offset, length);
   }
 
   write(uri: string, offset: number, data: Uint8Array): void {

@@ -14,6 +14,11 @@ export interface ByteSource {
    * storage fails (retryable when a retry may help).
    */
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+  /**
+   * A hint that [offset, offset+length) will be read soon (posix_fadvise's WILLNEED): a remote
+   * source starts fetching its start now, in parallel with the other inputs of the same tensor.
+   */
+  willNeed?(offset: number, length: number): void;
   close(): Promise<void>;
 }
 

@@ -65,3 +65,36 @@ test("redirect targets are kept until their signature expires (less a minute), o
   c.set("h", "https://cdn/y?Expires=1");
   assert.equal(c.get("h"), undefined, "an already expired target is not kept");
 });
+
+test("buffers of released blocks serve later fetches, but never while a read has the block pinned", async () => {
+  const pool = new BlockPool(64 << 20);
+  const size = 5 << 20;
+  const load = (v: number) => async () => [pool.takeBuffer(size).fill(v)];
+  const a = pool.get("a", size, load(1), false, undefined, true)!;
+  const first = (await a)[0];
+  pool.release(["a"]);
+  assert.ok(pool.has("a"), "pinned: kept");
+  const b = (await pool.get("b", size, load(2))!)[0];
+  assert.notEqual(b.buffer, first.buffer, "a pinned block's buffer is not handed out");
+  assert.equal(first[0], 1);
+  pool.unpin("a", a);
+  pool.release(["a", "b"]);
+  assert.equal(pool.has("a") || pool.has("b"), false);
+  const c = pool.takeBuffer(size);
+  assert.ok(c.buffer === first.buffer || c.buffer === b.buffer, "a released block's buffer is reused");
+  assert.equal(c.byteLength, size);
+  // Sizes outside the recycled classes get buffers of their own.
+  assert.equal(pool.takeBuffer(100).buffer.byteLength < 1 << 20, true);
+});
+
+test("recycled buffers count against the budget and are the first thing given up for room", async () => {
+  const pool = new BlockPool(20 << 20);
+  const size = 8 << 20;
+  await pool.get("a", size, async () => [pool.takeBuffer(size)]);
+  await pool.get("b", size, async () => [pool.takeBuffer(size)]);
+  pool.release(["a"]);
+  assert.equal(pool.bytes, 16 << 20, "a's buffer is kept, and counted");
+  await pool.get("c", size, async () => [Buffer.alloc(size)]); // not from the pool: the free buffer is dropped for room
+  assert.ok(pool.has("b") && pool.has("c"), "live blocks stay");
+  assert.ok(pool.bytes <= 20 << 20);
+});

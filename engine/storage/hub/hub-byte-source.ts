@@ -148,33 +148,68 @@ export class HubByteSource implements ByteSource {
       const start = ext.start + b * BLOCK_BYTES;
       return { start, len: Math.min(BLOCK_BYTES, ext.end - start) };
     };
+    // Readers go tensor by tensor (all passes over one, then the next): moving on frees the last one's blocks for reuse.
+    if (this.active && this.active !== ext && this.active.start !== ext.start) this.hub().blocks.release(this.blockKeys(this.active));
     this.active = ext;
     this.activeAt = performance.now();
     const first = Math.floor((offset - ext.start) / BLOCK_BYTES);
     const last = Math.floor((offset + length - 1 - ext.start) / BLOCK_BYTES);
     const needed = [];
-    for (let b = first; b <= last; b++) needed.push({ ...blockAt(b), data: this.block(ext, blockAt(b), false)! });
+    for (let b = first; b <= last; b++) needed.push({ ...blockAt(b), key: this.blockKey(blockAt(b)), data: this.block(ext, blockAt(b), false)! });
     const lastBlock = Math.floor((ext.end - 1 - ext.start) / BLOCK_BYTES);
     for (let b = last + 1; b <= Math.min(lastBlock, last + AHEAD_BLOCKS); b++) {
       // Read-ahead: its failure surfaces, if at all, on the read that needs the block.
       this.block(ext, blockAt(b), true)?.catch(() => undefined);
     }
-    for (const blk of needed) copyChunks(await blk.data, offset - blk.start, buf);
+    const { blocks } = this.hub();
+    await yieldForSockets(blocks);
+    try {
+      for (const blk of needed) copyChunks(await blk.data, offset - blk.start, buf);
+    } finally {
+      for (const blk of needed) blocks.unpin(blk.key, blk.data);
+    }
     return buf;
   }
 
+  /** Starts the blocks holding the range (those inside one tensor), as read-ahead: within the memory budget, never evicting. */
+  willNeed(offset: number, length: number): void {
+    if (length <= 0 || this.cached() || this.hub().settings.offline) return;
+    const start = async () => {
+      await this.size();
+      const ext = await this.extentOf(offset, 1);
+      if (!ext) return;
+      const first = Math.floor((offset - ext.start) / BLOCK_BYTES);
+      const last = Math.floor((Math.min(ext.end, offset + length) - 1 - ext.start) / BLOCK_BYTES);
+      for (let b = first; b <= last; b++) {
+        const s = ext.start + b * BLOCK_BYTES;
+        this.block(ext, { start: s, len: Math.min(BLOCK_BYTES, ext.end - s) }, true)?.catch(() => undefined);
+      }
+    };
+    // Only a hint: a failure here surfaces, if at all, on the read that needs the bytes.
+    start().catch(() => undefined);
+  }
+
+  private blockKey(b: { start: number; len: number }): string {
+    return `${this.uri}:${b.start}:${b.len}`;
+  }
+
+  private *blockKeys(ext: Extent): Generator<string> {
+    for (let start = ext.start; start < ext.end; start += BLOCK_BYTES) yield this.blockKey({ start, len: Math.min(BLOCK_BYTES, ext.end - start) });
+  }
+
+  /** A block of the tensor `ext`; pinned (until `unpin`) unless read ahead. */
   private block(ext: Extent, b: { start: number; len: number }, ahead: boolean): Promise<Uint8Array[]> | undefined {
     const { blocks, ranges, settings } = this.hub();
-    const key = `${this.uri}:${b.start}:${b.len}`;
+    const key = this.blockKey(b);
     const spill =
       ranges && !settings.rangeCacheAll
         ? (data: Uint8Array[]) => this.active === ext && performance.now() - this.activeAt < ACTIVE_MS && ranges.put(key, data)
         : undefined;
-    return blocks.get(key, b.len, () => this.fetchRange(b.start, b.len), ahead, spill);
+    return blocks.get(key, b.len, () => this.fetchRange(b.start, b.len, (n) => blocks.takeBuffer(n)), ahead, spill, !ahead);
   }
 
   /** A range from the worker's range cache, else the network (kept in the range cache with --cache-dir). */
-  private async fetchRange(offset: number, length: number): Promise<Uint8Array[]> {
+  private async fetchRange(offset: number, length: number, alloc?: (n: number) => Uint8Array): Promise<Uint8Array[]> {
     const { client, ranges, settings } = this.hub();
     const key = `${this.uri}:${offset}:${length}`;
     const hit = ranges?.take(key, length);
@@ -182,7 +217,7 @@ export class HubByteSource implements ByteSource {
       countCacheBytes(length);
       return [hit];
     }
-    const chunks = await client.readRange(this.pin.repo, this.pin.sha, this.pin.file, offset, length);
+    const chunks = await client.readRange(this.pin.repo, this.pin.sha, this.pin.file, offset, length, alloc);
     if (settings.rangeCacheAll) ranges?.put(key, chunks);
     return chunks;
   }
@@ -210,6 +245,23 @@ export class HubByteSource implements ByteSource {
   async close(): Promise<void> {
     await this.local?.close();
   }
+}
+
+let lastYield = 0;
+
+/**
+ * Lets the thread's event loop take in socket data now and then. The merge kernels run on the
+ * thread that owns the connections, and a read served from memory resolves in a microtask: a
+ * kernel working through blocks already here never gives the loop a turn, so the read-ahead's
+ * bytes sit in the kernel's socket buffer (the server stalls on a full window) until a read
+ * finally waits on the network. A turn every millisecond keeps them flowing during compute.
+ */
+async function yieldForSockets(blocks: BlockPool): Promise<void> {
+  if (blocks.inFlight === 0) return;
+  const now = performance.now();
+  if (now - lastYield < 1) return;
+  lastYield = now;
+  await new Promise((r) => setImmediate(r));
 }
 
 /**

@@ -12,6 +12,7 @@ import { MergeloomError } from "@mergeloom/proto/errors";
 import { CheckpointError, StorageError } from "../../errors/index.js";
 import type { Dispatcher } from "undici";
 import { storageHttp } from "../http-agent.js";
+import { RangeConnections } from "../range-connections.js";
 import { RetryAfterError, parseRetryAfter, withHttpRetries, describeFetchError, type RetryPolicy } from "../http-retry.js";
 import type { StallWatch } from "../http-stall-watch.js";
 import { hubHttpError, HubMissingError, type HubRequestSubject } from "./hub-errors.js";
@@ -54,6 +55,7 @@ export interface HubFileMetadata {
 }
 
 const MAX_REDIRECTS = 5;
+const USER_AGENT = "mergeloom/0.1.0";
 /** Range size above which a read is split into parallel requests. */
 const PART_BYTES = 8 << 20;
 const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/;
@@ -70,6 +72,8 @@ export class HubClient {
   /** Where `resolve` redirected each file: range reads go straight there until it expires or stops answering. */
   private readonly located = new RedirectCache();
   private readonly infos = new Map<string, Promise<HubRevisionInfo>>();
+  /** Keep-alive connections for tensor ranges, read into the caller's buffer. */
+  private readonly direct = new RangeConnections();
 
   constructor(
     readonly settings: HubSettings,
@@ -159,22 +163,26 @@ export class HubClient {
    * fetched in parallel (bounded by the request cap): one TCP stream rarely fills a fast link,
    * and a failed part is retried alone.
    */
-  async readRange(repo: string, sha: string, file: string, offset: number, length: number): Promise<Uint8Array[]> {
-    if (length <= PART_BYTES * 1.5) return this.readPart(repo, sha, file, offset, length);
+  async readRange(repo: string, sha: string, file: string, offset: number, length: number, alloc?: (n: number) => Uint8Array): Promise<Uint8Array[]> {
+    if (length <= PART_BYTES * 1.5) return this.readPart(repo, sha, file, offset, length, alloc);
     const parts: Promise<Uint8Array[]>[] = [];
-    for (let p = 0; p < length; p += PART_BYTES) parts.push(this.readPart(repo, sha, file, offset + p, Math.min(PART_BYTES, length - p)));
+    for (let p = 0; p < length; p += PART_BYTES) parts.push(this.readPart(repo, sha, file, offset + p, Math.min(PART_BYTES, length - p), alloc));
     return (await Promise.all(parts)).flat();
   }
 
-  private async readPart(repo: string, sha: string, file: string, offset: number, length: number): Promise<Uint8Array[]> {
+  /** `alloc` gives the buffer a part is read into (the block pool recycles them); a fresh one by default. */
+  private async readPart(repo: string, sha: string, file: string, offset: number, length: number, alloc?: (n: number) => Uint8Array): Promise<Uint8Array[]> {
     const s: HubRequestSubject = { repo, revision: sha, file };
     const key = `${repo}@${sha}/${file}`;
     const last = offset + length - 1;
     const what = `read ${this.resolveUrl(repo, sha, file)} bytes ${offset}-${last}`;
+    let dest: Uint8Array | undefined;
     return this.sem.run(() =>
       this.withRetries(
         what,
         async (watch) => {
+          dest ??= alloc?.(length) ?? Buffer.allocUnsafeSlow(length);
+          if (await this.readPartDirect(key, s, offset, dest, watch)) return [dest];
           const cached = this.located.get(key);
           let res: HubResponse;
           try {
@@ -211,6 +219,47 @@ export class HubClient {
         length,
       ),
     );
+  }
+
+  /**
+   * The range read straight into one buffer (range-connections.ts), following redirects as
+   * `send` does (token to the endpoint's host only) and failing with the same typed errors.
+   * False when the answer is a success this reader does not take (a 200, a chunked or
+   * encoded body): the general path then asks again and judges it.
+   */
+  private async readPartDirect(key: string, s: HubRequestSubject, offset: number, dest: Uint8Array, watch: StallWatch): Promise<boolean> {
+    const cached = this.located.get(key);
+    let url = cached ?? this.resolveUrl(s.repo, s.revision!, s.file!);
+    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+      const u = new URL(url);
+      const headers: Record<string, string> = { "user-agent": USER_AGENT };
+      if (this.settings.token && u.host === this.endpointHost) headers.authorization = `Bearer ${this.settings.token}`;
+      let answer;
+      try {
+        answer = await this.direct.read(url, headers, offset, dest, watch, (n) => countNetworkBytes(u.host, n));
+      } catch (err) {
+        if (url === cached) this.located.delete(key);
+        throw err;
+      }
+      if (answer.ok) return true;
+      const location = answer.header("location");
+      if (answer.status >= 300 && answer.status < 400 && location) {
+        const next = new URL(location, url).href;
+        if (new URL(next).host !== u.host) this.located.set(key, next);
+        url = next;
+        continue;
+      }
+      if (answer.status >= 200 && answer.status < 300) return false;
+      const err = hubHttpError(s, answer.status, answer.header("x-error-code") ?? null, this.settings.endpoint);
+      // A stored redirect target can expire early or be revoked: forget it and go through `resolve` again.
+      if (url === cached) {
+        this.located.delete(key);
+        throw new StorageError(err.message, { cause: err, retryable: true });
+      }
+      if (err.retryable) throw new RetryAfterError(err.message, parseRetryAfter(answer.header("retry-after")));
+      throw err;
+    }
+    throw new StorageError(`read hub ${s.repo}@${s.revision}: more than ${MAX_REDIRECTS} redirects`);
   }
 
   /** A small file (index, config, tokenizer) whole; undefined when it does not exist. */
@@ -299,7 +348,7 @@ export class HubClient {
     let current = url;
     for (let hop = 0; ; hop++) {
       const u = new URL(current);
-      const headers: Record<string, string> = { "user-agent": "mergeloom/0.1.0", ...init.headers };
+      const headers: Record<string, string> = { "user-agent": USER_AGENT, ...init.headers };
       if (this.settings.token && u.host === this.endpointHost) headers.authorization = `Bearer ${this.settings.token}`;
       const http = await storageHttp();
       const raw = await http.request(current, {
