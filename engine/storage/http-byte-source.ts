@@ -1,5 +1,7 @@
 /**
- * ByteSource over HTTP(S) Range requests (global fetch). A server that ignores Range and sends the
+ * ByteSource over HTTP(S) Range requests. Tensor ranges are read straight into the caller's
+ * buffer over kept-alive connections (range-connections.ts); the size probe, redirects and any
+ * answer that reader hands back go through global fetch. A server that ignores Range and sends the
  * whole file (200) is an error rather than a silent multi-gigabyte download. Transient failures
  * (network errors, 408/429/5xx, bodies cut short, stalls — see http-stall-watch.ts) are retried a
  * bounded number of times with exponential backoff and full jitter, and surface as retryable
@@ -10,6 +12,8 @@ import { CheckpointError, StorageError } from "../errors/index.js";
 import { checkReadArgs, truncatedError, type ByteSource } from "./byte-source.js";
 import type { StallWatch } from "./http-stall-watch.js";
 import { DEFAULT_HTTP_RETRIES, DEFAULT_HTTP_TIMEOUT_MS, withHttpRetries, type RetryPolicy } from "./http-retry.js";
+import { RangeConnections } from "./range-connections.js";
+import { STATUS_CODES } from "node:http";
 
 export { DEFAULT_HTTP_RETRIES, DEFAULT_HTTP_TIMEOUT_MS };
 
@@ -35,10 +39,13 @@ export class HttpByteSource implements ByteSource {
   readonly uri: string;
   private readonly opts: HttpOptions;
   private knownSize?: number;
+  /** Whether ranges go through the direct reader (until the server answers something only fetch handles). */
+  private direct: boolean;
 
   constructor(url: string, opts: HttpOptions = {}) {
     this.uri = url;
     this.opts = opts;
+    this.direct = /^https?:/i.test(url);
   }
 
   /** Probes `bytes=0-0` and reads the total from Content-Range; this also proves Range support. */
@@ -71,6 +78,19 @@ export class HttpByteSource implements ByteSource {
     if (this.knownSize !== undefined && offset + length > this.knownSize) throw truncatedError(this.uri, offset, length, this.knownSize);
     const last = offset + length - 1;
     await withRetries(this.uri, `bytes ${offset}-${last}`, length, this.opts, async (watch) => {
+      if (this.direct) {
+        const a = await directConnections().read(this.uri, { ...this.opts.headers }, offset, buf, watch);
+        if (a.ok) return;
+        // The same judgement as below for statuses that end the read; anything else (a redirect, a
+        // clamped or encoded body) goes to fetch from now on, for this source.
+        if (a.status === 416) {
+          const m = UNSATISFIED_RANGE.exec(a.header("content-range") ?? "");
+          throw truncatedError(this.uri, offset, length, m ? Number(m[1]) : undefined);
+        }
+        if (a.status >= 400) throw statusError(this.uri, a.status, STATUS_CODES[a.status] ?? "");
+        if (a.status === 200) throw rangeIgnored(this.uri, a.status);
+        this.direct = false;
+      }
       const res = await fetch(this.uri, { headers: { ...this.opts.headers, Range: `bytes=${offset}-${last}` }, signal: watch.signal });
       watch.headers();
       if (res.status === 416) {
@@ -174,11 +194,21 @@ async function readWhole(url: string, res: Response, maxBytes: number, watch: St
 
 function checkStatus(url: string, res: Response): void {
   if (res.ok) return;
-  if (res.status === 404 || res.status === 410) {
-    throw new CheckpointError(url, `the server answered ${res.status}: the file does not exist; check the URL`, { code: "CHECKPOINT_MISSING" });
+  throw statusError(url, res.status, res.statusText);
+}
+
+function statusError(url: string, status: number, statusText: string): MergeloomError {
+  if (status === 404 || status === 410) {
+    return new CheckpointError(url, `the server answered ${status}: the file does not exist; check the URL`, { code: "CHECKPOINT_MISSING" });
   }
-  const transient = res.status === 408 || res.status === 429 || res.status >= 500;
-  throw new StorageError(`read ${url}: the server answered ${res.status} ${res.statusText}`, { retryable: transient });
+  const transient = status === 408 || status === 429 || status >= 500;
+  return new StorageError(`read ${url}: the server answered ${status} ${statusText}`, { retryable: transient });
+}
+
+let connections: RangeConnections | undefined;
+/** One pool of range connections per process (or merge thread). */
+function directConnections(): RangeConnections {
+  return (connections ??= new RangeConnections());
 }
 
 function rangeIgnored(url: string, status: number): StorageError {
