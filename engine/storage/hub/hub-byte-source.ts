@@ -148,9 +148,7 @@ export class HubByteSource implements ByteSource {
       const start = ext.start + b * BLOCK_BYTES;
       return { start, len: Math.min(BLOCK_BYTES, ext.end - start) };
     };
-    // Readers go tensor by tensor (all passes over one, then the next): moving on frees the last one's blocks for reuse.
-    if (this.active && this.active !== ext && this.active.start !== ext.start) this.hub().blocks.release(this.blockKeys(this.active));
-    this.active = ext;
+    this.moveTo(ext);
     this.activeAt = performance.now();
     const first = Math.floor((offset - ext.start) / BLOCK_BYTES);
     const last = Math.floor((offset + length - 1 - ext.start) / BLOCK_BYTES);
@@ -178,6 +176,8 @@ export class HubByteSource implements ByteSource {
       await this.size();
       const ext = await this.extentOf(offset, 1);
       if (!ext) return;
+      // A new job starts on this thread: the last tensor is done, and its buffers can hold this one's blocks.
+      this.moveTo(ext);
       const first = Math.floor((offset - ext.start) / BLOCK_BYTES);
       const last = Math.floor((Math.min(ext.end, offset + length) - 1 - ext.start) / BLOCK_BYTES);
       for (let b = first; b <= last; b++) {
@@ -187,6 +187,12 @@ export class HubByteSource implements ByteSource {
     };
     // Only a hint: a failure here surfaces, if at all, on the read that needs the bytes.
     start().catch(() => undefined);
+  }
+
+  /** Readers go tensor by tensor (all passes over one, then the next): moving on frees the last one's blocks for reuse. */
+  private moveTo(ext: Extent): void {
+    if (this.active && this.active !== ext && this.active.start !== ext.start) this.hub().blocks.release(this.blockKeys(this.active));
+    this.active = ext;
   }
 
   private blockKey(b: { start: number; len: number }): string {
