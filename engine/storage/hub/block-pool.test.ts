@@ -67,7 +67,7 @@ test("redirect targets are kept until their signature expires (less a minute), o
 });
 
 test("buffers of released blocks serve later fetches, but never while a read has the block pinned", async () => {
-  const pool = new BlockPool(64 << 20);
+  const pool = new BlockPool(8 << 20);
   const size = 5 << 20;
   const load = (v: number) => async () => [pool.takeBuffer(size).fill(v)];
   const a = pool.get("a", size, load(1), false, undefined, true)!;
@@ -85,6 +85,13 @@ test("buffers of released blocks serve later fetches, but never while a read has
   assert.equal(c.byteLength, size);
   // Sizes outside the recycled classes get buffers of their own.
   assert.equal(pool.takeBuffer(100).buffer.byteLength < 1 << 20, true);
+});
+
+test("a pool under half its budget keeps released blocks (a later job may read them again)", async () => {
+  const pool = new BlockPool(64 << 20);
+  await pool.get("a", 5 << 20, async () => [pool.takeBuffer(5 << 20)]);
+  pool.release(["a"]);
+  assert.ok(pool.has("a"));
 });
 
 test("recycled buffers count against the budget and are the first thing given up for room", async () => {

@@ -69,8 +69,13 @@ export class BlockPool {
     if (e && e.promise === promise && e.pins > 0) e.pins--;
   }
 
-  /** Drops settled, unread blocks (those of a tensor its reader has finished), keeping their buffers for the next fetches. */
+  /**
+   * Drops settled, unread blocks (those of a tensor its reader has finished), keeping their
+   * buffers for the next fetches — once the pool is past half its budget. Below that, keeping
+   * them costs nothing, and a later job (the next evolve candidate) may read them again.
+   */
   release(keys: Iterable<string>): void {
+    if (this.used <= this.budgetBytes / 2) return;
     for (const key of keys) {
       const e = this.entries.get(key);
       if (!e || !e.settled || e.pins > 0 || e.failed) continue;
