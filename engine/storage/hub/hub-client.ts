@@ -249,7 +249,7 @@ export class HubClient {
         url = next;
         continue;
       }
-      if (answer.status >= 200 && answer.status < 300) return false;
+      if (answer.status < 300) return false; // a 1xx first (103 Early Hints), a 200, a body this reader does not take
       const err = hubHttpError(s, answer.status, answer.header("x-error-code") ?? null, this.settings.endpoint);
       // A stored redirect target can expire early or be revoked: forget it and go through `resolve` again.
       if (url === cached) {
