@@ -126,7 +126,7 @@ export async function mergeTensor(job: TensorJob, registry: MergeMethodRegistry,
   try {
     const start = epochNow();
     const marks: StageMarks = { loaded: 0, merged: 0 };
-    const r = await mergeTensorUnchecked(job, registry, io, marks);
+    const r = await mergeTensorUnchecked(job, registry, io, marks).finally(() => releaseJob(job, io));
     const end = epochNow();
     const loaded = marks.loaded || start;
     r.stages = { start, loaded, merged: Math.max(marks.merged || loaded, loaded), end };
@@ -148,7 +148,7 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   const outRowElems = rowElems(outShape);
   const chunkShape = outShape.length === 0 ? [] : [r1 - r0, ...outShape.slice(1)];
   let bytesRead = 0;
-  prefetchInputs(t, r0, r1, io);
+  prefetchJob(job, io);
 
   // A non-float tensor (integer buffer) of one input is copied untouched (passthrough). The plan
   // refuses to merge several; a task that asks anyway (hand-made) fails rather than drop inputs.
@@ -207,12 +207,8 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
 /** How much of each input is asked for first, before the rest of any input. */
 const PREFETCH_FIRST_BYTES = 8 << 20;
 
-/**
- * Remote inputs: asks for the rows this job will read now, so they stream in while the kernel
- * works, rather than a block at a time as it asks. The start of every input first (the kernel
- * reads them side by side), then the rest. Local files need no hint (the page cache reads ahead).
- */
-function prefetchInputs(t: TensorTask, r0: number, r1: number, io: TensorIO): void {
+/** The byte ranges of every input (and added vector) that a job over output rows [r0, r1) reads. */
+function inputRanges(t: TensorTask, r0: number, r1: number): Array<{ uri: string; from: number; to: number }> {
   const ranges: Array<{ uri: string; from: number; to: number }> = [];
   for (const spec of t.inputs) {
     for (const src of [spec.source, ...(spec.addVectors ?? []).map((v) => v.source)]) {
@@ -223,8 +219,25 @@ function prefetchInputs(t: TensorTask, r0: number, r1: number, io: TensorIO): vo
       if (to > from) ranges.push({ uri: src.uri, from: src.offset + from, to: src.offset + to });
     }
   }
+  return ranges;
+}
+
+const jobRows = (job: TensorJob): [number, number] => job.rows ?? [0, rowsOf(job.tensor.shape)];
+
+/**
+ * Remote inputs: asks for the rows a job will read, so they stream in while the kernel works
+ * rather than a block at a time as it asks — the start of every input first (the kernel reads
+ * them side by side), then the rest. Local files need no hint (the page cache reads ahead).
+ */
+function prefetchJob(job: TensorJob, io: TensorIO): void {
+  const ranges = inputRanges(job.tensor, ...jobRows(job));
   for (const r of ranges) io.willNeed(r.uri, r.from, Math.min(r.to - r.from, PREFETCH_FIRST_BYTES));
   for (const r of ranges) if (r.to - r.from > PREFETCH_FIRST_BYTES) io.willNeed(r.uri, r.from + PREFETCH_FIRST_BYTES, r.to - r.from - PREFETCH_FIRST_BYTES);
+}
+
+/** The job is done with its inputs: remote sources may reuse the memory that held them. */
+function releaseJob(job: TensorJob, io: TensorIO): void {
+  for (const r of inputRanges(job.tensor, ...jobRows(job))) io.dontNeed(r.uri, r.from, r.to - r.from);
 }
 
 /** Bytes per read when scanning inputs for NaN/±inf (a multiple of every element size). */

@@ -18,6 +18,9 @@ export function createRemoteReader(opts: { storageRoots?: readonly string[]; htt
     willNeed(uri, offset, length) {
       source(uri).willNeed?.(offset, length);
     },
+    dontNeed(uri, offset, length) {
+      sources.get(uri)?.dontNeed?.(offset, length);
+    },
     async read(uri, offset, length, into) {
       const got = await source(uri).read(offset, length, into);
       if (got !== into && got.byteLength) into.set(got.subarray(0, length));

@@ -15,6 +15,8 @@ export interface RemoteReader {
   read(uri: string, offset: number, length: number, into: Uint8Array): Promise<void>;
   /** See ByteSource.willNeed. */
   willNeed?(uri: string, offset: number, length: number): void;
+  /** See ByteSource.dontNeed. */
+  dontNeed?(uri: string, offset: number, length: number): void;
 }
 
 const LOCAL = /^(?:file:\/\/)?(\/.*)$/;
@@ -107,6 +109,11 @@ export class TensorIO {
   /** A hint that a range of a remote input will be read soon (local files need none: the page cache reads ahead). */
   willNeed(uri: string, offset: number, length: number): void {
     if (localPath(uri) === undefined) this.remote?.willNeed?.(uri, offset, length);
+  }
+
+  /** A hint that a job is done with a range of a remote input. */
+  dontNeed(uri: string, offset: number, length: number): void {
+    if (localPath(uri) === undefined) this.remote?.dontNeed?.(uri, offset, length);
   }
 
   write(uri: string, offset: number, data: Uint8Array): void {

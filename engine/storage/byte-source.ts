@@ -19,6 +19,8 @@ export interface ByteSource {
    * source starts fetching its start now, in parallel with the other inputs of the same tensor.
    */
   willNeed?(offset: number, length: number): void;
+  /** A hint that [offset, offset+length) will not be read again soon (posix_fadvise's DONTNEED): its memory may be reused. */
+  dontNeed?(offset: number, length: number): void;
   close(): Promise<void>;
 }
 

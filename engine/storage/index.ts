@@ -11,4 +11,5 @@ export { openModel } from "./hub/open-model.js";
 export { resolveModelReference } from "./hub/resolve-model-reference.js";
 export { assertInsideRoots } from "./storage-roots.js";
 export { openSyntheticCheckpoint } from "./synthetic-checkpoint.js";
+export { openByteSource } from "./open-byte-source.js";
 export { useHubHttpOptions } from "./hub/hub-byte-source.js";

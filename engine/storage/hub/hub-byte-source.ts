@@ -148,7 +148,7 @@ export class HubByteSource implements ByteSource {
       const start = ext.start + b * BLOCK_BYTES;
       return { start, len: Math.min(BLOCK_BYTES, ext.end - start) };
     };
-    this.moveTo(ext);
+    this.active = ext;
     this.activeAt = performance.now();
     const first = Math.floor((offset - ext.start) / BLOCK_BYTES);
     const last = Math.floor((offset + length - 1 - ext.start) / BLOCK_BYTES);
@@ -176,8 +176,6 @@ export class HubByteSource implements ByteSource {
       await this.size();
       const ext = await this.extentOf(offset, 1);
       if (!ext) return;
-      // A new job starts on this thread: the last tensor is done, and its buffers can hold this one's blocks.
-      this.moveTo(ext);
       const first = Math.floor((offset - ext.start) / BLOCK_BYTES);
       const last = Math.floor((Math.min(ext.end, offset + length) - 1 - ext.start) / BLOCK_BYTES);
       for (let b = first; b <= last; b++) {
@@ -189,18 +187,25 @@ export class HubByteSource implements ByteSource {
     start().catch(() => undefined);
   }
 
-  /** Readers go tensor by tensor (all passes over one, then the next): moving on frees the last one's blocks for reuse. */
-  private moveTo(ext: Extent): void {
-    if (this.active && this.active !== ext && this.active.start !== ext.start) this.hub().blocks.release(this.blockKeys(this.active));
-    this.active = ext;
+  /** Releases the blocks that lie wholly inside the range (a job is done with them); their buffers serve the next fetches. */
+  dontNeed(offset: number, length: number): void {
+    if (length <= 0 || !this.extents) return;
+    const release = async () => {
+      const ext = await this.extentOf(offset, 1);
+      if (!ext) return;
+      const end = Math.min(ext.end, offset + length);
+      const keys: string[] = [];
+      for (let s = ext.start; s < ext.end; s += BLOCK_BYTES) {
+        const len = Math.min(BLOCK_BYTES, ext.end - s);
+        if (s >= offset && s + len <= end) keys.push(this.blockKey({ start: s, len }));
+      }
+      this.hub().blocks.release(keys);
+    };
+    release().catch(() => undefined);
   }
 
   private blockKey(b: { start: number; len: number }): string {
     return `${this.uri}:${b.start}:${b.len}`;
-  }
-
-  private *blockKeys(ext: Extent): Generator<string> {
-    for (let start = ext.start; start < ext.end; start += BLOCK_BYTES) yield this.blockKey({ start, len: Math.min(BLOCK_BYTES, ext.end - start) });
   }
 
   /** A block of the tensor `ext`; pinned (until `unpin`) unless read ahead. */

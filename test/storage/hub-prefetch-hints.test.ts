@@ -1,0 +1,76 @@
+/**
+ * The driver's hints to a Hub source, against the test Hub on 127.0.0.1: `willNeed` streams a
+ * job's bytes in before the kernel asks, and `dontNeed` frees them (the next read crosses the
+ * network again), counted by the server's tensor-byte counter.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
+import { configureHub, hubSettingsFromEnv, openByteSource } from "@mergeloom/engine/storage";
+import { startTestHub, type TestHub } from "../harness/hub-server.js";
+
+const ROWS = 3;
+const COLS = 1 << 20; // F32: 12 MiB, two 8 MiB-aligned blocks
+let dir: string;
+let hub: TestHub;
+let uri: string;
+let dataStart: number;
+let data: Buffer;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "mergeloom-hints-"));
+  const repo = join(dir, "repo");
+  await mkdir(repo);
+  const { bytes, dataBytes } = buildSafetensorsHeader([{ name: "w", dtype: "F32", shape: [ROWS, COLS] }]);
+  data = Buffer.alloc(dataBytes);
+  for (let i = 0; i < dataBytes; i += 4) data.writeFloatLE((i % 9973) / 7, i);
+  dataStart = bytes.byteLength;
+  await writeFile(join(repo, "model.safetensors"), Buffer.concat([bytes, data]));
+  hub = await startTestHub();
+  const sha = await hub.addCommit("t/one", repo);
+  uri = `hf://t/one@${sha}/model.safetensors`;
+  // A 16 MiB block budget: 12 MiB held is past half of it, so released blocks are really dropped.
+  configureHub(
+    hubSettingsFromEnv({
+      HF_ENDPOINT: hub.url,
+      HF_HUB_CACHE: join(dir, "cache"),
+      HF_TOKEN: "",
+      MERGELOOM_HUB_MEMORY: String(16 << 20),
+      MERGELOOM_RANGE_CACHE_DIR: join(dir, "ranges"),
+    }),
+  );
+});
+after(async () => {
+  configureHub(undefined);
+  await hub.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function until(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test("willNeed fetches the range before any read; dontNeed releases it, so the next read fetches it again", async () => {
+  const src = openByteSource(uri);
+  hub.resetCounters();
+  src.willNeed!(dataStart, data.byteLength);
+  await until(() => hub.counters.tensorBytesServed >= data.byteLength, 10_000);
+  const served = hub.counters.tensorBytesServed;
+  assert.equal(served, data.byteLength, "the whole tensor, once");
+  assert.ok(Buffer.from(await src.read(dataStart, data.byteLength)).equals(data));
+  assert.ok(Buffer.from(await src.read(dataStart + 100, 4096)).equals(data.subarray(100, 4196)));
+  assert.equal(hub.counters.tensorBytesServed, served, "reads of prefetched bytes are served from memory");
+
+  src.dontNeed!(dataStart, data.byteLength);
+  await new Promise((r) => setTimeout(r, 20)); // the release waits on the (cached) header
+  assert.ok(Buffer.from(await src.read(dataStart, data.byteLength)).equals(data));
+  assert.equal(hub.counters.tensorBytesServed, 2 * served, "released blocks are fetched again");
+  await src.close();
+});
