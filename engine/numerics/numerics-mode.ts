@@ -22,6 +22,16 @@ export function checkMergekitNumerics(method: string, globals: Readonly<Record<s
       "parameters.select_topk",
       `--numerics mergekit does not reproduce sce with select_topk < 1 (torch.topk's order among tied variances); use --numerics default`,
     );
+  if (method === "nuslerp" && globals.nuslerp_row_wise === true && globals.nuslerp_flatten === false)
+    throw new ConfigError(
+      "parameters.nuslerp_row_wise",
+      `--numerics mergekit does not reproduce nuslerp over columns (torch's strided norm and sum order); use --numerics default`,
+    );
+  if (method === "karcher")
+    throw new ConfigError(
+      "merge_method",
+      `--numerics mergekit does not reproduce 'karcher' bit for bit (torch runs its fp32 dot, cos and sin in MKL, whose routines are not replayed); use --numerics default`,
+    );
   if (MERGEKIT_NUMERICS_METHODS.has(method)) return;
   const covered = [...MERGEKIT_NUMERICS_METHODS.keys()].join(", ");
   throw new ConfigError(
@@ -30,6 +40,19 @@ export function checkMergekitNumerics(method: string, globals: Readonly<Record<s
       ? `'${method}' is mergeloom's own method, so --numerics mergekit has nothing to reproduce; use --numerics default`
       : `--numerics mergekit does not reproduce '${method}' bit for bit yet (it covers ${covered}); use --numerics default, which follows mergekit's semantics in fp32`,
   );
+}
+
+/** Methods whose float32 arithmetic calls a transcendental torch op: torch runs those through MKL's VML on CPU (not replayed). */
+const F32_MKL_OPS: Readonly<Record<string, string>> = { multislerp: "cos and sin", nuslerp: "acos and sin" };
+
+/** Fails when the method cannot be reproduced in this compute dtype (bf16/fp16 use SLEEF, which is replayed; fp32 uses MKL). */
+export function checkMergekitDtype(method: string, dt: FloatDType, tensorName: string): void {
+  const ops = F32_MKL_OPS[method];
+  if (ops && dt === "F32")
+    throw new ConfigError(
+      "dtype",
+      `--numerics mergekit reproduces ${method} in bfloat16 and float16 only: tensor ${tensorName} computes in float32, where torch takes ${ops} from MKL's VML (not replayed); set dtype: bfloat16 or float16, or use --numerics default`,
+    );
 }
 
 /**
