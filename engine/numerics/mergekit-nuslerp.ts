@@ -23,7 +23,8 @@ export const nuslerpMergekit: MergekitMethod = {
     const others = ctx.inputs.map((_, i) => i).filter((i) => i !== ctx.baseIndex);
     if (ctx.baseIndex >= 0 && ctx.inputs.length !== 3)
       throw new ParamError(`${subjectOf("nuslerp", ctx.tensorName)}: NuSlerp base model can not be one of the two models to merge`);
-    if (others.length !== 2) throw new ParamError(`${subjectOf("nuslerp", ctx.tensorName)}: NuSlerp merge expects exactly two models (plus optional base model)`);
+    if (others.length !== 2)
+      throw new ParamError(`${subjectOf("nuslerp", ctx.tensorName)}: NuSlerp merge expects exactly two models (plus optional base model)`);
     const ws = others.map((i) => {
       const w = ctx.inputs[i].params.weight;
       if (typeof w !== "number") throw new ParamError(`${subjectOf("nuslerp", ctx.tensorName, ctx.inputs[i].model)}: per-model parameter 'weight' is required`);
@@ -40,7 +41,9 @@ export const nuslerpMergekit: MergekitMethod = {
       return d;
     });
     if (ctx.params.nuslerp_flatten === false && ctx.params.nuslerp_row_wise === true && ctx.shape.length >= 2)
-      throw new ParamError(`${subjectOf("nuslerp", ctx.tensorName)}: --numerics mergekit does not reproduce nuslerp over columns (nuslerp_row_wise); use --numerics default`);
+      throw new ParamError(
+        `${subjectOf("nuslerp", ctx.tensorName)}: --numerics mergekit does not reproduce nuslerp over columns (nuslerp_row_wise); use --numerics default`,
+      );
     const cols = ctx.params.nuslerp_flatten === false && ctx.shape.length >= 1 ? ctx.shape[ctx.shape.length - 1] : n;
     const normMin = roundTo(dt, 1e-7);
     const eps = roundTo(dt, EPS);

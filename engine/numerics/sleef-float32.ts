@@ -80,7 +80,7 @@ const dfsqrt = (d: number): DF => {
   return dfscale(dfmul(dfadd2_f_df(d, dfmul_f_f(t, t)), dfrec(t)), 0.5);
 };
 
-const M_1_PI_F = f(0.318309886183790671537767526745028724);
+const M_1_PI_F = f(1 / Math.PI); // M_1_PI as float
 const PI_A2f = f(3.1414794921875);
 const PI_B2f = f(0.00011315941810607910156);
 const PI_C2f = f(1.9841872589410058936e-9);
