@@ -16,12 +16,6 @@ const OWN_METHODS = new Set(["consensus_ta", "consensus_ties"]);
 
 /** Fails when --numerics mergekit cannot reproduce the method's mergekit output bit for bit. */
 export function checkMergekitNumerics(method: string, globals: Readonly<Record<string, unknown>> = {}): void {
-  const topk = globals.select_topk;
-  if (method === "sce" && typeof topk === "number" && topk < 1)
-    throw new ConfigError(
-      "parameters.select_topk",
-      `--numerics mergekit does not reproduce sce with select_topk < 1 (torch.topk's order among tied variances); use --numerics default`,
-    );
   if (method === "nuslerp" && globals.nuslerp_row_wise === true && globals.nuslerp_flatten === false)
     throw new ConfigError(
       "parameters.nuslerp_row_wise",
