@@ -12,8 +12,7 @@
  * variances over models (torch.var as float64 Welford, torch.topk's libstdc++ selection among
  * ties: torch-var.ts, torch-topk.ts).
  */
-import { ParamError } from "../errors/index.js";
-import { numParam, requireBase, subjectOf } from "../methods/generalized-task-arithmetic.js";
+import { numParam, requireBase } from "../methods/generalized-task-arithmetic.js";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
 import { sumModels } from "./mergekit-context.js";
 import { add, div, divScalar, mul, roundTo, sub, sumAll, sumAllF32 } from "./torch-float.js";

@@ -37,8 +37,16 @@ test("torch.topk(largest=True) among heavy ties: the same set as torch (partial_
     assert.equal(createHash("sha256").update(Buffer.from(idx.buffer)).digest("hex"), c.sha256, `n=${c.n} k=${c.k}`);
     // lowest-index-first among ties picks another set in most cases: the test discriminates
     if (c.n < 100000) {
-      const order = [...keys.keys()].sort((a, b) => keys[b] - keys[a] || a - b).slice(0, c.k).sort((a, b) => a - b);
-      if (createHash("sha256").update(Buffer.from(Int32Array.from(order).buffer)).digest("hex") !== c.sha256) discriminating++;
+      const order = [...keys.keys()]
+        .sort((a, b) => keys[b] - keys[a] || a - b)
+        .slice(0, c.k)
+        .sort((a, b) => a - b);
+      if (
+        createHash("sha256")
+          .update(Buffer.from(Int32Array.from(order).buffer))
+          .digest("hex") !== c.sha256
+      )
+        discriminating++;
     }
   }
   assert.ok(discriminating >= 5, `only ${discriminating} cases where torch's set differs from lowest-index-first`);
