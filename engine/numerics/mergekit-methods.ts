@@ -14,6 +14,7 @@ import { slerpMergekit } from "./mergekit-slerp.js";
 import { sceMergekit } from "./mergekit-sce.js";
 import { multislerpMergekit } from "./mergekit-multislerp.js";
 import { nuslerpMergekit } from "./mergekit-nuslerp.js";
+import { arceeFusionMergekit } from "./mergekit-arcee-fusion.js";
 import { add, div, mul, mulScalar, rdivScalar, roundTo, rsubScalar, sub, sumAll } from "./torch-float.js";
 
 const always = () => true;
@@ -96,5 +97,6 @@ export const MERGEKIT_NUMERICS_METHODS: ReadonlyMap<string, MergekitMethod> = ne
   ["sce", sceMergekit],
   ["multislerp", multislerpMergekit],
   ["nuslerp", nuslerpMergekit],
+  ["arcee_fusion", arceeFusionMergekit],
   ...GTA.map(([name, f]): [string, MergekitMethod] => [name, gtaMergekit(name, f)]),
 ]);

@@ -7,6 +7,7 @@ import type { FloatDType } from "@mergeloom/proto/dtype";
 import { ConfigError } from "../errors/index.js";
 import type { TensorInputSpec } from "@mergeloom/proto/merge-task";
 import { MERGEKIT_NUMERICS_METHODS } from "./mergekit-methods.js";
+import { ARCEE_FUSION_SAMPLE_LIMIT } from "./mergekit-arcee-fusion.js";
 
 export type NumericsMode = "default" | "mergekit";
 export const NUMERICS_MODES: readonly NumericsMode[] = ["default", "mergekit"];
@@ -37,16 +38,38 @@ export function checkMergekitNumerics(method: string, globals: Readonly<Record<s
 }
 
 /** Methods whose float32 arithmetic calls a transcendental torch op: torch runs those through MKL's VML on CPU (not replayed). */
-const F32_MKL_OPS: Readonly<Record<string, string>> = { multislerp: "cos and sin", nuslerp: "acos and sin" };
+const F32_MKL_OPS: Readonly<Record<string, string>> = { multislerp: "cos and sin", nuslerp: "acos and sin", arcee_fusion: "log" };
 
-/** Fails when the method cannot be reproduced in this compute dtype (bf16/fp16 use SLEEF, which is replayed; fp32 uses MKL). */
-export function checkMergekitDtype(method: string, dt: FloatDType, tensorName: string): void {
+/**
+ * Fails (at plan time) when the method cannot be reproduced for this tensor: fp32 where torch
+ * takes a transcendental op from MKL (bf16/fp16 use SLEEF, which is replayed); arcee_fusion above
+ * mergekit's 10⁶-element sampling threshold or with rows that end in glibc's scalar expf.
+ */
+export function checkMergekitTensor(method: string, dt: FloatDType, tensorName: string, shape: readonly number[]): void {
   const ops = F32_MKL_OPS[method];
   if (ops && dt === "F32")
     throw new ConfigError(
       "dtype",
       `--numerics mergekit reproduces ${method} in bfloat16 and float16 only: tensor ${tensorName} computes in float32, where torch takes ${ops} from MKL's VML (not replayed); set dtype: bfloat16 or float16, or use --numerics default`,
     );
+  if (method !== "arcee_fusion") return;
+  const numel = shape.reduce((x, y) => x * y, 1);
+  if (numel > ARCEE_FUSION_SAMPLE_LIMIT)
+    throw new ConfigError(
+      "merge_method",
+      `--numerics mergekit does not reproduce arcee_fusion on tensor ${tensorName} (${numel} elements): above 10⁶ elements mergekit sorts an unseeded torch.randperm sample; use --numerics default`,
+    );
+  const cols = shape.length ? shape[shape.length - 1] : 1;
+  if (cols % 16 !== 0)
+    throw new ConfigError(
+      "merge_method",
+      `--numerics mergekit does not reproduce arcee_fusion on tensor ${tensorName}: rows of ${cols} values end in glibc's scalar expf inside torch.softmax (not replayed); use --numerics default`,
+    );
+}
+
+/** The dtype mergekit writes a tensor in without `out_dtype`, when its method's result is not of the compute dtype. */
+export function mergekitResultDtype(method: string): FloatDType | undefined {
+  return MERGEKIT_NUMERICS_METHODS.get(method)?.resultF32 ? "F32" : undefined;
 }
 
 /**

@@ -160,3 +160,87 @@ export function torchAcosf(xIn: number): number {
   const r = add(y[0], y[1]);
   return ad > 1 ? NaN : r;
 }
+
+const f32b = new Float32Array(1);
+const u32b = new Uint32Array(f32b.buffer);
+const bitsOf = (x: number): number => ((f32b[0] = x), u32b[0]);
+const fromBits = (b: number): number => ((u32b[0] = b >>> 0), f32b[0]);
+/** 2^q for an integer q in the normal range (SLEEF's vpow2i). */
+const pow2i = (q: number): number => fromBits((q + 0x7f) << 23);
+
+const R_LN2f = f(1.442695040888963407359924681001892137426645954152985934135449406931);
+const L2Uf = f(0.693145751953125);
+const L2Lf = f(1.428606765330187045e-6);
+
+/** torch's Vectorized<float>::exp (Sleef_expf16_u10: SLEEF's xexpf). */
+export function torchExpf(xIn: number): number {
+  const d = f(xIn);
+  if (Number.isNaN(d)) return NaN;
+  if (d < -104) return 0;
+  if (d > 100) return Infinity;
+  const q = rint(mul(d, R_LN2f));
+  let s = fma(q, -L2Uf, d);
+  s = fma(q, -L2Lf, s);
+  let u = f(0.000198527617612853646278381);
+  u = fma(u, s, f(0.00139304355252534151077271));
+  u = fma(u, s, f(0.00833336077630519866943359));
+  u = fma(u, s, f(0.0416664853692054748535156));
+  u = fma(u, s, f(0.166666671633720397949219));
+  u = fma(u, s, 0.5);
+  u = add(1, fma(mul(s, s), u, s));
+  const h = q >> 1;
+  return mul(mul(u, pow2i(h)), pow2i(q - h));
+}
+
+/** AVX-512 getexp: ⌊log2 |x|⌋ of a finite nonzero float. */
+function getexp(x: number): number {
+  const b = bitsOf(x) & 0x7fffffff;
+  const e = b >>> 23;
+  if (e !== 0) return e - 127;
+  return -127 - (Math.clz32(b) - 9); // subnormal: position of the leading fraction bit
+}
+
+/** AVX-512 getmant with interval [0.75, 1.5): the significand, halved when it is ≥ 1.5. */
+function getmant(x: number): number {
+  let b = bitsOf(x) & 0x7fffffff;
+  if (b >>> 23 === 0) {
+    const shift = Math.clz32(b) - 8;
+    b = (b << shift) & 0x7fffff;
+  } else b &= 0x7fffff;
+  return fromBits(((b & 0x400000 ? 126 : 127) << 23) | b);
+}
+
+const dfdiv = (n: DF, d: DF): DF => {
+  const t = f(1 / d[0]);
+  const s = mul(n[0], t);
+  const u = fma(t, n[0], -s);
+  const v = fma(-d[1], t, fma(-d[0], t, 1));
+  return [s, fma(s, v, fma(n[1], t, u))];
+};
+const dfmul_df_f = (x: DF, y: number): DF => {
+  const s = mul(x[0], y);
+  return [s, fma(x[1], y, fma(x[0], y, -s))];
+};
+const dfadd_df_df = (x: DF, y: DF): DF => {
+  const s = add(x[0], y[0]);
+  return [s, add(add(add(sub(x[0], s), y[0]), x[1]), y[1])];
+};
+
+/** torch's Vectorized<float>::log (Sleef_logf16_u10: SLEEF's xlogf_u1, AVX-512 path). */
+export function torchLogf(xIn: number): number {
+  const d = f(xIn);
+  if (Number.isNaN(d) || d < 0) return NaN;
+  if (d === 0) return -Infinity;
+  if (d === Infinity) return Infinity;
+  const e = getexp(mul(d, f(1 / 0.75)));
+  const m = getmant(d);
+  let s = dfmul_df_f([f(0.69314718246459960938), f(-1.904654323148236017e-9)], e);
+  const x = dfdiv(dfadd2(-1, m), dfadd2(1, m));
+  const x2 = mul(x[0], x[0]);
+  let t = f(0.3027294874);
+  t = fma(t, x2, f(0.3996108174));
+  t = fma(t, x2, f(0.666669488));
+  s = dfadd_df_df(s, dfscale(x, 2));
+  s = dfadd_df_f(s, mul(mul(x2, x[0]), t));
+  return add(s[0], s[1]);
+}
