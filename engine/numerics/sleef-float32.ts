@@ -168,7 +168,7 @@ const fromBits = (b: number): number => ((u32b[0] = b >>> 0), f32b[0]);
 /** 2^q for an integer q in the normal range (SLEEF's vpow2i). */
 const pow2i = (q: number): number => fromBits((q + 0x7f) << 23);
 
-const R_LN2f = f(1.442695040888963407359924681001892137426645954152985934135449406931);
+const R_LN2f = f(Math.LOG2E);
 const L2Uf = f(0.693145751953125);
 const L2Lf = f(1.428606765330187045e-6);
 
