@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot } from "../testing/repo-paths.js";
-import { torchAcosf, torchCosf, torchSinf } from "./sleef-float32.js";
+import { torchAcosf, torchCosf, torchExpf, torchLogf, torchSinf } from "./sleef-float32.js";
+import { softmaxLastDim } from "./torch-softmax.js";
 import { norm, roundTo, TORCH2, type ComputeDType } from "./torch-float.js";
 import { f32s } from "./torch-reference.js";
 
@@ -36,6 +37,29 @@ for (const [op, fn] of Object.entries(OPS)) {
     });
   }
 }
+
+for (const [op, fn] of Object.entries({ exp: torchExpf, log: torchLogf })) {
+  test(`${op} as torch's Vectorized<float>::${op}: SLEEF's Sleef_${op}f16_u10 bit for bit`, () => {
+    const x = f32s(ref.sleef[op].x);
+    const y = f32s(ref.sleef[op].y);
+    const bad = [...x].filter((v, i) => !same(fn(v), y[i]));
+    assert.equal(bad.length, 0, `${bad.length}/${x.length} differ, first at x=${bad[0]}`);
+    assert.ok([...x].some((v, i) => !same(Math.fround(Math[op as "exp"](v)), y[i])), "SLEEF is not the correctly rounded function");
+  });
+}
+
+test("torch.softmax(dim=-1) and torch.log of bf16/fp16 tensors bit for bit", () => {
+  for (const c of ref.softmax) {
+    const x = f32s(c.x);
+    const y = f32s(c.y);
+    const got = softmaxLastDim(c.dtype, x, c.cols, "t");
+    assert.equal([...got].filter((v, i) => v !== y[i]).length, 0, `softmax ${c.dtype} rows of ${c.cols}`);
+    const lx = f32s(c.log_x);
+    const ly = f32s(c.log_y);
+    assert.equal([...lx].filter((v, i) => roundTo(c.dtype, torchLogf(v)) !== ly[i]).length, 0, `log ${c.dtype}`);
+  }
+  assert.throws(() => softmaxLastDim("BF16", new Float32Array(20), 20, "t"), /glibc/);
+});
 
 test("SLEEF's long argument reduction (|x| ≥ 125) is refused, not approximated", () => {
   assert.throws(() => torchSinf(200), /125/);
