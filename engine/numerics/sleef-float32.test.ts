@@ -44,7 +44,10 @@ for (const [op, fn] of Object.entries({ exp: torchExpf, log: torchLogf })) {
     const y = f32s(ref.sleef[op].y);
     const bad = [...x].filter((v, i) => !same(fn(v), y[i]));
     assert.equal(bad.length, 0, `${bad.length}/${x.length} differ, first at x=${bad[0]}`);
-    assert.ok([...x].some((v, i) => !same(Math.fround(Math[op as "exp"](v)), y[i])), "SLEEF is not the correctly rounded function");
+    assert.ok(
+      [...x].some((v, i) => !same(Math.fround(Math[op as "exp"](v)), y[i])),
+      "SLEEF is not the correctly rounded function",
+    );
   });
 }
 
