@@ -24,6 +24,8 @@ export interface MergekitMethod {
   elementwise(params: MergeContext["params"], inputs: readonly { params: MergeContext["params"] }[]): boolean;
   /** Without `dtype:`, mergekit casts every model to the base's dtype (the task-vector methods). */
   castsToBase?: boolean;
+  /** mergekit's result is fp32 whatever the compute dtype (so written as fp32 unless `out_dtype` is set). */
+  resultF32?: boolean;
 }
 
 /**

@@ -12,6 +12,9 @@ import { gtaMergekit } from "./mergekit-gta.js";
 import { modelStockMergekit } from "./mergekit-model-stock.js";
 import { slerpMergekit } from "./mergekit-slerp.js";
 import { sceMergekit } from "./mergekit-sce.js";
+import { multislerpMergekit } from "./mergekit-multislerp.js";
+import { nuslerpMergekit } from "./mergekit-nuslerp.js";
+import { arceeFusionMergekit } from "./mergekit-arcee-fusion.js";
 import { add, div, mul, mulScalar, rdivScalar, roundTo, rsubScalar, sub, sumAll } from "./torch-float.js";
 
 const always = () => true;
@@ -92,5 +95,8 @@ export const MERGEKIT_NUMERICS_METHODS: ReadonlyMap<string, MergekitMethod> = ne
   ["model_stock", modelStockMergekit],
   ["slerp", slerpMergekit],
   ["sce", sceMergekit],
+  ["multislerp", multislerpMergekit],
+  ["nuslerp", nuslerpMergekit],
+  ["arcee_fusion", arceeFusionMergekit],
   ...GTA.map(([name, f]): [string, MergekitMethod] => [name, gtaMergekit(name, f)]),
 ]);

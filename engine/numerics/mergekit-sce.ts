@@ -8,13 +8,16 @@
  * Models in config order. mergekit passes them in the order of a Python set of model references,
  * which changes with PYTHONHASHSEED; with three or more non-base models the fp32 sums over models
  * can then differ from run to run in mergekit itself, and parity holds for its config-order runs.
- * select_topk < 1 (torch.var, then torch.topk's order among tied variances) is refused.
+ * select_topk < 1 first masks the task vectors to the int(nonzero · select_topk) largest
+ * variances over models (torch.var as float64 Welford, torch.topk's libstdc++ selection among
+ * ties: torch-var.ts, torch-topk.ts).
  */
-import { ParamError } from "../errors/index.js";
-import { numParam, requireBase, subjectOf } from "../methods/generalized-task-arithmetic.js";
+import { numParam, requireBase } from "../methods/generalized-task-arithmetic.js";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
 import { sumModels } from "./mergekit-context.js";
 import { add, div, divScalar, mul, roundTo, sub, sumAll, sumAllF32 } from "./torch-float.js";
+import { topkLargestMask } from "./torch-topk.js";
+import { varDim0 } from "./torch-var.js";
 
 const sign = (x: number): number => (x > 0 ? 1 : x < 0 ? -1 : 0);
 
@@ -23,10 +26,6 @@ export const sceMergekit: MergekitMethod = {
   merge(ctx: MergekitContext): Float32Array {
     requireBase("sce", ctx);
     const { dt, profile: p } = ctx;
-    if (numParam(ctx.params, "select_topk", 1) < 1)
-      throw new ParamError(
-        `${subjectOf("sce", ctx.tensorName)}: --numerics mergekit does not reproduce select_topk < 1 (torch.topk's order among tied variances); use --numerics default`,
-      );
     const base = ctx.inputs[ctx.baseIndex].data;
     const n = base.length;
     const tvs = ctx.inputs
@@ -38,6 +37,19 @@ export const sceMergekit: MergekitMethod = {
       });
     const N = tvs.length;
     if (N === 0) return Float32Array.from(base);
+    const topk = numParam(ctx.params, "select_topk", 1);
+    if (topk < 1) {
+      // sce_mask: keep the int(count_nonzero(var) · topk) largest variances over models (k in fp32, as torch computes it)
+      let keep: Uint8Array;
+      if (topk <= 0) keep = new Uint8Array(n);
+      else {
+        const v = varDim0(dt, N, n, (r, j) => tvs[r][j]);
+        let nonzero = 0;
+        for (let j = 0; j < n; j++) if (v[j] !== 0) nonzero++;
+        keep = topkLargestMask(n, (j) => Math.abs(v[j]), Math.trunc(Math.fround(Math.fround(nonzero) * Math.fround(topk))));
+      }
+      for (const tv of tvs) for (let j = 0; j < n; j++) tv[j] = mul(dt, tv[j], keep[j]);
+    }
     // sign consensus over the (unweighted) task vectors
     const majority = sumModels(ctx, N, (r, j) => tvs[r][j], new Float32Array(n));
     // sce_weight: mean over all but dim 0, then / weights.sum().item()

@@ -7,6 +7,7 @@ import type { FloatDType } from "@mergeloom/proto/dtype";
 import { ConfigError } from "../errors/index.js";
 import type { TensorInputSpec } from "@mergeloom/proto/merge-task";
 import { MERGEKIT_NUMERICS_METHODS } from "./mergekit-methods.js";
+import { ARCEE_FUSION_SAMPLE_LIMIT } from "./mergekit-arcee-fusion.js";
 
 export type NumericsMode = "default" | "mergekit";
 export const NUMERICS_MODES: readonly NumericsMode[] = ["default", "mergekit"];
@@ -16,11 +17,15 @@ const OWN_METHODS = new Set(["consensus_ta", "consensus_ties"]);
 
 /** Fails when --numerics mergekit cannot reproduce the method's mergekit output bit for bit. */
 export function checkMergekitNumerics(method: string, globals: Readonly<Record<string, unknown>> = {}): void {
-  const topk = globals.select_topk;
-  if (method === "sce" && typeof topk === "number" && topk < 1)
+  if (method === "nuslerp" && globals.nuslerp_row_wise === true && globals.nuslerp_flatten === false)
     throw new ConfigError(
-      "parameters.select_topk",
-      `--numerics mergekit does not reproduce sce with select_topk < 1 (torch.topk's order among tied variances); use --numerics default`,
+      "parameters.nuslerp_row_wise",
+      `--numerics mergekit does not reproduce nuslerp over columns (torch's strided norm and sum order); use --numerics default`,
+    );
+  if (method === "karcher")
+    throw new ConfigError(
+      "merge_method",
+      `--numerics mergekit does not reproduce 'karcher' bit for bit (torch runs its fp32 dot, cos and sin in MKL, whose routines are not replayed); use --numerics default`,
     );
   if (MERGEKIT_NUMERICS_METHODS.has(method)) return;
   const covered = [...MERGEKIT_NUMERICS_METHODS.keys()].join(", ");
@@ -30,6 +35,41 @@ export function checkMergekitNumerics(method: string, globals: Readonly<Record<s
       ? `'${method}' is mergeloom's own method, so --numerics mergekit has nothing to reproduce; use --numerics default`
       : `--numerics mergekit does not reproduce '${method}' bit for bit yet (it covers ${covered}); use --numerics default, which follows mergekit's semantics in fp32`,
   );
+}
+
+/** Methods whose float32 arithmetic calls a transcendental torch op: torch runs those through MKL's VML on CPU (not replayed). */
+const F32_MKL_OPS: Readonly<Record<string, string>> = { multislerp: "cos and sin", nuslerp: "acos and sin", arcee_fusion: "log" };
+
+/**
+ * Fails (at plan time) when the method cannot be reproduced for this tensor: fp32 where torch
+ * takes a transcendental op from MKL (bf16/fp16 use SLEEF, which is replayed); arcee_fusion above
+ * mergekit's 10⁶-element sampling threshold or with rows that end in glibc's scalar expf.
+ */
+export function checkMergekitTensor(method: string, dt: FloatDType, tensorName: string, shape: readonly number[]): void {
+  const ops = F32_MKL_OPS[method];
+  if (ops && dt === "F32")
+    throw new ConfigError(
+      "dtype",
+      `--numerics mergekit reproduces ${method} in bfloat16 and float16 only: tensor ${tensorName} computes in float32, where torch takes ${ops} from MKL's VML (not replayed); set dtype: bfloat16 or float16, or use --numerics default`,
+    );
+  if (method !== "arcee_fusion") return;
+  const numel = shape.reduce((x, y) => x * y, 1);
+  if (numel > ARCEE_FUSION_SAMPLE_LIMIT)
+    throw new ConfigError(
+      "merge_method",
+      `--numerics mergekit does not reproduce arcee_fusion on tensor ${tensorName} (${numel} elements): above 10⁶ elements mergekit sorts an unseeded torch.randperm sample; use --numerics default`,
+    );
+  const cols = shape.length ? shape[shape.length - 1] : 1;
+  if (cols % 16 !== 0)
+    throw new ConfigError(
+      "merge_method",
+      `--numerics mergekit does not reproduce arcee_fusion on tensor ${tensorName}: rows of ${cols} values end in glibc's scalar expf inside torch.softmax (not replayed); use --numerics default`,
+    );
+}
+
+/** The dtype mergekit writes a tensor in without `out_dtype`, when its method's result is not of the compute dtype. */
+export function mergekitResultDtype(method: string): FloatDType | undefined {
+  return MERGEKIT_NUMERICS_METHODS.get(method)?.resultF32 ? "F32" : undefined;
 }
 
 /**

@@ -92,9 +92,11 @@ export interface TorchProfile {
   scalarOpmath: boolean;
   normFma: boolean;
   lanes: number;
+  /** fp16 2-norms by the generic sequential reduction (torch 2.x) rather than the vectorized one. */
+  halfNormSequential: boolean;
 }
-export const TORCH2: TorchProfile = { name: "torch 2.x", scalarOpmath: true, normFma: false, lanes: 8 };
-export const TORCH1: TorchProfile = { name: "torch 1.13", scalarOpmath: false, normFma: true, lanes: 8 };
+export const TORCH2: TorchProfile = { name: "torch 2.x", scalarOpmath: true, normFma: false, lanes: 8, halfNormSequential: true };
+export const TORCH1: TorchProfile = { name: "torch 1.13", scalarOpmath: false, normFma: true, lanes: 8, halfNormSequential: false };
 /** What `--numerics mergekit` reproduces: current torch (2.x). */
 export const DEFAULT_PROFILE = TORCH2;
 
@@ -266,11 +268,18 @@ export function normF32(p: TorchProfile, x: ArrayLike<number>, from = 0, n = x.l
 
 /**
  * `torch.norm(x, dim=-1)` of a row of n values of dtype `dt` starting at `from`: fp32 rows as
- * normF32; bf16/fp16 rows as torch 2.x's reduced-float path (16 values per step, each 8-lane half
- * squared into one fp32 accumulator), sqrt in fp32, rounded to the dtype.
+ * normF32; bf16 rows as torch 2.x's reduced-float path (16 values per step, each 8-lane half
+ * squared into one fp32 accumulator); fp16 rows, which that fast path leaves out (torch 2.x's
+ * norm kernel lists float, double and bfloat16 only), as the generic reduction: one fp32
+ * accumulator in index order (acc + x·x, not fused). sqrt in fp32, rounded to the dtype.
  */
 export function norm(p: TorchProfile, dt: ComputeDType, x: ArrayLike<number>, from = 0, n = x.length - from): number {
   if (dt === "F32") return normF32(p, x, from, n);
+  if (dt === "F16" && p.halfNormSequential) {
+    let acc = 0;
+    for (let d = 0; d < n; d++) acc = sqAcc(false, acc, x[from + d]);
+    return roundTo(dt, Math.sqrt(acc));
+  }
   const lanes = p.lanes;
   const step = 2 * lanes;
   const acc = new Array<number>(lanes).fill(0);

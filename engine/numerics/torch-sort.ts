@@ -23,7 +23,7 @@ const THRESHOLD = 16;
  * value, −0 equal to +0, every NaN equal and greatest; for a descending sort the keys are
  * complemented, so one ascending replay serves both and compares plain integers.
  */
-interface Pairs {
+export interface Pairs {
   k: Uint32Array;
   i: Int32Array;
 }
@@ -46,7 +46,7 @@ function swap(p: Pairs, a: number, b: number): void {
   p.i[b] = i;
 }
 
-function floorLog2(n: number): number {
+export function floorLog2(n: number): number {
   return 31 - Math.clz32(n);
 }
 
@@ -63,7 +63,7 @@ function moveMedianToFirst(p: Pairs, result: number, a: number, b: number, c: nu
 }
 
 /** std::__unguarded_partition_pivot: returns the cut. */
-function partitionPivot(p: Pairs, first: number, last: number): number {
+export function partitionPivot(p: Pairs, first: number, last: number): number {
   const mid = first + ((last - first) >> 1);
   moveMedianToFirst(p, first, first + 1, mid, last - 1);
   const k = p.k;
@@ -87,7 +87,7 @@ function partitionPivot(p: Pairs, first: number, last: number): number {
 }
 
 /** std::__adjust_heap over [first, first+len) with the hole at `hole` and value (vk, vi). */
-function adjustHeap(p: Pairs, first: number, hole: number, len: number, vk: number, vi: number): void {
+export function adjustHeap(p: Pairs, first: number, hole: number, len: number, vk: number, vi: number): void {
   const k = p.k;
   const ix = p.i;
   const top = hole;
@@ -136,7 +136,7 @@ function heapSort(p: Pairs, first: number, last: number): void {
 }
 
 /** Insertion sort of [first, last): what libstdc++'s final insertion sort does inside one leaf. */
-function insertionSort(p: Pairs, first: number, last: number): void {
+export function insertionSort(p: Pairs, first: number, last: number): void {
   const k = p.k;
   const ix = p.i;
   for (let a = first + 1; a < last; a++) {
@@ -183,7 +183,7 @@ function introsort(p: Pairs, n: number, needed: (first: number, last: number) =>
 }
 
 /** Pairs for `n` keys `get(j)` (floats), complemented for a descending sort. */
-function pairsOf(n: number, get: (j: number) => number, descending: boolean): Pairs {
+export function pairsOf(n: number, get: (j: number) => number, descending: boolean): Pairs {
   const k = new Uint32Array(n);
   const i = new Int32Array(n);
   for (let j = 0; j < n; j++) {

@@ -16,7 +16,7 @@ import { openModel } from "../storage/hub/open-model.js";
 import { ADAPTER_WEIGHTS, fetchAdapterFiles } from "../storage/hub/fetch-adapter-files.js";
 import { hubUri } from "../storage/hub/hub-reference.js";
 import { resolveModelReference as resolveHubReference, type ResolvedModel } from "../storage/hub/resolve-model-reference.js";
-import { checkMergekitNumerics, mergekitComputeDtype, type NumericsMode } from "../numerics/numerics-mode.js";
+import { checkMergekitNumerics, checkMergekitTensor, mergekitComputeDtype, mergekitResultDtype, type NumericsMode } from "../numerics/numerics-mode.js";
 import { modelLocation } from "../storage/model-location.js";
 import type { HttpOptions } from "../storage/http-byte-source.js";
 import type { MergeConfig, ModuleConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
@@ -330,7 +330,11 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
         layer,
         ...(vocab ? { vocab } : {}),
       };
-      if (opts.numerics === "mergekit" && float) tensor.computeDtype = mergekitComputeDtype(config.dtype, inputs, baseIndex, method.name);
+      if (opts.numerics === "mergekit" && float) {
+        tensor.computeDtype = mergekitComputeDtype(config.dtype, inputs, baseIndex, method.name);
+        checkMergekitTensor(method.name, tensor.computeDtype, outName, shape);
+        if (!config.outDtype) tensor.outDtype = mergekitResultDtype(method.name) ?? tensor.outDtype;
+      }
       method.check?.({ tensorName: outName, shape, baseIndex, params, inputs: inputs.map((i) => ({ model: i.model, params: i.params })) });
       tensors.push(tensor);
     };

@@ -94,7 +94,7 @@ describe("mergeloom --numerics mergekit from the command line", () => {
     );
   });
 
-  test("methods the mode does not replay (karcher; sce with select_topk < 1) are refused at plan time in one line", async () => {
+  test("methods the mode does not replay (karcher; multislerp in fp32) are refused at plan time in one line; sce with select_topk < 1 is planned", async () => {
     const base = (await readFile(config, "utf8")).replace(/, density: [0-9.]+, gamma: [0-9.]+/g, "");
     const karcher = join(dir, "karcher.yml");
     await writeFile(karcher, base.replace("merge_method: breadcrumbs_ties", "merge_method: karcher"));
@@ -102,15 +102,22 @@ describe("mergeloom --numerics mergekit from the command line", () => {
     assert.notEqual(k.code, 0);
     assert.match(
       k.stderr.trim(),
-      /^mergeloom: .*--numerics mergekit does not reproduce 'karcher' bit for bit yet \(it covers .*slerp, sce.*\); use --numerics default/,
+      /^mergeloom: config merge_method: --numerics mergekit does not reproduce 'karcher' bit for bit \(.*MKL.*\); use --numerics default$/,
     );
     assert.equal(k.stderr.trim().split("\n").length, 1);
+    const ms = join(dir, "multislerp.yml");
+    await writeFile(ms, base.replace("merge_method: breadcrumbs_ties", "merge_method: multislerp").replace("dtype: bfloat16", "dtype: float32"));
+    const m = await runCli(["plan", ms, "--numerics", "mergekit"]);
+    assert.notEqual(m.code, 0);
+    assert.match(
+      m.stderr.trim(),
+      /^mergeloom: config dtype: --numerics mergekit reproduces multislerp in bfloat16 and float16 only: .*use --numerics default$/,
+    );
+    assert.equal(m.stderr.trim().split("\n").length, 1);
+    await writeFile(ms, base.replace("merge_method: breadcrumbs_ties", "merge_method: multislerp"));
+    assert.equal((await runCli(["plan", ms, "--numerics", "mergekit"])).code, 0, "multislerp in bf16 is reproduced");
     const sce = join(dir, "sce.yml");
     await writeFile(sce, base.replace("merge_method: breadcrumbs_ties", "merge_method: sce") + "parameters:\n  select_topk: 0.7\n");
-    const s = await runCli(["plan", sce, "--numerics", "mergekit"]);
-    assert.notEqual(s.code, 0);
-    assert.match(s.stderr.trim(), /^mergeloom: .*parameters\.select_topk.*does not reproduce sce with select_topk < 1 .*; use --numerics default$/);
-    assert.equal(s.stderr.trim().split("\n").length, 1);
-    assert.equal((await runCli(["plan", sce, "--numerics", "default"])).code, 0);
+    assert.equal((await runCli(["plan", sce, "--numerics", "mergekit"])).code, 0, "sce with select_topk < 1 is reproduced");
   });
 });
