@@ -4,6 +4,7 @@
 // phenotypes are written out by hand from the genome rules (README: |g| × λ, density clamped).
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -90,6 +91,18 @@ search: { budget: 300, seed: 4, sigma0: 0.1, population: 12, coarse: { share: 0.
     assert.equal(fine!.search.sigma0, 0.1);
     assert.equal(fine!.search.population, 12);
     assert.equal(fine!.baselines.length, 0);
+  });
+
+  test("the shipped example searches 4 weights from 1/models for 60 evaluations, then 132 genes for 240", () => {
+    const file = join(repoRoot(), "examples", "evolve-arith-coarse.yml");
+    const config = parseSearchConfig(readFileSync(file, "utf8"), file);
+    const { coarse, fine } = coarseToFinePhases(config, [0.4, 0.3, 0.9, 0.8]);
+    assert.equal(genotypeLength(coarse.genome, 4), 4);
+    assert.deepEqual(initialGenotype(coarse.genome, 4), [0.25, 0.25, 0.25, 0.25]);
+    assert.equal(coarse.search.budget, 60);
+    assert.equal(genotypeLength(fine!.genome, 4), 132);
+    assert.equal(fine!.search.budget, 240);
+    assert.equal(fine!.search.sigma0, 0.1);
   });
 
   test("config errors name the field in one line", () => {
