@@ -19,7 +19,7 @@ import { join, resolve } from "node:path";
 import { MergeloomError } from "@mergeloom/proto/errors";
 import type { CandidateEvaluator } from "./candidate-evaluator.js";
 import { METHOD_PARAMS, initialGeneValue, type GenomeDefinition } from "./genome.js";
-import { runEvolve, type EvolveEvent, type EvolveResult } from "./run-evolve.js";
+import { recommendation, runEvolve, type EvolveEvent, type EvolveResult } from "./run-evolve.js";
 import type { SearchConfig } from "./search-config.js";
 import { decodeNumber } from "./search-strategy.js";
 
@@ -128,16 +128,20 @@ export async function runCoarseToFine(opts: CoarseToFineOptions): Promise<Evolve
   const c = opts.config.search.coarse!;
   const first = coarseToFinePhases(opts.config);
   const coarse = await stage(opts, first.coarse, join(out, "coarse"), "coarse", `share ${c.share}, sigma0 ${c.sigma0}`);
-  if (!coarse.state.best) throw new Error(`evolve ${out}: the coarse stage found no candidate that scored; see ${join(out, "coarse", "report.md")}`);
-  const { fine: fineCfg } = coarseToFinePhases(opts.config, coarse.state.best.genotype);
+  const coarseBest = recommendation(coarse.state);
+  if (!coarseBest) throw new Error(`evolve ${out}: the coarse stage found no candidate that scored; see ${join(out, "coarse", "report.md")}`);
+  const { fine: fineCfg } = coarseToFinePhases(opts.config, coarseBest.genotype);
   const x0 = JSON.stringify(fineCfg!.genome.initial);
   const fine = await stage(opts, fineCfg!, join(out, "fine"), "fine", `x0 ${x0}`);
 
-  const fit = (r: EvolveResult) => (r.state.best ? decodeNumber(r.state.best.fitness) : -Infinity);
+  const fit = (r: EvolveResult) => {
+    const pick = recommendation(r.state);
+    return pick ? decodeNumber(pick.fitness) : -Infinity;
+  };
   const winner: CoarseStage = fit(fine) > fit(coarse) ? "fine" : "coarse";
   await copyFile(join(out, winner, "best.yml"), join(out, "best.yml"));
   const line = (r: EvolveResult) =>
-    `${r.state.evaluations.length} evaluations, best fitness ${fit(r).toFixed(4)}${r.state.best?.validation !== undefined ? `, validation ${decodeNumber(r.state.best.validation).toFixed(4)}` : ""}`;
+    `${r.state.evaluations.length} evaluations, best fitness ${fit(r).toFixed(4)}${recommendation(r.state)?.validation !== undefined ? `, validation ${decodeNumber(recommendation(r.state)!.validation!).toFixed(4)}` : ""}`;
   const hasReport = await readFile(join(out, "fine", "report.md"), "utf8").then(
     () => true,
     () => false,

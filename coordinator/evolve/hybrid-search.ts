@@ -21,7 +21,7 @@ import { parseMergeConfig } from "@mergeloom/engine/config";
 import { writeCandidateCheckpoint } from "@mergeloom/engine/eval";
 import type { CandidateEvaluator } from "./candidate-evaluator.js";
 import { runCoarseToFine, type CoarseStage } from "./coarse-search.js";
-import { runEvolve, type EvolveEvent, type EvolveResult } from "./run-evolve.js";
+import { recommendation, runEvolve, type EvolveEvent, type EvolveResult } from "./run-evolve.js";
 import type { SearchConfig } from "./search-config.js";
 import { decodeNumber } from "./search-strategy.js";
 
@@ -119,14 +119,17 @@ export async function runHybrid(opts: HybridOptions): Promise<HybridResult> {
   await writeCandidateCheckpoint(parseMergeConfig(ps.bestYaml, join(out, "ps", "best.yml"), createDefaultRegistry()), psModel, opts.config.search.mergeSeed);
   const dfs = await phase(opts, phases.dfs, join(out, "dfs"), "dfs");
 
-  const fit = (r: EvolveResult) => (r.state.best ? decodeNumber(r.state.best.fitness) : -Infinity);
+  const fit = (r: EvolveResult) => {
+    const pick = recommendation(r.state);
+    return pick ? decodeNumber(pick.fitness) : -Infinity;
+  };
   const winner = fit(dfs) > fit(ps) ? "dfs" : "ps";
   await copyFile(join(out, winner, "best.yml"), join(out, "best.yml"));
   await rm(join(out, "best.onnx"), { force: true });
   if (winner === "dfs") await copyFile(join(out, "dfs", "best.onnx"), join(out, "best.onnx"));
   const psReport = await readFile(join(out, "ps", "report.md"), "utf8").catch(() => "");
   const line = (r: EvolveResult) =>
-    `${r.state.evaluations.length} evaluations, best fitness ${fit(r).toFixed(4)}${r.state.best?.validation !== undefined ? `, validation ${decodeNumber(r.state.best.validation).toFixed(4)}` : ""}`;
+    `${r.state.evaluations.length} evaluations, best fitness ${fit(r).toFixed(4)}${recommendation(r.state)?.validation !== undefined ? `, validation ${decodeNumber(recommendation(r.state)!.validation!).toFixed(4)}` : ""}`;
   await writeFile(
     join(out, "report.md"),
     [

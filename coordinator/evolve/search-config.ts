@@ -38,6 +38,12 @@ export interface SearchSettings {
    * genome then starts from its best. null = start from `genome.initial` (or the defaults).
    */
   coarse: CoarseSettings | null;
+  /**
+   * What OUT/best.yml is: `best` = the best sampled candidate; `mean` = CMA-ES's final distribution
+   * mean (scored on the fitness split with one evaluation of the budget), the usual recommendation
+   * under a noisy fitness — the best sample's score is inflated by the noise it was selected on.
+   */
+  recommend: "best" | "mean";
 }
 
 export interface CoarseSettings {
@@ -123,6 +129,7 @@ export const DEFAULT_SEARCH: SearchSettings = {
   patience: null,
   split: 0.5,
   coarse: null,
+  recommend: "best",
 };
 
 export function parseSearchConfig(text: string, file: string): SearchConfig {
@@ -320,6 +327,7 @@ function parseSettings(v: unknown): SearchSettings {
     "patience",
     "split",
     "coarse",
+    "recommend",
   ]);
   const s = { ...DEFAULT_SEARCH };
   if (v.strategy !== undefined) {
@@ -345,6 +353,13 @@ function parseSettings(v: unknown): SearchSettings {
     if (s.split >= 1) throw new ConfigError("search.split", `expected the parameter-space share of the budget in (0, 1), got ${s.split}`);
   }
   if (v.coarse !== undefined && v.coarse !== null) s.coarse = parseCoarse(v.coarse);
+  if (v.recommend !== undefined) {
+    if (v.recommend !== "best" && v.recommend !== "mean")
+      throw new ConfigError("search.recommend", `unknown value '${String(v.recommend)}' (known: best, mean)`);
+    if (v.recommend === "mean" && s.strategy !== "cmaes")
+      throw new ConfigError("search.recommend", "mean needs strategy cmaes (random search has no distribution mean); use best");
+    s.recommend = v.recommend;
+  }
   return s;
 }
 
