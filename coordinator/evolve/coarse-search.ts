@@ -141,7 +141,7 @@ export async function runCoarseToFine(opts: CoarseToFineOptions): Promise<Evolve
   const winner: CoarseStage = fit(fine) > fit(coarse) ? "fine" : "coarse";
   await copyFile(join(out, winner, "best.yml"), join(out, "best.yml"));
   const line = (r: EvolveResult) =>
-    `${r.state.evaluations.length} evaluations, best fitness ${fit(r).toFixed(4)}${recommendation(r.state)?.validation !== undefined ? `, validation ${decodeNumber(recommendation(r.state)!.validation!).toFixed(4)}` : ""}`;
+    `${r.state.evaluations.length} evaluations, ${r.state.recommended ? "recommended (mean) fitness" : "best fitness"} ${fit(r).toFixed(4)}${recommendation(r.state)?.validation !== undefined ? `, validation ${decodeNumber(recommendation(r.state)!.validation!).toFixed(4)}` : ""}`;
   const hasReport = await readFile(join(out, "fine", "report.md"), "utf8").then(
     () => true,
     () => false,

@@ -129,7 +129,7 @@ export async function runHybrid(opts: HybridOptions): Promise<HybridResult> {
   if (winner === "dfs") await copyFile(join(out, "dfs", "best.onnx"), join(out, "best.onnx"));
   const psReport = await readFile(join(out, "ps", "report.md"), "utf8").catch(() => "");
   const line = (r: EvolveResult) =>
-    `${r.state.evaluations.length} evaluations, best fitness ${fit(r).toFixed(4)}${recommendation(r.state)?.validation !== undefined ? `, validation ${decodeNumber(recommendation(r.state)!.validation!).toFixed(4)}` : ""}`;
+    `${r.state.evaluations.length} evaluations, ${r.state.recommended ? "recommended (mean) fitness" : "best fitness"} ${fit(r).toFixed(4)}${recommendation(r.state)?.validation !== undefined ? `, validation ${decodeNumber(recommendation(r.state)!.validation!).toFixed(4)}` : ""}`;
   await writeFile(
     join(out, "report.md"),
     [
