@@ -153,7 +153,7 @@ export async function runCoarseToFine(opts: CoarseToFineOptions): Promise<Evolve
       "",
       `- coarse stage, one gene set per model (coarse/report.md): ${line(coarse)}`,
       `- fine stage from the coarse best (fine/report.md): ${line(fine)}; x0 per model: \`${x0}\``,
-      `- best.yml is the ${winner} stage's best (chosen by fitness).`,
+      `- best.yml is the ${winner} stage's ${(winner === "fine" ? fine : coarse).state.recommended ? "recommendation" : "best"} (chosen by fitness).`,
       "",
       hasReport ? "The stages' own reports hold the curves, baselines and validation." : "",
       "",

@@ -137,7 +137,7 @@ export async function runHybrid(opts: HybridOptions): Promise<HybridResult> {
       "",
       `- parameter-space phase (ps/report.md): ${line(ps)}`,
       `- layer-path phase over ps/model + ${phases.dfs.dfs!.models.length - 1} models (dfs/report.md): ${line(dfs)}`,
-      `- best.yml is the ${winner === "dfs" ? "layer-path" : "parameter-space"} phase's best (chosen by fitness).`,
+      `- best.yml is the ${winner === "dfs" ? "layer-path" : "parameter-space"} phase's ${(winner === "dfs" ? dfs : ps).state.recommended ? "recommendation" : "best"} (chosen by fitness).`,
       "",
       "Rebuild the model:",
       "",
