@@ -15,6 +15,7 @@ import { deriveSearchId, NatsCandidateEvaluator } from "../evolve/nats-candidate
 import { createDfsEvaluator } from "../evolve/dfs/create-dfs-evaluator.js";
 import { runEvolve, type EvolveEvent } from "../evolve/run-evolve.js";
 import { runHybrid } from "../evolve/hybrid-search.js";
+import { runCoarseToFine, type CoarseStage } from "../evolve/coarse-search.js";
 import { parseSearchConfig, type SearchConfig } from "../evolve/search-config.js";
 import { runMergeJob } from "@mergeloom/engine/job";
 import { addNatsOptions, natsOptionsFrom, type NatsFlags } from "./nats-options.js";
@@ -138,12 +139,29 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
         config,
         sourceText: text,
         out,
-        createEvaluator: (c) => create(c, c.dfs ? "-dfs" : ""),
-        createValidator: async (c) => (c.validation ? create({ ...c, fitness: c.validation.spec }, c.dfs ? "-dfs-validation" : "-validation") : undefined),
+        createEvaluator: (c, stage) => create(c, c.dfs ? "-dfs" : stageSuffix(stage)),
+        createValidator: async (c, stage) =>
+          c.validation ? create({ ...c, fitness: c.validation.spec }, `${c.dfs ? "-dfs" : stageSuffix(stage)}-validation`) : undefined,
         resume: !!flags.resume,
         onEvent: (e) => print(e),
       }),
     );
+    return;
+  }
+  if (config.search.coarse) {
+    const print = printer(flags, out);
+    const r = await inSpan("job evolve", { "mergeloom.search.out": out }, () =>
+      runCoarseToFine({
+        config,
+        sourceText: text,
+        out,
+        createEvaluator: (c, stage) => create(c, stageSuffix(stage)),
+        createValidator: async (c, stage) => (c.validation ? create({ ...c, fitness: c.validation.spec }, `${stageSuffix(stage)}-validation`) : undefined),
+        resume: !!flags.resume,
+        onEvent: (e) => print(e),
+      }),
+    );
+    if (flags.outModel && r.bestYaml) await mergeBest(r.bestYaml, out, flags, config);
     return;
   }
   const evaluator = await create(config, "");
@@ -173,21 +191,29 @@ export async function runEvolveCommand(file: string, flags: EvolveFlags, hooks: 
         onEvent: print,
       }),
     );
-    if (flags.outModel && r.bestYaml) {
-      const cfg = parseMergeConfig(r.bestYaml, join(out, "best.yml"), createDefaultRegistry());
-      const dispatcher = new LocalDispatcher();
-      try {
-        await runMergeJob(cfg, dispatcher, { out: resolve(flags.outModel), seed: config.search.mergeSeed, maxShardBytes: 5_000_000_000 });
-      } finally {
-        await dispatcher.close();
-      }
-      if (!flags.json) process.stdout.write(`best model → ${resolve(flags.outModel)}\n`);
-    }
+    if (flags.outModel && r.bestYaml) await mergeBest(r.bestYaml, out, flags, config);
   } finally {
     process.off("SIGINT", onSig);
     await evaluator.close();
     await validator?.close();
   }
+}
+
+/** NATS search ids per coarse-to-fine stage: the coarse stage's candidates must not collide with the fine stage's. */
+function stageSuffix(stage: CoarseStage | undefined): string {
+  return stage === "coarse" ? "-coarse" : "";
+}
+
+/** --out-model: merge the best candidate's config. */
+async function mergeBest(bestYaml: string, out: string, flags: EvolveFlags, config: SearchConfig): Promise<void> {
+  const cfg = parseMergeConfig(bestYaml, join(out, "best.yml"), createDefaultRegistry());
+  const dispatcher = new LocalDispatcher();
+  try {
+    await runMergeJob(cfg, dispatcher, { out: resolve(flags.outModel!), seed: config.search.mergeSeed, maxShardBytes: 5_000_000_000 });
+  } finally {
+    await dispatcher.close();
+  }
+  if (!flags.json) process.stdout.write(`best model → ${resolve(flags.outModel!)}\n`);
 }
 
 function printer(flags: { json?: boolean }, out: string): (e: EvolveEvent & { phase?: string }) => void {

@@ -190,17 +190,19 @@ export function initialGenotype(def: GenomeDefinition, numLayers: number, random
   const s = shapeOf(def, numLayers);
   const out: number[] = [];
   const cells = s.groups * s.models * s.sets;
-  const init = (name: string, m: number): number => {
-    const v = def.initial?.[name];
-    if (v === undefined || v === null) return name === "weight" ? 1 / s.models : DEFAULT_INITIAL[name];
-    return Array.isArray(v) ? v[m] : v;
-  };
   // cell c = (group · models + model) · sets + set
   for (let c = 0; c < cells; c++) {
-    for (const name of s.params) out.push(random ? random.next() : init(name, Math.floor(c / s.sets) % s.models));
+    for (const name of s.params) out.push(random ? random.next() : initialGeneValue(def, name, Math.floor(c / s.sets) % s.models));
   }
-  if (def.per_model_lambda) for (let m = 0; m < s.models; m++) out.push(random ? random.next() : init("lambda", m));
+  if (def.per_model_lambda) for (let m = 0; m < s.models; m++) out.push(random ? random.next() : initialGeneValue(def, "lambda", m));
   return out;
+}
+
+/** x0 of gene kind `name` (weight, density, …, lambda) for model index `model`: `initial:` or the default. */
+export function initialGeneValue(def: GenomeDefinition, name: string, model: number): number {
+  const v = def.initial?.[name];
+  if (v === undefined || v === null) return name === "weight" ? 1 / def.models.length : DEFAULT_INITIAL[name];
+  return Array.isArray(v) ? v[model] : v;
 }
 
 /** The genotype as a config: see the module comment for the mapping. */

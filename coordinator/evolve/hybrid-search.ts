@@ -20,7 +20,8 @@ import { createDefaultRegistry } from "@mergeloom/engine/methods";
 import { parseMergeConfig } from "@mergeloom/engine/config";
 import { writeCandidateCheckpoint } from "@mergeloom/engine/eval";
 import type { CandidateEvaluator } from "./candidate-evaluator.js";
-import { runEvolve, type EvolveEvent, type EvolveResult } from "./run-evolve.js";
+import { runCoarseToFine, type CoarseStage } from "./coarse-search.js";
+import { recommendation, runEvolve, type EvolveEvent, type EvolveResult } from "./run-evolve.js";
 import type { SearchConfig } from "./search-config.js";
 import { decodeNumber } from "./search-strategy.js";
 
@@ -28,12 +29,15 @@ export interface HybridOptions {
   config: SearchConfig;
   sourceText: string;
   out: string;
-  /** Evaluators for a phase's config (the PS phase gets the merge genome, the DFS phase the dfs one). */
-  createEvaluator(phase: SearchConfig): Promise<CandidateEvaluator>;
-  createValidator?(phase: SearchConfig): Promise<CandidateEvaluator | undefined>;
+  /**
+   * Evaluators for a phase's config (the PS phase gets the merge genome, the DFS phase the dfs one);
+   * `stage` names a coarse-to-fine PS phase's stage ("coarse" or "fine").
+   */
+  createEvaluator(phase: SearchConfig, stage?: CoarseStage): Promise<CandidateEvaluator>;
+  createValidator?(phase: SearchConfig, stage?: CoarseStage): Promise<CandidateEvaluator | undefined>;
   resume?: boolean;
   signal?: AbortSignal;
-  onEvent?: (e: EvolveEvent & { phase?: "ps" | "dfs" }) => void;
+  onEvent?: (e: EvolveEvent & { phase?: string }) => void;
 }
 
 export interface HybridResult {
@@ -62,7 +66,7 @@ export function hybridPhases(config: SearchConfig, psModel: string): { ps: Searc
     dfs: { ...h.dfs, models: [psModel, ...h.dfs.models] },
     genome: { models: [psModel, ...h.dfs.models], merge_method: "linear" },
     fitness: dfsFitness,
-    search: { ...config.search, budget: Math.max(1, config.search.budget - psBudget), sigma0: h.dfsSigma0, seed: config.search.seed + 1 },
+    search: { ...config.search, budget: Math.max(1, config.search.budget - psBudget), sigma0: h.dfsSigma0, seed: config.search.seed + 1, coarse: null },
   };
   if (config.validation) {
     const { graph: _g, ...v } = config.validation.spec;
@@ -72,6 +76,19 @@ export function hybridPhases(config: SearchConfig, psModel: string): { ps: Searc
 }
 
 async function phase(opts: HybridOptions, cfg: SearchConfig, out: string, name: "ps" | "dfs"): Promise<EvolveResult> {
+  // a PS phase with search.coarse is itself a coarse-to-fine search (OUT/ps/coarse, OUT/ps/fine)
+  if (cfg.search.coarse && !cfg.dfs) {
+    return runCoarseToFine({
+      config: cfg,
+      sourceText: `${opts.sourceText}\n# hybrid phase ${name}`,
+      out,
+      createEvaluator: (c, stage) => opts.createEvaluator(c, stage),
+      createValidator: opts.createValidator && ((c, stage) => opts.createValidator!(c, stage)),
+      resume: opts.resume,
+      signal: opts.signal,
+      onEvent: (e) => opts.onEvent?.({ ...e, phase: `${name}/${e.phase}` }),
+    });
+  }
   const evaluator = await opts.createEvaluator(cfg);
   const validator = cfg.validation ? await opts.createValidator?.(cfg) : undefined;
   try {
@@ -102,14 +119,17 @@ export async function runHybrid(opts: HybridOptions): Promise<HybridResult> {
   await writeCandidateCheckpoint(parseMergeConfig(ps.bestYaml, join(out, "ps", "best.yml"), createDefaultRegistry()), psModel, opts.config.search.mergeSeed);
   const dfs = await phase(opts, phases.dfs, join(out, "dfs"), "dfs");
 
-  const fit = (r: EvolveResult) => (r.state.best ? decodeNumber(r.state.best.fitness) : -Infinity);
+  const fit = (r: EvolveResult) => {
+    const pick = recommendation(r.state);
+    return pick ? decodeNumber(pick.fitness) : -Infinity;
+  };
   const winner = fit(dfs) > fit(ps) ? "dfs" : "ps";
   await copyFile(join(out, winner, "best.yml"), join(out, "best.yml"));
   await rm(join(out, "best.onnx"), { force: true });
   if (winner === "dfs") await copyFile(join(out, "dfs", "best.onnx"), join(out, "best.onnx"));
   const psReport = await readFile(join(out, "ps", "report.md"), "utf8").catch(() => "");
   const line = (r: EvolveResult) =>
-    `${r.state.evaluations.length} evaluations, best fitness ${fit(r).toFixed(4)}${r.state.best?.validation !== undefined ? `, validation ${decodeNumber(r.state.best.validation).toFixed(4)}` : ""}`;
+    `${r.state.evaluations.length} evaluations, ${r.state.recommended ? "recommended (mean) fitness" : "best fitness"} ${fit(r).toFixed(4)}${recommendation(r.state)?.validation !== undefined ? `, validation ${decodeNumber(recommendation(r.state)!.validation!).toFixed(4)}` : ""}`;
   await writeFile(
     join(out, "report.md"),
     [
@@ -117,7 +137,7 @@ export async function runHybrid(opts: HybridOptions): Promise<HybridResult> {
       "",
       `- parameter-space phase (ps/report.md): ${line(ps)}`,
       `- layer-path phase over ps/model + ${phases.dfs.dfs!.models.length - 1} models (dfs/report.md): ${line(dfs)}`,
-      `- best.yml is the ${winner === "dfs" ? "layer-path" : "parameter-space"} phase's best (chosen by fitness).`,
+      `- best.yml is the ${winner === "dfs" ? "layer-path" : "parameter-space"} phase's ${(winner === "dfs" ? dfs : ps).state.recommended ? "recommendation" : "best"} (chosen by fitness).`,
       "",
       "Rebuild the model:",
       "",

@@ -9,3 +9,4 @@ export { NatsCandidateEvaluator, deriveSearchId, evalTaskId } from "./nats-candi
 export { runEvolve } from "./run-evolve.js";
 export { parseSearchConfig } from "./search-config.js";
 export { pearson, spearman } from "./evolve-report.js";
+export { coarseGenome, coarseToFinePhases, fineGenome, runCoarseToFine } from "./coarse-search.js";

@@ -85,6 +85,11 @@ export class IpopCmaEs implements SearchStrategy<IpopState> {
     return this.run.ask();
   }
 
+  /** The current run's distribution mean. */
+  get distributionMean(): number[] {
+    return this.run.distributionMean;
+  }
+
   tell(solutions: number[][], fitness: number[]): void {
     this.run.tell(solutions, fitness);
     const b = this.run.best()!;

@@ -50,6 +50,12 @@ export interface EvolveState {
   evaluations: EvaluatedCandidate[];
   stats: GenerationStats[];
   best: EvaluatedCandidate | null;
+  /**
+   * With `search.recommend: mean`: the distribution mean after the last generation, scored on the
+   * fitness split (one evaluation of the budget; not a sample, so not in `evaluations`). It is what
+   * OUT/best.yml holds; the best sample goes to OUT/best-sample.yml.
+   */
+  recommended?: EvaluatedCandidate | null;
   baselines: { name: string; scores: Record<string, JsonNumber>; fitness: JsonNumber; validation?: JsonNumber }[];
   /** Wall-clock seconds spent so far, over all runs. */
   seconds: number;
@@ -115,7 +121,13 @@ async function createGenome(config: SearchConfig, numLayers?: number): Promise<E
 
 export interface EvolveResult {
   state: EvolveState;
+  /** OUT/best.yml's text: the recommended candidate's (see `recommendation`). */
   bestYaml: string | null;
+}
+
+/** The candidate a search recommends: the scored distribution mean with `recommend: mean`, else the best sample. */
+export function recommendation(state: EvolveState): EvaluatedCandidate | null {
+  return state.recommended ?? state.best;
 }
 
 export async function readNumLayers(ref: string): Promise<number> {
@@ -149,9 +161,10 @@ function restoreStrategy(state: StrategyState): SearchStrategy<StrategyState> {
 
 /** Hash of what determines the search's trajectory; the budget and time limit may change on resume. */
 function searchHash(text: string, s: SearchSettings): string {
-  const { strategy, seed, population, sigma0, mergeSeed, covariance, restarts, patience } = s;
+  const { strategy, seed, population, sigma0, mergeSeed, covariance, restarts, patience, recommend } = s;
   // the new settings enter the hash only when set, so states written before them still resume
-  const extra = covariance !== "auto" || restarts !== 0 || patience !== null ? { covariance, restarts, patience } : {};
+  const extra: Record<string, unknown> = covariance !== "auto" || restarts !== 0 || patience !== null ? { covariance, restarts, patience } : {};
+  if (recommend === "mean") extra.recommend = recommend;
   return createHash("sha256")
     .update(text)
     .update(JSON.stringify({ strategy, seed, population, sigma0, mergeSeed, ...extra }))
@@ -251,11 +264,15 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
     await save();
   }
 
+  const recommendMean = s.recommend === "mean";
+  if (recommendMean && !strategy.distributionMean)
+    throw new ConfigError("search.recommend", `mean needs a CMA-ES strategy (this search uses ${s.strategy}); use best`);
   let runGenerations = 0;
   let reason = "";
   for (;;) {
     const pop = strategy.ask();
-    if (state.evaluations.length + pop.length > s.budget) reason = `budget of ${s.budget} evaluations reached`;
+    // recommend: mean keeps one evaluation of the budget for scoring the final mean
+    if (state.evaluations.length + pop.length + (recommendMean ? 1 : 0) > s.budget) reason = `budget of ${s.budget} evaluations reached`;
     else if (s.timeLimit !== null && elapsed() >= s.timeLimit) reason = `time limit of ${s.timeLimit} s reached`;
     else if (opts.maxGenerations !== undefined && runGenerations >= opts.maxGenerations)
       reason = `stopped after ${runGenerations} generations (--max-generations); resume to continue`;
@@ -312,6 +329,7 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
     if (state.best?.validation !== undefined) stat.validation = decodeNumber(state.best.validation);
     state.stats.push(stat);
     state.generation = gen + 1;
+    state.recommended = null; // a new generation moves the mean
     runGenerations++;
     // best.yml first: state.json never points at a best that is not on disk.
     if (state.best?.generation === gen) await writeBest(out, state, genome, config);
@@ -319,23 +337,43 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
     await writeReport(out, state, config, genome);
     emit({ type: "generation", generation: gen, evaluations: state.evaluations.length, ...sum, best, seconds: state.seconds });
   }
+  if (recommendMean && !state.recommended && state.evaluations.length > 0) {
+    const mean = strategy.distributionMean!;
+    const cand: Candidate = { id: `mean-g${state.generation}`, genotype: mean, mergeYaml: genome.yaml(mean) };
+    const [r] = await evaluator.evaluate([cand], opts.signal);
+    const e: EvaluatedCandidate = { generation: state.generation, id: cand.id, genotype: mean, scores: enc(r.scores), fitness: encFit(r.fitness) };
+    if (r.error) e.error = r.error;
+    if (validator) {
+      const [v] = await validator.evaluate([cand], opts.signal);
+      e.validation = encFit(v.fitness);
+      e.validationScores = enc(v.scores);
+    }
+    state.recommended = e;
+    await genome.writeBestFiles?.(out, e.genotype);
+    await writeAtomic(join(out, "best.yml"), candidateYamlOf(e, state, genome, config, "the distribution mean (search.recommend: mean)"));
+  }
   state.stopReason = reason;
   await save();
   await writeReport(out, state, config, genome);
-  emit({ type: "done", reason, evaluations: state.evaluations.length, best: state.best ? decodeNumber(state.best.fitness) : NaN, seconds: state.seconds });
-  return { state, bestYaml: state.best ? bestYamlOf(state, genome, config) : null };
+  const pick = recommendation(state);
+  emit({ type: "done", reason, evaluations: state.evaluations.length, best: pick ? decodeNumber(pick.fitness) : NaN, seconds: state.seconds });
+  return {
+    state,
+    bestYaml: pick ? candidateYamlOf(pick, state, genome, config, state.recommended ? "the distribution mean (search.recommend: mean)" : undefined) : null,
+  };
 }
 
-function bestYamlOf(state: EvolveState, genome: EvolveGenome, config: SearchConfig): string {
-  const b = state.best!;
+function candidateYamlOf(b: EvaluatedCandidate, state: EvolveState, genome: EvolveGenome, config: SearchConfig, what?: string): string {
   const scores = config.fitness.tasks.map((t) => `${t.name} ${decodeNumber(b.scores[t.name] ?? NaN).toFixed(4)}`).join(", ");
-  const header = `mergeloom evolve: candidate ${b.id}, fitness ${decodeNumber(b.fitness).toFixed(6)} (${scores})\nreproduce: mergeloom merge best.yml -o MODEL --random-seed ${state.settings.mergeSeed}`;
+  const header = `mergeloom evolve: ${what ? `${what}, ` : ""}candidate ${b.id}, fitness ${decodeNumber(b.fitness).toFixed(6)} (${scores})\nreproduce: mergeloom merge best.yml -o MODEL --random-seed ${state.settings.mergeSeed}`;
   return genome.yaml(b.genotype, header);
 }
 
+/** The best sample: OUT/best.yml, or OUT/best-sample.yml when best.yml is the recommended mean. */
 async function writeBest(out: string, state: EvolveState, genome: EvolveGenome, config: SearchConfig): Promise<void> {
-  await genome.writeBestFiles?.(out, state.best!.genotype);
-  await writeAtomic(join(out, "best.yml"), bestYamlOf(state, genome, config));
+  const file = state.settings.recommend === "mean" ? "best-sample.yml" : "best.yml";
+  if (file === "best.yml") await genome.writeBestFiles?.(out, state.best!.genotype);
+  await writeAtomic(join(out, file), candidateYamlOf(state.best!, state, genome, config));
 }
 
 async function writeReport(out: string, state: EvolveState, config: SearchConfig, genome: EvolveGenome): Promise<void> {
@@ -362,7 +400,15 @@ async function writeReport(out: string, state: EvolveState, config: SearchConfig
     );
   }
   await writeAtomic(join(out, "fitness.svg"), renderFitnessSvg(state.stats, baselines));
-  const bestNotes = state.best && genome.describeBest ? genome.describeBest(state.best.genotype).join("\n") + "\n" : "";
+  const pick = recommendation(state);
+  let bestNotes = pick && genome.describeBest ? genome.describeBest(pick.genotype).join("\n") + "\n" : "";
+  if (state.recommended) {
+    const r = state.recommended;
+    bestNotes +=
+      `\nRecommended (search.recommend: mean): best.yml is the distribution mean after ${state.evaluations.length} evaluations (${r.id}), ` +
+      `fitness ${decodeNumber(r.fitness).toFixed(4)}${r.validation !== undefined ? `, validation ${decodeNumber(r.validation).toFixed(4)}` : ""}; ` +
+      `the best sample (${state.best?.id ?? "none"}, fitness ${state.best ? decodeNumber(state.best.fitness).toFixed(4) : "—"}) is best-sample.yml.\n`;
+  }
   await writeAtomic(
     join(out, "report.md"),
     renderReportMarkdown({

@@ -32,7 +32,27 @@ export interface SearchSettings {
   patience: number | null;
   /** Hybrid searches: the share of the budget for the parameter-space phase (the rest: the layer path). */
   split: number;
+  /**
+   * A coarse first stage (coarse-search.ts): `share` of the budget searches one gene set per model
+   * (layer_granularity 0, no filters, λ folded into the weights) with step `sigma0`; the full
+   * genome then starts from its best. null = start from `genome.initial` (or the defaults).
+   */
+  coarse: CoarseSettings | null;
+  /**
+   * What OUT/best.yml is: `best` = the best sampled candidate; `mean` = CMA-ES's final distribution
+   * mean (scored on the fitness split with one evaluation of the budget), the usual recommendation
+   * under a noisy fitness — the best sample's score is inflated by the noise it was selected on.
+   */
+  recommend: "best" | "mean";
 }
+
+export interface CoarseSettings {
+  share: number;
+  sigma0: number;
+}
+
+/** The coarse stage's default step: weights start at 1/models and may need to move by more than that. */
+export const DEFAULT_COARSE_SIGMA0 = 0.3;
 
 export interface SearchConfig {
   /** For a dfs search: only `models` is meaningful (merge_method is a placeholder); see `dfs`. */
@@ -108,6 +128,8 @@ export const DEFAULT_SEARCH: SearchSettings = {
   restarts: 0,
   patience: null,
   split: 0.5,
+  coarse: null,
+  recommend: "best",
 };
 
 export function parseSearchConfig(text: string, file: string): SearchConfig {
@@ -143,6 +165,7 @@ export function parseSearchConfig(text: string, file: string): SearchConfig {
   if (dfs) config.dfs = dfs;
   if (hybrid) config.hybrid = hybrid;
   if (root.validation !== undefined && root.validation !== null) config.validation = parseValidation(root.validation, config.fitness, !!dfs);
+  checkCoarse(config);
   return config;
 }
 
@@ -291,7 +314,21 @@ function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
 function parseSettings(v: unknown): SearchSettings {
   if (v === undefined || v === null) return { ...DEFAULT_SEARCH };
   if (!isObj(v)) throw new ConfigError("search", "expected a mapping");
-  keys(v, "search", ["strategy", "budget", "time_limit", "seed", "population", "sigma0", "merge_seed", "covariance", "restarts", "patience", "split"]);
+  keys(v, "search", [
+    "strategy",
+    "budget",
+    "time_limit",
+    "seed",
+    "population",
+    "sigma0",
+    "merge_seed",
+    "covariance",
+    "restarts",
+    "patience",
+    "split",
+    "coarse",
+    "recommend",
+  ]);
   const s = { ...DEFAULT_SEARCH };
   if (v.strategy !== undefined) {
     if (v.strategy !== "cmaes" && v.strategy !== "random")
@@ -315,7 +352,37 @@ function parseSettings(v: unknown): SearchSettings {
     s.split = num(v.split, "search.split", { positive: true });
     if (s.split >= 1) throw new ConfigError("search.split", `expected the parameter-space share of the budget in (0, 1), got ${s.split}`);
   }
+  if (v.coarse !== undefined && v.coarse !== null) s.coarse = parseCoarse(v.coarse);
+  if (v.recommend !== undefined) {
+    if (v.recommend !== "best" && v.recommend !== "mean")
+      throw new ConfigError("search.recommend", `unknown value '${String(v.recommend)}' (known: best, mean)`);
+    if (v.recommend === "mean" && s.strategy !== "cmaes")
+      throw new ConfigError("search.recommend", "mean needs strategy cmaes (random search has no distribution mean); use best");
+    s.recommend = v.recommend;
+  }
   return s;
+}
+
+function parseCoarse(v: unknown): CoarseSettings {
+  if (!isObj(v)) throw new ConfigError("search.coarse", `expected a mapping like {share: 0.2, sigma0: 0.3}, got ${JSON.stringify(v)}`);
+  keys(v, "search.coarse", ["share", "sigma0"]);
+  const share = num(v.share, "search.coarse.share", { positive: true });
+  if (share >= 1) throw new ConfigError("search.coarse.share", `expected the coarse stage's share of the budget in (0, 1), got ${share}`);
+  const sigma0 = v.sigma0 === undefined ? DEFAULT_COARSE_SIGMA0 : num(v.sigma0, "search.coarse.sigma0", { positive: true });
+  return { share, sigma0 };
+}
+
+/** `search.coarse` needs a merge genome with more than one gene set per model (else the coarse stage is the search itself). */
+function checkCoarse(config: SearchConfig): void {
+  if (!config.search.coarse) return;
+  if (config.dfs) throw new ConfigError("search.coarse", "not used by a layer-path (dfs) search, which has no per-model weights; remove it");
+  const g = config.genome;
+  if ((g.layer_granularity ?? 0) === 0 && !(g.filters && g.filters.length > 0) && !g.per_model_lambda) {
+    throw new ConfigError(
+      "search.coarse",
+      "the genome already has one gene set per model (layer_granularity 0, no filters); remove coarse or refine the genome",
+    );
+  }
 }
 
 function parseBaseline(v: unknown, i: number): Baseline {

@@ -13,6 +13,8 @@ export interface SearchStrategy<S> {
   stop(): string[];
   /** The best candidate told so far, or null before the first `tell`. */
   best(): { x: number[]; f: number } | null;
+  /** CMA-ES: the current distribution mean (pycma's `xfavorite`); absent for strategies without one. */
+  readonly distributionMean?: number[];
   readonly generation: number;
   readonly countEval: number;
   /** A JSON-serialisable snapshot; the strategy's `fromState` resumes bit-identically. */
