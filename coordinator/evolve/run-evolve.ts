@@ -56,6 +56,8 @@ export interface EvolveState {
    * OUT/best.yml holds; the best sample goes to OUT/best-sample.yml.
    */
   recommended?: EvaluatedCandidate | null;
+  /** With `search.recommend_window` > 1: the distribution means after the last generations (oldest first, current IPOP run only). */
+  recentMeans?: number[][];
   baselines: { name: string; scores: Record<string, JsonNumber>; fitness: JsonNumber; validation?: JsonNumber }[];
   /** Wall-clock seconds spent so far, over all runs. */
   seconds: number;
@@ -161,10 +163,11 @@ function restoreStrategy(state: StrategyState): SearchStrategy<StrategyState> {
 
 /** Hash of what determines the search's trajectory; the budget and time limit may change on resume. */
 function searchHash(text: string, s: SearchSettings): string {
-  const { strategy, seed, population, sigma0, mergeSeed, covariance, restarts, patience, recommend } = s;
+  const { strategy, seed, population, sigma0, mergeSeed, covariance, restarts, patience, recommend, recommendWindow } = s;
   // the new settings enter the hash only when set, so states written before them still resume
   const extra: Record<string, unknown> = covariance !== "auto" || restarts !== 0 || patience !== null ? { covariance, restarts, patience } : {};
   if (recommend === "mean") extra.recommend = recommend;
+  if (recommendWindow > 1) extra.recommendWindow = recommendWindow;
   return createHash("sha256")
     .update(text)
     .update(JSON.stringify({ strategy, seed, population, sigma0, mergeSeed, ...extra }))
@@ -289,10 +292,15 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
       if (!r) throw new MergeloomError("EVAL_FAILED", `evolve generation ${gen}: the evaluator returned no result for candidate ${c.id}`);
       return r.fitness;
     });
+    const restartsBefore = restartCount(strategy);
     strategy.tell(
       pop,
       fitness.map((f) => (Number.isNaN(f) ? NaN : -f)),
     );
+    if (recommendMean && s.recommendWindow > 1) {
+      // an IPOP restart starts a new distribution: its predecessors' means are not averaged with it
+      state.recentMeans = restartCount(strategy) === restartsBefore ? [...(state.recentMeans ?? []), strategy.distributionMean!].slice(-s.recommendWindow) : [];
+    }
     // The best is chosen by fitness alone; validation only scores what fitness chose (or, with
     // `every: all`, every candidate, for the report's correlations).
     const prevBest = state.best;
@@ -338,7 +346,7 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
     emit({ type: "generation", generation: gen, evaluations: state.evaluations.length, ...sum, best, seconds: state.seconds });
   }
   if (recommendMean && !state.recommended && state.evaluations.length > 0) {
-    const mean = strategy.distributionMean!;
+    const mean = s.recommendWindow > 1 && state.recentMeans?.length ? averageOf(state.recentMeans) : strategy.distributionMean!;
     const cand: Candidate = { id: `mean-g${state.generation}`, genotype: mean, mergeYaml: genome.yaml(mean) };
     const [r] = await evaluator.evaluate([cand], opts.signal);
     const e: EvaluatedCandidate = { generation: state.generation, id: cand.id, genotype: mean, scores: enc(r.scores), fitness: encFit(r.fitness) };
@@ -361,6 +369,16 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
     state,
     bestYaml: pick ? candidateYamlOf(pick, state, genome, config, state.recommended ? "the distribution mean (search.recommend: mean)" : undefined) : null,
   };
+}
+
+/** IPOP restarts so far (0 for a plain CMA-ES). */
+function restartCount(strategy: SearchStrategy<StrategyState>): number {
+  return strategy instanceof IpopCmaEs ? strategy.restartCount : 0;
+}
+
+/** The coordinate-wise average of the given points. */
+export function averageOf(points: readonly number[][]): number[] {
+  return points[0].map((_, i) => points.reduce((acc, p) => acc + p[i], 0) / points.length);
 }
 
 function candidateYamlOf(b: EvaluatedCandidate, state: EvolveState, genome: EvolveGenome, config: SearchConfig, what?: string): string {
@@ -405,7 +423,9 @@ async function writeReport(out: string, state: EvolveState, config: SearchConfig
   if (state.recommended) {
     const r = state.recommended;
     bestNotes +=
-      `\nRecommended (search.recommend: mean): best.yml is the distribution mean after ${state.evaluations.length} evaluations (${r.id}), ` +
+      `\nRecommended (search.recommend: mean): best.yml is the distribution mean after ${state.evaluations.length} evaluations${
+        state.recentMeans && state.recentMeans.length > 1 ? `, averaged over the last ${state.recentMeans.length} generations (search.recommend_window)` : ""
+      } (${r.id}), ` +
       `fitness ${decodeNumber(r.fitness).toFixed(4)}${r.validation !== undefined ? `, validation ${decodeNumber(r.validation).toFixed(4)}` : ""}; ` +
       `the best sample (${state.best?.id ?? "none"}, fitness ${state.best ? decodeNumber(state.best.fitness).toFixed(4) : "—"}) is best-sample.yml.\n`;
   }

@@ -44,6 +44,12 @@ export interface SearchSettings {
    * under a noisy fitness — the best sample's score is inflated by the noise it was selected on.
    */
   recommend: "best" | "mean";
+  /**
+   * With `recommend: mean`: average the distribution means after the last this-many generations
+   * (iterate or Polyak averaging; one IPOP run's generations only) and score that point instead of
+   * the final mean. Averaging cancels part of the noise each generation's mean step follows. 1 = the final mean.
+   */
+  recommendWindow: number;
 }
 
 export interface CoarseSettings {
@@ -130,6 +136,7 @@ export const DEFAULT_SEARCH: SearchSettings = {
   split: 0.5,
   coarse: null,
   recommend: "best",
+  recommendWindow: 1,
 };
 
 export function parseSearchConfig(text: string, file: string): SearchConfig {
@@ -328,6 +335,7 @@ function parseSettings(v: unknown): SearchSettings {
     "split",
     "coarse",
     "recommend",
+    "recommend_window",
   ]);
   const s = { ...DEFAULT_SEARCH };
   if (v.strategy !== undefined) {
@@ -359,6 +367,11 @@ function parseSettings(v: unknown): SearchSettings {
     if (v.recommend === "mean" && s.strategy !== "cmaes")
       throw new ConfigError("search.recommend", "mean needs strategy cmaes (random search has no distribution mean); use best");
     s.recommend = v.recommend;
+  }
+  if (v.recommend_window !== undefined) {
+    s.recommendWindow = num(v.recommend_window, "search.recommend_window", { int: true, min: 1 });
+    if (s.recommendWindow > 1 && s.recommend !== "mean")
+      throw new ConfigError("search.recommend_window", "averaging the last generations' means needs recommend: mean; add it or drop recommend_window");
   }
   return s;
 }
