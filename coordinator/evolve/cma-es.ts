@@ -36,6 +36,12 @@ export interface CmaOptions {
    * per sample. For high-dimensional genomes, where the full matrix learns too slowly.
    */
   diagonal?: boolean;
+  /**
+   * The mean's learning rate c_m in (0, 1] (pycma's `CMA_cmean`; Hansen's tutorial, eq. 9): the
+   * mean moves this fraction of the recombination step, while the evolution paths see the whole
+   * step. Below 1 the mean averages more generations, which damps noise it would otherwise follow. Default 1.
+   */
+  cmean?: number;
 }
 
 /** Options after defaults: every field set. */
@@ -49,6 +55,8 @@ export interface CmaSettings {
   maxEvals: number;
   fTarget: number | null;
   diagonal: boolean;
+  /** Absent = 1 (states written before the option). */
+  cmean?: number;
 }
 
 export interface CmaState {
@@ -137,6 +145,10 @@ function resolveSettings(opts: CmaOptions): CmaSettings {
     fTarget: opts.fTarget ?? null,
     diagonal: opts.diagonal ?? false,
   };
+  if (opts.cmean !== undefined) {
+    if (!(opts.cmean > 0 && opts.cmean <= 1)) throw new ParamError(`create cma-es cmean ${opts.cmean}: must be in (0, 1]`);
+    settings.cmean = opts.cmean;
+  }
   return settings;
 }
 
@@ -247,7 +259,9 @@ export class CmaEs implements SearchStrategy<CmaState> {
       }
       ys.push(y);
     }
-    this.mean = oldMean.map((m, i) => m + this.sigmaValue * yw[i]);
+    // c_m < 1 moves the mean part of the way; the paths below still take the whole step y_w (as pycma)
+    const cm = this.settings.cmean ?? 1;
+    this.mean = oldMean.map((m, i) => m + cm * this.sigmaValue * yw[i]);
 
     // step-size path: ps ← (1-cs) ps + sqrt(cs(2-cs)μeff) C^{-1/2} y_w, C^{-1/2} = B D⁻¹ Bᵀ
     const bty = new Array<number>(n);

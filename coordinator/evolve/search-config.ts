@@ -50,6 +50,8 @@ export interface SearchSettings {
    * the final mean. Averaging cancels part of the noise each generation's mean step follows. 1 = the final mean.
    */
   recommendWindow: number;
+  /** CMA-ES's mean learning rate c_m in (0, 1] (pycma's CMA_cmean); 1 = the standard update. */
+  meanRate: number;
 }
 
 export interface CoarseSettings {
@@ -137,6 +139,7 @@ export const DEFAULT_SEARCH: SearchSettings = {
   coarse: null,
   recommend: "best",
   recommendWindow: 1,
+  meanRate: 1,
 };
 
 export function parseSearchConfig(text: string, file: string): SearchConfig {
@@ -336,6 +339,7 @@ function parseSettings(v: unknown): SearchSettings {
     "coarse",
     "recommend",
     "recommend_window",
+    "mean_rate",
   ]);
   const s = { ...DEFAULT_SEARCH };
   if (v.strategy !== undefined) {
@@ -372,6 +376,11 @@ function parseSettings(v: unknown): SearchSettings {
     s.recommendWindow = num(v.recommend_window, "search.recommend_window", { int: true, min: 1 });
     if (s.recommendWindow > 1 && s.recommend !== "mean")
       throw new ConfigError("search.recommend_window", "averaging the last generations' means needs recommend: mean; add it or drop recommend_window");
+  }
+  if (v.mean_rate !== undefined) {
+    s.meanRate = num(v.mean_rate, "search.mean_rate", { positive: true });
+    if (s.meanRate > 1) throw new ConfigError("search.mean_rate", `expected CMA-ES's mean learning rate in (0, 1], got ${s.meanRate}`);
+    if (s.strategy !== "cmaes") throw new ConfigError("search.mean_rate", "needs strategy cmaes (random search has no distribution mean); drop it");
   }
   return s;
 }
