@@ -14,12 +14,13 @@
  * OUT/best.yml is the better stage's best by fitness; OUT/report.md names both. Both stages are
  * whole evolve searches (their own report, state, resume); resuming resumes whichever was running.
  */
-import { copyFile, readFile, stat, writeFile } from "node:fs/promises";
+import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { MergeloomError } from "@mergeloom/proto/errors";
 import type { CandidateEvaluator } from "./candidate-evaluator.js";
 import { METHOD_PARAMS, initialGeneValue, type GenomeDefinition } from "./genome.js";
-import { recommendation, runEvolve, type EvolveEvent, type EvolveResult } from "./run-evolve.js";
+import { recommendation, type EvolveEvent, type EvolveResult } from "./run-evolve.js";
+import { runEvolveStage } from "./run-evolve-stage.js";
 import type { SearchConfig } from "./search-config.js";
 import { decodeNumber } from "./search-strategy.js";
 
@@ -92,31 +93,19 @@ export function coarseToFinePhases(config: SearchConfig, coarseBest?: readonly n
   return { coarse, fine };
 }
 
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
-}
-
 async function stage(opts: CoarseToFineOptions, cfg: SearchConfig, out: string, name: CoarseStage, note: string): Promise<EvolveResult> {
   const evaluator = await opts.createEvaluator(cfg, name);
   const validator = cfg.validation ? await opts.createValidator?.(cfg, name) : undefined;
-  try {
-    return await runEvolve({
-      config: cfg,
-      sourceText: `${opts.sourceText}\n# coarse-to-fine stage ${name}: ${note}`,
-      out,
-      evaluator,
-      validator,
-      resume: opts.resume && (await exists(join(out, "state.json"))),
-      signal: opts.signal,
-      onEvent: (e) => opts.onEvent?.({ ...e, phase: name }),
-    });
-  } finally {
-    await evaluator.close();
-    await validator?.close();
-  }
+  return runEvolveStage({
+    config: cfg,
+    sourceText: `${opts.sourceText}\n# coarse-to-fine stage ${name}: ${note}`,
+    out,
+    evaluator,
+    validator,
+    resume: opts.resume,
+    signal: opts.signal,
+    onEvent: (e) => opts.onEvent?.({ ...e, phase: name }),
+  });
 }
 
 /**

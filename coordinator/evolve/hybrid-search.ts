@@ -14,14 +14,15 @@
  * model is two configs — mergekit has no single-file form for it — so OUT/report.md lists both
  * commands that rebuild the model. Resuming resumes whichever phase was running.
  */
-import { copyFile, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { createDefaultRegistry } from "@mergeloom/engine/methods";
 import { parseMergeConfig } from "@mergeloom/engine/config";
 import { writeCandidateCheckpoint } from "@mergeloom/engine/eval";
 import type { CandidateEvaluator } from "./candidate-evaluator.js";
 import { runCoarseToFine, type CoarseStage } from "./coarse-search.js";
-import { recommendation, runEvolve, type EvolveEvent, type EvolveResult } from "./run-evolve.js";
+import { recommendation, type EvolveEvent, type EvolveResult } from "./run-evolve.js";
+import { runEvolveStage } from "./run-evolve-stage.js";
 import type { SearchConfig } from "./search-config.js";
 import { decodeNumber } from "./search-strategy.js";
 
@@ -44,13 +45,6 @@ export interface HybridResult {
   ps: EvolveResult;
   dfs: EvolveResult;
   winner: "ps" | "dfs";
-}
-
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
 }
 
 /** The two phase configs of a hybrid search: the DFS phase's models are [psModel, ...dfs.models]. */
@@ -91,21 +85,16 @@ async function phase(opts: HybridOptions, cfg: SearchConfig, out: string, name: 
   }
   const evaluator = await opts.createEvaluator(cfg);
   const validator = cfg.validation ? await opts.createValidator?.(cfg) : undefined;
-  try {
-    return await runEvolve({
-      config: cfg,
-      sourceText: `${opts.sourceText}\n# hybrid phase ${name}`,
-      out,
-      evaluator,
-      validator,
-      resume: opts.resume && (await exists(join(out, "state.json"))),
-      signal: opts.signal,
-      onEvent: (e) => opts.onEvent?.({ ...e, phase: name }),
-    });
-  } finally {
-    await evaluator.close();
-    await validator?.close();
-  }
+  return runEvolveStage({
+    config: cfg,
+    sourceText: `${opts.sourceText}\n# hybrid phase ${name}`,
+    out,
+    evaluator,
+    validator,
+    resume: opts.resume,
+    signal: opts.signal,
+    onEvent: (e) => opts.onEvent?.({ ...e, phase: name }),
+  });
 }
 
 export async function runHybrid(opts: HybridOptions): Promise<HybridResult> {
