@@ -7,35 +7,16 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parse } from "yaml";
-import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
 import { recommendation, runEvolve } from "./run-evolve.js";
 import { parseSearchConfig } from "./search-config.js";
-import { repoRoot } from "@mergeloom/engine/testing";
+import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
+import { f, models, weights, yamlEvaluator } from "./yaml-evaluator-test-support.js";
 
 const dirs: string[] = [];
 after(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-type Yaml = { slices: { sources: { parameters?: { weight: number } }[] }[] };
-const weights = (text: string): number[] => (parse(text) as Yaml).slices.flatMap((s) => s.sources.slice(0, 2).map((x) => x.parameters!.weight));
-const f = (w: number[]): number => -w.reduce((a, x) => a + (x - 0.6) ** 2, 0);
-
-function yamlEvaluator(calls: string[]): CandidateEvaluator {
-  return {
-    async evaluate(cs: readonly Candidate[]): Promise<CandidateResult[]> {
-      return cs.map((c) => {
-        calls.push(c.id);
-        const v = f(weights(c.mergeYaml));
-        return { id: c.id, scores: { s: v }, fitness: v };
-      });
-    },
-    async close() {},
-  };
-}
-
-const models = ["expert-add", "expert-sub"].map((m) => join(repoRoot(), "fixtures", "arith-llama", m));
 const text = (search: string) => `genome: { models: [${models.join(", ")}], merge_method: linear, normalize: false, layer_granularity: 2 }
 fitness: { graph: g.onnx, vocab: v.json, tasks: [{ name: s, data: d.jsonl }] }
 search: { strategy: cmaes, budget: 36, population: 7, seed: 5, sigma0: 0.2, ${search} }
