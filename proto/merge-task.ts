@@ -97,6 +97,8 @@ export interface TensorSpec {
    * cast to it on load, every op rounded to it) instead of mergeloom's fp32 default.
    */
   computeDtype?: "F32" | "F16" | "BF16";
+  /** With computeDtype: the torch build whose rounding is reproduced ("1.13": Debian's, no MKL); absent means torch 2.x. */
+  computeTorch?: "1.13";
   /** Present when the inputs' rows are rearranged to a merged vocabulary. */
   vocab?: VocabSpec;
 }

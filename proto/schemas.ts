@@ -59,6 +59,7 @@ export const MergeTaskSchema: z.ZodType<MergeTask> = z.object({
       vocab: z.object({ rows: count, defaults: z.array(z.object({ row: count, from: z.array(z.tuple([count, count])) })), dtype }).optional(),
       baseIndex: z.number().int().min(-1),
       computeDtype: z.enum(["F32", "F16", "BF16"]).optional(),
+      computeTorch: z.literal("1.13").optional(),
       dest: z.object({ uri: z.string().min(1), offset: count, byteLength: count }),
     }),
   ),

@@ -83,7 +83,7 @@ export function registerMergeCommands(program: Command): void {
     .option("--task-size <bytes>", "output bytes per task (layers are never split; default: one layer per task)")
     .option(
       "--numerics <mode>",
-      "'default' (fp32 arithmetic, rounded once) or 'mergekit' (mergekit's torch arithmetic in the compute dtype, bit for bit)",
+      "'default' (fp32 arithmetic, rounded once), 'mergekit' (mergekit's torch 2.x CPU arithmetic in the compute dtype, bit for bit) or 'mergekit-torch1.13' (mergekit on Debian's torch 1.13, no MKL)",
       "default",
     )
     .option("--overwrite", "replace OUT if it is an earlier mergeloom output (it has a .mergeloom-output marker and only model files)")
@@ -116,7 +116,7 @@ export function registerMergeCommands(program: Command): void {
     .option("--threads <n>", "threads to size the memory estimate for")
     .option("--json", "print the plan as JSON")
     .option("-v, --verbose", "list every output tensor")
-    .option("--numerics <mode>", "'default' or 'mergekit' (shows each tensor's compute dtype)", "default")
+    .option("--numerics <mode>", "'default', 'mergekit' or 'mergekit-torch1.13' (shows each tensor's compute dtype)", "default")
     .option("--download", "first download the config's Hub models into the Hugging Face cache");
   addHttpOptions(plan).action(
     async (
@@ -157,6 +157,7 @@ export function registerMergeCommands(program: Command): void {
         shape: t.shape,
         dtype: t.outDtype,
         ...(t.computeDtype ? { computeDtype: t.computeDtype } : {}),
+        ...(t.computeTorch ? { computeTorch: t.computeTorch } : {}),
         bytes: t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.outDtype],
         inputs: t.inputs.map((i) => ({ model: i.model, tensor: i.source.tensor, ...i.params })),
         params: t.params,

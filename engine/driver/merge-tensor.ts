@@ -190,7 +190,7 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   bytesRead += read.bytesRead;
   marks.loaded = epochNow();
   const ctx = chunkContext(job, chunkShape, read.inputs, r0 * outRowElems);
-  const out = guard(t, () => (mergekit ? mergeMergekit(t.method, ctx, mergekit, r0 * outRowElems, numel) : method.merge(ctx)));
+  const out = guard(t, () => (mergekit ? mergeMergekit(t.method, ctx, mergekit, r0 * outRowElems, numel, t.computeTorch) : method.merge(ctx)));
   const expect = (r1 - r0) * outRowElems;
   if (out.length !== expect) {
     throw new ParamError(`merge ${t.name} with ${t.method}: method returned ${out.length} values, expected ${expect}`);

@@ -12,6 +12,7 @@ import { gtaMergekit } from "./mergekit-gta.js";
 import { modelStockMergekit } from "./mergekit-model-stock.js";
 import { slerpMergekit } from "./mergekit-slerp.js";
 import { sceMergekit } from "./mergekit-sce.js";
+import { karcherMergekit } from "./mergekit-karcher.js";
 import { multislerpMergekit } from "./mergekit-multislerp.js";
 import { nuslerpMergekit } from "./mergekit-nuslerp.js";
 import { arceeFusionMergekit } from "./mergekit-arcee-fusion.js";
@@ -98,5 +99,6 @@ export const MERGEKIT_NUMERICS_METHODS: ReadonlyMap<string, MergekitMethod> = ne
   ["multislerp", multislerpMergekit],
   ["nuslerp", nuslerpMergekit],
   ["arcee_fusion", arceeFusionMergekit],
+  ["karcher", karcherMergekit],
   ...GTA.map(([name, f]): [string, MergekitMethod] => [name, gtaMergekit(name, f)]),
 ]);

@@ -9,61 +9,93 @@ import type { TensorInputSpec } from "@mergeloom/proto/merge-task";
 import { MERGEKIT_NUMERICS_METHODS } from "./mergekit-methods.js";
 import { ARCEE_FUSION_SAMPLE_LIMIT } from "./mergekit-arcee-fusion.js";
 
-export type NumericsMode = "default" | "mergekit";
-export const NUMERICS_MODES: readonly NumericsMode[] = ["default", "mergekit"];
+export type NumericsMode = "default" | "mergekit" | "mergekit-torch1.13";
+export const NUMERICS_MODES: readonly NumericsMode[] = ["default", "mergekit", "mergekit-torch1.13"];
+
+/**
+ * The torch build a mergekit mode reproduces: "2" is torch 2.x as pip installs it (x86 wheel with
+ * MKL); "1.13" is torch 1.13 as Debian 12 builds it (python3-torch: no MKL, so fp32 sin/cos/acos/
+ * log come from SLEEF's AVX2 routines and `torch.dot` from reference BLAS; scalars rounded to the
+ * tensor's dtype in `*` and `/`). undefined for the default numerics.
+ */
+export type TorchBuild = "2" | "1.13";
+export function torchBuildOf(mode: NumericsMode | undefined): TorchBuild | undefined {
+  return mode === "mergekit" ? "2" : mode === "mergekit-torch1.13" ? "1.13" : undefined;
+}
+/** How a refusal names the mode. */
+const modeName = (torch: TorchBuild): string => (torch === "2" ? "--numerics mergekit" : "--numerics mergekit-torch1.13");
 
 /** mergeloom's own methods: mergekit has no arithmetic for them to reproduce. */
 const OWN_METHODS = new Set(["consensus_ta", "consensus_ties"]);
 
 /** Fails when --numerics mergekit cannot reproduce the method's mergekit output bit for bit. */
-export function checkMergekitNumerics(method: string, globals: Readonly<Record<string, unknown>> = {}): void {
+export function checkMergekitNumerics(method: string, globals: Readonly<Record<string, unknown>> = {}, torch: TorchBuild = "2"): void {
   if (method === "nuslerp" && globals.nuslerp_row_wise === true && globals.nuslerp_flatten === false)
     throw new ConfigError(
       "parameters.nuslerp_row_wise",
-      `--numerics mergekit does not reproduce nuslerp over columns (torch's strided norm and sum order); use --numerics default`,
+      `${modeName(torch)} does not reproduce nuslerp over columns (torch's strided norm and sum order); use --numerics default`,
     );
-  if (method === "karcher")
+  if (method === "karcher" && torch === "2")
     throw new ConfigError(
       "merge_method",
-      `--numerics mergekit does not reproduce 'karcher' bit for bit (torch runs its fp32 dot, cos and sin in MKL, whose routines are not replayed); use --numerics default`,
+      `--numerics mergekit does not reproduce 'karcher' bit for bit (torch's pip wheel runs its fp32 dot, cos and sin in MKL, whose routines are not replayed); use --numerics mergekit-torch1.13 (mergekit on a torch built without MKL, as Debian's) or --numerics default`,
     );
   if (MERGEKIT_NUMERICS_METHODS.has(method)) return;
   const covered = [...MERGEKIT_NUMERICS_METHODS.keys()].join(", ");
   throw new ConfigError(
     "merge_method",
     OWN_METHODS.has(method)
-      ? `'${method}' is mergeloom's own method, so --numerics mergekit has nothing to reproduce; use --numerics default`
-      : `--numerics mergekit does not reproduce '${method}' bit for bit yet (it covers ${covered}); use --numerics default, which follows mergekit's semantics in fp32`,
+      ? `'${method}' is mergeloom's own method, so ${modeName(torch)} has nothing to reproduce; use --numerics default`
+      : `${modeName(torch)} does not reproduce '${method}' bit for bit yet (it covers ${covered}); use --numerics default, which follows mergekit's semantics in fp32`,
   );
 }
 
 /** Methods whose float32 arithmetic calls a transcendental torch op: torch runs those through MKL's VML on CPU (not replayed). */
 const F32_MKL_OPS: Readonly<Record<string, string>> = { multislerp: "cos and sin", nuslerp: "acos and sin", arcee_fusion: "log" };
 
+/** Methods that fail inside mergekit on torch 1.13 in float16 (the CPU kernel they call is missing). */
+const TORCH1_NO_HALF: Readonly<Record<string, string>> = {
+  karcher: "dot",
+  arcee_fusion: "softmax",
+  model_stock: "clamp_min",
+  nearswap: "clamp_min",
+  nuslerp: "clamp_min",
+  multislerp: "cos",
+  sce: "topk",
+};
+
 /**
  * Fails (at plan time) when the method cannot be reproduced for this tensor: fp32 where torch
  * takes a transcendental op from MKL (bf16/fp16 use SLEEF, which is replayed); arcee_fusion above
  * mergekit's 10⁶-element sampling threshold or with rows that end in glibc's scalar expf.
  */
-export function checkMergekitTensor(method: string, dt: FloatDType, tensorName: string, shape: readonly number[]): void {
+export function checkMergekitTensor(method: string, dt: FloatDType, tensorName: string, shape: readonly number[], torch: TorchBuild = "2"): void {
   const ops = F32_MKL_OPS[method];
-  if (ops && dt === "F32")
+  if (torch === "1.13" && dt === "F16" && TORCH1_NO_HALF[method])
     throw new ConfigError(
       "dtype",
-      `--numerics mergekit reproduces ${method} in bfloat16 and float16 only: tensor ${tensorName} computes in float32, where torch takes ${ops} from MKL's VML (not replayed); set dtype: bfloat16 or float16, or use --numerics default`,
+      `mergekit cannot run ${method} in float16 on torch 1.13 (torch 1.13 has no float16 ${TORCH1_NO_HALF[method]} on CPU), so --numerics mergekit-torch1.13 has no output to reproduce for tensor ${tensorName}; set dtype: bfloat16 or float32, or use --numerics mergekit or default`,
+    );
+  if (ops && dt === "F32" && torch === "2")
+    throw new ConfigError(
+      "dtype",
+      `--numerics mergekit reproduces ${method} in bfloat16 and float16 only: tensor ${tensorName} computes in float32, where torch's pip wheel takes ${ops} from MKL's VML (not replayed); set dtype: bfloat16 or float16, or use --numerics mergekit-torch1.13 (mergekit on a torch built without MKL, as Debian's) or --numerics default`,
     );
   if (method !== "arcee_fusion") return;
   const numel = shape.reduce((x, y) => x * y, 1);
   if (numel > ARCEE_FUSION_SAMPLE_LIMIT)
     throw new ConfigError(
       "merge_method",
-      `--numerics mergekit does not reproduce arcee_fusion on tensor ${tensorName} (${numel} elements): above 10⁶ elements mergekit sorts an unseeded torch.randperm sample; use --numerics default`,
+      `${modeName(torch)} does not reproduce arcee_fusion on tensor ${tensorName} (${numel} elements): above 10⁶ elements mergekit sorts an unseeded torch.randperm sample; use --numerics default`,
     );
   const cols = shape.length ? shape[shape.length - 1] : 1;
-  if (cols % 16 !== 0)
+  // torch's reduced-float softmax ends a row in glibc's expf after whole vectors (16 lanes on
+  // torch 2.x's AVX-512 kernels, 8 on Debian torch 1.13's AVX2); torch 1.13's fp32 path has no tail
+  const lanes = torch === "2" ? 16 : dt === "F32" ? 1 : 8;
+  if (cols % lanes !== 0)
     throw new ConfigError(
       "merge_method",
-      `--numerics mergekit does not reproduce arcee_fusion on tensor ${tensorName}: rows of ${cols} values end in glibc's scalar expf inside torch.softmax (not replayed); use --numerics default`,
+      `${modeName(torch)} does not reproduce arcee_fusion on tensor ${tensorName}: rows of ${cols} values end in glibc's scalar expf inside torch.softmax (not replayed); use --numerics default`,
     );
 }
 

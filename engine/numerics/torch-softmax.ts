@@ -1,39 +1,49 @@
 /**
- * `torch.softmax(x, dim=-1)` of bf16/fp16 rows on an AVX-512 CPU (SoftMaxKernel.cpp,
- * `_vec_softmax_lastdim` for reduced floats): per row, the max in fp32; exp(x − max) with
- * Vectorized<float>::exp (SLEEF's expf) over 16-lane vectors, summed per lane, lanes folded as
- * vec_reduce_all does (i + 8, + 4, + 2, + 1); then each value times fp32 1/sum, rounded to the
- * dtype. A row whose length is not a multiple of 16 ends in glibc's scalar expf, which is not
- * replayed: such rows are refused.
+ * `torch.softmax(x, dim=-1)` on CPU (SoftMaxKernel.cpp, `_vec_softmax_lastdim`), per torch build:
+ * - bf16/fp16 rows: the max in fp32; exp(x − max) with Vectorized<float>::exp (SLEEF's expf) over
+ *   whole fp32 vectors (16 lanes on torch 2.x's AVX-512 kernels, 8 on Debian torch 1.13's AVX2),
+ *   summed per lane from 0, lanes folded as vec_reduce_all does (halves: i + L/2, …, + 1); then
+ *   each value times fp32 1/sum, rounded to the dtype. A row whose length is not a multiple of
+ *   the lane count ends in glibc's scalar expf, which is not replayed: such rows are refused.
+ * - fp32 rows on torch 1.13: the generic vectorized path — SLEEF's expf for every element (the
+ *   last partial vector too), the sum's accumulator starting from the first vector with the tail
+ *   blended into its first lanes, the same fold, then times fp32 1/sum. (torch 2.x's fp32 path is
+ *   not replayed: refused.)
  */
 import { ParamError } from "../errors/index.js";
 import { torchExpf } from "./sleef-float32.js";
-import { roundTo, type ComputeDType } from "./torch-float.js";
+import { roundTo, type ComputeDType, type TorchProfile } from "./torch-float.js";
 
 const f = Math.fround;
-const LANES = 16;
+
+/** Folds the lanes pairwise by halves (vec_reduce_all with shuffles), into lane 0. */
+function foldLanes(acc: Float64Array): number {
+  for (let w = acc.length / 2; w >= 1; w /= 2) for (let i = 0; i < w; i++) acc[i] = f(acc[i] + acc[i + w]);
+  return acc[0];
+}
 
 /** Softmax of `cols`-long rows of `x` (values of dtype `dt`); `what` names the tensor in errors. */
-export function softmaxLastDim(dt: ComputeDType, x: Float32Array, cols: number, what: string): Float32Array {
-  if (dt === "F32") throw new ParamError(`${what}: torch's fp32 softmax is not replayed; use --numerics default`);
-  if (cols % LANES !== 0)
+export function softmaxLastDim(p: TorchProfile, dt: ComputeDType, x: Float32Array, cols: number, what: string): Float32Array {
+  const torch1 = !p.scalarOpmath;
+  const lanes = torch1 ? 8 : 16;
+  if (dt === "F32" && !torch1) throw new ParamError(`${what}: torch 2.x's fp32 softmax is not replayed; use --numerics mergekit-torch1.13 or default`);
+  if (dt !== "F32" && cols % lanes !== 0)
     throw new ParamError(
-      `${what}: rows of ${cols} values end in glibc's scalar expf inside torch.softmax, which --numerics mergekit does not replay; use --numerics default`,
+      `${what}: rows of ${cols} values end in glibc's scalar expf inside torch.softmax (after ${lanes}-lane vectors), which is not replayed; use --numerics default`,
     );
   const out = new Float32Array(x.length);
   const buf = new Float32Array(cols);
-  const acc = new Float64Array(LANES);
+  const acc = new Float64Array(lanes);
   for (let from = 0; from < x.length; from += cols) {
     let max = -Infinity;
     for (let j = 0; j < cols; j++) max = Math.max(max, x[from + j]);
+    for (let j = 0; j < cols; j++) buf[j] = torchExpf(f(x[from + j] - max));
     acc.fill(0);
-    for (let j = 0; j < cols; j++) {
-      const e = torchExpf(f(x[from + j] - max));
-      buf[j] = e;
-      acc[j % LANES] = f(acc[j % LANES] + e);
-    }
-    for (let w = LANES / 2; w >= 1; w /= 2) for (let i = 0; i < w; i++) acc[i] = f(acc[i] + acc[i + w]);
-    const inv = f(1 / acc[0]);
+    if (dt === "F32" && cols >= lanes) {
+      // reduce_all: acc = first vector, then whole vectors, then the tail into the first lanes
+      for (let j = 0; j < cols; j++) acc[j % lanes] = j < lanes ? buf[j] : f(acc[j % lanes] + buf[j]);
+    } else for (let j = 0; j < cols; j++) acc[j % lanes] = f(acc[j % lanes] + buf[j]);
+    const inv = f(1 / foldLanes(acc));
     for (let j = 0; j < cols; j++) out[from + j] = roundTo(dt, buf[j] * inv);
   }
   return out;

@@ -16,7 +16,7 @@ import { openModel } from "../storage/hub/open-model.js";
 import { ADAPTER_WEIGHTS, fetchAdapterFiles } from "../storage/hub/fetch-adapter-files.js";
 import { hubUri } from "../storage/hub/hub-reference.js";
 import { resolveModelReference as resolveHubReference, type ResolvedModel } from "../storage/hub/resolve-model-reference.js";
-import { checkMergekitNumerics, checkMergekitTensor, mergekitComputeDtype, mergekitResultDtype, type NumericsMode } from "../numerics/numerics-mode.js";
+import { checkMergekitNumerics, checkMergekitTensor, mergekitComputeDtype, mergekitResultDtype, torchBuildOf, type NumericsMode } from "../numerics/numerics-mode.js";
 import { modelLocation } from "../storage/model-location.js";
 import type { HttpOptions } from "../storage/http-byte-source.js";
 import type { MergeConfig, ModuleConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
@@ -66,7 +66,7 @@ export interface PlanOptions {
   http?: HttpOptions;
   /** Opens a model reference; defaults to reading headers from disk, HTTP or the Hub. */
   open?: (ref: string) => Promise<Checkpoint>;
-  /** "mergekit": every float tensor carries the compute dtype mergekit would use (`--numerics mergekit`). */
+  /** "mergekit"/"mergekit-torch1.13": every float tensor carries the compute dtype mergekit would use (and the torch build). */
   numerics?: NumericsMode;
   /** Merge models whose config.json architectures differ (mergekit-yaml's --allow-crimes). */
   allowCrimes?: boolean;
@@ -88,7 +88,8 @@ export { modelLocation };
 
 export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise<MergePlan> {
   const method = opts.registry.get(config.mergeMethod);
-  if (opts.numerics === "mergekit") checkMergekitNumerics(method.name, config.parameters ?? {});
+  const torch = torchBuildOf(opts.numerics);
+  if (torch) checkMergekitNumerics(method.name, config.parameters ?? {}, torch);
   const openRef = opts.open ?? ((ref: string) => openModel(ref, { storageRoots: opts.storageRoots, http: opts.http, pins: opts.pins }));
   const open = (ref: string) => openRef(splitModelRef(ref).model);
   const warnings: string[] = [];
@@ -330,9 +331,10 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
         layer,
         ...(vocab ? { vocab } : {}),
       };
-      if (opts.numerics === "mergekit" && float) {
+      if (torch && float) {
         tensor.computeDtype = mergekitComputeDtype(config.dtype, inputs, baseIndex, method.name);
-        checkMergekitTensor(method.name, tensor.computeDtype, outName, shape);
+        if (torch === "1.13") tensor.computeTorch = "1.13";
+        checkMergekitTensor(method.name, tensor.computeDtype, outName, shape, torch);
         if (!config.outDtype) tensor.outDtype = mergekitResultDtype(method.name) ?? tensor.outDtype;
       }
       method.check?.({ tensorName: outName, shape, baseIndex, params, inputs: inputs.map((i) => ({ model: i.model, params: i.params })) });

@@ -87,6 +87,7 @@ export function buildTasks(plan: MergePlan, opts: TaskOptions): TaskSet {
       inputs: t.inputs,
       baseIndex: t.baseIndex,
       ...(t.computeDtype ? { computeDtype: t.computeDtype } : {}),
+      ...(t.computeTorch ? { computeTorch: t.computeTorch } : {}),
       ...(t.vocab ? { vocab: t.vocab } : {}),
       dest: { uri: discard ? "discard://" : join(opts.outDir, w.file), offset: w.offset, byteLength: w.byteLength },
     };

@@ -27,9 +27,17 @@ export interface ExpectedTensors {
 
 export const DEFAULT_MANIFEST = "test/reference/mergekit-parity/manifest.json";
 
+/** The torch 1.13 (Debian, no MKL) manifest, checked with `--numerics mergekit-torch1.13`. */
+export const TORCH1_MANIFEST = "test/reference/mergekit-parity/manifest-torch1.13.json";
+
 export function readManifest(root: string, manifest = process.env.MERGELOOM_PARITY_MANIFEST ?? DEFAULT_MANIFEST): ParityEntry[] {
-  const m = JSON.parse(readFileSync(join(root, manifest), "utf8")) as { entries: ParityEntry[] };
-  return m.entries;
+  return readManifestFile(root, manifest).entries;
+}
+
+/** A manifest with the numerics mode it is checked in ("mergekit" unless it says otherwise). */
+export function readManifestFile(root: string, manifest: string): { entries: ParityEntry[]; numerics: "mergekit" | "mergekit-torch1.13" } {
+  const m = JSON.parse(readFileSync(join(root, manifest), "utf8")) as { entries: ParityEntry[]; numerics?: "mergekit" | "mergekit-torch1.13" };
+  return { entries: m.entries, numerics: m.numerics ?? "mergekit" };
 }
 
 export function readExpected(root: string, e: ParityEntry): ExpectedTensors | undefined {

@@ -1,0 +1,82 @@
+/**
+ * mergekit's `karcher` (merge_methods/karcher.py, `karcher_merge_tensors`) in torch's arithmetic,
+ * for `--numerics mergekit-torch1.13` (float32 and bfloat16; torch 1.13 has no float16 `dot`, so
+ * mergekit itself fails there). Every tensor op rounds to the compute dtype as torch 1.13 does; the
+ * norms are fp32 (`t.float()`), and so are ‖T‖ and its cos/sin, which then meet the dtype's
+ * tensors as 0-d tensors. torch 2.x takes the fp32 dot, acos, sin and cos from MKL (not replayed),
+ * so the torch 2.x mode refuses karcher at plan time (numerics-mode.ts).
+ */
+import { ParamError } from "../errors/index.js";
+import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
+import { torchAcosf, torchCosf, torchSinf } from "./sleef-float32.js";
+import { torchDot } from "./torch-dot.js";
+import { add, div, divScalar, mul, mulScalar, normF32, roundTo, sub } from "./torch-float.js";
+
+export const karcherMergekit: MergekitMethod = {
+  elementwise: () => false,
+  merge(ctx: MergekitContext): Float32Array {
+    const { dt, profile: p } = ctx;
+    if (p.scalarOpmath)
+      throw new ParamError(
+        `merge ${ctx.tensorName} with karcher: --numerics mergekit (torch 2.x) does not reproduce karcher (MKL's dot, cos and sin); use --numerics mergekit-torch1.13 or default`,
+      );
+    const maxIter = typeof ctx.params.max_iter === "number" ? ctx.params.max_iter : 10;
+    const tol = typeof ctx.params.tol === "number" ? ctx.params.tol : 1e-5;
+    const xs = ctx.inputs.map((i) => i.data);
+    if (xs.length === 0) throw new ParamError(`merge ${ctx.tensorName} with karcher: no input models`);
+    if (xs.length === 1) return Float32Array.from(xs[0]);
+    const n = xs[0].length;
+    const alphas = xs.map(() => 1 / xs.length);
+
+    // norms of t.float() (fp32, as Python floats) and units (t / n).to(dtype)
+    const norms: number[] = [];
+    const units: Float32Array[] = [];
+    for (const t of xs) {
+      const nv = normF32(p, t);
+      norms.push(nv);
+      const u = new Float32Array(n);
+      if (nv !== 0) for (let j = 0; j < n; j++) u[j] = divScalar(p, dt, t[j], nv);
+      units.push(u);
+    }
+    const valid = norms.map((_, i) => i).filter((i) => norms[i] > tol);
+    if (valid.length === 0) return new Float32Array(n);
+    const alphaSum = valid.reduce((s, i) => s + alphas[i], 0);
+    const a = valid.map((i) => alphas[i] / alphaSum);
+    const vu = valid.map((i) => units[i]);
+
+    // start: Σ a·u_i (u += a * ui, a Python float), normalized by its fp32 norm
+    let u: Float32Array = new Float32Array(n);
+    for (let k = 0; k < vu.length; k++) for (let j = 0; j < n; j++) u[j] = add(dt, u[j], mulScalar(p, dt, vu[k][j], a[k]));
+    const normU = normF32(p, u);
+    if (normU < tol) u = Float32Array.from(vu[0]);
+    else for (let j = 0; j < n; j++) u[j] = divScalar(p, dt, u[j], normU);
+
+    const T = new Float32Array(n);
+    for (let iter = 0; iter < maxIter; iter++) {
+      T.fill(0);
+      for (let k = 0; k < vu.length; k++) {
+        const ui = vu[k];
+        const dot = Math.min(1, Math.max(-1, torchDot(p, dt, u, ui)));
+        const theta = roundTo(dt, torchAcosf(dot));
+        if (theta < tol) continue;
+        const sinTheta = roundTo(dt, torchSinf(theta));
+        // a * (theta / sin_theta) * (ui - dot * u): 0-d tensors of the dtype, a a Python float
+        const c = mulScalar(p, dt, div(dt, theta, sinTheta), a[k]);
+        for (let j = 0; j < n; j++) T[j] = add(dt, T[j], mul(dt, c, sub(dt, ui[j], mul(dt, dot, u[j]))));
+      }
+      const normT = normF32(p, T);
+      if (normT < tol) break;
+      // cos/sin of the fp32 ‖T‖, then fp32 0-d tensors times tensors of the dtype
+      const cosT = torchCosf(normT);
+      const sinT = torchSinf(normT);
+      for (let j = 0; j < n; j++) u[j] = add(dt, mulScalar(p, dt, u[j], cosT), mulScalar(p, dt, divScalar(p, dt, T[j], normT), sinT));
+      const normNext = normF32(p, u);
+      if (normNext > tol) for (let j = 0; j < n; j++) u[j] = divScalar(p, dt, u[j], normNext);
+    }
+    let s = 0;
+    for (let i = 0; i < alphas.length; i++) s += alphas[i] * norms[i];
+    const out = new Float32Array(n);
+    for (let j = 0; j < n; j++) out[j] = mulScalar(p, dt, u[j], s);
+    return out;
+  },
+};

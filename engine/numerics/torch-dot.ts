@@ -1,0 +1,53 @@
+/**
+ * `torch.dot` on CPU as a torch build computes it, for `--numerics mergekit-torch1.13` (karcher).
+ */
+import { ParamError } from "../errors/index.js";
+import { roundTo, type ComputeDType, type TorchProfile } from "./torch-float.js";
+
+const f = Math.fround;
+
+/** torch 1.13 sends a bf16 `dot` longer than this to oneDNN's matmul (mkldnn_gemm_min_size, 16³). */
+const ONEDNN_DOT_MIN = 4096;
+/** oneDNN 2.6's brgemm matmul (avx512_core_bf16) reduces K in blocks of this many elements. */
+const ONEDNN_K_BLOCK = 1024;
+const MIN_NORMAL = 2 ** -126;
+/** VDPBF16PS treats subnormal inputs as 0 and flushes subnormal results to 0 (DAZ, FTZ). */
+const flush = (v: number): number => (Math.abs(v) < MIN_NORMAL ? v * 0 : v);
+
+/**
+ * `torch.dot(x, y)` on CPU in torch 1.13 without MKL (Debian's build):
+ * - float32: the BLAS `sdot` (reference BLAS: one fp32 accumulator in index order, each
+ *   product rounded);
+ * - bfloat16 up to 4096 elements: torch's naive loop, whose product and running sum are both
+ *   bf16 (`scalar_t sum`), each rounded as it goes;
+ * - longer bfloat16 vectors: oneDNN's matmul (1×K by K×1), the brgemm kernel with VDPBF16PS:
+ *   per block of 1024 elements one fp32 accumulator from 0, each pair of elements added odd
+ *   first, then even (the instruction's order), with DAZ/FTZ; the block sums are added to the
+ *   fp32 result in order, which is rounded once to bf16. Checked against torch.dot on vectors
+ *   built to land within fp32 ulps of a bf16 rounding boundary (4097–16384 elements), where every
+ *   other order tried (index order, pairwise, 8/16 lanes) disagrees with torch on some.
+ */
+export function torchDot(p: TorchProfile, dt: ComputeDType, x: ArrayLike<number>, y: ArrayLike<number>): number {
+  if (p.scalarOpmath) throw new ParamError("torch 2.x takes float32 dot from MKL's sdot, which --numerics mergekit does not replay; use --numerics default");
+  const n = x.length;
+  let s = 0;
+  if (dt === "F32") {
+    for (let j = 0; j < n; j++) s = f(s + f(x[j] * y[j]));
+    return s;
+  }
+  if (dt === "F16") throw new ParamError("torch 1.13 has no float16 dot on CPU (mergekit's karcher fails there); set dtype: bfloat16 or float32");
+  if (n <= ONEDNN_DOT_MIN) {
+    for (let j = 0; j < n; j++) s = roundTo(dt, s + roundTo(dt, x[j] * y[j]));
+    return s;
+  }
+  for (let b = 0; b < n; b += ONEDNN_K_BLOCK) {
+    const end = Math.min(n, b + ONEDNN_K_BLOCK);
+    let acc = 0;
+    for (let j = b; j < end; j += 2) {
+      if (j + 1 < end) acc = flush(f(acc + flush(x[j + 1]) * flush(y[j + 1])));
+      acc = flush(f(acc + flush(x[j]) * flush(y[j])));
+    }
+    s = f(s + acc);
+  }
+  return roundTo(dt, s);
+}
