@@ -6,16 +6,20 @@
 // Random methods (dare_*, della*) are skipped: their masks come from a different generator; so
 // are configs `mergeloom plan --numerics mergekit` refuses (e.g. sce with select_topk < 1).
 //   npm run build && MKH_VENV=… MKH_SRC=… node scripts/numerics/record-corpus-parity.mjs [SUBSTRING…]
+// MERGELOOM_NUMERICS=mergekit-torch1.13 (with MKH_VENV the oracle's Debian torch 1.13 venv) records
+// into test/reference/mergekit-parity/corpus-torch1.13 for that mode instead.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CORPUS_DIR, CORPUS_PARITY_DIR, corpusEntries, mapCorpusModels, writeCorpusStandIns } from "@mergeloom/test/harness";
+import { CORPUS_DIR, CORPUS_PARITY_DIR, CORPUS_PARITY_TORCH1_DIR, corpusEntries, mapCorpusModels, writeCorpusStandIns } from "@mergeloom/test/harness";
 import { MERGEKIT_NUMERICS_METHODS } from "@mergeloom/engine/numerics";
 
 const ORACLE = process.env.MKH_ORACLE ?? "/work/shared/mergekit-oracle/run_mergekit.py";
 const only = process.argv.slice(2);
+const numerics = process.env.MERGELOOM_NUMERICS ?? "mergekit";
+const PARITY_DIR = numerics === "mergekit-torch1.13" ? CORPUS_PARITY_TORCH1_DIR : CORPUS_PARITY_DIR;
 
 function hashes(dir) {
   const out = {};
@@ -40,13 +44,13 @@ const local = await writeCorpusStandIns(dir);
 const venv = process.env.MKH_VENV ?? join(tmpdir(), "mkh", "venv");
 const torch = spawnSync(join(venv, "bin", "python"), ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" }).stdout.trim();
 const commit = readFileSync(join(process.env.MKH_SRC ?? join(tmpdir(), "mkh", "src"), ".mkh-commit"), "utf8").trim();
-mkdirSync(CORPUS_PARITY_DIR, { recursive: true });
+mkdirSync(PARITY_DIR, { recursive: true });
 for (const e of corpusEntries()) {
   if (!MERGEKIT_NUMERICS_METHODS.has(e.method) || /^(dare|della)/.test(e.method)) continue;
   if (only.length && !only.some((s) => e.file.includes(s))) continue;
   const cfg = join(dir, e.file);
   writeFileSync(cfg, mapCorpusModels(readFileSync(join(CORPUS_DIR, e.file), "utf8"), local));
-  const plan = spawnSync(process.execPath, ["bin/mergeloom.js", "plan", cfg, "--numerics", "mergekit"], { encoding: "utf8" });
+  const plan = spawnSync(process.execPath, ["bin/mergeloom.js", "plan", cfg, "--numerics", numerics], { encoding: "utf8" });
   if (plan.status !== 0) {
     console.error(`${e.file}: skipped, mergeloom refuses it in this mode: ${plan.stderr.trim().split("\n").pop()}`);
     continue;
@@ -61,7 +65,7 @@ for (const e of corpusEntries()) {
     continue;
   }
   const rec = { config: `test/configs/corpus/${e.file}`, mergekit: commit, torch, threads: 1, tensors: hashes(out) };
-  writeFileSync(join(CORPUS_PARITY_DIR, e.file.replace(/\.yml$/, ".json")), JSON.stringify(rec, null, 0).replace(/,"/g, ',\n"') + "\n");
+  writeFileSync(join(PARITY_DIR, e.file.replace(/\.yml$/, ".json")), JSON.stringify(rec, null, 0).replace(/,"/g, ',\n"') + "\n");
   console.error(`${e.file}: ${Object.keys(rec.tensors).length} tensors in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   rmSync(out, { recursive: true, force: true });
 }

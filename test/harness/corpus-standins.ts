@@ -12,6 +12,8 @@ import { writeLoraStandIn, writeStandIn, type StandInArch } from "./stand-in-che
 
 export const CORPUS_DIR = join(REPO_ROOT, "test", "configs", "corpus");
 export const CORPUS_PARITY_DIR = join(REPO_ROOT, "test", "reference", "mergekit-parity", "corpus");
+/** The same, recorded on Debian's torch 1.13 (checked with `--numerics mergekit-torch1.13`). */
+export const CORPUS_PARITY_TORCH1_DIR = join(REPO_ROOT, "test", "reference", "mergekit-parity", "corpus-torch1.13");
 
 export interface CorpusEntry {
   file: string;
