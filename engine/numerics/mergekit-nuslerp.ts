@@ -5,13 +5,15 @@
  * tensor, or each row with `nuslerp_flatten: false`): v/‖v‖.clamp(min=1e-7), cos = Σ v0ᵤ·v1ᵤ,
  * θ = acos(cos.clamp(−1, 1)), (sin((1−t)θ)·v0 + sin(tθ)·v1)/sin θ, and (1−t)·v0 + t·v1 where
  * |sin θ| < 1e-8. acos and sin are torch's SLEEF routines; every op rounds to the dtype.
- * Column vectors (`nuslerp_row_wise: true`) are refused at plan time (numerics-mode.ts).
+ * Column vectors of a 2-D tensor (`nuslerp_row_wise: true` with `nuslerp_flatten: false`:
+ * mergekit transposes, so the norms and sums run over a strided dim) use torch's outer-reduction
+ * order (normColumns, sumDim0).
  */
 import { ParamError } from "../errors/index.js";
 import { subjectOf } from "../methods/generalized-task-arithmetic.js";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
 import { torchAcosf, torchSinf } from "./sleef-float32.js";
-import { add, div, mul, mulScalar, norm, roundTo, sub, sumAll } from "./torch-float.js";
+import { add, div, mul, mulScalar, norm, normColumns, roundTo, sub, sumAll, sumDim0 } from "./torch-float.js";
 
 const EPS = 1e-8;
 
@@ -40,10 +42,15 @@ export const nuslerpMergekit: MergekitMethod = {
       for (let j = 0; j < n; j++) d[j] = sub(dt, x[j], base[j]);
       return d;
     });
-    if (ctx.params.nuslerp_flatten === false && ctx.params.nuslerp_row_wise === true && ctx.shape.length >= 2)
-      throw new ParamError(
-        `${subjectOf("nuslerp", ctx.tensorName)}: --numerics mergekit does not reproduce nuslerp over columns (nuslerp_row_wise); use --numerics default`,
-      );
+    if (ctx.params.nuslerp_flatten === false && ctx.params.nuslerp_row_wise === true && ctx.shape.length >= 2) {
+      if (ctx.shape.length > 2)
+        throw new ParamError(
+          `${subjectOf("nuslerp", ctx.tensorName)}: nuslerp over columns of a ${ctx.shape.length}-D tensor is not reproduced; use --numerics default`,
+        );
+      const out = columns(ctx, v0, v1, t);
+      if (base) for (let j = 0; j < n; j++) out[j] = add(dt, base[j], out[j]);
+      return out;
+    }
     const cols = ctx.params.nuslerp_flatten === false && ctx.shape.length >= 1 ? ctx.shape[ctx.shape.length - 1] : n;
     const normMin = roundTo(dt, 1e-7);
     const eps = roundTo(dt, EPS);
@@ -68,3 +75,29 @@ export const nuslerpMergekit: MergekitMethod = {
     return out;
   },
 };
+
+/** nuslerp of each column of 2-D v0, v1 (mergekit's transpose(0, −1) view), torch's order. */
+function columns(ctx: MergekitContext, v0: Float32Array, v1: Float32Array, t: number): Float32Array {
+  const { dt, profile: p } = ctx;
+  const [rows, cols] = ctx.shape;
+  const normMin = roundTo(dt, 1e-7);
+  const eps = roundTo(dt, EPS);
+  const n0 = normColumns(p, dt, v0, rows, cols).map((v) => Math.max(v, normMin));
+  const n1 = normColumns(p, dt, v1, rows, cols).map((v) => Math.max(v, normMin));
+  const prod = new Float32Array(rows * cols);
+  for (let i = 0, k = 0; i < rows; i++) for (let j = 0; j < cols; j++, k++) prod[k] = mul(dt, div(dt, v0[k], n0[j]), div(dt, v1[k], n1[j]));
+  const cos = sumDim0(dt, rows, cols, (r, j) => prod[r * cols + j], new Float32Array(cols), p.lanes);
+  const out = new Float32Array(rows * cols);
+  for (let j = 0; j < cols; j++) {
+    const theta = roundTo(dt, torchAcosf(Math.min(1, Math.max(-1, cos[j]))));
+    const sinTheta = roundTo(dt, torchSinf(theta));
+    if (Math.abs(sinTheta) < eps) {
+      for (let k = j; k < rows * cols; k += cols) out[k] = add(dt, mulScalar(p, dt, v0[k], 1 - t), mulScalar(p, dt, v1[k], t));
+    } else {
+      const s0 = roundTo(dt, torchSinf(mulScalar(p, dt, theta, 1 - t)));
+      const s1 = roundTo(dt, torchSinf(mulScalar(p, dt, theta, t)));
+      for (let k = j; k < rows * cols; k += cols) out[k] = div(dt, add(dt, mul(dt, s0, v0[k]), mul(dt, s1, v1[k])), sinTheta);
+    }
+  }
+  return out;
+}

@@ -2,13 +2,13 @@
 // the tensor or method and `--numerics default`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { checkMergekitNumerics, checkMergekitTensor, mergekitResultDtype } from "./numerics-mode.js";
+import { checkMergekitNumerics, checkMergekitTensor, mergekitResultDtype, torchBuildOf } from "./numerics-mode.js";
 
-test("karcher and nuslerp over columns are refused; sce with select_topk < 1 is not", () => {
-  assert.throws(() => checkMergekitNumerics("karcher"), /'karcher' bit for bit \(.*MKL.*\); use --numerics default$/);
-  assert.throws(() => checkMergekitNumerics("nuslerp", { nuslerp_row_wise: true, nuslerp_flatten: false }), /over columns.*--numerics default$/);
-  assert.doesNotThrow(() => checkMergekitNumerics("nuslerp", { nuslerp_row_wise: true }));
-  assert.doesNotThrow(() => checkMergekitNumerics("sce", { select_topk: 0.3 }));
+test("karcher is refused in the torch 2.x mode; nuslerp and sce are not", () => {
+  assert.throws(() => checkMergekitNumerics("karcher"), /'karcher' bit for bit \(.*MKL.*\); use --numerics mergekit-torch1.13 .* or --numerics default$/);
+  assert.doesNotThrow(() => checkMergekitNumerics("nuslerp"));
+  assert.doesNotThrow(() => checkMergekitNumerics("sce"));
+  assert.throws(() => checkMergekitNumerics("consensus_ta", "1.13"), /mergeloom's own method, so --numerics mergekit-torch1.13 has nothing/);
 });
 
 test("fp32 multislerp/nuslerp/arcee_fusion, sampled and glibc-tail arcee_fusion tensors are refused per tensor", () => {
@@ -16,8 +16,30 @@ test("fp32 multislerp/nuslerp/arcee_fusion, sampled and glibc-tail arcee_fusion 
     assert.throws(() => checkMergekitTensor(m, "F32", "w", [32, 32]), /bfloat16 and float16 only: tensor w computes in float32.*--numerics default$/);
   assert.doesNotThrow(() => checkMergekitTensor("multislerp", "BF16", "w", [32, 32]));
   assert.throws(() => checkMergekitTensor("arcee_fusion", "BF16", "emb", [1001, 1000]), /emb \(1001000 elements\).*randperm.*--numerics default$/);
-  assert.throws(() => checkMergekitTensor("arcee_fusion", "F16", "w", [10, 20]), /rows of 20 values.*glibc.*--numerics default$/);
+  assert.doesNotThrow(() => checkMergekitTensor("arcee_fusion", "F16", "w", [10, 20]), "row tails take glibc's expf, replayed");
   assert.doesNotThrow(() => checkMergekitTensor("arcee_fusion", "BF16", "w", [625, 1600]));
   assert.equal(mergekitResultDtype("arcee_fusion"), "F32");
   assert.equal(mergekitResultDtype("linear"), undefined);
+});
+
+test("mergekit-torch1.13: karcher and fp32 transcendental methods are reproduced; fp16 where torch 1.13 has no kernel is refused", () => {
+  assert.equal(torchBuildOf("mergekit"), "2");
+  assert.equal(torchBuildOf("mergekit-torch1.13"), "1.13");
+  assert.equal(torchBuildOf("default"), undefined);
+  assert.doesNotThrow(() => checkMergekitNumerics("karcher", "1.13"));
+  for (const m of ["multislerp", "nuslerp", "arcee_fusion", "karcher"]) {
+    assert.doesNotThrow(() => checkMergekitTensor(m, "F32", "w", [32, 32], "1.13"));
+    assert.doesNotThrow(() => checkMergekitTensor(m, "BF16", "w", [32, 30], "1.13"));
+  }
+  for (const [m, op] of [
+    ["karcher", "dot"],
+    ["model_stock", "clamp_min"],
+    ["sce", "topk"],
+    ["arcee_fusion", "softmax"],
+  ])
+    assert.throws(
+      () => checkMergekitTensor(m, "F16", "w", [4, 4], "1.13"),
+      new RegExp(`cannot run ${m} in float16 on torch 1.13 \\(torch 1.13 has no float16 ${op} on CPU\\).*tensor w; set dtype: bfloat16 or float32`),
+    );
+  assert.doesNotThrow(() => checkMergekitTensor("linear", "F16", "w", [4, 4], "1.13"));
 });

@@ -29,12 +29,7 @@ const modeName = (torch: TorchBuild): string => (torch === "2" ? "--numerics mer
 const OWN_METHODS = new Set(["consensus_ta", "consensus_ties"]);
 
 /** Fails when --numerics mergekit cannot reproduce the method's mergekit output bit for bit. */
-export function checkMergekitNumerics(method: string, globals: Readonly<Record<string, unknown>> = {}, torch: TorchBuild = "2"): void {
-  if (method === "nuslerp" && globals.nuslerp_row_wise === true && globals.nuslerp_flatten === false)
-    throw new ConfigError(
-      "parameters.nuslerp_row_wise",
-      `${modeName(torch)} does not reproduce nuslerp over columns (torch's strided norm and sum order); use --numerics default`,
-    );
+export function checkMergekitNumerics(method: string, torch: TorchBuild = "2"): void {
   if (method === "karcher" && torch === "2")
     throw new ConfigError(
       "merge_method",
@@ -67,7 +62,7 @@ const TORCH1_NO_HALF: Readonly<Record<string, string>> = {
 /**
  * Fails (at plan time) when the method cannot be reproduced for this tensor: fp32 where torch
  * takes a transcendental op from MKL (bf16/fp16 use SLEEF, which is replayed); arcee_fusion above
- * mergekit's 10⁶-element sampling threshold or with rows that end in glibc's scalar expf.
+ * mergekit's 10⁶-element sampling threshold (an unseeded sample); float16 where torch 1.13 lacks a kernel.
  */
 export function checkMergekitTensor(method: string, dt: FloatDType, tensorName: string, shape: readonly number[], torch: TorchBuild = "2"): void {
   const ops = F32_MKL_OPS[method];
@@ -87,15 +82,6 @@ export function checkMergekitTensor(method: string, dt: FloatDType, tensorName: 
     throw new ConfigError(
       "merge_method",
       `${modeName(torch)} does not reproduce arcee_fusion on tensor ${tensorName} (${numel} elements): above 10⁶ elements mergekit sorts an unseeded torch.randperm sample; use --numerics default`,
-    );
-  const cols = shape.length ? shape[shape.length - 1] : 1;
-  // torch's reduced-float softmax ends a row in glibc's expf after whole vectors (16 lanes on
-  // torch 2.x's AVX-512 kernels, 8 on Debian torch 1.13's AVX2); torch 1.13's fp32 path has no tail
-  const lanes = torch === "2" ? 16 : dt === "F32" ? 1 : 8;
-  if (cols % lanes !== 0)
-    throw new ConfigError(
-      "merge_method",
-      `${modeName(torch)} does not reproduce arcee_fusion on tensor ${tensorName}: rows of ${cols} values end in glibc's scalar expf inside torch.softmax (not replayed); use --numerics default`,
     );
 }
 

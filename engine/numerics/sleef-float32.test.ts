@@ -61,7 +61,6 @@ test("torch.softmax(dim=-1) and torch.log of bf16/fp16 tensors bit for bit", () 
     const ly = f32s(c.log_y);
     assert.equal([...lx].filter((v, i) => roundTo(c.dtype, torchLogf(v)) !== ly[i]).length, 0, `log ${c.dtype}`);
   }
-  assert.throws(() => softmaxLastDim(TORCH2, "BF16", new Float32Array(20), 20, "t"), /glibc/);
 });
 
 test("SLEEF's long argument reduction (|x| ≥ 125) is refused, not approximated", () => {

@@ -89,14 +89,16 @@ export const div = (dt: ComputeDType, a: number, b: number): number => roundTo(d
  */
 export interface TorchProfile {
   name: string;
+  /** A bf16/fp16 2-norm over a strided dim (each output its own running sum) accumulates in the dtype, products rounded (1.13). */
+  stridedNormInDtype: boolean;
   scalarOpmath: boolean;
   normFma: boolean;
   lanes: number;
   /** fp16 2-norms by the generic sequential reduction (torch 2.x) rather than the vectorized one. */
   halfNormSequential: boolean;
 }
-export const TORCH2: TorchProfile = { name: "torch 2.x", scalarOpmath: true, normFma: false, lanes: 8, halfNormSequential: true };
-export const TORCH1: TorchProfile = { name: "torch 1.13", scalarOpmath: false, normFma: true, lanes: 8, halfNormSequential: false };
+export const TORCH2: TorchProfile = { name: "torch 2.x", stridedNormInDtype: false, scalarOpmath: true, normFma: false, lanes: 8, halfNormSequential: true };
+export const TORCH1: TorchProfile = { name: "torch 1.13", stridedNormInDtype: true, scalarOpmath: false, normFma: true, lanes: 8, halfNormSequential: false };
 /** What `--numerics mergekit` reproduces: current torch (2.x). */
 export const DEFAULT_PROFILE = TORCH2;
 
@@ -248,6 +250,27 @@ function sqAcc(fma: boolean, acc: number, x: number): number {
   if (!fma) return fround(acc + fround(x * x));
   // x·x is exact in double for fp32 x (48 bits), so acc + x·x rounds once: an FMA.
   return fround(acc + x * x);
+}
+
+/**
+ * `torch.norm(x, dim=-1)` of a [C, R] view with strides [1, C] (the transpose of a contiguous
+ * [R, C] tensor): torch reduces it as an outer reduction, one running sum per column in row order —
+ * fp32 (x·x fused into the sum where the build fuses, `normFma`), or in the dtype with each
+ * product rounded (torch 1.13's bf16/fp16); then sqrt, rounded to the dtype. Column j of `x`
+ * is x[i·C + j].
+ */
+export function normColumns(p: TorchProfile, dt: ComputeDType, x: ArrayLike<number>, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(cols);
+  const inDtype = dt !== "F32" && p.stridedNormInDtype;
+  for (let j = 0; j < cols; j++) {
+    let acc = 0;
+    for (let i = 0; i < rows; i++) {
+      const v = x[i * cols + j];
+      acc = inDtype ? roundTo(dt, acc + roundTo(dt, v * v)) : sqAcc(dt === "F32" ? p.normFma : true, acc, v);
+    }
+    out[j] = roundTo(dt, Math.sqrt(acc));
+  }
+  return out;
 }
 
 /**

@@ -16,7 +16,14 @@ import { openModel } from "../storage/hub/open-model.js";
 import { ADAPTER_WEIGHTS, fetchAdapterFiles } from "../storage/hub/fetch-adapter-files.js";
 import { hubUri } from "../storage/hub/hub-reference.js";
 import { resolveModelReference as resolveHubReference, type ResolvedModel } from "../storage/hub/resolve-model-reference.js";
-import { checkMergekitNumerics, checkMergekitTensor, mergekitComputeDtype, mergekitResultDtype, torchBuildOf, type NumericsMode } from "../numerics/numerics-mode.js";
+import {
+  checkMergekitNumerics,
+  checkMergekitTensor,
+  mergekitComputeDtype,
+  mergekitResultDtype,
+  torchBuildOf,
+  type NumericsMode,
+} from "../numerics/numerics-mode.js";
 import { modelLocation } from "../storage/model-location.js";
 import type { HttpOptions } from "../storage/http-byte-source.js";
 import type { MergeConfig, ModuleConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
@@ -89,7 +96,7 @@ export { modelLocation };
 export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise<MergePlan> {
   const method = opts.registry.get(config.mergeMethod);
   const torch = torchBuildOf(opts.numerics);
-  if (torch) checkMergekitNumerics(method.name, config.parameters ?? {}, torch);
+  if (torch) checkMergekitNumerics(method.name, torch);
   const openRef = opts.open ?? ((ref: string) => openModel(ref, { storageRoots: opts.storageRoots, http: opts.http, pins: opts.pins }));
   const open = (ref: string) => openRef(splitModelRef(ref).model);
   const warnings: string[] = [];
