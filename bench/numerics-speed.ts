@@ -1,10 +1,11 @@
 /**
- * Speed and memory of `--numerics mergekit` against the default numerics, same inputs, same run:
- * merges synthetic bf16 Llama-shaped checkpoints through the CLI (child processes, so peak RSS is
- * the whole process's) with each method in both modes and reports merge seconds, input GB/s,
- * peak RSS and the ratio mergekit ÷ default.
+ * Speed and memory of `--numerics mergekit` (and `mergekit-torch1.13`) against the default
+ * numerics, same inputs, same run: merges synthetic bf16 Llama-shaped checkpoints through the CLI
+ * (child processes, so peak RSS is the whole process's) with each method in each mode and reports
+ * merge seconds, peak RSS and the ratio to the default.
  *
- *   npm run build && node bench/dist/numerics-speed.js [--size-gb 0.25] [--methods linear,task_arithmetic,ties,model_stock]
+ *   npm run build && node bench/dist/numerics-speed.js [--size-gb 0.25] [--methods linear,task_arithmetic,ties,model_stock,karcher]
+ *                                                     [--modes default,mergekit,mergekit-torch1.13]
  *                                                     [--dtype bfloat16] [--repeat 1] [--threads N]
  *
  * The dtype is the config's `dtype:` (the compute dtype in mergekit mode; default mode computes in
@@ -35,10 +36,12 @@ function configFor(method: string, set: SyntheticSet, dtype: string): string {
     case "ties":
     case "breadcrumbs":
       return `merge_method: ${method}\nbase_model: ${m0}\nmodels:\n  - model: ${m1}\n    parameters: { weight: 1.0, density: 0.5 }\n  - model: ${m2}\n    parameters: { weight: 1.0, density: 0.5 }\n${tail}`;
+    case "karcher":
+      return `merge_method: karcher\nmodels:\n  - model: ${m0}\n  - model: ${m1}\n  - model: ${m2}\n${tail}`;
     case "model_stock":
       return `merge_method: model_stock\nbase_model: ${m0}\nmodels:\n  - model: ${m1}\n  - model: ${m2}\n  - model: ${m0}\n${tail}`;
     default:
-      throw new Error(`bench: no config for method '${method}' (linear, task_arithmetic, ties, breadcrumbs, model_stock)`);
+      throw new Error(`bench: no config for method '${method}' (linear, task_arithmetic, ties, breadcrumbs, model_stock, karcher)`);
   }
 }
 
@@ -75,6 +78,7 @@ async function main(argv: string[]): Promise<void> {
   const dtype = parseFlag(argv, "--dtype") ?? "bfloat16";
   const repeat = Number(parseFlag(argv, "--repeat") ?? "1");
   const threads = parseFlag(argv, "--threads");
+  const modes = (parseFlag(argv, "--modes") ?? "default,mergekit").split(",");
   const work = join(ROOT, ".bench");
   mkdirSync(work, { recursive: true });
   const set = makeSyntheticCheckpoints({ sizeGb, models: 3, dir: work });
@@ -82,7 +86,7 @@ async function main(argv: string[]): Promise<void> {
   for (const method of methods) {
     const cfg = join(work, `numerics-${method}.yml`);
     writeFileSync(cfg, configFor(method, set, dtype));
-    for (const mode of ["default", "mergekit"]) {
+    for (const mode of modes) {
       const runs: Run[] = [];
       for (let r = 0; r < repeat; r++) {
         const out = join(work, `numerics-out-${method}-${mode}`);
@@ -97,15 +101,15 @@ async function main(argv: string[]): Promise<void> {
   const out: string[] = [];
   out.push(`3 × ${(set.bytesPerModel / 1e9).toFixed(2)} GB bf16 checkpoints, dtype: ${dtype}, out_dtype: bfloat16, best of ${repeat}`);
   out.push("");
-  out.push("| method | default s | mergekit s | mergekit ÷ default | default peak RSS | mergekit peak RSS |");
-  out.push("|---|---:|---:|---:|---:|---:|");
+  const others = modes.filter((m) => m !== "default");
+  out.push(`| method | default s | ${others.map((m) => `${m} s (÷ default)`).join(" | ")} | peak RSS ${modes.join(" / ")} |`);
+  out.push(`|---|---:|${others.map(() => "---:|").join("")}---:|`);
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
   for (const method of methods) {
-    const d = rows.find((r) => r.method === method && r.mode === "default")!.best;
-    const m = rows.find((r) => r.method === method && r.mode === "mergekit")!.best;
-    const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
-    out.push(
-      `| ${method} | ${d.seconds.toFixed(2)} | ${m.seconds.toFixed(2)} | ${(m.seconds / d.seconds).toFixed(2)}× | ${mib(d.peakRssBytes)} | ${mib(m.peakRssBytes)} |`,
-    );
+    const best = (mode: string) => rows.find((r) => r.method === method && r.mode === mode)!.best;
+    const d = best("default");
+    const cells = others.map((m) => `${best(m).seconds.toFixed(2)} (${(best(m).seconds / d.seconds).toFixed(2)}×)`);
+    out.push(`| ${method} | ${d.seconds.toFixed(2)} | ${cells.join(" | ")} | ${modes.map((m) => mib(best(m).peakRssBytes)).join(" / ")} |`);
   }
   process.stdout.write(out.join("\n") + "\n");
   writeFileSync(join(work, "numerics-speed.json"), JSON.stringify({ sizeGb, dtype, repeat, rows }, null, 2));

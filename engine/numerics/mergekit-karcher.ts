@@ -28,15 +28,16 @@ export const karcherMergekit: MergekitMethod = {
     const n = xs[0].length;
     const alphas = xs.map(() => 1 / xs.length);
 
-    // norms of t.float() (fp32, as Python floats) and units (t / n).to(dtype)
+    // norms of t.float() (fp32, as Python floats) and units (t / n).to(dtype), each unit written
+    // over its input (the inputs are this merge's own buffers and are not read again)
     const norms: number[] = [];
     const units: Float32Array[] = [];
     for (const t of xs) {
       const nv = normF32(p, t);
       norms.push(nv);
-      const u = new Float32Array(n);
-      if (nv !== 0) for (let j = 0; j < n; j++) u[j] = divScalar(p, dt, t[j], nv);
-      units.push(u);
+      if (nv === 0) t.fill(0);
+      else for (let j = 0; j < n; j++) t[j] = divScalar(p, dt, t[j], nv);
+      units.push(t);
     }
     const valid = norms.map((_, i) => i).filter((i) => norms[i] > tol);
     if (valid.length === 0) return new Float32Array(n);
@@ -45,10 +46,10 @@ export const karcherMergekit: MergekitMethod = {
     const vu = valid.map((i) => units[i]);
 
     // start: Σ a·u_i (u += a * ui, a Python float), normalized by its fp32 norm
-    let u: Float32Array = new Float32Array(n);
+    const u = new Float32Array(n);
     for (let k = 0; k < vu.length; k++) for (let j = 0; j < n; j++) u[j] = add(dt, u[j], mulScalar(p, dt, vu[k][j], a[k]));
     const normU = normF32(p, u);
-    if (normU < tol) u = Float32Array.from(vu[0]);
+    if (normU < tol) u.set(vu[0]);
     else for (let j = 0; j < n; j++) u[j] = divScalar(p, dt, u[j], normU);
 
     const T = new Float32Array(n);
@@ -75,8 +76,7 @@ export const karcherMergekit: MergekitMethod = {
     }
     let s = 0;
     for (let i = 0; i < alphas.length; i++) s += alphas[i] * norms[i];
-    const out = new Float32Array(n);
-    for (let j = 0; j < n; j++) out[j] = mulScalar(p, dt, u[j], s);
-    return out;
+    for (let j = 0; j < n; j++) u[j] = mulScalar(p, dt, u[j], s);
+    return u;
   },
 };

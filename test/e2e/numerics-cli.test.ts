@@ -12,19 +12,21 @@ import { startNatsServer, type NatsServerHandle } from "../harness/nats-server.j
 import { runCli } from "../harness/run-cli.js";
 import { REPO_ROOT } from "../harness/repo-root.js";
 import { startCoordinator, startWorker, uniquePrefix, type Proc } from "../harness/cluster.js";
-import { configWithDtype, readExpected, readManifest, tensorHashes } from "../harness/mergekit-parity.js";
+import { TORCH1_MANIFEST, configWithDtype, readExpected, readManifest, tensorHashes, type ParityEntry } from "../harness/mergekit-parity.js";
 
 // breadcrumbs_ties in bf16: torch's sort order at the pruning cuts, sign consensus and bf16 rounding at once.
 const ENTRY = readManifest(REPO_ROOT).find((e) => e.name === "breadcrumbs_ties/bfloat16")!;
+// karcher in bf16 as mergekit computes it on Debian's torch 1.13: torch 1.13's bf16 dot (naive loop and oneDNN blocks), SLEEF acos/sin/cos.
+const KARCHER = readManifest(REPO_ROOT, TORCH1_MANIFEST).find((e) => e.name === "karcher/bfloat16")!;
 
 let server: NatsServerHandle;
 let dir: string;
 let config: string;
 const procs: Proc[] = [];
 
-function assertMergekitBytes(out: string): void {
-  const want = readExpected(REPO_ROOT, ENTRY);
-  assert.ok(want, `no recorded hashes at ${ENTRY.expected}`);
+function assertMergekitBytes(out: string, entry: ParityEntry = ENTRY): void {
+  const want = readExpected(REPO_ROOT, entry);
+  assert.ok(want, `no recorded hashes at ${entry.expected}`);
   const got = tensorHashes(out);
   const differ = Object.entries(want.tensors)
     .filter(([name, w]) => got.get(name)?.sha256 !== w.sha256)
@@ -77,7 +79,7 @@ describe("mergeloom --numerics mergekit from the command line", () => {
   test("an unknown --numerics value and a method mergekit mode cannot reproduce fail with one line", async () => {
     const bad = await runCli(["merge", config, "-o", join(dir, "x"), "--numerics", "torch"]);
     assert.notEqual(bad.code, 0);
-    assert.match(bad.stderr.trim(), /^mergeloom: .*--numerics: 'torch' is not one of default, mergekit$/);
+    assert.match(bad.stderr.trim(), /^mergeloom: .*--numerics: 'torch' is not one of default, mergekit, mergekit-torch1.13$/);
     assert.equal(bad.stderr.trim().split("\n").length, 1);
     const own = join(dir, "consensus.yml");
     await writeFile(
@@ -102,22 +104,45 @@ describe("mergeloom --numerics mergekit from the command line", () => {
     assert.notEqual(k.code, 0);
     assert.match(
       k.stderr.trim(),
-      /^mergeloom: config merge_method: --numerics mergekit does not reproduce 'karcher' bit for bit \(.*MKL.*\); use --numerics default$/,
+      /^mergeloom: config merge_method: --numerics mergekit does not reproduce 'karcher' bit for bit \(.*MKL.*\); use --numerics mergekit-torch1.13 .* or --numerics default$/,
     );
     assert.equal(k.stderr.trim().split("\n").length, 1);
     const ms = join(dir, "multislerp.yml");
     await writeFile(ms, base.replace("merge_method: breadcrumbs_ties", "merge_method: multislerp").replace("dtype: bfloat16", "dtype: float32"));
     const m = await runCli(["plan", ms, "--numerics", "mergekit"]);
     assert.notEqual(m.code, 0);
-    assert.match(
-      m.stderr.trim(),
-      /^mergeloom: config dtype: --numerics mergekit reproduces multislerp in bfloat16 and float16 only: .*use --numerics default$/,
-    );
+    assert.match(m.stderr.trim(), /^mergeloom: config dtype: --numerics mergekit reproduces multislerp in bfloat16 and float16 only: .*or --numerics default$/);
     assert.equal(m.stderr.trim().split("\n").length, 1);
     await writeFile(ms, base.replace("merge_method: breadcrumbs_ties", "merge_method: multislerp"));
     assert.equal((await runCli(["plan", ms, "--numerics", "mergekit"])).code, 0, "multislerp in bf16 is reproduced");
     const sce = join(dir, "sce.yml");
     await writeFile(sce, base.replace("merge_method: breadcrumbs_ties", "merge_method: sce") + "parameters:\n  select_topk: 0.7\n");
     assert.equal((await runCli(["plan", sce, "--numerics", "mergekit"])).code, 0, "sce with select_topk < 1 is reproduced");
+  });
+
+  test("--numerics mergekit-torch1.13: karcher over NATS with two workers writes the bytes mergekit wrote on Debian's torch 1.13", async () => {
+    const cfg = join(dir, "karcher-torch1.yml");
+    await writeFile(cfg, configWithDtype(await readFile(join(REPO_ROOT, KARCHER.config), "utf8"), KARCHER.dtype));
+    const plan = await runCli(["plan", cfg, "--numerics", "mergekit-torch1.13", "--json"]);
+    assert.equal(plan.code, 0, plan.stderr);
+    const p = JSON.parse(plan.stdout) as { numerics: string; tensors: Array<{ computeDtype?: string; computeTorch?: string }> };
+    assert.equal(p.numerics, "mergekit-torch1.13");
+    assert.ok(p.tensors.every((t) => t.computeDtype === "BF16" && t.computeTorch === "1.13"));
+    const prefix = uniquePrefix();
+    const workers = ["k1", "k2"].map((name) => startWorker(server.url, { name, prefix, concurrency: 2 }));
+    procs.push(...workers);
+    await Promise.all(workers.map((w) => w.waitFor((s) => s.includes("ready"), 15_000, "worker ready")));
+    const out = join(dir, "karcher-nats");
+    const c = startCoordinator(server.url, prefix, cfg, out, ["--numerics", "mergekit-torch1.13"]);
+    procs.push(c);
+    assert.equal(await c.exited, 0, c.err);
+    assertMergekitBytes(out, KARCHER);
+    await Promise.all(workers.map((w) => w.kill("SIGTERM")));
+    const f16 = join(dir, "karcher-f16.yml");
+    await writeFile(f16, configWithDtype(await readFile(join(REPO_ROOT, KARCHER.config), "utf8"), "float16"));
+    const r = await runCli(["plan", f16, "--numerics", "mergekit-torch1.13"]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr.trim(), /^mergeloom: config dtype: mergekit cannot run karcher in float16 on torch 1.13 \(torch 1.13 has no float16 dot on CPU\)/);
+    assert.equal(r.stderr.trim().split("\n").length, 1);
   });
 });
