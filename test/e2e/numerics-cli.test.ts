@@ -35,6 +35,20 @@ function assertMergekitBytes(out: string, entry: ParityEntry = ENTRY): void {
   assert.deepEqual(differ, [], "tensors that differ from mergekit's output");
 }
 
+/** Merges `cfg` through a coordinator and two worker processes over NATS; returns the output directory. */
+async function mergeOverNats(cfg: string, name: string, numerics: string): Promise<string> {
+  const prefix = uniquePrefix();
+  const workers = [`${name}-w1`, `${name}-w2`].map((w) => startWorker(server.url, { name: w, prefix, concurrency: 2 }));
+  procs.push(...workers);
+  await Promise.all(workers.map((w) => w.waitFor((s) => s.includes("ready"), 15_000, "worker ready")));
+  const out = join(dir, name);
+  const c = startCoordinator(server.url, prefix, cfg, out, ["--numerics", numerics]);
+  procs.push(c);
+  assert.equal(await c.exited, 0, c.err);
+  await Promise.all(workers.map((w) => w.kill("SIGTERM")));
+  return out;
+}
+
 describe("mergeloom --numerics mergekit from the command line", () => {
   before(async () => {
     server = await startNatsServer({ jetstream: true });
@@ -56,16 +70,7 @@ describe("mergeloom --numerics mergekit from the command line", () => {
   });
 
   test("two worker processes over NATS write mergekit's bytes (the task message carries the compute dtype)", async () => {
-    const prefix = uniquePrefix();
-    const workers = ["w1", "w2"].map((name) => startWorker(server.url, { name, prefix, concurrency: 2 }));
-    procs.push(...workers);
-    await Promise.all(workers.map((w) => w.waitFor((s) => s.includes("ready"), 15_000, "worker ready")));
-    const out = join(dir, "nats");
-    const c = startCoordinator(server.url, prefix, config, out, ["--numerics", "mergekit"]);
-    procs.push(c);
-    assert.equal(await c.exited, 0, c.err);
-    assertMergekitBytes(out);
-    await Promise.all(workers.map((w) => w.kill("SIGTERM")));
+    assertMergekitBytes(await mergeOverNats(config, "nats", "mergekit"));
   });
 
   test("plan --numerics mergekit shows every tensor's compute dtype", async () => {
@@ -128,16 +133,7 @@ describe("mergeloom --numerics mergekit from the command line", () => {
     const p = JSON.parse(plan.stdout) as { numerics: string; tensors: Array<{ computeDtype?: string; computeTorch?: string }> };
     assert.equal(p.numerics, "mergekit-torch1.13");
     assert.ok(p.tensors.every((t) => t.computeDtype === "BF16" && t.computeTorch === "1.13"));
-    const prefix = uniquePrefix();
-    const workers = ["k1", "k2"].map((name) => startWorker(server.url, { name, prefix, concurrency: 2 }));
-    procs.push(...workers);
-    await Promise.all(workers.map((w) => w.waitFor((s) => s.includes("ready"), 15_000, "worker ready")));
-    const out = join(dir, "karcher-nats");
-    const c = startCoordinator(server.url, prefix, cfg, out, ["--numerics", "mergekit-torch1.13"]);
-    procs.push(c);
-    assert.equal(await c.exited, 0, c.err);
-    assertMergekitBytes(out, KARCHER);
-    await Promise.all(workers.map((w) => w.kill("SIGTERM")));
+    assertMergekitBytes(await mergeOverNats(cfg, "karcher-nats", "mergekit-torch1.13"), KARCHER);
     const f16 = join(dir, "karcher-f16.yml");
     await writeFile(f16, configWithDtype(await readFile(join(REPO_ROOT, KARCHER.config), "utf8"), "float16"));
     const r = await runCli(["plan", f16, "--numerics", "mergekit-torch1.13"]);
