@@ -193,7 +193,7 @@ export function registerMergeCommands(program: Command): void {
       if (flags.verbose)
         for (const t of tensors)
           w(
-            `  ${t.name} [${t.shape.join(", ")}] ${t.dtype}${t.computeDtype ? ` (computed in ${t.computeDtype})` : ""} ← ${t.inputs.map((i) => `${i.model}${Object.keys(i).length > 2 ? " " + JSON.stringify(Object.fromEntries(Object.entries(i).filter(([k]) => k !== "model" && k !== "tensor"))) : ""}`).join(", ")}`,
+            `  ${t.name} [${t.shape.join(", ")}] ${t.dtype}${t.computeDtype ? ` (computed in ${t.computeDtype}${t.computeTorch ? ` as torch ${t.computeTorch}` : ""})` : ""} ← ${t.inputs.map((i) => `${i.model}${Object.keys(i).length > 2 ? " " + JSON.stringify(Object.fromEntries(Object.entries(i).filter(([k]) => k !== "model" && k !== "tensor"))) : ""}`).join(", ")}`,
           );
     },
   );
