@@ -37,8 +37,8 @@ export const arceeFusionMergekit: MergekitMethod = {
         `${what}: ${n} elements is above mergekit's 10⁶ sampling threshold, where it sorts a torch.randperm sample that --numerics mergekit cannot reproduce; use --numerics default`,
       );
     const cols = ctx.shape.length ? ctx.shape[ctx.shape.length - 1] : n;
-    const sp = softmaxLastDim(p, dt, b, cols, what);
-    const sq = softmaxLastDim(p, dt, a, cols, what);
+    const sp = softmaxLastDim(p, dt, b, cols);
+    const sq = softmaxLastDim(p, dt, a, cols);
     const importance = new Float32Array(n);
     const prod = new Float32Array(cols);
     for (let from = 0; from < n; from += cols) {

@@ -11,7 +11,6 @@
  *   then times fp32 1/sum. (torch 2.x's fp32 path is
  *   not replayed: refused.)
  */
-import { ParamError } from "../errors/index.js";
 import { glibcExpf } from "./glibc-expf.js";
 import { torchExpf } from "./sleef-float32.js";
 import { roundTo, type ComputeDType, type TorchProfile } from "./torch-float.js";
@@ -24,11 +23,10 @@ function foldLanes(acc: Float64Array): number {
   return acc[0];
 }
 
-/** Softmax of `cols`-long rows of `x` (values of dtype `dt`); `what` names the tensor in errors. */
-export function softmaxLastDim(p: TorchProfile, dt: ComputeDType, x: Float32Array, cols: number, what: string): Float32Array {
+/** Softmax of `cols`-long rows of `x` (values of dtype `dt`). */
+export function softmaxLastDim(p: TorchProfile, dt: ComputeDType, x: Float32Array, cols: number): Float32Array {
   const torch1 = !p.scalarOpmath;
   const lanes = torch1 ? 8 : 16;
-  if (dt === "F32" && !torch1) throw new ParamError(`${what}: torch 2.x's fp32 softmax is not replayed; use --numerics mergekit-torch1.13 or default`);
   const out = new Float32Array(x.length);
   const buf = new Float32Array(cols);
   const acc = new Float64Array(lanes);
