@@ -28,7 +28,10 @@ const flush = (v: number): number => (Math.abs(v) < MIN_NORMAL ? v * 0 : v);
  *   other order tried (index order, pairwise, 8/16 lanes) disagrees with torch on some.
  */
 export function torchDot(p: TorchProfile, dt: ComputeDType, x: ArrayLike<number>, y: ArrayLike<number>): number {
-  if (p.scalarOpmath) throw new ParamError("torch 2.x takes float32 dot from MKL's sdot, which --numerics mergekit does not replay; use --numerics default");
+  if (p.scalarOpmath) {
+    if (dt === "F32") throw new ParamError("torch 2.x takes float32 dot from MKL's sdot, which --numerics mergekit does not replay; use --numerics default");
+    return roundTo(dt, reducedDotTorch2(x, y));
+  }
   const n = x.length;
   let s = 0;
   if (dt === "F32") {
@@ -50,4 +53,39 @@ export function torchDot(p: TorchProfile, dt: ComputeDType, x: ArrayLike<number>
     s = f(s + acc);
   }
   return roundTo(dt, s);
+}
+
+/** Folds 16 lanes by halves (i + 8, + 4, + 2, + 1), as the AVX-512 shuffles do. */
+function fold16(v: Float64Array): number {
+  for (let w = 8; w >= 1; w /= 2) for (let i = 0; i < w; i++) v[i] = f(v[i] + v[i + w]);
+  return v[0];
+}
+
+/**
+ * torch 2.x's `bf16_dot_with_fp32_arith` / `fp16_dot_with_fp32_arith` (AVX-512 build, read from
+ * the wheel's machine code): 128 elements per step into eight 16-lane fp32 accumulators (register
+ * k takes elements 16k…16k+15 of each step; products are exact in fp32, so the FMA is a rounded
+ * add), combined as ((a0+a4) + (a2+a6)) + ((a3+a7) + (a1+a5)) and folded; then 32 elements per
+ * step into one accumulator, folded and added to that; then the rest one by one. Returns fp32.
+ */
+function reducedDotTorch2(x: ArrayLike<number>, y: ArrayLike<number>): number {
+  const n = x.length;
+  const acc = new Float64Array(128);
+  const main = n - (n % 128);
+  for (let i = 0; i < main; i += 128) for (let k = 0; k < 128; k++) acc[k] = f(acc[k] + x[i + k] * y[i + k]);
+  const v = new Float64Array(16);
+  for (let l = 0; l < 16; l++) {
+    const a = (k: number): number => acc[16 * k + l];
+    v[l] = f(f(f(a(0) + a(4)) + f(a(2) + a(6))) + f(f(a(3) + a(7)) + f(a(1) + a(5))));
+  }
+  const s1 = fold16(v);
+  const w = new Float64Array(16);
+  const mid = n - (n % 32);
+  for (let i = main; i < mid; i += 32) {
+    for (let l = 0; l < 16; l++) w[l] = f(w[l] + x[i + l] * y[i + l]);
+    for (let l = 0; l < 16; l++) w[l] = f(w[l] + x[i + 16 + l] * y[i + 16 + l]);
+  }
+  let s = f(fold16(w) + s1);
+  for (let i = mid; i < n; i++) s = f(s + f(x[i] * y[i]));
+  return s;
 }
