@@ -11,7 +11,7 @@
 import { ParamError } from "../errors/index.js";
 import { subjectOf } from "../methods/generalized-task-arithmetic.js";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
-import { torchLogf } from "./sleef-float32.js";
+import { torchUnary } from "./torch-unary.js";
 import { softmaxLastDim } from "./torch-softmax.js";
 import { add, addScalar, div, mul, mulScalar, roundTo, sub, sumAll } from "./torch-float.js";
 
@@ -25,6 +25,7 @@ export const arceeFusionMergekit: MergekitMethod = {
   resultF32: true,
   merge(ctx: MergekitContext): Float32Array {
     const { dt, profile: p } = ctx;
+    const { log } = torchUnary(p, dt);
     const what = subjectOf("arcee_fusion", ctx.tensorName);
     if (ctx.inputs.length === 1) return Float32Array.from(ctx.inputs[0].data);
     if (ctx.baseIndex < 0) throw new ParamError(`${what}: a base model is required; set base_model`);
@@ -45,7 +46,7 @@ export const arceeFusionMergekit: MergekitMethod = {
       for (let j = 0; j < cols; j++) {
         const pj = addScalar(dt, sp[from + j], EPS);
         const qj = addScalar(dt, sq[from + j], EPS);
-        prod[j] = mul(dt, pj, roundTo(dt, torchLogf(div(dt, pj, qj))));
+        prod[j] = mul(dt, pj, roundTo(dt, log(div(dt, pj, qj))));
       }
       const kl = sumAll(dt, prod, p.lanes);
       for (let j = from; j < from + cols; j++) importance[j] = mul(dt, Math.abs(sub(dt, b[j], a[j])), kl);

@@ -1,14 +1,14 @@
 /**
- * mergekit's `karcher` (merge_methods/karcher.py, `karcher_merge_tensors`) in torch's arithmetic,
- * for `--numerics mergekit-torch1.13` (float32 and bfloat16; torch 1.13 has no float16 `dot`, so
- * mergekit itself fails there). Every tensor op rounds to the compute dtype as torch 1.13 does; the
- * norms are fp32 (`t.float()`), and so are ‖T‖ and its cos/sin, which then meet the dtype's
- * tensors as 0-d tensors. torch 2.x takes the fp32 dot, acos, sin and cos from MKL (not replayed),
- * so the torch 2.x mode refuses karcher at plan time (numerics-mode.ts).
+ * mergekit's `karcher` (merge_methods/karcher.py, `karcher_merge_tensors`) in torch's arithmetic.
+ * Every tensor op rounds to the compute dtype as the torch build does; the norms are fp32
+ * (`t.float()`), and so are ‖T‖ and its cos/sin, which then meet the dtype's tensors as 0-d
+ * tensors. Reproduced for Debian's torch 1.13 (float32, bfloat16; it has no float16 `dot`, so
+ * mergekit itself fails there); the pip wheel takes float32 cos/sin (and dot, acos) from MKL,
+ * which is not replayed, so the torch 2.x mode refuses karcher at plan time (numerics-mode.ts).
  */
 import { ParamError } from "../errors/index.js";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
-import { torchAcosf, torchCosf, torchSinf } from "./sleef-float32.js";
+import { torchUnary } from "./torch-unary.js";
 import { torchDot } from "./torch-dot.js";
 import { add, div, divScalar, mul, mulScalar, normF32, roundTo, sub } from "./torch-float.js";
 
@@ -16,10 +16,8 @@ export const karcherMergekit: MergekitMethod = {
   elementwise: () => false,
   merge(ctx: MergekitContext): Float32Array {
     const { dt, profile: p } = ctx;
-    if (p.scalarOpmath)
-      throw new ParamError(
-        `merge ${ctx.tensorName} with karcher: --numerics mergekit (torch 2.x) does not reproduce karcher (MKL's dot, cos and sin); use --numerics mergekit-torch1.13 or default`,
-      );
+    const { sin, acos } = torchUnary(p, dt);
+    const f32 = torchUnary(p, "F32"); // ‖T‖ is a float32 norm: its cos and sin are float32 ops
     const maxIter = typeof ctx.params.max_iter === "number" ? ctx.params.max_iter : 10;
     const tol = typeof ctx.params.tol === "number" ? ctx.params.tol : 1e-5;
     const xs = ctx.inputs.map((i) => i.data);
@@ -58,9 +56,9 @@ export const karcherMergekit: MergekitMethod = {
       for (let k = 0; k < vu.length; k++) {
         const ui = vu[k];
         const dot = Math.min(1, Math.max(-1, torchDot(p, dt, u, ui)));
-        const theta = roundTo(dt, torchAcosf(dot));
+        const theta = roundTo(dt, acos(dot));
         if (theta < tol) continue;
-        const sinTheta = roundTo(dt, torchSinf(theta));
+        const sinTheta = roundTo(dt, sin(theta));
         // a * (theta / sin_theta) * (ui - dot * u): 0-d tensors of the dtype, a a Python float
         const c = mulScalar(p, dt, div(dt, theta, sinTheta), a[k]);
         for (let j = 0; j < n; j++) T[j] = add(dt, T[j], mul(dt, c, sub(dt, ui[j], mul(dt, dot, u[j]))));
@@ -68,8 +66,8 @@ export const karcherMergekit: MergekitMethod = {
       const normT = normF32(p, T);
       if (normT < tol) break;
       // cos/sin of the fp32 ‖T‖, then fp32 0-d tensors times tensors of the dtype
-      const cosT = torchCosf(normT);
-      const sinT = torchSinf(normT);
+      const cosT = f32.cos(normT);
+      const sinT = f32.sin(normT);
       for (let j = 0; j < n; j++) u[j] = add(dt, mulScalar(p, dt, u[j], cosT), mulScalar(p, dt, divScalar(p, dt, T[j], normT), sinT));
       const normNext = normF32(p, u);
       if (normNext > tol) for (let j = 0; j < n; j++) u[j] = divScalar(p, dt, u[j], normNext);

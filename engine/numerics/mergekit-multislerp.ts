@@ -8,7 +8,7 @@
  */
 import { ParamError } from "../errors/index.js";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
-import { torchCosf, torchSinf } from "./sleef-float32.js";
+import { torchUnary } from "./torch-unary.js";
 import { add, addScalar, div, mul, norm, roundTo, sub, sumAll, sumDim0 } from "./torch-float.js";
 
 const EPS = 1e-8;
@@ -17,6 +17,7 @@ export const multislerpMergekit: MergekitMethod = {
   elementwise: () => false,
   merge(ctx: MergekitContext): Float32Array {
     const { dt, profile: p } = ctx;
+    const { sin, cos } = torchUnary(p, dt);
     const idx = ctx.inputs.map((_, i) => i).filter((i) => i !== ctx.baseIndex);
     if (idx.length === 0) throw new ParamError(`merge ${ctx.tensorName} with multislerp: no models besides the base; list at least one model`);
     if (idx.length === 1) return Float32Array.from(ctx.inputs[idx[0]].data);
@@ -70,8 +71,8 @@ export const multislerpMergekit: MergekitMethod = {
     });
     const tangent = sumDim0(dt, N, n, (r, j) => mul(dt, sub(dt, units[r][j], mul(dt, dots[r], mean[j])), w[r]), new Float32Array(n), p.lanes);
     const tn = addScalar(dt, norm(p, dt, tangent), eps);
-    const cosT = roundTo(dt, torchCosf(tn));
-    const ratio = div(dt, roundTo(dt, torchSinf(tn)), tn);
+    const cosT = roundTo(dt, cos(tn));
+    const ratio = div(dt, roundTo(dt, sin(tn)), tn);
     const avgNorm = sumAll(
       dt,
       norms.map((v, i) => mul(dt, v, w[i])),

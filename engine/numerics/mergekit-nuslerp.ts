@@ -12,7 +12,7 @@
 import { ParamError } from "../errors/index.js";
 import { subjectOf } from "../methods/generalized-task-arithmetic.js";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
-import { torchAcosf, torchSinf } from "./sleef-float32.js";
+import { torchUnary } from "./torch-unary.js";
 import { add, div, mul, mulScalar, norm, normColumns, roundTo, sub, sumAll, sumDim0 } from "./torch-float.js";
 
 const EPS = 1e-8;
@@ -21,6 +21,7 @@ export const nuslerpMergekit: MergekitMethod = {
   elementwise: () => false,
   merge(ctx: MergekitContext): Float32Array {
     const { dt, profile: p } = ctx;
+    const { sin, acos } = torchUnary(p, dt);
     if (ctx.inputs.length === 1) return Float32Array.from(ctx.inputs[0].data);
     const others = ctx.inputs.map((_, i) => i).filter((i) => i !== ctx.baseIndex);
     if (ctx.baseIndex >= 0 && ctx.inputs.length !== 3)
@@ -61,13 +62,13 @@ export const nuslerpMergekit: MergekitMethod = {
       const n1 = Math.max(norm(p, dt, v1, from, cols), normMin);
       for (let j = 0; j < cols; j++) prod[j] = mul(dt, div(dt, v0[from + j], n0), div(dt, v1[from + j], n1));
       const cos = Math.min(1, Math.max(-1, sumAll(dt, prod, p.lanes)));
-      const theta = roundTo(dt, torchAcosf(cos));
-      const sinTheta = roundTo(dt, torchSinf(theta));
+      const theta = roundTo(dt, acos(cos));
+      const sinTheta = roundTo(dt, sin(theta));
       if (Math.abs(sinTheta) < eps) {
         for (let j = from; j < from + cols; j++) out[j] = add(dt, mulScalar(p, dt, v0[j], 1 - t), mulScalar(p, dt, v1[j], t));
       } else {
-        const s0 = roundTo(dt, torchSinf(mulScalar(p, dt, theta, 1 - t)));
-        const s1 = roundTo(dt, torchSinf(mulScalar(p, dt, theta, t)));
+        const s0 = roundTo(dt, sin(mulScalar(p, dt, theta, 1 - t)));
+        const s1 = roundTo(dt, sin(mulScalar(p, dt, theta, t)));
         for (let j = from; j < from + cols; j++) out[j] = div(dt, add(dt, mul(dt, s0, v0[j]), mul(dt, s1, v1[j])), sinTheta);
       }
     }
@@ -79,6 +80,7 @@ export const nuslerpMergekit: MergekitMethod = {
 /** nuslerp of each column of 2-D v0, v1 (mergekit's transpose(0, −1) view), torch's order. */
 function columns(ctx: MergekitContext, v0: Float32Array, v1: Float32Array, t: number): Float32Array {
   const { dt, profile: p } = ctx;
+  const { sin, acos } = torchUnary(p, dt);
   const [rows, cols] = ctx.shape;
   const normMin = roundTo(dt, 1e-7);
   const eps = roundTo(dt, EPS);
@@ -89,13 +91,13 @@ function columns(ctx: MergekitContext, v0: Float32Array, v1: Float32Array, t: nu
   const cos = sumDim0(dt, rows, cols, (r, j) => prod[r * cols + j], new Float32Array(cols), p.lanes);
   const out = new Float32Array(rows * cols);
   for (let j = 0; j < cols; j++) {
-    const theta = roundTo(dt, torchAcosf(Math.min(1, Math.max(-1, cos[j]))));
-    const sinTheta = roundTo(dt, torchSinf(theta));
+    const theta = roundTo(dt, acos(Math.min(1, Math.max(-1, cos[j]))));
+    const sinTheta = roundTo(dt, sin(theta));
     if (Math.abs(sinTheta) < eps) {
       for (let k = j; k < rows * cols; k += cols) out[k] = add(dt, mulScalar(p, dt, v0[k], 1 - t), mulScalar(p, dt, v1[k], t));
     } else {
-      const s0 = roundTo(dt, torchSinf(mulScalar(p, dt, theta, 1 - t)));
-      const s1 = roundTo(dt, torchSinf(mulScalar(p, dt, theta, t)));
+      const s0 = roundTo(dt, sin(mulScalar(p, dt, theta, 1 - t)));
+      const s1 = roundTo(dt, sin(mulScalar(p, dt, theta, t)));
       for (let k = j; k < rows * cols; k += cols) out[k] = div(dt, add(dt, mul(dt, s0, v0[k]), mul(dt, s1, v1[k])), sinTheta);
     }
   }

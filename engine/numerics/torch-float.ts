@@ -89,6 +89,8 @@ export const div = (dt: ComputeDType, a: number, b: number): number => roundTo(d
  */
 export interface TorchProfile {
   name: string;
+  /** float32 sin/cos/acos/log/exp and dot come from MKL (the pip wheel) rather than SLEEF and BLAS. */
+  f32Mkl: boolean;
   /** A bf16/fp16 2-norm over a strided dim (each output its own running sum) accumulates in the dtype, products rounded (1.13). */
   stridedNormInDtype: boolean;
   scalarOpmath: boolean;
@@ -97,8 +99,24 @@ export interface TorchProfile {
   /** fp16 2-norms by the generic sequential reduction (torch 2.x) rather than the vectorized one. */
   halfNormSequential: boolean;
 }
-export const TORCH2: TorchProfile = { name: "torch 2.x", stridedNormInDtype: false, scalarOpmath: true, normFma: false, lanes: 8, halfNormSequential: true };
-export const TORCH1: TorchProfile = { name: "torch 1.13", stridedNormInDtype: true, scalarOpmath: false, normFma: true, lanes: 8, halfNormSequential: false };
+export const TORCH2: TorchProfile = {
+  name: "torch 2.x",
+  f32Mkl: true,
+  stridedNormInDtype: false,
+  scalarOpmath: true,
+  normFma: false,
+  lanes: 8,
+  halfNormSequential: true,
+};
+export const TORCH1: TorchProfile = {
+  name: "torch 1.13",
+  f32Mkl: false,
+  stridedNormInDtype: true,
+  scalarOpmath: false,
+  normFma: true,
+  lanes: 8,
+  halfNormSequential: false,
+};
 /** What `--numerics mergekit` reproduces: current torch (2.x). */
 export const DEFAULT_PROFILE = TORCH2;
 
