@@ -12,7 +12,6 @@
  */
 import { ParamError } from "../errors/index.js";
 import { fma32 as fmaf, fma64 } from "./fma64.js";
-
 import { rsqrt14 } from "./rsqrt14.js";
 
 const f = Math.fround;
@@ -41,7 +40,12 @@ function refuse(fn: string, x: number, why: string): never {
   throw new ParamError(`MKL ${fn}(${x}): ${why}; this input's path of the MKL kernel is not replayed`);
 }
 
-/** MKL vmsSin (HA) of one float32. */
+/**
+ * MKL vmsSin (HA) of one float32: n = fmaf(|x|, 1/π, shifter) in float (its low bit is n's parity),
+ * r = |x| − n·π₁ − n·π₂ by double FMAs, sin r = r + r·r²·P(r²) by double FMAs, rounded to float,
+ * the sign flipped for odd n and negative x. |x| > 10000 (and ±inf) take MKL's Payne–Hanek path,
+ * lane by lane: refused here.
+ */
 export function mklSinf(xIn: number): number {
   const x = f(xIn);
   if (Number.isNaN(x)) return NaN;
@@ -61,10 +65,10 @@ export function mklSinf(xIn: number): number {
   return fromBitsF(bitsF(y) ^ (odd << 31) ^ (bitsF(x) & 0x80000000));
 }
 
-// vscos_data: π/2 as float, 1/π, the shifter, ½; π and the polynomial as in sin
+// vscos_data: π/2 as float and ½; 1/π, the shifter, π₁, π₂ and the polynomial are the same bytes as sin's
 const COS = { halfPi: fromBitsF(0x3fc90fdb), half: 0.5 };
 
-/** MKL vmsCos (HA) of one float32. */
+/** MKL vmsCos (HA) of one float32: sin's kernel on r = |x| − (n − ½)·π, n from (|x| + π/2)/π. */
 export function mklCosf(xIn: number): number {
   const x = f(xIn);
   if (Number.isNaN(x)) return NaN;
@@ -217,7 +221,11 @@ function lnReciprocalBits(b: number): number {
   return e > 0 && e < 255 ? ((r & 0x807fffff) | (e << 23)) >>> 0 : 0;
 }
 
-/** MKL vmsLn (HA) of one float32. */
+/**
+ * MKL vmsLn (HA) of one float32, all in float: R the rounded reciprocal, r = fmaf(R, x, −1),
+ * ln x = (−ln R)_hi + e·ln2_hi + r + [r²·(c1 + r·(c2 + r·c3)) + (−ln R)_lo + e·ln2_lo], the sum
+ * arranged as the kernel adds it. Denormal and huge x take the kernel's second path (replayed too).
+ */
 export function mklLogf(xIn: number): number {
   const x = f(xIn);
   if (Number.isNaN(x)) return NaN;
@@ -283,7 +291,11 @@ const ACOS = {
   tiny: 2 ** -32,
 };
 
-/** MKL vmsAcos (HA) of one float32. */
+/**
+ * MKL vmsAcos (HA) of one float32: y = (1 − |x|)/2, z = min(x², y); acos x = π/2 − asin x for small
+ * |x| (z = x²), else 2·asin(√y) (+ π for negative x) with √(2y) from VRSQRT14PS(y) cut to 12 bits
+ * and one float correction step; asin(√z)/√z − 1 a polynomial in z; π/2 and π as float hi + lo.
+ */
 export function mklAcosf(xIn: number): number {
   const x = f(xIn);
   if (!(Math.abs(x) <= 1)) return NaN; // |x| > 1 and NaN: vsacos_cout_rare
