@@ -1,6 +1,7 @@
 // MKL's float32 VML sin/cos/acos/ln (HA) and sdot, replayed from the torch 2.13 wheel's
 // libtorch_cpu.so, against test/reference/torch2/mkl.json (scripts/numerics/mkl-reference.py):
-// 4096 recorded inputs per function and 83 sdot vectors with 1, 2 and 4 threads, bit for bit. SLEEF's
+// 4096 recorded inputs per function, 83 contiguous and 23 strided sdot vectors with 1, 2 and 4
+// threads, bit for bit. SLEEF's
 // routines (what torch uses without MKL) differ on some, so the recording tells the two apart.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -8,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { ParamError } from "../errors/index.js";
 import { fma32, fma64, fma64Exact } from "./fma64.js";
-import { mklAcosf, mklCosf, mklLogf, mklSdot, mklSinf } from "./mkl-vml-float32.js";
+import { mklAcosf, mklCosf, mklLogf, mklSdot, mklSdotStrided, mklSinf } from "./mkl-vml-float32.js";
 import { torchAcosf, torchCosf, torchLogf, torchSinf } from "./sleef-float32.js";
 import { fmaf } from "./numpy-float32-math.js";
 import { f32s } from "./torch-reference.js";
@@ -18,6 +19,7 @@ type Ref = {
   threads: number[];
   vml: Record<"sin" | "cos" | "acos" | "log", { x: string; y: string }>;
   sdot: { n: number; seed: number; scale: number; correlated: boolean; dot: number[] }[];
+  sdotStrided: { n: number; incx: number; incy: number; seed: number; scale: number; dot: number[] }[];
 };
 const FILE = new URL(import.meta.url.includes("/dist/") ? "../../../test/reference/torch2/mkl.json" : "../../test/reference/torch2/mkl.json", import.meta.url);
 const ref = JSON.parse(readFileSync(fileURLToPath(FILE), "utf8")) as Ref;
@@ -71,6 +73,23 @@ test("MKL sdot: every recorded vector (lengths 1–40001), with 1, 2 and 4 threa
     if (v.dot[0] !== v.dot[1]) threadsMatter++;
   }
   assert.ok(threadsMatter > 0, "the thread count never changed a recorded sum: the split is not tested");
+});
+
+test("MKL sdot on strided views: every recorded vector, with 1, 2 and 4 threads, bit for bit", () => {
+  assert.equal(ref.sdotStrided.length, 23);
+  let pathMatters = 0;
+  for (const v of ref.sdotStrided) {
+    const [x, s2] = xorshift(v.seed, v.n * v.incx, v.scale);
+    const [y] = xorshift((s2 ^ 0x5bd1e995) >>> 0, v.n * v.incy, 1);
+    ref.threads.forEach((t, k) => {
+      const got = mklSdotStrided(v.n, x, v.incx, y, v.incy, t);
+      assert.ok(Object.is(got, v.dot[k]), `n = ${v.n}, strides ${v.incx}/${v.incy}, ${t} threads: got ${got}, torch ${v.dot[k]}`);
+    });
+    const gx = Float32Array.from({ length: v.n }, (_, i) => x[i * v.incx]);
+    const gy = Float32Array.from({ length: v.n }, (_, i) => y[i * v.incy]);
+    if (!Object.is(mklSdot(gx, gy), v.dot[0])) pathMatters++;
+  }
+  assert.ok(pathMatters > 0, "the contiguous kernel gives every strided sum: the scalar path is not tested");
 });
 
 test("MKL sin/cos/ln: inputs off the replayed paths are refused, specials answered", () => {

@@ -359,6 +359,30 @@ function xsdot(x: Float32Array, y: Float32Array, start: number, n: number): numb
 }
 
 /**
+ * mkl_blas_avx512_xsdot with a stride other than 1 (positive strides): scalar float FMAs into four
+ * accumulators A, B, C, D taking elements 4k, 4k + 1, 4k + 2, 4k + 3 of the first n & ~3; then
+ * A + C and B + D, each advanced by one more element when n & 2, added, and advanced by the last
+ * element when n & 1.
+ */
+function xsdotStrided(x: Float32Array, ix: number, y: Float32Array, iy: number, start: number, n: number): number {
+  const acc = [0, 0, 0, 0];
+  let px = start * ix;
+  let py = start * iy;
+  const n4 = n & ~3;
+  for (let k = 0; k < n4; k++, px += ix, py += iy) acc[k & 3] = fmaf(x[px], y[py], acc[k & 3]);
+  let ac = f(acc[0] + acc[2]);
+  let bd = f(acc[1] + acc[3]);
+  if (n & 2) {
+    ac = fmaf(x[px], y[py], ac);
+    bd = fmaf(x[px + ix], y[py + iy], bd);
+    px += 2 * ix;
+    py += 2 * iy;
+  }
+  const s = f(ac + bd);
+  return n & 1 ? fmaf(x[px], y[py], s) : s;
+}
+
+/**
  * torch.dot of two contiguous float32 vectors as MKL's `sdot` computes it (torch 2.13 wheel,
  * AVX-512). With `threads` > 1 MKL splits vectors of 8192 or more elements into
  * min(⌈n/4096⌉, threads) near-equal parts (the first n mod parts one longer), runs xsdot on each and
@@ -367,17 +391,37 @@ function xsdot(x: Float32Array, y: Float32Array, start: number, n: number): numb
 export function mklSdot(x: Float32Array, y: Float32Array, threads = 1): number {
   if (x.length !== y.length) throw new ParamError(`MKL sdot: vectors of ${x.length} and ${y.length} elements`);
   if (!(Number.isInteger(threads) && threads >= 1)) throw new ParamError(`MKL sdot: threads must be a positive integer, got ${threads}`);
-  const n = x.length;
-  if (n === 0) return 0;
+  return sdotSplit(x.length, threads, (start, len) => xsdot(x, y, start, len));
+}
+
+/**
+ * torch.dot of strided float32 vectors (a view with stride incx over `x`, incy over `y`, n elements
+ * each, strides ≥ 1) as MKL's `sdot` computes it; `threads` as for `mklSdot`.
+ */
+export function mklSdotStrided(n: number, x: Float32Array, incx: number, y: Float32Array, incy: number, threads = 1): number {
+  for (const [name, inc, v] of [
+    ["incx", incx, x],
+    ["incy", incy, y],
+  ] as const) {
+    if (!(Number.isInteger(inc) && inc >= 1)) throw new ParamError(`MKL sdot: ${name} must be a positive integer, got ${inc}`);
+    if (n > 0 && (n - 1) * inc >= v.length) throw new ParamError(`MKL sdot: ${n} elements with ${name} ${inc} overrun a vector of ${v.length}`);
+  }
+  if (!(Number.isInteger(threads) && threads >= 1)) throw new ParamError(`MKL sdot: threads must be a positive integer, got ${threads}`);
+  if (incx === 1 && incy === 1) return sdotSplit(n, threads, (start, len) => xsdot(x, y, start, len));
+  return sdotSplit(n, threads, (start, len) => xsdotStrided(x, incx, y, incy, start, len));
+}
+
+/** mkl_blas_sdot's split over threads (n ≥ 8192) and the in-order sum of the parts. */
+function sdotSplit(n: number, threads: number, part: (start: number, len: number) => number): number {
+  if (n <= 0) return 0;
   const parts = n > 0x1fff ? Math.min(Math.ceil(n / 4096), threads) : 1;
-  if (parts === 1) return xsdot(x, y, 0, n);
+  if (parts === 1) return part(0, n);
   const q = Math.floor(n / parts);
   const r = n - q * parts;
   let sum = 0;
   for (let t = 0; t < parts; t++) {
-    const start = t < r ? t * (q + 1) : t * q + r;
-    const part = xsdot(x, y, start, t < r ? q + 1 : q);
-    sum = t === 0 ? part : f(sum + part);
+    const p = part(t < r ? t * (q + 1) : t * q + r, t < r ? q + 1 : q);
+    sum = t === 0 ? p : f(sum + p);
   }
   return sum;
 }

@@ -9,8 +9,8 @@ values), computed as one tensor (the kernels' 32-wide main loop) and again in ch
 as 0-d tensors (their masked tail): the script asserts both give the same bits.
 
 sdot: vectors from xorshift32 (so the JSON holds lengths and seeds, not the vectors), lengths
-covering every tail of the 64-element step and MKL's threaded split (n >= 8192), each dotted with
-torch.set_num_threads(t) for t in 1, 2, 4.
+covering every tail of the 64-element step and MKL's threaded split (n >= 8192), and strided views
+(MKL's scalar path), each dotted with torch.set_num_threads(t) for t in 1, 2, 4.
 
 usage: $MKH_ROOT/venv-torch2/bin/python scripts/numerics/mkl-reference.py test/reference/torch2/mkl.json
 """
@@ -93,5 +93,21 @@ for i, n in enumerate(LENGTHS):
     torch.set_num_threads(1)
     sdot.append({"n": n, "seed": seed, "scale": scale, "correlated": i % 3 == 1, "dot": res})
 
-json.dump({"torch": torch.__version__, "threads": [1, 2, 4], "vml": vml, "sdot": sdot}, open(sys.argv[1], "w"))
-print(f"MKL reference: {N} inputs x {len(vml)} functions, {len(sdot)} sdot vectors, torch {torch.__version__}", file=sys.stderr)
+# strided views (torch.dot(a[::incx], b[::incy]) passes the strides to sdot: MKL's scalar path)
+STRIDED = [(n, 2, 1) for n in range(1, 12)] + [(n, 1, 3) for n in range(12, 20)] + [(77, 2, 2), (8191, 3, 2), (8193, 2, 1), (12289, 1, 2)]
+sdot_strided = []
+for i, (n, incx, incy) in enumerate(STRIDED):
+    seed = 0x7F4A7C15 ^ (i * 104729 + 3)
+    x, s2 = xorshift(seed, n * incx, 2.0 ** (i % 5 - 2))
+    y, _ = xorshift(s2 ^ 0x5bd1e995, n * incy, 1.0)
+    res = []
+    for th in (1, 2, 4):
+        torch.set_num_threads(th)
+        res.append(float(torch.dot(torch.from_numpy(x)[::incx], torch.from_numpy(y)[::incy]).item()))
+    torch.set_num_threads(1)
+    sdot_strided.append({"n": n, "incx": incx, "incy": incy, "seed": seed, "scale": 2.0 ** (i % 5 - 2), "dot": res})
+
+json.dump({"torch": torch.__version__, "threads": [1, 2, 4], "vml": vml, "sdot": sdot, "sdotStrided": sdot_strided},
+          open(sys.argv[1], "w"))
+print(f"MKL reference: {N} inputs x {len(vml)} functions, {len(sdot)} + {len(sdot_strided)} strided sdot vectors, "
+      f"torch {torch.__version__}", file=sys.stderr)
