@@ -7,6 +7,10 @@
  * multiply, then rounded to float. The constants below are the bytes of that libm's tables.
  * Checked against the machine's expf (scripts/numerics/glibc-expf-dump.c, glibc-expf.test.ts).
  */
+import { fma64 } from "./fma64.js";
+
+/** The exact double FMA, now in fma64.ts (kept exported here for existing imports). */
+export { fma64 };
 
 const f64 = new Float64Array(1);
 const u64 = new BigUint64Array(f64.buffer);
@@ -57,53 +61,6 @@ const OVERFLOW = 0x162e42e / 2 ** 18; // 0x1.62e42ep6f
 const UNDERFLOW = -0x19fe368 / 2 ** 18; // -0x1.9fe368p6f
 const MAY_UNDERFLOW = -0x19d1d9e / 2 ** 18; // -0x1.9d1d9ep6f
 const MAY_UNDERFLOW_Y = 0x14 * 2 ** -79; // 0x1.4p-75f
-
-/** x = m·2^e with integer m (exact; x finite). */
-function parts(x: number): [bigint, number] {
-  if (x === 0) return [0n, 0];
-  const b = bitsOf(x);
-  const exp = Number((b >> 52n) & 0x7ffn);
-  let m = b & 0xfffffffffffffn;
-  if (exp) m |= 1n << 52n;
-  const e = (exp || 1) - 1075;
-  return [b >> 63n ? -m : m, e];
-}
-
-/** The double nearest to m·2^e (ties to even), for results in the normal range. */
-function roundToDouble(m: bigint, e: number): number {
-  if (m === 0n) return 0;
-  const neg = m < 0n;
-  let a = neg ? -m : m;
-  const len = a.toString(2).length;
-  if (len > 53) {
-    const s = len - 53;
-    const rem = a & ((1n << BigInt(s)) - 1n);
-    const half = 1n << BigInt(s - 1);
-    a >>= BigInt(s);
-    if (rem > half || (rem === half && (a & 1n) === 1n)) a += 1n;
-    e += s;
-  }
-  const v = Number(a) * 2 ** e;
-  return neg ? -v : v;
-}
-
-/** fma(a, b, c) in double: a·b + c rounded once. */
-export function fma64(a: number, b: number, c: number): number {
-  const [ma, ea] = parts(a);
-  const [mb, eb] = parts(b);
-  const [mc, ec] = parts(c);
-  let mp = ma * mb;
-  let ep = ea + eb;
-  if (mp === 0n) return a * b + c;
-  let mcc = mc;
-  if (mc !== 0n) {
-    if (ec < ep) {
-      mp <<= BigInt(ep - ec);
-      ep = ec;
-    } else mcc <<= BigInt(ec - ep);
-  }
-  return roundToDouble(mp + mcc, ep);
-}
 
 /** glibc's expf(x) for a float x (result a float). */
 export function glibcExpf(x: number): number {
