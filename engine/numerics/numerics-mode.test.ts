@@ -1,19 +1,23 @@
-// Plan-time refusals of `--numerics mergekit` for what it does not replay: one line each, naming
-// the tensor or method and `--numerics default`.
+// Plan-time refusals of the mergekit modes for what they cannot reproduce: one line each, naming
+// the tensor or method and what to use instead.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { checkMergekitNumerics, checkMergekitTensor, mergekitResultDtype, torchBuildOf } from "./numerics-mode.js";
 
-test("karcher is refused in the torch 2.x mode; nuslerp and sce are not", () => {
-  assert.throws(() => checkMergekitNumerics("karcher"), /'karcher' bit for bit \(.*MKL.*\); use --numerics mergekit-torch1.13 .* or --numerics default$/);
-  assert.doesNotThrow(() => checkMergekitNumerics("nuslerp"));
-  assert.doesNotThrow(() => checkMergekitNumerics("sce"));
+test("every mergekit method is planned in both modes; mergeloom's own methods are refused", () => {
+  for (const m of ["karcher", "nuslerp", "multislerp", "arcee_fusion", "sce", "ties"])
+    for (const t of ["2", "1.13"] as const) assert.doesNotThrow(() => checkMergekitNumerics(m, t));
   assert.throws(() => checkMergekitNumerics("consensus_ta", "1.13"), /mergeloom's own method, so --numerics mergekit-torch1.13 has nothing/);
 });
 
-test("fp32 multislerp/nuslerp/arcee_fusion, sampled and glibc-tail arcee_fusion tensors are refused per tensor", () => {
-  for (const m of ["multislerp", "nuslerp", "arcee_fusion"])
-    assert.throws(() => checkMergekitTensor(m, "F32", "w", [32, 32]), /bfloat16 and float16 only: tensor w computes in float32.*--numerics default$/);
+test("arcee_fusion over 10⁶ elements (an unseeded sample) is refused per tensor; fp32 transcendental methods and row tails are not", () => {
+  for (const m of ["multislerp", "nuslerp", "arcee_fusion", "karcher"]) assert.doesNotThrow(() => checkMergekitTensor(m, "F32", "w", [32, 32]));
+  assert.throws(
+    () => checkMergekitTensor("karcher", "BF16", "w", [64, 65]),
+    /karcher in bfloat16 on tensor w \(4160 elements\).*AMX.*use --numerics mergekit-torch1.13 or default$/,
+  );
+  assert.doesNotThrow(() => checkMergekitTensor("karcher", "BF16", "w", [64, 64]));
+  assert.doesNotThrow(() => checkMergekitTensor("karcher", "BF16", "w", [64, 65], "1.13"));
   assert.doesNotThrow(() => checkMergekitTensor("multislerp", "BF16", "w", [32, 32]));
   assert.throws(() => checkMergekitTensor("arcee_fusion", "BF16", "emb", [1001, 1000]), /emb \(1001000 elements\).*randperm.*--numerics default$/);
   assert.doesNotThrow(() => checkMergekitTensor("arcee_fusion", "F16", "w", [10, 20]), "row tails take glibc's expf, replayed");

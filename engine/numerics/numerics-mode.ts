@@ -30,11 +30,6 @@ const OWN_METHODS = new Set(["consensus_ta", "consensus_ties"]);
 
 /** Fails when --numerics mergekit cannot reproduce the method's mergekit output bit for bit. */
 export function checkMergekitNumerics(method: string, torch: TorchBuild = "2"): void {
-  if (method === "karcher" && torch === "2")
-    throw new ConfigError(
-      "merge_method",
-      `--numerics mergekit does not reproduce 'karcher' bit for bit (torch's pip wheel runs its fp32 dot, cos and sin in MKL, whose routines are not replayed); use --numerics mergekit-torch1.13 (mergekit on a torch built without MKL, as Debian's) or --numerics default`,
-    );
   if (MERGEKIT_NUMERICS_METHODS.has(method)) return;
   const covered = [...MERGEKIT_NUMERICS_METHODS.keys()].join(", ");
   throw new ConfigError(
@@ -44,9 +39,6 @@ export function checkMergekitNumerics(method: string, torch: TorchBuild = "2"): 
       : `${modeName(torch)} does not reproduce '${method}' bit for bit yet (it covers ${covered}); use --numerics default, which follows mergekit's semantics in fp32`,
   );
 }
-
-/** Methods whose float32 arithmetic calls a transcendental torch op: torch runs those through MKL's VML on CPU (not replayed). */
-const F32_MKL_OPS: Readonly<Record<string, string>> = { multislerp: "cos and sin", nuslerp: "acos and sin", arcee_fusion: "log" };
 
 /** Methods that fail inside mergekit on torch 1.13 in float16 (the CPU kernel they call is missing). */
 const TORCH1_NO_HALF: Readonly<Record<string, string>> = {
@@ -60,24 +52,23 @@ const TORCH1_NO_HALF: Readonly<Record<string, string>> = {
 };
 
 /**
- * Fails (at plan time) when the method cannot be reproduced for this tensor: fp32 where torch
- * takes a transcendental op from MKL (bf16/fp16 use SLEEF, which is replayed); arcee_fusion above
- * mergekit's 10⁶-element sampling threshold (an unseeded sample); float16 where torch 1.13 lacks a kernel.
+ * Fails (at plan time) when the method cannot be reproduced for this tensor: arcee_fusion above
+ * mergekit's 10⁶-element sampling threshold (an unseeded sample); float16 where torch 1.13 lacks
+ * a kernel (mergekit itself fails there).
  */
 export function checkMergekitTensor(method: string, dt: FloatDType, tensorName: string, shape: readonly number[], torch: TorchBuild = "2"): void {
-  const ops = F32_MKL_OPS[method];
   if (torch === "1.13" && dt === "F16" && TORCH1_NO_HALF[method])
     throw new ConfigError(
       "dtype",
       `mergekit cannot run ${method} in float16 on torch 1.13 (torch 1.13 has no float16 ${TORCH1_NO_HALF[method]} on CPU), so --numerics mergekit-torch1.13 has no output to reproduce for tensor ${tensorName}; set dtype: bfloat16 or float32, or use --numerics mergekit or default`,
     );
-  if (ops && dt === "F32" && torch === "2")
+  const numel = shape.reduce((x, y) => x * y, 1);
+  if (method === "karcher" && torch === "2" && dt === "BF16" && numel > 4096)
     throw new ConfigError(
       "dtype",
-      `--numerics mergekit reproduces ${method} in bfloat16 and float16 only: tensor ${tensorName} computes in float32, where torch's pip wheel takes ${ops} from MKL's VML (not replayed); set dtype: bfloat16 or float16, or use --numerics mergekit-torch1.13 (mergekit on a torch built without MKL, as Debian's) or --numerics default`,
+      `--numerics mergekit does not reproduce karcher in bfloat16 on tensor ${tensorName} (${numel} elements): torch 2.x sends a bfloat16 dot of more than 4096 elements to oneDNN's AMX kernel, whose accumulation is not replayed; set dtype: float32 or float16, or use --numerics mergekit-torch1.13 or default`,
     );
   if (method !== "arcee_fusion") return;
-  const numel = shape.reduce((x, y) => x * y, 1);
   if (numel > ARCEE_FUSION_SAMPLE_LIMIT)
     throw new ConfigError(
       "merge_method",

@@ -54,10 +54,10 @@ test("the long bf16 cases tell the accumulation order apart", () => {
   assert.ok(wrong > 0, "an index-order fp32 sum matches every case: the cases do not test the order");
 });
 
-test("torch 2.x's bf16/fp16 dot (AVX-512 *_dot_with_fp32_arith): every recorded case, bit for bit", () => {
+test("torch 2.x's bf16/fp16 dot (AVX-512 *_dot_with_fp32_arith; oneDNN's fp16 matmul above 4096): every recorded case, bit for bit", () => {
   const r = read("torch2");
   assert.ok(r.torch.startsWith("2."));
-  assert.equal(r.cases.length, 18);
+  assert.equal(r.cases.length, 21);
   let seqWrong = 0;
   for (const c of r.cases) {
     const x = values(c.dtype, c.x);
@@ -70,7 +70,7 @@ test("torch 2.x's bf16/fp16 dot (AVX-512 *_dot_with_fp32_arith): every recorded 
   assert.ok(seqWrong > 0, "an index-order sum matches every case: the cases do not test the order");
 });
 
-test("torch 2.x's MKL dot and torch 1.13's missing fp16 dot are refused", () => {
-  assert.throws(() => torchDot(TORCH2, "F32", [1], [1]), /MKL's sdot.*--numerics default/);
-  assert.throws(() => torchDot(TORCH1, "F16", [1], [1]), /no float16 dot/);
+test("torch 1.13's missing fp16 dot and torch 2.x's AMX bf16 dot are refused", () => {
+  assert.throws(() => torchDot(TORCH2, "BF16", new Float32Array(4097), new Float32Array(4097)), /oneDNN's AMX kernel/);
+  assert.throws(() => torchDot(TORCH1, "F16", new Float32Array(1), new Float32Array(1)), /no float16 dot/);
 });

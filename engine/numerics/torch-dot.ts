@@ -2,6 +2,7 @@
  * `torch.dot` on CPU as a torch build computes it, for `--numerics mergekit-torch1.13` (karcher).
  */
 import { ParamError } from "../errors/index.js";
+import { mklSdot } from "./mkl-vml-float32.js";
 import { roundTo, type ComputeDType, type TorchProfile } from "./torch-float.js";
 
 const f = Math.fround;
@@ -10,12 +11,16 @@ const f = Math.fround;
 const ONEDNN_DOT_MIN = 4096;
 /** oneDNN 2.6's brgemm matmul (avx512_core_bf16) reduces K in blocks of this many elements. */
 const ONEDNN_K_BLOCK = 1024;
+/** oneDNN 3.x's fp16 brgemm matmul (avx10_1_512, torch 2.x) reduces K in blocks of this many elements. */
+const ONEDNN3_F16_K_BLOCK = 512;
 const MIN_NORMAL = 2 ** -126;
 /** VDPBF16PS treats subnormal inputs as 0 and flushes subnormal results to 0 (DAZ, FTZ). */
 const flush = (v: number): number => (Math.abs(v) < MIN_NORMAL ? v * 0 : v);
 
 /**
- * `torch.dot(x, y)` on CPU in torch 1.13 without MKL (Debian's build):
+ * `torch.dot(x, y)` of contiguous vectors on CPU, one torch thread. The pip wheel (torch 2.x):
+ * float32 by MKL's sdot (mkl-vml-float32.ts), bf16/fp16 by its AVX-512 `*_dot_with_fp32_arith`
+ * (below). torch 1.13 without MKL (Debian's build):
  * - float32: the BLAS `sdot` (reference BLAS: one fp32 accumulator in index order, each
  *   product rounded);
  * - bfloat16 up to 4096 elements: torch's naive loop, whose product and running sum are both
@@ -27,10 +32,14 @@ const flush = (v: number): number => (Math.abs(v) < MIN_NORMAL ? v * 0 : v);
  *   built to land within fp32 ulps of a bf16 rounding boundary (4097–16384 elements), where every
  *   other order tried (index order, pairwise, 8/16 lanes) disagrees with torch on some.
  */
-export function torchDot(p: TorchProfile, dt: ComputeDType, x: ArrayLike<number>, y: ArrayLike<number>): number {
-  if (p.scalarOpmath) {
-    if (dt === "F32") throw new ParamError("torch 2.x takes float32 dot from MKL's sdot, which --numerics mergekit does not replay; use --numerics default");
-    return roundTo(dt, reducedDotTorch2(x, y));
+export function torchDot(p: TorchProfile, dt: ComputeDType, x: Float32Array, y: Float32Array): number {
+  if (p.f32Mkl) {
+    if (dt === "F32") return mklSdot(x, y);
+    if (x.length <= ONEDNN_DOT_MIN) return roundTo(dt, reducedDotTorch2(x, y));
+    if (dt === "F16") return roundTo(dt, blockedDot(x, y, ONEDNN3_F16_K_BLOCK));
+    throw new ParamError(
+      `torch 2.x sends a bfloat16 dot of more than ${ONEDNN_DOT_MIN} elements to oneDNN's AMX kernel, whose accumulation is not replayed; use --numerics mergekit-torch1.13 or default`,
+    );
   }
   const n = x.length;
   let s = 0;
@@ -53,6 +62,21 @@ export function torchDot(p: TorchProfile, dt: ComputeDType, x: ArrayLike<number>
     s = f(s + acc);
   }
   return roundTo(dt, s);
+}
+
+/**
+ * oneDNN 3.x's fp16 matmul (1×K by K×1, torch 2.x's dot over 4096 elements): per block of
+ * `block` elements one fp32 sum from 0 in index order (products exact), the block sums added in
+ * order. Checked on vectors built to land within fp32 ulps of an fp16 rounding boundary.
+ */
+function blockedDot(x: ArrayLike<number>, y: ArrayLike<number>, block: number): number {
+  let s = 0;
+  for (let b = 0; b < x.length; b += block) {
+    let acc = 0;
+    for (let j = b; j < Math.min(x.length, b + block); j++) acc = f(acc + x[j] * y[j]);
+    s = f(s + acc);
+  }
+  return s;
 }
 
 /** Folds 16 lanes by halves (i + 8, + 4, + 2, + 1), as the AVX-512 shuffles do. */

@@ -101,7 +101,7 @@ describe("mergeloom --numerics mergekit from the command line", () => {
     );
   });
 
-  test("methods the mode does not replay (karcher; multislerp in fp32) are refused at plan time in one line; sce with select_topk < 1 is planned", async () => {
+  test("what the torch 2.x mode does not replay (karcher's bf16 dots over 4096 elements: oneDNN's AMX kernel) is refused at plan time in one line; karcher in fp32, multislerp in fp32 and sce with select_topk < 1 are planned", async () => {
     const base = (await readFile(config, "utf8")).replace(/, density: [0-9.]+, gamma: [0-9.]+/g, "");
     const karcher = join(dir, "karcher.yml");
     await writeFile(karcher, base.replace("merge_method: breadcrumbs_ties", "merge_method: karcher"));
@@ -109,17 +109,15 @@ describe("mergeloom --numerics mergekit from the command line", () => {
     assert.notEqual(k.code, 0);
     assert.match(
       k.stderr.trim(),
-      /^mergeloom: config merge_method: --numerics mergekit does not reproduce 'karcher' bit for bit \(.*MKL.*\); use --numerics mergekit-torch1.13 .* or --numerics default$/,
+      /^mergeloom: config dtype: --numerics mergekit does not reproduce karcher in bfloat16 on tensor \S+ \(\d+ elements\): .*AMX.*; set dtype: float32 or float16, or use --numerics mergekit-torch1.13 or default$/,
     );
     assert.equal(k.stderr.trim().split("\n").length, 1);
+    assert.equal((await runCli(["plan", karcher, "--numerics", "mergekit-torch1.13"])).code, 0, "karcher in bf16 is reproduced for torch 1.13");
+    await writeFile(karcher, base.replace("merge_method: breadcrumbs_ties", "merge_method: karcher").replace("dtype: bfloat16", "dtype: float32"));
+    assert.equal((await runCli(["plan", karcher, "--numerics", "mergekit"])).code, 0, "karcher in fp32 is reproduced (MKL's sdot, acos, sin, cos)");
     const ms = join(dir, "multislerp.yml");
     await writeFile(ms, base.replace("merge_method: breadcrumbs_ties", "merge_method: multislerp").replace("dtype: bfloat16", "dtype: float32"));
-    const m = await runCli(["plan", ms, "--numerics", "mergekit"]);
-    assert.notEqual(m.code, 0);
-    assert.match(m.stderr.trim(), /^mergeloom: config dtype: --numerics mergekit reproduces multislerp in bfloat16 and float16 only: .*or --numerics default$/);
-    assert.equal(m.stderr.trim().split("\n").length, 1);
-    await writeFile(ms, base.replace("merge_method: breadcrumbs_ties", "merge_method: multislerp"));
-    assert.equal((await runCli(["plan", ms, "--numerics", "mergekit"])).code, 0, "multislerp in bf16 is reproduced");
+    assert.equal((await runCli(["plan", ms, "--numerics", "mergekit"])).code, 0, "multislerp in fp32 is reproduced (MKL's cos, sin)");
     const sce = join(dir, "sce.yml");
     await writeFile(sce, base.replace("merge_method: breadcrumbs_ties", "merge_method: sce") + "parameters:\n  select_topk: 0.7\n");
     assert.equal((await runCli(["plan", sce, "--numerics", "mergekit"])).code, 0, "sce with select_topk < 1 is reproduced");
