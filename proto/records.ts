@@ -86,13 +86,13 @@ export interface ErrorReport {
   error: WireError;
 }
 
-export type FitnessTaskKind = "accuracy" | "entropy" | "command" | "scorer";
+export type FitnessTaskKind = "accuracy" | "likelihood" | "entropy" | "command" | "scorer";
 
 /** One scored task of a fitness (see engine/eval/fitness for what each kind measures). */
 export interface FitnessTask {
   name: string;
   kind: FitnessTaskKind;
-  /** JSONL file (accuracy, entropy). */
+  /** JSONL file (accuracy, likelihood, entropy). */
   data?: string;
   /** Shell command (command); `{checkpoint}` is replaced by the checkpoint path, also in $MERGELOOM_CHECKPOINT. */
   command?: string;
@@ -111,7 +111,7 @@ export interface FitnessTask {
  * worker, relative to its working directory.
  */
 export interface FitnessSpec {
-  /** ONNX graph taking the weights as inputs (needed by accuracy and entropy tasks). */
+  /** ONNX graph taking the weights as inputs (needed by accuracy, likelihood and entropy tasks). */
   graph?: string;
   /** vocab.json of the character tokenizer. */
   vocab?: string;

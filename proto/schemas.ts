@@ -154,7 +154,7 @@ const evalFitnessSpec: z.ZodType<FitnessSpec> = z.object({
     .array(
       z.object({
         name: z.string().min(1),
-        kind: z.enum(["accuracy", "entropy", "command", "scorer"]),
+        kind: z.enum(["accuracy", "likelihood", "entropy", "command", "scorer"]),
         data: z.string().min(1).optional(),
         command: z.string().optional(),
         scorer: z

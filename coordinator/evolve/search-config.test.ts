@@ -46,13 +46,20 @@ describe("search config", () => {
     assert.throws(() => parseSearchConfig(base.replace("linear", "model_stock"), "s.yml"), /unknown merge method 'model_stock'.*known: linear/);
     assert.throws(
       () => parseSearchConfig(base.replace("data: d", "kind: bleu, data: d"), "s.yml"),
-      /unknown kind 'bleu' \(known: accuracy, entropy, command, scorer\)/,
+      /unknown kind 'bleu' \(known: accuracy, likelihood, entropy, command, scorer\)/,
     );
     assert.throws(() => parseSearchConfig(base + "search: { strategy: pso }\n", "s.yml"), /known: cmaes, random/);
     assert.throws(
       () => parseSearchConfig("genome: { models: [a], merge_method: linear }\nfitness: { tasks: [{ name: t, data: d }] }\n", "s.yml"),
       /fitness.graph/,
     );
+  });
+
+  test("a likelihood task needs data and the graph, like an accuracy task", () => {
+    const ok = "genome: { models: [a], merge_method: linear }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, kind: likelihood, data: d, weight: 0.5 }] }\n";
+    assert.deepEqual(parseSearchConfig(ok, "s.yml").fitness.tasks, [{ name: "t", kind: "likelihood", data: "d", weight: 0.5 }]);
+    assert.throws(() => parseSearchConfig(ok.replace(", data: d", ""), "s.yml"), /fitness\.tasks\[0\]\.data/);
+    assert.throws(() => parseSearchConfig(ok.replace("graph: g, ", ""), "s.yml"), /fitness\.graph/);
   });
 
   test("a command-only fitness needs no graph, and the limit applies to every data task", () => {

@@ -6,7 +6,7 @@
 import { resolve } from "node:path";
 import { parseDocument, stringify } from "yaml";
 import { ConfigError } from "@mergeloom/engine/errors";
-import type { FitnessSpec, FitnessTask, FitnessTaskKind } from "@mergeloom/engine/eval";
+import { isGraphTask, type FitnessSpec, type FitnessTask, type FitnessTaskKind } from "@mergeloom/engine/eval";
 import { DFS_DEFAULT_SIGMA0, parseDfsGenome, type DfsGenomeDefinition } from "./dfs/dfs-genome.js";
 import { METHOD_PARAMS, type GenomeDefinition, type GenomeMergeMethod } from "./genome.js";
 
@@ -265,7 +265,7 @@ function parseGenome(v: unknown): GenomeDefinition {
   return def;
 }
 
-const TASK_KINDS: readonly FitnessTaskKind[] = ["accuracy", "entropy", "command", "scorer"];
+const TASK_KINDS: readonly FitnessTaskKind[] = ["accuracy", "likelihood", "entropy", "command", "scorer"];
 
 /** `generatedGraph`: the search builds its graphs (dfs), so fitness.graph must not be given. */
 function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
@@ -303,7 +303,7 @@ function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
     if (names.has(t.name)) throw new ConfigError("fitness.tasks", `task name '${t.name}' is used twice; names must be unique`);
     names.add(t.name);
   }
-  const needsGraph = tasks.some((t) => t.kind === "accuracy" || t.kind === "entropy");
+  const needsGraph = tasks.some(isGraphTask);
   const spec: FitnessSpec = {
     batchSize: v.batch_size === undefined ? 500 : num(v.batch_size, "fitness.batch_size", { int: true, min: 1 }),
     objective,

@@ -7,7 +7,7 @@ export { CharTokenizer, loadEvalSet } from "./eval-data.js";
 export type { EvalSet } from "./eval-data.js";
 export { evaluateModelDir } from "./evaluate-model.js";
 export { runScoreCommand } from "./fitness/command-fitness.js";
-export { combineScores } from "./fitness/fitness-spec.js";
+export { combineScores, isGraphTask } from "./fitness/fitness-spec.js";
 export type { FitnessSpec, FitnessTask, FitnessTaskKind } from "./fitness/fitness-spec.js";
 export { OnnxFitness, loadFitnessData, loadPrompts } from "./fitness/onnx-fitness.js";
 export type { FitnessData, OnnxFitnessOptions } from "./fitness/onnx-fitness.js";
@@ -15,7 +15,7 @@ export { DEFAULT_SCORER_TIMEOUT_MS, loadScorersFile, parseScorerFlag, parseScore
 export type { ScorerSpec, Scorers } from "./fitness/scorers.js";
 export { loadWeightsF32 } from "./load-weights.js";
 export { OnnxEvaluator } from "./onnx-evaluator.js";
-export type { EvalDevice, WeightMap, WeightTensor } from "./onnx-evaluator.js";
+export type { EvalDevice, TeacherForcedResult, WeightMap, WeightTensor } from "./onnx-evaluator.js";
 export { scoreCandidate } from "./score-candidate.js";
 export type { CandidateToScore, ScoreCandidateOptions } from "./score-candidate.js";
 export { FIXTURE, readCheckpointF32 } from "./test-weights.js";

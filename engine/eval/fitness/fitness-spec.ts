@@ -3,6 +3,10 @@
  * combined by weights (or kept side by side for a Pareto front).
  *
  * - accuracy: teacher-forced exact match of an ONNX graph on a labelled JSONL file (as `mergeloom eval`);
+ * - likelihood: on the same kind of file, the mean log-probability (nats, ≤ 0) the graph gives the
+ *   reference answer under teacher forcing (per token, averaged per example then over examples): a
+ *   smooth score where exact match is a step function of the weights (it shares the accuracy
+ *   task's pass over the same data);
  * - entropy: label-free — the negated mean entropy of the graph's greedy predictions on the
  *   file's prompts (answers, if present, are ignored), so lower entropy scores higher (AdaMerging);
  * - command: a user command run on a checkpoint written to disk; its stdout's last JSON value
@@ -26,4 +30,9 @@ export function combineScores(scores: Readonly<Record<string, number>>, tasks: r
     wsum += t.weight;
   }
   return wsum === 0 ? NaN : sum / wsum;
+}
+
+/** Tasks scored on the ONNX graph in memory (accuracy, likelihood, entropy), as opposed to on a written checkpoint. */
+export function isGraphTask(t: Pick<FitnessTask, "kind">): boolean {
+  return t.kind === "accuracy" || t.kind === "likelihood" || t.kind === "entropy";
 }
