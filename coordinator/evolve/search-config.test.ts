@@ -55,6 +55,17 @@ describe("search config", () => {
     );
   });
 
+  test("the likelihood example pairs every accuracy task with a likelihood task on the same file, both weight 1", () => {
+    const c = parseSearchConfig(readFileSync(join(repoRoot(), "examples", "evolve-arith-likelihood.yml"), "utf8"), "evolve-arith-likelihood.yml");
+    const tasks = c.fitness.tasks;
+    assert.deepEqual(
+      tasks.map((t) => `${t.name}:${t.kind}:${t.weight}`),
+      ["add", "sub", "mul", "rev"].flatMap((n) => [`${n}:accuracy:1`, `${n}-ll:likelihood:1`]),
+    );
+    for (let i = 0; i < tasks.length; i += 2) assert.equal(tasks[i + 1].data, tasks[i].data);
+    assert.deepEqual(c.genome.initial, { weight: [0.4, 0.3, 0.9, 0.8], lambda: 1 });
+  });
+
   test("a likelihood task needs data and the graph, like an accuracy task", () => {
     const ok = "genome: { models: [a], merge_method: linear }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, kind: likelihood, data: d, weight: 0.5 }] }\n";
     assert.deepEqual(parseSearchConfig(ok, "s.yml").fitness.tasks, [{ name: "t", kind: "likelihood", data: "d", weight: 0.5 }]);
