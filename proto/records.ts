@@ -104,7 +104,11 @@ export interface FitnessTask {
   weight: number;
   /** First N examples of `data` only. */
   limit?: number;
+  /** likelihood: "log_prob" (default; mean log-probability per answer token) or "answer_prob" (mean probability of the whole answer). */
+  measure?: LikelihoodMeasure;
 }
+
+export type LikelihoodMeasure = "log_prob" | "answer_prob";
 
 /**
  * What a search scores a candidate with; an evaluation task carries it. Paths are read by the

@@ -164,6 +164,7 @@ const evalFitnessSpec: z.ZodType<FitnessSpec> = z.object({
         key: z.string().optional(),
         weight: z.number().nonnegative(),
         limit: z.number().int().positive().optional(),
+        measure: z.enum(["log_prob", "answer_prob"]).optional(),
       }),
     )
     .min(1),

@@ -71,6 +71,15 @@ describe("search config", () => {
     assert.deepEqual(parseSearchConfig(ok, "s.yml").fitness.tasks, [{ name: "t", kind: "likelihood", data: "d", weight: 0.5 }]);
     assert.throws(() => parseSearchConfig(ok.replace(", data: d", ""), "s.yml"), /fitness\.tasks\[0\]\.data/);
     assert.throws(() => parseSearchConfig(ok.replace("graph: g, ", ""), "s.yml"), /fitness\.graph/);
+    assert.equal(parseSearchConfig(ok.replace("weight: 0.5", "measure: answer_prob"), "s.yml").fitness.tasks[0].measure, "answer_prob");
+    assert.throws(
+      () => parseSearchConfig(ok.replace("weight: 0.5", "measure: prob"), "s.yml"),
+      /fitness\.tasks\[0\]\.measure: unknown measure 'prob' \(known: log_prob, answer_prob\)/,
+    );
+    assert.throws(
+      () => parseSearchConfig(ok.replace("kind: likelihood", "kind: accuracy").replace("weight: 0.5", "measure: log_prob"), "s.yml"),
+      /fitness\.tasks\[0\]\.measure: only a likelihood task has a measure/,
+    );
   });
 
   test("a command-only fitness needs no graph, and the limit applies to every data task", () => {

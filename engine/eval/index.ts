@@ -8,7 +8,7 @@ export type { EvalSet } from "./eval-data.js";
 export { evaluateModelDir } from "./evaluate-model.js";
 export { runScoreCommand } from "./fitness/command-fitness.js";
 export { combineScores, isGraphTask } from "./fitness/fitness-spec.js";
-export type { FitnessSpec, FitnessTask, FitnessTaskKind } from "./fitness/fitness-spec.js";
+export type { FitnessSpec, FitnessTask, FitnessTaskKind, LikelihoodMeasure } from "./fitness/fitness-spec.js";
 export { OnnxFitness, loadFitnessData, loadPrompts } from "./fitness/onnx-fitness.js";
 export type { FitnessData, OnnxFitnessOptions } from "./fitness/onnx-fitness.js";
 export { DEFAULT_SCORER_TIMEOUT_MS, loadScorersFile, parseScorerFlag, parseScorersDocument, runScorerTask, scorerMap, scorersUsed } from "./fitness/scorers.js";

@@ -78,6 +78,11 @@ describe("OnnxEvaluator on the arith-llama fixture", () => {
       const b = await ev.teacherForced(base, sets[i]);
       assert.deepEqual({ correct: own.correct, total: own.total, accuracy: own.accuracy }, await ev.accuracy(w, sets[i]));
       assert.ok(own.meanLogProb < 0 && b.meanLogProb < 0, `${own.meanLogProb} ${b.meanLogProb}`);
+      // the answer probability is a relaxation of exact match: within 0.15 of the accuracy for an expert on its task
+      assert.ok(
+        own.meanAnswerProb > 0 && own.meanAnswerProb < 1 && Math.abs(own.meanAnswerProb - own.accuracy) < 0.15,
+        `${own.meanAnswerProb} vs ${own.accuracy}`,
+      );
       // measured: the experts gain 0.35 (add) to 0.8 nats per answer token over the base on their own task
       assert.ok(own.meanLogProb > b.meanLogProb + 0.25, `expert-${TASKS[i]}: ${own.meanLogProb} vs base ${b.meanLogProb}`);
     }

@@ -45,6 +45,8 @@ export interface AccuracyResult {
 export interface TeacherForcedResult extends AccuracyResult {
   /** Mean over examples of the per-token log-probability (nats, ≤ 0) of the reference answer and <eos>. */
   meanLogProb: number;
+  /** Mean over examples of the probability of the whole answer and <eos> (exp of their summed log-probabilities): the expected exact match when sampling. */
+  meanAnswerProb: number;
 }
 
 const INPUT_IDS = "input_ids";
@@ -153,13 +155,16 @@ export class OnnxEvaluator {
    * One teacher-forced pass over a labelled set giving both the exact match and the likelihood of
    * the reference answer: `meanLogProb` is the log-probability (nats) of the scored tokens (answer
    * and final `<eos>`), averaged per example then over examples — a smooth score where exact match
-   * is a step function of the weights.
+   * is a step function of the weights. `meanAnswerProb` is the mean probability of the whole
+   * answer, a smooth relaxation of exact match that, unlike the log-probability, gives examples the
+   * model has no chance on no weight.
    */
   async teacherForced(weights: WeightMap, data: EvalSet): Promise<TeacherForcedResult> {
     const feeds = this.weightFeeds(weights);
     const ex = data.examples;
     let correct = 0;
     let logProbSum = 0;
+    let answerProbSum = 0;
     for (let start = 0; start < ex.length; start += this.batchSize) {
       const batch = ex.slice(start, start + this.batchSize);
       const { logits, seq, vocab } = await this.run(
@@ -179,10 +184,17 @@ export class OnnxEvaluator {
         }
         if (ok) correct++;
         logProbSum += lp / (e.answerLength + 1);
+        answerProbSum += Math.exp(lp);
       }
     }
     const n = ex.length;
-    return { correct, total: n, accuracy: n === 0 ? 0 : correct / n, meanLogProb: n === 0 ? 0 : logProbSum / n };
+    return {
+      correct,
+      total: n,
+      accuracy: n === 0 ? 0 : correct / n,
+      meanLogProb: n === 0 ? 0 : logProbSum / n,
+      meanAnswerProb: n === 0 ? 0 : answerProbSum / n,
+    };
   }
 
   /**

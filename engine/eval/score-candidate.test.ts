@@ -55,13 +55,14 @@ describe("scoreCandidate on the arith-llama fixture", () => {
     assert.deepEqual(viaDisk, inMemory);
   });
 
-  test("accuracy and likelihood tasks on the same data share one teacher-forced pass and give the evaluator's two numbers", async () => {
+  test("accuracy and likelihood tasks on the same data share one teacher-forced pass and give the evaluator's numbers", async () => {
     const data = join(FIXTURE, "eval/add.jsonl");
     const both: FitnessSpec = {
       ...spec,
       tasks: [
         { name: "add", kind: "accuracy", data, weight: 1, limit: 40 },
         { name: "add-ll", kind: "likelihood", data, weight: 0.5, limit: 40 },
+        { name: "add-p", kind: "likelihood", data, weight: 0.5, limit: 40, measure: "answer_prob" },
       ],
     };
     const f = await OnnxFitness.create(both);
@@ -77,8 +78,10 @@ describe("scoreCandidate on the arith-llama fixture", () => {
       const set = await loadEvalSet(data, tok);
       set.examples = set.examples.slice(0, 40);
       const direct = await ev.teacherForced(weights, set);
-      assert.deepEqual(scores, { add: direct.accuracy, "add-ll": direct.meanLogProb });
+      assert.deepEqual(scores, { add: direct.accuracy, "add-ll": direct.meanLogProb, "add-p": direct.meanAnswerProb });
       assert.ok(scores["add-ll"] < 0);
+      // the expected exact match when sampling lies between 0 and 1 and, for the expert on its task, near its accuracy
+      assert.ok(scores["add-p"] > 0 && scores["add-p"] < 1 && Math.abs(scores["add-p"] - scores.add) < 0.15, JSON.stringify(scores));
     } finally {
       await f.release();
     }

@@ -61,7 +61,7 @@ export class OnnxFitness {
     return this.evaluator.device;
   }
 
-  /** Score per task name: accuracy in [0, 1], mean log-probability (nats, ≤ 0), or −(mean entropy in nats). */
+  /** Score per task name: accuracy in [0, 1], mean log-probability (nats, ≤ 0) or answer probability in [0, 1], or −(mean entropy in nats). */
   async score(weights: WeightMap): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
     // One teacher-forced pass per loaded set, shared by the accuracy and likelihood tasks on it.
@@ -71,7 +71,7 @@ export class OnnxFitness {
         let pass = passes.get(p.set);
         if (!pass) passes.set(p.set, (pass = this.evaluator.teacherForced(weights, p.set)));
         const r = await pass;
-        out[p.task.name] = p.task.kind === "likelihood" ? r.meanLogProb : r.accuracy;
+        out[p.task.name] = p.task.kind !== "likelihood" ? r.accuracy : p.task.measure === "answer_prob" ? r.meanAnswerProb : r.meanLogProb;
       } else out[p.task.name] = -(await this.evaluator.meanEntropy(weights, p.prompts!));
     }
     return out;
