@@ -55,15 +55,14 @@ describe("search config", () => {
     );
   });
 
-  test("the likelihood example pairs every accuracy task with a likelihood task on the same file, both weight 1", () => {
+  test("the likelihood example scores every task by the answer probability, on the fine example's genome and start", () => {
     const c = parseSearchConfig(readFileSync(join(repoRoot(), "examples", "evolve-arith-likelihood.yml"), "utf8"), "evolve-arith-likelihood.yml");
-    const tasks = c.fitness.tasks;
     assert.deepEqual(
-      tasks.map((t) => `${t.name}:${t.kind}:${t.weight}`),
-      ["add", "sub", "mul", "rev"].flatMap((n) => [`${n}:accuracy:1`, `${n}-ll:likelihood:1`]),
+      c.fitness.tasks.map((t) => `${t.name}:${t.kind}:${t.measure}:${t.weight}`),
+      ["add", "sub", "mul", "rev"].map((n) => `${n}:likelihood:answer_prob:1`),
     );
-    for (let i = 0; i < tasks.length; i += 2) assert.equal(tasks[i + 1].data, tasks[i].data);
     assert.deepEqual(c.genome.initial, { weight: [0.4, 0.3, 0.9, 0.8], lambda: 1 });
+    assert.equal(c.search.recommend, "mean");
   });
 
   test("a likelihood task needs data and the graph, like an accuracy task", () => {
