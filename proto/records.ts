@@ -86,13 +86,13 @@ export interface ErrorReport {
   error: WireError;
 }
 
-export type FitnessTaskKind = "accuracy" | "entropy" | "command" | "scorer";
+export type FitnessTaskKind = "accuracy" | "likelihood" | "entropy" | "command" | "scorer";
 
 /** One scored task of a fitness (see engine/eval/fitness for what each kind measures). */
 export interface FitnessTask {
   name: string;
   kind: FitnessTaskKind;
-  /** JSONL file (accuracy, entropy). */
+  /** JSONL file (accuracy, likelihood, entropy). */
   data?: string;
   /** Shell command (command); `{checkpoint}` is replaced by the checkpoint path, also in $MERGELOOM_CHECKPOINT. */
   command?: string;
@@ -104,14 +104,18 @@ export interface FitnessTask {
   weight: number;
   /** First N examples of `data` only. */
   limit?: number;
+  /** likelihood: "log_prob" (default; mean log-probability per answer token) or "answer_prob" (mean probability of the whole answer). */
+  measure?: LikelihoodMeasure;
 }
+
+export type LikelihoodMeasure = "log_prob" | "answer_prob";
 
 /**
  * What a search scores a candidate with; an evaluation task carries it. Paths are read by the
  * worker, relative to its working directory.
  */
 export interface FitnessSpec {
-  /** ONNX graph taking the weights as inputs (needed by accuracy and entropy tasks). */
+  /** ONNX graph taking the weights as inputs (needed by accuracy, likelihood and entropy tasks). */
   graph?: string;
   /** vocab.json of the character tokenizer. */
   vocab?: string;

@@ -155,7 +155,7 @@ const evalFitnessSpec: z.ZodType<FitnessSpec> = z.object({
     .array(
       z.object({
         name: z.string().min(1),
-        kind: z.enum(["accuracy", "entropy", "command", "scorer"]),
+        kind: z.enum(["accuracy", "likelihood", "entropy", "command", "scorer"]),
         data: z.string().min(1).optional(),
         command: z.string().optional(),
         scorer: z
@@ -165,6 +165,7 @@ const evalFitnessSpec: z.ZodType<FitnessSpec> = z.object({
         key: z.string().optional(),
         weight: z.number().nonnegative(),
         limit: z.number().int().positive().optional(),
+        measure: z.enum(["log_prob", "answer_prob"]).optional(),
       }),
     )
     .min(1),

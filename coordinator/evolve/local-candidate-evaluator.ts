@@ -9,7 +9,7 @@
  */
 import { MergeloomError } from "@mergeloom/proto/errors";
 import { inSpan, SPAN_NAMES } from "@mergeloom/proto/tracing";
-import { CandidateMerger, OnnxFitness, scoreCandidate, scorersUsed, tempScratch, type FitnessSpec, type Scorers } from "@mergeloom/engine/eval";
+import { CandidateMerger, isGraphTask, OnnxFitness, scoreCandidate, scorersUsed, tempScratch, type FitnessSpec, type Scorers } from "@mergeloom/engine/eval";
 import type { MergeConfig } from "@mergeloom/engine/config";
 import type { MergedTensor } from "@mergeloom/engine/driver";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "./candidate-evaluator.js";
@@ -51,7 +51,7 @@ export class LocalCandidateEvaluator implements CandidateEvaluator {
         `evolve: the fitness uses scorer ${missing.join(", ")}, which this process does not have; pass --scorer ${missing[0]}=COMMAND (or --scorers-file), or run with --nats on workers that have it`,
       );
     }
-    const needsGraph = opts.fitness.tasks.some((t) => t.kind === "accuracy" || t.kind === "entropy");
+    const needsGraph = opts.fitness.tasks.some(isGraphTask);
     const slots: Slot[] = [];
     for (let i = 0; i < n; i++) slots.push({ fitness: needsGraph ? await OnnxFitness.create(opts.fitness, { slots: n }) : undefined });
     return new LocalCandidateEvaluator(opts, slots);

@@ -46,12 +46,38 @@ describe("search config", () => {
     assert.throws(() => parseSearchConfig(base.replace("linear", "model_stock"), "s.yml"), /unknown merge method 'model_stock'.*known: linear/);
     assert.throws(
       () => parseSearchConfig(base.replace("data: d", "kind: bleu, data: d"), "s.yml"),
-      /unknown kind 'bleu' \(known: accuracy, entropy, command, scorer\)/,
+      /unknown kind 'bleu' \(known: accuracy, likelihood, entropy, command, scorer\)/,
     );
     assert.throws(() => parseSearchConfig(base + "search: { strategy: pso }\n", "s.yml"), /known: cmaes, random/);
     assert.throws(
       () => parseSearchConfig("genome: { models: [a], merge_method: linear }\nfitness: { tasks: [{ name: t, data: d }] }\n", "s.yml"),
       /fitness.graph/,
+    );
+  });
+
+  test("the likelihood example scores every task by the answer probability, on the fine example's genome and start", () => {
+    const c = parseSearchConfig(readFileSync(join(repoRoot(), "examples", "evolve-arith-likelihood.yml"), "utf8"), "evolve-arith-likelihood.yml");
+    assert.deepEqual(
+      c.fitness.tasks.map((t) => `${t.name}:${t.kind}:${t.measure}:${t.weight}`),
+      ["add", "sub", "mul", "rev"].map((n) => `${n}:likelihood:answer_prob:1`),
+    );
+    assert.deepEqual(c.genome.initial, { weight: [0.4, 0.3, 0.9, 0.8], lambda: 1 });
+    assert.equal(c.search.recommend, "mean");
+  });
+
+  test("a likelihood task needs data and the graph, like an accuracy task", () => {
+    const ok = "genome: { models: [a], merge_method: linear }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, kind: likelihood, data: d, weight: 0.5 }] }\n";
+    assert.deepEqual(parseSearchConfig(ok, "s.yml").fitness.tasks, [{ name: "t", kind: "likelihood", data: "d", weight: 0.5 }]);
+    assert.throws(() => parseSearchConfig(ok.replace(", data: d", ""), "s.yml"), /fitness\.tasks\[0\]\.data/);
+    assert.throws(() => parseSearchConfig(ok.replace("graph: g, ", ""), "s.yml"), /fitness\.graph/);
+    assert.equal(parseSearchConfig(ok.replace("weight: 0.5", "measure: answer_prob"), "s.yml").fitness.tasks[0].measure, "answer_prob");
+    assert.throws(
+      () => parseSearchConfig(ok.replace("weight: 0.5", "measure: prob"), "s.yml"),
+      /fitness\.tasks\[0\]\.measure: unknown measure 'prob' \(known: log_prob, answer_prob\)/,
+    );
+    assert.throws(
+      () => parseSearchConfig(ok.replace("kind: likelihood", "kind: accuracy").replace("weight: 0.5", "measure: log_prob"), "s.yml"),
+      /fitness\.tasks\[0\]\.measure: only a likelihood task has a measure/,
     );
   });
 

@@ -6,7 +6,7 @@
 import { resolve } from "node:path";
 import { parseDocument, stringify } from "yaml";
 import { ConfigError } from "@mergeloom/engine/errors";
-import type { FitnessSpec, FitnessTask, FitnessTaskKind } from "@mergeloom/engine/eval";
+import { isGraphTask, type FitnessSpec, type FitnessTask, type FitnessTaskKind, type LikelihoodMeasure } from "@mergeloom/engine/eval";
 import { DFS_DEFAULT_SIGMA0, parseDfsGenome, type DfsGenomeDefinition } from "./dfs/dfs-genome.js";
 import { METHOD_PARAMS, type GenomeDefinition, type GenomeMergeMethod } from "./genome.js";
 
@@ -265,7 +265,8 @@ function parseGenome(v: unknown): GenomeDefinition {
   return def;
 }
 
-const TASK_KINDS: readonly FitnessTaskKind[] = ["accuracy", "entropy", "command", "scorer"];
+const TASK_KINDS: readonly FitnessTaskKind[] = ["accuracy", "likelihood", "entropy", "command", "scorer"];
+const LIKELIHOOD_MEASURES: readonly LikelihoodMeasure[] = ["log_prob", "answer_prob"];
 
 /** `generatedGraph`: the search builds its graphs (dfs), so fitness.graph must not be given. */
 function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
@@ -278,9 +279,11 @@ function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
   const tasks: FitnessTask[] = list(v.tasks, "fitness.tasks").map((t, i) => {
     const p = `fitness.tasks[${i}]`;
     if (!isObj(t)) throw new ConfigError(p, "expected a mapping with name and kind");
-    keys(t, p, ["name", "kind", "data", "command", "scorer", "key", "weight", "limit"]);
+    keys(t, p, ["name", "kind", "data", "command", "scorer", "key", "weight", "limit", "measure"]);
     const kind = (t.kind ?? "accuracy") as FitnessTaskKind;
     if (!TASK_KINDS.includes(kind)) throw new ConfigError(`${p}.kind`, `unknown kind '${String(kind)}' (known: ${TASK_KINDS.join(", ")})`);
+    if (t.measure !== undefined && kind !== "likelihood")
+      throw new ConfigError(`${p}.measure`, `only a likelihood task has a measure (this task's kind is ${kind})`);
     const task: FitnessTask = { name: str(t.name, `${p}.name`), kind, weight: t.weight === undefined ? 1 : num(t.weight, `${p}.weight`, { min: 0 }) };
     if (kind === "command") {
       task.command = str(t.command, `${p}.command`);
@@ -291,6 +294,11 @@ function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
       task.scorer = name;
       if (t.key !== undefined) task.key = str(t.key, `${p}.key`);
     } else {
+      if (t.measure !== undefined) {
+        if (!LIKELIHOOD_MEASURES.includes(t.measure as LikelihoodMeasure))
+          throw new ConfigError(`${p}.measure`, `unknown measure '${String(t.measure)}' (known: ${LIKELIHOOD_MEASURES.join(", ")})`);
+        task.measure = t.measure as LikelihoodMeasure;
+      }
       task.data = str(t.data, `${p}.data`);
       const l = t.limit === undefined || t.limit === null ? limit : num(t.limit, `${p}.limit`, { int: true, min: 1 });
       if (l !== undefined) task.limit = l;
@@ -303,7 +311,7 @@ function parseFitness(v: unknown, generatedGraph = false): FitnessSpec {
     if (names.has(t.name)) throw new ConfigError("fitness.tasks", `task name '${t.name}' is used twice; names must be unique`);
     names.add(t.name);
   }
-  const needsGraph = tasks.some((t) => t.kind === "accuracy" || t.kind === "entropy");
+  const needsGraph = tasks.some(isGraphTask);
   const spec: FitnessSpec = {
     batchSize: v.batch_size === undefined ? 500 : num(v.batch_size, "fitness.batch_size", { int: true, min: 1 }),
     objective,

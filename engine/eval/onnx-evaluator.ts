@@ -42,6 +42,13 @@ export interface AccuracyResult {
   accuracy: number;
 }
 
+export interface TeacherForcedResult extends AccuracyResult {
+  /** Mean over examples of the per-token log-probability (nats, ≤ 0) of the reference answer and <eos>. */
+  meanLogProb: number;
+  /** Mean over examples of the probability of the whole answer and <eos> (exp of their summed log-probabilities): the expected exact match when sampling. */
+  meanAnswerProb: number;
+}
+
 const INPUT_IDS = "input_ids";
 
 export class OnnxEvaluator {
@@ -140,9 +147,24 @@ export class OnnxEvaluator {
 
   /** Teacher-forced exact match (fixture README scoring rule). */
   async accuracy(weights: WeightMap, data: EvalSet): Promise<AccuracyResult> {
+    const { correct, total, accuracy } = await this.teacherForced(weights, data);
+    return { correct, total, accuracy };
+  }
+
+  /**
+   * One teacher-forced pass over a labelled set giving both the exact match and the likelihood of
+   * the reference answer: `meanLogProb` is the log-probability (nats) of the scored tokens (answer
+   * and final `<eos>`), averaged per example then over examples — a smooth score where exact match
+   * is a step function of the weights. `meanAnswerProb` is the mean probability of the whole
+   * answer, a smooth relaxation of exact match that, unlike the log-probability, gives examples the
+   * model has no chance on no weight.
+   */
+  async teacherForced(weights: WeightMap, data: EvalSet): Promise<TeacherForcedResult> {
     const feeds = this.weightFeeds(weights);
     const ex = data.examples;
     let correct = 0;
+    let logProbSum = 0;
+    let answerProbSum = 0;
     for (let start = 0; start < ex.length; start += this.batchSize) {
       const batch = ex.slice(start, start + this.batchSize);
       const { logits, seq, vocab } = await this.run(
@@ -153,14 +175,26 @@ export class OnnxEvaluator {
       for (let b = 0; b < batch.length; b++) {
         const e = batch[b];
         let ok = true;
+        let lp = 0;
         // Position j predicts tokens[j+1]; scored j = P .. P+A (answer digits and the final <eos>).
-        for (let j = e.promptLength; j <= e.promptLength + e.answerLength && ok; j++) {
-          ok = argmax(logits, (b * seq + j) * vocab, vocab) === e.tokens[j + 1];
+        for (let j = e.promptLength; j <= e.promptLength + e.answerLength; j++) {
+          const off = (b * seq + j) * vocab;
+          if (ok) ok = argmax(logits, off, vocab) === e.tokens[j + 1];
+          lp += logSoftmaxAt(logits, off, vocab, e.tokens[j + 1]);
         }
         if (ok) correct++;
+        logProbSum += lp / (e.answerLength + 1);
+        answerProbSum += Math.exp(lp);
       }
     }
-    return { correct, total: ex.length, accuracy: ex.length === 0 ? 0 : correct / ex.length };
+    const n = ex.length;
+    return {
+      correct,
+      total: n,
+      accuracy: n === 0 ? 0 : correct / n,
+      meanLogProb: n === 0 ? 0 : logProbSum / n,
+      meanAnswerProb: n === 0 ? 0 : answerProbSum / n,
+    };
   }
 
   /**
@@ -341,6 +375,15 @@ export function argmax(a: Float32Array, off: number, n: number): number {
     }
   }
   return best;
+}
+
+/** log softmax(a[off .. off+n])[k], computed stably in float64. */
+export function logSoftmaxAt(a: Float32Array, off: number, n: number, k: number): number {
+  let m = -Infinity;
+  for (let i = 0; i < n; i++) m = Math.max(m, a[off + i]);
+  let z = 0;
+  for (let i = 0; i < n; i++) z += Math.exp(a[off + i] - m);
+  return a[off + k] - m - Math.log(z);
 }
 
 /** Entropy (nats) of softmax(a[off .. off+n]), computed stably in float64. */

@@ -7,7 +7,9 @@ import { tempScratch, type CheckpointScratch } from "./checkpoint-scratch.js";
 import { OnnxFitness } from "./fitness/onnx-fitness.js";
 import type { FitnessSpec } from "./fitness/fitness-spec.js";
 import { scoreCandidate } from "./score-candidate.js";
-import { FIXTURE } from "./test-weights.js";
+import { CharTokenizer, loadEvalSet } from "./eval-data.js";
+import type { OnnxEvaluator } from "./onnx-evaluator.js";
+import { FIXTURE, readCheckpointF32 } from "./test-weights.js";
 
 const spec: FitnessSpec = {
   graph: join(FIXTURE, "eval/model.onnx"),
@@ -51,6 +53,38 @@ describe("scoreCandidate on the arith-llama fixture", () => {
     const viaDisk = await scoreCandidate(merger, candidate, { ...opts, viaDisk: true });
     assert.ok(inMemory.add > 0 && inMemory.add <= 1, JSON.stringify(inMemory));
     assert.deepEqual(viaDisk, inMemory);
+  });
+
+  test("accuracy and likelihood tasks on the same data share one teacher-forced pass and give the evaluator's numbers", async () => {
+    const data = join(FIXTURE, "eval/add.jsonl");
+    const both: FitnessSpec = {
+      ...spec,
+      tasks: [
+        { name: "add", kind: "accuracy", data, weight: 1, limit: 40 },
+        { name: "add-ll", kind: "likelihood", data, weight: 0.5, limit: 40 },
+        { name: "add-p", kind: "likelihood", data, weight: 0.5, limit: 40, measure: "answer_prob" },
+      ],
+    };
+    const f = await OnnxFitness.create(both);
+    try {
+      const ev = (f as unknown as { evaluator: OnnxEvaluator }).evaluator;
+      let passes = 0;
+      const tf = ev.teacherForced.bind(ev);
+      ev.teacherForced = (w, s) => (passes++, tf(w, s));
+      const weights = readCheckpointF32(join(FIXTURE, "expert-add"));
+      const scores = await f.score(weights);
+      assert.equal(passes, 1);
+      const tok = await CharTokenizer.fromVocabFile(join(FIXTURE, "base/vocab.json"));
+      const set = await loadEvalSet(data, tok);
+      set.examples = set.examples.slice(0, 40);
+      const direct = await ev.teacherForced(weights, set);
+      assert.deepEqual(scores, { add: direct.accuracy, "add-ll": direct.meanLogProb, "add-p": direct.meanAnswerProb });
+      assert.ok(scores["add-ll"] < 0);
+      // the expected exact match when sampling lies between 0 and 1 and, for the expert on its task, near its accuracy
+      assert.ok(scores["add-p"] > 0 && scores["add-p"] < 1 && Math.abs(scores["add-p"] - scores.add) < 0.15, JSON.stringify(scores));
+    } finally {
+      await f.release();
+    }
   });
 
   test("a command task runs on the candidate's checkpoint in the scratch, which is removed afterwards", async () => {

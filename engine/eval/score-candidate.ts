@@ -10,7 +10,7 @@ import type { MergePlan } from "../plan/build-plan.js";
 import type { CandidateMerger } from "./candidate-merger.js";
 import type { CheckpointScratch } from "./checkpoint-scratch.js";
 import { runScoreCommand } from "./fitness/command-fitness.js";
-import type { FitnessTask } from "./fitness/fitness-spec.js";
+import { isGraphTask, type FitnessTask } from "./fitness/fitness-spec.js";
 import { runScorerTask, type Scorers } from "./fitness/scorers.js";
 import { loadWeightsF32 } from "./load-weights.js";
 import type { WeightMap } from "./onnx-evaluator.js";
@@ -25,7 +25,7 @@ export interface CandidateToScore {
 
 export interface ScoreCandidateOptions {
   tasks: readonly FitnessTask[];
-  /** Scores the merged weights on the accuracy and entropy tasks; called only when there are some. */
+  /** Scores the merged weights on the graph tasks (accuracy, likelihood, entropy); called only when there are some. */
   scoreWeights: (weights: WeightMap, plan: MergePlan) => Promise<Record<string, number>>;
   /** Checks the plan before anything is read (e.g. that every input lies under the storage roots). */
   checkPlan?: (plan: MergePlan) => Promise<void>;
@@ -48,7 +48,7 @@ export async function scoreCandidate(merger: CandidateMerger, candidate: Candida
   const plan = await merger.plan(config);
   await opts.checkPlan?.(plan);
   signal?.throwIfAborted();
-  const graphTasks = opts.tasks.some((t) => t.kind === "accuracy" || t.kind === "entropy");
+  const graphTasks = opts.tasks.some(isGraphTask);
   const diskTasks = opts.tasks.filter((t) => t.kind === "command" || t.kind === "scorer");
   const scores: Record<string, number> = {};
   const scoreGraph = async (weights: WeightMap) => Object.assign(scores, await opts.scoreWeights(weights, plan));

@@ -10,7 +10,16 @@
  * layer) are scored the same way. Command tasks get the candidate written to a temporary checkpoint.
  */
 import { ConfigError } from "@mergeloom/engine/errors";
-import { CandidateMerger, loadFitnessData, OnnxFitness, scoreCandidate, tempScratch, type FitnessData, type FitnessSpec } from "@mergeloom/engine/eval";
+import {
+  CandidateMerger,
+  isGraphTask,
+  loadFitnessData,
+  OnnxFitness,
+  scoreCandidate,
+  tempScratch,
+  type FitnessData,
+  type FitnessSpec,
+} from "@mergeloom/engine/eval";
 import { buildLlamaOnnxGraph, type LlamaGraphConfig } from "./llama-onnx-graph.js";
 import type { Candidate, CandidateEvaluator, CandidateResult } from "../candidate-evaluator.js";
 import { candidateResult } from "../candidate-result.js";
@@ -72,12 +81,12 @@ export class DfsCandidateEvaluator implements CandidateEvaluator {
 
   private constructor(
     private readonly opts: DfsEvaluatorOptions,
-    /** The accuracy/entropy tasks' data; undefined when the fitness has none. */
+    /** The graph tasks' data; undefined when the fitness has none. */
     private readonly data: FitnessData | undefined,
   ) {}
 
   static async create(opts: DfsEvaluatorOptions): Promise<DfsCandidateEvaluator> {
-    if (!opts.fitness.tasks.some((t) => t.kind === "accuracy" || t.kind === "entropy")) return new DfsCandidateEvaluator(opts, undefined);
+    if (!opts.fitness.tasks.some(isGraphTask)) return new DfsCandidateEvaluator(opts, undefined);
     if (!opts.fitness.vocab) throw new ConfigError("fitness.vocab", "accuracy and entropy tasks need a vocab.json");
     return new DfsCandidateEvaluator(opts, await loadFitnessData(opts.fitness));
   }
