@@ -161,6 +161,17 @@ test("oneDNN's K chunks of the AMX bf16 dot (2 MiB L2), as its JIT kernels showe
   for (const [k, chunk] of seen) assert.equal(amxKChunk(k), chunk, `K = ${k}`);
 });
 
+test("the AMX bf16 dot flushes a subnormal sum of K chunks to 0 (torch 2.13: 0, where the exact sum is 2^-127)", () => {
+  const n = 262143; // two chunks of 131072
+  const x = new Float32Array(n);
+  const y = new Float32Array(n);
+  [x[0], y[0], x[131072], y[131072]] = [2 ** -62, 2 ** -63, -1.5 * 2 ** -63, 2 ** -63];
+  assert.equal(amxKChunk(n), 131072);
+  assert.equal(torchDot(TORCH2, "BF16", x, y), 0);
+  x[131072] = -1.5 * 2 ** -62; // a normal sum stays
+  assert.equal(torchDot(TORCH2, "BF16", x, y), -(2 ** -126));
+});
+
 test("torch 1.13's missing fp16 dot is refused", () => {
   assert.throws(() => torchDot(TORCH1, "F16", new Float32Array(1), new Float32Array(1)), /no float16 dot/);
 });

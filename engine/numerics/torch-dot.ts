@@ -118,7 +118,8 @@ export function amxKChunk(k: number): number {
  * zero-padded). TDPBF16PS, as probed on the hardware: the even elements of the 32 and the odd
  * ones go to two fp32 sums from 0, each product exact and each add rounded (RNE, DAZ/FTZ); the
  * two are added (rounded), then that is added to C (rounded). Chunk sums are added in order in
- * fp32 (`vaddps`); the caller rounds the result to bf16 (`vcvtneps2bf16`, RNE). Returns fp32.
+ * fp32 (`vaddps`, no FTZ); the caller rounds the result to bf16 (`vcvtneps2bf16`: RNE, a
+ * subnormal input taken as 0, done here). Returns fp32.
  */
 export function amxBf16Dot(x: ArrayLike<number>, y: ArrayLike<number>, chunk = amxKChunk(x.length)): number {
   const n = x.length;
@@ -138,7 +139,7 @@ export function amxBf16Dot(x: ArrayLike<number>, y: ArrayLike<number>, chunk = a
     }
     total = c0 === 0 ? acc : f(total + acc);
   }
-  return total;
+  return flush(total); // vcvtneps2bf16 takes a subnormal sum of chunks as 0
 }
 
 /** Folds 16 lanes by halves (i + 8, + 4, + 2, + 1), as the AVX-512 shuffles do. */
