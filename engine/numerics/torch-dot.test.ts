@@ -139,6 +139,7 @@ test("the AMX bf16 cases tell TDPBF16PS's even/odd sums and oneDNN's K chunks ap
 });
 
 test("oneDNN's K chunks of the AMX bf16 dot (2 MiB L2), as its JIT kernels showed", () => {
+  // K → chunk, from scripts/numerics/onednn-amx-kchunks.sh (torch 2.13, oneDNN 3.12, one thread)
   const seen: [number, number][] = [
     [4097, 4097],
     [262143, 131072],

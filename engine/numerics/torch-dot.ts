@@ -92,7 +92,7 @@ function blockedDot(x: ArrayLike<number>, y: ArrayLike<number>, block: number): 
  * of K, plus C) exceed ¾ of L2, the batch is cut to ⌊batch / ⌊size/L2¾⌋⌋ or ⌈batch / ⌈size/L2¾⌉⌉,
  * whichever divides the blocks more evenly (not when K is a power of 2 ≥ 4096 and the quotient ≤ 2).
  * Returns K when the dot is one chunk. Checked against the kernels oneDNN generates
- * (`ONEDNN_JIT_DUMP`) for 52 values of K from 4128 to 16 Mi.
+ * (`ONEDNN_JIT_DUMP`, scripts/numerics/onednn-amx-kchunks.sh) for 52 values of K from 4128 to 16 Mi.
  */
 export function amxKChunk(k: number): number {
   const blocks = Math.ceil(k / AMX_K_TILE);
@@ -115,7 +115,7 @@ export function amxKChunk(k: number): number {
 /**
  * torch 2.x's bf16 dot over 4096 elements: oneDNN 3.12's AMX brgemm matmul (1×K by K×1). One C
  * tile starts at 0 per K chunk (`amxKChunk`) and takes one TDPBF16PS per 32 elements (the tail
- * zero-padded). TDPBF16PS, as probed on the hardware: the even elements of the 32 and the odd
+ * zero-padded). TDPBF16PS, as probed on the hardware (scripts/numerics/tdpbf16ps-probe.c): the even elements of the 32 and the odd
  * ones go to two fp32 sums from 0, each product exact and each add rounded (RNE, DAZ/FTZ); the
  * two are added (rounded), then that is added to C (rounded). Chunk sums are added in order in
  * fp32 (`vaddps`, no FTZ); the caller rounds the result to bf16 (`vcvtneps2bf16`: RNE, a
