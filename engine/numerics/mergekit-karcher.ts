@@ -3,8 +3,8 @@
  * Every tensor op rounds to the compute dtype as the torch build does; the norms are fp32
  * (`t.float()`), and so are ‖T‖ and its cos/sin, which then meet the dtype's tensors as 0-d
  * tensors. Reproduced for Debian's torch 1.13 (float32, bfloat16; it has no float16 `dot`, so
- * mergekit itself fails there); the pip wheel takes float32 cos/sin (and dot, acos) from MKL,
- * which is not replayed, so the torch 2.x mode refuses karcher at plan time (numerics-mode.ts).
+ * mergekit itself fails there) and for the torch 2.x wheel (float32 cos/sin, dot and acos from
+ * MKL; bf16 dots over 4096 elements from oneDNN's AMX kernel; both in torch-dot.ts).
  */
 import { ParamError } from "../errors/index.js";
 import type { MergekitContext, MergekitMethod } from "./mergekit-context.js";
@@ -65,10 +65,11 @@ export const karcherMergekit: MergekitMethod = {
       }
       const normT = normF32(p, T);
       if (normT < tol) break;
-      // cos/sin of the fp32 ‖T‖, then fp32 0-d tensors times tensors of the dtype
-      const cosT = f32.cos(normT);
-      const sinT = f32.sin(normT);
-      for (let j = 0; j < n; j++) u[j] = add(dt, mulScalar(p, dt, u[j], cosT), mulScalar(p, dt, divScalar(p, dt, T[j], normT), sinT));
+      // cos/sin of the fp32 ‖T‖: fp32 0-d tensors as the first operand of `*`, which every torch
+      // build casts to the tensor's dtype (torch 2.x keeps a 0-d second operand, T / ‖T‖, in fp32)
+      const cosT = roundTo(dt, f32.cos(normT));
+      const sinT = roundTo(dt, f32.sin(normT));
+      for (let j = 0; j < n; j++) u[j] = add(dt, mul(dt, cosT, u[j]), mul(dt, sinT, divScalar(p, dt, T[j], normT)));
       const normNext = normF32(p, u);
       if (normNext > tol) for (let j = 0; j < n; j++) u[j] = divScalar(p, dt, u[j], normNext);
     }

@@ -12,10 +12,7 @@ test("every mergekit method is planned in both modes; mergeloom's own methods ar
 
 test("arcee_fusion over 10⁶ elements (an unseeded sample) is refused per tensor; fp32 transcendental methods and row tails are not", () => {
   for (const m of ["multislerp", "nuslerp", "arcee_fusion", "karcher"]) assert.doesNotThrow(() => checkMergekitTensor(m, "F32", "w", [32, 32]));
-  assert.throws(
-    () => checkMergekitTensor("karcher", "BF16", "w", [64, 65]),
-    /karcher in bfloat16 on tensor w \(4160 elements\).*AMX.*use --numerics mergekit-torch1.13 or default$/,
-  );
+  assert.doesNotThrow(() => checkMergekitTensor("karcher", "BF16", "w", [64, 65]), "torch 2.x's AMX bf16 dot over 4096 elements is replayed");
   assert.doesNotThrow(() => checkMergekitTensor("karcher", "BF16", "w", [64, 64]));
   assert.doesNotThrow(() => checkMergekitTensor("karcher", "BF16", "w", [64, 65], "1.13"));
   assert.doesNotThrow(() => checkMergekitTensor("multislerp", "BF16", "w", [32, 32]));

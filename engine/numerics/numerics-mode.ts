@@ -62,13 +62,8 @@ export function checkMergekitTensor(method: string, dt: FloatDType, tensorName: 
       "dtype",
       `mergekit cannot run ${method} in float16 on torch 1.13 (torch 1.13 has no float16 ${TORCH1_NO_HALF[method]} on CPU), so --numerics mergekit-torch1.13 has no output to reproduce for tensor ${tensorName}; set dtype: bfloat16 or float32, or use --numerics mergekit or default`,
     );
-  const numel = shape.reduce((x, y) => x * y, 1);
-  if (method === "karcher" && torch === "2" && dt === "BF16" && numel > 4096)
-    throw new ConfigError(
-      "dtype",
-      `--numerics mergekit does not reproduce karcher in bfloat16 on tensor ${tensorName} (${numel} elements): torch 2.x sends a bfloat16 dot of more than 4096 elements to oneDNN's AMX kernel, whose accumulation is not replayed; set dtype: float32 or float16, or use --numerics mergekit-torch1.13 or default`,
-    );
   if (method !== "arcee_fusion") return;
+  const numel = shape.reduce((x, y) => x * y, 1);
   if (numel > ARCEE_FUSION_SAMPLE_LIMIT)
     throw new ConfigError(
       "merge_method",

@@ -13,14 +13,22 @@ const ONEDNN_DOT_MIN = 4096;
 const ONEDNN_K_BLOCK = 1024;
 /** oneDNN 3.x's fp16 brgemm matmul (avx10_1_512, torch 2.x) reduces K in blocks of this many elements. */
 const ONEDNN3_F16_K_BLOCK = 512;
+/** One TDPBF16PS of oneDNN 3.x's AMX bf16 matmul (1×K by K×1) takes this many elements of K. */
+const AMX_K_TILE = 32;
+/**
+ * Per-core L2 of the machines the torch 2.x parity was recorded on (Xeon with AMX, 2 MiB): oneDNN
+ * sizes the K chunks of its AMX matmul from it (`platform::get_per_core_cache_size(2)`).
+ */
+const ONEDNN_L2_BYTES = 2 * 1024 * 1024;
 const MIN_NORMAL = 2 ** -126;
 /** VDPBF16PS treats subnormal inputs as 0 and flushes subnormal results to 0 (DAZ, FTZ). */
 const flush = (v: number): number => (Math.abs(v) < MIN_NORMAL ? v * 0 : v);
 
 /**
  * `torch.dot(x, y)` of contiguous vectors on CPU, one torch thread. The pip wheel (torch 2.x):
- * float32 by MKL's sdot (mkl-vml-float32.ts), bf16/fp16 by its AVX-512 `*_dot_with_fp32_arith`
- * (below). torch 1.13 without MKL (Debian's build):
+ * float32 by MKL's sdot (mkl-vml-float32.ts), bf16/fp16 up to 4096 elements by its AVX-512
+ * `*_dot_with_fp32_arith` (below), longer ones by oneDNN's matmul (fp16: blocks of 512; bf16: the
+ * AMX kernel, `amxBf16Dot`). torch 1.13 without MKL (Debian's build):
  * - float32: the BLAS `sdot` (reference BLAS: one fp32 accumulator in index order, each
  *   product rounded);
  * - bfloat16 up to 4096 elements: torch's naive loop, whose product and running sum are both
@@ -37,9 +45,7 @@ export function torchDot(p: TorchProfile, dt: ComputeDType, x: Float32Array, y: 
     if (dt === "F32") return mklSdot(x, y);
     if (x.length <= ONEDNN_DOT_MIN) return roundTo(dt, reducedDotTorch2(x, y));
     if (dt === "F16") return roundTo(dt, blockedDot(x, y, ONEDNN3_F16_K_BLOCK));
-    throw new ParamError(
-      `torch 2.x sends a bfloat16 dot of more than ${ONEDNN_DOT_MIN} elements to oneDNN's AMX kernel, whose accumulation is not replayed; use --numerics mergekit-torch1.13 or default`,
-    );
+    return roundTo(dt, amxBf16Dot(x, y));
   }
   const n = x.length;
   let s = 0;
@@ -77,6 +83,63 @@ function blockedDot(x: ArrayLike<number>, y: ArrayLike<number>, block: number): 
     s = f(s + acc);
   }
   return s;
+}
+
+/**
+ * Elements per K chunk of oneDNN 3.12's AMX bf16 matmul for 1×K by K×1 on one thread
+ * (amx_blocking_heuristics.cpp, `matmul_amx_blocking_params_micro_t::set_blocking_parameters`):
+ * the brgemm batch starts as all ⌈K/32⌉ blocks of 32; when A + B + copied B (6 bytes per element
+ * of K, plus C) exceed ¾ of L2, the batch is cut to ⌊batch / ⌊size/L2¾⌋⌋ or ⌈batch / ⌈size/L2¾⌉⌉,
+ * whichever divides the blocks more evenly (not when K is a power of 2 ≥ 4096 and the quotient ≤ 2).
+ * Returns K when the dot is one chunk. Checked against the kernels oneDNN generates
+ * (`ONEDNN_JIT_DUMP`, scripts/numerics/onednn-amx-kchunks.sh) for 52 values of K from 4128 to 16 Mi.
+ */
+export function amxKChunk(k: number): number {
+  const blocks = Math.ceil(k / AMX_K_TILE);
+  let batch = blocks;
+  const l2 = (3 * ONEDNN_L2_BYTES) / 4;
+  const bytes = 6 * AMX_K_TILE * blocks + 2 + (k % AMX_K_TILE ? 4 : 0);
+  const bigPow2 = k >= 4096 && 2 ** Math.round(Math.log2(k)) === k;
+  const divMin = Math.floor(bytes / l2);
+  const divMax = Math.ceil(bytes / l2);
+  if (divMin > (bigPow2 ? 2 : 0) && batch > 1) {
+    const kc1 = Math.max(Math.floor(batch / divMin), 1);
+    const kc2 = Math.ceil(batch / divMax);
+    const tail1 = blocks % kc1;
+    const tail2 = blocks % kc2;
+    batch = !(tail1 === 0 || tail2 < tail1) || tail2 === 0 ? kc2 : kc1;
+  }
+  return Math.min(k, AMX_K_TILE * batch);
+}
+
+/**
+ * torch 2.x's bf16 dot over 4096 elements: oneDNN 3.12's AMX brgemm matmul (1×K by K×1). One C
+ * tile starts at 0 per K chunk (`amxKChunk`) and takes one TDPBF16PS per 32 elements (the tail
+ * zero-padded). TDPBF16PS, as probed on the hardware (scripts/numerics/tdpbf16ps-probe.c): the even elements of the 32 and the odd
+ * ones go to two fp32 sums from 0, each product exact and each add rounded (RNE, DAZ/FTZ); the
+ * two are added (rounded), then that is added to C (rounded). Chunk sums are added in order in
+ * fp32 (`vaddps`, no FTZ); the caller rounds the result to bf16 (`vcvtneps2bf16`: RNE, a
+ * subnormal input taken as 0, done here). Returns fp32.
+ */
+export function amxBf16Dot(x: ArrayLike<number>, y: ArrayLike<number>, chunk = amxKChunk(x.length)): number {
+  const n = x.length;
+  let total = 0;
+  for (let c0 = 0; c0 < n; c0 += chunk) {
+    const c1 = Math.min(n, c0 + chunk);
+    let acc = 0;
+    for (let t = c0; t < c1; t += AMX_K_TILE) {
+      const end = Math.min(c1, t + AMX_K_TILE);
+      let even = 0;
+      let odd = 0;
+      for (let j = t; j < end; j += 2) {
+        even = flush(f(even + flush(x[j]) * flush(y[j])));
+        if (j + 1 < end) odd = flush(f(odd + flush(x[j + 1]) * flush(y[j + 1])));
+      }
+      acc = flush(f(acc + flush(f(even + odd))));
+    }
+    total = c0 === 0 ? acc : f(total + acc);
+  }
+  return flush(total); // vcvtneps2bf16 takes a subnormal sum of chunks as 0
 }
 
 /** Folds 16 lanes by halves (i + 8, + 4, + 2, + 1), as the AVX-512 shuffles do. */

@@ -101,17 +101,12 @@ describe("mergeloom --numerics mergekit from the command line", () => {
     );
   });
 
-  test("what the torch 2.x mode does not replay (karcher's bf16 dots over 4096 elements: oneDNN's AMX kernel) is refused at plan time in one line; karcher in fp32, multislerp in fp32 and sce with select_topk < 1 are planned", async () => {
+  test("karcher in bf16 (torch 2.x's AMX dot over 4096 elements), karcher in fp32, multislerp in fp32 and sce with select_topk < 1 are planned in the torch 2.x mode", async () => {
     const base = (await readFile(config, "utf8")).replace(/, density: [0-9.]+, gamma: [0-9.]+/g, "");
     const karcher = join(dir, "karcher.yml");
     await writeFile(karcher, base.replace("merge_method: breadcrumbs_ties", "merge_method: karcher"));
     const k = await runCli(["plan", karcher, "--numerics", "mergekit"]);
-    assert.notEqual(k.code, 0);
-    assert.match(
-      k.stderr.trim(),
-      /^mergeloom: config dtype: --numerics mergekit does not reproduce karcher in bfloat16 on tensor \S+ \(\d+ elements\): .*AMX.*; set dtype: float32 or float16, or use --numerics mergekit-torch1.13 or default$/,
-    );
-    assert.equal(k.stderr.trim().split("\n").length, 1);
+    assert.equal(k.code, 0, k.stderr);
     assert.equal((await runCli(["plan", karcher, "--numerics", "mergekit-torch1.13"])).code, 0, "karcher in bf16 is reproduced for torch 1.13");
     await writeFile(karcher, base.replace("merge_method: breadcrumbs_ties", "merge_method: karcher").replace("dtype: bfloat16", "dtype: float32"));
     assert.equal((await runCli(["plan", karcher, "--numerics", "mergekit"])).code, 0, "karcher in fp32 is reproduced (MKL's sdot, acos, sin, cos)");
