@@ -6,10 +6,11 @@
  * underflows, and falls back to `fma64Exact` outside that range.
  */
 
+import { f64Bits as bitsOf } from "./float-bits.js";
+
+// scratch for the round-to-odd step, which edits the low word of a double in place
 const f64 = new Float64Array(1);
-const u64 = new BigUint64Array(f64.buffer);
 const u32 = new Uint32Array(f64.buffer);
-const bitsOf = (x: number): bigint => ((f64[0] = x), u64[0]);
 
 /** x = m·2^e with integer m (exact; x finite). */
 function parts(x: number): [bigint, number] {

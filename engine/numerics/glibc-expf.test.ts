@@ -5,7 +5,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { fma64, glibcExpf } from "./glibc-expf.js";
+import { fma64 } from "./fma64.js";
+import { glibcExpf } from "./glibc-expf.js";
 import { torchExpf } from "./sleef-float32.js";
 
 const FILE = new URL(import.meta.url.includes("/dist/") ? "../../../test/reference/glibc/expf.json" : "../../test/reference/glibc/expf.json", import.meta.url);

@@ -8,14 +8,7 @@
  * Checked against the machine's expf (scripts/numerics/glibc-expf-dump.c, glibc-expf.test.ts).
  */
 import { fma64 } from "./fma64.js";
-
-/** The exact double FMA, now in fma64.ts (kept exported here for existing imports). */
-export { fma64 };
-
-const f64 = new Float64Array(1);
-const u64 = new BigUint64Array(f64.buffer);
-const bitsOf = (x: number): bigint => ((f64[0] = x), u64[0]);
-const fromBits = (b: bigint): number => ((u64[0] = BigInt.asUintN(64, b)), f64[0]);
+import { f64Bits as bitsOf, f64FromBits as fromBits } from "./float-bits.js";
 
 const INV_LN2_N = fromBits(0x40471547652b82fen); // 0x1.71547652b82fep5 = 32/ln2
 const SHIFT = fromBits(0x4338000000000000n); // 0x1.8p52

@@ -12,16 +12,10 @@
  */
 import { ParamError } from "../errors/index.js";
 import { fma32 as fmaf, fma64 } from "./fma64.js";
+import { f32Bits as bitsF, f32FromBits as fromBitsF, f64FromWords as fromBitsD } from "./float-bits.js";
 import { rsqrt14 } from "./rsqrt14.js";
 
 const f = Math.fround;
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-const d64 = new Float64Array(1);
-const d32 = new Uint32Array(d64.buffer);
-const bitsF = (x: number): number => ((f32[0] = x), u32[0]);
-const fromBitsF = (b: number): number => ((u32[0] = b >>> 0), f32[0]);
-const fromBitsD = (hi: number, lo: number): number => ((d32[1] = hi >>> 0), (d32[0] = lo >>> 0), d64[0]);
 
 // vssin_data (+0x13c0 …): 1/π as float, the 1.5·2²³ shifter, π in two doubles, the odd polynomial
 const SIN = {

@@ -7,13 +7,12 @@
  * rounded values (np.arccos differs from the correctly rounded arccos on ~35 % of inputs).
  */
 
+import { f32Bits as bits, f32FromBits as fromBits } from "./float-bits.js";
 import { rsqrt14 } from "./rsqrt14.js";
 
 const f = Math.fround;
 const f64 = new Float64Array(1);
 const u64 = new BigUint64Array(f64.buffer);
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
 
 /** fmaf(a, b, c) for float32 inputs, rounded once: a·b is exact in double, the sum is rounded to
  *  odd in double (53 ≥ 24 + 2 bits), then to float32 — which equals one rounding of a·b + c. */
@@ -27,15 +26,6 @@ export function fmaf(a: number, b: number, c: number): number {
   f64[0] = s;
   if ((u64[0] & 1n) === 0n) u64[0] += s > 0 === err > 0 ? 1n : -1n;
   return f(f64[0]);
-}
-
-function bits(x: number): number {
-  f32[0] = x;
-  return u32[0];
-}
-function fromBits(b: number): number {
-  u32[0] = b >>> 0;
-  return f32[0];
 }
 
 /** numpy's float32 np.sin (simd_sincos_f32, |x| ≤ 117435.992; larger |x| goes to libm there). */

@@ -8,6 +8,7 @@
  * the results are torch's bits, not correctly rounded values.
  */
 import { ParamError } from "../errors/index.js";
+import { f32Bits as bitsOf, f32FromBits as fromBits } from "./float-bits.js";
 import { fmaf } from "./numpy-float32-math.js";
 
 const f = Math.fround;
@@ -161,10 +162,6 @@ export function torchAcosf(xIn: number): number {
   return ad > 1 ? NaN : r;
 }
 
-const f32b = new Float32Array(1);
-const u32b = new Uint32Array(f32b.buffer);
-const bitsOf = (x: number): number => ((f32b[0] = x), u32b[0]);
-const fromBits = (b: number): number => ((u32b[0] = b >>> 0), f32b[0]);
 /** 2^q for an integer q in the normal range (SLEEF's vpow2i). */
 const pow2i = (q: number): number => fromBits((q + 0x7f) << 23);
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { softmaxLastDim } from "./torch-softmax.js";
-import { TORCH1, TORCH2 } from "./torch-float.js";
+import { TORCH1, TORCH2, type TorchProfile } from "./torch-float.js";
 import { f32s } from "./torch-reference.js";
 
 type Ref = { torch: string; cases: { dtype: "F32" | "BF16" | "F16"; cols: number; x: string; softmax: string }[] };
@@ -19,22 +19,18 @@ function read(dir: string): Ref {
   return JSON.parse(readFileSync(fileURLToPath(url), "utf8")) as Ref;
 }
 
-test("torch 1.13's softmax, fp32 and bf16, every row length, bit for bit", () => {
-  const ref = read("torch1.13");
-  assert.ok(ref.torch.startsWith("1.13"));
-  assert.equal(ref.cases.length, 20);
+/** Every recorded row of `dir`'s torch build, bit for bit, in that build's profile. */
+function checkAll(dir: string, version: string, profile: TorchProfile, cases: number): void {
+  const ref = read(dir);
+  assert.ok(ref.torch.startsWith(version));
+  assert.equal(ref.cases.length, cases);
   for (const c of ref.cases) {
-    const got = softmaxLastDim(TORCH1, c.dtype, f32s(c.x), c.cols);
+    const got = softmaxLastDim(profile, c.dtype, f32s(c.x), c.cols);
     assert.deepEqual([...got], [...f32s(c.softmax)], `${c.dtype} rows of ${c.cols}`);
   }
-});
+}
 
-test("torch 2.x's softmax, fp32 (16-lane generic path), bf16 and fp16 (glibc expf tails), every row length, bit for bit", () => {
-  const ref = read("torch2");
-  assert.ok(ref.torch.startsWith("2."));
-  assert.equal(ref.cases.length, 30);
-  for (const c of ref.cases) {
-    const got = softmaxLastDim(TORCH2, c.dtype, f32s(c.x), c.cols);
-    assert.deepEqual([...got], [...f32s(c.softmax)], `${c.dtype} rows of ${c.cols}`);
-  }
-});
+test("torch 1.13's softmax, fp32 and bf16, every row length, bit for bit", () => checkAll("torch1.13", "1.13", TORCH1, 20));
+
+test("torch 2.x's softmax, fp32 (16-lane generic path), bf16 and fp16 (glibc expf tails), every row length, bit for bit", () =>
+  checkAll("torch2", "2.", TORCH2, 30));
