@@ -11,6 +11,7 @@ import { torchAcosf, torchCosf, torchExpf, torchLogf, torchSinf } from "./sleef-
 import { softmaxLastDim } from "./torch-softmax.js";
 import { norm, roundTo, TORCH2, type ComputeDType } from "./torch-float.js";
 import { f32s } from "./torch-reference.js";
+import { f16BitsToF32 } from "../tensor/convert.js";
 
 const ref = JSON.parse(readFileSync(join(repoRoot(), "test", "reference", "sleef", "torch-2.13.json"), "utf8"));
 const OPS = { sin: torchSinf, cos: torchCosf, acos: torchAcosf } as const;
@@ -71,18 +72,9 @@ test("SLEEF's long argument reduction (|x| ≥ 125) is refused, not approximated
 test("torch.norm of fp16 vectors: one sequential fp32 accumulator (the vectorized order rounds differently here)", () => {
   for (const c of ref.half_norm) {
     const b = Buffer.from(c.x_f16, "base64");
-    const x = Float32Array.from({ length: b.length / 2 }, (_, i) => roundTo("F16", halfToFloat(b.readUInt16LE(2 * i))));
+    const x = Float32Array.from({ length: b.length / 2 }, (_, i) => roundTo("F16", f16BitsToF32(b.readUInt16LE(2 * i))));
     assert.equal(norm(TORCH2, "F16", x), c.norm, `n=${x.length}`);
     // the bf16-style vectorized order gives another fp16 value on these inputs
     assert.notEqual(norm({ ...TORCH2, halfNormSequential: false }, "F16", x), c.norm);
   }
 });
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}

@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { amxBf16Dot, amxKChunk, torchDot } from "./torch-dot.js";
 import { TORCH1, TORCH2, roundTo } from "./torch-float.js";
+import { f16BitsToF32 } from "../tensor/convert.js";
 
 type Gen = { seed: number; patch: [number, number][] };
 type Case = { dtype: "BF16" | "F16" | "F32"; n: number; x?: string; y?: string; gen?: Gen; dot: number };
@@ -21,17 +22,10 @@ function read(dir: string): Ref {
 const ref = read("torch1.13");
 const torch2 = read("torch2");
 
-function halfToFloat(h: number): number {
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  const v = e === 0 ? m * 2 ** -24 : e === 31 ? (m ? NaN : Infinity) : (1 + m / 1024) * 2 ** (e - 15);
-  return h & 0x8000 ? -v : v;
-}
-
 function values(dtype: "BF16" | "F16" | "F32", b64: string): Float32Array {
   const b = Buffer.from(b64, "base64");
   if (dtype === "F32") return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-  if (dtype === "F16") return Float32Array.from({ length: b.byteLength / 2 }, (_, i) => halfToFloat(b.readUInt16LE(2 * i)));
+  if (dtype === "F16") return Float32Array.from({ length: b.byteLength / 2 }, (_, i) => f16BitsToF32(b.readUInt16LE(2 * i)));
   const u = new Uint32Array(b.byteLength / 2);
   for (let i = 0; i < u.length; i++) u[i] = b.readUInt16LE(2 * i) << 16;
   return new Float32Array(u.buffer);
@@ -39,7 +33,7 @@ function values(dtype: "BF16" | "F16" | "F32", b64: string): Float32Array {
 
 /** Bits of a 16-bit float as a number. */
 const bf16ToFloat = (b: number): number => new Float32Array(new Uint32Array([b << 16]).buffer)[0];
-const bitsToFloat = (dtype: "BF16" | "F16", b: number): number => (dtype === "BF16" ? bf16ToFloat(b) : halfToFloat(b));
+const bitsToFloat = (dtype: "BF16" | "F16", b: number): number => (dtype === "BF16" ? bf16ToFloat(b) : f16BitsToF32(b));
 
 /** The generated vectors of a case (xorshift32 stream, then the patch): see the reference script. */
 function generated(dtype: "BF16" | "F16", n: number, gen: Gen): [Float32Array, Float32Array] {
