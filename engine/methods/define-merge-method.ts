@@ -48,6 +48,12 @@ export interface MergeMethod {
   elementwise?: boolean | ((params: ResolvedParams, inputs: readonly { params: ResolvedParams }[]) => boolean);
   /** Extra validation of the inputs for one tensor (counts, required params); throws ParamError. */
   check?(ctx: Omit<MergeContext, "random" | "inputs"> & { inputs: readonly Omit<MergeInput, "data">[] }): void;
+  /**
+   * Inputs (by index) whose contribution to this tensor is empty whatever the data, e.g.
+   * breadcrumbs' empty outlier slice. The planner adds them up per model: a model left out of
+   * every tensor is refused, one left out of some is warned about.
+   */
+  droppedInputs?(ctx: Omit<MergeContext, "random" | "inputs"> & { inputs: readonly Omit<MergeInput, "data">[] }): number[];
   merge(ctx: MergeContext): Float32Array;
   /**
    * Optional bounded-memory form of `merge` for large tensors; returns undefined when these

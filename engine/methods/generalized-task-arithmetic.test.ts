@@ -13,6 +13,7 @@ import {
   ties,
 } from "./generalized-task-arithmetic.js";
 import { assertAllClose, constantUniform, fixedUniform, gtaContext, runGta } from "./gta-test-context.js";
+import { sparsifyMagnitudeOutliers } from "./sparsify.js";
 
 const r32 = (x: number) => Math.fround(x);
 
@@ -354,5 +355,59 @@ describe("della", () => {
       Array.from(runGta(dellaLinear, { base: new Array(128).fill(0), shape: [4, 32], models: [{ data, params: { weight: 1, density: 0.5 } }], tensorName }));
     assert.deepEqual(run("a.weight"), run("a.weight"));
     assert.notDeepEqual(run("a.weight"), run("b.weight"));
+  });
+});
+
+describe("breadcrumbs: inputs whose outlier mask is empty (droppedInputs)", () => {
+  const ctx = (numel: number, models: Array<{ density?: number; gamma?: number }>) => ({
+    tensorName: "t",
+    shape: [numel],
+    baseIndex: 0,
+    params: {},
+    inputs: [{ model: "base", params: {} }, ...models.map((p, i) => ({ model: `m${i}`, params: { weight: 1, ...p } }))],
+  });
+
+  test("n_top = int(gamma·numel) = 0 drops the input: gamma 0, or fewer than 1/gamma elements", () => {
+    // int(0.01·64) = 0 → [n_bot:-0] is empty; int(0.01·100) = 1 → 49 kept; gamma 0 → empty at any size
+    assert.deepEqual(breadcrumbs.droppedInputs!(ctx(64, [{ density: 0.5 }])), [1]);
+    assert.deepEqual(breadcrumbs.droppedInputs!(ctx(100, [{ density: 0.5 }])), []);
+    assert.deepEqual(breadcrumbs.droppedInputs!(ctx(1_000_000, [{ density: 0.5, gamma: 0 }, { density: 0.5 }])), [1]);
+    assert.deepEqual(
+      breadcrumbsTies.droppedInputs!(
+        ctx(150, [
+          { density: 0.5, gamma: 0.005 },
+          { density: 0.5, gamma: 0.01 },
+        ]),
+      ),
+      [1],
+    );
+  });
+
+  test("density 1 ignores gamma, the base has no task vector, and n_bot < 0 keeps n_top > 0", () => {
+    assert.deepEqual(breadcrumbs.droppedInputs!(ctx(64, [{ density: 1, gamma: 0 }, {}])), []);
+    // numel 100, density 0.995: target 99, n_top 1, n_bot 0 → positions [0, 99) kept
+    assert.deepEqual(breadcrumbs.droppedInputs!(ctx(100, [{ density: 0.995 }])), []);
+    const withBase = ctx(64, [{ density: 0.5 }]);
+    withBase.inputs[0] = { model: "base", params: { weight: 1, density: 0.5 } } as never;
+    assert.deepEqual(breadcrumbs.droppedInputs!(withBase), [1]);
+  });
+
+  test("the sparsifier agrees: a dropped input's task vector comes out all zero", () => {
+    const delta = Float32Array.from({ length: 64 }, (_, i) => i - 31.5);
+    assert.ok(sparsifyMagnitudeOutliers(delta, 0.5, 0.01, false).every((v) => v === 0));
+    assert.equal(
+      sparsifyMagnitudeOutliers(
+        Float32Array.from({ length: 100 }, (_, i) => i + 1),
+        0.5,
+        0.01,
+        false,
+      ).filter((v) => v !== 0).length,
+      50,
+    );
+  });
+
+  test("only the magnitude_outliers methods declare the hook", () => {
+    assert.equal(ties.droppedInputs, undefined);
+    assert.equal(taskArithmetic.droppedInputs, undefined);
   });
 });

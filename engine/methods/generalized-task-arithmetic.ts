@@ -12,7 +12,7 @@
 import { ParamError } from "../errors/index.js";
 import { defineMergeMethod, type MergeContext, type MergeInput, type MergeMethod } from "./define-merge-method.js";
 import { bool, num, type ParamSpecs, type ResolvedParams } from "./params.js";
-import { checkDellaDensity, checkMagnitudeDensity, checkRandomDensity, sparsify, type SparsificationMethod } from "./sparsify.js";
+import { checkDellaDensity, checkMagnitudeDensity, checkRandomDensity, outlierRange, sparsify, type SparsificationMethod } from "./sparsify.js";
 import { gtaStream } from "./gta-stream.js";
 
 export interface GtaVariant {
@@ -274,6 +274,23 @@ function checkGta(v: GtaVariant, ctx: CheckCtx): void {
   });
 }
 
+/**
+ * The task vectors breadcrumbs keeps nothing of: with n_top = int(gamma·numel) = 0 mergekit's
+ * ascending slice [n_bot:-n_top] is [n_bot:0], empty (a gamma of 0, or a tensor of fewer than
+ * 1/gamma elements), so the input adds nothing to this tensor.
+ */
+function emptyOutlierMasks(ctx: CheckCtx): number[] {
+  const numel = ctx.shape.reduce((a, b) => a * b, 1);
+  const dropped: number[] = [];
+  ctx.inputs.forEach((input, i) => {
+    const density = numParam(input.params, "density", 1);
+    if (i === ctx.baseIndex || !(density < 1)) return;
+    const { start, stop } = outlierRange(density, numParam(input.params, "gamma", 0.01), numel);
+    if (stop <= start) dropped.push(i);
+  });
+  return dropped;
+}
+
 /** Builds one GTA method from its row of mergekit's defaults table. */
 export function defineGtaMethod(v: GtaVariant): MergeMethod {
   const sparsification = v.sparsification;
@@ -286,6 +303,7 @@ export function defineGtaMethod(v: GtaVariant): MergeMethod {
     // Chunkable by rows only when no sparsifier runs (each needs the whole tensor or its stream).
     elementwise: sparsification === null ? true : (_params, inputs) => inputs.every((i) => numParam(i.params, "density", 1) >= 1),
     check: (ctx) => checkGta(v, ctx),
+    ...(sparsification === "magnitude_outliers" ? { droppedInputs: emptyOutlierMasks } : {}),
     streaming: (info) => gtaStream(v, info),
     merge(ctx) {
       const tvs = taskVectors(v.name, ctx);

@@ -29,6 +29,7 @@ import type { HttpOptions } from "../storage/http-byte-source.js";
 import type { MergeConfig, ModuleConfig, ParamScope, SliceConfig, SourceConfig } from "../config/merge-config.js";
 import { gradientPosition, resolveParam } from "../config/resolve-param.js";
 import { classifyModuleTensors, classifyTensors, layerTensorName, type TensorLayout } from "./classify-tensors.js";
+import { DroppedModels } from "./dropped-models.js";
 import { orientDelta, openLoraAdapter, type LoraAdapter } from "./lora-adapter.js";
 import { resolveModelReference, splitModelRef } from "./model-ref.js";
 import { buildTokenizer, type MergedTokenizer } from "../tokenizer/build-tokenizer.js";
@@ -100,6 +101,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
   const openRef = opts.open ?? ((ref: string) => openModel(ref, { storageRoots: opts.storageRoots, http: opts.http, pins: opts.pins }));
   const open = (ref: string) => openRef(splitModelRef(ref).model);
   const warnings: string[] = [];
+  const dropped = new DroppedModels(method);
 
   // Open every referenced checkpoint (headers only), in parallel.
   const refs = new Set<string>();
@@ -344,7 +346,9 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
         checkMergekitTensor(method.name, tensor.computeDtype, outName, shape, torch);
         if (!config.outDtype) tensor.outDtype = mergekitResultDtype(method.name) ?? tensor.outDtype;
       }
-      method.check?.({ tensorName: outName, shape, baseIndex, params, inputs: inputs.map((i) => ({ model: i.model, params: i.params })) });
+      const ctx = { tensorName: outName, shape, baseIndex, params, inputs: inputs.map((i) => ({ model: i.model, params: i.params })) };
+      method.check?.(ctx);
+      dropped.add(ctx);
       tensors.push(tensor);
     };
 
@@ -385,6 +389,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     // The output config's layer count is the text decoder's (the only module, or the one so named).
     if (whole || mod.name === "text_decoder" || numLayers === undefined) numLayers = outLayer;
   }
+  warnings.push(...dropped.check());
   if (tensors.length === 0) {
     throw new MergeloomError("CHECKPOINT_MISSING", `plan: the models hold no tensors to merge for this config; check the model paths and layer ranges`);
   }
