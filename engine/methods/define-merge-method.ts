@@ -32,6 +32,17 @@ export interface MergeContext {
   random(i: number): () => number;
 }
 
+/** An input a method keeps nothing of in one tensor, with the parameter to blame and its fix. */
+export interface DroppedInput {
+  input: number;
+  /** The parameter that causes it, e.g. `gamma`. */
+  param: string;
+  /** Why nothing is kept, e.g. "gamma 0 and density 0.5 give n_top = 0 …". */
+  why: string;
+  /** What to change. */
+  fix: string;
+}
+
 export type BaseRequirement = "none" | "optional" | "required";
 
 export interface MergeMethod {
@@ -49,11 +60,11 @@ export interface MergeMethod {
   /** Extra validation of the inputs for one tensor (counts, required params); throws ParamError. */
   check?(ctx: Omit<MergeContext, "random" | "inputs"> & { inputs: readonly Omit<MergeInput, "data">[] }): void;
   /**
-   * Inputs (by index) whose contribution to this tensor is empty whatever the data, e.g.
-   * breadcrumbs' empty outlier slice. The planner adds them up per model: a model left out of
-   * every tensor is refused, one left out of some is warned about.
+   * Inputs whose contribution to this tensor is empty whatever the data (breadcrumbs' empty
+   * outlier slice, a density or select_topk of 0). The planner adds them up per model: a model
+   * left out of every tensor it feeds is refused, one left out of some is warned about.
    */
-  droppedInputs?(ctx: Omit<MergeContext, "random" | "inputs"> & { inputs: readonly Omit<MergeInput, "data">[] }): number[];
+  droppedInputs?(ctx: Omit<MergeContext, "random" | "inputs"> & { inputs: readonly Omit<MergeInput, "data">[] }): DroppedInput[];
   merge(ctx: MergeContext): Float32Array;
   /**
    * Optional bounded-memory form of `merge` for large tensors; returns undefined when these

@@ -14,6 +14,7 @@ import {
 } from "./generalized-task-arithmetic.js";
 import { assertAllClose, constantUniform, fixedUniform, gtaContext, runGta } from "./gta-test-context.js";
 import { sparsifyMagnitudeOutliers } from "./sparsify.js";
+import type { MergeMethod } from "./define-merge-method.js";
 
 const r32 = (x: number) => Math.fround(x);
 
@@ -358,7 +359,8 @@ describe("della", () => {
   });
 });
 
-describe("breadcrumbs: inputs whose outlier mask is empty (droppedInputs)", () => {
+describe("droppedInputs: task vectors a GTA method keeps nothing of, whatever the data", () => {
+  const dropped = (m: MergeMethod, c: ReturnType<typeof ctx>) => m.droppedInputs!(c).map((d) => d.input);
   const ctx = (numel: number, models: Array<{ density?: number; gamma?: number }>) => ({
     tensorName: "t",
     shape: [numel],
@@ -369,11 +371,12 @@ describe("breadcrumbs: inputs whose outlier mask is empty (droppedInputs)", () =
 
   test("n_top = int(gamma·numel) = 0 drops the input: gamma 0, or fewer than 1/gamma elements", () => {
     // int(0.01·64) = 0 → [n_bot:-0] is empty; int(0.01·100) = 1 → 49 kept; gamma 0 → empty at any size
-    assert.deepEqual(breadcrumbs.droppedInputs!(ctx(64, [{ density: 0.5 }])), [1]);
-    assert.deepEqual(breadcrumbs.droppedInputs!(ctx(100, [{ density: 0.5 }])), []);
-    assert.deepEqual(breadcrumbs.droppedInputs!(ctx(1_000_000, [{ density: 0.5, gamma: 0 }, { density: 0.5 }])), [1]);
+    assert.deepEqual(dropped(breadcrumbs, ctx(64, [{ density: 0.5 }])), [1]);
+    assert.deepEqual(dropped(breadcrumbs, ctx(100, [{ density: 0.5 }])), []);
+    assert.deepEqual(dropped(breadcrumbs, ctx(1_000_000, [{ density: 0.5, gamma: 0 }, { density: 0.5 }])), [1]);
     assert.deepEqual(
-      breadcrumbsTies.droppedInputs!(
+      dropped(
+        breadcrumbsTies,
         ctx(150, [
           { density: 0.5, gamma: 0.005 },
           { density: 0.5, gamma: 0.01 },
@@ -384,12 +387,12 @@ describe("breadcrumbs: inputs whose outlier mask is empty (droppedInputs)", () =
   });
 
   test("density 1 ignores gamma, the base has no task vector, and n_bot < 0 keeps n_top > 0", () => {
-    assert.deepEqual(breadcrumbs.droppedInputs!(ctx(64, [{ density: 1, gamma: 0 }, {}])), []);
+    assert.deepEqual(dropped(breadcrumbs, ctx(64, [{ density: 1, gamma: 0 }, {}])), []);
     // numel 100, density 0.995: target 99, n_top 1, n_bot 0 → positions [0, 99) kept
-    assert.deepEqual(breadcrumbs.droppedInputs!(ctx(100, [{ density: 0.995 }])), []);
+    assert.deepEqual(dropped(breadcrumbs, ctx(100, [{ density: 0.995 }])), []);
     const withBase = ctx(64, [{ density: 0.5 }]);
     withBase.inputs[0] = { model: "base", params: { weight: 1, density: 0.5 } } as never;
-    assert.deepEqual(breadcrumbs.droppedInputs!(withBase), [1]);
+    assert.deepEqual(dropped(breadcrumbs, withBase), [1]);
   });
 
   test("the sparsifier agrees: a dropped input's task vector comes out all zero", () => {
@@ -406,7 +409,16 @@ describe("breadcrumbs: inputs whose outlier mask is empty (droppedInputs)", () =
     );
   });
 
-  test("only the magnitude_outliers methods declare the hook", () => {
+  test("a random-drop density of 0 drops the input (DARE and DELLA keep each element with probability density)", () => {
+    assert.deepEqual(dropped(dareTies, ctx(1000, [{ density: 0 }, { density: 0.5 }])), [1]);
+    assert.deepEqual(dropped(dareLinear, ctx(1000, [{ density: 0.001 }])), []);
+    assert.deepEqual(dropped(della, ctx(1000, [{ density: 0 }])), [1]);
+    const [d] = dareTies.droppedInputs!(ctx(1000, [{ density: 0 }]));
+    assert.equal(d.param, "density");
+    assert.match(d.fix, /density in \(0, 1\]/);
+  });
+
+  test("magnitude pruning and plain task arithmetic declare no hook (k = 0 is refused by check)", () => {
     assert.equal(ties.droppedInputs, undefined);
     assert.equal(taskArithmetic.droppedInputs, undefined);
   });

@@ -10,7 +10,7 @@
  * fp32 with torch's order (products rounded, sums accumulated model by model).
  */
 import { ParamError } from "../errors/index.js";
-import { defineMergeMethod, type MergeContext, type MergeInput, type MergeMethod } from "./define-merge-method.js";
+import { defineMergeMethod, type DroppedInput, type MergeContext, type MergeInput, type MergeMethod } from "./define-merge-method.js";
 import { bool, num, type ParamSpecs, type ResolvedParams } from "./params.js";
 import { checkDellaDensity, checkMagnitudeDensity, checkRandomDensity, outlierRange, sparsify, type SparsificationMethod } from "./sparsify.js";
 import { gtaStream } from "./gta-stream.js";
@@ -275,18 +275,35 @@ function checkGta(v: GtaVariant, ctx: CheckCtx): void {
 }
 
 /**
- * The task vectors breadcrumbs keeps nothing of: with n_top = int(gamma·numel) = 0 mergekit's
- * ascending slice [n_bot:-n_top] is [n_bot:0], empty (a gamma of 0, or a tensor of fewer than
- * 1/gamma elements), so the input adds nothing to this tensor.
+ * The task vectors this method keeps nothing of in a tensor, whatever the data: a random-drop
+ * density of 0, or breadcrumbs with n_top = int(gamma·numel) = 0, where mergekit's ascending
+ * slice [n_bot:-n_top] is [n_bot:0], empty (a gamma of 0, or a tensor of fewer than 1/gamma
+ * elements). Magnitude pruning's k = 0 is refused by `check` instead, as mergekit asserts it.
  */
-function emptyOutlierMasks(ctx: CheckCtx): number[] {
+function droppedGtaInputs(v: GtaVariant, ctx: CheckCtx): DroppedInput[] {
   const numel = ctx.shape.reduce((a, b) => a * b, 1);
-  const dropped: number[] = [];
+  const dropped: DroppedInput[] = [];
   ctx.inputs.forEach((input, i) => {
     const density = numParam(input.params, "density", 1);
     if (i === ctx.baseIndex || !(density < 1)) return;
-    const { start, stop } = outlierRange(density, numParam(input.params, "gamma", 0.01), numel);
-    if (stop <= start) dropped.push(i);
+    if ((v.sparsification === "random" || v.sparsification === "della_magprune") && density <= 0) {
+      dropped.push({
+        input: i,
+        param: "density",
+        why: `density ${density} keeps no element (${v.name} keeps each with probability density)`,
+        fix: "use a density in (0, 1], or leave the model out",
+      });
+    }
+    if (v.sparsification !== "magnitude_outliers") return;
+    const gamma = numParam(input.params, "gamma", 0.01);
+    const { start, stop } = outlierRange(density, gamma, numel);
+    if (stop > start) return;
+    dropped.push({
+      input: i,
+      param: "gamma",
+      why: `gamma ${gamma} and density ${density} give n_top = int(gamma·numel) = 0, and mergekit's mask (the ascending |δ| order's slice [n_bot:-n_top]) is then an empty Python slice`,
+      fix: "set that model's gamma so that gamma·numel ≥ 1 (the default 0.01 does for tensors of 100 elements or more), or its density to 1",
+    });
   });
   return dropped;
 }
@@ -303,7 +320,9 @@ export function defineGtaMethod(v: GtaVariant): MergeMethod {
     // Chunkable by rows only when no sparsifier runs (each needs the whole tensor or its stream).
     elementwise: sparsification === null ? true : (_params, inputs) => inputs.every((i) => numParam(i.params, "density", 1) >= 1),
     check: (ctx) => checkGta(v, ctx),
-    ...(sparsification === "magnitude_outliers" ? { droppedInputs: emptyOutlierMasks } : {}),
+    ...(sparsification === "magnitude_outliers" || sparsification === "random" || sparsification === "della_magprune"
+      ? { droppedInputs: (ctx: CheckCtx) => droppedGtaInputs(v, ctx) }
+      : {}),
     streaming: (info) => gtaStream(v, info),
     merge(ctx) {
       const tvs = taskVectors(v.name, ctx);

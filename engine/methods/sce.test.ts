@@ -72,3 +72,45 @@ describe("sce", () => {
     assert.deepEqual(sce.modelParams, {});
   });
 });
+
+describe("sce droppedInputs: an empty top-k mask erases every task vector", () => {
+  const ctx = (numel: number, topk: number) => ({
+    tensorName: "t",
+    shape: [numel],
+    baseIndex: 1,
+    params: { select_topk: topk },
+    inputs: [
+      { model: "a", params: {} },
+      { model: "base", params: {} },
+      { model: "c", params: {} },
+    ],
+  });
+  test("select_topk 0, or int(numel·select_topk) = 0, drops every non-base input; otherwise none", () => {
+    assert.deepEqual(
+      sce.droppedInputs!(ctx(4096, 0)).map((d) => d.input),
+      [0, 2],
+    );
+    assert.deepEqual(
+      sce.droppedInputs!(ctx(64, 0.01)).map((d) => d.input),
+      [0, 2],
+    ); // int(0.64) = 0
+    assert.deepEqual(sce.droppedInputs!(ctx(100, 0.01)), []);
+    assert.deepEqual(sce.droppedInputs!(ctx(64, 1)), []);
+    assert.equal(sce.droppedInputs!(ctx(64, 0))[0].param, "select_topk");
+  });
+  test("the merge agrees: with select_topk 0 the output is the base", () => {
+    const out = runMerge(
+      sce,
+      makeContext({
+        inputs: [
+          { model: "a", data: [1, 2, 3, 4] },
+          { model: "base", data: [0.5, 0, -1, 2] },
+          { model: "c", data: [5, -6, 7, 8] },
+        ],
+        base: "base",
+        params: { select_topk: 0 },
+      }),
+    );
+    assert.deepEqual([...out], [0.5, 0, -1, 2]);
+  });
+});

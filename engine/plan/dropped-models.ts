@@ -1,13 +1,12 @@
 import { ConfigError } from "../errors/index.js";
-import type { MergeMethod } from "../methods/define-merge-method.js";
-import type { ResolvedParams } from "../methods/params.js";
+import type { DroppedInput, MergeMethod } from "../methods/define-merge-method.js";
 
 type CheckCtx = Parameters<NonNullable<MergeMethod["droppedInputs"]>>[0];
 
 interface ModelTally {
   tensors: number;
   dropped: number;
-  first?: { tensor: string; numel: number; params: ResolvedParams };
+  first?: { tensor: string; numel: number; drop: DroppedInput };
 }
 
 /**
@@ -23,14 +22,15 @@ export class DroppedModels {
   /** Records one planned tensor. */
   add(ctx: CheckCtx): void {
     if (!this.method.droppedInputs) return;
-    const dropped = new Set(this.method.droppedInputs(ctx));
+    const dropped = new Map(this.method.droppedInputs(ctx).map((d) => [d.input, d]));
     ctx.inputs.forEach((input, i) => {
       if (i === ctx.baseIndex) return;
       const t = this.tally.get(input.model) ?? { tensors: 0, dropped: 0 };
       t.tensors++;
-      if (dropped.has(i)) {
+      const drop = dropped.get(i);
+      if (drop) {
         t.dropped++;
-        t.first ??= { tensor: ctx.tensorName, numel: ctx.shape.reduce((a, b) => a * b, 1), params: input.params };
+        t.first ??= { tensor: ctx.tensorName, numel: ctx.shape.reduce((a, b) => a * b, 1), drop };
       }
       this.tally.set(input.model, t);
     });
@@ -41,18 +41,16 @@ export class DroppedModels {
     const warnings: string[] = [];
     for (const [model, t] of this.tally) {
       if (!t.first) continue;
-      const p = t.first.params;
-      const why = `${this.method.name} keeps none of model '${model}''s task vector`;
-      const cause = `with gamma ${p.gamma ?? 0.01} and density ${p.density}, n_top = int(gamma·numel) is 0 and mergekit's mask (the ascending |δ| order's slice [n_bot:-n_top]) is an empty Python slice`;
+      const { drop, tensor, numel } = t.first;
+      const what = `${this.method.name} keeps none of model '${model}''s task vector`;
       if (t.dropped === t.tensors) {
         throw new ConfigError(
-          "gamma",
-          `${why} in any of its ${t.tensors} tensors (${cause}), so the merge would be the same without this model; ` +
-            `set that model's gamma so that gamma·numel ≥ 1 (the default 0.01 does for tensors of 100 elements or more), or its density to 1`,
+          drop.param,
+          `${what} in any of its ${t.tensors} tensors (${drop.why}), so the merge would be the same without this model; ${drop.fix}`,
         );
       }
       warnings.push(
-        `${why} in ${t.dropped} of its ${t.tensors} tensors, e.g. '${t.first.tensor}' (${t.first.numel} elements): ${cause}; those tensors get nothing from it, as in mergekit`,
+        `${what} in ${t.dropped} of its ${t.tensors} tensors, e.g. '${tensor}' (${numel} elements): ${drop.why}; those tensors get nothing from it, as in mergekit`,
       );
     }
     return warnings;

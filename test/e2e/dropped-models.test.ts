@@ -54,6 +54,23 @@ describe("breadcrumbs with an empty outlier mask", () => {
     });
   }
 
+  test("dare_ties and della with density 0, and sce with select_topk 0, are refused the same way", async () => {
+    const sce = `merge_method: sce\nbase_model: ${F("base")}\nparameters: { select_topk: 0 }\nmodels:\n  - model: ${F("expert-add")}\n  - model: ${F("expert-sub")}\n`;
+    for (const [yaml, field] of [
+      [config("dare_ties", "density: 0", "density: 0.5"), "density"],
+      [config("della", "density: 0", "density: 0.5"), "density"],
+      [sce, "select_topk"],
+    ] as const) {
+      await assert.rejects(plan(yaml), (err: unknown) => {
+        assert.ok(err instanceof MergeloomError, String(err));
+        assert.equal(err.code, "CONFIG_INVALID");
+        assert.match(err.message, new RegExp(`^config ${field}: \\w+ keeps none of model '${F("expert-add")}''s task vector in any of its \\d+ tensors`));
+        assert.ok(!err.message.includes("\n"), "one line");
+        return true;
+      });
+    }
+  });
+
   test("a gamma that empties only the small tensors plans, with one warning per model naming the count", async () => {
     const expected = smallTensors(0.005);
     assert.ok(expected > 0 && expected < 39, `the fixture has ${expected} tensors under 200 elements`);
@@ -68,6 +85,7 @@ describe("breadcrumbs with an empty outlier mask", () => {
       config("breadcrumbs", "density: 0.5", "density: 0.5"),
       config("breadcrumbs", "density: 1, gamma: 0", "density: 1"),
       config("ties", "density: 0.5", "density: 0.5"),
+      config("dare_ties", "density: 0.01", "density: 0.5"),
     ]) {
       const p = await plan(yaml);
       assert.deepEqual(
