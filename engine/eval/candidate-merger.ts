@@ -36,7 +36,13 @@ export class CandidateMerger {
   }
 
   plan(config: MergeConfig): Promise<MergePlan> {
-    return buildPlan(config, { registry: this.registry, storageRoots: this.opts.storageRoots, open: (ref) => this.checkpoints.open(ref) });
+    // a recipe whose density gene clamps to 0 leaves a model out: a point of the search space to score
+    return buildPlan(config, {
+      registry: this.registry,
+      storageRoots: this.opts.storageRoots,
+      open: (ref) => this.checkpoints.open(ref),
+      droppedModels: "warn",
+    });
   }
 
   /** Every floating-point output tensor of the plan, as fp32 rounded to its output dtype. */

@@ -80,6 +80,12 @@ export interface PlanOptions {
   allowCrimes?: boolean;
   /** Hub commits pinned earlier (a resumed job): reused instead of resolving the revisions again. */
   pins?: Readonly<Record<string, string>>;
+  /**
+   * A model the method keeps nothing of in every tensor: refused (default), or only warned about —
+   * for evolve candidates, where such a point (e.g. a density gene clamped to 0) is a valid,
+   * model-less recipe to score.
+   */
+  droppedModels?: "refuse" | "warn";
 }
 
 const LM_HEAD = "lm_head.weight";
@@ -389,7 +395,7 @@ export async function buildPlan(config: MergeConfig, opts: PlanOptions): Promise
     // The output config's layer count is the text decoder's (the only module, or the one so named).
     if (whole || mod.name === "text_decoder" || numLayers === undefined) numLayers = outLayer;
   }
-  warnings.push(...dropped.check());
+  warnings.push(...dropped.check(opts.droppedModels ?? "refuse"));
   if (tensors.length === 0) {
     throw new MergeloomError("CHECKPOINT_MISSING", `plan: the models hold no tensors to merge for this config; check the model paths and layer ranges`);
   }

@@ -36,14 +36,14 @@ export class DroppedModels {
     });
   }
 
-  /** Throws for a model left out entirely; returns one warning per model left out of some tensors. */
-  check(): string[] {
+  /** Throws for a model left out entirely (unless `whole` is "warn"); returns one warning per model left out. */
+  check(whole: "refuse" | "warn"): string[] {
     const warnings: string[] = [];
     for (const [model, t] of this.tally) {
       if (!t.first) continue;
       const { drop, tensor, numel } = t.first;
       const what = `${this.method.name} keeps none of model '${model}''s task vector`;
-      if (t.dropped === t.tensors) {
+      if (t.dropped === t.tensors && whole === "refuse") {
         throw new ConfigError(
           drop.param,
           `${what} in any of its ${t.tensors} tensors (${drop.why}), so the merge would be the same without this model; ${drop.fix}`,

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MergeloomError } from "@mergeloom/proto/errors";
 import { parseMergeConfig } from "@mergeloom/engine/config";
+import { CandidateMerger } from "@mergeloom/engine/eval";
 import { planMerge } from "@mergeloom/engine/job";
 import { createDefaultRegistry } from "@mergeloom/engine/methods";
 import { FIXTURES } from "../harness/repo-root.js";
@@ -92,6 +93,19 @@ describe("breadcrumbs with an empty outlier mask", () => {
         p.warnings.filter((m) => m.includes("keeps none of")),
         [],
       );
+    }
+  });
+
+  test("an evolve candidate that leaves a model out is planned and merged (a point of the search space), with the warning", async () => {
+    const merger = new CandidateMerger();
+    try {
+      const p = await merger.plan(merger.parse(config("dare_ties", "density: 0", "density: 0.5"), "candidate c1"));
+      const w = p.warnings.filter((m) => m.includes("keeps none of"));
+      assert.equal(w.length, 1, w.join("\n"));
+      assert.match(w[0], new RegExp(`model '${F("expert-add")}''s task vector in (\\d+) of its \\1 tensors`));
+      assert.equal((await merger.merge(p, 0)).size, p.tensors.length);
+    } finally {
+      merger.close();
     }
   });
 
