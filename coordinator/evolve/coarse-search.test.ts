@@ -47,6 +47,27 @@ describe("coarse-to-fine search", () => {
     assert.deepEqual(coarseGenome({ ...FINE, allow_negative_weights: true }).initial, { weight: [1, -0.25, -3] });
   });
 
+  test("fixed kinds stay fixed in both stages and per_model kinds are ordinary genes of the coarse one", () => {
+    const bc: GenomeDefinition = {
+      models: ["a", "b"],
+      merge_method: "breadcrumbs",
+      base_model: "base",
+      layer_granularity: 2,
+      per_model: ["density"],
+      fixed: { gamma: 0.001 },
+      initial: { weight: [0.4, 0.9], density: [0.3, 1] },
+    };
+    const g = coarseGenome(bc);
+    assert.equal(genotypeLength(g, 4), 4); // [model][weight, density]
+    assert.deepEqual(g.initial, { weight: [0.4, 0.9], density: [0.3, 1] });
+    assert.deepEqual(g.fixed, { gamma: 0.001 });
+    const fine = fineGenome(bc, [0.5, 0.25, 0.8, 0.9]);
+    assert.deepEqual(fine.initial, { weight: [0.5, 0.8], density: [0.25, 0.9] });
+    const c = genotypeToMergeConfig(fine, initialGenotype(fine, 4), 4);
+    assert.deepEqual(c.slices![1].sources[0].parameters, { weight: 0.5, density: 0.25, gamma: 0.001 });
+    assert.deepEqual(c.slices![1].sources[1].parameters, { weight: 0.8, density: 0.9, gamma: 0.001 });
+  });
+
   test("the fine x0 is the coarse best in every layer group and filter set, λ = 1: the same merge", () => {
     const fine = fineGenome(FINE, [0.38, -0.055, 0.86]);
     assert.deepEqual(fine.initial, { weight: [0.38, -0.055, 0.86], lambda: [1, 1, 1] });

@@ -18,7 +18,7 @@ import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { MergeloomError } from "@mergeloom/proto/errors";
 import type { CandidateEvaluator } from "./candidate-evaluator.js";
-import { METHOD_PARAMS, initialGeneValue, type GenomeDefinition } from "./genome.js";
+import { initialGeneValue, searchedParams, type GenomeDefinition } from "./genome.js";
 import { recommendation, type EvolveEvent, type EvolveResult } from "./run-evolve.js";
 import { runEvolveStage } from "./run-evolve-stage.js";
 import type { SearchConfig } from "./search-config.js";
@@ -41,7 +41,7 @@ export interface CoarseToFineOptions {
 
 /** The coarse genome: one gene set per model; x0 = the fine genome's x0 with λ folded into the weights. */
 export function coarseGenome(def: GenomeDefinition): GenomeDefinition {
-  const params = METHOD_PARAMS[def.merge_method];
+  const params = searchedParams(def);
   const initial: Record<string, number[]> = {};
   for (const name of params) {
     initial[name] = def.models.map((_, m) => {
@@ -52,7 +52,8 @@ export function coarseGenome(def: GenomeDefinition): GenomeDefinition {
       return def.allow_negative_weights ? v * l : Math.abs(v) * Math.abs(l);
     });
   }
-  return { ...def, layer_granularity: 0, filters: null, smooth: false, per_model_lambda: false, initial };
+  // one gene set per model already: per_model kinds are ordinary genes here ([model][param] layout)
+  return { ...def, layer_granularity: 0, filters: null, smooth: false, per_model_lambda: false, per_model: null, initial };
 }
 
 /**
@@ -61,7 +62,7 @@ export function coarseGenome(def: GenomeDefinition): GenomeDefinition {
  * The raw genes are copied, so the phenotype (after abs / clamp) is the coarse best's.
  */
 export function fineGenome(def: GenomeDefinition, coarseBest: readonly number[]): GenomeDefinition {
-  const params = METHOD_PARAMS[def.merge_method];
+  const params = searchedParams(def);
   if (coarseBest.length !== def.models.length * params.length) {
     throw new MergeloomError("CONFIG_INVALID", `coarse-to-fine: expected ${def.models.length * params.length} coarse genes, got ${coarseBest.length}`);
   }

@@ -78,6 +78,16 @@ export interface GenomeDefinition {
    * hand-picked merge.
    */
   initial?: Record<string, number | number[]> | null;
+  /**
+   * mergeloom extension: gene kinds with one gene per model, shared by every layer group and
+   * filter set (e.g. `[density]`: one trimming level per expert while weights stay per layer).
+   */
+  per_model?: string[] | null;
+  /**
+   * mergeloom extension: gene kinds that are not searched but set, as a number or one per model
+   * (e.g. `{gamma: 0.001}`: breadcrumbs' outlier share, whose scale is far below σ0's).
+   */
+  fixed?: Record<string, number | number[]> | null;
 }
 
 /** A mergekit parameter value: scalar, gradient, or filter-conditioned list. */
@@ -116,7 +126,39 @@ interface Shape {
   step: number;
   models: number;
   sets: number;
+  /** Every per-model parameter of the method, in METHOD_PARAMS order. */
   params: readonly string[];
+  /** Those with a gene per layer group × model × filter set. */
+  cell: readonly string[];
+  /** Those with one gene per model (`per_model`). */
+  perModel: readonly string[];
+}
+
+/** The method's gene kinds that are searched (not `fixed`), in gene order: the coarse stage's layout too. */
+export function searchedParams(def: GenomeDefinition): string[] {
+  return METHOD_PARAMS[def.merge_method].filter((n) => !Object.hasOwn(def.fixed ?? {}, n));
+}
+
+/** `per_model`/`fixed` entries: gene kinds of the method (not t), each in at most one of them. */
+function validateGeneScopes(def: GenomeDefinition): void {
+  const params: readonly string[] = METHOD_PARAMS[def.merge_method];
+  const check = (field: string, k: string) => {
+    if (def.merge_method === "slerp") throw new ConfigError(`genome.${field}`, "not supported for slerp (t picks the models per slice); remove it");
+    if (!params.includes(k)) throw new ConfigError(`genome.${field}.${k}`, `not a gene of ${def.merge_method} (genes: ${params.join(", ")})`);
+  };
+  for (const k of def.per_model ?? []) {
+    check("per_model", k);
+    if (Object.hasOwn(def.fixed ?? {}, k))
+      throw new ConfigError(`genome.per_model.${k}`, "also in genome.fixed; a gene kind is either searched per model or fixed");
+  }
+  for (const [k, v] of Object.entries(def.fixed ?? {})) {
+    check("fixed", k);
+    if (Object.hasOwn(def.initial ?? {}, k)) throw new ConfigError(`genome.initial.${k}`, "is fixed (genome.fixed), so it has no x0; remove one of them");
+    const ok = Array.isArray(v) ? v.length === def.models.length && v.every(Number.isFinite) : Number.isFinite(v);
+    if (!ok)
+      throw new ConfigError(`genome.fixed.${k}`, `expected a number or a list of ${def.models.length} numbers (one per model), got ${JSON.stringify(v)}`);
+  }
+  if (searchedParams(def).length === 0) throw new ConfigError("genome.fixed", "fixes every gene kind, so nothing is left to search");
 }
 
 /** Checks a definition against mergekit-evolve's rules; throws ConfigError naming the field. */
@@ -149,6 +191,7 @@ export function validateGenomeDefinition(def: GenomeDefinition, numLayers: numbe
       }
     } else if (typeof v !== "number" || !Number.isFinite(v)) throw new ConfigError(`genome.initial.${k}`, `expected a number, got ${String(v)}`);
   }
+  validateGeneScopes(def);
   if (def.filters && !def.filters.every((f) => typeof f === "string" && f)) {
     throw new ConfigError("genome.filters", "expected a list of non-empty tensor-name substrings");
   }
@@ -173,13 +216,18 @@ function shapeOf(def: GenomeDefinition, numLayers: number): Shape {
     models: def.models.length,
     sets: (def.filters?.length ?? 0) + 1,
     params: METHOD_PARAMS[def.merge_method],
+    cell: searchedParams(def).filter((n) => !(def.per_model ?? []).includes(n)),
+    perModel: searchedParams(def).filter((n) => (def.per_model ?? []).includes(n)),
   };
 }
 
-/** Number of genes: layer groups × models × (filters + 1) × method parameters (+ models with per_model_lambda). */
+/**
+ * Number of genes: layer groups × models × (filters + 1) × searched per-cell parameters, then
+ * models × `per_model` kinds, then models with per_model_lambda.
+ */
 export function genotypeLength(def: GenomeDefinition, numLayers: number): number {
   const s = shapeOf(def, numLayers);
-  return s.groups * s.models * s.sets * s.params.length + (def.per_model_lambda ? s.models : 0);
+  return s.groups * s.models * s.sets * s.cell.length + s.models * s.perModel.length + (def.per_model_lambda ? s.models : 0);
 }
 
 /**
@@ -192,8 +240,9 @@ export function initialGenotype(def: GenomeDefinition, numLayers: number, random
   const cells = s.groups * s.models * s.sets;
   // cell c = (group · models + model) · sets + set
   for (let c = 0; c < cells; c++) {
-    for (const name of s.params) out.push(random ? random.next() : initialGeneValue(def, name, Math.floor(c / s.sets) % s.models));
+    for (const name of s.cell) out.push(random ? random.next() : initialGeneValue(def, name, Math.floor(c / s.sets) % s.models));
   }
+  for (let m = 0; m < s.models; m++) for (const name of s.perModel) out.push(random ? random.next() : initialGeneValue(def, name, m));
   if (def.per_model_lambda) for (let m = 0; m < s.models; m++) out.push(random ? random.next() : initialGeneValue(def, "lambda", m));
   return out;
 }
@@ -208,15 +257,26 @@ export function initialGeneValue(def: GenomeDefinition, name: string, model: num
 /** The genotype as a config: see the module comment for the mapping. */
 export function genotypeToMergeConfig(def: GenomeDefinition, genotype: number[], numLayers: number): MergeConfig {
   const s = shapeOf(def, numLayers);
-  const cellsLength = s.groups * s.models * s.sets * s.params.length;
-  const expected = cellsLength + (def.per_model_lambda ? s.models : 0);
+  const cellsLength = s.groups * s.models * s.sets * s.cell.length;
+  const perModelLength = s.models * s.perModel.length;
+  const expected = cellsLength + perModelLength + (def.per_model_lambda ? s.models : 0);
   if (genotype.length !== expected || !genotype.every(Number.isFinite)) {
     throw new ConfigError(
       "genotype",
-      `expected ${expected} finite genes (${s.groups} layer groups × ${s.models} models × ${s.sets} filter sets × ${s.params.length} params${def.per_model_lambda ? ` + ${s.models} λ` : ""}), got ${genotype.length}`,
+      `expected ${expected} finite genes (${s.groups} layer groups × ${s.models} models × ${s.sets} filter sets × ${s.cell.length} params` +
+        `${perModelLength ? ` + ${s.models} models × ${s.perModel.length} per-model params` : ""}${def.per_model_lambda ? ` + ${s.models} λ` : ""}), got ${genotype.length}`,
     );
   }
-  const gene = (g: number, m: number, set: number, p: number): number => genotype[((g * s.models + m) * s.sets + set) * s.params.length + p];
+  // the raw value of parameter `name` (METHOD_PARAMS index p) for a cell: its gene, its model's gene, or the fixed value
+  const gene = (g: number, m: number, set: number, p: number): number => {
+    const name = s.params[p];
+    const c = s.cell.indexOf(name);
+    if (c >= 0) return genotype[((g * s.models + m) * s.sets + set) * s.cell.length + c];
+    const pm = s.perModel.indexOf(name);
+    if (pm >= 0) return genotype[cellsLength + m * s.perModel.length + pm];
+    const v = def.fixed![name];
+    return Array.isArray(v) ? v[m] : v;
+  };
   const baseOutside = def.base_model && !def.models.includes(def.base_model) ? def.base_model : null;
   const layerRange = (g: number): [number, number] => [g * s.step, (g + 1) * s.step];
 
@@ -248,25 +308,26 @@ export function genotypeToMergeConfig(def: GenomeDefinition, genotype: number[],
     }
   } else {
     const signed = (v: number): number => (def.allow_negative_weights ? v : Math.abs(v));
-    const lambda = (m: number): number => (def.per_model_lambda ? signed(genotype[cellsLength + m]) : 1);
+    const lambda = (m: number): number => (def.per_model_lambda ? signed(genotype[cellsLength + perModelLength + m]) : 1);
     const clamp01 = (v: number): number => Math.min(1, Math.max(0, Math.abs(v)));
     // phenotype value of one gene (the transforms are listed in coordinator/evolve/README.md)
     const value = (g: number, m: number, set: number, p: number): number => {
       const v = gene(g, m, set, p);
       const name = s.params[p];
       if (name === "density") return clamp01(v);
-      const density = clamp01(gene(g, m, set, 1));
+      if (name === "weight") return signed(v) * lambda(m);
       // della needs density ± epsilon inside (0, 1); breadcrumbs keeps density + gamma ≤ 1
+      const density = clamp01(gene(g, m, set, 1));
       if (name === "epsilon") return Math.min(Math.abs(v), Math.min(density, 1 - density) / 2);
-      if (name === "gamma") return Math.min(Math.abs(v), 1 - density);
-      return signed(v) * lambda(m);
+      return Math.min(Math.abs(v), 1 - density); // gamma
     };
     const filters = def.filters ?? [];
     // one model's parameters, from `pick(set, p)` (a scalar per slice or a gradient when smooth)
     const paramsFor = (pick: (set: number, p: number) => number | number[]): Record<string, ParameterSetting> => {
       const out: Record<string, ParameterSetting> = {};
       s.params.forEach((name, p) => {
-        if (s.sets > 1) {
+        // a per_model or fixed kind has one value for all filter sets: a scalar
+        if (s.sets > 1 && s.cell.includes(name)) {
           out[name] = Array.from({ length: s.sets }, (_, set) =>
             set < filters.length ? { filter: filters[set], value: pick(set, p) } : { value: pick(set, p) },
           );
@@ -280,7 +341,7 @@ export function genotypeToMergeConfig(def: GenomeDefinition, genotype: number[],
       const unpack = (v: number[]): number | number[] => (v.length === 1 ? v[0] : v);
       config.models = def.models.map((model, m) => ({
         model,
-        parameters: paramsFor((set, p) => unpack(Array.from({ length: s.groups }, (_, g) => value(g, m, set, p)))),
+        parameters: paramsFor((set, p) => unpack(Array.from({ length: s.cell.includes(s.params[p]) ? s.groups : 1 }, (_, g) => value(g, m, set, p)))),
       }));
       if (baseOutside) config.models.push({ model: baseOutside });
     } else {

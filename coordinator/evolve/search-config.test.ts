@@ -39,6 +39,17 @@ describe("search config", () => {
     assert.throws(() => parseSearchConfig(bad, "s.yml"), /genome\.initial\.weight\[1\]: expected a number, got "x"/);
   });
 
+  test("genome.per_model and genome.fixed parse, and a bad entry is named", () => {
+    const g = (extra: string) =>
+      `genome: { models: [a, b], merge_method: breadcrumbs, base_model: c, ${extra} }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, data: d }] }\n`;
+    const c = parseSearchConfig(g("per_model: [density], fixed: { gamma: 0.001 }"), "s.yml");
+    assert.deepEqual(c.genome.per_model, ["density"]);
+    assert.deepEqual(c.genome.fixed, { gamma: 0.001 });
+    assert.throws(() => parseSearchConfig(g("fixed: { gamma: [0.1, x] }"), "s.yml"), /genome\.fixed\.gamma\[1\]: expected a number, got "x"/);
+    assert.throws(() => parseSearchConfig(g("fixed: 0.1"), "s.yml"), /genome\.fixed: expected a mapping of gene kind to a value/);
+    assert.throws(() => parseSearchConfig(g("per_model: density"), "s.yml"), /genome\.per_model: expected a list/);
+  });
+
   test("unknown keys, methods and task kinds are rejected with the valid choices", () => {
     const base = "genome: { models: [a], merge_method: linear }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, data: d }] }\n";
     assert.doesNotThrow(() => parseSearchConfig(base, "s.yml"));

@@ -236,6 +236,8 @@ function parseGenome(v: unknown): GenomeDefinition {
     "smooth",
     "per_model_lambda",
     "initial",
+    "per_model",
+    "fixed",
   ]);
   if (v.kind !== undefined && v.kind !== "merge") throw new ConfigError("genome.kind", `unknown genome kind '${String(v.kind)}' (known: merge, dfs)`);
   const method = str(v.merge_method, "genome.merge_method");
@@ -260,6 +262,14 @@ function parseGenome(v: unknown): GenomeDefinition {
       throw new ConfigError("genome.initial", "expected a mapping of gene kind to x0, e.g. {weight: 0.5, density: 0.7} or {weight: [0.3, 1]} (one per model)");
     def.initial = Object.fromEntries(
       Object.entries(v.initial).map(([k, x]) => [k, Array.isArray(x) ? x.map((y, i) => num(y, `genome.initial.${k}[${i}]`)) : num(x, `genome.initial.${k}`)]),
+    );
+  }
+  if (v.per_model !== undefined && v.per_model !== null) def.per_model = list(v.per_model, "genome.per_model").map((k, i) => str(k, `genome.per_model[${i}]`));
+  if (v.fixed !== undefined && v.fixed !== null) {
+    if (!isObj(v.fixed))
+      throw new ConfigError("genome.fixed", "expected a mapping of gene kind to a value, e.g. {gamma: 0.001} or {density: [0.5, 1]} (one per model)");
+    def.fixed = Object.fromEntries(
+      Object.entries(v.fixed).map(([k, x]) => [k, Array.isArray(x) ? x.map((y, i) => num(y, `genome.fixed.${k}[${i}]`)) : num(x, `genome.fixed.${k}`)]),
     );
   }
   return def;
