@@ -323,6 +323,9 @@ describe("parseMergeConfig: rules", () => {
   test("a value of the wrong type is an error", () => {
     rejects(LINEAR.replace("{weight: 2}", `{weight: "abc"}`), "models[1].parameters.weight", "must be a number", 'string "abc"');
     rejects(LINEAR.replace("{weight: 2}", "{weight: [0, abc]}"), "models[1].parameters.weight[1]", "must be a number");
+    // YAML's .nan / .inf are numbers, but not finite: named as such (JSON would print null)
+    rejects(LINEAR.replace("{weight: 2}", "{weight: .nan}"), "models[1].parameters.weight", "must be a number", "got NaN");
+    rejects(LINEAR.replace("{weight: 2}", "{weight: -.inf}"), "models[1].parameters.weight", "must be a number", "got -Infinity");
     rejects(`${LINEAR}parameters: {normalize: maybe}\n`, "parameters.normalize", "true or false");
     rejects(LINEAR.replace("{weight: 2}", "{weight: []}"), "models[1].parameters.weight", "empty list");
     rejects(LINEAR.replace("{weight: 2}", "{weight: [{filter: mlp, value: x}]}"), "models[1].parameters.weight[0].value", "must be a number");

@@ -67,6 +67,8 @@ function describe(v: unknown): string {
   if (v === null || v === undefined) return "nothing";
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
+  // JSON.stringify writes NaN and ±Infinity as null
+  if (typeof v === "number" && !Number.isFinite(v)) return String(v);
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 

@@ -418,8 +418,18 @@ describe("droppedInputs: task vectors a GTA method keeps nothing of, whatever th
     assert.match(d.fix, /density in \(0, 1\]/);
   });
 
-  test("magnitude pruning and plain task arithmetic declare no hook (k = 0 is refused by check)", () => {
-    assert.equal(ties.droppedInputs, undefined);
-    assert.equal(taskArithmetic.droppedInputs, undefined);
+  test("lambda 0 drops every model; magnitude pruning drops none (its k = 0 is refused by check)", () => {
+    const c = ctx(1000, [{ density: 0.5 }, {}]);
+    assert.deepEqual(dropped(ties, c), []);
+    assert.deepEqual(dropped(taskArithmetic, c), []);
+    for (const m of [ties, taskArithmetic, breadcrumbs]) {
+      const d = m.droppedInputs!({ ...c, params: { lambda: 0 } });
+      assert.deepEqual(
+        d.map((x) => x.input),
+        [1, 2],
+      );
+      assert.equal(d[0].param, "lambda");
+    }
+    assert.deepEqual(dropped(taskArithmetic, { ...c, params: { lambda: 0.5 } }), []);
   });
 });

@@ -275,14 +275,26 @@ function checkGta(v: GtaVariant, ctx: CheckCtx): void {
 }
 
 /**
- * The task vectors this method keeps nothing of in a tensor, whatever the data: a random-drop
- * density of 0, or breadcrumbs with n_top = int(gamma·numel) = 0, where mergekit's ascending
+ * The task vectors this method keeps nothing of in a tensor, whatever the data: a lambda of 0
+ * (every model), a random-drop density of 0, or breadcrumbs with n_top = int(gamma·numel) = 0, where mergekit's ascending
  * slice [n_bot:-n_top] is [n_bot:0], empty (a gamma of 0, or a tensor of fewer than 1/gamma
  * elements). Magnitude pruning's k = 0 is refused by `check` instead, as mergekit asserts it.
  */
 function droppedGtaInputs(v: GtaVariant, ctx: CheckCtx): DroppedInput[] {
   const numel = ctx.shape.reduce((a, b) => a * b, 1);
   const dropped: DroppedInput[] = [];
+  const lambda = numParam(ctx.params, "lambda", 1);
+  if (lambda === 0) {
+    return ctx.inputs
+      .map((_, i) => i)
+      .filter((i) => i !== ctx.baseIndex)
+      .map((input) => ({
+        input,
+        param: "lambda",
+        why: "lambda 0 scales the merged task vector to nothing, so the tensor is the base model's",
+        fix: "set lambda above 0 (mergekit's default is 1)",
+      }));
+  }
   ctx.inputs.forEach((input, i) => {
     const density = numParam(input.params, "density", 1);
     if (i === ctx.baseIndex || !(density < 1)) return;
@@ -320,9 +332,7 @@ export function defineGtaMethod(v: GtaVariant): MergeMethod {
     // Chunkable by rows only when no sparsifier runs (each needs the whole tensor or its stream).
     elementwise: sparsification === null ? true : (_params, inputs) => inputs.every((i) => numParam(i.params, "density", 1) >= 1),
     check: (ctx) => checkGta(v, ctx),
-    ...(sparsification === "magnitude_outliers" || sparsification === "random" || sparsification === "della_magprune"
-      ? { droppedInputs: (ctx: CheckCtx) => droppedGtaInputs(v, ctx) }
-      : {}),
+    droppedInputs: (ctx) => droppedGtaInputs(v, ctx),
     streaming: (info) => gtaStream(v, info),
     merge(ctx) {
       const tvs = taskVectors(v.name, ctx);

@@ -55,12 +55,13 @@ describe("breadcrumbs with an empty outlier mask", () => {
     });
   }
 
-  test("dare_ties and della with density 0, and sce with select_topk 0, are refused the same way", async () => {
+  test("dare_ties and della with density 0, sce with select_topk 0 and lambda 0 are refused the same way", async () => {
     const sce = `merge_method: sce\nbase_model: ${F("base")}\nparameters: { select_topk: 0 }\nmodels:\n  - model: ${F("expert-add")}\n  - model: ${F("expert-sub")}\n`;
     for (const [yaml, field] of [
       [config("dare_ties", "density: 0", "density: 0.5"), "density"],
       [config("della", "density: 0", "density: 0.5"), "density"],
       [sce, "select_topk"],
+      [`${config("task_arithmetic", "density: 1", "density: 1").replace(/, density: 1/g, "")}parameters: { lambda: 0 }\n`, "lambda"],
     ] as const) {
       await assert.rejects(plan(yaml), (err: unknown) => {
         assert.ok(err instanceof MergeloomError, String(err));
