@@ -43,6 +43,11 @@ export interface DroppedInput {
   fix: string;
 }
 
+/** Every input but the base, dropped for one tensor-level reason (a lambda or select_topk of 0). */
+export function dropAllButBase(ctx: { baseIndex: number; inputs: readonly unknown[] }, drop: Omit<DroppedInput, "input">): DroppedInput[] {
+  return ctx.inputs.flatMap((_, input) => (input === ctx.baseIndex ? [] : [{ input, ...drop }]));
+}
+
 export type BaseRequirement = "none" | "optional" | "required";
 
 export interface MergeMethod {

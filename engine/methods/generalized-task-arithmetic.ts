@@ -10,7 +10,7 @@
  * fp32 with torch's order (products rounded, sums accumulated model by model).
  */
 import { ParamError } from "../errors/index.js";
-import { defineMergeMethod, type DroppedInput, type MergeContext, type MergeInput, type MergeMethod } from "./define-merge-method.js";
+import { defineMergeMethod, dropAllButBase, type DroppedInput, type MergeContext, type MergeInput, type MergeMethod } from "./define-merge-method.js";
 import { bool, num, type ParamSpecs, type ResolvedParams } from "./params.js";
 import { checkDellaDensity, checkMagnitudeDensity, checkRandomDensity, outlierRange, sparsify, type SparsificationMethod } from "./sparsify.js";
 import { gtaStream } from "./gta-stream.js";
@@ -285,15 +285,11 @@ function droppedGtaInputs(v: GtaVariant, ctx: CheckCtx): DroppedInput[] {
   const dropped: DroppedInput[] = [];
   const lambda = numParam(ctx.params, "lambda", 1);
   if (lambda === 0) {
-    return ctx.inputs
-      .map((_, i) => i)
-      .filter((i) => i !== ctx.baseIndex)
-      .map((input) => ({
-        input,
-        param: "lambda",
-        why: "lambda 0 scales the merged task vector to nothing, so the tensor is the base model's",
-        fix: "set lambda above 0 (mergekit's default is 1)",
-      }));
+    return dropAllButBase(ctx, {
+      param: "lambda",
+      why: "lambda 0 scales the merged task vector to nothing, so the tensor is the base model's",
+      fix: "set lambda above 0 (mergekit's default is 1)",
+    });
   }
   ctx.inputs.forEach((input, i) => {
     const density = numParam(input.params, "density", 1);

@@ -15,7 +15,7 @@
  * The mean squares of the masked τ_i are float64 sums in flat order (one more pass).
  */
 import { ParamError } from "../errors/index.js";
-import { defineMergeMethod, type DroppedInput, type StreamChunk, type StreamInfo, type TensorStream } from "./define-merge-method.js";
+import { defineMergeMethod, dropAllButBase, type DroppedInput, type StreamChunk, type StreamInfo, type TensorStream } from "./define-merge-method.js";
 import { bool, num, type ResolvedParams } from "./params.js";
 
 const f32 = Math.fround;
@@ -31,15 +31,11 @@ function droppedInputs(ctx: { shape: readonly number[]; baseIndex: number; param
   const topk = topkOf(ctx.params);
   const numel = ctx.shape.reduce((a, b) => a * b, 1);
   if (!(topk < 1) || Math.trunc(numel * topk) > 0) return [];
-  return ctx.inputs
-    .map((_, i) => i)
-    .filter((i) => i !== ctx.baseIndex)
-    .map((input) => ({
-      input,
-      param: "select_topk",
-      why: `select_topk ${topk} keeps int(count_nonzero(variance)·select_topk) = 0 of ${numel} entries, so sce erases every task vector`,
-      fix: "use a select_topk with select_topk·numel ≥ 1 (1 keeps every entry)",
-    }));
+  return dropAllButBase(ctx, {
+    param: "select_topk",
+    why: `select_topk ${topk} keeps int(count_nonzero(variance)·select_topk) = 0 of ${numel} entries, so sce erases every task vector`,
+    fix: "use a select_topk with select_topk·numel ≥ 1 (1 keeps every entry)",
+  });
 }
 function topkOf(params: ResolvedParams): number {
   return typeof params.select_topk === "number" ? params.select_topk : 1;
