@@ -6,7 +6,8 @@
  * - the genotype is a row-major [layerGroups][models][paramSets][params] array, where
  *   layerGroups = numLayers / layer_granularity (1 when the granularity is 0), paramSets =
  *   filters.length + 1 (one gene set per filter plus a catch-all), and params come from
- *   METHOD_PARAMS (weight first);
+ *   METHOD_PARAMS (weight first); mergeloom's extensions append one gene per model for each
+ *   `per_model` kind, then one λ per model (`per_model_lambda`), and leave `fixed` kinds out;
  * - weight (and t) go through abs() unless allow_negative_weights; density goes through abs()
  *   and is clamped to [0, 1];
  * - `smooth` emits one `models:` entry per model whose parameters are gradients over the layer
