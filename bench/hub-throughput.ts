@@ -15,7 +15,7 @@
  *   node bench/dist/hub-throughput.js [--size-gb 1] [--repeat 3] [--threads N] [--skip-distributed] [--serve-from memory|disk]
  */
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, ftruncateSync, symlinkSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, ftruncateSync, symlinkSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
@@ -63,6 +63,21 @@ function must(r: Run, what: string): Run {
 
 const tiesYaml = (m: string[]) =>
   `merge_method: ties\nbase_model: ${JSON.stringify(m[0])}\nmodels:\n  - model: ${JSON.stringify(m[1])}\n    parameters: { weight: 1.0, density: 0.5 }\n  - model: ${JSON.stringify(m[2])}\n    parameters: { weight: 1.0, density: 0.5 }\ndtype: bfloat16\nout_dtype: bfloat16\n`;
+
+/**
+ * A VM that hands freed guest pages back to its host at once (free page reporting with no delay)
+ * makes the first touch of such a page a host fault, ~2.5 s per GB on the 2-core machine: it then
+ * charges whichever run allocates more fresh memory (the Hub run's block and socket buffers) and
+ * shows up as slow output writes. Printed so that numbers from such a machine are read as such.
+ */
+function pageReportingNote(): string[] {
+  try {
+    const ms = readFileSync("/sys/module/page_reporting/parameters/min_free_ms", "utf8").trim();
+    return ms === "0" ? ["note: this VM returns freed pages to its host at once (page_reporting min_free_ms 0): see the README's Hub benchmark notes"] : [];
+  } catch {
+    return [];
+  }
+}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -138,6 +153,7 @@ async function main(argv: string[]): Promise<void> {
       `| local files (baseline) | ${Math.max(...rate.local).toFixed(2)} | ${median(rate.local).toFixed(2)} |`,
       `| test Hub (bodies from ${fromDisk ? "disk" : "memory"}), empty cache | ${Math.max(...rate.hub).toFixed(2)} | ${median(rate.hub).toFixed(2)} |`,
       `Hub / local (median): ${ratio.toFixed(2)}×`,
+      ...pageReportingNote(),
       "",
     );
     process.stdout.write(lines.join("\n") + "\n");
