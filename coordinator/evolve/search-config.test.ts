@@ -37,6 +37,16 @@ describe("search config", () => {
     const bad =
       "genome: { models: [a, b], merge_method: linear, initial: { weight: [0.5, x] } }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, data: d }] }\n";
     assert.throws(() => parseSearchConfig(bad, "s.yml"), /genome\.initial\.weight\[1\]: expected a number, got "x"/);
+    const bomb = [
+      "a: &a [x, x, x, x, x, x, x, x, x, x]",
+      ...[1, 2, 3, 4].map(
+        (i) =>
+          `l${i}: &l${i} [${Array(10)
+            .fill(i === 1 ? "*a" : `*l${i - 1}`)
+            .join(", ")}]`,
+      ),
+    ];
+    assert.throws(() => parseSearchConfig(bomb.join("\n"), "s.yml"), /parse s\.yml: .*aliases expand to more than 1000 nodes/);
   });
 
   test("genome.per_model and genome.fixed parse, and a bad entry is named", () => {

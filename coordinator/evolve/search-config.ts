@@ -145,7 +145,14 @@ export const DEFAULT_SEARCH: SearchSettings = {
 export function parseSearchConfig(text: string, file: string): SearchConfig {
   const doc = parseDocument(text);
   if (doc.errors.length > 0) throw new ConfigError("", `parse ${file}: ${doc.errors[0].message}`);
-  const root = doc.toJS() as unknown;
+  let root: unknown;
+  try {
+    root = doc.toJS({ maxAliasCount: 1000 });
+  } catch (e) {
+    throw new ConfigError("", `parse ${file}: ${(e as Error).message} (YAML aliases expand to more than 1000 nodes); write the values out instead`, {
+      cause: e,
+    });
+  }
   if (!isObj(root)) throw new ConfigError("", `parse ${file}: expected a mapping with genome: and fitness:`);
   keys(root, "", ["genome", "fitness", "search", "baselines", "validation"]);
   const dfs = isObj(root.genome) && root.genome.kind === "dfs" ? parseDfsGenome(root.genome) : undefined;

@@ -457,6 +457,17 @@ describe("parseMergeConfig: rules", () => {
     rejects(`- a\n- b\n`, "", "must be a YAML mapping");
   });
 
+  test("nested YAML aliases that expand past 1000 nodes (a billion-laughs file) are refused naming the file", () => {
+    const levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"];
+    for (let i = 1; i < 6; i++)
+      levels.push(
+        `l${i}: &l${i} [${Array(10)
+          .fill(i === 1 ? "*a" : `*l${i - 1}`)
+          .join(", ")}]`,
+      );
+    rejects(`${levels.join("\n")}\n${LINEAR}`, "", "parse merge.yml:", "aliases expand to more than 1000 nodes");
+  });
+
   test("a duplicate key is an error with --strict, naming both lines", () => {
     rejects(`${LINEAR}merge_method: linear\n`, "merge_method", "merge.yml:7:", "duplicate key 'merge_method' (first on line 6)");
   });

@@ -190,7 +190,17 @@ export function parseMergeConfig(text: string, file: string, registry: MergeMeth
   }
   const r: Reader = new Reader(doc, lines, file, !!opts.strict);
   r.checkDuplicateKeys();
-  const root: unknown = doc.toJS({ maxAliasCount: 1000 });
+  let root: unknown;
+  try {
+    root = doc.toJS({ maxAliasCount: 1000 });
+  } catch (e) {
+    // The yaml library's alias-expansion guard ("billion laughs"): name the file and the limit.
+    throw new ConfigError(
+      "",
+      `parse ${file}: ${(e as Error).message} (YAML aliases expand to more than 1000 nodes); write the values out instead of nesting aliases`,
+      { cause: e },
+    );
+  }
   if (!isMap(doc.contents) || !isObj(root)) r.fail([], `the file must be a YAML mapping with merge_method and models or slices, got ${describe(root)}`);
 
   r.checkKeys(root, [], TOP_KEYS, "the merge config", IGNORED_TOP_KEYS);
