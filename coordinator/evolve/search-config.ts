@@ -6,6 +6,7 @@
 import { resolve } from "node:path";
 import { parseDocument, stringify } from "yaml";
 import { ConfigError } from "@mergeloom/engine/errors";
+import { yamlToJs } from "@mergeloom/engine/config";
 import { isGraphTask, type FitnessSpec, type FitnessTask, type FitnessTaskKind, type LikelihoodMeasure } from "@mergeloom/engine/eval";
 import { DFS_DEFAULT_SIGMA0, parseDfsGenome, type DfsGenomeDefinition } from "./dfs/dfs-genome.js";
 import { METHOD_PARAMS, type GenomeDefinition, type GenomeMergeMethod } from "./genome.js";
@@ -145,14 +146,7 @@ export const DEFAULT_SEARCH: SearchSettings = {
 export function parseSearchConfig(text: string, file: string): SearchConfig {
   const doc = parseDocument(text);
   if (doc.errors.length > 0) throw new ConfigError("", `parse ${file}: ${doc.errors[0].message}`);
-  let root: unknown;
-  try {
-    root = doc.toJS({ maxAliasCount: 1000 });
-  } catch (e) {
-    throw new ConfigError("", `parse ${file}: ${(e as Error).message} (YAML aliases expand to more than 1000 nodes); write the values out instead`, {
-      cause: e,
-    });
-  }
+  const root = yamlToJs(doc, file);
   if (!isObj(root)) throw new ConfigError("", `parse ${file}: expected a mapping with genome: and fitness:`);
   keys(root, "", ["genome", "fitness", "search", "baselines", "validation"]);
   const dfs = isObj(root.genome) && root.genome.kind === "dfs" ? parseDfsGenome(root.genome) : undefined;

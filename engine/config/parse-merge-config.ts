@@ -8,6 +8,7 @@
  * Checks are written by hand rather than with a schema library: almost every rule needs its own
  * message (closest name, valid choices, location), which is clearer inline.
  */
+import { yamlToJs } from "./yaml-to-js.js";
 import { isMap, isNode, isScalar, LineCounter, parseDocument, visit, type Document } from "yaml";
 import { CONFIG_DTYPE_NAMES, parseConfigDType, type FloatDType } from "@mergeloom/proto/dtype";
 import { ConfigError, UnknownMethodError } from "../errors/index.js";
@@ -190,17 +191,7 @@ export function parseMergeConfig(text: string, file: string, registry: MergeMeth
   }
   const r: Reader = new Reader(doc, lines, file, !!opts.strict);
   r.checkDuplicateKeys();
-  let root: unknown;
-  try {
-    root = doc.toJS({ maxAliasCount: 1000 });
-  } catch (e) {
-    // The yaml library's alias-expansion guard ("billion laughs"): name the file and the limit.
-    throw new ConfigError(
-      "",
-      `parse ${file}: ${(e as Error).message} (YAML aliases expand to more than 1000 nodes); write the values out instead of nesting aliases`,
-      { cause: e },
-    );
-  }
+  const root = yamlToJs(doc, file);
   if (!isMap(doc.contents) || !isObj(root)) r.fail([], `the file must be a YAML mapping with merge_method and models or slices, got ${describe(root)}`);
 
   r.checkKeys(root, [], TOP_KEYS, "the merge config", IGNORED_TOP_KEYS);
