@@ -42,6 +42,13 @@ export interface CmaOptions {
    * step. Below 1 the mean averages more generations, which damps noise it would otherwise follow. Default 1.
    */
   cmean?: number;
+  /**
+   * Mirrored sampling with pairwise selection (Auger, Brockhoff & Hansen, "Mirrored sampling in
+   * evolution strategies with weighted recombination", GECCO 2011; pycma's `CMA_mirrors`): samples
+   * come in pairs m ± σy, and only the better of each pair can be selected, so the mean's step is
+   * not spent on directions whose two signs score alike. With an odd λ the last sample is unpaired.
+   */
+  mirrored?: boolean;
 }
 
 /** Options after defaults: every field set. */
@@ -57,6 +64,8 @@ export interface CmaSettings {
   diagonal: boolean;
   /** Absent = 1 (states written before the option). */
   cmean?: number;
+  /** Absent = false (states written before the option). */
+  mirrored?: boolean;
 }
 
 export interface CmaState {
@@ -149,7 +158,32 @@ function resolveSettings(opts: CmaOptions): CmaSettings {
     if (!(opts.cmean > 0 && opts.cmean <= 1)) throw new ParamError(`create cma-es cmean ${opts.cmean}: must be in (0, 1]`);
     settings.cmean = opts.cmean;
   }
+  if (opts.mirrored) settings.mirrored = true;
   return settings;
+}
+
+/**
+ * Pairwise selection: the better of each mirrored pair (samples 2k, 2k + 1; an odd last sample is
+ * its own pair), best first, then the worse ones. μ = ⌊λ/2⌋ ≤ the number of pairs, so only
+ * pair winners are recombined.
+ */
+export function pairwiseOrder(fitness: number[]): number[] {
+  const winners: number[] = [];
+  const losers: number[] = [];
+  for (let j = 0; j < fitness.length; j += 2) {
+    if (j + 1 >= fitness.length) {
+      winners.push(j);
+      continue;
+    }
+    const firstWins = rankKey(fitness[j]) <= rankKey(fitness[j + 1]);
+    winners.push(firstWins ? j : j + 1);
+    losers.push(firstWins ? j + 1 : j);
+  }
+  const byFitness = (idx: number[]): number[] => {
+    const sub = argsortFitness(idx.map((i) => fitness[i]));
+    return sub.map((k) => idx[k]);
+  };
+  return [...byFitness(winners), ...byFitness(losers)];
 }
 
 function identity(n: number): number[][] {
@@ -210,7 +244,14 @@ export class CmaEs implements SearchStrategy<CmaState> {
     if (this.pending === null) {
       const { n, lambda } = this.k;
       const pop: number[][] = [];
+      const mirrored = this.settings.mirrored === true;
       for (let j = 0; j < lambda; j++) {
+        if (mirrored && j % 2 === 1) {
+          // the mirror of the previous sample: m − σy
+          const prev = pop[j - 1];
+          pop.push(prev.map((v, i) => 2 * this.mean[i] - v));
+          continue;
+        }
         const dz = new Array<number>(n);
         for (let i = 0; i < n; i++) dz[i] = this.D[i] * this.rng.normal();
         const x = new Array<number>(n);
@@ -243,7 +284,7 @@ export class CmaEs implements SearchStrategy<CmaState> {
       throw new ParamError(`tell cma-es generation ${this.gen}: fitness values must be numbers`);
     }
 
-    const order = argsortFitness(fitness);
+    const order = this.settings.mirrored ? pairwiseOrder(fitness) : argsortFitness(fitness);
     this.evals += lambda;
 
     // y_i = (x_i - m) / σ for the μ best, and their weighted mean

@@ -22,7 +22,7 @@ export interface IpopOptions extends CmaOptions {
 export interface IpopState {
   kind: "ipop-cma-es";
   version: 1;
-  options: Required<Omit<IpopOptions, "popSize" | "tolFun" | "tolX" | "maxEvals" | "fTarget" | "diagonal" | "cmean">> & CmaOptions;
+  options: Required<Omit<IpopOptions, "popSize" | "tolFun" | "tolX" | "maxEvals" | "fTarget" | "diagonal" | "cmean" | "mirrored">> & CmaOptions;
   restarts: number;
   run: CmaState;
   /** Generations since the current run last improved its best, and that best. */

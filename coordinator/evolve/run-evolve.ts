@@ -154,6 +154,7 @@ function createStrategy(s: SearchSettings, x0: number[]): SearchStrategy<Strateg
     maxEvals: Number.MAX_SAFE_INTEGER,
     diagonal,
     ...(s.meanRate !== 1 ? { cmean: s.meanRate } : {}),
+    ...(s.mirrored ? { mirrored: true } : {}),
   };
   if (s.restarts > 0) return new IpopCmaEs({ ...opts, maxRestarts: s.restarts, patience: s.patience ?? undefined });
   return new CmaEs(opts);
@@ -171,12 +172,13 @@ function restoreStrategy(state: StrategyState): SearchStrategy<StrategyState> {
 
 /** Hash of what determines the search's trajectory; the budget and time limit may change on resume. */
 function searchHash(text: string, s: SearchSettings): string {
-  const { strategy, seed, population, sigma0, mergeSeed, covariance, restarts, patience, recommend, recommendWindow, meanRate } = s;
+  const { strategy, seed, population, sigma0, mergeSeed, covariance, restarts, patience, recommend, recommendWindow, meanRate, mirrored } = s;
   // the new settings enter the hash only when set, so states written before them still resume
   const extra: Record<string, unknown> = covariance !== "auto" || restarts !== 0 || patience !== null ? { covariance, restarts, patience } : {};
   if (recommend === "mean") extra.recommend = recommend;
   if (recommendWindow > 1) extra.recommendWindow = recommendWindow;
   if (meanRate !== 1) extra.meanRate = meanRate;
+  if (mirrored) extra.mirrored = mirrored;
   return createHash("sha256")
     .update(text)
     .update(JSON.stringify({ strategy, seed, population, sigma0, mergeSeed, ...extra }))

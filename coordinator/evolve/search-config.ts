@@ -53,6 +53,8 @@ export interface SearchSettings {
   recommendWindow: number;
   /** CMA-ES's mean learning rate c_m in (0, 1] (pycma's CMA_cmean); 1 = the standard update. */
   meanRate: number;
+  /** Mirrored sampling with pairwise selection (cma-es.ts `mirrored`). */
+  mirrored: boolean;
 }
 
 export interface CoarseSettings {
@@ -141,6 +143,7 @@ export const DEFAULT_SEARCH: SearchSettings = {
   recommend: "best",
   recommendWindow: 1,
   meanRate: 1,
+  mirrored: false,
 };
 
 export function parseSearchConfig(text: string, file: string): SearchConfig {
@@ -359,6 +362,7 @@ function parseSettings(v: unknown): SearchSettings {
     "recommend",
     "recommend_window",
     "mean_rate",
+    "mirrored",
   ]);
   const s = { ...DEFAULT_SEARCH };
   if (v.strategy !== undefined) {
@@ -400,6 +404,11 @@ function parseSettings(v: unknown): SearchSettings {
     s.meanRate = num(v.mean_rate, "search.mean_rate", { positive: true });
     if (s.meanRate > 1) throw new ConfigError("search.mean_rate", `expected CMA-ES's mean learning rate in (0, 1], got ${s.meanRate}`);
     if (s.strategy !== "cmaes") throw new ConfigError("search.mean_rate", "needs strategy cmaes (random search has no distribution mean); drop it");
+  }
+  if (v.mirrored !== undefined) {
+    if (typeof v.mirrored !== "boolean") throw new ConfigError("search.mirrored", `expected true or false, got ${JSON.stringify(v.mirrored)}`);
+    if (v.mirrored && s.strategy !== "cmaes") throw new ConfigError("search.mirrored", "needs strategy cmaes (random search samples no mirrored pairs); drop it");
+    s.mirrored = v.mirrored;
   }
   return s;
 }
