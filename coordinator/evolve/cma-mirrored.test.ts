@@ -4,6 +4,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { CmaEs, pairwiseOrder } from "./cma-es.js";
+import { IpopCmaEs } from "./ipop-cma-es.js";
 import { parseSearchConfig } from "./search-config.js";
 
 const sphere = (x: number[]): number => x.reduce((a, v) => a + (v - 1) ** 2, 0);
@@ -23,6 +24,15 @@ describe("cma-es mirrored sampling", () => {
         es.tell(pop, pop.map(sphere));
       }
     }
+  });
+
+  test("IPOP's runs sample mirrored pairs too, and its state keeps the option", () => {
+    const ipop = new IpopCmaEs({ x0, sigma0: 0.3, seed: 2, mirrored: true });
+    const pop = ipop.ask();
+    const m = ipop.state().run.mean;
+    pop[0].forEach((v, i) => assert.ok(Math.abs(v + pop[1][i] - 2 * m[i]) < 1e-12, `coordinate ${i}`));
+    assert.equal(ipop.state().options.mirrored, true);
+    assert.equal(IpopCmaEs.fromState(JSON.parse(JSON.stringify(ipop.state()))).state().run.settings.mirrored, true);
   });
 
   test("pairwise selection: pair winners by fitness, then the losers; NaN loses", () => {
