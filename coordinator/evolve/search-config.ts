@@ -407,7 +407,8 @@ function parseSettings(v: unknown): SearchSettings {
   }
   if (v.mirrored !== undefined) {
     if (typeof v.mirrored !== "boolean") throw new ConfigError("search.mirrored", `expected true or false, got ${JSON.stringify(v.mirrored)}`);
-    if (v.mirrored && s.strategy !== "cmaes") throw new ConfigError("search.mirrored", "needs strategy cmaes (random search samples no mirrored pairs); drop it");
+    if (v.mirrored && s.strategy !== "cmaes")
+      throw new ConfigError("search.mirrored", "needs strategy cmaes (random search samples no mirrored pairs); drop it");
     s.mirrored = v.mirrored;
   }
   return s;
