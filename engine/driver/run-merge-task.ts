@@ -72,7 +72,7 @@ export class LocalMergeExecutor implements MergeExecutor {
   private threadPool(): Piscina {
     if (this.pool) return this.pool;
     const pool = new Piscina({
-      filename: new URL("./tensor-thread.js", import.meta.url).href,
+      filename: new URL("./tensor-thread-entry.cjs", import.meta.url).href,
       minThreads: this.threads,
       maxThreads: this.threads,
       idleTimeout: 60_000,
