@@ -66,8 +66,8 @@ export class LocalMergeExecutor implements MergeExecutor {
 
   /**
    * The thread pool, started by the first job: a run that fails before merging (a plan refused, a
-   * Hub that answers 503) then exits without threads still loading their modules — terminating a
-   * thread in the middle of its ESM load aborts Node 20 with a V8 fatal error.
+   * Hub that answers 503) then exits without starting threads that load the whole engine for
+   * nothing. Threads load through tensor-thread-entry.cjs: see there why not tensor-thread.js.
    */
   private threadPool(): Piscina {
     if (this.pool) return this.pool;
