@@ -86,6 +86,20 @@ describe("search config", () => {
     assert.equal(c.search.recommend, "mean");
   });
 
+  test("the blend example scores every task by accuracy plus log-probability on the same file, on the fine example's genome and start", () => {
+    const c = parseSearchConfig(readFileSync(join(repoRoot(), "examples", "evolve-arith-blend.yml"), "utf8"), "evolve-arith-blend.yml");
+    const fine = parseSearchConfig(readFileSync(join(repoRoot(), "examples", "evolve-arith-fine.yml"), "utf8"), "evolve-arith-fine.yml");
+    assert.deepEqual(
+      c.fitness.tasks.map((t) => `${t.name}:${t.kind}:${t.measure ?? "default"}:${t.weight}:${t.data}`),
+      ["add", "sub", "mul", "rev"].flatMap((n) => [
+        `${n}:accuracy:default:1:fixtures/arith-llama/eval/${n}.jsonl`,
+        `${n}-lp:likelihood:default:1:fixtures/arith-llama/eval/${n}.jsonl`,
+      ]),
+    );
+    assert.deepEqual(c.genome, fine.genome);
+    assert.deepEqual(c.search, fine.search);
+  });
+
   test("a likelihood task needs data and the graph, like an accuracy task", () => {
     const ok = "genome: { models: [a], merge_method: linear }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, kind: likelihood, data: d, weight: 0.5 }] }\n";
     assert.deepEqual(parseSearchConfig(ok, "s.yml").fitness.tasks, [{ name: "t", kind: "likelihood", data: "d", weight: 0.5 }]);
