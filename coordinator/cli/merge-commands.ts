@@ -94,7 +94,10 @@ export function registerMergeCommands(program: Command): void {
       "with --nats: how workers deliver tensors: 'file' (a volume shared with the coordinator) or 'object' (the NATS object store)",
       "file",
     )
-    .option("--worker-wait-timeout <seconds>", "with --nats: fail when no worker connects within this time (default: keep waiting, with warnings)")
+    .option(
+      "--worker-wait-timeout <seconds>",
+      "with --nats: fail when no worker is connected for this long, at the start or after every worker left (default: keep waiting, with warnings)",
+    )
     .option("--download", "first download the config's Hub models into the Hugging Face cache (as `mergeloom download`)");
   addIgnoredMergekitOptions(merge);
   addHttpOptions(merge);

@@ -247,7 +247,9 @@ export class TransportDispatcher implements TaskDispatcher {
     const setTimer = (t: NodeJS.Timeout) => (timer = t);
     settled.addEventListener("abort", () => clearTimeout(timer), { once: true });
     const every = this.opts.noWorkerWarnMs ?? 5000;
-    const since = Date.now();
+    // Counts from the last check that saw a worker: a job whose workers all died mid-run waits, warns
+    // and (with a timeout) fails like one that never had any.
+    let since = Date.now();
     const check = async () => {
       const registry = await openKv(this.transport, buckets.workers);
       const workers = await registry.keys();
@@ -263,7 +265,8 @@ export class TransportDispatcher implements TaskDispatcher {
         );
         return;
       }
-      if (!workers.length) {
+      if (workers.length) since = Date.now();
+      else {
         const url = this.opts.natsUrl ?? "the NATS server";
         const waited = Math.round((Date.now() - since) / 1000);
         this.opts.onEvent?.({
@@ -280,9 +283,14 @@ export class TransportDispatcher implements TaskDispatcher {
           return;
         }
       }
-      if (!settled.aborted) setTimer(setTimeout(() => void check().catch(() => {}), every));
+      rearm(every);
     };
-    if (!settled.aborted) setTimer(setTimeout(() => void check().catch(() => {}), Math.min(every, 1000)));
+    // A failed registry read (a NATS reconnect) skips one check; it must not end the watch, or a job
+    // whose workers all died would wait silently after all.
+    const rearm = (ms: number) => {
+      if (!settled.aborted) setTimer(setTimeout(() => void check().catch(() => rearm(every)), ms));
+    };
+    rearm(Math.min(every, 1000));
   }
 }
 

@@ -142,7 +142,8 @@ describe("distributed merges over NATS JetStream", () => {
     const prefix = uniquePrefix();
     const w = track(startWorker(server.url, { name: "breaker", prefix, delayMs: 1500 }));
     const out = join(dir, "nats-broken");
-    const c = track(startCoordinator(server.url, prefix, cfg, out));
+    // Should the breaker die instead of reporting, the job fails (and says so) rather than waits.
+    const c = track(startCoordinator(server.url, prefix, cfg, out, ["--worker-wait-timeout", "60"]));
     await c.waitFor(() => c.events().some((e) => e.type === "plan"), 20_000, "plan");
     const victimFile = join(root, "expert-add", "model.safetensors");
     await truncate(victimFile, 100_000);

@@ -4,7 +4,7 @@ import { Packr } from "msgpackr";
 import { MemoryBroker, MemoryTransport } from "@mergeloom/transport";
 import type { MergeTask, MergeTaskResult } from "@mergeloom/proto/merge-task";
 import type { TaskOutcome, WorkerRecord } from "@mergeloom/proto/records";
-import { headers as H, subjects } from "@mergeloom/proto/subjects";
+import { headers as H, PROTOCOL_VERSION, subjects } from "@mergeloom/proto/subjects";
 import { buckets } from "@mergeloom/proto/buckets";
 import { openKv } from "@mergeloom/transport";
 import { TransportDispatcher } from "@mergeloom/coordinator/dispatch";
@@ -88,6 +88,45 @@ describe("merge worker refusals", () => {
     await workers.put("old", rec);
     const d = new TransportDispatcher(coord, { threads: 1, noWorkerWarnMs: 50 });
     await assert.rejects(() => d.runTasks([task("j3", "t0")], () => {}), /coordinator speaks protocol v1 but every connected worker speaks another \(old v2/);
+  });
+
+  test("a job whose only worker dies mid-run fails after --worker-wait-timeout counted from when it left, not from the start", async () => {
+    const broker = new MemoryBroker();
+    const coord = new MemoryTransport({ broker, role: "coordinator" });
+    const workers = await openKv(coord, buckets.workers);
+    const rec: WorkerRecord = {
+      workerId: "w1",
+      name: "w1",
+      host: "h",
+      pid: 1,
+      version: "0.0.0",
+      protocol: PROTOCOL_VERSION,
+      concurrency: 1,
+      activeTasks: 1,
+      status: "busy",
+      methods: [],
+      startedAt: 0,
+      heartbeatAt: Date.now(),
+      threads: 1,
+      memoryBytes: 1,
+    };
+    await workers.put("w1", rec);
+    const d = new TransportDispatcher(coord, { threads: 1, noWorkerWarnMs: 40, noWorkerTimeoutMs: 300 });
+    // Nobody consumes the task: the worker "holds" it until its registry entry goes (its TTL, on NATS).
+    const start = Date.now();
+    let goneAt = 0;
+    const gone = new Promise<void>((r) =>
+      setTimeout(() => {
+        goneAt = Date.now();
+        void workers.delete("w1").then(r);
+      }, 500),
+    );
+    await assert.rejects(
+      () => d.runTasks([task("j6", "t0")], () => {}),
+      (err: Error) => /job j6: no worker connected within/.test(err.message),
+    );
+    await gone;
+    assert.ok(goneAt > start && Date.now() - goneAt >= 250, `failed ${Date.now() - goneAt} ms after the worker left; the timeout is 300 ms`);
   });
 
   test("a finished task delivered again is acked without running twice", async () => {
