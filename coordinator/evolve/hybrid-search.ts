@@ -18,6 +18,7 @@ import { copyFile, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { createDefaultRegistry } from "@mergeloom/engine/methods";
 import { parseMergeConfig } from "@mergeloom/engine/config";
+import { ConfigError } from "@mergeloom/engine/errors";
 import { writeCandidateCheckpoint } from "@mergeloom/engine/eval";
 import type { CandidateEvaluator } from "./candidate-evaluator.js";
 import { runCoarseToFine, type CoarseStage } from "./coarse-search.js";
@@ -25,6 +26,9 @@ import { recommendation, type EvolveEvent, type EvolveResult } from "./run-evolv
 import { runEvolveStage } from "./run-evolve-stage.js";
 import type { SearchConfig } from "./search-config.js";
 import { decodeNumber } from "./search-strategy.js";
+import { defaultPopSize } from "./cma-es.js";
+import { readDfsModels } from "./dfs/dfs-search.js";
+import { dfsGenotypeLength } from "./dfs/dfs-genome.js";
 
 export interface HybridOptions {
   config: SearchConfig;
@@ -101,6 +105,7 @@ export async function runHybrid(opts: HybridOptions): Promise<HybridResult> {
   const out = resolve(opts.out);
   const psModel = join(out, "ps", "model");
   const phases = hybridPhases(opts.config, psModel);
+  await checkDfsBudget(opts.config, phases.dfs);
   const ps = await phase(opts, phases.ps, join(out, "ps"), "ps");
   if (!ps.bestYaml) throw new Error(`evolve hybrid ${out}: the parameter-space phase found no candidate that scored; see ${join(out, "ps", "report.md")}`);
   // The PS best as a checkpoint: the first model of the layer path.
@@ -144,4 +149,25 @@ export async function runHybrid(opts: HybridOptions): Promise<HybridResult> {
     ].join("\n"),
   );
   return { ps, dfs, winner };
+}
+
+/**
+ * Fails before the parameter-space phase (hours, at scale) when the layer-path phase's share of the
+ * budget cannot hold one generation. The PS model does not exist yet; the merge's first model stands
+ * in for it (a merge keeps its models' layer count).
+ */
+async function checkDfsBudget(config: SearchConfig, dfs: SearchConfig): Promise<void> {
+  const def = { ...dfs.dfs!, models: [config.genome.models[0], ...dfs.dfs!.models.slice(1)] };
+  const { layerCounts } = await readDfsModels(def);
+  const pop = dfs.search.population ?? defaultPopSize(dfsGenotypeLength(def, layerCounts));
+  const need = pop + (dfs.search.recommend === "mean" ? 1 : 0);
+  if (dfs.search.budget < need) {
+    const { budget, split } = config.search;
+    let enough = need + 1;
+    while (enough - Math.max(1, Math.round(enough * split)) < need) enough++;
+    throw new ConfigError(
+      "search.budget",
+      `the layer-path phase gets ${dfs.search.budget} of the ${budget} evaluations (search.split ${split}), fewer than one generation needs (${need}); raise search.budget to at least ${enough} or lower search.split`,
+    );
+  }
 }

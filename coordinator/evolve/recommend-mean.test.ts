@@ -60,6 +60,18 @@ describe("search.recommend", () => {
     assert.equal(calls.length, 36);
   });
 
+  test("a budget that cannot hold one generation (plus the mean) fails naming the budget that fits, having scored nothing", async () => {
+    const out = await mkdtemp(join(tmpdir(), "mergeloom-recommend-"));
+    dirs.push(out);
+    const small = text("mean").replace("budget: 36", "budget: 7");
+    const calls: string[] = [];
+    await assert.rejects(
+      () => runEvolve({ config: parseSearchConfig(small, "s.yml"), sourceText: small, out, evaluator: yamlEvaluator(calls) }),
+      /config search\.budget: 7 evaluations cannot hold one generation \(7 candidates \+ 1 for the mean\); set it to at least 8$/,
+    );
+    assert.equal(calls.length, 0);
+  });
+
   test("one-line errors: an unknown value, and mean without CMA-ES", () => {
     assert.throws(() => parseSearchConfig(text("median"), "s.yml"), /search\.recommend: unknown value 'median' \(known: best, mean\)/);
     assert.throws(() => parseSearchConfig(text("mean", "random"), "s.yml"), /search\.recommend: mean needs strategy cmaes/);

@@ -291,6 +291,14 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
     else if (opts.maxGenerations !== undefined && runGenerations >= opts.maxGenerations)
       reason = `stopped after ${runGenerations} generations (--max-generations); resume to continue`;
     else if (strategy.stop().length > 0) reason = `strategy converged (${strategy.stop().join(", ")})`;
+    if (reason && !state.evaluations.length && reason.startsWith("budget")) {
+      // Stopping here would report "best failed after 0 evaluations", which reads like a broken merge.
+      const need = pop.length + (recommendMean ? 1 : 0);
+      throw new ConfigError(
+        "search.budget",
+        `${s.budget} evaluations cannot hold one generation (${pop.length} candidates${recommendMean ? " + 1 for the mean" : ""}); set it to at least ${need}`,
+      );
+    }
     if (reason) break;
     opts.signal?.throwIfAborted();
 

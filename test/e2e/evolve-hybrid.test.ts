@@ -55,6 +55,23 @@ interface State {
 }
 
 describe("hybrid search", () => {
+  test("a layer-path share too small for one generation fails before the parameter-space phase, naming the budget that fits", async () => {
+    const small = join(dir, "small.yml");
+    const text = await readFile(join(dir, "search.yml"), "utf8");
+    await writeFile(
+      small,
+      text.replace("search: { budget: 24, population: 6, seed: 3, split: 0.5 }", "search: { budget: 12, population: 6, seed: 3, split: 0.75 }"),
+    );
+    const out = join(dir, "out-small");
+    const r = await runCli(["evolve", small, "-o", out], { timeoutMs: 60_000 });
+    assert.notEqual(r.code, 0);
+    assert.equal(
+      r.stderr.trim().split("\n").at(-1),
+      "mergeloom: config search.budget: the layer-path phase gets 3 of the 12 evaluations (search.split 0.75), fewer than one generation needs (6); raise search.budget to at least 23 or lower search.split",
+    );
+    assert.ok(!existsSync(join(out, "ps", "state.json")), "no parameter-space evaluation ran");
+  });
+
   test("runs the parameter-space phase, then a layer path over its merge, and keeps the better best", async () => {
     const out = join(dir, "out");
     const r = await runCli(["evolve", join(dir, "search.yml"), "-o", out, "--json"], { timeoutMs: 240_000 });
