@@ -21,6 +21,25 @@ class InstantExecutor implements MergeExecutor {
 
 const task = (jobId: string, taskId: string): MergeTask => ({ jobId, taskId, seed: 0, tensors: [] });
 
+/** A worker registry entry as a live worker of this version writes it. */
+const workerRecord = (name: string, over: Partial<WorkerRecord> = {}): WorkerRecord => ({
+  workerId: name,
+  name,
+  host: "h",
+  pid: 1,
+  version: "0.0.0",
+  protocol: PROTOCOL_VERSION,
+  concurrency: 1,
+  activeTasks: 0,
+  status: "idle",
+  methods: [],
+  startedAt: 0,
+  heartbeatAt: Date.now(),
+  threads: 1,
+  memoryBytes: 1,
+  ...over,
+});
+
 async function outcome(t: MemoryTransport, key: string): Promise<TaskOutcome | undefined> {
   const kv = await openKv(t, buckets.tasks);
   for (let i = 0; i < 50; i++) {
@@ -69,23 +88,7 @@ describe("merge worker refusals", () => {
     const broker = new MemoryBroker();
     const coord = new MemoryTransport({ broker, role: "coordinator" });
     const workers = await openKv(coord, buckets.workers);
-    const rec: WorkerRecord = {
-      workerId: "old",
-      name: "old",
-      host: "h",
-      pid: 1,
-      version: "0.0.9",
-      protocol: 2,
-      concurrency: 1,
-      activeTasks: 0,
-      status: "idle",
-      methods: [],
-      startedAt: 0,
-      heartbeatAt: Date.now(),
-      threads: 1,
-      memoryBytes: 1,
-    };
-    await workers.put("old", rec);
+    await workers.put("old", workerRecord("old", { version: "0.0.9", protocol: 2 }));
     const d = new TransportDispatcher(coord, { threads: 1, noWorkerWarnMs: 50 });
     await assert.rejects(() => d.runTasks([task("j3", "t0")], () => {}), /coordinator speaks protocol v1 but every connected worker speaks another \(old v2/);
   });
@@ -94,23 +97,7 @@ describe("merge worker refusals", () => {
     const broker = new MemoryBroker();
     const coord = new MemoryTransport({ broker, role: "coordinator" });
     const workers = await openKv(coord, buckets.workers);
-    const rec: WorkerRecord = {
-      workerId: "w1",
-      name: "w1",
-      host: "h",
-      pid: 1,
-      version: "0.0.0",
-      protocol: PROTOCOL_VERSION,
-      concurrency: 1,
-      activeTasks: 1,
-      status: "busy",
-      methods: [],
-      startedAt: 0,
-      heartbeatAt: Date.now(),
-      threads: 1,
-      memoryBytes: 1,
-    };
-    await workers.put("w1", rec);
+    await workers.put("w1", workerRecord("w1", { activeTasks: 1, status: "busy" }));
     const d = new TransportDispatcher(coord, { threads: 1, noWorkerWarnMs: 40, noWorkerTimeoutMs: 300 });
     // Nobody consumes the task: the worker "holds" it until its registry entry goes (its TTL, on NATS).
     const start = Date.now();
