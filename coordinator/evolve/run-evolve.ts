@@ -286,19 +286,19 @@ export async function runEvolve(opts: EvolveOptions): Promise<EvolveResult> {
   for (;;) {
     const pop = strategy.ask();
     // recommend: mean keeps one evaluation of the budget for scoring the final mean
-    if (state.evaluations.length + pop.length + (recommendMean ? 1 : 0) > s.budget) reason = `budget of ${s.budget} evaluations reached`;
-    else if (s.timeLimit !== null && elapsed() >= s.timeLimit) reason = `time limit of ${s.timeLimit} s reached`;
+    const need = pop.length + (recommendMean ? 1 : 0);
+    if (state.evaluations.length + need > s.budget) {
+      // Stopping before any generation would report "best failed after 0 evaluations", which reads like a broken merge.
+      if (!state.evaluations.length)
+        throw new ConfigError(
+          "search.budget",
+          `${s.budget} evaluations cannot hold one generation (${pop.length} candidates${recommendMean ? " + 1 for the mean" : ""}); set it to at least ${need}`,
+        );
+      reason = `budget of ${s.budget} evaluations reached`;
+    } else if (s.timeLimit !== null && elapsed() >= s.timeLimit) reason = `time limit of ${s.timeLimit} s reached`;
     else if (opts.maxGenerations !== undefined && runGenerations >= opts.maxGenerations)
       reason = `stopped after ${runGenerations} generations (--max-generations); resume to continue`;
     else if (strategy.stop().length > 0) reason = `strategy converged (${strategy.stop().join(", ")})`;
-    if (reason && !state.evaluations.length && reason.startsWith("budget")) {
-      // Stopping here would report "best failed after 0 evaluations", which reads like a broken merge.
-      const need = pop.length + (recommendMean ? 1 : 0);
-      throw new ConfigError(
-        "search.budget",
-        `${s.budget} evaluations cannot hold one generation (${pop.length} candidates${recommendMean ? " + 1 for the mean" : ""}); set it to at least ${need}`,
-      );
-    }
     if (reason) break;
     opts.signal?.throwIfAborted();
 
