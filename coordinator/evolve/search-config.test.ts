@@ -100,6 +100,18 @@ describe("search config", () => {
     assert.deepEqual(c.search, fine.search);
   });
 
+  test("the hybrid blend example is the hybrid example with the blend example's fitness", () => {
+    const read = (f: string) => parseSearchConfig(readFileSync(join(repoRoot(), "examples", f), "utf8"), f);
+    const c = read("evolve-hybrid-blend.yml");
+    const hybrid = read("evolve-hybrid-arith.yml");
+    const blend = read("evolve-arith-blend.yml");
+    assert.deepEqual(c.fitness, blend.fitness);
+    assert.deepEqual(c.genome, hybrid.genome);
+    assert.deepEqual(c.hybrid, hybrid.hybrid);
+    assert.deepEqual(c.search, hybrid.search);
+    assert.equal(c.search.budget, 1000);
+  });
+
   test("a likelihood task needs data and the graph, like an accuracy task", () => {
     const ok = "genome: { models: [a], merge_method: linear }\nfitness: { graph: g, vocab: v, tasks: [{ name: t, kind: likelihood, data: d, weight: 0.5 }] }\n";
     assert.deepEqual(parseSearchConfig(ok, "s.yml").fitness.tasks, [{ name: "t", kind: "likelihood", data: "d", weight: 0.5 }]);
