@@ -277,7 +277,7 @@ export class TransportDispatcher implements TaskDispatcher {
           fail(
             new MergeloomError(
               "NO_WORKERS",
-              `job ${jobId}: no worker connected within ${Math.round(this.opts.noWorkerTimeoutMs / 1000)} s; start one with: mergeloom worker --nats ${url}`,
+              `job ${jobId}: no worker connected for ${Math.round(this.opts.noWorkerTimeoutMs / 1000)} s; start one with: mergeloom worker --nats ${url}`,
             ),
           );
           return;

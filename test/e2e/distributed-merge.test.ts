@@ -162,7 +162,7 @@ describe("distributed merges over NATS JetStream", () => {
     const code = await c.exited;
     assert.notEqual(code, 0);
     assert.ok(c.events().some((e) => e.type === "warning" && /no mergeloom worker is connected/.test(String(e.message))));
-    assert.match(c.err, /no worker connected within 3 s; start one with: mergeloom worker --nats/);
+    assert.match(c.err, /no worker connected for 3 s; start one with: mergeloom worker --nats/);
   });
 
   test("workers without a shared file system read inputs over HTTP ranges and return outputs through the object store", async () => {

@@ -120,7 +120,7 @@ describe("the shipped NATS account config", () => {
       "1",
     ]);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /no worker connected within 1 s; start one with: mergeloom worker --nats nats:\/\/coordinator:\*\*\*@127\.0\.0\.1/);
+    assert.match(r.stderr, /no worker connected for 1 s; start one with: mergeloom worker --nats nats:\/\/coordinator:\*\*\*@127\.0\.0\.1/);
     assert.ok(!r.stderr.includes(COORD_PW) && !r.stdout.includes(COORD_PW), r.stderr);
   });
 

@@ -110,7 +110,7 @@ describe("merge worker refusals", () => {
     );
     await assert.rejects(
       () => d.runTasks([task("j6", "t0")], () => {}),
-      (err: Error) => /job j6: no worker connected within/.test(err.message),
+      (err: Error) => /job j6: no worker connected for 0 s; start one with/.test(err.message),
     );
     await gone;
     assert.ok(goneAt > start && Date.now() - goneAt >= 250, `failed ${Date.now() - goneAt} ms after the worker left; the timeout is 300 ms`);
