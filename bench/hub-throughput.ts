@@ -13,8 +13,14 @@
  *    local directories.
  *
  *   node bench/dist/hub-throughput.js [--size-gb 1] [--repeat 3] [--threads N] [--skip-distributed] [--serve-from memory|disk]
+ *                                     [--server-cpus LIST --merge-cpus LIST]
+ *
+ * `--server-cpus` / `--merge-cpus` (taskset CPU lists, e.g. 1 and 0) pin this process — which hosts
+ * the test Hub — and the merges of part 1 (both local and Hub) to separate CPUs: a real Hub's CDN
+ * is another machine, and on a small machine the stand-in server otherwise takes its CPU from the
+ * merge it serves.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, ftruncateSync, symlinkSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,10 +42,11 @@ interface Run {
   seconds: number;
 }
 
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+function cli(args: string[], env: NodeJS.ProcessEnv, cpus?: string): Promise<Run> {
   const t0 = performance.now();
+  const [cmd, argv]: [string, string[]] = cpus ? ["taskset", ["-c", cpus, process.execPath, CLI, ...args]] : [process.execPath, [CLI, ...args]];
   return new Promise((res, rej) => {
-    const c = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const c = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     c.stdout.on("data", (d) => (out += d));
@@ -108,10 +115,24 @@ function writeSparse70b(dir: string): string {
   return dir;
 }
 
+/** Pins every thread of this process (the test Hub's) to `cpus`; its later threads inherit it. */
+function pinSelf(cpus: string): void {
+  const r = spawnSync("taskset", ["-a", "-p", "-c", cpus, String(process.pid)], { encoding: "utf8" });
+  if (r.error || r.status !== 0) {
+    throw new Error(
+      `--server-cpus ${cpus}: taskset failed (${r.error?.message ?? r.stderr.trim()}); install util-linux or leave out --server-cpus/--merge-cpus`,
+    );
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const sizeGb = Number(parseFlag(argv, "--size-gb") ?? "1");
   const repeat = Number(parseFlag(argv, "--repeat") ?? "3");
   const threads = parseFlag(argv, "--threads") ?? String(availableParallelism());
+  const serverCpus = parseFlag(argv, "--server-cpus");
+  const mergeCpus = parseFlag(argv, "--merge-cpus");
+  if (!serverCpus !== !mergeCpus) throw new Error("--server-cpus and --merge-cpus go together (e.g. --server-cpus 1 --merge-cpus 0)");
+  if (serverCpus) pinSelf(serverCpus);
   const work = mkdtempSync(join(tmpdir(), "mergeloom-hubbench-"));
   // Bodies from memory by default (a CDN edge's hot objects): the stand-in server shares the 2 cores with the merge it serves.
   const fromDisk = parseFlag(argv, "--serve-from") === "disk";
@@ -137,7 +158,11 @@ async function main(argv: string[]): Promise<void> {
         rmSync(out, { recursive: true, force: true });
         // A fresh range cache per run: the Hub run's first pass over every tensor crosses the network.
         const r = must(
-          await cli(["merge", cfg, "-o", out, "--threads", threads, "--json"], { ...env, MERGELOOM_RANGE_CACHE_DIR: join(work, `ranges-${kind}-${i}`) }),
+          await cli(
+            ["merge", cfg, "-o", out, "--threads", threads, "--json"],
+            { ...env, MERGELOOM_RANGE_CACHE_DIR: join(work, `ranges-${kind}-${i}`) },
+            mergeCpus,
+          ),
           `${kind} merge`,
         );
         const done = events(r.out).find((e) => e.type === "done")!;
@@ -147,7 +172,8 @@ async function main(argv: string[]): Promise<void> {
     }
     const ratio = median(rate.hub) / median(rate.local);
     lines.push(
-      `## merge throughput, TIES, 3 × ${(set.bytesPerModel / 1e9).toFixed(2)} GB bf16, --threads ${threads}, ${repeat} runs each`,
+      `## merge throughput, TIES, 3 × ${(set.bytesPerModel / 1e9).toFixed(2)} GB bf16, --threads ${threads}, ${repeat} runs each` +
+        (serverCpus ? ` (test Hub pinned to CPUs ${serverCpus}, merges to CPUs ${mergeCpus})` : ""),
       "| source | input GB/s best | median |",
       "|---|---:|---:|",
       `| local files (baseline) | ${Math.max(...rate.local).toFixed(2)} | ${median(rate.local).toFixed(2)} |`,
