@@ -13,12 +13,15 @@
  *    local directories.
  *
  *   node bench/dist/hub-throughput.js [--size-gb 1] [--repeat 3] [--threads N] [--skip-distributed] [--serve-from memory|disk]
- *                                     [--server-cpus LIST --merge-cpus LIST]
+ *                                     [--server-cpus LIST --merge-cpus LIST] [--latency-ms MS]
  *
  * `--server-cpus` / `--merge-cpus` (taskset CPU lists, e.g. 1 and 0) pin this process — which hosts
  * the test Hub — and the merges of part 1 (both local and Hub) to separate CPUs: a real Hub's CDN
  * is another machine, and on a small machine the stand-in server otherwise takes its CPU from the
  * merge it serves.
+ *
+ * `--latency-ms` makes the test Hub answer every request that many ms late, as across a WAN to the
+ * Hub's CDN: the Hub runs then show what the read-ahead hides of the round trips.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, ftruncateSync, symlinkSync } from "node:fs";
@@ -136,7 +139,9 @@ async function main(argv: string[]): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), "mergeloom-hubbench-"));
   // Bodies from memory by default (a CDN edge's hot objects): the stand-in server shares the 2 cores with the merge it serves.
   const fromDisk = parseFlag(argv, "--serve-from") === "disk";
-  const hub = await startTestHub({ serveFromMemory: !fromDisk });
+  const latencyMs = Number(parseFlag(argv, "--latency-ms") ?? "0");
+  if (!(latencyMs >= 0)) throw new Error(`--latency-ms ${parseFlag(argv, "--latency-ms")}: give a number of milliseconds, e.g. 20`);
+  const hub = await startTestHub({ serveFromMemory: !fromDisk, latencyMs });
   const env = { HF_ENDPOINT: hub.url, HF_HUB_CACHE: join(work, "empty-cache"), HF_TOKEN: "" };
   const lines: string[] = [];
   try {
@@ -173,7 +178,8 @@ async function main(argv: string[]): Promise<void> {
     const ratio = median(rate.hub) / median(rate.local);
     lines.push(
       `## merge throughput, TIES, 3 × ${(set.bytesPerModel / 1e9).toFixed(2)} GB bf16, --threads ${threads}, ${repeat} runs each` +
-        (serverCpus ? ` (test Hub pinned to CPUs ${serverCpus}, merges to CPUs ${mergeCpus})` : ""),
+        (serverCpus ? ` (test Hub pinned to CPUs ${serverCpus}, merges to CPUs ${mergeCpus})` : "") +
+        (latencyMs ? `, test Hub answering ${latencyMs} ms late` : ""),
       "| source | input GB/s best | median |",
       "|---|---:|---:|",
       `| local files (baseline) | ${Math.max(...rate.local).toFixed(2)} | ${median(rate.local).toFixed(2)} |`,

@@ -1,6 +1,8 @@
 /**
- * Runs one tensor job and attaches the Hub/HTTP bytes it caused (network vs cache, by host). A
- * thread runs one job at a time, so the difference of the thread's counters is this job's.
+ * Runs one tensor job and attaches the Hub/HTTP bytes that arrived meanwhile (network vs cache,
+ * by host): the thread's counters' difference. A thread merges one job at a time, but the job it
+ * holds next fetches during this one (tensor-thread.ts), so those bytes count here: per task
+ * the split is approximate, per thread and per merge the sums are exact.
  */
 import { diffHubByteStats, hubByteStats } from "../storage/hub/hub-stats.js";
 import type { TensorJobResult } from "./merge-tensor.js";

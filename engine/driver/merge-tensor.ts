@@ -229,7 +229,7 @@ const jobRows = (job: TensorJob): [number, number] => job.rows ?? [0, rowsOf(job
  * rather than a block at a time as it asks — the start of every input first (the kernel reads
  * them side by side), then the rest. Local files need no hint (the page cache reads ahead).
  */
-function prefetchJob(job: TensorJob, io: TensorIO): void {
+export function prefetchJob(job: TensorJob, io: TensorIO): void {
   const ranges = inputRanges(job.tensor, ...jobRows(job));
   for (const r of ranges) io.willNeed(r.uri, r.from, Math.min(r.to - r.from, PREFETCH_FIRST_BYTES));
   for (const r of ranges) if (r.to - r.from > PREFETCH_FIRST_BYTES) io.willNeed(r.uri, r.from + PREFETCH_FIRST_BYTES, r.to - r.from - PREFETCH_FIRST_BYTES);

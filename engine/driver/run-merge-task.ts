@@ -7,22 +7,40 @@ import { createHash } from "node:crypto";
 import { context, trace, type Attributes } from "@opentelemetry/api";
 import { ATTR_BYTES_READ, ATTR_BYTES_WRITTEN, ATTR_JOB_ID, ATTR_TASK_ID, ATTR_TENSOR_COUNT, mergeloomTracer, SPAN_NAMES } from "@mergeloom/proto/tracing";
 import { availableParallelism } from "node:os";
-import { Piscina } from "piscina";
+import { Piscina, queueOptionsSymbol } from "piscina";
 import { numelOf } from "@mergeloom/proto/dtype";
 import { MergeloomError } from "@mergeloom/proto/errors";
 import type { MergeTask, MergeTaskResult, TensorResult, TensorTask } from "@mergeloom/proto/merge-task";
 import { createDefaultRegistry } from "../methods/all-methods.js";
 import { isElementwise, mergeTensor, type StageTimes, rowElems, rowsOf, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
 import type { MergeMethodRegistry } from "../methods/merge-method-registry.js";
-import { TensorIO } from "./tensor-io.js";
+import { localPath, TensorIO } from "./tensor-io.js";
 import type { ThreadReply } from "./tensor-thread.js";
 import { fromWireError } from "@mergeloom/proto/wire-error";
 import { createRemoteReader } from "./remote-reader.js";
 import { countedMergeTensor } from "./counted-merge-tensor.js";
+import { pickThread } from "./pick-thread.js";
 import type { HttpOptions } from "../storage/http-byte-source.js";
 
 /** Row chunks of about this many elements; fixed (not thread-dependent) so results never change. */
 export const CHUNK_ELEMENTS = 1 << 22;
+
+/** Jobs a thread holds: one merging, the next one fetching its remote inputs meanwhile (tensor-thread.ts). */
+const JOBS_PER_THREAD = 2;
+/** What the load balancer sees of a job (piscina's queue options: not sent to the thread). */
+interface Queueing {
+  remote: boolean;
+}
+
+/** True when the job reads an input (or added vector) that is not a local file: Hub, URL, synthetic. */
+function readsRemote(job: TensorJob): boolean {
+  return job.tensor.inputs.some((i) => [i.source, ...(i.addVectors ?? []).map((v) => v.source)].some((s) => localPath(s.uri) === undefined));
+}
+
+/** What piscina rejects a thread's jobs with when it terminates the thread (an abort, or the pool's destroy). */
+const THREAD_TERMINATED = "Terminating worker thread";
+/** Resubmissions of one job whose thread was terminated for other jobs' aborts. */
+const MAX_RESUBMITS = 8;
 
 export interface RunOptions {
   signal?: AbortSignal;
@@ -71,10 +89,17 @@ export class LocalMergeExecutor implements MergeExecutor {
    */
   private threadPool(): Piscina {
     if (this.pool) return this.pool;
-    const pool = new Piscina({
+    const pool: Piscina = new Piscina({
       filename: new URL("./tensor-thread-entry.cjs", import.meta.url).href,
       minThreads: this.threads,
       maxThreads: this.threads,
+      concurrentTasksPerWorker: JOBS_PER_THREAD,
+      // Only a job that reads remote inputs waits in a busy thread: it has something to fetch
+      // meanwhile. Not near the end of the queue, where it could wait while another thread idles.
+      loadBalancer: (task, workers) => {
+        const remote = (task[queueOptionsSymbol] as Queueing | null)?.remote === true;
+        return pickThread(workers, remote && pool.queueSize >= this.threads ? JOBS_PER_THREAD : 1);
+      },
       idleTimeout: 60_000,
       workerData: { http: this.http },
     });
@@ -92,13 +117,29 @@ export class LocalMergeExecutor implements MergeExecutor {
 
   readonly threads: number;
 
-  private runJob(job: TensorJob, signal?: AbortSignal): Promise<TensorJobResult> {
-    if (this.threads > 0) {
-      return (this.threadPool().run(job, signal ? { signal } : {}) as Promise<ThreadReply>).then((r) => {
+  private closing = false;
+
+  /**
+   * A job on the pool. A thread holds two jobs (pickThread), and piscina aborts a running job by
+   * terminating its thread, which also fails the other job there — possibly another task's, not
+   * aborted at all. That job is sent again (it writes the same bytes to the same places).
+   */
+  private async runOnThread(job: TensorJob, signal?: AbortSignal): Promise<TensorJobResult> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const queued: TensorJob & { [queueOptionsSymbol]: Queueing } = { ...job, [queueOptionsSymbol]: { remote: readsRemote(job) } };
+        const r = (await this.threadPool().run(queued, signal ? { signal } : {})) as ThreadReply;
         if (!r.ok) throw fromWireError(r.error);
         return r.result;
-      });
+      } catch (err) {
+        const terminated = err instanceof Error && err.message === THREAD_TERMINATED;
+        if (!terminated || signal?.aborted || this.closing || attempt >= MAX_RESUBMITS) throw err;
+      }
     }
+  }
+
+  private runJob(job: TensorJob, signal?: AbortSignal): Promise<TensorJobResult> {
+    if (this.threads > 0) return this.runOnThread(job, signal);
     const next = this.inlineChain.then(() => {
       signal?.throwIfAborted();
       return countedMergeTensor(() => mergeTensor(job, this.registry, this.io!)).finally(() => this.io!.endJob());
@@ -187,6 +228,7 @@ export class LocalMergeExecutor implements MergeExecutor {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.pool?.destroy();
     this.io?.close();
   }

@@ -6,7 +6,7 @@
 import { toWireError } from "@mergeloom/proto/wire-error";
 import type { WireError } from "@mergeloom/proto/records";
 import { createDefaultRegistry } from "../methods/all-methods.js";
-import { mergeTensor, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
+import { mergeTensor, prefetchJob, type TensorJob, type TensorJobResult } from "./merge-tensor.js";
 import { TensorIO } from "./tensor-io.js";
 import { createRemoteReader } from "./remote-reader.js";
 import { countedMergeTensor } from "./counted-merge-tensor.js";
@@ -19,12 +19,29 @@ const io = new TensorIO(createRemoteReader({ http: (workerData as { http?: HttpO
 
 export type ThreadReply = { ok: true; result: TensorJobResult } | { ok: false; error: WireError };
 
+/** The job merging now: the pool hands a thread its next job early (JOBS_PER_THREAD), and that one waits here. */
+let merging: Promise<unknown> = Promise.resolve();
+
+/**
+ * The pool gives each thread up to two jobs. The second asks for its remote inputs at once, so they
+ * stream in while the first one's kernels run — without it every Hub job began by waiting for its
+ * first blocks. Merges themselves run one at a time: they share the thread's scratch buffers.
+ */
 export default async function run(job: TensorJob): Promise<ThreadReply> {
   try {
-    return { ok: true, result: await countedMergeTensor(() => mergeTensor(job, registry, io)) };
-  } catch (err) {
-    return { ok: false, error: toWireError(err) };
-  } finally {
-    io.endJob(); // a worker thread serves job after job: no output descriptor outlives its job
+    prefetchJob(job, io);
+  } catch {
+    // Only a hint: a bad input fails in mergeTensor below, named and with its code.
   }
+  const turn = merging.then(async (): Promise<ThreadReply> => {
+    try {
+      return { ok: true, result: await countedMergeTensor(() => mergeTensor(job, registry, io)) };
+    } catch (err) {
+      return { ok: false, error: toWireError(err) };
+    } finally {
+      io.endJob(); // a worker thread serves job after job: no output descriptor outlives its job
+    }
+  });
+  merging = turn;
+  return turn;
 }

@@ -42,6 +42,8 @@ export interface TestHubOptions {
    * spends its CPU on sending bytes, not on reading them again. Files over 4 GiB still stream.
    */
   serveFromMemory?: boolean;
+  /** Each request (Hub and storage) is answered this many ms late: a WAN round trip, for benchmarks. */
+  latencyMs?: number;
 }
 
 interface Repo {
@@ -183,69 +185,76 @@ export async function startTestHub(opts: TestHubOptions = {}): Promise<TestHub> 
 
   const resolveRev = (repo: Repo, rev: string): string | undefined => (repo.commits.has(rev) ? rev : repo.refs.get(rev));
 
-  const hub: Server = createServer((req, res) => {
-    counters.requests++;
-    if (injected(req, res)) return;
-    if (faults.throttleEvery > 0 && counters.requests % faults.throttleEvery === 0) {
-      counters.throttled++;
-      return void res.writeHead(429, { "retry-after": "0" }).end();
-    }
-    const url = new URL(req.url ?? "/", "http://x");
-    const parts = url.pathname.split("/").map(decodeURIComponent);
-    // /api/models/{org}/{name}/revision/{rev}
-    if (parts[1] === "api" && parts[2] === "models" && parts[5] === "revision") {
-      const id = `${parts[3]}/${parts[4]}`;
-      const repo = repos.get(id);
-      if (!repo) return error(res, 404, "RepoNotFound");
-      if (!authorize(req, res, id, repo)) return;
-      const sha = resolveRev(repo, parts.slice(6).join("/"));
-      if (!sha) return error(res, 404, "RevisionNotFound");
-      const blobsWanted = url.searchParams.get("blobs") === "true";
-      const siblings = [...repo.commits.get(sha)!.values()].map((f) =>
-        blobsWanted
-          ? {
-              rfilename: f.path,
-              size: f.size,
-              blobId: f.lfs ? createHash("sha1").update(f.etag).digest("hex") : f.etag,
-              ...(f.lfs ? { lfs: { sha256: f.etag, size: f.size, pointerSize: 134 } } : {}),
-            }
-          : { rfilename: f.path },
-      );
-      return void res
-        .writeHead(200, { "content-type": "application/json" })
-        .end(JSON.stringify({ id, modelId: id, sha, private: false, gated: repo.gated ? "manual" : false, siblings }));
-    }
-    // /{org}/{name}/resolve/{rev}/{path...}
-    if (parts[3] === "resolve") {
-      const id = `${parts[1]}/${parts[2]}`;
-      const repo = repos.get(id);
-      if (!repo) return error(res, 404, "RepoNotFound");
-      if (!authorize(req, res, id, repo)) return;
-      const sha = resolveRev(repo, parts[4]);
-      if (!sha) return error(res, 404, "RevisionNotFound");
-      const f = repo.commits.get(sha)!.get(parts.slice(5).join("/"));
-      if (!f) return error(res, 404, "EntryNotFound");
-      const common = { "x-repo-commit": sha, etag: `"${f.lfs ? f.etag : f.etag}"` };
-      if (f.lfs) {
-        return void res
-          .writeHead(302, { ...common, "x-linked-etag": `"${f.etag}"`, "x-linked-size": f.size, location: `${storageUrl}/lfs/${f.etag}?sig=test` })
-          .end();
-      }
-      return sendFile(req, res, f, common, false);
-    }
-    error(res, 404, "RepoNotFound");
-  });
+  type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+  const late = (h: Handler): Handler => (opts.latencyMs ? (req, res) => void setTimeout(() => h(req, res), opts.latencyMs) : h);
 
-  const storage: Server = createServer((req, res) => {
-    counters.requests++;
-    if (req.headers.authorization) counters.storageAuthHeaders++;
-    if (injected(req, res)) return;
-    const url = new URL(req.url ?? "/", "http://x");
-    const m = /^\/lfs\/([0-9a-f]{64})$/.exec(url.pathname);
-    const f = m ? blobs.get(m[1]) : undefined;
-    if (!f) return void res.writeHead(404).end();
-    sendFile(req, res, f, { etag: `"${f.etag}"` }, true);
-  });
+  const hub: Server = createServer(
+    late((req, res) => {
+      counters.requests++;
+      if (injected(req, res)) return;
+      if (faults.throttleEvery > 0 && counters.requests % faults.throttleEvery === 0) {
+        counters.throttled++;
+        return void res.writeHead(429, { "retry-after": "0" }).end();
+      }
+      const url = new URL(req.url ?? "/", "http://x");
+      const parts = url.pathname.split("/").map(decodeURIComponent);
+      // /api/models/{org}/{name}/revision/{rev}
+      if (parts[1] === "api" && parts[2] === "models" && parts[5] === "revision") {
+        const id = `${parts[3]}/${parts[4]}`;
+        const repo = repos.get(id);
+        if (!repo) return error(res, 404, "RepoNotFound");
+        if (!authorize(req, res, id, repo)) return;
+        const sha = resolveRev(repo, parts.slice(6).join("/"));
+        if (!sha) return error(res, 404, "RevisionNotFound");
+        const blobsWanted = url.searchParams.get("blobs") === "true";
+        const siblings = [...repo.commits.get(sha)!.values()].map((f) =>
+          blobsWanted
+            ? {
+                rfilename: f.path,
+                size: f.size,
+                blobId: f.lfs ? createHash("sha1").update(f.etag).digest("hex") : f.etag,
+                ...(f.lfs ? { lfs: { sha256: f.etag, size: f.size, pointerSize: 134 } } : {}),
+              }
+            : { rfilename: f.path },
+        );
+        return void res
+          .writeHead(200, { "content-type": "application/json" })
+          .end(JSON.stringify({ id, modelId: id, sha, private: false, gated: repo.gated ? "manual" : false, siblings }));
+      }
+      // /{org}/{name}/resolve/{rev}/{path...}
+      if (parts[3] === "resolve") {
+        const id = `${parts[1]}/${parts[2]}`;
+        const repo = repos.get(id);
+        if (!repo) return error(res, 404, "RepoNotFound");
+        if (!authorize(req, res, id, repo)) return;
+        const sha = resolveRev(repo, parts[4]);
+        if (!sha) return error(res, 404, "RevisionNotFound");
+        const f = repo.commits.get(sha)!.get(parts.slice(5).join("/"));
+        if (!f) return error(res, 404, "EntryNotFound");
+        const common = { "x-repo-commit": sha, etag: `"${f.lfs ? f.etag : f.etag}"` };
+        if (f.lfs) {
+          return void res
+            .writeHead(302, { ...common, "x-linked-etag": `"${f.etag}"`, "x-linked-size": f.size, location: `${storageUrl}/lfs/${f.etag}?sig=test` })
+            .end();
+        }
+        return sendFile(req, res, f, common, false);
+      }
+      error(res, 404, "RepoNotFound");
+    }),
+  );
+
+  const storage: Server = createServer(
+    late((req, res) => {
+      counters.requests++;
+      if (req.headers.authorization) counters.storageAuthHeaders++;
+      if (injected(req, res)) return;
+      const url = new URL(req.url ?? "/", "http://x");
+      const m = /^\/lfs\/([0-9a-f]{64})$/.exec(url.pathname);
+      const f = m ? blobs.get(m[1]) : undefined;
+      if (!f) return void res.writeHead(404).end();
+      sendFile(req, res, f, { etag: `"${f.etag}"` }, true);
+    }),
+  );
 
   const listen = async (s: Server) => {
     await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));

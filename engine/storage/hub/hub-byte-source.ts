@@ -160,7 +160,7 @@ export class HubByteSource implements ByteSource {
       this.block(ext, blockAt(b), true)?.catch(() => undefined);
     }
     const { blocks } = this.hub();
-    await yieldForSockets(blocks);
+    await yieldForSockets();
     try {
       for (const blk of needed) copyChunks(await blk.data, offset - blk.start, buf);
     } finally {
@@ -261,14 +261,14 @@ export class HubByteSource implements ByteSource {
 let lastYield = 0;
 
 /**
- * Lets the thread's event loop take in socket data now and then. The merge kernels run on the
- * thread that owns the connections, and a read served from memory resolves in a microtask: a
- * kernel working through blocks already here never gives the loop a turn, so the read-ahead's
- * bytes sit in the kernel's socket buffer (the server stalls on a full window) until a read
- * finally waits on the network. A turn every millisecond keeps them flowing during compute.
+ * Lets the thread's event loop run now and then. The merge kernels run on the thread that owns
+ * the connections, and a read served from memory resolves in a microtask: a kernel working
+ * through blocks already here never gives the loop a turn, so the read-ahead's bytes sit in the
+ * kernel's socket buffer (the server stalls on a full window), and the thread's next job, which
+ * the pool has already sent, is not taken in to start its fetches (tensor-thread.ts), until a
+ * read finally waits on the network. A turn every millisecond keeps both going during compute.
  */
-async function yieldForSockets(blocks: BlockPool): Promise<void> {
-  if (blocks.inFlight === 0) return;
+async function yieldForSockets(): Promise<void> {
   const now = performance.now();
   if (now - lastYield < 1) return;
   lastYield = now;
