@@ -21,6 +21,7 @@ import { configureHub, hubSettingsFromEnv } from "@mergeloom/engine/storage";
 import type { MergeTask, MergeTaskResult } from "@mergeloom/proto/merge-task";
 import { FIXTURES } from "../harness/repo-root.js";
 import { startTestHub, type TestHub } from "../harness/hub-server.js";
+import { until } from "../harness/until.js";
 
 let dir: string;
 let hub: TestHub;
@@ -55,14 +56,6 @@ async function tasksOf(org: string): Promise<MergeTask[]> {
 }
 
 const digests = (r: MergeTaskResult) => Object.fromEntries(r.tensors.map((t) => [t.name, t.sha256]));
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 test("aborting a job terminates its thread; the other task's job held there is resubmitted and its bytes are right", async () => {
   const slow = await tasksOf("slow");

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
 import { configureHub, hubSettingsFromEnv, openByteSource } from "@mergeloom/engine/storage";
 import { startTestHub, type TestHub } from "../harness/hub-server.js";
+import { until } from "../harness/until.js";
 
 const ROWS = 3;
 const COLS = 1 << 20; // F32: 12 MiB, two 8 MiB-aligned blocks
@@ -48,14 +49,6 @@ after(async () => {
   await hub.close();
   await rm(dir, { recursive: true, force: true });
 });
-
-async function until(cond: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test("willNeed fetches the range before any read; dontNeed releases it, so the next read fetches it again", async () => {
   const src = openByteSource(uri);
