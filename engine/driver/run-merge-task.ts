@@ -37,7 +37,10 @@ function readsRemote(job: TensorJob): boolean {
   return job.tensor.inputs.some((i) => [i.source, ...(i.addVectors ?? []).map((v) => v.source)].some((s) => localPath(s.uri) === undefined));
 }
 
-/** What piscina rejects a thread's jobs with when it terminates the thread (an abort, or the pool's destroy). */
+/**
+ * What piscina rejects a thread's jobs with when it terminates the thread (an abort, or the pool's
+ * destroy): its own message, no code. thread-abort-resubmit.test.ts fails if a piscina update changes it.
+ */
 const THREAD_TERMINATED = "Terminating worker thread";
 /** Resubmissions of one job whose thread was terminated for other jobs' aborts. */
 const MAX_RESUBMITS = 8;

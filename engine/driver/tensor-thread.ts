@@ -28,6 +28,7 @@ let merging: Promise<unknown> = Promise.resolve();
  * first blocks. Merges themselves run one at a time: they share the thread's scratch buffers.
  */
 export default async function run(job: TensorJob): Promise<ThreadReply> {
+  // mergeTensor hints again when its turn comes: blocks the memory budget refused now may fit.
   try {
     prefetchJob(job, io);
   } catch {
