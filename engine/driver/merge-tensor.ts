@@ -148,7 +148,7 @@ async function mergeTensorUnchecked(job: TensorJob, registry: MergeMethodRegistr
   const outRowElems = rowElems(outShape);
   const chunkShape = outShape.length === 0 ? [] : [r1 - r0, ...outShape.slice(1)];
   let bytesRead = 0;
-  prefetchJob(job, io);
+  void prefetchJob(job, io);
 
   // A non-float tensor (integer buffer) of one input is copied untouched (passthrough). The plan
   // refuses to merge several; a task that asks anyway (hand-made) fails rather than drop inputs.
@@ -228,11 +228,15 @@ const jobRows = (job: TensorJob): [number, number] => job.rows ?? [0, rowsOf(job
  * Remote inputs: asks for the rows a job will read, so they stream in while the kernel works
  * rather than a block at a time as it asks — the start of every input first (the kernel reads
  * them side by side), then the rest. Local files need no hint (the page cache reads ahead).
+ * Settles (never rejects) once the fetches are asked for; throws at once on a malformed job.
  */
-export function prefetchJob(job: TensorJob, io: TensorIO): void {
+export function prefetchJob(job: TensorJob, io: TensorIO): Promise<unknown> {
   const ranges = inputRanges(job.tensor, ...jobRows(job));
-  for (const r of ranges) io.willNeed(r.uri, r.from, Math.min(r.to - r.from, PREFETCH_FIRST_BYTES));
-  for (const r of ranges) if (r.to - r.from > PREFETCH_FIRST_BYTES) io.willNeed(r.uri, r.from + PREFETCH_FIRST_BYTES, r.to - r.from - PREFETCH_FIRST_BYTES);
+  const asked = [];
+  for (const r of ranges) asked.push(io.willNeed(r.uri, r.from, Math.min(r.to - r.from, PREFETCH_FIRST_BYTES)));
+  for (const r of ranges)
+    if (r.to - r.from > PREFETCH_FIRST_BYTES) asked.push(io.willNeed(r.uri, r.from + PREFETCH_FIRST_BYTES, r.to - r.from - PREFETCH_FIRST_BYTES));
+  return Promise.all(asked);
 }
 
 /** The job is done with its inputs: remote sources may reuse the memory that held them. */

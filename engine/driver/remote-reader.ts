@@ -16,7 +16,7 @@ export function createRemoteReader(opts: { storageRoots?: readonly string[]; htt
   };
   return {
     willNeed(uri, offset, length) {
-      source(uri).willNeed?.(offset, length);
+      return source(uri).willNeed?.(offset, length);
     },
     dontNeed(uri, offset, length) {
       sources.get(uri)?.dontNeed?.(offset, length);

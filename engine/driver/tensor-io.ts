@@ -14,7 +14,7 @@ import { fsErrorDetail } from "../storage/fs-error.js";
 export interface RemoteReader {
   read(uri: string, offset: number, length: number, into: Uint8Array): Promise<void>;
   /** See ByteSource.willNeed. */
-  willNeed?(uri: string, offset: number, length: number): void;
+  willNeed?(uri: string, offset: number, length: number): void | Promise<void>;
   /** See ByteSource.dontNeed. */
   dontNeed?(uri: string, offset: number, length: number): void;
 }
@@ -107,8 +107,8 @@ export class TensorIO {
   }
 
   /** A hint that a range of a remote input will be read soon (local files need none: the page cache reads ahead). */
-  willNeed(uri: string, offset: number, length: number): void {
-    if (localPath(uri) === undefined) this.remote?.willNeed?.(uri, offset, length);
+  willNeed(uri: string, offset: number, length: number): void | Promise<void> {
+    if (localPath(uri) === undefined) return this.remote?.willNeed?.(uri, offset, length);
   }
 
   /** A hint that a job is done with a range of a remote input. */

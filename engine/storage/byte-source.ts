@@ -17,8 +17,9 @@ export interface ByteSource {
   /**
    * A hint that [offset, offset+length) will be read soon (posix_fadvise's WILLNEED): a remote
    * source starts fetching its start now, in parallel with the other inputs of the same tensor.
+   * A promise, when returned, settles (never rejects) once those fetches are asked for.
    */
-  willNeed?(offset: number, length: number): void;
+  willNeed?(offset: number, length: number): void | Promise<void>;
   /** A hint that [offset, offset+length) will not be read again soon (posix_fadvise's DONTNEED): its memory may be reused. */
   dontNeed?(offset: number, length: number): void;
   close(): Promise<void>;

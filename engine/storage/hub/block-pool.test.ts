@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BlockPool } from "./block-pool.js";
+import { BlockPool, type BlockRequest } from "./block-pool.js";
 import { copyChunks } from "./hub-byte-source.js";
 import { RedirectCache, signedUrlExpiry } from "./redirect-cache.js";
 
@@ -18,14 +18,14 @@ test("a block is loaded once, kept within the budget (least recently used out), 
   await pool.get("b", 100, counted(2));
   await pool.get("a", 100, counted(1)); // a is now the most recent
   const evicted: string[] = [];
-  await pool.get("c", 100, counted(3), false, () => evicted.push("c"));
+  await pool.get("c", 100, counted(3), { onEvict: () => evicted.push("c") });
   assert.equal(pool.has("b"), false, "b, the least recently used, made room");
   assert.ok(pool.has("a") && pool.has("c"));
   assert.ok(pool.bytes <= 250);
   // Read-ahead does not evict in-flight blocks to make room: it is skipped.
   let release!: () => void;
   const slow = pool.get("d", 100, () => new Promise((r) => (release = () => r([new Uint8Array(100)]))));
-  assert.equal(pool.get("e", 200, counted(5), true), undefined);
+  assert.equal(pool.get("e", 200, counted(5), { ahead: true }), undefined);
   release();
   await slow;
 });
@@ -34,7 +34,7 @@ test("a failed read-ahead block reaches the read that needs it once, with no sec
   const pool = new BlockPool(1000);
   let loads = 0;
   const failing = () => (loads++, Promise.reject(new Error("503")));
-  await assert.rejects(pool.get("x", 100, failing, true)!, /503/);
+  await assert.rejects(pool.get("x", 100, failing, { ahead: true })!, /503/);
   await assert.rejects(pool.get("x", 100, failing)!, /503/);
   assert.equal(loads, 1);
   await pool.get("x", 100, block(7)); // forgotten after that: a later read tries again
@@ -70,7 +70,7 @@ test("buffers of released blocks serve later fetches, but never while a read has
   const pool = new BlockPool(8 << 20);
   const size = 5 << 20;
   const load = (v: number) => async () => [pool.takeBuffer(size).fill(v)];
-  const a = pool.get("a", size, load(1), false, undefined, true)!;
+  const a = pool.get("a", size, load(1), { pin: true })!;
   const first = (await a)[0];
   pool.release(["a"]);
   assert.ok(pool.has("a"), "pinned: kept");
@@ -104,4 +104,49 @@ test("recycled buffers count against the budget and are the first thing given up
   await pool.get("c", size, async () => [Buffer.alloc(size)]); // not from the pool: the free buffer is dropped for room
   assert.ok(pool.has("b") && pool.has("c"), "live blocks stay");
   assert.ok(pool.bytes <= 20 << 20);
+});
+
+test("a fetch that needs room takes a recycled buffer rather than give it up and allocate a fresh one", async () => {
+  const pool = new BlockPool(16 << 20);
+  const size = 8 << 20;
+  const a = (await pool.get("a", size, async (alloc) => [alloc(size)])!)[0];
+  await pool.get("b", size, async (alloc) => [alloc(size)]);
+  pool.release(["a"]); // 16 MiB held, past half the budget: a's buffer goes to the free list
+  const c = (await pool.get("c", size, async (alloc) => [alloc(size)])!)[0];
+  assert.equal(c.buffer, a.buffer, "c is read into a's old buffer");
+  assert.ok(pool.bytes <= 16 << 20);
+});
+
+test("read-ahead for another tensor takes no room from claimed blocks; a read takes it from the idle job's before the live one's", async () => {
+  const pool = new BlockPool(400);
+  const live = () => true;
+  const idle = () => false;
+  const evicted: string[] = [];
+  const get = (key: string, req: BlockRequest) => pool.get(key, 100, block(1), { ...req, onEvict: () => evicted.push(key) });
+  await get("old", { live: idle });
+  pool.release(["old"]); // its job is done; at a quarter of the budget the block is kept, unclaimed
+  assert.ok(pool.has("old"));
+  await get("cur", { live }); // the tensor a kernel is reading
+  await get("next", { ahead: true, live: idle }); // the held job's prefetch
+  await get("more", { ahead: true, live: idle });
+  // Full. Read-ahead for another tensor may take only the finished job's room.
+  assert.notEqual(get("ahead1", { ahead: true, live: idle }), undefined);
+  assert.equal(get("ahead2", { ahead: true, live: idle }), undefined, "cur, next and more are claimed");
+  await get("ahead1", {});
+  // A read of the live tensor: the idle job's oldest block goes, the live tensor's stays.
+  await get("cur2", { live });
+  assert.deepEqual(evicted, ["old", "next"]);
+  assert.ok(pool.has("cur") && pool.has("more") && pool.has("cur2"));
+});
+
+test("making room pushes out only as many blocks as the fetch needs, however their buffers are recycled", async () => {
+  const pool = new BlockPool(32 << 20);
+  const size = 8 << 20;
+  const evicted: string[] = [];
+  const get = (key: string) => pool.get(key, size, async (alloc) => [alloc(size)], { onEvict: () => evicted.push(key), live: () => true });
+  for (const k of ["a", "b", "c", "d"]) await get(k);
+  await get("e");
+  assert.deepEqual(evicted, ["a"], "one block out for one block in");
+  assert.ok(pool.has("b") && pool.has("c") && pool.has("d") && pool.has("e"));
+  assert.ok(pool.bytes <= 32 << 20);
 });

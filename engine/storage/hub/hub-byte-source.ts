@@ -21,7 +21,7 @@ import { CheckpointError, StorageError } from "../../errors/index.js";
 import { checkReadArgs, truncatedError, type ByteSource } from "../byte-source.js";
 import { FileByteSource } from "../file-byte-source.js";
 import type { HttpOptions } from "../http-byte-source.js";
-import { BlockPool } from "./block-pool.js";
+import { BlockPool, type BlockAlloc } from "./block-pool.js";
 import { cachedFile } from "./hf-cache.js";
 import { HubClient } from "./hub-client.js";
 import { parsePinnedHubUri, type PinnedHubFile } from "./hub-reference.js";
@@ -169,9 +169,12 @@ export class HubByteSource implements ByteSource {
     return buf;
   }
 
-  /** Starts the blocks holding the range (those inside one tensor), as read-ahead: within the memory budget, never evicting. */
-  willNeed(offset: number, length: number): void {
-    if (length <= 0 || this.cached() || this.hub().settings.offline) return;
+  /**
+   * Starts the blocks holding the range (those inside one tensor), as read-ahead: within the memory
+   * budget, taking room only from blocks no job holds (block-pool.ts). Settles once they are asked for.
+   */
+  willNeed(offset: number, length: number): Promise<void> {
+    if (length <= 0 || this.cached() || this.hub().settings.offline) return Promise.resolve();
     const start = async () => {
       await this.size();
       const ext = await this.extentOf(offset, 1);
@@ -184,7 +187,7 @@ export class HubByteSource implements ByteSource {
       }
     };
     // Only a hint: a failure here surfaces, if at all, on the read that needs the bytes.
-    start().catch(() => undefined);
+    return start().catch(() => undefined);
   }
 
   /** Releases the blocks that lie wholly inside the range (a job is done with them); their buffers serve the next fetches. */
@@ -212,15 +215,14 @@ export class HubByteSource implements ByteSource {
   private block(ext: Extent, b: { start: number; len: number }, ahead: boolean): Promise<Uint8Array[]> | undefined {
     const { blocks, ranges, settings } = this.hub();
     const key = this.blockKey(b);
-    const spill =
-      ranges && !settings.rangeCacheAll
-        ? (data: Uint8Array[]) => this.active === ext && performance.now() - this.activeAt < ACTIVE_MS && ranges.put(key, data)
-        : undefined;
-    return blocks.get(key, b.len, () => this.fetchRange(b.start, b.len, (n) => blocks.takeBuffer(n)), ahead, spill, !ahead);
+    // Its tensor is being read: a multi-pass method will read the block again.
+    const live = () => this.active === ext && performance.now() - this.activeAt < ACTIVE_MS;
+    const onEvict = ranges && !settings.rangeCacheAll ? (data: Uint8Array[]) => live() && ranges.put(key, data) : undefined;
+    return blocks.get(key, b.len, (alloc) => this.fetchRange(b.start, b.len, alloc), { ahead, onEvict, pin: !ahead, live });
   }
 
   /** A range from the worker's range cache, else the network (kept in the range cache with --cache-dir). */
-  private async fetchRange(offset: number, length: number, alloc?: (n: number) => Uint8Array): Promise<Uint8Array[]> {
+  private async fetchRange(offset: number, length: number, alloc?: BlockAlloc): Promise<Uint8Array[]> {
     const { client, ranges, settings } = this.hub();
     const key = `${this.uri}:${offset}:${length}`;
     const hit = ranges?.take(key, length);
