@@ -36,7 +36,8 @@ export function cachedFile(cacheDir: string, repo: string, sha: string, file: st
   checkRepoFilePath(`${repo}@${sha}`, file);
   const p = join(snapshotDir(cacheDir, repo, sha), file);
   try {
-    return statSync(p).isFile() ? p : undefined;
+    // No exception for the usual miss (ENOENT): every Hub read of a file the cache lacks asks again.
+    return statSync(p, { throwIfNoEntry: false })?.isFile() ? p : undefined;
   } catch {
     return undefined;
   }
