@@ -15,8 +15,9 @@
  *   node bench/dist/hub-throughput.js [--size-gb 1] [--repeat 3] [--threads N] [--skip-distributed] [--serve-from memory|disk]
  *                                     [--server-cpus LIST --merge-cpus LIST] [--latency-ms MS]
  *
- * `--server-cpus` / `--merge-cpus` (taskset CPU lists, e.g. 1 and 0) pin this process — which hosts
- * the test Hub — and the merges of part 1 (both local and Hub) to separate CPUs: a real Hub's CDN
+ * The test Hub runs in a child process of its own (start-hub-process.ts), as a real Hub is another
+ * machine. `--server-cpus` / `--merge-cpus` (taskset CPU lists, e.g. 1 and 0) pin this process and
+ * the test Hub's — and the merges of part 1 (both local and Hub) to separate CPUs: a real Hub's CDN
  * is another machine, and on a small machine the stand-in server otherwise takes its CPU from the
  * merge it serves.
  *
@@ -29,9 +30,9 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildSafetensorsHeader } from "@mergeloom/engine/tensor";
 import { openSyntheticCheckpoint } from "@mergeloom/engine/storage";
-import { startTestHub } from "@mergeloom/test/harness";
 import { startNatsServer } from "@mergeloom/test/harness";
 import { makeSyntheticCheckpoints, parseFlag, repoRoot } from "./make-synthetic-checkpoints.js";
+import { startHubProcess } from "./start-hub-process.js";
 import { configureHub, hubSettingsFromEnv } from "@mergeloom/engine/storage";
 import { loadConfig, planMerge } from "@mergeloom/engine/job";
 
@@ -141,7 +142,7 @@ async function main(argv: string[]): Promise<void> {
   const fromDisk = parseFlag(argv, "--serve-from") === "disk";
   const latencyMs = Number(parseFlag(argv, "--latency-ms") ?? "0");
   if (!(latencyMs >= 0)) throw new Error(`--latency-ms ${parseFlag(argv, "--latency-ms")}: give a number of milliseconds, e.g. 20`);
-  const hub = await startTestHub({ serveFromMemory: !fromDisk, latencyMs });
+  const hub = await startHubProcess({ serveFromMemory: !fromDisk, latencyMs });
   const env = { HF_ENDPOINT: hub.url, HF_HUB_CACHE: join(work, "empty-cache"), HF_TOKEN: "" };
   const lines: string[] = [];
   try {
@@ -275,9 +276,9 @@ async function main(argv: string[]): Promise<void> {
     };
     for (let i = 0; i < repeat; i++) {
       t.local.push(must(await cli(["plan", bigLocal], env), "local 70b plan").seconds);
-      hub.resetCounters();
+      await hub.resetCounters();
       t.hub.push(must(await cli(["plan", bigHub], env), "hub 70b plan").seconds);
-      tensorBytes += hub.counters.tensorBytesServed;
+      tensorBytes += (await hub.counters()).tensorBytesServed;
       t.localIn.push(await timed(bigLocal));
       t.hubIn.push(await timed(bigHub));
     }
