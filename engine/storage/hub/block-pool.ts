@@ -10,7 +10,7 @@
  * they go to the disk cache via `onEvict`). Read-ahead for a tensor not being read — the next
  * job's prefetch — stops at the second: it must not push out the current job's blocks, which a
  * TIES or DARE pass is about to read again (measured: a 280 MB round trip through the disk cache
- * per merge of the 3 × 1 GB bench set, a quarter of the Hub merge's time).
+ * per merge of the 3 × 1 GB bench set, ~2 s of a 12 s Hub merge).
  *
  * Block buffers are recycled: a dropped block's buffer (one this pool handed out) serves the next
  * fetch — the fetch that made room takes it first. Fresh memory costs a page fault per 4 KiB and
